@@ -1,0 +1,1 @@
+"""crm-renewals: a CRM renewal engine."""

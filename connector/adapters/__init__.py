@@ -1,0 +1,1 @@
+"""CRM adapters: each implements connector.ports.CrmClient."""

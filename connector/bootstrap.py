@@ -1,0 +1,57 @@
+"""The one place that builds adapters and the state store from configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from connector.adapters.sandbox import SandboxCrm
+from connector.config import AppConfig, find_config, load_config
+from connector.errors import ConfigError, Problem
+from connector.mapping_file import load_mapping
+from connector.services.context import Context
+from connector.state import StateStore
+
+#: Fault injection for crash tests: the sandbox kills the process after this many write calls.
+KILL_AFTER_WRITES_ENV = "RENEWALS_SANDBOX_KILL_AFTER_WRITES"
+
+
+def load(config_path: str | None) -> AppConfig:
+    path = find_config(config_path)
+    if not path.exists():
+        raise ConfigError(
+            [
+                Problem(
+                    "", "configuration file not found (use --config or RENEWALS_CONFIG)", str(path)
+                )
+            ]
+        )
+    return load_config(path)
+
+
+def build(config: AppConfig) -> Context:
+    mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
+    if config.crm != "sandbox":
+        raise ConfigError(
+            [
+                Problem(
+                    "crm",
+                    f"the {config.crm} adapter is not available in this version; use crm: sandbox",
+                    "app.yaml",
+                )
+            ]
+        )
+    crm = build_sandbox(config, mapping)
+    return Context(config, mapping, crm, StateStore(config.state_url))
+
+
+def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
+    mapping = mapping or load_mapping(config.mapping_path, expect_crm="sandbox")
+    kill = os.environ.get(KILL_AFTER_WRITES_ENV)
+    return SandboxCrm(
+        Path(config.sandbox_path),
+        mapping,
+        batch_size=config.sandbox.batch_size,
+        page_size=config.sync.page_size,
+        kill_after_writes=int(kill) if kill else None,
+    )

@@ -1,0 +1,334 @@
+"""`renewals`: the command line. Tables for people, --json for scripts.
+
+Exit codes: 0 success, 1 partial failure (some records failed or were dead-lettered),
+2 fatal error (bad configuration, CRM unusable, bad usage).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from connector import bootstrap, logs
+from connector.adapters.sandbox_seed import seed as seed_book
+from connector.cli_render import (
+    print_dead_letters,
+    print_explanation,
+    print_plan_diff,
+    print_runs,
+    print_seed,
+    print_sync,
+    progress_bar,
+)
+from connector.errors import ConfigError, ConnectorError
+from connector.mapping_file import load_mapping
+from connector.services import explain, retry_dead_letters, sync
+from connector.services.sync import today
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+out = Console()
+err = Console(stderr=True)
+
+
+def _date(_ctx, _param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+as_of_option = click.option(
+    "--as-of", callback=_date, metavar="DATE", help="Plan as if today were DATE (YYYY-MM-DD)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def fatal_errors(fn: Callable) -> Callable:
+    """Turn our errors into a clear message on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]Configuration problem{'s' if len(exc.problems) > 1 else ''}:[/]")
+            for problem in exc.problems:
+                err.print(f"  {problem}", markup=False, highlight=False)
+            sys.exit(EXIT_FATAL)
+        except ConnectorError as exc:
+            err.print(f"[bold red]Error:[/] {type(exc).__name__}: ", end="")
+            err.print(str(exc), markup=False, highlight=False)
+            err.print("Nothing is lost: the next run resumes from the last recorded state.")
+            sys.exit(EXIT_FATAL)
+
+    return wrapper
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar=None,
+    help="app.yaml to use (default: $RENEWALS_CONFIG, then ./app.yaml).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """crm-renewals: renewal opportunities, tasks and reports inside your CRM."""
+    logs.setup(30 - 10 * min(verbose, 2))
+    ctx.obj = {"config": config_path}
+
+
+def _context(ctx: click.Context):
+    return bootstrap.build(bootstrap.load(ctx.obj["config"]))
+
+
+@main.command("sync")
+@click.option(
+    "--full", is_flag=True, help="Re-read everything instead of changes since the last cursor."
+)
+@click.option("--dry-run", is_flag=True, help="Print the planned writes as a diff; write nothing.")
+@as_of_option
+@json_option
+@click.pass_context
+@fatal_errors
+def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) -> None:
+    """Pull changes, plan renewals and tasks, write them to the CRM."""
+    context = _context(ctx)
+    try:
+        with progress_bar(enabled=not as_json) as progress:
+            report = sync(context, full=full, dry_run=dry_run, as_of=as_of, progress=progress)
+    finally:
+        context.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        if dry_run:
+            print_plan_diff(out, report.plans)
+        print_sync(out, report)
+    sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
+
+
+@main.command("explain")
+@click.argument("contract_id")
+@as_of_option
+@json_option
+@click.pass_context
+@fatal_errors
+def explain_cmd(ctx, contract_id: str, as_of: date | None, as_json: bool) -> None:
+    """Why CONTRACT_ID has, or has no, renewal (from the last synced data)."""
+    context = _context(ctx)
+    try:
+        result = explain(context, contract_id, as_of)
+    finally:
+        context.close()
+    print_explanation(out, result, as_json)
+    sys.exit(EXIT_OK if result.plan is not None else EXIT_PARTIAL)
+
+
+@main.command("runs")
+@click.option("--limit", default=20, show_default=True, help="How many runs to show.")
+@json_option
+@click.pass_context
+@fatal_errors
+def runs_cmd(ctx, limit: int, as_json: bool) -> None:
+    """Run history: counts, API calls, duration."""
+    context = _context(ctx)
+    try:
+        rows = context.store.list_runs(limit)
+    finally:
+        context.close()
+    print_runs(out, rows, as_json)
+
+
+@main.group("deadletters")
+def deadletters() -> None:
+    """Records that failed to map or were refused by the CRM."""
+
+
+@deadletters.command("list")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved letters.")
+@json_option
+@click.pass_context
+@fatal_errors
+def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
+    """List open dead letters."""
+    context = _context(ctx.parent)
+    try:
+        rows = context.store.list_dead_letters(include_resolved)
+    finally:
+        context.close()
+    print_dead_letters(out, rows, as_json)
+
+
+@deadletters.command("retry")
+@as_of_option
+@json_option
+@click.pass_context
+@fatal_errors
+def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
+    """Re-map failed records with the current mapping, then sync (re-sends refused writes)."""
+    context = _context(ctx.parent)
+    try:
+        fixed, report = retry_dead_letters(context, as_of)
+        remaining = len(context.store.list_dead_letters())
+    finally:
+        context.close()
+    if as_json:
+        click.echo(
+            json.dumps({"remapped": fixed, "remaining": remaining, "sync": report.to_json()})
+        )
+    else:
+        out.print(f"Re-mapped {fixed} record(s); {remaining} dead letter(s) remain.")
+        print_sync(out, report)
+    sys.exit(EXIT_PARTIAL if remaining else EXIT_OK)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration (app.yaml)."""
+
+
+@config_group.command("check")
+@click.pass_context
+@fatal_errors
+def config_check(ctx) -> None:
+    """Validate app.yaml and its mapping file; print every problem with file and line."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
+    out.print(
+        f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
+        f"state: {_safe_url(cfg.state_url)})"
+    )
+
+
+@main.group("mappings")
+def mappings_group() -> None:
+    """Field mappings (mappings/*.yaml)."""
+
+
+@mappings_group.command("validate")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+@fatal_errors
+def mappings_validate(ctx, files: tuple[Path, ...]) -> None:
+    """Check mapping FILES (default: the one app.yaml selects) against the canonical models."""
+    if not files:
+        files = (bootstrap.load(ctx.parent.obj["config"]).mapping_path,)
+    problems = []
+    for path in files:
+        try:
+            mapping = load_mapping(path)
+            out.print(f"[green]OK[/]: {path} ({mapping.crm}, {len(mapping.models)} models)")
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+
+
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """The bundled sandbox CRM."""
+
+
+@sandbox_group.command("seed")
+@click.option("--seed", "seed_value", type=int, help="Random seed (default: sandbox.seed).")
+@click.option("--accounts", default=160, show_default=True)
+@click.option("--contracts", default=260, show_default=True)
+@click.option("--reset", is_flag=True, help="Delete the sandbox and the state database first.")
+@as_of_option
+@click.pass_context
+@fatal_errors
+def sandbox_seed(
+    ctx, seed_value, accounts: int, contracts: int, reset: bool, as_of: date | None
+) -> None:
+    """Fill the sandbox with a deterministic demo book."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    summary = _seed(cfg, seed_value, accounts, contracts, reset, as_of or today())
+    print_seed(out, summary, cfg.sandbox_path)
+
+
+def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
+    if cfg.crm != "sandbox":
+        raise ConfigError([_problem("crm", "sandbox commands need crm: sandbox")])
+    if reset:
+        _remove_sqlite(cfg.sandbox_path)
+        if cfg.state_url.startswith("sqlite:///"):
+            _remove_sqlite(Path(cfg.state_url.removeprefix("sqlite:///")))
+    crm = bootstrap.build_sandbox(cfg)
+    try:
+        if crm.all("Account") or crm.all("User"):
+            raise ConfigError(
+                [
+                    _problem(
+                        "sandbox.database",
+                        f"{cfg.sandbox_path} already holds records; use --reset to start over",
+                    )
+                ]
+            )
+        return seed_book(
+            crm,
+            seed=cfg.sandbox.seed if seed_value is None else seed_value,
+            as_of=as_of,
+            accounts=accounts,
+            contracts=contracts,
+        )
+    finally:
+        crm.close()
+
+
+@main.command("demo")
+@click.option("--seed", "seed_value", type=int, help="Random seed (default: sandbox.seed).")
+@as_of_option
+@click.pass_context
+@fatal_errors
+def demo(ctx, seed_value, as_of: date | None) -> None:
+    """Reset the sandbox, seed a demo book, run the renewal sync twice, show the summary."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    as_of = as_of or today()
+    out.rule("[bold]crm-renewals demo[/] on the sandbox CRM")
+    summary = _seed(cfg, seed_value, 160, 260, True, as_of)
+    print_seed(out, summary, cfg.sandbox_path)
+    context = bootstrap.build(cfg)
+    try:
+        with progress_bar(enabled=True) as progress:
+            report = sync(context, as_of=as_of, progress=progress)
+        print_sync(out, report, attention=context.store.list_dead_letters())
+        again = sync(context, as_of=as_of)
+    finally:
+        context.close()
+    out.print(
+        f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
+        f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
+    )
+    out.print(
+        "\nTry next: [bold]renewals explain <contract id>[/], [bold]renewals runs[/], "
+        "[bold]renewals deadletters list[/], [bold]renewals sync --dry-run[/]"
+    )
+
+
+def _problem(path: str, message: str):
+    from connector.errors import Problem
+
+    return Problem(path, message, "app.yaml")
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

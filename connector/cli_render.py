@@ -1,0 +1,216 @@
+"""Rich rendering for the CLI: tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connector.domain.renewals import Plan, RenewalPlan, Skip
+from connector.services.sync import Explanation, SyncReport
+
+ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """Yields a callback(kind, n) that advances one line per record kind."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("[bold]{task.completed}[/] records"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(kind: str, n: int) -> None:
+            if kind not in tasks:
+                tasks[kind] = progress.add_task(kind.replace("_", " "), total=None)
+            progress.advance(tasks[kind], n)
+
+        yield advance
+
+
+def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None) -> None:
+    title = "Dry run (nothing written)" if r.dry_run else f"Run {r.run_id} ({r.status})"
+    t = Table(title=f"{title} as of {r.as_of}", show_header=False)
+    for label, value in (
+        ("renewals created", r.created),
+        ("renewals updated", r.updated),
+        ("unchanged", r.unchanged),
+        ("skipped", r.skipped),
+        ("failed", r.failed),
+        ("tasks created", r.tasks_created),
+        ("open dead letters", r.dead_letters),
+        ("API calls", r.api_calls),
+        ("duration", f"{r.duration_s:.2f} s"),
+    ):
+        t.add_row(label, str(value))
+    out.print(t)
+    if r.writes:
+        w = Table("write", "count", title="Writes" + (" planned" if r.dry_run else " sent"))
+        for name, count in r.writes.items():
+            w.add_row(name, str(count))
+        out.print(w)
+    if r.skip_reasons:
+        s = Table("reason", "contracts", title="Skipped, by reason")
+        for reason, count in r.skip_reasons.items():
+            s.add_row(reason, str(count))
+        out.print(s)
+    needs = [p for p in r.plans if isinstance(p, Skip) and p.reason in ATTENTION]
+    if needs or attention:
+        a = Table("contract", "problem", title="Needs attention", title_style="bold red")
+        for p in needs:
+            a.add_row(p.contract_id, f"{p.reason}: {p.detail}")
+        for d in attention or []:
+            if d["stage"] == "write":
+                a.add_row(d["contract_id"] or "", f"{d['error_code']}: {d['message']}")
+        out.print(a)
+
+
+def print_plan_diff(out: Console, plans: list[Plan]) -> None:
+    shown = 0
+    for plan in plans:
+        if not isinstance(plan, RenewalPlan) or not plan.writes:
+            continue
+        shown += 1
+        out.print(f"[bold]contract {plan.contract_id}[/] ({plan.renewal.name})")
+        for w in plan.writes:
+            sign = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-"}[w.op]
+            out.print(f"  {sign} {w.op} {w.kind} {w.key}[/]", highlight=False)
+            for name, value in w.fields.items():
+                before = (
+                    getattr(plan.current, name, None)
+                    if w.kind == "renewal_opportunity" and plan.current is not None
+                    else None
+                )
+                arrow = f"{before} -> " if before is not None else ""
+                out.print(f"      {name}: {arrow}{value}", markup=False, highlight=False)
+    if not shown:
+        out.print("No writes planned.")
+
+
+def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
+    plan = e.plan
+    if as_json:
+        data: dict[str, Any] = {
+            "contract_id": e.contract_id,
+            "known": plan is not None,
+            "dead_letters": [_jsonable(d) for d in e.dead_letters],
+        }
+        if isinstance(plan, Skip):
+            data.update(decision="skip", reason=plan.reason, detail=plan.detail)
+        elif isinstance(plan, RenewalPlan):
+            data.update(
+                decision=plan.action,
+                renewal=plan.renewal.model_dump(mode="json"),
+                locked=sorted(plan.locked),
+                notes=list(plan.notes),
+                writes=[{"kind": w.kind, "op": w.op, "key": w.key} for w in plan.writes],
+                tasks=[t.model_dump(mode="json") for t in plan.tasks],
+            )
+        out.print_json(json.dumps(data))
+        return
+    if plan is None:
+        out.print(
+            f"Contract {e.contract_id} is not in the synced book: run [bold]renewals sync"
+            "[/] first, or check the id."
+        )
+        return
+    if isinstance(plan, Skip):
+        out.print(f"Contract {e.contract_id}: [bold]no renewal[/] ({plan.reason})")
+        out.print(f"  {plan.detail}", markup=False)
+    else:
+        r = plan.renewal
+        verb = "will be created" if plan.action == "create" else "exists"
+        out.print(f"Contract {e.contract_id}: renewal [bold]{r.key}[/] {verb}")
+        out.print(
+            f"  {r.name} | stage {r.stage} | closes {r.close_date} | owner {r.owner_id} | "
+            f"amount {r.amount}",
+            markup=False,
+        )
+        for line in plan.lines:
+            out.print(
+                f"  line {line.product_code} x {line.quantity} @ {line.unit_price}", markup=False
+            )
+        for note in plan.notes:
+            out.print(f"  note: {note}", markup=False)
+        if plan.locked:
+            out.print(f"  rep-owned fields (not written): {', '.join(sorted(plan.locked))}")
+        out.print(f"  pending writes: {len(plan.writes)}; tasks planned: {len(plan.tasks)}")
+    for d in e.dead_letters:
+        out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
+
+
+def print_runs(out: Console, rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([_jsonable(r) for r in rows]))
+        return
+    t = Table(
+        "run",
+        "started",
+        "mode",
+        "status",
+        "created",
+        "updated",
+        "unchanged",
+        "skipped",
+        "failed",
+        "API calls",
+        "seconds",
+        title="Runs",
+    )
+    for r in rows:
+        c = r.get("counts") or {}
+        t.add_row(
+            str(r["id"]),
+            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["mode"],
+            r["status"],
+            *(str(c.get(k, "")) for k in ("created", "updated", "unchanged", "skipped", "failed")),
+            str(r["api_calls"] or 0),
+            f"{r['duration_s'] or 0:.2f}",
+        )
+    out.print(t)
+
+
+def print_dead_letters(out: Console, rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([_jsonable(r) for r in rows]))
+        return
+    if not rows:
+        out.print("No open dead letters.")
+        return
+    t = Table("id", "stage", "kind", "record", "contract", "error", "tries", title="Dead letters")
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            r["stage"],
+            r["kind"],
+            r["record_id"],
+            r["contract_id"] or "",
+            f"{r['error_code'] or ''}: {r['message']}",
+            str(r["attempts"]),
+        )
+    out.print(t)
+
+
+def print_seed(out: Console, s, path) -> None:
+    out.print(
+        f"Seeded {path}: {s.users} users, {s.accounts} accounts, {s.contacts} contacts, "
+        f"{s.contracts} contracts, {s.lines} contract lines; "
+        f"{len(s.broken)} records broken on purpose."
+    )
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}

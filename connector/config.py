@@ -1,0 +1,237 @@
+"""Typed app.yaml: frozen pydantic models, unknown keys forbidden, every problem reported at once.
+
+Secrets never live in app.yaml; they are read from environment variables (see SECRET_ENV_VARS).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connector.domain.policy import Playbook, RenewalPolicy
+from connector.errors import ConfigError, Problem
+from connector.yamlsource import YamlSource, load_yaml
+
+CONFIG_ENV = "RENEWALS_CONFIG"
+#: Environment variables that hold secrets; their values are redacted from every log line.
+SECRET_ENV_VARS = (
+    "SALESFORCE_PASSWORD",
+    "SALESFORCE_SECURITY_TOKEN",
+    "SALESFORCE_SESSION_ID",
+    "SALESFORCE_CONSUMER_KEY",
+    "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_CLIENT_SECRET",
+    "RENEWALS_WEBHOOK_SECRET",
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StateSettings(Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")
+
+
+class SyncSettings(Section):
+    overlap_seconds: int = Field(300, ge=0, le=86_400)
+    page_size: int = Field(2000, ge=200, le=2000)
+    retry_attempts: int = Field(5, ge=1, le=20)
+    retry_max_wait_seconds: float = Field(30, ge=0, le=600)
+
+
+class SandboxSettings(Section):
+    database: Path | None = None
+    batch_size: int = Field(200, ge=1, le=10_000)
+    seed: int = 42
+
+
+class Threshold(Section):
+    at: float
+    score: float = Field(ge=0, le=100)
+
+
+class Measure(Section):
+    weight: float = Field(gt=0)
+    thresholds: tuple[Threshold, ...] = Field(min_length=1)
+
+
+class Scorecard(Section):
+    green: float = Field(70, ge=0, le=100)
+    yellow: float = Field(40, ge=0, le=100)
+    min_measures: int = Field(3, ge=1)
+    at_risk_drop: float = Field(15, ge=0, le=100)
+    measures: dict[str, Measure] = {}
+
+
+class SeatExpansion(Section):
+    above_utilisation: float = Field(0.9, gt=0, le=2)
+    target_utilisation: float = Field(0.8, gt=0, le=1)
+
+
+class TierUpgrade(Section):
+    usage_share: float = Field(0.9, gt=0, le=1)
+    next_tier: dict[str, str] = {}
+
+
+class CrossSell(Section):
+    peer_share: float = Field(0.6, gt=0, le=1)
+    min_peers: int = Field(5, ge=1)
+
+
+class Upsell(Section):
+    enabled: bool = True
+    seat_expansion: SeatExpansion = SeatExpansion()
+    tier_upgrade: TierUpgrade = TierUpgrade()
+    cross_sell: CrossSell = CrossSell()
+
+
+class Job(Section):
+    enabled: bool = True
+    cron: str | None = None
+    interval_minutes: int | None = Field(None, ge=1)
+
+
+class Schedule(Section):
+    timezone: str = "UTC"
+    jobs: dict[str, Job] = {}
+
+
+class AppConfig(Section):
+    crm: Literal["sandbox", "salesforce", "hubspot"] = "sandbox"
+    data_dir: Path = Path("data")
+    mapping: Path | None = None
+    state: StateSettings = StateSettings()
+    sync: SyncSettings = SyncSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    renewals: RenewalPolicy = RenewalPolicy()
+    scorecard: Scorecard = Scorecard()
+    upsell: Upsell = Upsell()
+    playbook: Playbook = Playbook()
+    schedule: Schedule = Schedule()
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    def path(self, p: Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def mapping_path(self) -> Path:
+        return self.path(self.mapping or Path("mappings") / f"{self.crm}.yaml")
+
+    @property
+    def state_url(self) -> str:
+        return self.state.url or f"sqlite:///{self.data_path / 'state.db'}"
+
+    @property
+    def sandbox_path(self) -> Path:
+        return self.path(self.sandbox.database or self.data_dir / "sandbox.db")
+
+
+def find_config(explicit: str | None) -> Path:
+    """--config, then $RENEWALS_CONFIG, then ./app.yaml."""
+    chosen = explicit or os.environ.get(CONFIG_ENV) or "app.yaml"
+    return Path(chosen)
+
+
+def load_config(path: str | Path) -> AppConfig:
+    src = load_yaml(path)
+    if not isinstance(src.data, dict):
+        raise ConfigError([src.problem((), "the top level must be a mapping of sections")])
+    try:
+        cfg = AppConfig.model_validate({**src.data, "base_dir": Path(path).resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(src.problems_from(exc)) from exc
+    problems = semantic_problems(cfg, src)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
+    """Cross-field rules that a single field's type cannot say."""
+    out: list[Problem] = []
+    r = cfg.renewals
+    if r.latest_creation_days > r.lead_time_days:
+        out.append(
+            src.problem(
+                ("renewals", "latest_creation_days"),
+                f"must not exceed lead_time_days ({r.lead_time_days})",
+            )
+        )
+    if r.notice_days >= r.latest_creation_days:
+        out.append(
+            src.problem(
+                ("renewals", "notice_days"),
+                "the customer notice must come after the renewal is created: "
+                f"keep it below latest_creation_days ({r.latest_creation_days})",
+            )
+        )
+    if r.initial_stage in r.closed_won_stages + r.closed_lost_stages:
+        out.append(src.problem(("renewals", "initial_stage"), "must be an open stage"))
+    out += _template_problems(src, ("renewals", "name_template"), r.name_template, NAME_FIELDS)
+    for i, step in enumerate(cfg.playbook.steps):
+        for attr in ("subject", "description"):
+            out += _template_problems(
+                src, ("playbook", "steps", i, attr), getattr(step, attr), TASK_FIELDS
+            )
+    ids = [s.id for s in cfg.playbook.steps]
+    for i, step_id in enumerate(ids):
+        if ids.index(step_id) != i:
+            out.append(src.problem(("playbook", "steps", i, "id"), f"duplicate step {step_id!r}"))
+    if cfg.scorecard.yellow >= cfg.scorecard.green:
+        out.append(src.problem(("scorecard", "yellow"), "must be below the green threshold"))
+    for name, job in cfg.schedule.jobs.items():
+        out += _job_problems(src, ("schedule", "jobs", name), job)
+    return out
+
+
+NAME_FIELDS = {"account_name": "Acme", "contract_number": "00000100", "end_date": date(2027, 3, 31)}
+TASK_FIELDS = {
+    **NAME_FIELDS,
+    "amount": "1,000.00",
+    "currency": "USD",
+    "uplift_percent": "3",
+    "contacts": "Ann (ann@example.com)",
+    "owner_name": "Sam",
+    "due_date": date(2027, 1, 1),
+}
+
+
+def _template_problems(src: YamlSource, path: tuple, template: str, fields: dict) -> list[Problem]:
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        unknown = sorted(names - fields.keys())
+        if unknown:
+            return [
+                src.problem(
+                    path,
+                    f"unknown placeholder {{{unknown[0]}}}; available: {', '.join(sorted(fields))}",
+                )
+            ]
+        template.format(**fields)
+    except (ValueError, IndexError) as exc:
+        return [src.problem(path, f"not a valid template: {exc}")]
+    return []
+
+
+def _job_problems(src: YamlSource, path: tuple, job: Job) -> list[Problem]:
+    if (job.cron is None) == (job.interval_minutes is None):
+        return [src.problem(path, "give exactly one of `cron` or `interval_minutes`")]
+    if job.cron is not None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(job.cron)
+        except ValueError as exc:
+            return [src.problem(path + ("cron",), f"not a valid crontab expression: {exc}")]
+    return []

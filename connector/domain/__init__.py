@@ -1,0 +1,1 @@
+"""Pure domain: canonical models, mapping, renewal planning, playbook. No I/O in here."""

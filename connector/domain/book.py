@@ -1,0 +1,101 @@
+"""The book: every synced record, indexed the way planning reads it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from connector.domain.models import (
+    Account,
+    Contact,
+    Contract,
+    ContractLine,
+    Owner,
+    RenewalLine,
+    RenewalOpportunity,
+)
+
+
+@dataclass
+class Book:
+    owners: dict[str, Owner] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    contracts: dict[str, Contract] = field(default_factory=dict)
+    contract_lines: dict[str, ContractLine] = field(default_factory=dict)
+    renewals: dict[str, RenewalOpportunity] = field(default_factory=dict)
+    renewal_lines: dict[str, RenewalLine] = field(default_factory=dict)
+    #: contract id -> {record ref: why it failed to map}; such a contract is not planned
+    broken: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: keys of renewal lines the CRM reports deleted (a rep removed them)
+    deleted_line_keys: set[str] = field(default_factory=set)
+    #: keys of renewal opportunities the CRM reports deleted
+    deleted_renewal_keys: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._index: dict[str, dict] | None = None
+
+    def put(self, kind: str, record_id: str, record) -> None:
+        """Store a record under its CRM id (every kind is keyed by CRM id)."""
+        getattr(self, _ATTR[kind])[record_id] = record
+        self._index = None
+
+    def drop(self, kind: str, record_id: str) -> None:
+        getattr(self, _ATTR[kind]).pop(record_id, None)
+        self._index = None
+
+    def mark_broken(self, contract_id: str, ref: str, message: str) -> None:
+        self.broken.setdefault(contract_id, {})[ref] = message
+
+    def clear_broken(self, contract_id: str, ref: str) -> None:
+        refs = self.broken.get(contract_id)
+        if refs is not None:
+            refs.pop(ref, None)
+            if not refs:
+                del self.broken[contract_id]
+
+    def broken_reason(self, contract_id: str) -> str | None:
+        refs = self.broken.get(contract_id)
+        return "; ".join(refs[k] for k in sorted(refs)) if refs else None
+
+    def _indexes(self) -> dict[str, dict]:
+        if self._index is None:
+            contacts, lines, renewals, rlines = (defaultdict(list) for _ in range(4))
+            for c in self.contacts.values():
+                contacts[c.account_id].append(c)
+            for ln in self.contract_lines.values():
+                lines[ln.contract_id].append(ln)
+            for r in self.renewals.values():
+                renewals[r.contract_id].append(r)
+            for rl in self.renewal_lines.values():
+                rlines[rl.renewal_key].append(rl)
+            self._index = {
+                "contacts": contacts,
+                "lines": lines,
+                "renewals": renewals,
+                "rlines": rlines,
+            }
+        return self._index
+
+    def contacts_of(self, account_id: str) -> list[Contact]:
+        return self._indexes()["contacts"].get(account_id, [])
+
+    def lines_of(self, contract_id: str) -> list[ContractLine]:
+        return sorted(self._indexes()["lines"].get(contract_id, []), key=lambda ln: ln.id)
+
+    def renewals_of(self, contract_id: str) -> list[RenewalOpportunity]:
+        return self._indexes()["renewals"].get(contract_id, [])
+
+    def renewal_lines_of(self, renewal_key: str) -> list[RenewalLine]:
+        return self._indexes()["rlines"].get(renewal_key, [])
+
+
+_ATTR = {
+    "owner": "owners",
+    "account": "accounts",
+    "contact": "contacts",
+    "contract": "contracts",
+    "contract_line": "contract_lines",
+    "renewal_opportunity": "renewals",
+    "renewal_line": "renewal_lines",
+}

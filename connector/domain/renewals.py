@@ -1,0 +1,251 @@
+"""Renewal planning: for each contract, decide (as a value) to create or update its renewal
+opportunity, or skip it with a reason. Pure: the same function answers `sync`, `--dry-run`
+and `explain`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from connector.domain.book import Book
+from connector.domain.models import Contract, Owner, RenewalLine, RenewalOpportunity, Task
+from connector.domain.playbook import plan_tasks
+from connector.domain.policy import Playbook, RenewalPolicy
+from connector.domain.writes import (
+    LedgerView,
+    Write,
+    line_writes,
+    renewal_writes,
+    task_writes,
+    value_locks,
+)
+
+CENT = Decimal("0.01")
+NAME_LIMIT = 120
+#: Fields a rep owns once they act on the renewal.
+SALES_FIELDS = frozenset({"name", "stage", "close_date", "owner_id", "amount", "lines"})
+
+SkipReason = Literal[
+    "not_due",
+    "contract_ended",
+    "contract_not_active",
+    "already_renewed",
+    "closed_renewal_exists",
+    "missing_data",
+    "no_active_owner",
+    "renewal_deleted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    contract_id: str
+    reason: SkipReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalPlan:
+    contract_id: str
+    action: Literal["create", "update"]
+    renewal: RenewalOpportunity
+    lines: tuple[RenewalLine, ...]
+    tasks: tuple[Task, ...]
+    locked: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
+    writes: tuple[Write, ...] = ()
+    current: RenewalOpportunity | None = field(default=None, compare=False)
+
+
+Plan = RenewalPlan | Skip
+
+
+@dataclass(frozen=True, slots=True)
+class Planner:
+    policy: RenewalPolicy
+    playbook: Playbook
+    as_of: date
+
+    def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
+        for contract_id in sorted(book.contracts.keys() | book.broken.keys()):
+            yield self.plan(book, ledger, contract_id)
+
+    def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
+        contract = book.contracts.get(contract_id)
+        broken = book.broken_reason(contract_id)
+        if contract is None or broken:
+            return Skip(contract_id, "missing_data", broken or "contract is not in the book")
+        return _plan_contract(self, book, ledger, contract)
+
+
+def renewal_key(contract: Contract) -> str:
+    """One renewal per contract term: the contract id and the term's end date."""
+    return f"{contract.id}:{contract.end_date.isoformat()}"
+
+
+def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contract) -> Plan:
+    policy = p.policy
+    cid = contract.id
+    key = renewal_key(contract)
+    if key in book.deleted_renewal_keys and ledger.written("renewal_opportunity", key):
+        return Skip(
+            cid, "renewal_deleted", f"renewal {key} was deleted in the CRM; it is not created again"
+        )
+    existing = _existing_renewal(book.renewals_of(cid), key)
+    if existing is not None:
+        if existing.stage in policy.closed_won_stages:
+            return Skip(cid, "already_renewed", f"renewal {existing.key} is {existing.stage}")
+        if existing.stage in policy.closed_lost_stages and existing.key == key:
+            return Skip(cid, "closed_renewal_exists", f"renewal {existing.key} is {existing.stage}")
+        if existing.stage in policy.closed_lost_stages:
+            existing = None
+    if contract.status not in policy.active_statuses:
+        return Skip(cid, "contract_not_active", f"contract status is {contract.status}")
+    end = contract.end_date
+    baseline = ledger.written("renewal_opportunity", existing.key if existing else key)
+    if existing is None and baseline is None:
+        opens = end - timedelta(days=policy.lead_time_days)
+        if p.as_of < opens:
+            return Skip(
+                cid,
+                "not_due",
+                f"renewal window opens {opens} ({policy.lead_time_days} "
+                f"days before the end date {end})",
+            )
+        if p.as_of > end:
+            return Skip(cid, "contract_ended", f"contract ended {end} with no renewal")
+    account = book.accounts.get(contract.account_id)
+    if account is None:
+        return Skip(cid, "missing_data", f"account {contract.account_id} is not in the synced book")
+    lines = [ln for ln in book.lines_of(cid) if ln.recurring]
+    if not lines:
+        return Skip(cid, "missing_data", "contract has no recurring lines to renew")
+    owner_id = contract.owner_id if policy.owner_source == "contract" else account.owner_id
+    owner, owner_note = resolve_owner(
+        book.owners, owner_id or account.owner_id, policy.fallback_owner
+    )
+    if owner is None:
+        return Skip(cid, "no_active_owner", owner_note)
+
+    uplift = (
+        contract.uplift_percent if contract.uplift_percent is not None else policy.uplift_percent
+    )
+    key = existing.key if existing is not None else key
+    renewal_lines = tuple(_renewal_line(key, ln, uplift) for ln in lines)
+    amount = sum((rl.quantity * rl.unit_price for rl in renewal_lines), Decimal(0))
+    name = policy.name_template.format(
+        account_name=account.name, contract_number=contract.number or cid, end_date=end
+    )
+    renewal = RenewalOpportunity.model_construct(
+        key=key,
+        contract_id=cid,
+        account_id=account.id,
+        name=name[:NAME_LIMIT],
+        type=policy.opportunity_type,
+        stage=policy.initial_stage,
+        close_date=end,
+        owner_id=owner.id,
+        amount=amount.quantize(CENT, ROUND_HALF_UP),
+    )
+    notes = [owner_note] if owner_note else []
+    if existing is None and p.as_of > end - timedelta(days=policy.latest_creation_days):
+        notes.append(f"late: created after end - {policy.latest_creation_days} days")
+    if existing is not None and existing.close_date != end:
+        notes.append(f"end date amended: close date moves {existing.close_date} -> {end}")
+    locked = _locked_fields(policy, existing, book, ledger, key) | value_locks(
+        renewal, existing, baseline
+    )
+    tasks = plan_tasks(
+        p.playbook, p.as_of, contract, account, renewal, owner, book.contacts_of(account.id), uplift
+    )
+    writes = renewal_writes(renewal, existing, baseline, frozenset(locked))
+    if "lines" not in locked:
+        writes += line_writes(cid, key, renewal_lines, book.renewal_lines_of(key), ledger)
+    writes += task_writes(cid, tasks, ledger)
+    action = "create" if existing is None and baseline is None else "update"
+    return RenewalPlan(
+        cid,
+        action,
+        renewal,
+        renewal_lines,
+        tasks,
+        frozenset(locked),
+        tuple(notes),
+        tuple(writes),
+        existing,
+    )
+
+
+def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:
+    """This term's renewal, else an open one of the contract (the end date was amended)."""
+    for r in renewals:
+        if r.key == key:
+            return r
+    candidates = sorted(renewals, key=lambda r: r.close_date, reverse=True)
+    return candidates[0] if candidates else None
+
+
+def _renewal_line(renewal_key_: str, line, uplift: Decimal) -> RenewalLine:
+    price = (line.unit_price * (1 + uplift / 100)).quantize(CENT, ROUND_HALF_UP)
+    return RenewalLine.model_construct(
+        key=f"{renewal_key_}:{line.id}",
+        renewal_key=renewal_key_,
+        product_code=line.product_code,
+        quantity=line.quantity,
+        unit_price=price,
+        kind="renewal",
+        description=f"Renewal of {line.product_name or line.product_code}"
+        + (f" (+{uplift}% uplift)" if uplift else ""),
+    )
+
+
+def resolve_owner(
+    owners: dict[str, Owner], owner_id: str | None, fallback: str | None
+) -> tuple[Owner | None, str]:
+    """Owner -> first active manager up the chain -> configured fallback owner."""
+    seen: list[str] = []
+    current = owners.get(owner_id) if owner_id else None
+    while current is not None and current.id not in seen:
+        if current.active:
+            if not seen:
+                return current, ""
+            return current, f"owner {seen[0]} is inactive; assigned to manager {current.id}"
+        seen.append(current.id)
+        current = owners.get(current.manager_id) if current.manager_id else None
+    gone = f"owner {owner_id} is inactive" if seen else f"owner {owner_id} is unknown"
+    if fallback:
+        fb = owners.get(fallback)
+        if fb is None or fb.active:
+            return fb or Owner.model_construct(
+                id=fallback, name=fallback, active=True, email=None, manager_id=None
+            ), f"{gone} with no active manager; assigned to fallback owner {fallback}"
+    return None, (
+        f"{gone} with no active manager and no usable renewals.fallback_owner in app.yaml"
+    )
+
+
+def _locked_fields(
+    policy: RenewalPolicy,
+    current: RenewalOpportunity | None,
+    book: Book,
+    ledger: LedgerView,
+    key: str,
+) -> set[str]:
+    """Sales fields a rep has taken over; computed against the CRM's current values."""
+    if current is None:
+        return frozenset()
+    if current.stage != policy.initial_stage:
+        return set(SALES_FIELDS)
+    locked: set[str] = set()
+    ours = f"{key}:"
+    for line in book.renewal_lines_of(key):
+        if not (line.key or "").startswith(ours):
+            locked |= {"lines", "amount"}
+    if any(
+        k.startswith(ours) and ledger.written("renewal_line", k) for k in book.deleted_line_keys
+    ):
+        locked |= {"lines", "amount"}
+    return frozenset(locked)

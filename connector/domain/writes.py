@@ -1,0 +1,175 @@
+"""From a desired renewal to the exact writes: respect rep edits, never rewrite what is in place.
+
+A field counts as edited by a rep when the CRM's current value differs both from what we last
+wrote (the ledger) and from what we want now. The second condition makes a run that was killed
+between the CRM accepting a write and the ledger recording it converge instead of locking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from connector.domain.models import Record, RenewalLine, RenewalOpportunity, Task
+
+#: Fields the connector owns: always kept in line with the plan.
+RENEWAL_OWNED = ("key", "contract_id", "account_id", "type")
+RENEWAL_SALES = ("name", "stage", "close_date", "owner_id", "amount")
+LINE_FIELDS = ("renewal_key", "product_code", "quantity", "unit_price", "kind", "description")
+TASK_FIELDS = (
+    "owner_id",
+    "subject",
+    "description",
+    "due_date",
+    "priority",
+    "status",
+    "renewal_key",
+    "account_id",
+    "contact_id",
+)
+
+
+class LedgerView(Protocol):
+    """What the connector last wrote, by kind and key (JSON-safe field values)."""
+
+    def written(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    kind: Literal["renewal_opportunity", "renewal_line", "task"]
+    op: Literal["create", "update", "delete"]
+    key: str
+    contract_id: str
+    fields: dict[str, Any]
+    parent_key: str | None = None
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as canonical values (Decimal 1.50 == '1.5', date == '2027-03-31')."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        try:
+            return Decimal(str(a)) == Decimal(str(b))
+        except ArithmeticError:
+            return False
+    if isinstance(a, date) or isinstance(b, date):
+        return str(a) == str(b)
+    return a == b
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _fields(record: Record, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: getattr(record, n) for n in names}
+
+
+def value_locks(
+    desired: RenewalOpportunity, current: RenewalOpportunity | None, baseline: dict[str, Any] | None
+) -> set[str]:
+    """Fields whose CRM value a rep changed since our last write."""
+    if current is None or baseline is None:
+        return set()
+    locked = set()
+    for name in ("amount", "owner_id", "close_date", "name"):
+        now = getattr(current, name)
+        if (
+            name in baseline
+            and not same(now, baseline[name])
+            and not same(now, getattr(desired, name))
+        ):
+            locked.add(name)
+    if "amount" in locked:
+        locked.add("lines")
+    return locked
+
+
+def renewal_writes(
+    desired: RenewalOpportunity,
+    current: RenewalOpportunity | None,
+    baseline: dict[str, Any] | None,
+    locked: frozenset[str],
+) -> list[Write]:
+    want = _fields(desired, RENEWAL_OWNED + RENEWAL_SALES)
+    if current is None and baseline is None:
+        return [
+            Write(
+                "renewal_opportunity",
+                "create",
+                desired.key,
+                desired.contract_id,
+                {k: jsonable(v) for k, v in want.items()},
+            )
+        ]
+    have = _fields(current, RENEWAL_OWNED + RENEWAL_SALES) if current else baseline
+    changed = {
+        k: jsonable(v)
+        for k, v in want.items()
+        if k not in locked and k != "stage" and not same(v, have.get(k))
+    }
+    if not changed:
+        return []
+    return [Write("renewal_opportunity", "update", desired.key, desired.contract_id, changed)]
+
+
+def line_writes(
+    contract_id: str,
+    renewal_key: str,
+    desired: tuple[RenewalLine, ...],
+    current: list[RenewalLine],
+    ledger: LedgerView,
+) -> list[Write]:
+    """Add, update and delete the connector's own lines of one renewal."""
+    out: list[Write] = []
+    by_key = {ln.key: ln for ln in current if ln.key}
+    wanted = set()
+    for line in desired:
+        wanted.add(line.key)
+        want = _fields(line, LINE_FIELDS)
+        cur = by_key.get(line.key)
+        have = _fields(cur, LINE_FIELDS) if cur else ledger.written("renewal_line", line.key)
+        if have is None:
+            out.append(
+                Write(
+                    "renewal_line",
+                    "create",
+                    line.key,
+                    contract_id,
+                    {k: jsonable(v) for k, v in want.items()},
+                    renewal_key,
+                )
+            )
+            continue
+        changed = {k: jsonable(v) for k, v in want.items() if not same(v, have.get(k))}
+        if changed:
+            out.append(Write("renewal_line", "update", line.key, contract_id, changed, renewal_key))
+    ours = f"{renewal_key}:"
+    for key in sorted(by_key):
+        if key.startswith(ours) and key not in wanted:
+            out.append(Write("renewal_line", "delete", key, contract_id, {}, renewal_key))
+    return out
+
+
+def task_writes(contract_id: str, tasks: tuple[Task, ...], ledger: LedgerView) -> list[Write]:
+    """Tasks are created once per dedupe key and then belong to the rep."""
+    return [
+        Write(
+            "task",
+            "create",
+            t.dedupe_key,
+            contract_id,
+            {k: jsonable(v) for k, v in _fields(t, TASK_FIELDS).items()},
+            t.renewal_key,
+        )
+        for t in tasks
+        if ledger.written("task", t.dedupe_key) is None
+    ]

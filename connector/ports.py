@@ -1,0 +1,75 @@
+"""The CRM port: one small protocol in our vocabulary, implemented by every adapter.
+
+Reads return CRM records as field dicts (the mapping turns them into canonical models); writes
+take CRM field dicts produced by the mapping, keyed by our external keys. Batches never exceed
+`max_batch`; one record's refusal comes back as a failed WriteResult, not an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """Position in a change stream: last-modified stamp, then record id as tie-breaker."""
+
+    modified_at: datetime
+    record_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    id: str
+    modified_at: datetime
+    fields: dict[str, Any]
+    deleted: bool = False
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.modified_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    key: str
+    fields: dict[str, Any]
+    parent_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    key: str
+    ok: bool
+    crm_id: str | None = None
+    created: bool = False
+    error_code: str | None = None
+    message: str | None = None
+
+
+class CrmClient(Protocol):
+    system: str
+    max_batch: int
+    api_calls: int
+
+    def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
+        """Pages of records of `kind` changed after `since` (all when None), oldest first,
+        deleted ones included and flagged."""
+        ...
+
+    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        """Create or update by external key; one result per record, in order."""
+        ...
+
+    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        """Create records whose key does not exist yet; existing ones are left untouched."""
+        ...
+
+    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
+        """Delete by external key; a key that is already gone counts as deleted."""
+        ...
+
+    def close(self) -> None: ...

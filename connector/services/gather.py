@@ -1,0 +1,148 @@
+"""Gather: load the mirror into a Book, then pull what changed in the CRM since each cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from connector.domain.book import Book
+from connector.domain.mapping import Mapping, to_model
+from connector.domain.models import MODELS, READ_KINDS
+from connector.errors import MappingError
+from connector.ports import Cursor, SourceRecord
+from connector.services.context import Context
+
+Progress = Callable[[str, int], None]
+#: For each kind whose failure makes a contract unplannable: canonical field naming the contract.
+CONTRACT_OF = {"contract": "id", "contract_line": "contract_id"}
+
+
+def load_book(ctx: Context) -> Book:
+    book = Book()
+    for kind, record_id, parent_id, deleted, data, error in ctx.store.iter_mirror():
+        if error is not None:
+            if parent_id:
+                book.mark_broken(parent_id, f"{kind} {record_id}", error)
+            continue
+        if data is None:
+            continue
+        model = MODELS[kind].model_validate(data)
+        if deleted:
+            _note_deleted(book, kind, model)
+        else:
+            book.put(kind, record_id, model)
+    return book
+
+
+def _note_deleted(book: Book, kind: str, model) -> None:
+    if kind == "renewal_line" and model.key:
+        book.deleted_line_keys.add(model.key)
+    elif kind == "renewal_opportunity":
+        book.deleted_renewal_keys.add(model.key)
+
+
+def pull_changes(
+    ctx: Context,
+    book: Book,
+    *,
+    full: bool,
+    dry_run: bool,
+    run_id: int | None,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Cursor], int]:
+    """Read every kind's changes into the book (and the mirror unless dry-run).
+    Returns the cursors to commit once the run's writes succeed, and the mapping failures."""
+    new_cursors: dict[str, Cursor] = {}
+    failures = 0
+    overlap = timedelta(seconds=ctx.config.sync.overlap_seconds)
+    for kind in READ_KINDS:
+        since = None if full else ctx.store.cursor(kind)
+        if since is not None:
+            since = Cursor(since.modified_at - overlap, "")
+        retry = ctx.retrying()
+        for attempt in retry:
+            with attempt:
+                for page in ctx.crm.read_changes(kind, since):
+                    failures += _take_page(ctx, book, kind, page, dry_run, run_id)
+                    since = page[-1].cursor
+                    new_cursors[kind] = since
+                    if progress:
+                        progress(kind, len(page))
+    return new_cursors, failures
+
+
+def _take_page(
+    ctx: Context, book: Book, kind: str, page: list[SourceRecord], dry_run: bool, run_id: int | None
+) -> int:
+    rows, letters, fixed = [], [], []
+    for rec in page:
+        row, letter = map_record(ctx.mapping, book, kind, rec)
+        rows.append(row)
+        if letter:
+            letters.append(letter)
+        else:
+            fixed.append(rec.id)
+    if not dry_run:
+        ctx.store.save_records(rows)
+        ctx.store.add_dead_letters(letters, run_id)
+        ctx.store.resolve_dead_letters(kind, fixed)
+    return len(letters)
+
+
+def map_record(
+    mapping: Mapping, book: Book, kind: str, rec: SourceRecord
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Map one CRM record into the book; returns its mirror row and a dead letter if it failed."""
+    row = {
+        "kind": kind,
+        "id": rec.id,
+        "parent_id": None,
+        "modified_at": rec.modified_at,
+        "deleted": rec.deleted,
+        "raw": rec.fields,
+        "data": None,
+        "error": None,
+    }
+    contract_id = _contract_ref(mapping, kind, rec)
+    ref = f"{kind} {rec.id}"
+    try:
+        model = to_model(mapping, kind, rec.fields)
+    except MappingError as err:
+        book.drop(kind, rec.id)
+        if rec.deleted:
+            if contract_id:
+                book.clear_broken(contract_id, ref)
+            return row, None
+        row.update(error=str(err), parent_id=contract_id)
+        if contract_id:
+            book.mark_broken(contract_id, ref, str(err))
+        return row, {
+            "stage": "read",
+            "kind": kind,
+            "record_id": rec.id,
+            "contract_id": contract_id,
+            "field": err.field,
+            "value": err.value,
+            "error_code": "MAPPING_ERROR",
+            "message": str(err),
+        }
+    if contract_id:
+        book.clear_broken(contract_id, ref)
+    row["data"] = model.model_dump(mode="json")
+    if rec.deleted:
+        book.drop(kind, rec.id)
+        _note_deleted(book, kind, model)
+    else:
+        book.put(kind, rec.id, model)
+    return row, None
+
+
+def _contract_ref(mapping: Mapping, kind: str, rec: SourceRecord) -> str | None:
+    if kind not in CONTRACT_OF:
+        return None
+    if kind == "contract":
+        return rec.id
+    spec = mapping.models[kind].fields.get("contract_id")
+    value = rec.fields.get(spec.field) if spec and spec.field else None
+    return str(value) if value else None

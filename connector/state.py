@@ -1,0 +1,355 @@
+"""The state store (SQLAlchemy; SQLite by default): mirror, cursors, write ledger, runs and
+dead letters. The schema is created or migrated when the store opens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from connector.ports import Cursor, SourceRecord
+
+SCHEMA_VERSION = 1
+meta = MetaData()
+
+schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
+mirror = Table(
+    "mirror",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("id", String(80), primary_key=True),
+    Column("parent_id", String(80), index=True),
+    Column("modified_at", DateTime(timezone=True)),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("raw", JSON, nullable=False),
+    Column("data", JSON),
+    Column("error", Text),
+)
+cursors = Table(
+    "cursors",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("modified_at", DateTime(timezone=True), nullable=False),
+    Column("record_id", String(80), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+ledger = Table(
+    "ledger",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("contract_id", String(80), index=True),
+    Column("crm_id", String(80)),
+    Column("fields", JSON, nullable=False),
+    Column("run_id", Integer),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+runs = Table(
+    "runs",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("as_of", String(10)),
+    Column("counts", JSON),
+    Column("api_calls", Integer, default=0),
+    Column("duration_s", Float),
+    Column("error", Text),
+)
+dead_letters = Table(
+    "dead_letters",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("stage", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("contract_id", String(80)),
+    Column("field", String(80)),
+    Column("value", Text),
+    Column("error_code", String(80)),
+    Column("message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+)
+
+#: Ordered migrations after version 1: (version, callable(connection)).
+MIGRATIONS: list[tuple[int, Any]] = []
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; everything we store is UTC
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+class StateStore:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.migrate()
+
+    def migrate(self) -> None:
+        with self.engine.begin() as conn:
+            meta.create_all(conn)
+            version = conn.execute(select(func.max(schema_version.c.version))).scalar()
+            if version is None:
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                return
+            for target, step in MIGRATIONS:
+                if target > version:
+                    step(conn)
+                    conn.execute(update(schema_version).values(version=target))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- mirror and cursors
+
+    def save_records(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert mirror rows (kind, id, parent_id, modified_at, deleted, raw, data, error)."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            stmt = _upsert(self.engine, mirror)
+            cols = ("parent_id", "modified_at", "deleted", "raw", "data", "error")
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["kind", "id"], set_={c: stmt.excluded[c] for c in cols}
+                ),
+                rows,
+            )
+
+    def iter_mirror(self) -> Iterator[tuple[str, str, str | None, bool, Any, str | None]]:
+        """(kind, id, parent_id, deleted, data, error) for every mirrored record."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                select(
+                    mirror.c.kind,
+                    mirror.c.id,
+                    mirror.c.parent_id,
+                    mirror.c.deleted,
+                    mirror.c.data,
+                    mirror.c.error,
+                )
+            )
+            yield from result
+
+    def mirrored(self, kind: str, record_id: str) -> SourceRecord | None:
+        """The CRM record as last read, to re-map it without calling the CRM."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(mirror.c.raw, mirror.c.modified_at, mirror.c.deleted).where(
+                    mirror.c.kind == kind, mirror.c.id == record_id
+                )
+            ).first()
+        return SourceRecord(record_id, _aware(row[1]), row[0], row[2]) if row else None
+
+    def cursor(self, kind: str) -> Cursor | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(cursors.c.modified_at, cursors.c.record_id).where(cursors.c.kind == kind)
+            ).first()
+        return Cursor(_aware(row[0]), row[1]) if row else None
+
+    def advance_cursors(self, new: dict[str, Cursor]) -> None:
+        """Move cursors forward only (never back), all in one transaction."""
+        with self.engine.begin() as conn:
+            for kind, cur in new.items():
+                old = conn.execute(
+                    select(cursors.c.modified_at, cursors.c.record_id).where(cursors.c.kind == kind)
+                ).first()
+                if old and Cursor(_aware(old[0]), old[1]) >= cur:
+                    continue
+                conn.execute(delete(cursors).where(cursors.c.kind == kind))
+                conn.execute(
+                    insert(cursors).values(
+                        kind=kind,
+                        modified_at=cur.modified_at,
+                        record_id=cur.record_id,
+                        updated_at=now(),
+                    )
+                )
+
+    # ---------------------------------------------------------------- ledger
+
+    def load_ledger(self) -> dict[tuple[str, str], dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return {
+                (k, key): f
+                for k, key, f in conn.execute(select(ledger.c.kind, ledger.c.key, ledger.c.fields))
+            }
+
+    def record_writes(self, rows: list[dict[str, Any]], run_id: int) -> None:
+        """Ledger rows (kind, key, contract_id, crm_id, fields); fields=None removes the row."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            gone = [r for r in rows if r["fields"] is None]
+            for r in gone:
+                conn.execute(
+                    delete(ledger).where(ledger.c.kind == r["kind"], ledger.c.key == r["key"])
+                )
+            keep = [
+                {**r, "run_id": run_id, "written_at": now()}
+                for r in rows
+                if r["fields"] is not None
+            ]
+            if keep:
+                stmt = _upsert(self.engine, ledger)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["kind", "key"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in ("contract_id", "crm_id", "fields", "run_id", "written_at")
+                        },
+                    ),
+                    keep,
+                )
+
+    # ---------------------------------------------------------------- runs
+
+    def start_run(self, mode: str, as_of: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                insert(runs).values(started_at=now(), status="running", mode=mode, as_of=as_of)
+            ).inserted_primary_key[0]
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, Any],
+        api_calls: int,
+        duration_s: float,
+        error: str | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=now(),
+                    status=status,
+                    counts=counts,
+                    api_calls=api_calls,
+                    duration_s=round(duration_s, 3),
+                    error=error,
+                )
+            )
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    # ---------------------------------------------------------------- dead letters
+
+    def add_dead_letters(self, letters: Iterable[dict[str, Any]], run_id: int | None) -> int:
+        """Record failures; an open letter for the same record and error is counted again,
+        not duplicated."""
+        added = 0
+        with self.engine.begin() as conn:
+            for letter in letters:
+                same = conn.execute(
+                    select(dead_letters.c.id).where(
+                        dead_letters.c.kind == letter["kind"],
+                        dead_letters.c.record_id == letter["record_id"],
+                        dead_letters.c.message == letter["message"],
+                        dead_letters.c.resolved_at.is_(None),
+                    )
+                ).scalar()
+                if same:
+                    conn.execute(
+                        update(dead_letters)
+                        .where(dead_letters.c.id == same)
+                        .values(attempts=dead_letters.c.attempts + 1, run_id=run_id)
+                    )
+                    continue
+                value = letter.get("value")
+                conn.execute(
+                    insert(dead_letters).values(
+                        {
+                            **letter,
+                            "value": None if value is None else json.dumps(value, default=str),
+                            "run_id": run_id,
+                            "created_at": now(),
+                        }
+                    )
+                )
+                added += 1
+        return added
+
+    def resolve_dead_letters(self, kind: str, record_ids: Iterable[str]) -> None:
+        ids = list(record_ids)
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                conn.execute(
+                    update(dead_letters)
+                    .where(
+                        dead_letters.c.kind == kind,
+                        dead_letters.c.record_id.in_(chunk),
+                        dead_letters.c.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=now())
+                )
+
+    def list_dead_letters(self, include_resolved: bool = False) -> list[dict[str, Any]]:
+        query = select(dead_letters).order_by(dead_letters.c.id)
+        if not include_resolved:
+            query = query.where(dead_letters.c.resolved_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _upsert(engine: Engine, table: Table):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
