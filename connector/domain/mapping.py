@@ -167,9 +167,9 @@ def _check_spec(kind: str, spec: FieldSpec, py_type: type, allowed: tuple | None
     for value in (spec.map or {}).values():
         if allowed and value not in allowed:
             yield "map", f"maps to {value!r}, which is not one of {list(allowed)}"
-    if spec.map and spec.direction != "in" and kind in WRITE_KINDS:
-        if len(set(map(_text, spec.map.values()))) != len(spec.map):
-            yield "map", "value map is not one-to-one, so it cannot be written back"
+    one_to_one = len(set(map(_text, (spec.map or {}).values()))) == len(spec.map or {})
+    if spec.direction != "in" and kind in WRITE_KINDS and not one_to_one:
+        yield "map", "value map is not one-to-one, so it cannot be written back"
     for label in ("default", "const"):
         value = getattr(spec, label)
         if value is not None:
