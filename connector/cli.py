@@ -62,11 +62,11 @@ def fatal_errors(fn: Callable) -> Callable:
         except ConfigError as exc:
             err.print(f"[bold red]Configuration problem{'s' if len(exc.problems) > 1 else ''}:[/]")
             for problem in exc.problems:
-                err.print(f"  {problem}", markup=False, highlight=False)
+                err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
             sys.exit(EXIT_FATAL)
         except ConnectorError as exc:
             err.print(f"[bold red]Error:[/] {type(exc).__name__}: ", end="")
-            err.print(str(exc), markup=False, highlight=False)
+            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
             err.print("Nothing is lost: the next run resumes from the last recorded state.")
             sys.exit(EXIT_FATAL)
 

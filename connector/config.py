@@ -11,11 +11,11 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.domain.policy import Playbook, RenewalPolicy
 from connector.errors import ConfigError, Problem
-from connector.yamlsource import YamlSource, load_yaml
+from connector.yamlsource import YamlSource, load_yaml, validate_all
 
 CONFIG_ENV = "RENEWALS_CONFIG"
 #: Environment variables that hold secrets; their values are redacted from every log line.
@@ -147,11 +147,11 @@ def load_config(path: str | Path) -> AppConfig:
     src = load_yaml(path)
     if not isinstance(src.data, dict):
         raise ConfigError([src.problem((), "the top level must be a mapping of sections")])
-    try:
-        cfg = AppConfig.model_validate({**src.data, "base_dir": Path(path).resolve().parent})
-    except ValidationError as exc:
-        raise ConfigError(src.problems_from(exc)) from exc
-    problems = semantic_problems(cfg, src)
+    cfg, problems = validate_all(
+        AppConfig, src.data, src, {"base_dir": Path(path).resolve().parent}
+    )
+    if cfg is not None:
+        problems += semantic_problems(cfg, src)
     if problems:
         raise ConfigError(problems)
     return cfg

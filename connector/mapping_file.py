@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from connector.domain.mapping import Mapping, check_mapping
 from connector.errors import ConfigError
-from connector.yamlsource import load_yaml
+from connector.yamlsource import load_yaml, validate_all
 
 
 def load_mapping(path: str | Path, expect_crm: str | None = None) -> Mapping:
     src = load_yaml(path)
-    try:
-        mapping = Mapping.model_validate(src.data)
-    except ValidationError as exc:
-        raise ConfigError(src.problems_from(exc)) from exc
-    problems = [src.problem(p, m) for p, m in check_mapping(mapping)]
+    mapping, problems = validate_all(Mapping, src.data, src)
+    if mapping is not None:
+        problems += [src.problem(p, m) for p, m in check_mapping(mapping)]
     if expect_crm and mapping.crm != expect_crm:
         problems.append(
             src.problem(

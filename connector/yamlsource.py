@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connector.errors import ConfigError, Problem
 
@@ -43,6 +44,44 @@ class YamlSource:
                 msg = "unknown key (not allowed here; check the spelling)"
             out.append(self.problem(loc, msg))
         return out
+
+
+def validate_all(
+    model: type[BaseModel], data: Any, src: YamlSource, extra: dict[str, Any] | None = None
+) -> tuple[Any, list[Problem]]:
+    """Validate, and on errors drop each offending key and validate again, so the checks that
+    need a whole model still run: every problem is reported in one go.
+    Returns (model or None if even the pruned data fails, problems)."""
+    problems: list[Problem] = []
+    data = copy.deepcopy(data)
+    for _ in range(5):
+        try:
+            return model.model_validate({**data, **(extra or {})}), problems
+        except ValidationError as exc:
+            problems += src.problems_from(exc)
+            if not all(_prune(data, err["loc"]) for err in exc.errors()):
+                return None, problems
+    return None, problems
+
+
+def _prune(data: Any, loc: tuple) -> bool:
+    """Delete the key at `loc` (the nearest one that exists); False if nothing could go."""
+    parts = [p for p in loc if not _is_union_tag(p)]
+    while parts:
+        node = data
+        for part in parts[:-1]:
+            node = node[part] if _has(node, part) else None
+        if _has(node, parts[-1]):
+            del node[parts[-1]]
+            return True
+        parts.pop()
+    return False
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and part < len(node)
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -28,6 +28,7 @@ class FieldSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     field: str | None = None
+    join: tuple[str, ...] | None = None
     type: CrmType | None = None
     format: str | None = None
     map: dict[str, Any] | None = None
@@ -75,8 +76,11 @@ class Mapping(BaseModel):
         om = self.models[kind]
         wanted = [om.id_field] + ([om.modified_field] if om.modified_field else [])
         for spec in om.fields.values():
-            if spec.field and spec.direction != "out" and spec.field not in wanted:
-                wanted.append(spec.field)
+            if spec.direction == "out":
+                continue
+            for name in (spec.field, *(spec.join or ())):
+                if name and name not in wanted:
+                    wanted.append(name)
         return wanted
 
 
@@ -149,8 +153,10 @@ def _check_fields(kind: str, om: ObjectMapping, base: tuple) -> list[tuple[tuple
 
 
 def _check_spec(kind: str, spec: FieldSpec, py_type: type, allowed: tuple | None):
-    if spec.field is None and spec.const is None:
-        yield (), "needs a CRM `field` or a `const`"
+    if spec.field is None and spec.const is None and not spec.join:
+        yield (), "needs a CRM `field`, a `join` of fields or a `const`"
+    if spec.join and (spec.field or spec.direction != "in"):
+        yield "join", "a join of fields is read only: drop `field` and set `direction: in`"
     if spec.field and "." in spec.field and spec.direction != "in" and kind in WRITE_KINDS:
         yield "direction", "a related-field path can only be read: set `direction: in`"
     if spec.type and spec.type not in _COMPATIBLE.get(py_type, {spec.type}):
@@ -187,13 +193,18 @@ def _check_spec(kind: str, spec: FieldSpec, py_type: type, allowed: tuple | None
 def to_model(mapping: Mapping, kind: str, raw: dict[str, Any]) -> Record:
     """CRM record (dict of CRM fields) -> canonical model, or MappingError."""
     om = mapping.models[kind]
-    record_id = _text(_get(raw, om.id_field))
+    record_id = _text(get_path(raw, om.id_field))
     values: dict[str, Any] = {}
     for name, spec in om.fields.items():
         if spec.direction == "out":
             continue
         py_type, allowed, required = FIELD_TYPES[kind][name]
-        value = spec.const if spec.const is not None else _get(raw, spec.field)
+        if spec.const is not None:
+            value = spec.const
+        elif spec.join:
+            value = " ".join(str(v) for v in (get_path(raw, f) for f in spec.join) if v) or None
+        else:
+            value = get_path(raw, spec.field)
         if value is None or value == "":
             value = spec.default
         elif spec.map is not None:
@@ -267,7 +278,8 @@ def _to_wire(value: Any, spec: FieldSpec) -> Any:
     return value
 
 
-def _get(raw: dict[str, Any], path: str | None) -> Any:
+def get_path(raw: dict[str, Any], path: str | None) -> Any:
+    """A CRM field's value; `Rel.Field` reads a related record's field."""
     if path is None:
         return None
     value: Any = raw

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from connector.domain.book import Book
-from connector.domain.mapping import Mapping, to_model
+from connector.domain.mapping import Mapping, get_path, to_model
 from connector.domain.models import MODELS, READ_KINDS
 from connector.errors import MappingError
 from connector.ports import Cursor, SourceRecord
@@ -144,5 +144,5 @@ def _contract_ref(mapping: Mapping, kind: str, rec: SourceRecord) -> str | None:
     if kind == "contract":
         return rec.id
     spec = mapping.models[kind].fields.get("contract_id")
-    value = rec.fields.get(spec.field) if spec and spec.field else None
+    value = get_path(rec.fields, spec.field) if spec else None
     return str(value) if value else None
