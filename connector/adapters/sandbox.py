@@ -76,8 +76,8 @@ class SandboxCrm:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.api_calls = 0
         self.writes_left = kill_after_writes
-        #: Errors to raise on the next calls, oldest first (the sandbox's fault injection).
-        self.faults: list[Exception] = []
+        #: Fault injection: one entry per coming call, oldest first; None lets a call through.
+        self.faults: list[Exception | None] = []
 
     # ------------------------------------------------------------------ the port
 
@@ -173,8 +173,9 @@ class SandboxCrm:
 
     def _call(self) -> None:
         self.api_calls += 1
-        if self.faults:
-            raise self.faults.pop(0)
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None:
+            raise fault
 
     def _check_batch(self, size: int) -> None:
         if size > self.max_batch:

@@ -107,12 +107,12 @@ def renewal_writes(
                 "create",
                 desired.key,
                 desired.contract_id,
-                {k: jsonable(v) for k, v in want.items()},
+                dict(want),
             )
         ]
     have = _fields(current, RENEWAL_OWNED + RENEWAL_SALES) if current else baseline
     changed = {
-        k: jsonable(v)
+        k: v
         for k, v in want.items()
         if k not in locked and k != "stage" and not same(v, have.get(k))
     }
@@ -144,12 +144,12 @@ def line_writes(
                     "create",
                     line.key,
                     contract_id,
-                    {k: jsonable(v) for k, v in want.items()},
+                    dict(want),
                     renewal_key,
                 )
             )
             continue
-        changed = {k: jsonable(v) for k, v in want.items() if not same(v, have.get(k))}
+        changed = {k: v for k, v in want.items() if not same(v, have.get(k))}
         if changed:
             out.append(Write("renewal_line", "update", line.key, contract_id, changed, renewal_key))
     ours = f"{renewal_key}:"
@@ -167,7 +167,7 @@ def task_writes(contract_id: str, tasks: tuple[Task, ...], ledger: LedgerView) -
             "create",
             t.dedupe_key,
             contract_id,
-            {k: jsonable(v) for k, v in _fields(t, TASK_FIELDS).items()},
+            _fields(t, TASK_FIELDS),
             t.renewal_key,
         )
         for t in tasks

@@ -91,7 +91,11 @@ def apply_writes(
                 if res.ok:
                     outcome.count(kind, w.op if w.op != "create" or res.created else "update")
                     base = ledger.written(kind, w.key) or {}
-                    fields = None if w.op == "delete" else {**base, **w.fields}
+                    fields = (
+                        None
+                        if w.op == "delete"
+                        else {**base, **{k: jsonable(v) for k, v in w.fields.items()}}
+                    )
                     rows.append(_row(kind, w.key, w.contract_id, res.crm_id, fields))
                 else:
                     outcome.failed_contracts.add(w.contract_id)
