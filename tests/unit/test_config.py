@@ -1,0 +1,69 @@
+"""app.yaml: typed, strict, every problem at once with its key path and line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from connector.config import find_config, load_config
+from connector.errors import ConfigError
+from connector.logs import RedactSecrets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_app_yaml_loads_with_documented_defaults():
+    cfg = load_config(ROOT / "app.yaml")
+    assert cfg.crm == "sandbox"
+    assert (cfg.renewals.lead_time_days, cfg.renewals.notice_days) == (120, 60)
+    assert cfg.state_url.endswith("data/state.db")
+    with pytest.raises(Exception):  # frozen
+        cfg.renewals.lead_time_days = 1  # type: ignore[misc]
+
+
+def test_every_problem_is_reported_at_once_with_path_and_line(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text("crm: sandbox\n"
+                    "renewals:\n"
+                    "  lead_time_days: 30\n"
+                    "  typo_key: 1\n"
+                    "  name_template: '{acount}'\n"
+                    "sync:\n"
+                    "  page_size: ten\n"
+                    "schedule:\n"
+                    "  jobs:\n"
+                    "    nightly: {cron: '61 * * * *'}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    found = {p.path: p.line for p in exc.value.problems}
+    assert found["renewals.typo_key"] == 4
+    assert found["sync.page_size"] == 7
+    assert found["renewals.name_template"] == 5
+    assert found["schedule.jobs.nightly.cron"] == 10
+    assert "renewals.latest_creation_days" in found  # 90 > lead time 30
+
+
+def test_unknown_crm_is_refused(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text("crm: dynamics\n")
+    with pytest.raises(ConfigError, match="crm"):
+        load_config(path)
+
+
+def test_config_is_found_by_flag_then_environment_then_cwd(monkeypatch):
+    monkeypatch.setenv("RENEWALS_CONFIG", "/etc/renewals.yaml")
+    assert find_config("x.yaml") == Path("x.yaml")
+    assert find_config(None) == Path("/etc/renewals.yaml")
+    monkeypatch.delenv("RENEWALS_CONFIG")
+    assert find_config(None) == Path("app.yaml")
+
+
+def test_secrets_from_the_environment_never_reach_logs(monkeypatch, caplog):
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-sekrit-123")
+    log = logging.getLogger("t")
+    caplog.handler.addFilter(RedactSecrets())
+    with caplog.at_level(logging.INFO):
+        log.info("calling with token %s", "pat-na1-sekrit-123")
+    assert "sekrit" not in caplog.text and "***" in caplog.text

@@ -1,0 +1,87 @@
+"""Mappings: declared transforms in both directions, and problems located in the file."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from connector.domain.mapping import to_crm, to_model
+from connector.errors import ConfigError, MappingError
+from connector.mapping_file import load_mapping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def mapping():
+    return load_mapping(ROOT / "mappings" / "sandbox.yaml")
+
+
+@pytest.mark.parametrize("name", ["sandbox", "salesforce", "hubspot"])
+def test_shipped_mapping_files_validate(name):
+    assert load_mapping(ROOT / "mappings" / f"{name}.yaml").crm == name
+
+
+def test_crm_record_maps_with_coercion_value_map_and_default(mapping):
+    raw = {"Id": "800X", "AccountId": "001X", "Status": "Activated", "EndDate": "2027-03-31",
+           "StartDate": "2026-04-01", "Renewal_Uplift__c": 4.5, "ContractNumber": 17}
+    c = to_model(mapping, "contract", raw)
+    assert (c.status, c.end_date, c.uplift_percent) == ("active", date(2027, 3, 31),
+                                                         Decimal("4.5"))
+    assert (c.number, c.currency) == ("17", "USD")
+
+
+def test_unknown_picklist_value_names_record_field_and_value(mapping):
+    raw = {"Id": "800X", "AccountId": "001X", "Status": "Paused", "EndDate": "2027-03-31"}
+    with pytest.raises(MappingError) as exc:
+        to_model(mapping, "contract", raw)
+    assert (exc.value.record_id, exc.value.field, exc.value.value) == ("800X", "status", "Paused")
+
+
+def test_bad_date_is_a_mapping_error_not_a_crash(mapping):
+    raw = {"Id": "800X", "AccountId": "001X", "Status": "Activated", "EndDate": "31/03/2027"}
+    with pytest.raises(MappingError, match="end_date"):
+        to_model(mapping, "contract", raw)
+
+
+def test_related_field_paths_are_read(mapping):
+    raw = {"Id": "811X", "ContractId": "800X", "Quantity": "3", "UnitPrice": "9.5",
+           "Product2": {"ProductCode": "SEAT", "Name": "Seat"}}
+    ln = to_model(mapping, "contract_line", raw)
+    assert (ln.product_code, ln.quantity, ln.recurring) == ("SEAT", Decimal("3"), True)
+
+
+def test_writes_invert_value_maps_and_format_dates(mapping):
+    fields = to_crm(mapping, "task", {"priority": "high", "due_date": date(2027, 1, 4),
+                                      "status": "open"})
+    assert fields == {"Priority": "High", "ActivityDate": "2027-01-04", "Status": "Not Started"}
+
+
+def test_mapping_problems_are_all_reported_with_file_and_line(tmp_path):
+    text = (ROOT / "mappings" / "sandbox.yaml").read_text()
+    text = text.replace("      email: Email\n", "      emial: Email\n", 1)
+    text = text.replace("end_date: {field: EndDate, type: date", "end_date: {field: EndDate, "
+                        "type: date, format: '%Q'", 1)
+    text = text.replace("    key_field: Dedupe_Key__c\n", "", 1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(bad)
+    found = {p.path: p for p in exc.value.problems}
+    assert "models.owner.fields.emial" in found
+    assert found["models.owner.fields.emial"].line == text.splitlines().index(
+        "      emial: Email") + 1
+    assert "models.contract.fields.end_date.format" in found
+    assert "models.task" in found and "key_field" in found["models.task"].message
+    assert all(p.file == str(bad) for p in exc.value.problems)
+
+
+def test_invalid_yaml_reports_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ncrm: sandbox\nmodels:\n  owner: [unclosed\n")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(bad)
+    assert exc.value.problems[0].line is not None and "invalid YAML" in str(exc.value)
