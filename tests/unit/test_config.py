@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from connector.config import find_config, load_config
 from connector.errors import ConfigError
@@ -19,22 +20,24 @@ def test_shipped_app_yaml_loads_with_documented_defaults():
     assert cfg.crm == "sandbox"
     assert (cfg.renewals.lead_time_days, cfg.renewals.notice_days) == (120, 60)
     assert cfg.state_url.endswith("data/state.db")
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(ValidationError):  # frozen
         cfg.renewals.lead_time_days = 1  # type: ignore[misc]
 
 
 def test_every_problem_is_reported_at_once_with_path_and_line(tmp_path):
     path = tmp_path / "app.yaml"
-    path.write_text("crm: sandbox\n"
-                    "renewals:\n"
-                    "  lead_time_days: 30\n"
-                    "  typo_key: 1\n"
-                    "  name_template: '{acount}'\n"
-                    "sync:\n"
-                    "  page_size: ten\n"
-                    "schedule:\n"
-                    "  jobs:\n"
-                    "    nightly: {cron: '61 * * * *'}\n")
+    path.write_text(
+        "crm: sandbox\n"
+        "renewals:\n"
+        "  lead_time_days: 30\n"
+        "  typo_key: 1\n"
+        "  name_template: '{acount}'\n"
+        "sync:\n"
+        "  page_size: ten\n"
+        "schedule:\n"
+        "  jobs:\n"
+        "    nightly: {cron: '61 * * * *'}\n"
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     found = {p.path: p.line for p in exc.value.problems}

@@ -26,11 +26,17 @@ def test_shipped_mapping_files_validate(name):
 
 
 def test_crm_record_maps_with_coercion_value_map_and_default(mapping):
-    raw = {"Id": "800X", "AccountId": "001X", "Status": "Activated", "EndDate": "2027-03-31",
-           "StartDate": "2026-04-01", "Renewal_Uplift__c": 4.5, "ContractNumber": 17}
+    raw = {
+        "Id": "800X",
+        "AccountId": "001X",
+        "Status": "Activated",
+        "EndDate": "2027-03-31",
+        "StartDate": "2026-04-01",
+        "Renewal_Uplift__c": 4.5,
+        "ContractNumber": 17,
+    }
     c = to_model(mapping, "contract", raw)
-    assert (c.status, c.end_date, c.uplift_percent) == ("active", date(2027, 3, 31),
-                                                         Decimal("4.5"))
+    assert (c.status, c.end_date, c.uplift_percent) == ("active", date(2027, 3, 31), Decimal("4.5"))
     assert (c.number, c.currency) == ("17", "USD")
 
 
@@ -48,23 +54,32 @@ def test_bad_date_is_a_mapping_error_not_a_crash(mapping):
 
 
 def test_related_field_paths_are_read(mapping):
-    raw = {"Id": "811X", "ContractId": "800X", "Quantity": "3", "UnitPrice": "9.5",
-           "Product2": {"ProductCode": "SEAT", "Name": "Seat"}}
+    raw = {
+        "Id": "811X",
+        "ContractId": "800X",
+        "Quantity": "3",
+        "UnitPrice": "9.5",
+        "Product2": {"ProductCode": "SEAT", "Name": "Seat"},
+    }
     ln = to_model(mapping, "contract_line", raw)
     assert (ln.product_code, ln.quantity, ln.recurring) == ("SEAT", Decimal("3"), True)
 
 
 def test_writes_invert_value_maps_and_format_dates(mapping):
-    fields = to_crm(mapping, "task", {"priority": "high", "due_date": date(2027, 1, 4),
-                                      "status": "open"})
+    fields = to_crm(
+        mapping, "task", {"priority": "high", "due_date": date(2027, 1, 4), "status": "open"}
+    )
     assert fields == {"Priority": "High", "ActivityDate": "2027-01-04", "Status": "Not Started"}
 
 
 def test_mapping_problems_are_all_reported_with_file_and_line(tmp_path):
     text = (ROOT / "mappings" / "sandbox.yaml").read_text()
     text = text.replace("      email: Email\n", "      emial: Email\n", 1)
-    text = text.replace("end_date: {field: EndDate, type: date", "end_date: {field: EndDate, "
-                        "type: date, format: '%Q'", 1)
+    text = text.replace(
+        "end_date: {field: EndDate, type: date",
+        "end_date: {field: EndDate, type: date, format: '%Q'",
+        1,
+    )
     text = text.replace("    key_field: Dedupe_Key__c\n", "", 1)
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
@@ -72,8 +87,9 @@ def test_mapping_problems_are_all_reported_with_file_and_line(tmp_path):
         load_mapping(bad)
     found = {p.path: p for p in exc.value.problems}
     assert "models.owner.fields.emial" in found
-    assert found["models.owner.fields.emial"].line == text.splitlines().index(
-        "      emial: Email") + 1
+    assert (
+        found["models.owner.fields.emial"].line == text.splitlines().index("      emial: Email") + 1
+    )
     assert "models.contract.fields.end_date.format" in found
     assert "models.task" in found and "key_field" in found["models.task"].message
     assert all(p.file == str(bad) for p in exc.value.problems)

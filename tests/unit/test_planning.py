@@ -39,13 +39,24 @@ def make_book(contracts: list[Contract], lines: list[ContractLine], owners=None)
 
 
 def contract(cid="k1", end=AS_OF + timedelta(days=100), status="active", uplift=None):
-    return Contract(id=cid, account_id="a1", status=status, end_date=end,
-                    start_date=end - timedelta(days=365), uplift_percent=uplift)
+    return Contract(
+        id=cid,
+        account_id="a1",
+        status=status,
+        end_date=end,
+        start_date=end - timedelta(days=365),
+        uplift_percent=uplift,
+    )
 
 
 def line(lid="l1", cid="k1", qty="10", price="99.99"):
-    return ContractLine(id=lid, contract_id=cid, product_code="SEAT", quantity=Decimal(qty),
-                        unit_price=Decimal(price))
+    return ContractLine(
+        id=lid,
+        contract_id=cid,
+        product_code="SEAT",
+        quantity=Decimal(qty),
+        unit_price=Decimal(price),
+    )
 
 
 def planner(as_of=AS_OF, **policy) -> Planner:
@@ -59,8 +70,7 @@ def apply(book: Book, ledger: Ledger, plans) -> None:
             continue
         for w in plan.writes:
             base = ledger.rows.get((w.kind, w.key), {})
-            ledger.rows[(w.kind, w.key)] = {**base, **{k: jsonable(v) for k, v in
-                                                       w.fields.items()}}
+            ledger.rows[(w.kind, w.key)] = {**base, **{k: jsonable(v) for k, v in w.fields.items()}}
         if any(w.kind == "renewal_opportunity" for w in plan.writes):
             book.put("renewal_opportunity", plan.renewal.key, plan.renewal)
         for rl in plan.lines:
@@ -90,12 +100,15 @@ def test_window_opens_at_lead_time_and_late_creation_is_noted():
 
 
 def test_owner_chain_resolves_to_first_active_manager_then_fallback():
-    owners = {o.id: o for o in (
-        Owner(id="rep", name="Rep", active=False, manager_id="lead"),
-        Owner(id="lead", name="Lead", active=False, manager_id="vp"),
-        Owner(id="vp", name="VP"),
-        Owner(id="loner", name="Loner", active=False),
-    )}
+    owners = {
+        o.id: o
+        for o in (
+            Owner(id="rep", name="Rep", active=False, manager_id="lead"),
+            Owner(id="lead", name="Lead", active=False, manager_id="vp"),
+            Owner(id="vp", name="VP"),
+            Owner(id="loner", name="Loner", active=False),
+        )
+    }
     assert resolve_owner(owners, "rep", None)[0].id == "vp"
     assert resolve_owner(owners, "loner", "desk")[0].id == "desk"
     owner, why = resolve_owner(owners, "loner", None)
@@ -123,10 +136,18 @@ def books(draw):
         uplift = draw(st.one_of(st.none(), st.decimals(0, 20, places=1)))
         contracts.append(contract(f"k{i}", draw(dates), status, uplift))
         for j in range(draw(st.integers(0, 4))):
-            lines.append(line(f"l{i}-{j}", f"k{i}", str(draw(st.integers(1, 500))),
-                              str(draw(st.decimals(1, 5000, places=2)))))
-    owners = [Owner(id="u1", name="Sam", active=draw(st.booleans()), manager_id="m1"),
-              Owner(id="m1", name="Boss", active=draw(st.booleans()))]
+            lines.append(
+                line(
+                    f"l{i}-{j}",
+                    f"k{i}",
+                    str(draw(st.integers(1, 500))),
+                    str(draw(st.decimals(1, 5000, places=2))),
+                )
+            )
+    owners = [
+        Owner(id="u1", name="Sam", active=draw(st.booleans()), manager_id="m1"),
+        Owner(id="m1", name="Boss", active=draw(st.booleans())),
+    ]
     return make_book(contracts, lines, owners)
 
 
@@ -143,8 +164,9 @@ def test_replanning_after_applying_a_plan_yields_no_further_writes(book, as_of):
 @settings(max_examples=60, deadline=None)
 @given(book=books(), as_of=dates)
 def test_no_two_renewals_share_a_key_and_every_task_key_is_unique(book, as_of):
-    plans = [pl for pl in planner(as_of=as_of).plan_book(book, Ledger())
-             if isinstance(pl, RenewalPlan)]
+    plans = [
+        pl for pl in planner(as_of=as_of).plan_book(book, Ledger()) if isinstance(pl, RenewalPlan)
+    ]
     keys = [pl.renewal.key for pl in plans]
     assert len(keys) == len(set(keys))
     task_keys = [t.dedupe_key for pl in plans for t in pl.tasks]
