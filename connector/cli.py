@@ -33,8 +33,9 @@ from connector.services import explain, retry_dead_letters, sync
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
-out = Console()
-err = Console(stderr=True)
+# piped output (logs, CI) gets wide lines instead of 80-column wrapping
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _date(_ctx, _param, value: str | None) -> date | None:

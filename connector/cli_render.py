@@ -190,15 +190,14 @@ def print_dead_letters(out: Console, rows: list[dict[str, Any]], as_json: bool) 
     if not rows:
         out.print("No open dead letters.")
         return
-    t = Table("id", "stage", "kind", "record", "contract", "error", "tries", title="Dead letters")
+    t = Table("id", "stage", "contract", "error", "tries", title="Dead letters")
     for r in rows:
+        code = f"{r['error_code']}: " if r["error_code"] else ""
         t.add_row(
             str(r["id"]),
             r["stage"],
-            r["kind"],
-            r["record_id"],
             r["contract_id"] or "",
-            f"{r['error_code'] or ''}: {r['message']}",
+            code + r["message"],
             str(r["attempts"]),
         )
     out.print(t)
