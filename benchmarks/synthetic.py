@@ -141,7 +141,7 @@ def _owners(book: Book) -> list[str]:
 
 def summarize(plans: Iterable[Plan]) -> dict[str, int]:
     """Counts of plan outcomes (create/update, skip reasons) and of planned lines and tasks."""
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter(lines=0, tasks=0, writes=0)
     for plan in plans:
         if isinstance(plan, RenewalPlan):
             counts[f"plan.{plan.action}"] += 1

@@ -90,14 +90,15 @@ class SandboxCrm:
             rows = self.db.execute(
                 "SELECT id, modstamp, deleted, fields FROM records WHERE object = ? AND "
                 "(modstamp > ? OR (modstamp = ? AND id > ?)) ORDER BY modstamp, id LIMIT ?",
-                (om.object, after[0], after[0], after[1], self.page_size),
+                (om.object, after[0], after[0], after[1], self.page_size + 1),
             ).fetchall()
+            more, rows = len(rows) > self.page_size, rows[: self.page_size]
             page = [self._source(om.object, row, om.modified_field) for row in rows]
             if related:
                 self._resolve(page, related)
             if page:
                 yield page
-            if len(rows) < self.page_size:
+            if not more:  # like Salesforce's `done`: no empty page after a full one
                 return
             after = (rows[-1][1], rows[-1][0])
 

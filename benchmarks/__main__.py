@@ -1,0 +1,61 @@
+"""`python -m benchmarks [planning|memory|calls ...]`: run the benchmarks (default all), print
+their figures and a PASS/FAIL summary. Exit status is 0 unless --strict and a target is missed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from benchmarks.common import Verdict, environment, heading
+
+NAMES = ("planning", "memory", "calls")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)}")
+    parser.add_argument("--planning-contracts", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3, help="planning runs (best is reported)")
+    parser.add_argument("--memory-contracts", type=int, default=100_000)
+    parser.add_argument("--calls-contracts", type=int, default=10_000)
+    parser.add_argument("--calls-accounts", type=int, default=6_000)
+    parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(NAMES))
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(NAMES)}")
+    names = [n for n in NAMES if n in args.names] if args.names else list(NAMES)
+
+    print(f"crm-renewals benchmarks: {', '.join(names)}")
+    print(environment())
+    started = time.perf_counter()
+    verdicts: list[Verdict] = []
+    for name in names:
+        if name == "planning":
+            from benchmarks import planning
+            from benchmarks.synthetic import SEED
+
+            seed = SEED if args.seed is None else args.seed
+            verdicts += planning.run(args.planning_contracts, args.repeat, seed)
+        elif name == "memory":
+            from benchmarks import memory
+
+            verdicts += memory.run(args.memory_contracts, args.seed)
+        else:
+            from benchmarks import calls
+
+            verdicts += calls.run(args.calls_contracts, args.calls_accounts, args.seed)
+        sys.stdout.flush()
+
+    heading(f"summary ({time.perf_counter() - started:.0f} s)")
+    for v in verdicts:
+        print(f"  {v.line()}")
+    missed = [v for v in verdicts if not v.passed]
+    print(f"  {len(verdicts) - len(missed)} of {len(verdicts)} targets met")
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

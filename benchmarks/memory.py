@@ -1,0 +1,133 @@
+"""Peak memory: build a synthetic Book of N contracts and plan all of them (plans kept in a list,
+as `sync` keeps them), in a fresh subprocess so nothing else inflates the figure.
+
+The figure is the process's peak resident set size, resource.getrusage(RUSAGE_SELF).ru_maxrss,
+read in the child after each phase: it includes the interpreter and the imported libraries.
+Linux carries ru_maxrss over fork + exec, so a child started straight from this process would
+begin with this process's own peak (after the planning benchmark, ~360 MB); the child is started
+through /bin/sh, which forks it from its own small image. /proc/self/status VmHWM (not carried
+over) is printed as a cross-check where available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Verdict, heading, row, verdict
+
+TARGET_MB = 300
+TIMEOUT_S = 600
+ROOT = Path(__file__).resolve().parent.parent  # where `-m benchmarks.memory` resolves
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def vm_hwm_mb() -> float | None:
+    """Peak RSS of this process image from /proc (Linux), in MiB; None elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        return None
+    return None
+
+
+def child(contracts: int, seed: int) -> dict:
+    """The measured work; runs in the subprocess and returns its figures."""
+    from benchmarks.synthetic import AS_OF, EmptyLedger, build_book, summarize
+    from connector.domain.policy import Playbook, RenewalPolicy
+    from connector.domain.renewals import Planner
+
+    out = {"imports_mb": peak_rss_mb()}
+    t0 = time.perf_counter()
+    book = build_book(contracts, seed=seed)
+    out["build_s"] = time.perf_counter() - t0
+    out["book_mb"] = peak_rss_mb()
+    out["records"] = {
+        "accounts": len(book.accounts),
+        "contacts": len(book.contacts),
+        "contracts": len(book.contracts),
+        "lines": len(book.contract_lines),
+    }
+    t0 = time.perf_counter()
+    plans = list(Planner(RenewalPolicy(), Playbook(), AS_OF).plan_book(book, EmptyLedger()))
+    out["plan_s"] = time.perf_counter() - t0
+    out["peak_mb"] = peak_rss_mb()
+    out["plans"] = summarize(plans)
+    out["vm_hwm_mb"] = vm_hwm_mb()
+    return out
+
+
+def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
+    heading(f"peak memory: build + plan {contracts:,} contracts (fresh subprocess)")
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--contracts", str(contracts)]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    if Path("/bin/sh").exists():  # a fresh ru_maxrss: see the module docstring
+        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return [verdict(Verdict("memory", "peak RSS", "child failed", f"< {TARGET_MB} MB", False))]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    rec = res["records"]
+    plans = res["plans"]
+    planned = plans.get("plan.create", 0) + plans.get("plan.update", 0)
+    row("measure", "peak RSS, getrusage(RUSAGE_SELF).ru_maxrss in the child (MiB)")
+    row(
+        "book",
+        f"{rec['accounts']:,} accounts, {rec['contacts']:,} contacts, "
+        f"{rec['contracts']:,} contracts, {rec['lines']:,} lines",
+    )
+    row("renewal plans kept", f"{planned:,} ({plans['lines']:,} lines, {plans['tasks']:,} tasks)")
+    row("peak after imports", f"{res['imports_mb']:.0f} MB")
+    row(
+        "peak after building the book",
+        f"{res['book_mb']:.0f} MB  (+{res['book_mb'] - res['imports_mb']:.0f}; "
+        f"{res['build_s']:.1f} s)",
+    )
+    row(
+        "peak after planning",
+        f"{res['peak_mb']:.0f} MB  (+{res['peak_mb'] - res['book_mb']:.0f}; {res['plan_s']:.1f} s)",
+    )
+    if res["vm_hwm_mb"] is not None:
+        row("cross-check: /proc VmHWM", f"{res['vm_hwm_mb']:.0f} MB")
+    return [
+        verdict(
+            Verdict(
+                "memory",
+                f"peak RSS, {contracts:,} contracts",
+                f"{res['peak_mb']:.0f} MB",
+                f"< {TARGET_MB} MB",
+                res["peak_mb"] < TARGET_MB,
+            )
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="memory benchmark child (prints one JSON line)")
+    parser.add_argument("--contracts", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    from benchmarks.synthetic import SEED
+
+    print(json.dumps(child(args.contracts, SEED if args.seed is None else args.seed)))
+
+
+if __name__ == "__main__":
+    main()
