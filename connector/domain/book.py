@@ -27,8 +27,8 @@ class Book:
     renewal_lines: dict[str, RenewalLine] = field(default_factory=dict)
     #: contract id -> {record ref: why it failed to map}; such a contract is not planned
     broken: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: keys of renewal lines the CRM reports deleted (a rep removed them)
-    deleted_line_keys: set[str] = field(default_factory=set)
+    #: renewal key -> keys of its lines the CRM reports deleted
+    deleted_lines: dict[str, set[str]] = field(default_factory=dict)
     #: keys of renewal opportunities the CRM reports deleted
     deleted_renewal_keys: set[str] = field(default_factory=set)
 
@@ -76,6 +76,12 @@ class Book:
                 "rlines": rlines,
             }
         return self._index
+
+    def note_deleted_line(self, line_key: str) -> None:
+        self.deleted_lines.setdefault(line_key.rsplit(":", 1)[0], set()).add(line_key)
+
+    def deleted_lines_of(self, renewal_key: str) -> set[str]:
+        return self.deleted_lines.get(renewal_key, set())
 
     def contacts_of(self, account_id: str) -> list[Contact]:
         return self._indexes()["contacts"].get(account_id, [])

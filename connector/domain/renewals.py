@@ -155,7 +155,8 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         notes.append(f"late: created after end - {policy.latest_creation_days} days")
     if existing is not None and existing.close_date != end:
         notes.append(f"end date amended: close date moves {existing.close_date} -> {end}")
-    locked = _locked_fields(policy, existing, book, ledger, key) | value_locks(
+    wanted = {ln.key for ln in renewal_lines}
+    locked = _locked_fields(policy, existing, book, ledger, key, wanted) | value_locks(
         renewal, existing, baseline
     )
     tasks = plan_tasks(
@@ -233,10 +234,11 @@ def _locked_fields(
     book: Book,
     ledger: LedgerView,
     key: str,
+    wanted: set[str],
 ) -> set[str]:
     """Sales fields a rep has taken over; computed against the CRM's current values."""
     if current is None:
-        return frozenset()
+        return set()
     if current.stage != policy.initial_stage:
         return set(SALES_FIELDS)
     locked: set[str] = set()
@@ -244,8 +246,8 @@ def _locked_fields(
     for line in book.renewal_lines_of(key):
         if not (line.key or "").startswith(ours):
             locked |= {"lines", "amount"}
-    if any(
-        k.startswith(ours) and ledger.written("renewal_line", k) for k in book.deleted_line_keys
-    ):
+    # a line we wrote and still want is gone: a rep removed it (a deleted line we no longer
+    # want is our own delete whose ledger update a killed run did not record)
+    if any(k in wanted and ledger.written("renewal_line", k) for k in book.deleted_lines_of(key)):
         locked |= {"lines", "amount"}
-    return frozenset(locked)
+    return locked

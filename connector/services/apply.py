@@ -10,7 +10,14 @@ from typing import Any
 from connector.domain.book import Book
 from connector.domain.mapping import to_crm
 from connector.domain.renewals import Plan, RenewalPlan
-from connector.domain.writes import LINE_FIELDS, RENEWAL_OWNED, RENEWAL_SALES, Write, jsonable
+from connector.domain.writes import (
+    LINE_FIELDS,
+    RENEWAL_OWNED,
+    RENEWAL_SALES,
+    Write,
+    jsonable,
+    same,
+)
 from connector.ports import OutboundRecord, WriteResult
 from connector.services.context import Context
 
@@ -44,24 +51,60 @@ class ApplyOutcome:
         self.writes[name] = self.writes.get(name, 0) + 1
 
 
-def adopt_existing(
+def reconcile_ledger(
     ctx: Context, plans: list[Plan], book: Book, ledger: Ledger, run_id: int
 ) -> None:
-    """Records the CRM already holds under our keys but the ledger lacks (a run died between
-    the CRM accepting a write and the ledger recording it): take them as our last write."""
+    """Bring the ledger up to what the CRM holds where a killed run left it behind: a run can die
+    between the CRM accepting a write and the ledger recording it. A record under our key that
+    the ledger lacks is adopted; a field whose CRM value is already what we want is taken as
+    written; a line we deleted is dropped. Otherwise it would later look like a rep's edit."""
     rows = []
     for plan in plans:
         if not isinstance(plan, RenewalPlan) or plan.current is None:
             continue
         key = plan.renewal.key
-        if ledger.written("renewal_opportunity", key) is None:
-            fields = {n: jsonable(getattr(plan.current, n)) for n in RENEWAL_OWNED + RENEWAL_SALES}
-            rows.append(_row("renewal_opportunity", key, plan.contract_id, None, fields))
+        rows += _catch_up(
+            "renewal_opportunity",
+            key,
+            plan.contract_id,
+            plan.current,
+            plan.renewal,
+            RENEWAL_OWNED + RENEWAL_SALES,
+            ledger,
+        )
+        wanted = {ln.key: ln for ln in plan.lines}
         for line in book.renewal_lines_of(key):
-            if line.key and ledger.written("renewal_line", line.key) is None:
-                fields = {n: jsonable(getattr(line, n)) for n in LINE_FIELDS}
-                rows.append(_row("renewal_line", line.key, plan.contract_id, None, fields))
+            if line.key:
+                rows += _catch_up(
+                    "renewal_line",
+                    line.key,
+                    plan.contract_id,
+                    line,
+                    wanted.get(line.key),
+                    LINE_FIELDS,
+                    ledger,
+                )
+        for gone in book.deleted_lines_of(key) - wanted.keys():
+            if ledger.written("renewal_line", gone) is not None:
+                rows.append(_row("renewal_line", gone, plan.contract_id, None, None))
     _record(ctx, ledger, rows, run_id)
+
+
+def _catch_up(
+    kind: str, key: str, contract_id: str, current, desired, names: tuple[str, ...], ledger: Ledger
+) -> list[dict[str, Any]]:
+    base = ledger.written(kind, key)
+    if base is None:
+        fields = {n: jsonable(getattr(current, n)) for n in names}
+        return [_row(kind, key, contract_id, None, fields)]
+    fresh = {
+        n: jsonable(getattr(current, n))
+        for n in names
+        if desired is not None
+        and same(getattr(current, n), getattr(desired, n))
+        and not same(getattr(current, n), base.get(n))
+    }
+    return [_row(kind, key, contract_id, None, {**base, **fresh})] if fresh else []
 
 
 def apply_writes(

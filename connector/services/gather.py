@@ -37,7 +37,7 @@ def load_book(ctx: Context) -> Book:
 
 def _note_deleted(book: Book, kind: str, model) -> None:
     if kind == "renewal_line" and model.key:
-        book.deleted_line_keys.add(model.key)
+        book.note_deleted_line(model.key)
     elif kind == "renewal_opportunity":
         book.deleted_renewal_keys.add(model.key)
 

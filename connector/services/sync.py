@@ -10,7 +10,7 @@ from typing import Any
 
 from connector.domain.renewals import Plan, Planner, RenewalPlan, Skip
 from connector.errors import ConnectorError
-from connector.services.apply import Ledger, adopt_existing, apply_writes
+from connector.services.apply import Ledger, apply_writes, reconcile_ledger
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
 
@@ -93,7 +93,7 @@ def sync(
         report.plans = plans
         failed: set[str] = set(book.broken)
         if not dry_run:
-            adopt_existing(ctx, plans, book, ledger, run_id)
+            reconcile_ledger(ctx, plans, book, ledger, run_id)
             outcome = apply_writes(ctx, plans, ledger, run_id, progress)
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
