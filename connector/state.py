@@ -246,7 +246,13 @@ class StateStore:
     # ---------------------------------------------------------------- runs
 
     def start_run(self, mode: str, as_of: str) -> int:
+        """A new run; runs still marked running were killed (runs do not overlap)."""
         with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(status="interrupted", error="the process stopped before the run ended")
+            )
             return conn.execute(
                 insert(runs).values(started_at=now(), status="running", mode=mode, as_of=as_of)
             ).inserted_primary_key[0]

@@ -277,3 +277,10 @@ def test_tasks_name_every_renewal_contact_and_flag_accounts_without_one(context,
     assert due <= soon(80) - timedelta(days=60) and due.weekday() < 5
     other = next(t for t in notice if t is not acme)
     assert "name one" in other["Description"] and other["Priority"] == "High"
+
+
+def test_a_run_that_never_finished_is_shown_as_interrupted(context, book):
+    context.store.start_run("incremental", AS_OF.isoformat())  # a run killed mid-way
+    run(context)
+    statuses = [r["status"] for r in context.store.list_runs()]
+    assert statuses == ["ok", "interrupted"]
