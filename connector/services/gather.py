@@ -50,11 +50,10 @@ def pull_changes(
     dry_run: bool,
     run_id: int | None,
     progress: Progress | None = None,
-) -> tuple[dict[str, Cursor], int]:
+) -> dict[str, Cursor]:
     """Read every kind's changes into the book (and the mirror unless dry-run).
-    Returns the cursors to commit once the run's writes succeed, and the mapping failures."""
+    Returns the cursors to commit once the run's writes succeed."""
     new_cursors: dict[str, Cursor] = {}
-    failures = 0
     overlap = timedelta(seconds=ctx.config.sync.overlap_seconds)
     for kind in READ_KINDS:
         since = None if full else ctx.store.cursor(kind)
@@ -64,17 +63,17 @@ def pull_changes(
         for attempt in retry:
             with attempt:
                 for page in ctx.crm.read_changes(kind, since):
-                    failures += _take_page(ctx, book, kind, page, dry_run, run_id)
+                    _take_page(ctx, book, kind, page, dry_run, run_id)
                     since = page[-1].cursor
                     new_cursors[kind] = since
                     if progress:
                         progress(kind, len(page))
-    return new_cursors, failures
+    return new_cursors
 
 
 def _take_page(
     ctx: Context, book: Book, kind: str, page: list[SourceRecord], dry_run: bool, run_id: int | None
-) -> int:
+) -> None:
     rows, letters, fixed = [], [], []
     for rec in page:
         row, letter = map_record(ctx.mapping, book, kind, rec)
@@ -87,7 +86,6 @@ def _take_page(
         ctx.store.save_records(rows)
         ctx.store.add_dead_letters(letters, run_id)
         ctx.store.resolve_dead_letters(kind, fixed)
-    return len(letters)
 
 
 def map_record(

@@ -84,7 +84,7 @@ def sync(
     report = SyncReport(run_id, as_of, dry_run, full)
     try:
         book = load_book(ctx)
-        cursors, _ = pull_changes(
+        cursors = pull_changes(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
         ledger = Ledger(store.load_ledger())
