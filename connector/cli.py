@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from connector import bootstrap, logs
 from connector.adapters.sandbox_seed import seed as seed_book
@@ -27,7 +28,7 @@ from connector.cli_render import (
     print_sync,
     progress_bar,
 )
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.sync import today
@@ -318,9 +319,7 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
     )
 
 
-def _problem(path: str, message: str):
-    from connector.errors import Problem
-
+def _problem(path: str, message: str) -> Problem:
     return Problem(path, message, "app.yaml")
 
 
@@ -330,6 +329,4 @@ def _remove_sqlite(path: Path) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)

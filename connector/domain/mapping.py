@@ -254,8 +254,7 @@ def to_crm(mapping: Mapping, kind: str, values: dict[str, Any]) -> dict[str, Any
             continue
         value = values[name]
         if value is not None and spec.map is not None:
-            inverse = {v: k for k, v in spec.map.items()}
-            value = inverse.get(value, value)
+            value = next((crm for crm, ours in spec.map.items() if ours == value), value)
         out[spec.field] = _to_wire(value, spec)
     return out
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from connector.domain.book import Book
 from connector.domain.renewals import Plan, Planner, RenewalPlan, Skip
 from connector.errors import ConnectorError
 from connector.services.apply import Ledger, apply_writes, reconcile_ledger
@@ -186,7 +187,7 @@ def retry_dead_letters(
 ) -> tuple[int, SyncReport]:
     """Re-map records that failed to map (say, after a mapping fix) from their mirrored CRM
     data, then run a sync, which re-plans every contract and so re-sends refused writes."""
-    book = load_book(ctx)
+    scratch = Book()  # map_record needs a book; the sync below loads the real one
     fixed = 0
     for letter in ctx.store.list_dead_letters():
         if letter["stage"] != "read":
@@ -194,7 +195,7 @@ def retry_dead_letters(
         record = ctx.store.mirrored(letter["kind"], letter["record_id"])
         if record is None:
             continue
-        row, failure = map_record(ctx.mapping, book, letter["kind"], record)
+        row, failure = map_record(ctx.mapping, scratch, letter["kind"], record)
         if failure:
             continue
         ctx.store.save_records([row])
