@@ -11,10 +11,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connector.domain.models import to_json
 from connector.domain.renewals import Plan, RenewalPlan, Skip
-from connector.services.sync import Explanation, SyncReport
-
-ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
+from connector.services.sync import ATTENTION, Explanation, SyncReport
 
 
 @contextmanager
@@ -112,11 +111,11 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         elif isinstance(plan, RenewalPlan):
             data.update(
                 decision=plan.action,
-                renewal=plan.renewal.model_dump(mode="json"),
+                renewal=to_json(plan.renewal),
                 locked=sorted(plan.locked),
                 notes=list(plan.notes),
                 writes=[{"kind": w.kind, "op": w.op, "key": w.key} for w in plan.writes],
-                tasks=[t.model_dump(mode="json") for t in plan.tasks],
+                tasks=[to_json(t) for t in plan.tasks],
             )
         out.print_json(json.dumps(data))
         return

@@ -30,6 +30,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_ext ON records (object, ext_key)
 CREATE INDEX IF NOT EXISTS records_stamp ON records (object, modstamp, id);
 CREATE INDEX IF NOT EXISTS records_id ON records (id);
 CREATE TABLE IF NOT EXISTS counters (object TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS api_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL,
+    kind TEXT NOT NULL, records INTEGER NOT NULL);
 """
 #: Id prefixes, as Salesforce key prefixes do it: an id tells its object.
 PREFIXES = {
@@ -114,6 +116,7 @@ class SandboxCrm:
         obj = self.mapping.models[kind].object
         now = stamp(self.clock())
         with self._transaction():
+            self._log("delete", kind, len(keys))
             for key in keys:
                 self.db.execute(
                     "UPDATE records SET deleted = 1, modstamp = ? WHERE object = ? "
@@ -167,6 +170,12 @@ class SandboxCrm:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def api_log(self, after: int = 0) -> list[tuple[int, str, str, int]]:
+        """Write calls the sandbox committed, in order: (seq, method, kind, records)."""
+        return self.db.execute(
+            "SELECT seq, method, kind, records FROM api_log WHERE seq > ? ORDER BY seq", (after,)
+        ).fetchall()
+
     def transaction(self):
         return self._transaction()
 
@@ -177,6 +186,12 @@ class SandboxCrm:
         fault = self.faults.pop(0) if self.faults else None
         if fault is not None:
             raise fault
+
+    def _log(self, method: str, kind: str, records: int) -> None:
+        # inside the write's transaction: the log holds exactly the calls the CRM committed
+        self.db.execute(
+            "INSERT INTO api_log (method, kind, records) VALUES (?, ?, ?)", (method, kind, records)
+        )
 
     def _check_batch(self, size: int) -> None:
         if size > self.max_batch:
@@ -196,6 +211,7 @@ class SandboxCrm:
         now = stamp(self.clock())
         results = []
         with self._transaction():
+            self._log("upsert" if update_existing else "create_missing", kind, len(records))
             for rec in records:
                 results.append(
                     self._write_one(kind, om.object, om.key_field, rec, now, update_existing)

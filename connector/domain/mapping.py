@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import types
 import typing
+from dataclasses import MISSING, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from connector.domain.models import MODELS, READ_KINDS, WRITE_KINDS, Record
+from connector.domain.models import MODELS, READ_KINDS, WRITE_KINDS, Record, validate
 from connector.errors import MappingError
 
 CrmType = Literal["string", "number", "integer", "boolean", "date", "datetime"]
@@ -100,10 +101,14 @@ def _canonical_type(annotation: Any) -> tuple[type, tuple | None]:
 
 FIELD_TYPES: dict[str, dict[str, tuple[type, tuple | None, bool]]] = {
     kind: {
-        name: (*_canonical_type(info.annotation), info.is_required())
-        for name, info in model.model_fields.items()
+        f.name: (
+            *_canonical_type(hints[f.name]),
+            f.default is MISSING and f.default_factory is MISSING,
+        )
+        for f in fields(model)
     }
     for kind, model in MODELS.items()
+    for hints in [typing.get_type_hints(model)]
 }
 
 _COMPATIBLE: dict[type, set[str]] = {
@@ -234,7 +239,7 @@ def to_model(mapping: Mapping, kind: str, raw: dict[str, Any]) -> Record:
             raise MappingError(kind, record_id, name, value, f"not one of {list(allowed)}")
         values[name] = value
     try:
-        return MODELS[kind].model_validate(values)
+        return validate(MODELS[kind], values)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(map(str, err["loc"]))

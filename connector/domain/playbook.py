@@ -83,7 +83,7 @@ def _task(
             f"\nNo renewal contact is named for {values['account_name']}: "
             "name one on the account before this is due."
         )
-    return Task.model_construct(
+    return Task(
         dedupe_key=f"{renewal.key}:{step.id}",
         owner_id=owner.id,
         subject=step.subject.format(**values),

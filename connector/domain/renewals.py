@@ -139,7 +139,7 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     name = policy.name_template.format(
         account_name=account.name, contract_number=contract.number or cid, end_date=end
     )
-    renewal = RenewalOpportunity.model_construct(
+    renewal = RenewalOpportunity(
         key=key,
         contract_id=cid,
         account_id=account.id,
@@ -191,7 +191,7 @@ def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOp
 
 def _renewal_line(renewal_key_: str, line, uplift: Decimal) -> RenewalLine:
     price = (line.unit_price * (1 + uplift / 100)).quantize(CENT, ROUND_HALF_UP)
-    return RenewalLine.model_construct(
+    return RenewalLine(
         key=f"{renewal_key_}:{line.id}",
         renewal_key=renewal_key_,
         product_code=line.product_code,
@@ -220,7 +220,7 @@ def resolve_owner(
     if fallback:
         fb = owners.get(fallback)
         if fb is None or fb.active:
-            return fb or Owner.model_construct(
+            return fb or Owner(
                 id=fallback, name=fallback, active=True, email=None, manager_id=None
             ), f"{gone} with no active manager; assigned to fallback owner {fallback}"
     return None, (

@@ -43,8 +43,15 @@ class Write:
     op: Literal["create", "update", "delete"]
     key: str
     contract_id: str
-    fields: dict[str, Any]
+    #: the record whose `names` fields are written (kept by reference: a first sync plans
+    #: hundreds of thousands of writes, and copying their values would double the memory)
+    source: Any
+    names: tuple[str, ...]
     parent_key: str | None = None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {n: getattr(self.source, n) for n in self.names}
 
 
 def same(a: Any, b: Any) -> bool:
@@ -99,7 +106,7 @@ def renewal_writes(
     baseline: dict[str, Any] | None,
     locked: frozenset[str],
 ) -> list[Write]:
-    want = _fields(desired, RENEWAL_OWNED + RENEWAL_SALES)
+    all_names = RENEWAL_OWNED + RENEWAL_SALES
     if current is None and baseline is None:
         return [
             Write(
@@ -107,18 +114,21 @@ def renewal_writes(
                 "create",
                 desired.key,
                 desired.contract_id,
-                dict(want),
+                desired,
+                all_names,
             )
         ]
-    have = _fields(current, RENEWAL_OWNED + RENEWAL_SALES) if current else baseline
-    changed = {
-        k: v
-        for k, v in want.items()
-        if k not in locked and k != "stage" and not same(v, have.get(k))
-    }
+    have = _fields(current, all_names) if current else baseline
+    changed = tuple(
+        n
+        for n in all_names
+        if n not in locked and n != "stage" and not same(getattr(desired, n), have.get(n))
+    )
     if not changed:
         return []
-    return [Write("renewal_opportunity", "update", desired.key, desired.contract_id, changed)]
+    return [
+        Write("renewal_opportunity", "update", desired.key, desired.contract_id, desired, changed)
+    ]
 
 
 def line_writes(
@@ -134,42 +144,31 @@ def line_writes(
     wanted = set()
     for line in desired:
         wanted.add(line.key)
-        want = _fields(line, LINE_FIELDS)
         cur = by_key.get(line.key)
         have = _fields(cur, LINE_FIELDS) if cur else ledger.written("renewal_line", line.key)
         if have is None:
             out.append(
                 Write(
-                    "renewal_line",
-                    "create",
-                    line.key,
-                    contract_id,
-                    dict(want),
-                    renewal_key,
+                    "renewal_line", "create", line.key, contract_id, line, LINE_FIELDS, renewal_key
                 )
             )
             continue
-        changed = {k: v for k, v in want.items() if not same(v, have.get(k))}
+        changed = tuple(n for n in LINE_FIELDS if not same(getattr(line, n), have.get(n)))
         if changed:
-            out.append(Write("renewal_line", "update", line.key, contract_id, changed, renewal_key))
+            out.append(
+                Write("renewal_line", "update", line.key, contract_id, line, changed, renewal_key)
+            )
     ours = f"{renewal_key}:"
     for key in sorted(by_key):
         if key.startswith(ours) and key not in wanted:
-            out.append(Write("renewal_line", "delete", key, contract_id, {}, renewal_key))
+            out.append(Write("renewal_line", "delete", key, contract_id, None, (), renewal_key))
     return out
 
 
 def task_writes(contract_id: str, tasks: tuple[Task, ...], ledger: LedgerView) -> list[Write]:
     """Tasks are created once per dedupe key and then belong to the rep."""
     return [
-        Write(
-            "task",
-            "create",
-            t.dedupe_key,
-            contract_id,
-            _fields(t, TASK_FIELDS),
-            t.renewal_key,
-        )
+        Write("task", "create", t.dedupe_key, contract_id, t, TASK_FIELDS, t.renewal_key)
         for t in tasks
         if ledger.written("task", t.dedupe_key) is None
     ]

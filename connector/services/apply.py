@@ -3,13 +3,14 @@ write in the ledger, dead-letter each refused one, and carry on with the rest.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.mapping import to_crm
-from connector.domain.renewals import Plan, RenewalPlan
+from connector.domain.renewals import Plan, RenewalPlan, Skip
 from connector.domain.writes import (
     LINE_FIELDS,
     RENEWAL_OWNED,
@@ -51,43 +52,83 @@ class ApplyOutcome:
         self.writes[name] = self.writes.get(name, 0) + 1
 
 
-def reconcile_ledger(
-    ctx: Context, plans: list[Plan], book: Book, ledger: Ledger, run_id: int
-) -> None:
-    """Bring the ledger up to what the CRM holds where a killed run left it behind: a run can die
-    between the CRM accepting a write and the ledger recording it. A record under our key that
-    the ledger lacks is adopted; a field whose CRM value is already what we want is taken as
-    written; a line we deleted is dropped. Otherwise it would later look like a rep's edit."""
-    rows = []
+@dataclass
+class Collected:
+    """What a run keeps of its plans. Plans themselves are not kept: a first sync of a large
+    book plans hundreds of thousands of records, so writes stream into the Applier instead."""
+
+    #: contracts whose outcome is settled at planning: skip reasons, "unchanged", "failed"
+    settled: Counter[str] = field(default_factory=Counter)
+    #: contract id -> "create" | "update" for contracts with writes (these can still fail)
+    writing: dict[str, str] = field(default_factory=dict)
+    planned: Counter[str] = field(default_factory=Counter)
+    shown: list[Plan] = field(default_factory=list)
+
+
+def collect(
+    plans: Iterable[Plan],
+    book: Book,
+    ledger: Ledger,
+    applier: Applier | None,
+    show_writes: bool,
+    show_skips: Collection[str],
+) -> Collected:
+    """Consume plans; their writes and ledger catch-up go to `applier` (None: dry run)."""
+    out = Collected()
     for plan in plans:
-        if not isinstance(plan, RenewalPlan) or plan.current is None:
+        if isinstance(plan, Skip):
+            out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
+            if plan.reason in show_skips:
+                out.shown.append(plan)
             continue
-        key = plan.renewal.key
-        rows += _catch_up(
-            "renewal_opportunity",
-            key,
-            plan.contract_id,
-            plan.current,
-            plan.renewal,
-            RENEWAL_OWNED + RENEWAL_SALES,
-            ledger,
-        )
-        wanted = {ln.key: ln for ln in plan.lines}
-        for line in book.renewal_lines_of(key):
-            if line.key:
-                rows += _catch_up(
-                    "renewal_line",
-                    line.key,
-                    plan.contract_id,
-                    line,
-                    wanted.get(line.key),
-                    LINE_FIELDS,
-                    ledger,
-                )
-        for gone in book.deleted_lines_of(key) - wanted.keys():
-            if ledger.written("renewal_line", gone) is not None:
-                rows.append(_row("renewal_line", gone, plan.contract_id, None, None))
-    _record(ctx, ledger, rows, run_id)
+        if plan.writes:
+            out.writing[plan.contract_id] = plan.action
+            out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
+        else:
+            out.settled["unchanged"] += 1
+        if applier is not None:
+            applier.catch_up(catch_up_rows(plan, book, ledger))
+            for w in plan.writes:
+                applier.add(w)
+        if show_writes and plan.writes:
+            out.shown.append(plan)
+    return out
+
+
+def catch_up_rows(plan: RenewalPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:
+    """Ledger rows that bring the ledger up to what the CRM holds where a killed run left it
+    behind (a run can die between the CRM accepting a write and the ledger recording it). A
+    record under our key that the ledger lacks is adopted; a field whose CRM value is already
+    what we want is taken as written; a line we deleted is dropped. Otherwise each would later
+    look like a rep's edit."""
+    if plan.current is None:
+        return []
+    key = plan.renewal.key
+    rows = _catch_up(
+        "renewal_opportunity",
+        key,
+        plan.contract_id,
+        plan.current,
+        plan.renewal,
+        RENEWAL_OWNED + RENEWAL_SALES,
+        ledger,
+    )
+    wanted = {ln.key: ln for ln in plan.lines}
+    for line in book.renewal_lines_of(key):
+        if line.key:
+            rows += _catch_up(
+                "renewal_line",
+                line.key,
+                plan.contract_id,
+                line,
+                wanted.get(line.key),
+                LINE_FIELDS,
+                ledger,
+            )
+    for gone in book.deleted_lines_of(key) - wanted.keys():
+        if ledger.written("renewal_line", gone) is not None:
+            rows.append(_row("renewal_line", gone, plan.contract_id, None, None))
+    return rows
 
 
 def _catch_up(
@@ -107,50 +148,97 @@ def _catch_up(
     return [_row(kind, key, contract_id, None, {**base, **fresh})] if fresh else []
 
 
-def apply_writes(
-    ctx: Context,
-    plans: list[Plan],
-    ledger: Ledger,
-    run_id: int,
-    progress: Callable[[str, int], None] | None = None,
-) -> ApplyOutcome:
-    outcome = ApplyOutcome()
-    failed_parents: set[str] = set()
-    writes = [w for p in plans if isinstance(p, RenewalPlan) for w in p.writes]
-    for kind, ops, method in STAGES:
-        todo = []
-        for w in writes:
-            if w.kind != kind or w.op not in ops:
-                continue
-            if w.parent_key in failed_parents:
-                outcome.failed_contracts.add(w.contract_id)
-                continue
-            todo.append(w)
-        for batch in _batches(todo, ctx.crm.max_batch):
-            results = _send(ctx, kind, method, batch)
-            rows, letters = [], []
-            for w, res in zip(batch, results, strict=True):
-                outcome.sent += 1
-                if res.ok:
-                    outcome.count(kind, w.op if w.op != "create" or res.created else "update")
-                    base = ledger.written(kind, w.key) or {}
-                    fields = (
-                        None
-                        if w.op == "delete"
-                        else {**base, **{k: jsonable(v) for k, v in w.fields.items()}}
-                    )
-                    rows.append(_row(kind, w.key, w.contract_id, res.crm_id, fields))
-                else:
-                    outcome.failed_contracts.add(w.contract_id)
-                    if kind == "renewal_opportunity":
-                        failed_parents.add(w.key)
-                    letters.append(_letter(w, res))
-            _record(ctx, ledger, rows, run_id)
-            ctx.store.add_dead_letters(letters, run_id)
-            ctx.store.resolve_dead_letters(kind, [r["key"] for r in rows])
-            if progress:
-                progress(kind, len(batch))
-    return outcome
+class Applier:
+    """Sends writes as they are planned, in full batches of the adapter's maximum size.
+
+    A child (line, task) waits until its parent renewal's batch has been answered: it is sent
+    only once the parent exists in the CRM, and dropped (its contract failed) if the parent was
+    refused. Only part-filled batches remain for `finish`, so the call count is the same as if
+    all writes had been gathered first, while memory stays bounded by a few batches."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        ledger: Ledger,
+        run_id: int,
+        progress: Callable[[str, int], None] | None = None,
+    ):
+        self.ctx, self.ledger, self.run_id, self.progress = ctx, ledger, run_id, progress
+        self.outcome = ApplyOutcome()
+        self.buffers: list[list[Write]] = [[] for _ in STAGES]
+        self.waiting: dict[str, list[Write]] = {}
+        self.unsent_parents: set[str] = set()
+        self.failed_parents: set[str] = set()
+        self.pending_catch_up: list[dict[str, Any]] = []
+
+    def catch_up(self, rows: list[dict[str, Any]]) -> None:
+        """Ledger rows to record before any write is sent (see catch_up_rows)."""
+        self.pending_catch_up += rows
+
+    def add(self, w: Write) -> None:
+        stage = _stage(w)
+        if stage == 0:
+            self.unsent_parents.add(w.key)
+        elif w.parent_key in self.failed_parents:
+            self.outcome.failed_contracts.add(w.contract_id)
+            return
+        elif w.parent_key in self.unsent_parents:
+            self.waiting.setdefault(w.parent_key, []).append(w)
+            return
+        self.buffers[stage].append(w)
+        if len(self.buffers[stage]) >= self.ctx.crm.max_batch:
+            self._flush(stage)
+
+    def finish(self) -> ApplyOutcome:
+        for stage in range(len(STAGES)):
+            self._flush(stage)
+        record_ledger(self.ctx, self.ledger, self.pending_catch_up, self.run_id)
+        return self.outcome
+
+    def _flush(self, stage: int) -> None:
+        batch, self.buffers[stage] = self.buffers[stage], []
+        if not batch:
+            return
+        record_ledger(self.ctx, self.ledger, self.pending_catch_up, self.run_id)
+        self.pending_catch_up = []
+        kind, _, method = STAGES[stage]
+        results = _send(self.ctx, kind, method, batch)
+        rows, letters = [], []
+        for w, res in zip(batch, results, strict=True):
+            self.outcome.sent += 1
+            if res.ok:
+                self.outcome.count(kind, w.op if w.op != "create" or res.created else "update")
+                rows.append(_ledger_row(self.ledger, w, res))
+            else:
+                self.outcome.failed_contracts.add(w.contract_id)
+                letters.append(_letter(w, res))
+                if stage == 0:
+                    self.failed_parents.add(w.key)
+        record_ledger(self.ctx, self.ledger, rows, self.run_id)
+        self.ctx.store.add_dead_letters(letters, self.run_id)
+        self.ctx.store.resolve_dead_letters(kind, [r["key"] for r in rows])
+        if self.progress:
+            self.progress(kind, len(batch))
+        if stage == 0:
+            for w in batch:
+                self.unsent_parents.discard(w.key)
+                for child in self.waiting.pop(w.key, []):
+                    self.add(child)
+
+
+def _stage(w: Write) -> int:
+    for i, (kind, ops, _) in enumerate(STAGES):
+        if w.kind == kind and w.op in ops:
+            return i
+    raise ValueError(f"no stage writes {w.kind}.{w.op}")
+
+
+def _ledger_row(ledger: Ledger, w: Write, res: WriteResult) -> dict[str, Any]:
+    if w.op == "delete":
+        return _row(w.kind, w.key, w.contract_id, res.crm_id, None)
+    base = ledger.written(w.kind, w.key) or {}
+    fields = {**base, **{k: jsonable(v) for k, v in w.fields.items()}}
+    return _row(w.kind, w.key, w.contract_id, res.crm_id, fields)
 
 
 def _send(ctx: Context, kind: str, method: str, batch: list[Write]) -> list[WriteResult]:
@@ -176,7 +264,8 @@ def _row(
     }
 
 
-def _record(ctx: Context, ledger: Ledger, rows: list[dict[str, Any]], run_id: int) -> None:
+def record_ledger(ctx: Context, ledger: Ledger, rows: list[dict[str, Any]], run_id: int) -> None:
+    """Store ledger rows (fields None removes one) and keep the in-memory view in step."""
     ctx.store.record_writes(rows, run_id)
     for r in rows:
         if r["fields"] is None:
@@ -196,8 +285,3 @@ def _letter(w: Write, res: WriteResult) -> dict[str, Any]:
         "error_code": res.error_code,
         "message": res.message or res.error_code or "refused by the CRM",
     }
-
-
-def _batches(items: list[Write], size: int) -> Iterator[list[Write]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -8,7 +8,7 @@ from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.mapping import Mapping, get_path, to_model
-from connector.domain.models import MODELS, READ_KINDS
+from connector.domain.models import MODELS, READ_KINDS, to_json, validate
 from connector.errors import MappingError
 from connector.ports import Cursor, SourceRecord
 from connector.services.context import Context
@@ -27,7 +27,7 @@ def load_book(ctx: Context) -> Book:
             continue
         if data is None:
             continue
-        model = MODELS[kind].model_validate(data)
+        model = validate(MODELS[kind], data)
         if deleted:
             _note_deleted(book, kind, model)
         else:
@@ -127,7 +127,7 @@ def map_record(
         }
     if contract_id:
         book.clear_broken(contract_id, ref)
-    row["data"] = model.model_dump(mode="json")
+    row["data"] = to_json(model)
     if rec.deleted:
         book.drop(kind, rec.id)
         _note_deleted(book, kind, model)

@@ -9,11 +9,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.domain.book import Book
-from connector.domain.renewals import Plan, Planner, RenewalPlan, Skip
+from connector.domain.renewals import Plan, Planner
 from connector.errors import ConnectorError
-from connector.services.apply import Ledger, apply_writes, reconcile_ledger
+from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
+
+#: Skip reasons an admin must act on (shown under "Needs attention").
+ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
 
 
 @dataclass
@@ -90,27 +93,25 @@ def sync(
         )
         ledger = Ledger(store.load_ledger())
         planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of)
-        plans = list(planner.plan_book(book, ledger))
-        report.plans = plans
-        failed: set[str] = set(book.broken)
-        if not dry_run:
-            reconcile_ledger(ctx, plans, book, ledger, run_id)
-            outcome = apply_writes(ctx, plans, ledger, run_id, progress)
+        applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
+        run = collect(
+            planner.plan_book(book, ledger),
+            book,
+            ledger,
+            applier,
+            show_writes=dry_run,
+            show_skips=ATTENTION,
+        )
+        report.plans = run.shown
+        failed: set[str] = set()
+        if applier is None:
+            report.writes = dict(sorted(run.planned.items()))
+        else:
+            outcome = applier.finish()
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
             store.advance_cursors(cursors)
-        else:
-            report.writes = dict(
-                sorted(
-                    Counter(
-                        f"{w.kind}.{w.op}"
-                        for p in plans
-                        if isinstance(p, RenewalPlan)
-                        for w in p.writes
-                    ).items()
-                )
-            )
-        _count(report, plans, failed)
+        _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     except ConnectorError as exc:
         report.status, report.error = "failed", str(exc)
@@ -131,21 +132,13 @@ def sync(
     return report
 
 
-def _count(report: SyncReport, plans: list[Plan], failed: set[str]) -> None:
-    reasons: Counter[str] = Counter()
-    for plan in plans:
-        if plan.contract_id in failed:
-            report.failed += 1
-        elif isinstance(plan, Skip):
-            report.skipped += 1
-            reasons[plan.reason] += 1
-        elif plan.action == "create":
-            report.created += 1
-        elif plan.writes:
-            report.updated += 1
-        else:
-            report.unchanged += 1
-    report.skip_reasons = dict(sorted(reasons.items()))
+def _count(report: SyncReport, run: Collected, failed: set[str]) -> None:
+    counts = Counter(run.settled)
+    counts.update("failed" if cid in failed else action for cid, action in run.writing.items())
+    report.created, report.updated = counts.pop("create", 0), counts.pop("update", 0)
+    report.unchanged, report.failed = counts.pop("unchanged", 0), counts.pop("failed", 0)
+    report.skipped = sum(counts.values())
+    report.skip_reasons = dict(sorted(counts.items()))
 
 
 def _stored_counts(report: SyncReport) -> dict[str, Any]:

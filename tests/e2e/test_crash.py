@@ -35,7 +35,6 @@ import pytest
 from connector.adapters.sandbox import SandboxCrm
 from connector.bootstrap import KILL_AFTER_WRITES_ENV
 from connector.mapping_file import load_mapping
-from connector.services.apply import STAGES
 from tests.conftest import ROOT, write_config
 
 AS_OF = "2026-11-23"
@@ -248,6 +247,14 @@ class Workspace:
     def crm(self) -> CrmState:
         return read_crm(self.sandbox_db)
 
+    def write_calls(self) -> list[tuple[int, str, str, int]]:
+        """The sandbox's log of committed write calls: (seq, method, kind, records)."""
+        crm = SandboxCrm(self.sandbox_db, load_mapping(ROOT / "mappings" / "sandbox.yaml"))
+        try:
+            return crm.api_log()
+        finally:
+            crm.close()
+
     def edit_book(self, change: Callable[[SandboxCrm], None]) -> None:
         """Change the book in the CRM as its users would: change(SandboxCrm)."""
         crm = SandboxCrm(self.sandbox_db, load_mapping(ROOT / "mappings" / "sandbox.yaml"))
@@ -288,19 +295,10 @@ class Reference:
     crm: CrmState
     ledger: set[tuple[str, str]]
     dead_letters: Counter
+    #: (stage, kind, records) of each write call `run` made, in order (the sandbox's api log)
+    batches: list[tuple[str, str, int]]
     #: the CRM after a later contract change and one more clean sync (change scenario only)
     later: CrmState | None = None
-
-    @property
-    def batches(self) -> list[tuple[str, str, int]]:
-        """(stage, kind, records) of each write call `run` made, in order."""
-        out = []
-        writes = self.run.report["writes"]
-        for kind, ops, method in STAGES:
-            n = sum(writes.get(f"{kind}.{op}", 0) for op in ops)
-            stage = f"{kind}.{method}"
-            out += [(stage, kind, min(BATCH_SIZE, n - i)) for i in range(0, n, BATCH_SIZE)]
-        return out
 
     def kill_point(self, name: str) -> int:
         """A write call number of `run`, by what it writes: a stage (`renewal_line.delete`:
@@ -328,11 +326,16 @@ class Reference:
 
 
 def clean_reference(ws: Workspace) -> Reference:
+    before = ws.write_calls()
     run = ws.sync()
+    calls = [
+        (f"{kind}.{method}", kind, n) for _, method, kind, n in ws.write_calls()[len(before) :]
+    ]
     crm, ledger, letters = ws.crm(), ws.ledger(), ws.open_dead_letters()
     again = ws.sync()
     assert again.report["writes"] == {} and again.report["created"] == 0, again.report
-    return Reference(ws.data, run, again, crm, ledger, letters)
+    assert sum(n for _, _, n in calls) == sum(run.report["writes"].values())
+    return Reference(ws.data, run, again, crm, ledger, letters, calls)
 
 
 @pytest.fixture(scope="module")
