@@ -7,6 +7,7 @@ building one directly in code (planning) skips validation, which typed code does
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -151,10 +152,20 @@ def _adapter(cls: type) -> TypeAdapter:
     return TypeAdapter(cls)
 
 
+#: Text up to this length is interned: ids, codes, picklist values and names repeat across
+#: records (an account id in each of its contacts and contracts), and a book of 100k contracts
+#: holds each of them once instead of once per record.
+INTERN_UP_TO = 80
+
+
 def validate(cls: type, data: dict[str, Any]) -> Any:
     """Build a record of `cls` from outside data (coercing text, numbers, ISO dates);
     raises pydantic.ValidationError."""
-    return _adapter(cls).validate_python(data)
+    shared = {
+        k: sys.intern(v) if type(v) is str and len(v) <= INTERN_UP_TO else v
+        for k, v in data.items()
+    }
+    return _adapter(cls).validate_python(shared)
 
 
 def to_json(rec: Any) -> dict[str, Any]:
