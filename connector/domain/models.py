@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
@@ -66,7 +66,6 @@ class Contract:
     owner_id: str | None = None
     uplift_percent: Decimal | None = None
     currency: str | None = None
-    modified_at: datetime | None = None
 
 
 @record
