@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
 from functools import wraps
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 from connector import bootstrap, logs
 from connector.adapters.sandbox_seed import seed as seed_book
 from connector.cli_render import (
+    print_checks,
     print_dead_letters,
     print_explanation,
     print_plan_diff,
@@ -221,10 +223,19 @@ def mappings_group() -> None:
 
 @mappings_group.command("validate")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--online", is_flag=True, help="Also check the mapping against the connected CRM's schema."
+)
+@json_option
 @click.pass_context
 @fatal_errors
-def mappings_validate(ctx, files: tuple[Path, ...]) -> None:
+def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool) -> None:
     """Check mapping FILES (default: the one app.yaml selects) against the canonical models."""
+    if online:
+        if files:
+            raise click.UsageError("--online checks the mapping app.yaml selects; give no FILES")
+        _run_checks(ctx.parent, lambda crm: crm.check_mapping_online(), as_json)
+        return
     if not files:
         files = (bootstrap.load(ctx.parent.obj["config"]).mapping_path,)
     problems = []
@@ -236,6 +247,45 @@ def mappings_validate(ctx, files: tuple[Path, ...]) -> None:
             problems += exc.problems
     if problems:
         raise ConfigError(problems)
+
+
+@main.command("doctor")
+@json_option
+@click.pass_context
+@fatal_errors
+def doctor(ctx, as_json: bool) -> None:
+    """Check credentials, API version, object and field access, limits; print what to fix."""
+    _run_checks(ctx, lambda crm: crm.doctor(), as_json)
+
+
+@main.command("setup")
+@click.argument("crm_name", metavar="CRM", type=click.Choice(["salesforce", "hubspot"]))
+@click.option("--apply", "apply_", is_flag=True, help="Create what is missing (default: print).")
+@json_option
+@click.pass_context
+@fatal_errors
+def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
+    """Show (or with --apply create) the custom fields/properties the connector needs."""
+    cfg = bootstrap.load(ctx.obj["config"])
+    if cfg.crm != crm_name:
+        raise ConfigError([_problem("crm", f"`setup {crm_name}` needs crm: {crm_name}")])
+    _run_checks(ctx, lambda crm: crm.setup(apply_), as_json)
+
+
+def _run_checks(ctx: click.Context, run: Callable, as_json: bool) -> None:
+    context = _context(ctx)
+    try:
+        checks = run(context.crm)
+    finally:
+        context.close()
+    if as_json:
+        out.print_json(
+            data={"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+        )
+    else:
+        print_checks(out, checks)
+    if not all(c.ok for c in checks):
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.group("sandbox")

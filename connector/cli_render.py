@@ -212,3 +212,16 @@ def print_seed(out: Console, s, path) -> None:
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
+def print_checks(console: Console, checks: list) -> None:
+    for c in checks:
+        mark = "[green]ok[/]  " if c.ok else "[bold red]FIX[/] "
+        console.print(f"{mark} {c.name}", end="")
+        console.print(f": {c.detail}" if c.detail else "", markup=False, highlight=False)
+        if not c.ok and c.fix:
+            console.print(f"      -> {c.fix}", markup=False, highlight=False, soft_wrap=True)
+    bad = sum(not c.ok for c in checks)
+    console.print(
+        f"\n{len(checks) - bad} ok, {bad} to fix" if bad else f"\nAll {len(checks)} checks passed."
+    )

@@ -50,6 +50,16 @@ class WriteResult:
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of `renewals doctor` / `mappings validate --online` / `setup`."""
+
+    name: str  # what was checked, e.g. "field Opportunity.Renewal_Key__c"
+    ok: bool
+    detail: str = ""
+    fix: str | None = None  # what the admin should do when not ok
+
+
 class CrmClient(Protocol):
     system: str
     max_batch: int
@@ -73,3 +83,19 @@ class CrmClient(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Diagnosable(Protocol):
+    """What `renewals doctor`, `mappings validate --online` and `setup` ask of an adapter."""
+
+    def doctor(self) -> list[Check]:
+        """Credentials, API version, access to every mapped object and field, limits."""
+        ...
+
+    def check_mapping_online(self) -> list[Check]:
+        """The mapping against the CRM's own schema (describe / properties)."""
+        ...
+
+    def setup(self, apply: bool) -> list[Check]:
+        """The custom fields/properties the connector needs: reported, or created when `apply`."""
+        ...
