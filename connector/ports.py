@@ -70,8 +70,15 @@ class CrmClient(Protocol):
         deleted ones included and flagged."""
         ...
 
+    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
+        """Current state of the records of `kind` with these CRM ids (webhook refetch); deleted
+        ones flagged, unknown ones absent. Batched by the adapter."""
+        ...
+
     def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        """Create or update by external key; one result per record, in order."""
+        """Create or update by external key; one result per record, in order. When the kind's
+        mapping has `key_field: Id` (e.g. health fields written to an account), the key is the
+        CRM id and the record is updated only: a missing record is a failed WriteResult."""
         ...
 
     def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:

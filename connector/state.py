@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from connector.domain.signals import Signal
 from connector.ports import Cursor, SourceRecord
 
 SCHEMA_VERSION = 1
@@ -99,6 +100,16 @@ dead_letters = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
 )
+signals = Table(
+    "signals",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("measure", String(80), primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
 
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = []
@@ -138,6 +149,41 @@ class StateStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # ------------------------------------------------------------------ signals
+
+    def add_signals(self, items: Iterable[Signal]) -> int:
+        """Store signals; a copy of one already stored (account, measure, moment) is ignored.
+        Returns how many were new."""
+        rows = [
+            {
+                "account": s.account,
+                "measure": s.measure,
+                "at": s.at,
+                "value": s.value,
+                "source": s.source,
+                "received_at": now(),
+            }
+            for s in items
+        ]
+        if not rows:
+            return 0
+        stmt = _upsert(self.engine, signals).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            return sum(conn.execute(stmt, [row]).rowcount for row in rows)
+
+    def latest_signals(self, as_of: datetime | None = None) -> dict[str, dict[str, Signal]]:
+        """The newest value of each measure for each account (at or before `as_of`)."""
+        query = select(signals).order_by(signals.c.at)
+        if as_of is not None:
+            query = query.where(signals.c.at <= as_of)
+        out: dict[str, dict[str, Signal]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.account, {})[r.measure] = Signal(
+                    r.account, r.measure, r.value, _aware(r.at), r.source
+                )
+        return out
 
     # ---------------------------------------------------------------- mirror and cursors
 

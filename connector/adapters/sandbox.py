@@ -105,6 +105,24 @@ class SandboxCrm:
                 return
             after = (rows[-1][1], rows[-1][0])
 
+    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
+        om = self.mapping.models[kind]
+        related = [f for f in self.mapping.source_fields(kind) if "." in f]
+        out: list[SourceRecord] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), self.page_size):
+            self._call()
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT id, modstamp, deleted, fields FROM records WHERE object = ? "
+                f"AND id IN ({marks}) ORDER BY modstamp, id",
+                (om.object, *chunk),
+            ).fetchall()
+            page = [self._source(om.object, row, om.modified_field) for row in rows]
+            if related:
+                self._resolve(page, related)
+            out += page
+        return out
+
     def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
         return self._write(kind, records, update_existing=True)
 
@@ -272,15 +290,22 @@ class SandboxCrm:
     def _write_one(
         self, kind, obj, key_field, rec: OutboundRecord, now: str, update_existing: bool
     ) -> WriteResult:
+        by_id = key_field == "Id"
+        column = "id" if by_id else "ext_key"
         row = self.db.execute(
-            "SELECT id, fields FROM records WHERE object = ? AND ext_key = ? AND deleted = 0",
+            f"SELECT id, fields FROM records WHERE object = ? AND {column} = ? AND deleted = 0",
             (obj, rec.key),
         ).fetchone()
+        if by_id and row is None:
+            return WriteResult(
+                rec.key, False, error_code="ENTITY_IS_DELETED", message=f"{obj} {rec.key} not found"
+            )
         if row is not None and not update_existing:
             return WriteResult(rec.key, True, row[0], created=False)
         fields = json.loads(row[1]) if row else {}
         fields.update(rec.fields)
-        fields[key_field] = rec.key
+        if not by_id:
+            fields[key_field] = rec.key
         if kind in PARENT_FIELD and rec.parent_key is not None:
             parent = self.db.execute(
                 "SELECT id FROM records WHERE object = ? AND ext_key = ? AND deleted = 0",

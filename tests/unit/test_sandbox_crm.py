@@ -85,3 +85,13 @@ def test_deleted_records_show_up_in_change_reads(crm):
     crm.remove("User", uid)
     (page,) = list(crm.read_changes("owner", None))
     assert page[0].deleted and page[0].fields["IsDeleted"] is True
+
+
+def test_read_ids_returns_current_state_deleted_flagged_unknown_absent(crm):
+    a = crm.insert("User", {"Name": "A", "IsActive": True})
+    b = crm.insert("User", {"Name": "B", "IsActive": True})
+    crm.remove("User", b)
+    got = {r.id: r for r in crm.read_ids("owner", [a, b, "005NOPE", a])}
+    assert set(got) == {a, b}
+    assert got[b].deleted and not got[a].deleted
+    assert got[a].fields["Name"] == "A"
