@@ -111,9 +111,9 @@ class HubSpotCrm(HubSpotDiagnosis):
             except Exception as exc:
                 if not hasattr(exc, "status"):
                     raise
-                err = calls.translate(what, exc)
+                err = calls.translate(what, exc, bucket.interval)
                 if err.status == 429:
-                    bucket.pause(err.retry_after or 10.0)
+                    bucket.pause(err.retry_after or bucket.interval)
                 raise err from exc
             finally:
                 bucket.release()

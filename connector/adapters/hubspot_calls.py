@@ -31,7 +31,7 @@ SEARCH_CAP = 10_000
 # ---------------------------------------------------------------- errors
 
 
-def translate(what: str, exc: Any) -> CrmError:
+def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
     """A vendor ApiException (one class per sub-package) -> our error tree, by status."""
     status = int(getattr(exc, "status", 0) or 0)
     raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
@@ -62,13 +62,15 @@ def translate(what: str, exc: Any) -> CrmError:
     if status == 429 and body.get("policyName") == "DAILY":
         return FatalCrmError(f"{text}: the portal's daily API limit is used up", **kw)
     if status in RETRIABLE or status >= 500 or status == 0:
-        return RetriableCrmError(text, retry_after=_retry_after(status, headers), **kw)
+        return RetriableCrmError(text, retry_after=_retry_after(status, headers, window), **kw)
     if 400 <= status < 500 and status != 404:
         return RecordRejectedError(text, **kw)
     return CrmError(text, **kw)
 
 
-def _retry_after(status: int, headers: Any) -> float | None:
+def _retry_after(status: int, headers: Any, window: float) -> float | None:
+    """Retry-After if given, else the rate-limit interval header, else the budget's window
+    (search 429s carry no rate-limit headers)."""
     for name in ("Retry-After", "retry-after"):
         value = headers.get(name)
         if value:
@@ -78,7 +80,7 @@ def _retry_after(status: int, headers: Any) -> float | None:
                 pass
     if status == 429:
         interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-        return float(interval) / 1000 if interval else 10.0
+        return float(interval) / 1000 if interval else window
     return RETRIABLE.get(status)
 
 
