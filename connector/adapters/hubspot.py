@@ -25,6 +25,7 @@ from connector.adapters.hubspot_diag import HubSpotDiagnosis
 from connector.adapters.hubspot_limits import limits_for, portal_key
 from connector.config import HubspotSettings
 from connector.domain.mapping import Mapping
+from connector.errors import RetriableCrmError
 from connector.ports import Cursor, OutboundRecord, SourceRecord, WriteResult
 from connector.retry import retrying
 
@@ -112,7 +113,7 @@ class HubSpotCrm(HubSpotDiagnosis):
                 if not hasattr(exc, "status"):
                     raise
                 err = calls.translate(what, exc, bucket.interval)
-                if err.status == 429:
+                if isinstance(err, RetriableCrmError) and err.status == 429:
                     bucket.pause(err.retry_after or bucket.interval)
                 raise err from exc
             finally:

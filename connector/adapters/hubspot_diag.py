@@ -15,6 +15,7 @@ CONNECTOR_PROPERTIES: dict[str, tuple[tuple[str, str, str, str, bool], ...]] = {
     "deals": (
         ("renewal_key", "Renewal key", "string", "text", True),
         ("renewal_contract_id", "Renewal of contract", "string", "text", False),
+        ("contract_status", "Contract status", "string", "text", False),
         ("contract_start_date", "Contract start date", "date", "date", False),
         ("contract_end_date", "Contract end date", "date", "date", False),
         ("renewal_uplift_percent", "Renewal uplift %", "number", "number", False),
@@ -23,6 +24,7 @@ CONNECTOR_PROPERTIES: dict[str, tuple[tuple[str, str, str, str, bool], ...]] = {
         ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
     ),
     "companies": (
+        ("customer_segment", "Customer segment", "string", "text", False),
         ("renewal_health_score", "Renewal health score", "number", "number", False),
         ("renewal_health_grade", "Renewal health grade", "string", "text", False),
         ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),

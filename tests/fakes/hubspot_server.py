@@ -73,9 +73,11 @@ class FakeHubSpot:
         self.pipelines = json.loads(json.dumps(PIPELINES))
         self.labels = dict(LABELS)
         self.calls: Counter[str] = Counter()
+        self.requests: list[tuple[str, Any]] = []  # ("METHOD /path", JSON body), in order
         self.new_links = 0  # associations created through the API that did not exist yet
         self.statuses: Counter[int] = Counter()
         self.faults: list[tuple[str, Reply]] = []
+        self.stalls: list[tuple[str, float]] = []
         self._seq = 1000
         self._last = datetime.now(UTC) - timedelta(days=1)
         self._hits: deque[float] = deque()
@@ -227,6 +229,10 @@ class FakeHubSpot:
         for _ in range(times):
             self.faults.append((route, Reply(status, body, headers)))
 
+    def stall_next(self, route: str, seconds: float) -> None:
+        """The next request matching `route` is answered only after `seconds` (timeouts)."""
+        self.stalls.append((route, seconds))
+
     def fail_with_429(self, route: str = "", times: int = 1) -> None:
         data = json.loads((FIXTURES / "error_429.json").read_text())
         headers = dict(data["_http"]["headers"])
@@ -248,6 +254,7 @@ class FakeHubSpot:
             self._gate(h, key)
             query = {k: v for k, v in parse_qs(url.query).items()}
             payload = json.loads(raw) if raw else {}
+            self.requests.append((key, payload))
             status, body = self._route(h.command, url.path, query, payload)
             if "/search" not in url.path:
                 headers = self._limit_headers()
@@ -261,12 +268,21 @@ class FakeHubSpot:
             if name.lower() != "content-type":
                 h.send_header(name, value)
         h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
 
     def _gate(self, h, key: str) -> None:
         with self.lock:
             self.calls[_template(key)] += 1
+            stall = next((s for s in self.stalls if s[0] in key), None)
+            if stall is not None:
+                self.stalls.remove(stall)
+        if stall is not None:
+            time.sleep(stall[1])
+        with self.lock:
             for i, (route, reply) in enumerate(self.faults):
                 if route in key:
                     del self.faults[i]
