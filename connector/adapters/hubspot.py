@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,8 @@ from connector.retry import retrying
 
 TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 SEARCH_PAGE = 200
+#: ids per v4 association batch read (at most 1000, HubSpot changelog of Feb 2025)
+ASSOC_CHUNK = 1000
 BATCH = 100
 MERGED = "hs_merged_object_ids"
 #: Singular names used in `associated_<name>_id` mapping fields -> object types.
@@ -136,17 +139,35 @@ class HubSpotCrm(HubSpotDiagnosis):
         if kind == "owner":
             yield from self._read_owners(since)
             return
-        seen_deleted: list[SourceRecord] = []
+        # archived first (usually few), so they merge into the stream at their stamp
+        gone = deque(
+            sorted(
+                (r for r in self._archived(kind) if since is None or r.cursor > since),
+                key=lambda r: r.cursor,
+            )
+        )
+        chunk: list[dict] = []
         for page in calls.search_pages(self, kind, since):
-            records, merged = self._records(kind, page)
-            seen_deleted += merged
-            if records:
-                yield records
-        gone = [r for r in self._archived(kind) if since is None or r.cursor > since]
-        gone += [r for r in seen_deleted if since is None or r.cursor > since]
-        gone.sort(key=lambda r: r.cursor)
-        for i in range(0, len(gone), SEARCH_PAGE):
-            yield gone[i : i + SEARCH_PAGE]
+            chunk += page
+            if len(chunk) >= ASSOC_CHUNK:  # one association read for five search pages
+                yield from self._chunk(kind, chunk, gone)
+                chunk = []
+        if chunk:
+            yield from self._chunk(kind, chunk, gone)
+        rest = list(gone)
+        for i in range(0, len(rest), SEARCH_PAGE):
+            yield rest[i : i + SEARCH_PAGE]
+
+    def _chunk(
+        self, kind: str, objs: list[dict], gone: deque[SourceRecord]
+    ) -> Iterator[list[SourceRecord]]:
+        records, merged = self._records(kind, objs)
+        upto = records[-1].cursor if records else None
+        while gone and upto is not None and gone[0].cursor <= upto:
+            merged.append(gone.popleft())
+        out = sorted(records + merged, key=lambda r: r.cursor)
+        for i in range(0, len(out), SEARCH_PAGE):
+            yield out[i : i + SEARCH_PAGE]
 
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
         if kind == "owner":

@@ -67,6 +67,8 @@ def _bad_props(fake: FakeHubSpot, obj: str, props: dict) -> str | None:
 
 
 def _by_prop(fake: FakeHubSpot, obj: str, prop: str, value: str) -> dict | None:
+    if (fake.properties[obj].get(prop) or {}).get("hasUniqueValue"):
+        return fake.lookup(obj, prop, value)
     for o in fake.objects[obj].values():
         if not o["archived"] and o["properties"].get(prop) == value:
             return o
@@ -161,7 +163,9 @@ def batch_read(fake: FakeHubSpot, query, body, obj):
     results, errors = [], []
     for inp in body.get("inputs") or []:
         want = str(inp["id"])
-        if id_prop:
+        if id_prop and not archived:
+            o = _by_prop(fake, obj, id_prop, want)
+        elif id_prop:
             o = next(
                 (
                     x
@@ -368,6 +372,7 @@ def create_property(fake: FakeHubSpot, query, body, obj):
         body["groupName"],
     )
     fake.properties[obj][name] = prop
+    fake.reindex(obj)
     return 201, prop
 
 

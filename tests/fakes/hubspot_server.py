@@ -70,6 +70,8 @@ class FakeHubSpot:
             t: {p["name"]: dict(p) for p in ps} for t, ps in DEFAULT_PROPERTIES.items()
         }
         self.groups: dict[str, set[str]] = defaultdict(set)
+        #: (type, unique property) -> {value: id} of live records: upserts stay O(1) at 10k+
+        self.index: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         self.pipelines = json.loads(json.dumps(PIPELINES))
         self.labels = dict(LABELS)
         self.calls: Counter[str] = Counter()
@@ -143,27 +145,57 @@ class FakeHubSpot:
                 "archived": False,
             }
             self._touch(obj_type, oid, at)
+            self._reindex(obj_type, oid)
             return oid
 
     def edit(self, obj_type: str, oid: str, changes: dict[str, Any], stamp: str | None = None):
         with self.lock:
             obj = self.objects[obj_type][oid]
+            self._unindex(obj_type, oid)
             obj["properties"].update({k: _text(v) for k, v in changes.items()})
             self._touch(obj_type, oid, stamp or self.now())
+            self._reindex(obj_type, oid)
 
     def archive(self, obj_type: str, oid: str) -> None:
         with self.lock:
             obj = self.objects[obj_type][oid]
+            self._unindex(obj_type, oid)
             obj["archived"], obj["archivedAt"] = True, self.now()
 
     def merge(self, obj_type: str, primary: str, merged: str) -> None:
         """Merge `merged` into `primary`: the merged id disappears, the primary lists it."""
         with self.lock:
+            self._unindex(obj_type, merged)
             self.objects[obj_type].pop(merged)
             props = self.objects[obj_type][primary]["properties"]
             ids = [x for x in (props.get("hs_merged_object_ids") or "").split(";") if x]
             props["hs_merged_object_ids"] = ";".join(ids + [merged])
             self._touch(obj_type, primary, self.now())
+
+    def lookup(self, obj_type: str, prop: str, value: str) -> dict | None:
+        """The live record whose unique-valued `prop` is `value`."""
+        oid = self.index[(obj_type, prop)].get(value)
+        return None if oid is None else self.objects[obj_type][oid]
+
+    def reindex(self, obj_type: str) -> None:
+        for oid, obj in self.objects[obj_type].items():
+            if not obj["archived"]:
+                self._reindex(obj_type, oid)
+
+    def _unique(self, obj_type: str) -> list[str]:
+        return [n for n, p in self.properties[obj_type].items() if p.get("hasUniqueValue")]
+
+    def _reindex(self, obj_type: str, oid: str) -> None:
+        props = self.objects[obj_type][oid]["properties"]
+        for name in self._unique(obj_type):
+            if props.get(name) not in (None, ""):
+                self.index[(obj_type, name)][props[name]] = oid
+
+    def _unindex(self, obj_type: str, oid: str) -> None:
+        props = self.objects[obj_type][oid]["properties"]
+        for name in self._unique(obj_type):
+            if self.index[(obj_type, name)].get(props.get(name)) == oid:
+                del self.index[(obj_type, name)][props[name]]
 
     def get(self, obj_type: str, oid: str) -> dict[str, Any]:
         return self.objects[obj_type][oid]["properties"]
@@ -223,6 +255,7 @@ class FakeHubSpot:
         for obj, props in CONNECTOR_PROPERTIES.items():
             for name, label, type_, field_type, unique in props:
                 self.properties[obj][name] = _prop(name, label, type_, field_type, unique)
+            self.reindex(obj)
 
     def fail_next(self, route: str, status: int, body: Any = None, headers=None, times=1):
         """The next `times` requests whose 'METHOD /path' contains `route` get this answer."""
