@@ -1,5 +1,6 @@
-"""`python -m benchmarks [planning|memory|calls ...]`: run the benchmarks (default all), print
-their figures and a PASS/FAIL summary. Exit status is 0 unless --strict and a target is missed."""
+"""`python -m benchmarks [planning|memory|calls|hubspot ...]`: run the benchmarks (default all),
+print their figures and a PASS/FAIL summary. Exit status is 0 unless --strict and a target is
+missed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "memory", "calls")
+NAMES = ("planning", "memory", "calls", "hubspot")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-contracts", type=int, default=100_000)
     parser.add_argument("--calls-contracts", type=int, default=10_000)
     parser.add_argument("--calls-accounts", type=int, default=6_000)
+    parser.add_argument("--hubspot-contracts", type=int, default=10_000)
+    parser.add_argument(
+        "--hubspot-scale", type=float, default=2.0, help="time runs this much faster"
+    )
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import memory
 
             verdicts += memory.run(args.memory_contracts, args.seed)
+        elif name == "hubspot":
+            from benchmarks import hubspot
+
+            verdicts += hubspot.run(args.hubspot_contracts, args.calls_accounts, args.hubspot_scale)
         else:
             from benchmarks import calls
 

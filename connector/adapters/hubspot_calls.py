@@ -14,12 +14,12 @@ from connector.ports import Cursor, OutboundRecord
 if TYPE_CHECKING:
     from connector.adapters.hubspot import HubSpotCrm
 
+#: What the private app needs (tasks: HubSpot's tasks API asks for the contacts scopes).
 SCOPES = (
-    "crm.objects.deals.read crm.objects.deals.write crm.objects.companies.read "
-    "crm.objects.contacts.read crm.objects.line_items.read crm.objects.line_items.write "
-    "crm.objects.owners.read crm.schemas.deals.read crm.schemas.deals.write "
-    "crm.schemas.line_items.write crm.schemas.contacts.read crm.objects.custom.read (custom "
-    "object contracts) and tickets or tasks write access for tasks"
+    "crm.objects.owners.read, crm.objects.companies.read/.write, crm.objects.contacts.read/"
+    ".write, crm.objects.deals.read/.write, crm.objects.line_items.read/.write, "
+    "crm.schemas.deals.read/.write, crm.schemas.companies.read/.write, crm.schemas.contacts.read, "
+    "crm.schemas.line_items.read (and crm.objects.custom.read for contracts in a custom object)"
 )
 ASSOC_FIELD = re.compile(r"^associated_(?P<name>.+)_id$")
 LABEL_FIELD = "renewal_contact_label"

@@ -24,9 +24,19 @@ from urllib.parse import parse_qs, urlparse
 
 from tests.fakes.hubspot_schema import DEFAULT_PROPERTIES, INVERSE, LABELS, PIPELINES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hubspot"
-if not FIXTURES.exists():  # the worktree sits next to /work/shared
-    FIXTURES = Path("/work/shared/fixtures/hubspot")
+_ROOT = Path(__file__).resolve().parents[2]
+#: The official payloads: copied into tests/fixtures, else the shared folder next to the repo.
+FIXTURES = next(
+    (
+        p
+        for p in (
+            _ROOT / "tests" / "fixtures" / "hubspot",
+            _ROOT.parent / "shared" / "fixtures" / "hubspot",
+        )
+        if p.exists()
+    ),
+    Path("/work/shared/fixtures/hubspot"),
+)
 SEARCH_CAP = 10_000
 STAMP_FIELDS = {"contacts": ("lastmodifieddate", "hs_lastmodifieddate")}
 

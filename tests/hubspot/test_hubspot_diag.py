@@ -46,7 +46,7 @@ def test_doctor_names_the_token_setting_and_scopes_when_refused(tmp_path, fake, 
     data = json.loads(result.output)
     (bad,) = [c for c in data["checks"] if not c["ok"]]
     assert result.exit_code != 0 and "HUBSPOT_ACCESS_TOKEN" in bad["detail"]
-    assert "crm.objects.deals.read" in bad["fix"]
+    assert "crm.objects.deals.read/.write" in bad["fix"]
 
 
 def test_doctor_flags_a_missing_scope(tmp_path, monkeypatch):

@@ -76,7 +76,7 @@ def test_a_bad_token_stops_the_run_naming_the_setting_and_the_scopes(fake):
     with pytest.raises(FatalCrmError) as err:
         list(crm.read_changes("account", None))
     assert "HUBSPOT_ACCESS_TOKEN" in str(err.value)
-    assert "crm.objects.deals.write" in str(err.value)
+    assert "crm.objects.deals.read/.write" in str(err.value)
     assert fake.count("") == 1
 
 
