@@ -15,10 +15,14 @@ Bucket use = general-bucket calls during the write phase / what the limit allows
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -138,19 +142,23 @@ class Meter:
 def run(contracts: int = 10_000, accounts: int = 6_000, scale: float = 2.0) -> list[Verdict]:
     interval = 10.0 / scale
     heading(f"HubSpot: first sync of {contracts:,} contracts, {LIMIT}/10 s bucket, time x{scale:g}")
-    fake = FakeHubSpot(burst=LIMIT, interval=interval, search_per_second=5)
-    fake.start()
+    # the fake runs in its own process, so serving does not compete with the connector for the GIL
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.hubspot", str(contracts), str(accounts), str(interval)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        fake.define_connector_properties()
-        t0 = time.perf_counter()
-        counts = seed(fake, contracts, accounts)
+        info = json.loads(server.stdout.readline())
         row(
             "seeded in",
-            f"{time.perf_counter() - t0:.1f} s: "
-            + ", ".join(f"{n:,} {t}" for t, n in counts.items()),
+            f"{info['seconds']:.1f} s: "
+            + ", ".join(f"{n:,} {t}" for t, n in info["counts"].items()),
         )
         with tempfile.TemporaryDirectory(prefix="renewals-bench-hs-") as tmp:
-            ctx = _context(Path(tmp), fake, interval)
+            ctx = _context(Path(tmp), info["url"], info["token"], interval)
             meter = Meter(ctx.crm)
             try:
                 t0 = time.monotonic()
@@ -158,17 +166,41 @@ def run(contracts: int = 10_000, accounts: int = 6_000, scale: float = 2.0) -> l
                 wall = time.monotonic() - t0
             finally:
                 ctx.close()
-        return _report(report, wall, meter, fake, interval)
+        with urllib.request.urlopen(info["url"] + "/__fake__/stats") as resp:
+            stats = json.loads(resp.read())
+        return _report(report, wall, meter, stats, interval)
     finally:
-        fake.stop()
+        server.stdin.close()
+        server.wait(timeout=30)
 
 
-def _context(tmp: Path, fake: FakeHubSpot, interval: float) -> Context:
+def serve(contracts: int, accounts: int, interval: float) -> None:
+    """The benchmark's fake HubSpot: seed, print where it listens, serve until stdin closes."""
+    fake = FakeHubSpot(burst=LIMIT, interval=interval, search_per_second=5)
+    fake.start()
+    fake.define_connector_properties()
+    t0 = time.perf_counter()
+    counts = seed(fake, contracts, accounts)
+    fake.requests = _Discard()
+    info = {"url": fake.url, "token": fake.token, "counts": counts}
+    print(json.dumps({**info, "seconds": time.perf_counter() - t0}), flush=True)
+    sys.stdin.read()
+    fake.stop()
+
+
+class _Discard(list):
+    """The benchmark keeps no request bodies."""
+
+    def append(self, item) -> None:
+        pass
+
+
+def _context(tmp: Path, url: str, token: str, interval: float) -> Context:
     data = yaml.safe_load((ROOT / "app.yaml").read_text())
     data.update(
         crm="hubspot", data_dir=str(tmp / "data"), mapping=str(ROOT / "mappings/hubspot.yaml")
     )
-    data["hubspot"] = {"base_url": fake.url, "limits": {"app_type": "public"}}
+    data["hubspot"] = {"base_url": url, "limits": {"app_type": "public"}}
     data["renewals"].update(
         initial_stage="appointmentscheduled",
         closed_won_stages=["closedwon"],
@@ -177,20 +209,21 @@ def _context(tmp: Path, fake: FakeHubSpot, interval: float) -> Context:
     (tmp / "app.yaml").write_text(yaml.safe_dump(data))
     config = load_config(tmp / "app.yaml")
     mapping = load_mapping(config.mapping_path, expect_crm="hubspot")
-    os.environ.setdefault(TOKEN_ENV, fake.token)
-    crm = HubSpotCrm(mapping, config.hubspot, fake.token, interval=interval)
+    os.environ.setdefault(TOKEN_ENV, token)
+    crm = HubSpotCrm(mapping, config.hubspot, token, interval=interval)
     return Context(config, mapping, crm, StateStore(config.state_url))
 
 
-def _report(report, wall, meter: Meter, fake: FakeHubSpot, interval: float) -> list[Verdict]:
+def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Verdict]:
     reads, writes = meter.bound()
     bound = reads + writes
     ratio = report.api_calls / bound
-    stats = meter.crm.limits.general.stats
+    general = meter.crm.limits.general.stats
+    throttled = stats["statuses"].get("429", 0)
     span = meter.write_end - meter.write_start
     allowed = (span / interval + 1) * LIMIT  # a full bucket at the start, then the refill
     use = meter.write_calls / allowed if allowed else 0.0
-    overall = stats.calls / (wall / interval * LIMIT)
+    overall = general.calls / (wall / interval * LIMIT)
     row(
         "outcome",
         f"created {report.created:,}, failed {report.failed:,}, skipped {report.skipped:,}",
@@ -202,13 +235,13 @@ def _report(report, wall, meter: Meter, fake: FakeHubSpot, interval: float) -> l
     row("lower bound (reads + writes)", f"{bound} ({reads} + {writes})")
     row("ratio", f"{ratio:.3f}x")
     row("search calls", f"{meter.crm.limits.search.stats.calls} (own budget, 4/s)")
-    row("general bucket: calls / waits", f"{stats.calls} / {stats.waits} waits")
+    row("general bucket: calls / waits", f"{general.calls} / {general.waits} waits")
     row("write phase", f"{meter.write_calls} calls in {span:.1f} s; limit allows {allowed:.0f}")
     row("bucket use, write phase", f"{use:.1%}")
     row("bucket use, whole sync", f"{overall:.1%} (reads wait on the search budget)")
-    row("429 answers", fake.statuses[429])
+    row("429 answers", throttled)
     print("  calls by endpoint (fake HubSpot's count):")
-    for endpoint, n in sorted(fake.calls.items()):
+    for endpoint, n in sorted(stats["calls"].items()):
         print(f"    {n:>6}  {endpoint}")
     flush()
     return [
@@ -225,9 +258,13 @@ def _report(report, wall, meter: Meter, fake: FakeHubSpot, interval: float) -> l
             Verdict(
                 "hubspot",
                 "bucket use while writing",
-                f"{use:.1%} of {LIMIT}/10 s, {fake.statuses[429]} x 429",
+                f"{use:.1%} of {LIMIT}/10 s, {throttled} x 429",
                 f">= {TARGET_USE:.0%}, 0 x 429",
-                use >= TARGET_USE and fake.statuses[429] == 0,
+                use >= TARGET_USE and throttled == 0,
             )
         ),
     ]
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))

@@ -150,18 +150,20 @@ class HubSpotCrm(HubSpotDiagnosis):
         for page in calls.search_pages(self, kind, since):
             chunk += page
             if len(chunk) >= ASSOC_CHUNK:  # one association read for five search pages
-                yield from self._chunk(kind, chunk, gone)
+                yield from self._chunk(kind, chunk, gone, since)
                 chunk = []
         if chunk:
-            yield from self._chunk(kind, chunk, gone)
+            yield from self._chunk(kind, chunk, gone, since)
         rest = list(gone)
         for i in range(0, len(rest), SEARCH_PAGE):
             yield rest[i : i + SEARCH_PAGE]
 
     def _chunk(
-        self, kind: str, objs: list[dict], gone: deque[SourceRecord]
+        self, kind: str, objs: list[dict], gone: deque[SourceRecord], since: Cursor | None
     ) -> Iterator[list[SourceRecord]]:
         records, merged = self._records(kind, objs)
+        if since is not None:  # the search's GTE also returns the stamp's records up to the id
+            records = [r for r in records if r.cursor > since]
         upto = records[-1].cursor if records else None
         while gone and upto is not None and gone[0].cursor <= upto:
             merged.append(gone.popleft())

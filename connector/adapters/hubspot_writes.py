@@ -77,19 +77,17 @@ def _bisect(crm, kind, records, err, send) -> list[WriteResult]:
 
 
 def upsert_by_key(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
-    from hubspot.crm.objects import (
-        BatchInputSimplePublicObjectBatchInputUpsert,
-        SimplePublicObjectBatchInputUpsert,
-    )
+    from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert
 
     om = crm.mapping.models[kind]
+    # inputs as wire dicts: a model per input copies the client's configuration each time
     inputs = [
-        SimplePublicObjectBatchInputUpsert(
-            id_property=om.key_field,
-            id=rec.key,
-            properties=_props(crm, kind, rec)[0],
-            object_write_trace_id=rec.key,
-        )
+        {
+            "idProperty": om.key_field,
+            "id": rec.key,
+            "properties": _props(crm, kind, rec)[0],
+            "objectWriteTraceId": rec.key,
+        }
         for rec in records
     ]
     try:

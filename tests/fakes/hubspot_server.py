@@ -282,6 +282,11 @@ class FakeHubSpot:
         headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(int(self.interval * 1000))
         self.fail_next(route, 429, data["body"], headers, times)
 
+    def stats(self) -> dict[str, Any]:
+        """Requests by endpoint and answers by status (also served at GET /__fake__/stats)."""
+        with self.lock:
+            return {"calls": dict(self.calls), "statuses": dict(self.statuses)}
+
     def count(self, fragment: str) -> int:
         return sum(n for k, n in self.calls.items() if fragment in k)
 
@@ -294,6 +299,8 @@ class FakeHubSpot:
         status, body, headers = 200, None, {}
         try:
             key = f"{h.command} {url.path}"
+            if url.path == "/__fake__/stats":  # admin, for a fake in another process
+                raise Reply(200, self.stats())
             self._gate(h, key)
             query = {k: v for k, v in parse_qs(url.query).items()}
             payload = json.loads(raw) if raw else {}
