@@ -51,6 +51,23 @@ class SandboxSettings(Section):
     seed: int = 42
 
 
+class SalesforceSettings(Section):
+    """How to reach the org. Credentials come from SALESFORCE_* environment variables."""
+
+    auth: Literal["password", "jwt", "session"] = Field(
+        "password",
+        description="password: SALESFORCE_USERNAME/PASSWORD/SECURITY_TOKEN; jwt: "
+        "SALESFORCE_USERNAME/CONSUMER_KEY/PRIVATE_KEY_FILE; session: "
+        "SALESFORCE_SESSION_ID/INSTANCE_URL",
+    )
+    domain: str = Field("login", pattern=r"^[A-Za-z0-9.-]+$", description="login, test, or acme.my")
+    api_version: str = Field("59.0", pattern=r"^\d{2,3}\.0$")
+    timeout_seconds: float = Field(60, gt=0, le=600)
+    api_usage_stop_share: float = Field(0.8, gt=0, le=1)
+    pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
+    renewal_mode: Literal["connector", "cpq"] = "connector"
+
+
 class Threshold(Section):
     at: float
     score: float = Field(ge=0, le=100)
@@ -109,6 +126,7 @@ class AppConfig(Section):
     state: StateSettings = StateSettings()
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
     renewals: RenewalPolicy = RenewalPolicy()
     scorecard: Scorecard = Scorecard()
     upsell: Upsell = Upsell()

@@ -37,6 +37,7 @@ SkipReason = Literal[
     "missing_data",
     "no_active_owner",
     "renewal_deleted",
+    "contract_deleted",
 ]
 
 
@@ -70,11 +71,26 @@ class Planner:
     as_of: date
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
-        for contract_id in sorted(book.contracts.keys() | book.broken.keys()):
+        ids = book.contracts.keys() | book.broken.keys() | book.deleted_contracts
+        for contract_id in sorted(ids):
             yield self.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
         contract = book.contracts.get(contract_id)
+        if contract is None and contract_id in book.deleted_contracts:
+            open_renewals = [
+                r.key
+                for r in book.renewals_of(contract_id)
+                if r.stage not in self.policy.closed_won_stages + self.policy.closed_lost_stages
+            ]
+            return Skip(
+                contract_id,
+                "contract_deleted",
+                "contract was deleted (or merged away) in the CRM: no renewal is created"
+                + (
+                    f"; open renewal {', '.join(open_renewals)} left as is" if open_renewals else ""
+                ),
+            )
         broken = book.broken_reason(contract_id)
         if contract is None or broken:
             return Skip(contract_id, "missing_data", broken or "contract is not in the book")

@@ -10,13 +10,13 @@ from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.renewals import Plan, Planner
-from connector.errors import ConnectorError
+from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
-ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
+ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted", "contract_deleted")
 
 
 @dataclass
@@ -114,7 +114,8 @@ def sync(
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     except ConnectorError as exc:
-        report.status, report.error = "failed", str(exc)
+        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+        report.error = str(exc)
         raise
     finally:
         report.api_calls = ctx.crm.api_calls - calls
