@@ -51,7 +51,13 @@ def build(config: AppConfig) -> Context:
 
 def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
     settings = config.salesforce
-    return SalesforceCrm(connect(settings), mapping, settings, page_size=config.sync.page_size)
+    return SalesforceCrm(
+        connect(settings),
+        mapping,
+        settings,
+        page_size=config.sync.page_size,
+        policy=config.renewals,
+    )
 
 
 def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:

@@ -212,6 +212,9 @@ class FakeOrg:
         url = urlparse(request.url)
         path = url.path.removeprefix(f"/services/data/v{VERSION}/")
         self.calls.append((request.method, path))
+        if url.path == "/services/data/":  # versions: no auth, no usage header
+            versions = [{"version": v, "url": f"/services/data/v{v}"} for v in ("58.0", VERSION)]
+            return 200, {}, json.dumps(versions)
         if request.headers.get("Authorization") != f"Bearer {self.session}":
             err = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
             return 401, {}, json.dumps(err)
@@ -259,7 +262,7 @@ class FakeOrg:
                 return 200, [self._delete(i) for i in query["ids"].split(",")]
         if method == "POST" and path == "tooling/sobjects/CustomField/":
             obj, name = body["FullName"].split(".")
-            self.schema[obj].append(name)
+            self.schema["Task" if obj == "Activity" else obj].append(name)
             self.created_fields.append(body)
             return 201, {"id": "00NFAKE", "success": True, "errors": []}
         return 404, [{"message": f"no fake for {method} {path}", "errorCode": "NOT_FOUND"}]
@@ -459,9 +462,11 @@ class FakeOrg:
                     "externalId": EXTERNAL_IDS.get(obj) == name,
                     "unique": EXTERNAL_IDS.get(obj) == name,
                     "idLookup": name == "Id" or EXTERNAL_IDS.get(obj) == name,
-                    "createable": name not in ("Id", "SystemModstamp", "IsDeleted"),
+                    "createable": name not in ("Id", "SystemModstamp", "IsDeleted")
+                    and name not in DERIVED.get(obj, ()),
                     "updateable": name not in ("Id", "SystemModstamp", "IsDeleted")
-                    and name not in CREATE_ONLY.get(obj, ()),
+                    and name not in CREATE_ONLY.get(obj, ())
+                    and name not in DERIVED.get(obj, ()),
                     "referenceTo": [REFERENCES[name]] if name in REFERENCES else [],
                     "relationshipName": name[:-2] if name.endswith("Id") and name != "Id" else None,
                     "picklistValues": [
