@@ -51,6 +51,20 @@ def build(config: AppConfig) -> Context:
 
 def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
     settings = config.salesforce
+    contract = mapping.models["contract"].fields
+    missing = [f for f in ("renewal_forecast", "cpq_renewal_id") if f not in contract]
+    if config.renewals.renewal_mode == "cpq" and missing:
+        raise ConfigError(
+            [
+                Problem(
+                    "models.contract.fields",
+                    f"renewal_mode: cpq needs {' and '.join(missing)} mapped (the CPQ block in "
+                    "mappings/salesforce.yaml: SBQQ__RenewalForecast__c, "
+                    "SBQQ__RenewalOpportunity__c)",
+                    str(config.mapping_path),
+                )
+            ]
+        )
     return SalesforceCrm(
         connect(settings),
         mapping,

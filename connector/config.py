@@ -65,7 +65,6 @@ class SalesforceSettings(Section):
     timeout_seconds: float = Field(60, gt=0, le=600)
     api_usage_stop_share: float = Field(0.8, gt=0, le=1)
     pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
-    renewal_mode: Literal["connector", "cpq"] = "connector"
 
 
 class Threshold(Section):
@@ -192,6 +191,12 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 ("renewals", "notice_days"),
                 "the customer notice must come after the renewal is created: "
                 f"keep it below latest_creation_days ({r.latest_creation_days})",
+            )
+        )
+    if r.renewal_mode == "cpq" and cfg.crm != "salesforce":
+        out.append(
+            src.problem(
+                ("renewals", "renewal_mode"), "cpq is a Salesforce CPQ mode: needs crm: salesforce"
             )
         )
     if r.initial_stage in r.closed_won_stages + r.closed_lost_stages:

@@ -314,6 +314,8 @@ class SalesforceCrm:
             parent = self.mapping.models["renewal_opportunity"]
             wanted = [r.parent_key for r in records if r.parent_key]
             parents = self._ids_of(parent.object, parent.key_field, wanted)
+            if self.policy.renewal_mode == "cpq":
+                parents.update(self._cpq_renewals([k for k in wanted if k not in parents]))
         ready = []
         for i, rec in enumerate(records):
             body: dict[str, Any] = {"attributes": {"type": om.object}, **rec.fields}
@@ -391,6 +393,25 @@ class SalesforceCrm:
             for rec in self._query_all(soql):
                 found[rec[key_field]] = self.ids[(obj, rec[key_field])] = rec["Id"]
         return found
+
+    def _cpq_renewals(self, keys: list[str]) -> dict[str, str]:
+        """CPQ mode: renewal key (<contract>:<end>) -> the renewal opportunity CPQ made for the
+        contract (SBQQ__RenewalOpportunity__c), when the contract's term still ends there."""
+        fields = self.mapping.models["contract"].fields
+        end, link = fields["end_date"].field, fields["cpq_renewal_id"].field
+        contracts = sorted({k.rsplit(":", 1)[0] for k in keys})
+        found: dict[str, str] = {}
+        for i in range(0, len(contracts), MAX_IDS_PER_QUERY):
+            soql = format_soql(
+                "SELECT Id, {:literal}, {:literal} FROM Contract WHERE Id IN {}",
+                end,
+                link,
+                contracts[i : i + MAX_IDS_PER_QUERY],
+            )
+            for rec in self._query_all(soql):
+                if rec.get(link):
+                    found[f"{rec['Id']}:{rec[end]}"] = rec[link]
+        return {k: found[k] for k in keys if k in found}
 
     def _pricebook_id(self) -> str:
         if self._pricebook is None:

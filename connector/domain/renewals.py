@@ -5,7 +5,7 @@ and `explain`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -38,6 +38,7 @@ SkipReason = Literal[
     "no_active_owner",
     "renewal_deleted",
     "contract_deleted",
+    "awaiting_cpq",
 ]
 
 
@@ -178,6 +179,8 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     tasks = plan_tasks(
         p.playbook, p.as_of, contract, account, renewal, owner, book.contacts_of(account.id), uplift
     )
+    if policy.renewal_mode == "cpq":
+        return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes))
     writes = renewal_writes(renewal, existing, baseline, frozenset(locked))
     if "lines" not in locked:
         writes += line_writes(cid, key, renewal_lines, book.renewal_lines_of(key), ledger)
@@ -194,6 +197,31 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         tuple(writes),
         existing,
     )
+
+
+def _plan_cpq(
+    contract: Contract,
+    renewal: RenewalOpportunity,
+    tasks: tuple[Task, ...],
+    ledger: LedgerView,
+    notes: tuple[str, ...],
+) -> Plan:
+    """Salesforce CPQ makes the renewal (quote, pricing, lines): the connector asks for it by
+    setting the contract's renewal forecast, then adds the playbook tasks to CPQ's renewal
+    opportunity. It never writes a renewal opportunity or lines of its own."""
+    cid = contract.id
+    if contract.cpq_renewal_id is None:
+        if contract.renewal_forecast:
+            return Skip(
+                cid, "awaiting_cpq", "renewal forecast is on; waiting for CPQ to create the renewal"
+            )
+        asked = replace(contract, renewal_forecast=True)
+        write = Write("contract", "update", cid, cid, asked, ("renewal_forecast",))
+        note = "CPQ creates the renewal once the contract's renewal forecast is on"
+        return RenewalPlan(cid, "create", renewal, (), (), notes=(*notes, note), writes=(write,))
+    note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
+    writes = tuple(task_writes(cid, tasks, ledger))
+    return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
 
 
 def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:

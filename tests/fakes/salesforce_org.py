@@ -102,7 +102,8 @@ SCHEMA = {
     "Account": "Id Name OwnerId Type SystemModstamp IsDeleted",
     "Contact": "Id AccountId Name Email Title Renewal_Contact__c SystemModstamp IsDeleted",
     "Contract": "Id AccountId ContractNumber Status StartDate EndDate OwnerId "
-    "Renewal_Uplift__c CurrencyIsoCode SystemModstamp IsDeleted",
+    "Renewal_Uplift__c CurrencyIsoCode SBQQ__RenewalForecast__c SBQQ__RenewalOpportunity__c "
+    "SystemModstamp IsDeleted",
     "Product2": "Id Name ProductCode IsRecurring__c SystemModstamp IsDeleted",
     "Pricebook2": "Id Name IsStandard IsActive SystemModstamp IsDeleted",
     "PricebookEntry": "Id Pricebook2Id Product2Id UnitPrice IsActive SystemModstamp",

@@ -238,3 +238,81 @@ def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context
     assert report.api_calls == len(org.calls)
     second = sync(ctx, as_of=AS_OF)
     assert second.writes == {} and second.api_calls == 7  # one empty page per kind read
+
+
+# ------------------------------------------------------------------ Salesforce CPQ
+
+
+@pytest.fixture
+def cpq_context(rsps, tmp_path, monkeypatch):
+    org = FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    text = (ROOT / "mappings" / "salesforce.yaml").read_text()
+    mapping = tmp_path / "salesforce-cpq.yaml"
+    mapping.write_text(
+        text.replace("# renewal_forecast:", "renewal_forecast:").replace(
+            "# cpq_renewal_id:", "cpq_renewal_id:"
+        )
+    )
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        mapping=str(mapping),
+        renewals={"renewal_mode": "cpq"},
+    )
+    ctx = bootstrap.build(load_config(path))
+    ctx.sleep = lambda _s: None
+    yield ctx, org, SalesforceBook(org)
+    ctx.close()
+
+
+def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
+    ctx, org, book = cpq_context
+    owner = book.user("Sam Rep")
+    acc = book.account("Acme", owner=owner)
+    book.contact(acc, "Ann Lee")
+    cid = book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+    first = sync(ctx, as_of=AS_OF)
+    assert first.writes == {"contract.update": 1}
+    assert org.get("Contract", cid)["SBQQ__RenewalForecast__c"] is True
+    assert book.opportunities() == [] and renewal_items(org) == []
+    waiting = sync(ctx, as_of=AS_OF)  # CPQ has not made the renewal yet
+    assert waiting.skip_reasons == {"awaiting_cpq": 1} and waiting.writes == {}
+    # CPQ creates its renewal opportunity and links it from the contract
+    cpq_opp = org.insert(
+        "Opportunity",
+        {
+            "Name": "Acme Renewal (CPQ)",
+            "AccountId": acc,
+            "StageName": "Prospecting",
+            "CloseDate": "2027-02-01",
+            "OwnerId": owner,
+        },
+    )
+    org.edit("Contract", cid, {"SBQQ__RenewalOpportunity__c": cpq_opp})
+    enriched = sync(ctx, as_of=AS_OF)
+    assert enriched.writes.get("task.create", 0) >= 1 and set(enriched.writes) == {"task.create"}
+    tasks = org.all("Task")
+    assert {t["WhatId"] for t in tasks} == {cpq_opp}
+    assert any("Ann Lee" in (t.get("Description") or "") for t in tasks)
+    assert book.opportunities() == [] and renewal_items(org) == []  # CPQ's, untouched
+    assert sync(ctx, as_of=AS_OF).writes == {}
+
+
+def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
+    FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
+        renewals={"renewal_mode": "cpq"},
+    )
+    with pytest.raises(ConfigError, match="SBQQ__RenewalForecast__c"):
+        bootstrap.build(load_config(path))
+
+
+def renewal_items(org) -> list[dict]:
+    return [x for x in org.all("OpportunityLineItem") if x.get("Renewal_Line_Key__c")]
