@@ -42,7 +42,10 @@ def crm(request, tmp_path, monkeypatch):
             for name, value in SALESFORCE_ENV.items():
                 monkeypatch.setenv(name, value)
             path = write_config(
-                tmp_path, crm="salesforce", mapping=str(ROOT / "mappings" / "salesforce.yaml")
+                tmp_path,
+                crm="salesforce",
+                salesforce={"auth": "password"},
+                mapping=str(ROOT / "mappings" / "salesforce.yaml"),
             )
             ctx = bootstrap.build(load_config(path))
             made = SalesforceBook(org)

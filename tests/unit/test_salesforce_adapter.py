@@ -47,7 +47,10 @@ def org_context(rsps, tmp_path, monkeypatch):
     for name, value in SALESFORCE_ENV.items():
         monkeypatch.setenv(name, value)
     path = write_config(
-        tmp_path, crm="salesforce", mapping=str(ROOT / "mappings" / "salesforce.yaml")
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
     )
     ctx = bootstrap.build(load_config(path))
     waits: list[float] = []
@@ -258,6 +261,7 @@ def cpq_context(rsps, tmp_path, monkeypatch):
     path = write_config(
         tmp_path,
         crm="salesforce",
+        salesforce={"auth": "password"},
         mapping=str(mapping),
         renewals={"renewal_mode": "cpq"},
     )
@@ -307,6 +311,7 @@ def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
     path = write_config(
         tmp_path,
         crm="salesforce",
+        salesforce={"auth": "password"},
         mapping=str(ROOT / "mappings" / "salesforce.yaml"),
         renewals={"renewal_mode": "cpq"},
     )
