@@ -144,6 +144,8 @@ class SalesforceCrm:
         self._entries: dict[str, str] | None = None
         self._pricebook: str | None = settings.pricebook_id
         self._describes: dict[str, dict[str, Any] | None] = {}
+        #: stop before the daily API use passes salesforce.api_usage_stop_share
+        self.guard_usage = True
         self.policy = policy or RenewalPolicy()
         sf.session.hooks["response"].append(self._on_response)
         for kind, om in mapping.models.items():
@@ -451,6 +453,7 @@ class SalesforceCrm:
     # ------------------------------------------------------------------ diagnosis
 
     def doctor(self) -> list[Check]:
+        self.guard_usage = False  # diagnosing a spent org must still work: a few calls
         checks = [Check("login", True, f"connected to {self.sf.sf_instance}")]
         versions = self._json("GET", f"https://{self.sf.sf_instance}/services/data/") or []
         known = [v.get("version") for v in versions]
@@ -584,7 +587,13 @@ class SalesforceCrm:
             name = f"field {om.object}.{spec.field} ({kind}.{canonical})"
             if found is None:
                 checks.append(
-                    Check(name, False, "does not exist", f"create it or fix mappings ({kind})")
+                    Check(
+                        name,
+                        False,
+                        "does not exist",
+                        "create it (renewals setup salesforce --apply) or fix the field name "
+                        f"under models.{kind} in the mapping",
+                    )
                 )
                 continue
             problem = None if "." in spec.field else _type_problem(spec, found)
@@ -593,8 +602,8 @@ class SalesforceCrm:
             if problem is None and written and not translated and not _writable(found):
                 problem = "is read-only for the integration user"
             checks.append(Check(name, problem is None, found.get("type", ""), problem))
-        if om.key_field and om.key_field != "Id":
-            key = fields.get(om.key_field, {})
+        if om.key_field and om.key_field in fields:
+            key = fields[om.key_field]
             ok = bool(key.get("externalId") and key.get("unique"))
             checks.append(
                 Check(
@@ -671,7 +680,7 @@ class SalesforceCrm:
                 self._retry_after = None
 
     def _check_budget(self) -> None:
-        if self.api_usage is None:
+        if self.api_usage is None or not self.guard_usage:
             return
         used, total = self.api_usage
         share = self.settings.api_usage_stop_share
