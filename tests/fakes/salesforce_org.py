@@ -28,6 +28,7 @@ PREFIXES = {
     "User": "005",
     "Account": "001",
     "Contact": "003",
+    "AccountContactRole": "02Z",
     "Contract": "800",
     "Product2": "01t",
     "Pricebook2": "01s",
@@ -104,6 +105,7 @@ SCHEMA = {
     "Contract": "Id AccountId ContractNumber Status StartDate EndDate OwnerId "
     "Renewal_Uplift__c CurrencyIsoCode SBQQ__RenewalForecast__c SBQQ__RenewalOpportunity__c "
     "SystemModstamp IsDeleted",
+    "AccountContactRole": "Id AccountId ContactId Role IsPrimary SystemModstamp IsDeleted",
     "Product2": "Id Name ProductCode IsRecurring__c SystemModstamp IsDeleted",
     "Pricebook2": "Id Name IsStandard IsActive SystemModstamp IsDeleted",
     "PricebookEntry": "Id Pricebook2Id Product2Id UnitPrice IsActive SystemModstamp",
@@ -114,7 +116,12 @@ SCHEMA = {
     "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
     "Priority Dedupe_Key__c Renewal_Key__c SystemModstamp IsDeleted",
 }
-RELATIONS = {"Product2": "Product2Id", "Opportunity": "OpportunityId", "Account": "AccountId"}
+RELATIONS = {
+    "Product2": "Product2Id",
+    "Opportunity": "OpportunityId",
+    "Account": "AccountId",
+    "Contact": "ContactId",
+}
 
 
 class FakeOrg:

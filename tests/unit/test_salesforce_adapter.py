@@ -7,6 +7,7 @@ import math
 
 import pytest
 import responses
+import yaml
 
 from connector import bootstrap
 from connector.adapters.salesforce import SalesforceCrm, connect
@@ -20,7 +21,7 @@ from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import SALESFORCE_ENV
 from tests.fakes.salesforce_org import BASE, FakeOrg
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "salesforce"
+FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"
 SESSION_ENV = {"SALESFORCE_SESSION_ID": "00Dxx!token", "SALESFORCE_INSTANCE_URL": BASE[:-21]}
 
 
@@ -321,3 +322,43 @@ def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
 
 def renewal_items(org) -> list[dict]:
     return [x for x in org.all("OpportunityLineItem") if x.get("Renewal_Line_Key__c")]
+
+
+def test_renewal_contacts_can_come_from_contact_roles(rsps, tmp_path, monkeypatch):
+    org = FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    mapping = yaml.safe_load((ROOT / "mappings" / "salesforce.yaml").read_text())
+    mapping["models"]["contact"] = {
+        "object": "AccountContactRole",
+        "modified_field": "SystemModstamp",
+        "options": {"where": [{"field": "Role", "op": "IN", "value": ["Decision Maker"]}]},
+        "fields": {
+            "id": "ContactId",
+            "account_id": "AccountId",
+            "name": "Contact.Name",
+            "email": "Contact.Email",
+            "role": "Role",
+            "renewal_contact": {"const": True},
+        },
+    }
+    (tmp_path / "roles.yaml").write_text(yaml.safe_dump(mapping))
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(tmp_path / "roles.yaml"),
+    )
+    ctx = bootstrap.build(load_config(path))
+    book = SalesforceBook(org)
+    acc = book.account("Acme")
+    for who, role in (("Dana Decider", "Decision Maker"), ("Uma User", "End User")):
+        contact = book.contact(acc, who, renewal=False)
+        org.insert("AccountContactRole", {"AccountId": acc, "ContactId": contact, "Role": role})
+    book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+    sync(ctx, as_of=AS_OF)
+    notice = [t for t in org.all("Task") if t["Dedupe_Key__c"].endswith(":customer_notice")]
+    assert "Dana Decider" in notice[0]["Description"]
+    assert "Uma User" not in notice[0]["Description"]
+    assert notice[0]["WhoId"].startswith("003")  # the contact, not the role record
+    ctx.close()
