@@ -120,7 +120,7 @@ def create_app(
         )
         events = hubspot_events(body)
         new = rx.accept("hubspot", events)
-        return jsonify(accepted=len(events), new=new)
+        return _accepted(len(events), new)
 
     @app.post("/webhooks/salesforce")
     def salesforce():
@@ -156,7 +156,7 @@ def create_app(
         items = parse_signals(body, config.scorecard.measures.keys())
         new = rx.store.add_signals(items)
         rx.metrics.received.labels("signals").inc(len(items))
-        return jsonify(accepted=len(items), new=new)
+        return _accepted(len(items), new)
 
     @app.get("/healthz")
     def healthz():
@@ -180,6 +180,11 @@ def create_app(
         return jsonify(spec(settings.max_body_bytes))
 
     return app
+
+
+def _accepted(accepted: int, new: int) -> Response:
+    body = f'{{"accepted":{accepted},"new":{new}}}\n'
+    return Response(body, 200, content_type="application/json")
 
 
 def hubspot_events(body: bytes) -> list[InboxEvent]:

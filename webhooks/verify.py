@@ -37,7 +37,7 @@ class Refused(WebhookRejectedError):
 
 
 def hubspot_uri(uri: str, decode: bool = True) -> str:
-    if not decode:
+    if not decode or "%" not in uri:
         return uri
     for code, char in HUBSPOT_DECODED.items():
         uri = uri.replace(code, char).replace(code.lower(), char)

@@ -21,6 +21,8 @@ from webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
+#: after a wake-up, wait this long for more events before processing
+GATHER_S = 0.2
 
 
 class InboxWorker:
@@ -69,7 +71,10 @@ class InboxWorker:
                 if ctx is not None:
                     ctx.close()
                     ctx = None
-            self._wake.wait(poll)
+            if self._wake.wait(poll):
+                # let a burst of deliveries gather: one run for many events, and the
+                # request threads keep the database to themselves meanwhile
+                self._stop.wait(GATHER_S)
             self._wake.clear()
         if ctx is not None:
             ctx.close()
