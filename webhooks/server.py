@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -20,8 +19,9 @@ def prepare_metrics_dir(config: AppConfig) -> Path:
     """prometheus-client's multiprocess mode: every worker's counters in files of one folder,
     emptied at start. Must be set before prometheus_client is imported by the workers."""
     folder = Path(os.environ.get(MULTIPROC_ENV) or config.data_path / "metrics")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # counters of a previous run (only prometheus' files)
+        stale.unlink()
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder
 
