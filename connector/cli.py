@@ -380,3 +380,10 @@ def _remove_sqlite(path: Path) -> None:
 
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+# `renewals serve` and `renewals scheduler` live in their own module, which imports this one.
+from connector.cli_serve import scheduler_cmd, serve_cmd  # noqa: E402
+
+main.add_command(serve_cmd)
+main.add_command(scheduler_cmd)
