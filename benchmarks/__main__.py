@@ -9,7 +9,7 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "memory", "calls", "webhooks")
+NAMES = ("planning", "memory", "calls", "salesforce", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-contracts", type=int, default=100_000)
     parser.add_argument("--calls-contracts", type=int, default=10_000)
     parser.add_argument("--calls-accounts", type=int, default=6_000)
+    parser.add_argument("--salesforce-contracts", type=int, default=1_000)
     parser.add_argument("--webhooks-requests", type=int, default=3000)
     parser.add_argument("--webhooks-clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
             seed = SEED if args.seed is None else args.seed
             verdicts += planning.run(args.planning_contracts, args.repeat, seed)
+        elif name == "salesforce":
+            from benchmarks import salesforce
+
+            verdicts += salesforce.run(args.salesforce_contracts)
         elif name == "webhooks":
             from benchmarks import webhooks
 
