@@ -1,4 +1,4 @@
-"""Webhook app fixtures: the official fixtures of ../shared/fixtures, a test client at a
+"""Webhook app fixtures: the official fixtures (tests/fixtures), a test client at a
 frozen clock, and helpers that sign like HubSpot and the signal senders do."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from connector.state import StateStore
 from tests.conftest import ROOT, write_config
 from webhooks import create_app
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 VECTOR = json.loads((FIXTURES / "hubspot" / "webhook_v3_vector.json").read_text())
 SF_MESSAGE = (FIXTURES / "salesforce" / "outbound_message_contract.xml").read_bytes()
 SF_ACK = (FIXTURES / "salesforce" / "outbound_message_ack.xml").read_bytes()
