@@ -1,6 +1,5 @@
-"""`python -m benchmarks [planning|memory|calls|hubspot ...]`: run the benchmarks (default all),
-print their figures and a PASS/FAIL summary. Exit status is 0 unless --strict and a target is
-missed."""
+"""`python -m benchmarks [planning|memory|calls ...]`: run the benchmarks (default all), print
+their figures and a PASS/FAIL summary. Exit status is 0 unless --strict and a target is missed."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "memory", "calls", "hubspot")
+NAMES = ("planning", "memory", "calls", "salesforce", "webhooks", "hubspot")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-contracts", type=int, default=100_000)
     parser.add_argument("--calls-contracts", type=int, default=10_000)
     parser.add_argument("--calls-accounts", type=int, default=6_000)
+    parser.add_argument("--salesforce-contracts", type=int, default=1_000)
+    parser.add_argument("--webhooks-requests", type=int, default=3000)
+    parser.add_argument("--webhooks-clients", type=int, default=8)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
     parser.add_argument(
         "--hubspot-scale", type=float, default=2.0, help="time runs this much faster"
@@ -44,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
             seed = SEED if args.seed is None else args.seed
             verdicts += planning.run(args.planning_contracts, args.repeat, seed)
+        elif name == "salesforce":
+            from benchmarks import salesforce
+
+            verdicts += salesforce.run(args.salesforce_contracts)
+        elif name == "webhooks":
+            from benchmarks import webhooks
+
+            verdicts += webhooks.run(args.webhooks_requests, clients=args.webhooks_clients)
         elif name == "memory":
             from benchmarks import memory
 

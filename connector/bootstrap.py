@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from connector.adapters.salesforce import SalesforceCrm, connect
 from connector.adapters.sandbox import SandboxCrm
 from connector.config import AppConfig, find_config, load_config
 from connector.errors import ConfigError, Problem
@@ -31,22 +32,48 @@ def load(config_path: str | None) -> AppConfig:
 
 def build(config: AppConfig) -> Context:
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
-    if config.crm == "hubspot":
-        return Context(
-            config, mapping, build_hubspot(config, mapping), StateStore(config.state_url)
-        )
-    if config.crm != "sandbox":
+    if config.crm == "salesforce":
+        crm = build_salesforce(config, mapping)
+    elif config.crm == "hubspot":
+        crm = build_hubspot(config, mapping)
+    elif config.crm == "sandbox":
+        crm = build_sandbox(config, mapping)
+    else:
         raise ConfigError(
             [
                 Problem(
                     "crm",
-                    f"the {config.crm} adapter is not available in this version; use crm: sandbox",
+                    f"the {config.crm} adapter is not available in this version",
                     "app.yaml",
                 )
             ]
         )
-    crm = build_sandbox(config, mapping)
     return Context(config, mapping, crm, StateStore(config.state_url))
+
+
+def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
+    settings = config.salesforce
+    contract = mapping.models["contract"].fields
+    missing = [f for f in ("renewal_forecast", "cpq_renewal_id") if f not in contract]
+    if config.renewals.renewal_mode == "cpq" and missing:
+        raise ConfigError(
+            [
+                Problem(
+                    "models.contract.fields",
+                    f"renewal_mode: cpq needs {' and '.join(missing)} mapped (the CPQ block in "
+                    "mappings/salesforce.yaml: SBQQ__RenewalForecast__c, "
+                    "SBQQ__RenewalOpportunity__c)",
+                    str(config.mapping_path),
+                )
+            ]
+        )
+    return SalesforceCrm(
+        connect(settings),
+        mapping,
+        settings,
+        page_size=config.sync.page_size,
+        policy=config.renewals,
+    )
 
 
 def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:

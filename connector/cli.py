@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import date
 from functools import wraps
@@ -32,6 +33,7 @@ from connector.cli_render import (
 )
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
+from connector.runlock import run_lock
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.sync import today
 
@@ -110,7 +112,9 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
     """Pull changes, plan renewals and tasks, write them to the CRM."""
     context = _context(ctx)
     try:
-        with progress_bar(enabled=not as_json) as progress:
+        # one run at a time per state database (the scheduler and webhook worker take it too)
+        lock = nullcontext() if dry_run else run_lock(context.store, wait=_lock_wait(context))
+        with lock, progress_bar(enabled=not as_json) as progress:
             report = sync(context, full=full, dry_run=dry_run, as_of=as_of, progress=progress)
     finally:
         context.close()
@@ -184,7 +188,8 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     """Re-map failed records with the current mapping, then sync (re-sends refused writes)."""
     context = _context(ctx.parent)
     try:
-        fixed, report = retry_dead_letters(context, as_of)
+        with run_lock(context.store, wait=_lock_wait(context)):
+            fixed, report = retry_dead_letters(context, as_of)
         remaining = len(context.store.list_dead_letters())
     finally:
         context.close()
@@ -369,6 +374,10 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
     )
 
 
+def _lock_wait(context) -> float:
+    return context.config.schedule.lock_wait_seconds
+
+
 def _problem(path: str, message: str) -> Problem:
     return Problem(path, message, "app.yaml")
 
@@ -380,3 +389,10 @@ def _remove_sqlite(path: Path) -> None:
 
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+# `renewals serve` and `renewals scheduler` live in their own module, which imports this one.
+from connector.cli_serve import scheduler_cmd, serve_cmd  # noqa: E402
+
+main.add_command(serve_cmd)
+main.add_command(scheduler_cmd)

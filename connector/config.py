@@ -26,7 +26,7 @@ SECRET_ENV_VARS = (
     "SALESFORCE_CONSUMER_KEY",
     "HUBSPOT_ACCESS_TOKEN",
     "HUBSPOT_CLIENT_SECRET",
-    "RENEWALS_WEBHOOK_SECRET",
+    "SIGNALS_WEBHOOK_SECRET",
 )
 
 
@@ -49,6 +49,22 @@ class SandboxSettings(Section):
     database: Path | None = None
     batch_size: int = Field(200, ge=1, le=10_000)
     seed: int = 42
+
+
+class SalesforceSettings(Section):
+    """How to reach the org. Credentials come from SALESFORCE_* environment variables."""
+
+    auth: Literal["password", "jwt", "session"] = Field(
+        "password",
+        description="password: SALESFORCE_USERNAME/PASSWORD/SECURITY_TOKEN; jwt: "
+        "SALESFORCE_USERNAME/CONSUMER_KEY/PRIVATE_KEY_FILE; session: "
+        "SALESFORCE_SESSION_ID/INSTANCE_URL",
+    )
+    domain: str = Field("login", pattern=r"^[A-Za-z0-9.-]+$", description="login, test, or acme.my")
+    api_version: str = Field("59.0", pattern=r"^\d{2,3}\.0$")
+    timeout_seconds: float = Field(60, gt=0, le=600)
+    api_usage_stop_share: float = Field(0.8, gt=0, le=1)
+    pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
 
 
 class HubspotLimits(Section):
@@ -130,11 +146,54 @@ class Job(Section):
     enabled: bool = True
     cron: str | None = None
     interval_minutes: int | None = Field(None, ge=1)
+    interval_seconds: int | None = Field(None, ge=1)
+    misfire_grace_seconds: int | None = Field(None, ge=1)
+
+
+#: The scheduled jobs `renewals scheduler` knows (jobs/), with their default schedules.
+DEFAULT_JOBS: dict[str, dict] = {
+    "incremental_sync": {"interval_minutes": 15},
+    "daily_renewal_scan": {"cron": "0 6 * * *"},
+    "daily_playbook_health": {"cron": "30 6 * * *"},
+    "quarterly_qbr_tasks": {"cron": "0 7 1 1,4,7,10 *"},
+    "daily_reconciliation": {"cron": "0 2 * * *"},
+}
 
 
 class Schedule(Section):
     timezone: str = "UTC"
+    #: a run that could not start on time (downtime) still runs this late, once (coalesced)
+    misfire_grace_seconds: int = Field(900, ge=1, le=7 * 86_400)
+    #: how long a job waits for a run already in progress (a sync, a webhook batch) to end
+    lock_wait_seconds: float = Field(600, ge=0, le=86_400)
     jobs: dict[str, Job] = {}
+
+    def effective_jobs(self) -> dict[str, Job]:
+        """Every known job: its default schedule unless app.yaml gives one."""
+        out = {name: Job(**spec) for name, spec in DEFAULT_JOBS.items()}
+        out.update(self.jobs)
+        return out
+
+
+class WebhookSettings(Section):
+    """`renewals serve`: the webhook receiver and its inbox worker."""
+
+    #: the public URL HubSpot calls (scheme and host, as seen from outside the proxy); the v3
+    #: signature covers the full URI, so it is rebuilt from this, never from the Host header
+    public_base_url: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    #: event ids are remembered at least this long: redeliveries within it have no effect
+    dedupe_hours: int = Field(72, ge=72, le=24 * 90)
+    signature_tolerance_seconds: int = Field(300, ge=1, le=3600)
+    #: decode %XX escapes in the URI before checking a HubSpot v3 signature
+    hubspot_decode_uri: bool = True
+    #: Salesforce org whose outbound messages are accepted; SALESFORCE_ORG_ID overrides it
+    salesforce_org_id: str | None = Field(None, pattern=r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+    worker_batch_size: int = Field(200, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    retry_attempts: int = Field(5, ge=1, le=50)
+    retry_backoff_seconds: float = Field(30, ge=0, le=3600)
+    retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)
 
 
 class AppConfig(Section):
@@ -144,12 +203,14 @@ class AppConfig(Section):
     state: StateSettings = StateSettings()
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    salesforce: SalesforceSettings = SalesforceSettings()
     hubspot: HubspotSettings = HubspotSettings()
     renewals: RenewalPolicy = RenewalPolicy()
     scorecard: Scorecard = Scorecard()
     upsell: Upsell = Upsell()
     playbook: Playbook = Playbook()
     schedule: Schedule = Schedule()
+    webhooks: WebhookSettings = WebhookSettings()
     base_dir: Path = Field(Path("."), exclude=True)
 
     def path(self, p: Path) -> Path:
@@ -212,6 +273,12 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 f"keep it below latest_creation_days ({r.latest_creation_days})",
             )
         )
+    if r.renewal_mode == "cpq" and cfg.crm != "salesforce":
+        out.append(
+            src.problem(
+                ("renewals", "renewal_mode"), "cpq is a Salesforce CPQ mode: needs crm: salesforce"
+            )
+        )
     if r.initial_stage in r.closed_won_stages + r.closed_lost_stages:
         out.append(src.problem(("renewals", "initial_stage"), "must be an open stage"))
     out += _template_problems(src, ("renewals", "name_template"), r.name_template, NAME_FIELDS)
@@ -229,6 +296,7 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
         out.append(src.problem(("scorecard", "yellow"), "must be below the green threshold"))
     for name, job in cfg.schedule.jobs.items():
         out += _job_problems(src, ("schedule", "jobs", name), job)
+    out += _schedule_problems(src, cfg.schedule)
     return out
 
 
@@ -284,8 +352,13 @@ def _template_problems(src: YamlSource, path: tuple, template: str, fields: dict
 
 
 def _job_problems(src: YamlSource, path: tuple, job: Job) -> list[Problem]:
-    if (job.cron is None) == (job.interval_minutes is None):
-        return [src.problem(path, "give exactly one of `cron` or `interval_minutes`")]
+    given = [job.cron, job.interval_minutes, job.interval_seconds]
+    if sum(x is not None for x in given) != 1:
+        return [
+            src.problem(
+                path, "give exactly one of `cron`, `interval_minutes` or `interval_seconds`"
+            )
+        ]
     if job.cron is not None:
         from apscheduler.triggers.cron import CronTrigger
 
@@ -294,3 +367,23 @@ def _job_problems(src: YamlSource, path: tuple, job: Job) -> list[Problem]:
         except ValueError as exc:
             return [src.problem(path + ("cron",), f"not a valid crontab expression: {exc}")]
     return []
+
+
+def _schedule_problems(src: YamlSource, schedule: Schedule) -> list[Problem]:
+    """Job names the scheduler knows, and a time zone it can use."""
+    out = [
+        src.problem(
+            ("schedule", "jobs", name), f"unknown job; known jobs: {', '.join(DEFAULT_JOBS)}"
+        )
+        for name in schedule.jobs
+        if name not in DEFAULT_JOBS
+    ]
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        out.append(
+            src.problem(("schedule", "timezone"), f"unknown time zone {schedule.timezone!r}")
+        )
+    return out

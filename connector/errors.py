@@ -78,6 +78,11 @@ class FatalCrmError(CrmError):
     """Auth, permissions, limits exhausted: stop the run and say why."""
 
 
+class ApiLimitReached(FatalCrmError):
+    """The CRM's API allowance is used up (or past the configured share): the run stops cleanly
+    and the next one resumes from its cursors."""
+
+
 class RecordRejectedError(CrmError):
     """One record refused by the CRM: dead-letter it and carry on with the rest."""
 

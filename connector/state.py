@@ -15,11 +15,13 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -109,6 +111,41 @@ signals = Table(
     Column("value", Float, nullable=False),
     Column("source", String(40), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+#: Webhook inbox: one row per accepted event, unique by (source, event id) so copies and
+#: redeliveries are stored once; kept for the dedupe window after processing (connector/inbox.py).
+inbox = Table(
+    "inbox",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("object", String(80)),
+    Column("record_id", String(80)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | done | ignored | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Column("run_id", Integer),
+    Column("last_error", Text),
+    UniqueConstraint("source", "event_id", name="inbox_event"),
+    Index("inbox_due", "status", "next_attempt_at"),
+)
+#: Scheduled job runs: one row per (job, scheduled slot), so two schedulers on one database
+#: run each slot once (connector/joblog.py).
+job_runs = Table(
+    "job_runs",
+    meta,
+    Column("job", String(60), primary_key=True),
+    Column("scheduled_at", DateTime(timezone=True), primary_key=True),
+    Column("runner", String(120), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),  # running | ok | partial | failed | busy
+    Column("detail", JSON),
+    Column("error", Text),
 )
 
 #: Ordered migrations after version 1: (version, callable(connection)).

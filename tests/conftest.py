@@ -109,10 +109,11 @@ class Book:
         )
 
     def opportunities(self) -> list[dict]:
-        return self.crm.all("Opportunity")
+        """Renewal opportunities (those with a renewal key)."""
+        return [o for o in self.crm.all("Opportunity") if o.get("Renewal_Key__c")]
 
     def opportunity(self, key: str) -> dict:
-        (found,) = [o for o in self.crm.all("Opportunity") if o["Renewal_Key__c"] == key]
+        (found,) = [o for o in self.crm.all("Opportunity") if o.get("Renewal_Key__c") == key]
         return found
 
 

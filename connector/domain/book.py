@@ -31,6 +31,8 @@ class Book:
     deleted_lines: dict[str, set[str]] = field(default_factory=dict)
     #: keys of renewal opportunities the CRM reports deleted
     deleted_renewal_keys: set[str] = field(default_factory=set)
+    #: ids of contracts the CRM reports deleted (or merged away)
+    deleted_contracts: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._index: dict[str, dict] | None = None
@@ -38,6 +40,8 @@ class Book:
     def put(self, kind: str, record_id: str, record) -> None:
         """Store a record under its CRM id (every kind is keyed by CRM id)."""
         getattr(self, _ATTR[kind])[record_id] = record
+        if kind == "contract":
+            self.deleted_contracts.discard(record_id)  # restored from the recycle bin
         self._index = None
 
     def drop(self, kind: str, record_id: str) -> None:

@@ -66,6 +66,9 @@ class Contract:
     owner_id: str | None = None
     uplift_percent: Decimal | None = None
     currency: str | None = None
+    #: Salesforce CPQ (renewals.renewal_mode: cpq): renewal forecast asked, CPQ's renewal
+    renewal_forecast: bool = False
+    cpq_renewal_id: str | None = None
 
 
 @record

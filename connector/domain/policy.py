@@ -27,6 +27,9 @@ class RenewalPolicy(Section):
     fallback_owner: str | None = None
     active_statuses: tuple[ContractStatus, ...] = ("active",)
     owner_source: Literal["account", "contract"] = "account"
+    #: connector: the connector creates the renewal; cpq: Salesforce CPQ creates it (the
+    #: connector asks for it with the contract's renewal forecast, then enriches it)
+    renewal_mode: Literal["connector", "cpq"] = "connector"
 
 
 class PlaybookStep(Section):

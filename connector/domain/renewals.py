@@ -5,7 +5,7 @@ and `explain`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -37,6 +37,8 @@ SkipReason = Literal[
     "missing_data",
     "no_active_owner",
     "renewal_deleted",
+    "contract_deleted",
+    "awaiting_cpq",
 ]
 
 
@@ -70,11 +72,26 @@ class Planner:
     as_of: date
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
-        for contract_id in sorted(book.contracts.keys() | book.broken.keys()):
+        ids = book.contracts.keys() | book.broken.keys() | book.deleted_contracts
+        for contract_id in sorted(ids):
             yield self.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
         contract = book.contracts.get(contract_id)
+        if contract is None and contract_id in book.deleted_contracts:
+            open_renewals = [
+                r.key
+                for r in book.renewals_of(contract_id)
+                if r.stage not in self.policy.closed_won_stages + self.policy.closed_lost_stages
+            ]
+            return Skip(
+                contract_id,
+                "contract_deleted",
+                "contract was deleted (or merged away) in the CRM: no renewal is created"
+                + (
+                    f"; open renewal {', '.join(open_renewals)} left as is" if open_renewals else ""
+                ),
+            )
         broken = book.broken_reason(contract_id)
         if contract is None or broken:
             return Skip(contract_id, "missing_data", broken or "contract is not in the book")
@@ -162,6 +179,8 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     tasks = plan_tasks(
         p.playbook, p.as_of, contract, account, renewal, owner, book.contacts_of(account.id), uplift
     )
+    if policy.renewal_mode == "cpq":
+        return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes))
     writes = renewal_writes(renewal, existing, baseline, frozenset(locked))
     if "lines" not in locked:
         writes += line_writes(cid, key, renewal_lines, book.renewal_lines_of(key), ledger)
@@ -178,6 +197,31 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         tuple(writes),
         existing,
     )
+
+
+def _plan_cpq(
+    contract: Contract,
+    renewal: RenewalOpportunity,
+    tasks: tuple[Task, ...],
+    ledger: LedgerView,
+    notes: tuple[str, ...],
+) -> Plan:
+    """Salesforce CPQ makes the renewal (quote, pricing, lines): the connector asks for it by
+    setting the contract's renewal forecast, then adds the playbook tasks to CPQ's renewal
+    opportunity. It never writes a renewal opportunity or lines of its own."""
+    cid = contract.id
+    if contract.cpq_renewal_id is None:
+        if contract.renewal_forecast:
+            return Skip(
+                cid, "awaiting_cpq", "renewal forecast is on; waiting for CPQ to create the renewal"
+            )
+        asked = replace(contract, renewal_forecast=True)
+        write = Write("contract", "update", cid, cid, asked, ("renewal_forecast",))
+        note = "CPQ creates the renewal once the contract's renewal forecast is on"
+        return RenewalPlan(cid, "create", renewal, (), (), notes=(*notes, note), writes=(write,))
+    note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
+    writes = tuple(task_writes(cid, tasks, ledger))
+    return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
 
 
 def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:

@@ -39,7 +39,7 @@ class LedgerView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    kind: Literal["renewal_opportunity", "renewal_line", "task"]
+    kind: Literal["renewal_opportunity", "renewal_line", "task", "contract"]
     op: Literal["create", "update", "delete"]
     key: str
     contract_id: str

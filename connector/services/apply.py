@@ -27,6 +27,7 @@ STAGES = (
     ("renewal_opportunity", ("create", "update"), "upsert"),
     ("renewal_line", ("create", "update"), "upsert"),
     ("renewal_line", ("delete",), "delete"),
+    ("contract", ("update",), "upsert"),  # CPQ mode: the renewal forecast flag
     ("task", ("create",), "create_missing"),
 )
 

@@ -40,6 +40,8 @@ def _note_deleted(book: Book, kind: str, model) -> None:
         book.note_deleted_line(model.key)
     elif kind == "renewal_opportunity":
         book.deleted_renewal_keys.add(model.key)
+    elif kind == "contract":
+        book.deleted_contracts.add(model.id)
 
 
 def pull_changes(

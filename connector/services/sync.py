@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.domain.book import Book
+from connector.domain.models import READ_KINDS
 from connector.domain.renewals import Plan, Planner
-from connector.errors import ConnectorError
+from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
-ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
+ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted", "contract_deleted")
 
 
 @dataclass
@@ -114,7 +116,8 @@ def sync(
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     except ConnectorError as exc:
-        report.status, report.error = "failed", str(exc)
+        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+        report.error = str(exc)
         raise
     finally:
         report.api_calls = ctx.crm.api_calls - calls
@@ -195,3 +198,125 @@ def retry_dead_letters(
         ctx.store.resolve_dead_letters(letter["kind"], [letter["record_id"]])
         fixed += 1
     return fixed, sync(ctx, as_of=as_of, progress=progress)
+
+
+def sync_records(
+    ctx: Context, refs: dict[str, Collection[str]], *, as_of: date | None = None
+) -> SyncReport:
+    """A sync for just these records (kind -> CRM ids), as a webhook names them: refetch them
+    from the CRM (an event is a hint, the CRM holds the truth), then plan and apply the
+    contracts they affect exactly as `sync` does. Cursors do not move: the next incremental
+    sync re-reads these records and finds nothing to do."""
+    as_of = as_of or today()
+    started, calls = time.monotonic(), ctx.crm.api_calls
+    store = ctx.store
+    run_id = store.start_run("webhook", as_of.isoformat())
+    report = SyncReport(run_id, as_of, False, False)
+    try:
+        book = load_book(ctx)
+        rows = _refetch(ctx, book, refs, run_id)
+        contracts = affected_contracts(book, rows)
+        for _ in range(2):  # a new contract's account, then that account's owner
+            rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
+        ledger = Ledger(store.load_ledger())
+        planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of)
+        applier = Applier(ctx, ledger, run_id)
+        plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
+        run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)
+        report.plans = run.shown
+        outcome = applier.finish()
+        report.writes = dict(sorted(outcome.writes.items()))
+        _count(report, run, outcome.failed_contracts)
+        report.status = "partial" if report.failed else "ok"
+    except ConnectorError as exc:
+        report.status, report.error = "failed", str(exc)
+        raise
+    finally:
+        report.api_calls = ctx.crm.api_calls - calls
+        report.duration_s = time.monotonic() - started
+        report.dead_letters = len(store.list_dead_letters())
+        store.finish_run(
+            run_id,
+            report.status,
+            _stored_counts(report),
+            report.api_calls,
+            report.duration_s,
+            report.error,
+        )
+    return report
+
+
+def _refetch(
+    ctx: Context, book: Book, refs: dict[str, Collection[str]], run_id: int
+) -> list[dict[str, Any]]:
+    """Read these records by id into the book and the mirror; their mirror rows."""
+    out: list[dict[str, Any]] = []
+    for kind in READ_KINDS:
+        ids = sorted(set(refs.get(kind, ())))
+        if not ids:
+            continue
+        records = ctx.retrying()(ctx.crm.read_ids, kind, ids)
+        rows, letters, fixed = [], [], []
+        for rec in records:
+            row, letter = map_record(ctx.mapping, book, kind, rec)
+            rows.append(row)
+            (letters if letter else fixed).append(letter or rec.id)
+        ctx.store.save_records(rows)
+        ctx.store.add_dead_letters(letters, run_id)
+        ctx.store.resolve_dead_letters(kind, fixed)
+        out += rows
+    return out
+
+
+def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
+    """The contracts whose renewal planning reads these (mirror rows of) records."""
+    out: set[str] = set()
+    accounts: set[str] = set()
+    owners: set[str] = set()
+    for row in rows:
+        kind, data = row["kind"], row["data"] or {}
+        if kind == "contract":
+            out.add(row["id"])
+        elif kind in ("contract_line", "renewal_opportunity") or row["parent_id"]:
+            out.add(data.get("contract_id") or row["parent_id"])
+        elif kind == "renewal_line" and data.get("renewal_key"):
+            out.add(_contract_of_key(book, data["renewal_key"]))
+        elif kind == "account":
+            accounts.add(row["id"])
+        elif kind == "contact" and data.get("account_id"):
+            accounts.add(data["account_id"])
+        elif kind == "owner":
+            owners.add(row["id"])
+    if owners:  # an owner leaving moves work to their manager: their reports' accounts too
+        owners |= {o.id for o in book.owners.values() if o.manager_id in owners}
+        accounts |= {a.id for a in book.accounts.values() if a.owner_id in owners}
+    out |= {
+        c.id for c in book.contracts.values() if c.account_id in accounts or c.owner_id in owners
+    }
+    out.discard(None)  # type: ignore[arg-type]
+    return out
+
+
+def _contract_of_key(book: Book, renewal_key: str) -> str:
+    for r in book.renewals.values():
+        if r.key == renewal_key:
+            return r.contract_id
+    return renewal_key.rsplit(":", 1)[0]  # keys are "<contract id>:<term end date>"
+
+
+def _missing_parents(book: Book, contracts: set[str]) -> dict[str, set[str]]:
+    """Accounts and owners the affected contracts name but the book lacks (a contract created
+    since the last sync under a new account): read them too, so the contract can be planned."""
+    need: dict[str, set[str]] = {"account": set(), "owner": set()}
+    for cid in contracts:
+        contract = book.contracts.get(cid)
+        if contract is None:
+            continue
+        account = book.accounts.get(contract.account_id)
+        if account is None:
+            need["account"].add(contract.account_id)
+        elif account.owner_id and account.owner_id not in book.owners:
+            need["owner"].add(account.owner_id)
+        if contract.owner_id and contract.owner_id not in book.owners:
+            need["owner"].add(contract.owner_id)
+    return need

@@ -117,3 +117,17 @@ def test_demo_runs_end_to_end_as_a_new_user_would(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "renewals created" in result.stdout and "Needs attention" in result.stdout
     assert "Second run: 0 writes" in result.stdout
+
+
+def test_sync_refuses_to_overlap_a_run_in_progress(tmp_path):
+    from connector.config import load_config
+    from connector.runlock import run_lock
+    from connector.state import StateStore
+
+    config = write_config(tmp_path, schedule={"lock_wait_seconds": 0})
+    store = StateStore(load_config(config).state_url)
+    runner = CliRunner()
+    with run_lock(store):
+        busy = runner.invoke(main, ["--config", str(config), "sync", "--as-of", AS_OF])
+    assert busy.exit_code == 2 and "another run is in progress" in busy.output
+    store.close()

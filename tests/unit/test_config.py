@@ -70,3 +70,24 @@ def test_secrets_from_the_environment_never_reach_logs(monkeypatch, caplog):
     with caplog.at_level(logging.INFO):
         log.info("calling with token %s", "pat-na1-sekrit-123")
     assert "sekrit" not in caplog.text and "***" in caplog.text
+
+
+def test_salesforce_settings_are_checked_with_their_key_paths(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "crm: sandbox\n"
+        "salesforce:\n"
+        "  auth: oauth\n"
+        "  api_version: '59'\n"
+        "  api_usage_stop_share: 1.5\n"
+        "renewals:\n"
+        "  renewal_mode: cpq\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    for where in ("salesforce.auth", "salesforce.api_version", "salesforce.api_usage_stop_share"):
+        assert where in text
+    path.write_text("crm: sandbox\nrenewals:\n  renewal_mode: cpq\n")
+    with pytest.raises(ConfigError, match=r"app.yaml:3: renewals.renewal_mode: .*crm: salesforce"):
+        load_config(path)

@@ -1,0 +1,98 @@
+"""One run at a time per state database: a scheduled sync, a webhook batch and a CLI sync
+never overlap (a run marks runs still `running` as interrupted, and plans against the ledger).
+
+SQLite: an flock on a file next to the database; PostgreSQL: a session advisory lock. Both are
+released by the operating system or the server when the holder dies, so a killed run never
+leaves the lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+
+from connector.errors import ConnectorError
+from connector.state import StateStore
+
+_local_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+
+
+class RunLockBusy(ConnectorError):
+    """Another run holds the lock on this state database."""
+
+
+@contextmanager
+def run_lock(store: StateStore, wait: float = 0.0, poll: float = 0.05) -> Iterator[None]:
+    """Hold the run lock; wait up to `wait` seconds for it, else raise RunLockBusy."""
+    url = store.engine.url
+    if url.get_backend_name() == "postgresql":
+        with _advisory(store, wait, poll):
+            yield
+    elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        with _flock(Path(url.database + ".run.lock"), wait, poll):
+            yield
+    else:  # in-memory database: only this process can see it
+        with _guard:
+            lock = _local_locks.setdefault(str(url), threading.Lock())
+        acquired = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+        if not acquired:
+            raise RunLockBusy("another run is in progress")
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def _until(wait: float, poll: float, attempt) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        if attempt():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+
+
+@contextmanager
+def _flock(path: Path, wait: float, poll: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+
+        def attempt() -> bool:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+
+        if not _until(wait, poll, attempt):
+            raise RunLockBusy(f"another run is in progress (lock {path})")
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory(store: StateStore, wait: float, poll: float) -> Iterator[None]:
+    key = zlib.crc32(b"crm-renewals run lock")
+    with store.engine.connect() as conn:
+
+        def attempt() -> bool:
+            return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+
+        if not _until(wait, poll, attempt):
+            raise RunLockBusy("another run is in progress (advisory lock)")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()

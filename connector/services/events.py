@@ -1,0 +1,128 @@
+"""Webhook events: each names a CRM record; a batch of them becomes one `sync_records` run.
+Failed events retry with backoff and, after the configured attempts, go to the dead letters."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.config import WebhookSettings
+from connector.domain.mapping import Mapping
+from connector.domain.models import READ_KINDS
+from connector.errors import CrmError
+from connector.inbox import DONE, IGNORED, Inbox
+from connector.services.context import Context
+from connector.services.sync import sync_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchOutcome:
+    """What one pass over the inbox did, by source: events processed, ignored, failed, dead."""
+
+    processed: dict[str, int] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)
+    run_ids: list[int] = field(default_factory=list)
+
+    def add(self, what: str, source: str, n: int = 1) -> None:
+        counts = getattr(self, what)
+        counts[source] = counts.get(source, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(sum(getattr(self, w).values()) for w in ("processed", "ignored", "failed"))
+
+
+def kinds_for_object(mapping: Mapping, obj: str | None) -> list[str]:
+    """The read kinds a CRM object feeds: `Contract` -> contract; HubSpot's singular `deal`
+    -> contract and renewal_opportunity (both are deals; the adapter knows which is which)."""
+    if not obj:
+        return []
+    name = obj.lower()
+    names = {name, name[:-1] + "ies" if name.endswith("y") else name + "s"}
+    return [
+        k for k in READ_KINDS if k in mapping.models and mapping.models[k].object.lower() in names
+    ]
+
+
+def backoff_seconds(settings: WebhookSettings, attempts: int) -> float:
+    """Wait before attempt `attempts + 1`: doubling from retry_backoff_seconds, capped."""
+    delay = settings.retry_backoff_seconds * 2 ** max(0, attempts - 1)
+    return min(delay, settings.retry_max_backoff_seconds)
+
+
+def process_inbox(
+    ctx: Context,
+    inbox: Inbox,
+    settings: WebhookSettings,
+    sync_fn: Callable[..., Any] = sync_records,
+) -> BatchOutcome:
+    """Process the due events once (the caller holds the run lock)."""
+    out = BatchOutcome()
+    rows = inbox.due(settings.worker_batch_size)
+    ignored, wanted = [], []
+    for row in rows:
+        kinds = kinds_for_object(ctx.mapping, row["object"]) if row["record_id"] else []
+        (wanted if kinds else ignored).append((row, kinds))
+    inbox.settle([row["id"] for row, _ in ignored], IGNORED)
+    for row, _ in ignored:
+        out.add("ignored", row["source"])
+    if not wanted:
+        return out
+    try:
+        _run(ctx, inbox, wanted, out, sync_fn)
+    except CrmError as exc:  # the CRM is down or refusing: the whole batch waits
+        _failed(ctx, inbox, settings, wanted, exc, out)
+    except Exception:  # noqa: BLE001 - one bad event must not hold back the others
+        log.exception("webhook batch failed; retrying its events one by one")
+        for one in wanted:
+            try:
+                _run(ctx, inbox, [one], out, sync_fn)
+            except Exception as exc:  # noqa: BLE001
+                _failed(ctx, inbox, settings, [one], exc, out)
+    return out
+
+
+def _run(ctx, inbox: Inbox, wanted, out: BatchOutcome, sync_fn) -> None:
+    refs: dict[str, set[str]] = defaultdict(set)
+    for row, kinds in wanted:
+        for kind in kinds:
+            refs[kind].add(row["record_id"])
+    report = sync_fn(ctx, dict(refs))
+    inbox.settle([row["id"] for row, _ in wanted], DONE, report.run_id)
+    out.run_ids.append(report.run_id)
+    for row, _ in wanted:
+        out.add("processed", row["source"])
+
+
+def _failed(ctx, inbox: Inbox, settings: WebhookSettings, wanted, exc, out: BatchOutcome) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    letters = []
+    for row, kinds in wanted:
+        attempts = row["attempts"] + 1
+        out.add("failed", row["source"])
+        if attempts < settings.retry_attempts:
+            inbox.retry_later(row, error, backoff_seconds(settings, attempts))
+            continue
+        inbox.give_up(row, error)
+        out.add("dead", row["source"])
+        letters.append(
+            {
+                "stage": "webhook",
+                "kind": kinds[0],
+                "record_id": row["record_id"],
+                "contract_id": None,
+                "field": None,
+                "value": None,
+                "error_code": "WEBHOOK_GAVE_UP",
+                "message": f"{row['source']} event {row['event_id']} ({row['object']} "
+                f"{row['record_id']}): gave up after {attempts} attempts: {error}",
+            }
+        )
+    ctx.store.add_dead_letters(letters, None)

@@ -1,0 +1,126 @@
+"""One way to seed and inspect each CRM, so the same tests run against every adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import responses
+
+from connector.adapters.salesforce import SalesforceCrm, connect
+from connector.adapters.sandbox import SandboxCrm
+from connector.config import SalesforceSettings
+from connector.mapping_file import load_mapping
+from tests.fakes.salesforce_org import FakeOrg
+
+ROOT = Path(__file__).resolve().parents[2]
+SALESFORCE_ENV = {
+    "SALESFORCE_USERNAME": "integration@acme.test",
+    "SALESFORCE_PASSWORD": "pw",
+    "SALESFORCE_SECURITY_TOKEN": "token",
+}
+
+
+class Harness:
+    """`crm` is the adapter under test; `admin` changes the CRM as its users would."""
+
+    name: str
+    crm: SandboxCrm | SalesforceCrm
+    admin: SandboxCrm | FakeOrg
+
+    def freeze_clock(self) -> None:
+        """Records written from now on share one modified stamp."""
+        raise NotImplementedError
+
+    def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
+        raise NotImplementedError
+
+
+class SandboxHarness(Harness):
+    name = "sandbox"
+
+    def __init__(self, folder: Path, page_size: int):
+        mapping = load_mapping(ROOT / "mappings" / "sandbox.yaml")
+        self.now, self.tick = datetime(2026, 11, 23, 8, 0, tzinfo=UTC), timedelta(seconds=1)
+        self.crm = self.admin = SandboxCrm(
+            folder / "crm.db", mapping, page_size=page_size, clock=self._clock
+        )
+
+    def _clock(self) -> datetime:
+        self.now += self.tick
+        return self.now
+
+    def freeze_clock(self) -> None:
+        self.tick = timedelta(0)
+
+    def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
+        return self.admin.insert(
+            "ContractLine",
+            {
+                "ContractId": contract_id,
+                "Product2Id": product_id,
+                "Quantity": qty,
+                "UnitPrice": price,
+                "IsRecurring": True,
+            },
+        )
+
+
+class SalesforceHarness(Harness):
+    name = "salesforce"
+
+    def __init__(self, org: FakeOrg, page_size: int, **settings):
+        self.admin = org
+        self.settings = SalesforceSettings(**settings)
+        mapping = load_mapping(ROOT / "mappings" / "salesforce.yaml")
+        self.crm = SalesforceCrm(
+            connect(self.settings, SALESFORCE_ENV), mapping, self.settings, page_size=page_size
+        )
+        self.origin: dict[str, str] = {}
+
+    def freeze_clock(self) -> None:
+        self.admin.tick = self.admin.tick * 0
+
+    def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
+        """Contract lines are the line items of the opportunity the contract came from."""
+        if contract_id not in self.origin:
+            contract = self.admin.get("Contract", contract_id)
+            self.origin[contract_id] = self.admin.insert(
+                "Opportunity",
+                {
+                    "Name": "Original deal",
+                    "AccountId": contract["AccountId"],
+                    "StageName": "Closed Won",
+                    "CloseDate": "2025-01-01",
+                    "Contract__c": contract_id,
+                    "Pricebook2Id": self.admin.standard_pricebook,
+                },
+            )
+        entry = next(
+            e["Id"] for e in self.admin.all("PricebookEntry") if e["Product2Id"] == product_id
+        )
+        return self.admin.insert(
+            "OpportunityLineItem",
+            {
+                "OpportunityId": self.origin[contract_id],
+                "PricebookEntryId": entry,
+                "Quantity": qty,
+                "UnitPrice": price,
+            },
+        )
+
+
+@contextmanager
+def harness(name: str, folder: Path, page_size: int = 2000) -> Iterator[Harness]:
+    if name == "sandbox":
+        h = SandboxHarness(folder, page_size)
+        try:
+            yield h
+        finally:
+            h.crm.close()
+        return
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        h = SalesforceHarness(FakeOrg(rsps), page_size)
+        yield h

@@ -1,0 +1,585 @@
+"""A Salesforce org in memory, behind `responses`: the REST wire format our adapter speaks.
+
+It answers the SOAP login, /query and /queryAll (the SOQL subset the adapter writes: field
+lists with Rel.Field paths, WHERE conditions joined by AND, ORDER BY, LIMIT), nextRecordsUrl
+paging, sObject Collections (upsert by External ID, create, update, delete) with per-record
+errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create.
+Every REST answer carries Sforce-Limit-Info. Tests queue faults and can expire the session.
+
+The admin side (insert/edit/remove/get/all) matches the sandbox CRM's, so one test harness
+seeds both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import responses
+
+INSTANCE = "fake.my.salesforce.com"
+VERSION = "59.0"
+BASE = f"https://{INSTANCE}/services/data/v{VERSION}/"
+PREFIXES = {
+    "User": "005",
+    "Account": "001",
+    "Contact": "003",
+    "AccountContactRole": "02Z",
+    "Contract": "800",
+    "Product2": "01t",
+    "Pricebook2": "01s",
+    "PricebookEntry": "01u",
+    "Opportunity": "006",
+    "OpportunityLineItem": "00k",
+    "Task": "00T",
+}
+EXTERNAL_IDS = {
+    "Opportunity": "Renewal_Key__c",
+    "OpportunityLineItem": "Renewal_Line_Key__c",
+    "Task": "Dedupe_Key__c",
+}
+CREATE_ONLY = {"OpportunityLineItem": ("OpportunityId", "PricebookEntryId")}
+REQUIRED = {
+    "Opportunity": ("Name", "StageName", "CloseDate"),
+    "OpportunityLineItem": ("OpportunityId", "PricebookEntryId", "Quantity"),
+    "Task": ("Subject",),
+}
+#: Read-only fields Salesforce derives on save.
+DERIVED = {"OpportunityLineItem": {"ProductCode", "Product2Id"}, "Task": {"AccountId"}}
+LOGIN_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns="urn:partner.soap.sforce.com"><soapenv:Body><loginResponse><result>
+<serverUrl>https://{instance}/services/Soap/u/{version}/00D000000000062</serverUrl>
+<sessionId>{session}</sessionId></result></loginResponse></soapenv:Body></soapenv:Envelope>"""
+LOGIN_FAULT = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault>
+<faultcode>sf:INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN</faultstring><detail>
+<sf:LoginFault><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>
+<sf:exceptionMessage>Invalid username, password, security token; or user locked out.
+</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body>
+</soapenv:Envelope>"""
+#: Field types for describe (per object; anything else is a string).
+TYPES = {
+    "Id": "id",
+    "IsActive": "boolean",
+    "IsDeleted": "boolean",
+    "Renewal_Contact__c": "boolean",
+    "StartDate": "date",
+    "EndDate": "date",
+    "CloseDate": "date",
+    "ActivityDate": "date",
+    "Amount": "currency",
+    "UnitPrice": "currency",
+    "Quantity": "double",
+    "Renewal_Uplift__c": "percent",
+    "SystemModstamp": "datetime",
+    "StageName": "picklist",
+    "Type": "picklist",
+    "Status": "picklist",
+    "Priority": "picklist",
+    "Line_Type__c": "picklist",
+}
+REFERENCES = {
+    "OwnerId": "User",
+    "ManagerId": "User",
+    "AccountId": "Account",
+    "ContractId": "Contract",
+    "Contract__c": "Contract",
+    "Renewal_Contract__c": "Contract",
+    "OpportunityId": "Opportunity",
+    "Product2Id": "Product2",
+    "PricebookEntryId": "PricebookEntry",
+    "Pricebook2Id": "Pricebook2",
+    "WhatId": "Opportunity",
+    "WhoId": "Contact",
+}
+SCHEMA = {
+    "User": "Id Name Email IsActive ManagerId SystemModstamp",
+    "Account": "Id Name OwnerId Type SystemModstamp IsDeleted",
+    "Contact": "Id AccountId Name Email Title Renewal_Contact__c SystemModstamp IsDeleted",
+    "Contract": "Id AccountId ContractNumber Status StartDate EndDate OwnerId "
+    "Renewal_Uplift__c CurrencyIsoCode SBQQ__RenewalForecast__c SBQQ__RenewalOpportunity__c "
+    "SystemModstamp IsDeleted",
+    "AccountContactRole": "Id AccountId ContactId Role IsPrimary SystemModstamp IsDeleted",
+    "Product2": "Id Name ProductCode IsRecurring__c SystemModstamp IsDeleted",
+    "Pricebook2": "Id Name IsStandard IsActive SystemModstamp IsDeleted",
+    "PricebookEntry": "Id Pricebook2Id Product2Id UnitPrice IsActive SystemModstamp",
+    "Opportunity": "Id Name AccountId StageName CloseDate Amount OwnerId Type Pricebook2Id "
+    "Contract__c Renewal_Key__c Renewal_Contract__c SystemModstamp IsDeleted",
+    "OpportunityLineItem": "Id OpportunityId PricebookEntryId Product2Id ProductCode Quantity "
+    "UnitPrice Description Line_Type__c Renewal_Line_Key__c SystemModstamp IsDeleted",
+    "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
+    "Priority Dedupe_Key__c Renewal_Key__c SystemModstamp IsDeleted",
+}
+RELATIONS = {
+    "Product2": "Product2Id",
+    "Opportunity": "OpportunityId",
+    "Account": "AccountId",
+    "Contact": "ContactId",
+}
+
+
+class FakeOrg:
+    def __init__(self, rsps: responses.RequestsMock, *, daily_limit: int = 1_000_000):
+        self.rsps = rsps
+        self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in PREFIXES}
+        self.deleted: set[str] = set()
+        self.counter = itertools.count(1)
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+        self.tick = timedelta(seconds=1)
+        self.api_used, self.api_limit = 0, daily_limit
+        self.session = "SESSION-1"
+        self.logins = 0
+        self.password_ok = True
+        self.faults: list[tuple[int, Any, dict[str, str]]] = []
+        self.calls: list[tuple[str, str]] = []
+        self.cursors: dict[str, list[dict]] = {}
+        self.schema = {o: f.split() for o, f in SCHEMA.items()}
+        self.created_fields: list[dict] = []
+        self.standard_pricebook = self.insert(
+            "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
+        )
+        self._routes()
+
+    # ------------------------------------------------------------------ admin side
+
+    def insert(self, obj: str, fields: dict[str, Any], ext_key: str | None = None) -> str:
+        record_id = f"{PREFIXES[obj]}FK{next(self.counter):010d}AAA"
+        rec = {**fields, "Id": record_id, "SystemModstamp": self._stamp()}
+        if ext_key is not None:
+            rec[EXTERNAL_IDS[obj]] = ext_key
+        if obj == "Product2":  # every product gets an entry in the standard price book
+            self.records[obj][record_id] = rec
+            self.insert(
+                "PricebookEntry",
+                {
+                    "Pricebook2Id": self.standard_pricebook,
+                    "Product2Id": record_id,
+                    "UnitPrice": fields.get("ListPrice", 0),
+                    "IsActive": True,
+                },
+            )
+            return record_id
+        self._derive(obj, rec)
+        self.records[obj][record_id] = rec
+        return record_id
+
+    def edit(self, obj: str, record_id: str, changes: dict[str, Any]) -> None:
+        self.records[obj][record_id].update(changes, SystemModstamp=self._stamp())
+
+    def remove(self, obj: str, record_id: str) -> None:
+        self.deleted.add(record_id)
+        self.records[obj][record_id]["SystemModstamp"] = self._stamp()
+
+    def get(self, obj: str, record_id: str) -> dict[str, Any]:
+        return dict(self.records[obj][record_id])
+
+    def all(self, obj: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for i, r in sorted(self.records[obj].items())
+            if include_deleted or i not in self.deleted
+        ]
+
+    def expire_session(self) -> None:
+        self.session = f"SESSION-{self.logins + 2}"  # the old token no longer works
+
+    def fail_next(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.faults.append((status, body, headers or {}))
+
+    def calls_to(self, fragment: str) -> int:
+        return sum(fragment in path for _, path in self.calls)
+
+    # ------------------------------------------------------------------ wire
+
+    def _routes(self) -> None:
+        r = self.rsps
+        r.add_callback(
+            "POST",
+            re.compile(r"https://(login|test)\.salesforce\.com/services/Soap/u/.*"),
+            self._login,
+        )
+        pattern = re.compile(re.escape(f"https://{INSTANCE}/services/data/") + ".*")
+        for method in ("GET", "POST", "PATCH", "DELETE"):
+            r.add_callback(method, pattern, self._rest)
+
+    def _login(self, request) -> tuple[int, dict, str]:
+        if not self.password_ok:
+            return 500, {"Content-Type": "text/xml"}, LOGIN_FAULT
+        self.logins += 1
+        self.session = f"SESSION-{self.logins}"
+        body = LOGIN_XML.format(instance=INSTANCE, version=VERSION, session=self.session)
+        return 200, {"Content-Type": "text/xml"}, body
+
+    def _rest(self, request) -> tuple[int, dict, str]:
+        url = urlparse(request.url)
+        path = url.path.removeprefix(f"/services/data/v{VERSION}/")
+        self.calls.append((request.method, path))
+        if url.path == "/services/data/":  # versions: no auth, no usage header
+            versions = [{"version": v, "url": f"/services/data/v{v}"} for v in ("58.0", VERSION)]
+            return 200, {}, json.dumps(versions)
+        if request.headers.get("Authorization") != f"Bearer {self.session}":
+            err = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+            return 401, {}, json.dumps(err)
+        self.api_used += 1
+        headers = {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}
+        if self.faults:
+            status, body, extra = self.faults.pop(0)
+            return status, {**headers, **extra}, json.dumps(body)
+        if request.method != "GET":
+            self.now += self.tick  # records written by one call share their SystemModstamp
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        body = json.loads(request.body) if request.body else None
+        try:
+            status, answer = self._dispatch(request.method, path, query, body, request.headers)
+        except SoqlError as exc:
+            status, answer = 400, [{"message": str(exc), "errorCode": "MALFORMED_QUERY"}]
+        return status, headers, json.dumps(answer) if answer is not None else ""
+
+    def _dispatch(self, method: str, path: str, query: dict, body: Any, headers) -> tuple:
+        if method == "GET" and path in ("query/", "queryAll/"):
+            found = re.search(r"batchSize=(\d+)", headers.get("Sforce-Query-Options") or "")
+            size = int(found.group(1)) if found else 2000
+            rows = self._soql(query["q"], include_deleted=path == "queryAll/")
+            return 200, self._page(rows, size)
+        if method == "GET" and path.startswith("query/"):
+            return 200, self._next(path.removeprefix("query/"))
+        if method == "GET" and path == "limits/":
+            return 200, {
+                "DailyApiRequests": {
+                    "Max": self.api_limit,
+                    "Remaining": self.api_limit - self.api_used,
+                }
+            }
+        if method == "GET" and path.startswith("sobjects/") and path.endswith("/describe"):
+            return self._describe(path.split("/")[1])
+        if path.startswith("composite/sobjects"):
+            parts = path.split("/")[2:]
+            if method == "PATCH" and len(parts) == 2:
+                return 200, [self._upsert(parts[0], parts[1], r) for r in body["records"]]
+            if method == "POST" and not parts:
+                return 200, [self._create(r) for r in body["records"]]
+            if method == "PATCH" and not parts:
+                return 200, [self._update(r) for r in body["records"]]
+            if method == "DELETE":
+                return 200, [self._delete(i) for i in query["ids"].split(",")]
+        if method == "POST" and path == "tooling/sobjects/CustomField/":
+            obj, name = body["FullName"].split(".")
+            self.schema["Task" if obj == "Activity" else obj].append(name)
+            self.created_fields.append(body)
+            return 201, {"id": "00NFAKE", "success": True, "errors": []}
+        return 404, [{"message": f"no fake for {method} {path}", "errorCode": "NOT_FOUND"}]
+
+    def _page(self, rows: list[dict], size: int) -> dict:
+        first, rest = rows[:size], rows[size:]
+        page: dict[str, Any] = {"totalSize": len(rows), "done": not rest, "records": first}
+        if rest:
+            token = f"01gFAKE{next(self.counter)}-{size}"
+            self.cursors[token] = [size, rest]  # type: ignore[list-item]
+            page["nextRecordsUrl"] = f"/services/data/v{VERSION}/query/{token}"
+        return page
+
+    def _next(self, token: str) -> dict:
+        size, rows = self.cursors.pop(token)
+        return self._page(rows, size)
+
+    # ------------------------------------------------------------------ SOQL subset
+
+    def _soql(self, soql: str, include_deleted: bool) -> list[dict]:
+        m = re.fullmatch(
+            r"SELECT (?P<fields>.+?) FROM (?P<obj>\w+)(?: WHERE (?P<where>.+?))?"
+            r"(?: ORDER BY (?P<order>[\w., ]+?))?(?: LIMIT (?P<limit>\d+))?",
+            soql.strip(),
+        )
+        if not m:
+            raise SoqlError(f"unsupported SOQL: {soql}")
+        obj = m["obj"]
+        names = [f.strip() for f in m["fields"].split(",")]
+        for name in names:
+            if name.split(".")[0] not in self.schema[obj] and name.split(".")[0] not in RELATIONS:
+                raise SoqlError(f"No such column '{name}' on entity '{obj}'")
+        conds = [_expr(c) for c in _split(m["where"], " AND ")] if m["where"] else []
+        out = []
+        for rid, rec in self.records[obj].items():
+            if rid in self.deleted and not include_deleted:
+                continue
+            full = {**rec, "IsDeleted": rid in self.deleted}
+            if all(self._match(obj, full, c) for c in conds):
+                out.append(full)
+        if m["order"]:
+            keys = [k.strip() for k in m["order"].split(",")]
+            out.sort(key=lambda r: tuple(_sortable(self._value(obj, r, k)) for k in keys))
+        if m["limit"]:
+            out = out[: int(m["limit"])]
+        return [self._shape(obj, r, names) for r in out]
+
+    def _value(self, obj: str, rec: dict, name: str) -> Any:
+        if "." not in name:
+            return rec.get(name)
+        rel, field = name.split(".", 1)
+        target_id = rec.get(RELATIONS.get(rel, rel + "Id"))
+        for records in self.records.values():
+            if target_id in records:
+                return self._value("", records[target_id], field)
+        return None
+
+    def _match(self, obj: str, rec: dict, cond: tuple) -> bool:
+        if cond[0] in ("AND", "OR"):
+            test = all if cond[0] == "AND" else any
+            return test(self._match(obj, rec, c) for c in cond[1])
+        name, op, want = cond
+        have = self._value(obj, rec, name)
+        if name == "SystemModstamp" and have is not None:
+            have = _dt(have)
+        if op == "IN":
+            return have in want
+        if op in ("=", "!="):
+            return (have == want) == (op == "=")
+        if have is None:
+            return False
+        return {"<": have < want, "<=": have <= want, ">": have > want, ">=": have >= want}[op]
+
+    def _shape(self, obj: str, rec: dict, names: list[str]) -> dict:
+        out: dict[str, Any] = {"attributes": {"type": obj, "url": f"/sobjects/{obj}/{rec['Id']}"}}
+        for name in names:
+            if "." in name:
+                rel, field = name.split(".", 1)
+                value = self._value(obj, rec, name)
+                if rec.get(RELATIONS.get(rel, rel + "Id")) is None:
+                    out[rel] = None
+                else:
+                    out.setdefault(rel, {"attributes": {"type": rel}})[field] = value
+            else:
+                out[name] = rec.get(name)
+        return out
+
+    # ------------------------------------------------------------------ writes
+
+    def _upsert(self, obj: str, ext_field: str, rec: dict) -> dict:
+        if rec.get("attributes", {}).get("type") != obj:
+            return _error("INVALID_TYPE", "attributes.type must match the URI's sObject")
+        key = rec.get(ext_field)
+        found = [
+            i
+            for i, r in self.records[obj].items()
+            if r.get(ext_field) == key and i not in self.deleted
+        ]
+        fields = {k: v for k, v in rec.items() if k != "attributes"}
+        if found:
+            bad = [f for f in CREATE_ONLY.get(obj, ()) if f in fields]
+            if bad:
+                return _error(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {', '.join(bad)}.",
+                    bad,
+                )
+            return self._save(obj, found[0], fields, created=False)
+        return self._save(obj, None, fields, created=True)
+
+    def _create(self, rec: dict) -> dict:
+        obj = rec["attributes"]["type"]
+        fields = {k: v for k, v in rec.items() if k != "attributes"}
+        ext = EXTERNAL_IDS.get(obj)
+        for rid, other in self.records[obj].items():
+            if (
+                ext
+                and fields.get(ext)
+                and other.get(ext) == fields[ext]
+                and rid not in self.deleted
+            ):
+                return _error(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {ext} duplicates value on record with id: {rid}",
+                    [ext],
+                )
+        result = self._save(obj, None, fields, created=True)
+        result.pop("created", None)
+        return result
+
+    def _update(self, rec: dict) -> dict:
+        obj = rec["attributes"]["type"]
+        rid = rec.get("id")
+        if rid not in self.records[obj] or rid in self.deleted:
+            return _error("ENTITY_IS_DELETED", "entity is deleted")
+        fields = {k: v for k, v in rec.items() if k not in ("attributes", "id")}
+        result = self._save(obj, rid, fields, created=False)
+        result.pop("created", None)
+        return result
+
+    def _delete(self, rid: str) -> dict:
+        for obj, records in self.records.items():
+            if rid in records:
+                if rid in self.deleted:
+                    return _error("ENTITY_IS_DELETED", "entity is deleted")
+                self.remove(obj, rid)
+                return {"id": rid, "success": True, "errors": []}
+        return _error("INVALID_CROSS_REFERENCE_KEY", f"invalid id: {rid}")
+
+    def _save(self, obj: str, rid: str | None, fields: dict, created: bool) -> dict:
+        merged = {**(self.records[obj].get(rid, {}) if rid else {}), **fields}
+        unknown = [f for f in fields if f not in self.schema[obj] or f in DERIVED.get(obj, ())]
+        if unknown:
+            return _error("INVALID_FIELD", f"No such column '{unknown[0]}' on sobject {obj}")
+        missing = [f for f in REQUIRED.get(obj, ()) if merged.get(f) in (None, "")]
+        if missing:
+            return _error(
+                "REQUIRED_FIELD_MISSING", f"Required fields are missing: {missing}", missing
+            )
+        owner = merged.get("OwnerId")
+        if owner is not None and not self.records["User"].get(owner, {}).get("IsActive"):
+            return _error(
+                "INACTIVE_OWNER_OR_USER",
+                f"operation performed with inactive user [{owner}] as owner of {obj.lower()}",
+            )
+        for name, target in REFERENCES.items():
+            value = merged.get(name)
+            if name in fields and value and value not in self.records[target]:
+                return _error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}")
+        if rid is None:
+            rid = f"{PREFIXES[obj]}FK{next(self.counter):010d}AAA"
+        merged.update(Id=rid, SystemModstamp=self._stamp(advance=False))
+        self._derive(obj, merged)
+        self.records[obj][rid] = merged
+        return {"id": rid, "success": True, "errors": [], "created": created}
+
+    def _derive(self, obj: str, rec: dict) -> None:
+        if obj == "OpportunityLineItem" and rec.get("PricebookEntryId"):
+            entry = self.records["PricebookEntry"][rec["PricebookEntryId"]]
+            rec["Product2Id"] = entry["Product2Id"]
+            rec["ProductCode"] = self.records["Product2"][entry["Product2Id"]].get("ProductCode")
+        if obj == "Task" and rec.get("WhatId") in self.records["Opportunity"]:
+            rec["AccountId"] = self.records["Opportunity"][rec["WhatId"]].get("AccountId")
+
+    def _describe(self, obj: str) -> tuple[int, Any]:
+        if obj not in self.schema:
+            return 404, [
+                {"message": f"sObject type '{obj}' is not supported.", "errorCode": "NOT_FOUND"}
+            ]
+        fields = []
+        for name in self.schema[obj]:
+            kind = TYPES.get(name, "reference" if name in REFERENCES else "string")
+            fields.append(
+                {
+                    "name": name,
+                    "type": kind,
+                    "externalId": EXTERNAL_IDS.get(obj) == name,
+                    "unique": EXTERNAL_IDS.get(obj) == name,
+                    "idLookup": name == "Id" or EXTERNAL_IDS.get(obj) == name,
+                    "createable": name not in ("Id", "SystemModstamp", "IsDeleted")
+                    and name not in DERIVED.get(obj, ()),
+                    "updateable": name not in ("Id", "SystemModstamp", "IsDeleted")
+                    and name not in CREATE_ONLY.get(obj, ())
+                    and name not in DERIVED.get(obj, ()),
+                    "referenceTo": [REFERENCES[name]] if name in REFERENCES else [],
+                    "relationshipName": name[:-2] if name.endswith("Id") and name != "Id" else None,
+                    "picklistValues": [
+                        {"value": v, "label": v, "active": True}
+                        for v in PICKLISTS.get((obj, name), ())
+                    ],
+                }
+            )
+        return 200, {
+            "name": obj,
+            "queryable": True,
+            "createable": True,
+            "updateable": True,
+            "fields": fields,
+        }
+
+    def _stamp(self, advance: bool = True) -> str:
+        if advance:
+            self.now += self.tick
+        return self.now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+PICKLISTS = {
+    ("Opportunity", "Type"): ("New Business", "Renewal"),
+    ("Opportunity", "StageName"): ("Prospecting", "Negotiation", "Closed Won", "Closed Lost"),
+}
+
+
+class SoqlError(ValueError):
+    pass
+
+
+def _error(code: str, message: str, fields: list[str] | None = None) -> dict:
+    return {
+        "success": False,
+        "errors": [{"statusCode": code, "message": message, "fields": fields or []}],
+    }
+
+
+def _split(text: str, joiner: str) -> list[str]:
+    """Split at `joiner` outside parentheses and quotes."""
+    parts, depth, quoted, current, i = [], 0, False, "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "'" and (i == 0 or text[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        if not quoted and depth == 0 and text.startswith(joiner, i):
+            parts.append(current)
+            current, i = "", i + len(joiner)
+            continue
+        current += ch
+        i += 1
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _expr(text: str) -> tuple:
+    """A condition tree: ("OR"|"AND", [subtrees]) or (field, op, value)."""
+    text = text.strip()
+    ors = _split(text, " OR ")
+    if len(ors) > 1:
+        return ("OR", [_expr(t) for t in ors])
+    ands = _split(text, " AND ")
+    if len(ands) > 1:
+        return ("AND", [_expr(t) for t in ands])
+    if text.startswith("(") and text.endswith(")") and not re.match(r"[\w.]+ (NOT )?IN ", text):
+        return _expr(text[1:-1])
+    return _cond(text)
+
+
+def _cond(text: str) -> tuple[str, str, Any]:
+    m = re.fullmatch(r"([\w.]+) (=|!=|<=|>=|<|>|IN) (.+)", text)
+    if not m:
+        raise SoqlError(f"unsupported condition: {text}")
+    name, op, raw = m.groups()
+    if op == "IN":
+        items = re.findall(r"'((?:[^'\\]|\\.)*)'", raw)
+        return name, op, {i.replace("\\'", "'") for i in items}
+    return name, op, _literal(raw)
+
+
+def _literal(raw: str) -> Any:
+    if raw.startswith("'"):
+        return raw[1:-1].replace("\\'", "'").replace("\\\\", "\\")
+    if raw in ("true", "false"):
+        return raw == "true"
+    if raw == "null":
+        return None
+    if re.fullmatch(r"\d{4}-\d\d-\d\dT.*", raw):
+        return _dt(raw)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", raw):
+        return raw
+    return float(raw)
+
+
+def _dt(value: str) -> datetime:
+    text = value.replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text)
+
+
+def _sortable(value: Any) -> tuple:
+    return (value is not None, str(value) if value is not None else "")

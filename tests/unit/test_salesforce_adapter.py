@@ -1,0 +1,364 @@
+"""The Salesforce adapter against real-shaped REST payloads (fixtures) and the fake org."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import responses
+import yaml
+
+from connector import bootstrap
+from connector.adapters.salesforce import SalesforceCrm, connect
+from connector.config import SalesforceSettings, load_config
+from connector.errors import ApiLimitReached, ConfigError, FatalCrmError
+from connector.mapping_file import load_mapping
+from connector.ports import OutboundRecord
+from connector.services import sync
+from tests.conftest import AS_OF, ROOT, write_config
+from tests.contract.test_sync_contract import SalesforceBook
+from tests.fakes.harness import SALESFORCE_ENV
+from tests.fakes.salesforce_org import BASE, FakeOrg
+
+FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"
+SESSION_ENV = {"SALESFORCE_SESSION_ID": "00Dxx!token", "SALESFORCE_INSTANCE_URL": BASE[:-21]}
+
+
+def fixture(name: str):
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def direct_crm(**settings) -> SalesforceCrm:
+    s = SalesforceSettings(auth="session", **settings)
+    mapping = load_mapping(ROOT / "mappings" / "salesforce.yaml")
+    return SalesforceCrm(connect(s, SESSION_ENV), mapping, s)
+
+
+@pytest.fixture
+def org_context(rsps, tmp_path, monkeypatch):
+    """A sync context on crm: salesforce, talking to a fake org."""
+    org = FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
+    )
+    ctx = bootstrap.build(load_config(path))
+    waits: list[float] = []
+    ctx.sleep = waits.append
+    yield ctx, org, SalesforceBook(org), waits
+    ctx.close()
+
+
+def due_contracts(book, count: int, lines: int = 1):
+    owner = book.user("Sam Rep")
+    for i in range(count):
+        acc = book.account(f"Account {i}", owner=owner)
+        codes = [("SEAT", 10, 100.0), ("SUPPORT", 1, 1000.0), ("ADDON", 2, 500.0)][:lines]
+        book.contract(acc, AS_OF.replace(year=2027, month=3, day=1), lines=tuple(codes))
+
+
+# ------------------------------------------------------------------ wire format (fixtures)
+
+
+def test_query_follows_next_records_url_across_two_pages(rsps):
+    page1, page2 = fixture("query_contracts_page1.json"), fixture("query_contracts_page2.json")
+    rsps.get(f"{BASE}queryAll/", json=page1)
+    rsps.get(f"https://fake.my.salesforce.com{page1['nextRecordsUrl']}", json=page2)
+    crm = direct_crm()
+    pages = list(crm.read_changes("contract", None))
+    assert [[r.id for r in p] for p in pages] == [
+        ["800000000000AaAAAU", "800000000000AbAAAU"],
+        ["800000000000AcAAAU"],
+    ]
+    first = pages[0][0]
+    assert first.modified_at.isoformat() == "2026-11-02T09:15:27+00:00" and not first.deleted
+    assert "attributes" not in first.fields and first.fields["EndDate"] == "2027-03-31"
+    soql = rsps.calls[0].request.params["q"]
+    assert soql.startswith("SELECT Id, SystemModstamp, AccountId, ContractNumber")
+    assert soql.endswith("FROM Contract ORDER BY SystemModstamp, Id")
+    assert rsps.calls[0].request.headers["Sforce-Query-Options"] == "batchSize=2000"
+    assert crm.api_calls == 2
+
+
+def test_collection_upsert_reports_each_record_with_salesforce_codes(rsps):
+    rsps.patch(
+        f"{BASE}composite/sobjects/Opportunity/Renewal_Key__c",
+        json=fixture("collections_upsert_response_mixed.json"),
+    )
+    crm = direct_crm(pricebook_id="01s000000000AaAAAU")
+    sent = fixture("collections_upsert_request.json")["records"]
+    records = [
+        OutboundRecord(r["Renewal_Key__c"], {k: v for k, v in r.items() if k != "attributes"})
+        for r in sent
+    ]
+    results = crm.upsert("renewal_opportunity", records)
+    assert [(r.ok, r.created) for r in results] == [(True, True), (True, False), (False, False)]
+    assert results[0].crm_id == "006000000000AaAAAU"
+    assert results[2].error_code == "INACTIVE_OWNER_OR_USER"
+    assert "inactive user" in results[2].message
+    body = json.loads(rsps.calls[0].request.body)
+    assert body["allOrNone"] is False
+    assert body["records"][0]["attributes"] == {"type": "Opportunity"}
+    assert body["records"][2]["Pricebook2Id"] == "01s000000000AaAAAU"
+
+
+def test_get_deleted_shape_is_not_needed_query_all_flags_deleted_records(rsps):
+    page = fixture("query_contracts_page2.json")
+    page["records"][0]["IsDeleted"] = True
+    rsps.get(f"{BASE}queryAll/", json=page)
+    (record,) = next(iter(direct_crm().read_changes("contract", None)))
+    assert record.deleted
+
+
+def test_other_4xx_is_not_retried_and_says_what_to_fix(rsps):
+    rsps.get(f"{BASE}queryAll/", json=fixture("error_malformed_id.json"), status=400)
+    crm = direct_crm()
+    with pytest.raises(FatalCrmError, match="MALFORMED_ID.*mappings validate --online"):
+        list(crm.read_changes("contract", None))
+    assert len(rsps.calls) == 1
+
+
+# ------------------------------------------------------------------ authentication
+
+
+def test_missing_credentials_name_the_environment_variable():
+    with pytest.raises(ConfigError, match="SALESFORCE_SECURITY_TOKEN"):
+        connect(SalesforceSettings(), {"SALESFORCE_USERNAME": "u", "SALESFORCE_PASSWORD": "p"})
+
+
+def test_bad_credentials_stop_with_the_settings_to_fix(rsps):
+    org = FakeOrg(rsps)
+    org.password_ok = False
+    with pytest.raises(FatalCrmError, match="INVALID_LOGIN.*SALESFORCE_PASSWORD.*domain"):
+        connect(SalesforceSettings(), SALESFORCE_ENV)
+
+
+def test_sandbox_orgs_log_in_at_test_salesforce_com(rsps):
+    FakeOrg(rsps)
+    connect(SalesforceSettings(domain="test"), SALESFORCE_ENV)
+    assert rsps.calls[0].request.url.startswith("https://test.salesforce.com/services/Soap/u/59.0")
+
+
+def test_expired_session_is_renewed_once_and_the_call_retried(rsps):
+    org = FakeOrg(rsps)
+    s = SalesforceSettings()
+    crm = SalesforceCrm(
+        connect(s, SALESFORCE_ENV), load_mapping(ROOT / "mappings/salesforce.yaml"), s
+    )
+    org.insert("User", {"Name": "Sam", "IsActive": True})
+    org.expire_session()
+    (page,) = list(crm.read_changes("owner", None))
+    assert len(page) == 1 and org.logins == 2
+
+
+def test_a_given_session_cannot_be_renewed_and_says_so(rsps):
+    org = FakeOrg(rsps)
+    org.session = "SOMETHING-ELSE"
+    with pytest.raises(FatalCrmError, match="SALESFORCE_SESSION_ID"):
+        list(direct_crm().read_changes("owner", None))
+
+
+# ------------------------------------------------------------------ retries and limits
+
+
+def test_429_and_503_are_retried_honouring_retry_after_then_succeed(org_context):
+    ctx, org, book, waits = org_context
+    due_contracts(book, 2)
+    org.fail_next(503, [{"message": "down for maintenance", "errorCode": "SERVER_UNAVAILABLE"}])
+    org.fail_next(429, [{"message": "slow down", "errorCode": "TOO_MANY"}], {"Retry-After": "7"})
+    report = sync(ctx, as_of=AS_OF)
+    assert (report.status, report.created) == ("ok", 2)
+    assert len(waits) == 2 and waits[1] == 7.0
+
+
+def test_unable_to_lock_row_is_retried(org_context):
+    ctx, org, book, waits = org_context
+    due_contracts(book, 1)
+    org.fail_next(400, json.loads((FIXTURES / "error_unable_to_lock_row.json").read_text()))
+    assert sync(ctx, as_of=AS_OF).created == 1
+    assert len(waits) == 1
+
+
+def test_request_limit_exceeded_stops_the_run_at_once_and_the_next_run_resumes(org_context):
+    ctx, org, book, waits = org_context
+    due_contracts(book, 3)
+    org.fail_next(403, fixture("error_request_limit_exceeded.json"))
+    with pytest.raises(ApiLimitReached, match="TotalRequests Limit exceeded"):
+        sync(ctx, as_of=AS_OF)
+    assert waits == [] and ctx.store.list_runs()[0]["status"] == "stopped"
+    assert ctx.store.cursor("contract") is None  # nothing skipped next time
+    assert sync(ctx, as_of=AS_OF).created == 3
+
+
+def test_run_stops_cleanly_when_daily_usage_passes_the_configured_share(org_context):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 3)
+    org.api_limit, org.api_used = 1000, 795  # the guard trips once usage reaches 80%
+    with pytest.raises(ApiLimitReached, match=r"800 of its 1,000 daily API requests \(80%\)"):
+        sync(ctx, as_of=AS_OF)
+    assert ctx.store.list_runs()[0]["status"] == "stopped"
+    assert org.api_used == 800  # no call after the guard tripped
+    org.api_used = 0  # a new day
+    ctx.crm.api_usage = None
+    report = sync(ctx, as_of=AS_OF)
+    assert report.created == 3 and len(book.opportunities()) == 3
+
+
+# ------------------------------------------------------------------ quota: calls per sync
+
+
+def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 1000, lines=2)
+    org.calls.clear()
+    report = sync(ctx, as_of=AS_OF)
+    assert (report.created, report.failed, report.dead_letters) == (1000, 0, 0)
+    page = ctx.config.sync.page_size
+    reads = {
+        "User": 2,
+        "Account": 1000,
+        "Contact": 0,
+        "Contract": 1000,
+        "OpportunityLineItem": 2000,  # contract lines (the original deals' items)
+        "Opportunity": 0,
+        "OpportunityLineItem ": 0,  # renewal lines, none yet (tasks are not read)
+    }
+    query_pages = sum(max(1, math.ceil(n / page)) for n in reads.values())
+    price_book = 2  # standard price book, then its entries
+    writes = sum(math.ceil(n / 200) for n in report.writes.values())
+    assert report.writes["renewal_opportunity.create"] == 1000
+    assert report.api_calls == query_pages + price_book + writes
+    assert report.api_calls == len(org.calls)
+    second = sync(ctx, as_of=AS_OF)
+    assert second.writes == {} and second.api_calls == 7  # one empty page per kind read
+
+
+# ------------------------------------------------------------------ Salesforce CPQ
+
+
+@pytest.fixture
+def cpq_context(rsps, tmp_path, monkeypatch):
+    org = FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    text = (ROOT / "mappings" / "salesforce.yaml").read_text()
+    mapping = tmp_path / "salesforce-cpq.yaml"
+    mapping.write_text(
+        text.replace("# renewal_forecast:", "renewal_forecast:").replace(
+            "# cpq_renewal_id:", "cpq_renewal_id:"
+        )
+    )
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(mapping),
+        renewals={"renewal_mode": "cpq"},
+    )
+    ctx = bootstrap.build(load_config(path))
+    ctx.sleep = lambda _s: None
+    yield ctx, org, SalesforceBook(org)
+    ctx.close()
+
+
+def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
+    ctx, org, book = cpq_context
+    owner = book.user("Sam Rep")
+    acc = book.account("Acme", owner=owner)
+    book.contact(acc, "Ann Lee")
+    cid = book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+    first = sync(ctx, as_of=AS_OF)
+    assert first.writes == {"contract.update": 1}
+    assert org.get("Contract", cid)["SBQQ__RenewalForecast__c"] is True
+    assert book.opportunities() == [] and renewal_items(org) == []
+    waiting = sync(ctx, as_of=AS_OF)  # CPQ has not made the renewal yet
+    assert waiting.skip_reasons == {"awaiting_cpq": 1} and waiting.writes == {}
+    # CPQ creates its renewal opportunity and links it from the contract
+    cpq_opp = org.insert(
+        "Opportunity",
+        {
+            "Name": "Acme Renewal (CPQ)",
+            "AccountId": acc,
+            "StageName": "Prospecting",
+            "CloseDate": "2027-02-01",
+            "OwnerId": owner,
+        },
+    )
+    org.edit("Contract", cid, {"SBQQ__RenewalOpportunity__c": cpq_opp})
+    enriched = sync(ctx, as_of=AS_OF)
+    assert enriched.writes.get("task.create", 0) >= 1 and set(enriched.writes) == {"task.create"}
+    tasks = org.all("Task")
+    assert {t["WhatId"] for t in tasks} == {cpq_opp}
+    assert any("Ann Lee" in (t.get("Description") or "") for t in tasks)
+    assert book.opportunities() == [] and renewal_items(org) == []  # CPQ's, untouched
+    assert sync(ctx, as_of=AS_OF).writes == {}
+
+
+def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
+    FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
+        renewals={"renewal_mode": "cpq"},
+    )
+    with pytest.raises(ConfigError, match="SBQQ__RenewalForecast__c"):
+        bootstrap.build(load_config(path))
+
+
+def renewal_items(org) -> list[dict]:
+    return [x for x in org.all("OpportunityLineItem") if x.get("Renewal_Line_Key__c")]
+
+
+def test_renewal_contacts_can_come_from_contact_roles(rsps, tmp_path, monkeypatch):
+    org = FakeOrg(rsps)
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    mapping = yaml.safe_load((ROOT / "mappings" / "salesforce.yaml").read_text())
+    mapping["models"]["contact"] = {
+        "object": "AccountContactRole",
+        "modified_field": "SystemModstamp",
+        "options": {"where": [{"field": "Role", "op": "IN", "value": ["Decision Maker"]}]},
+        "fields": {
+            "id": "ContactId",
+            "account_id": "AccountId",
+            "name": "Contact.Name",
+            "email": "Contact.Email",
+            "role": "Role",
+            "renewal_contact": {"const": True},
+        },
+    }
+    (tmp_path / "roles.yaml").write_text(yaml.safe_dump(mapping))
+    path = write_config(
+        tmp_path,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(tmp_path / "roles.yaml"),
+    )
+    ctx = bootstrap.build(load_config(path))
+    book = SalesforceBook(org)
+    acc = book.account("Acme")
+    for who, role in (("Dana Decider", "Decision Maker"), ("Uma User", "End User")):
+        contact = book.contact(acc, who, renewal=False)
+        org.insert("AccountContactRole", {"AccountId": acc, "ContactId": contact, "Role": role})
+    book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+    sync(ctx, as_of=AS_OF)
+    notice = [t for t in org.all("Task") if t["Dedupe_Key__c"].endswith(":customer_notice")]
+    assert "Dana Decider" in notice[0]["Description"]
+    assert "Uma User" not in notice[0]["Description"]
+    assert notice[0]["WhoId"].startswith("003")  # the contact, not the role record
+    ctx.close()

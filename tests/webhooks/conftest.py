@@ -1,0 +1,90 @@
+"""Webhook app fixtures: the official fixtures (tests/fixtures), a test client at a
+frozen clock, and helpers that sign like HubSpot and the signal senders do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connector.config import load_config
+from connector.inbox import Inbox
+from connector.state import StateStore
+from tests.conftest import ROOT, write_config
+from webhooks import create_app
+
+FIXTURES = ROOT / "tests" / "fixtures"
+VECTOR = json.loads((FIXTURES / "hubspot" / "webhook_v3_vector.json").read_text())
+SF_MESSAGE = (FIXTURES / "salesforce" / "outbound_message_contract.xml").read_bytes()
+SF_ACK = (FIXTURES / "salesforce" / "outbound_message_ack.xml").read_bytes()
+SF_ORG = "00D000000000062EAA"
+SIGNALS_SECRET = "signals-test-secret"
+#: the vector's own timestamp, in seconds: the clock the app runs at unless a test moves it
+VECTOR_NOW = int(VECTOR["timestamp"]) / 1000
+
+
+class Clock:
+    def __init__(self, now: float = VECTOR_NOW):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def wh_config_path(tmp_path: Path) -> Path:
+    return write_config(
+        tmp_path,
+        webhooks={
+            "public_base_url": "https://connector.example.com",
+            "salesforce_org_id": SF_ORG,
+            "max_body_bytes": 64 * 1024,
+        },
+    )
+
+
+@pytest.fixture
+def wh_config(wh_config_path):
+    return load_config(wh_config_path)
+
+
+@pytest.fixture
+def store(wh_config):
+    s = StateStore(wh_config.state_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(wh_config, store, clock):
+    env = {
+        "HUBSPOT_CLIENT_SECRET": VECTOR["client_secret"],
+        "SIGNALS_WEBHOOK_SECRET": SIGNALS_SECRET,
+    }
+    return create_app(wh_config, store=store, env=env, clock=clock)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def inbox(store) -> Inbox:
+    return Inbox(store)
+
+
+def post_vector(client, body: str | bytes | None = None, headers: dict | None = None):
+    """POST the official vector as HubSpot sent it (path and query of its URI)."""
+    data = VECTOR["body"] if body is None else body
+    return client.post(
+        "/webhooks/hubspot?tenant=acme",
+        data=data,
+        headers={**VECTOR["headers"], **(headers or {})},
+    )

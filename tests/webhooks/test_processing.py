@@ -1,0 +1,243 @@
+"""The inbox worker: events lead, via a refetch from the CRM and the sync's own planning, to
+renewals in the sandbox CRM; failures retry with backoff, then reach the dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from connector import bootstrap
+from connector.cli import main
+from connector.errors import RetriableCrmError
+from connector.inbox import Inbox, InboxEvent
+from connector.runlock import RunLockBusy, run_lock
+from connector.services import sync
+from connector.services.events import kinds_for_object, process_inbox
+from connector.services.gather import load_book
+from connector.services.sync import sync_records, today
+from tests.conftest import Book
+from tests.webhooks.conftest import SF_MESSAGE
+from webhooks import create_app
+from webhooks.worker import InboxWorker
+
+
+@pytest.fixture
+def ctx(wh_config):
+    context = bootstrap.build(wh_config)
+    context.sleep = lambda _s: None
+    yield context
+    context.close()
+
+
+def outbound(contract_id: str, note_id: str = "04l000000000AbCAAU") -> bytes:
+    """The fixture message, naming one sandbox contract."""
+    head, rest = SF_MESSAGE.split(b"<Notification>", 1)
+    first = rest.split(b"</Notification>", 1)[0]
+    first = first.replace(b"800000000000AaAAAU", contract_id.encode())
+    first = first.replace(b"04l000000000AbCAAU", note_id.encode())
+    return (
+        head
+        + b"<Notification>"
+        + first
+        + b"</Notification></notifications>"
+        + (b"</soapenv:Body></soapenv:Envelope>")
+    )
+
+
+def draft_contract(ctx) -> tuple[Book, str]:
+    """A contract due for renewal but still a draft, synced: no renewal yet."""
+    book = Book(ctx.crm)
+    cid = book.contract(book.account(), today() + timedelta(days=100), status="Draft")
+    assert sync(ctx).skip_reasons == {"contract_not_active": 1}
+    return book, cid
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_objects_resolve_to_the_kinds_they_feed(ctx):
+    assert kinds_for_object(ctx.mapping, "Contract") == ["contract"]
+    assert kinds_for_object(ctx.mapping, "Opportunity") == ["renewal_opportunity"]
+    from connector.mapping_file import load_mapping
+    from tests.conftest import ROOT
+
+    hubspot = load_mapping(ROOT / "mappings" / "hubspot.yaml")
+    assert kinds_for_object(hubspot, "deal") == ["contract", "renewal_opportunity"]
+    assert kinds_for_object(hubspot, "company") == ["account"]
+    assert kinds_for_object(hubspot, "ticket") == []
+
+
+def test_contract_event_leads_via_the_worker_to_its_renewal(ctx, wh_config, store):
+    book, cid = draft_contract(ctx)
+    ctx.crm.edit("Contract", cid, {"Status": "Activated"})  # a rep activates it
+    app = create_app(wh_config, store=store, env={})
+    app.extensions["renewals"].org_id = "00D000000000062EAA"
+    worker = InboxWorker(wh_config, metrics=app.extensions["renewals"].metrics)
+    app.extensions["renewals"].wake = worker.wake
+    worker.start()
+    try:
+        resp = app.test_client().post("/webhooks/salesforce", data=outbound(cid))
+        assert resp.status_code == 200
+        wait_for(lambda: Inbox(store).depth() == 0 and Inbox(store).all()[0]["status"] == "done")
+    finally:
+        worker.stop()
+    (opp,) = book.opportunities()
+    assert opp["Renewal_Contract__c"] == cid and opp["StageName"] == "Prospecting"
+    runs = store.list_runs()
+    assert runs[0]["mode"] == "webhook" and runs[0]["counts"]["created"] == 1
+    # the contract read by id; the renewal, its lines, its tasks written: no change reads
+    assert runs[0]["api_calls"] == 4
+    text = app.test_client().get("/metrics").data.decode()
+    assert 'renewals_webhook_events_processed_total{source="salesforce"} 1.0' in text
+    assert 'renewals_sync_runs_total{mode="webhook",status="ok"} 1.0' in text
+
+
+def test_account_event_replans_the_accounts_contracts(ctx):
+    book = Book(ctx.crm)
+    owner = book.user("Old Owner")
+    acc = book.account("Acme", owner=owner)
+    cid = book.contract(acc, today() + timedelta(days=100))
+    sync(ctx)
+    new_owner = book.user("New Owner")
+    ctx.crm.edit("Account", acc, {"OwnerId": new_owner})
+    report = sync_records(ctx, {"account": {acc}})
+    assert report.updated == 1
+    assert (
+        book.opportunity(f"{cid}:{(today() + timedelta(days=100)).isoformat()}")["OwnerId"]
+        == new_owner
+    )
+
+
+def test_new_contract_under_a_new_account_reads_the_account_and_owner_too(ctx):
+    book = Book(ctx.crm)
+    sync(ctx)  # nothing yet
+    cid = book.contract(book.account("Newco"), today() + timedelta(days=100))
+    # lines of a contract never synced are unknown to a by-id read: the sync picks them up
+    report = sync_records(ctx, {"contract": {cid}})
+    assert report.skip_reasons == {"missing_data": 1}
+    assert "no recurring lines" in report.plans[0].detail
+    assert {a.name for a in load_book(ctx).accounts.values()} == {"Newco"}
+    assert len(load_book(ctx).owners) == 2  # the account's owner and the book's manager
+
+
+def test_unmapped_objects_are_ignored(ctx, store):
+    inbox = Inbox(store)
+    inbox.add([InboxEvent("hubspot", "1", "ticket", "42", {})])
+    outcome = process_inbox(ctx, inbox, ctx.config.webhooks)
+    assert outcome.ignored == {"hubspot": 1}
+    assert inbox.all()[0]["status"] == "ignored"
+
+
+class Later:
+    def __init__(self):
+        self.now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+
+def test_failed_events_retry_with_backoff_then_go_to_the_dead_letters(ctx, store, wh_config_path):
+    _, cid = draft_contract(ctx)
+    clock = Later()
+    inbox = Inbox(store, clock=clock)
+    inbox.add([InboxEvent("salesforce", "n1", "Contract", cid, {})])
+    settings = ctx.config.webhooks.model_copy(
+        update={"retry_attempts": 3, "retry_backoff_seconds": 10}
+    )
+    ctx.crm.faults = [RetriableCrmError("503", system="sandbox", status=503)] * 100
+    first = process_inbox(ctx, inbox, settings)
+    assert first.failed == {"salesforce": 1}
+    row = inbox.all()[0]
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert process_inbox(ctx, inbox, settings).total == 0  # not due for 10 s
+    clock.now += timedelta(seconds=10)
+    process_inbox(ctx, inbox, settings)
+    assert inbox.all()[0]["attempts"] == 2
+    clock.now += timedelta(seconds=19)
+    assert process_inbox(ctx, inbox, settings).total == 0  # backoff doubled: 20 s
+    clock.now += timedelta(seconds=1)
+    last = process_inbox(ctx, inbox, settings)
+    assert last.dead == {"salesforce": 1} and inbox.all()[0]["status"] == "dead"
+    (letter,) = [d for d in store.list_dead_letters() if d["stage"] == "webhook"]
+    assert letter["record_id"] == cid and "gave up after 3 attempts" in letter["message"]
+    shown = CliRunner().invoke(
+        main, ["--config", str(wh_config_path), "deadletters", "list", "--json"]
+    )
+    assert "WEBHOOK_GAVE_UP" in shown.output
+
+
+def test_ack_stays_fast_while_the_crm_is_slow(ctx, wh_config, store):
+    _, cid = draft_contract(ctx)
+    calls: list[str] = []
+
+    def slow_context():
+        c = bootstrap.build(wh_config)
+        read = c.crm.read_ids
+
+        def read_ids(kind, ids):
+            calls.append(threading.current_thread().name)
+            time.sleep(1.0)
+            return read(kind, ids)
+
+        c.crm.read_ids = read_ids
+        return c
+
+    app = create_app(wh_config, store=store, env={})
+    rx = app.extensions["renewals"]
+    rx.org_id = "00D000000000062EAA"
+    worker = InboxWorker(wh_config, context_factory=slow_context, metrics=rx.metrics)
+    rx.wake = worker.wake
+    worker.start()
+    client = app.test_client()
+    try:
+        times = []
+        for i in range(3):
+            started = time.perf_counter()
+            resp = client.post("/webhooks/salesforce", data=outbound(cid, f"04l00000000000{i}AAA"))
+            times.append(time.perf_counter() - started)
+            assert resp.status_code == 200
+        assert max(times) < 0.25, times  # each read takes 1 s; none of it on the request
+        wait_for(lambda: Inbox(store).depth() == 0)
+    finally:
+        worker.stop()
+    assert calls and set(calls) == {"inbox-worker"}
+
+
+def test_run_lock_keeps_runs_apart(store):
+    with run_lock(store), pytest.raises(RunLockBusy), run_lock(store, wait=0.1):
+        pass
+    with run_lock(store):
+        pass
+
+
+def test_worker_leaves_events_for_later_while_another_run_holds_the_lock(ctx, wh_config, store):
+    inbox = Inbox(store)
+    inbox.add([InboxEvent("hubspot", "1", "ticket", "42", {})])
+    worker = InboxWorker(wh_config)
+    with run_lock(store):
+        worker.drain(ctx)
+        assert inbox.depth() == 1
+    worker.drain(ctx)
+    assert inbox.depth() == 0
+
+
+def test_settled_events_are_forgotten_after_the_dedupe_window(store):
+    clock = Later()
+    inbox = Inbox(store, clock=clock)
+    inbox.add(
+        [InboxEvent("hubspot", "1", "deal", "9", {}), InboxEvent("hubspot", "2", "deal", "9", {})]
+    )
+    inbox.settle([inbox.all()[0]["id"]], "done")
+    clock.now += timedelta(hours=71)
+    assert inbox.purge(72) == 0
+    clock.now += timedelta(hours=2)
+    assert inbox.purge(72) == 1
+    assert [r["event_id"] for r in inbox.all()] == ["2"]  # pending ones stay

@@ -1,0 +1,237 @@
+"""The Flask app factory. Every accepted event is stored in the inbox and acknowledged at once;
+the inbox worker (webhooks/worker.py) processes it off the request path."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy import text
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from connector.config import AppConfig
+from connector.domain.signals import SignalError, parse_signal
+from connector.inbox import Inbox, InboxEvent
+from connector.state import StateStore
+from webhooks import soap
+from webhooks.metrics import Metrics
+from webhooks.openapi import spec
+from webhooks.verify import Refused, check_hubspot_v3, check_signals, hubspot_uri
+
+log = logging.getLogger(__name__)
+HUBSPOT_MAX_EVENTS = 100
+ROUTES = {
+    "/webhooks/hubspot": "hubspot",
+    "/webhooks/salesforce": "salesforce",
+    "/webhooks/signals": "signals",
+}
+
+
+@dataclass
+class Receiver:
+    """What the routes share: configuration, secrets (read once), the store and the metrics."""
+
+    config: AppConfig
+    store: StateStore
+    env: Mapping[str, str]
+    clock: Callable[[], float]
+    metrics: Metrics = field(default_factory=Metrics)
+    #: set by `renewals serve`: tells this process's inbox worker there is work
+    wake: Callable[[], None] = lambda: None
+    worker_alive: Callable[[], bool] | None = None
+
+    def __post_init__(self) -> None:
+        self.inbox = Inbox(self.store)
+        self.hubspot_secret = self.env.get("HUBSPOT_CLIENT_SECRET") or None
+        self.signals_secret = self.env.get("SIGNALS_WEBHOOK_SECRET") or None
+        self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
+
+    def accept(self, source: str, events: list[InboxEvent]) -> int:
+        new = self.inbox.add(events)
+        self.metrics.received.labels(source).inc(len(events))
+        if len(events) > new:
+            self.metrics.duplicates.labels(source).inc(len(events) - new)
+        if new:
+            self.wake()
+        return new
+
+
+def create_app(
+    config: AppConfig,
+    *,
+    store: StateStore | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """The webhook app for this configuration (secrets from `env`, default os.environ)."""
+    app = Flask("webhooks", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = config.webhooks.max_body_bytes
+    rx = Receiver(
+        config, store or StateStore(config.state_url), os.environ if env is None else env, clock
+    )
+    app.extensions["renewals"] = rx
+    settings = config.webhooks
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(resp: Response) -> Response:
+        source = ROUTES.get(request.path)
+        if source and "started" in g:
+            rx.metrics.latency.labels(source).observe(time.perf_counter() - g.started)
+        return resp
+
+    @app.errorhandler(Refused)
+    def _refused(exc: Refused):
+        source = ROUTES.get(request.path, "other")
+        rx.metrics.refused.labels(source, exc.label).inc()
+        log.info("refused %s webhook: %s", source, exc.reason)
+        if source == "salesforce":
+            return Response(soap.fault(exc.reason), exc.status, content_type=soap.CONTENT_TYPE)
+        return jsonify(error=exc.reason), exc.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc):
+        limit = settings.max_body_bytes
+        return _refused(Refused(413, f"body larger than {limit} bytes", "too_large"))
+
+    @app.post("/webhooks/hubspot")
+    def hubspot():
+        body = request.get_data(cache=True)
+        base = settings.public_base_url or request.host_url
+        query = request.query_string.decode("latin-1")
+        uri = base.rstrip("/") + request.script_root + request.path + (f"?{query}" if query else "")
+        check_hubspot_v3(
+            rx.hubspot_secret,
+            request.method,
+            hubspot_uri(uri, settings.hubspot_decode_uri),
+            body,
+            request.headers.get("X-HubSpot-Request-Timestamp"),
+            request.headers.get("X-HubSpot-Signature-v3"),
+            rx.clock(),
+            settings.signature_tolerance_seconds,
+        )
+        events = hubspot_events(body)
+        new = rx.accept("hubspot", events)
+        return _accepted(len(events), new)
+
+    @app.post("/webhooks/salesforce")
+    def salesforce():
+        message = soap.parse(request.get_data(cache=True))
+        if not rx.org_id:
+            raise Refused(401, "no Salesforce organization is configured", "not_configured")
+        if not soap.same_org(message.organization_id, rx.org_id):
+            raise Refused(401, "organization not accepted", "org")
+        events = [
+            InboxEvent(
+                "salesforce",
+                n.id,
+                n.object,
+                n.record_id,
+                {"action_id": message.action_id, "fields": n.fields},
+            )
+            for n in message.notifications
+        ]
+        rx.accept("salesforce", events)  # stored before the Ack: an Ack means it is durable
+        return Response(soap.ACK, 200, content_type=soap.CONTENT_TYPE)
+
+    @app.post("/webhooks/signals")
+    def signals():
+        body = request.get_data(cache=True)
+        check_signals(
+            rx.signals_secret,
+            body,
+            request.headers.get("X-Signals-Timestamp"),
+            request.headers.get("X-Signals-Signature"),
+            rx.clock(),
+            settings.signature_tolerance_seconds,
+        )
+        items = parse_signals(body, config.scorecard.measures.keys())
+        new = rx.store.add_signals(items)
+        rx.metrics.received.labels("signals").inc(len(items))
+        return _accepted(len(items), new)
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            with rx.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            depth = rx.inbox.depth()
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            return jsonify(status="fail", database=type(exc).__name__), 503
+        worker = "n/a" if rx.worker_alive is None else ("ok" if rx.worker_alive() else "stopped")
+        status = 200 if worker != "stopped" else 503
+        body = {"status": "ok" if status == 200 else "fail", "database": "ok", "worker": worker}
+        return jsonify(**body, inbox_depth=depth), status
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(rx.metrics.render(rx.store), content_type="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(spec(settings.max_body_bytes))
+
+    return app
+
+
+def _accepted(accepted: int, new: int) -> Response:
+    body = f'{{"accepted":{accepted},"new":{new}}}\n'
+    return Response(body, 200, content_type="application/json")
+
+
+def hubspot_events(body: bytes) -> list[InboxEvent]:
+    """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise Refused(400, "body is not JSON", "payload") from None
+    if not isinstance(data, list) or not data:
+        raise Refused(400, "expected a non-empty JSON array of events", "payload")
+    if len(data) > HUBSPOT_MAX_EVENTS:
+        raise Refused(400, f"more than {HUBSPOT_MAX_EVENTS} events", "payload")
+    out = []
+    for i, event in enumerate(data):
+        if not isinstance(event, dict) or event.get("eventId") in (None, ""):
+            raise Refused(400, f"event {i} has no eventId", "payload")
+        kind = str(event.get("subscriptionType") or "")
+        obj = event.get("objectId")
+        out.append(
+            InboxEvent(
+                "hubspot",
+                str(event["eventId"]),
+                kind.split(".", 1)[0] or None,
+                None if obj in (None, "") else str(obj),
+                event,
+            )
+        )
+    return out
+
+
+def parse_signals(body: bytes, measures) -> list:
+    """A JSON signal object, an array of them, or {"signals": [...]}; all valid or none kept."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise Refused(400, "body is not JSON", "payload") from None
+    if isinstance(data, dict) and isinstance(data.get("signals"), list):
+        data = data["signals"]
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        raise Refused(400, "no signals", "payload")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise Refused(400, f"signal {i}: expected a JSON object", "payload")
+        try:
+            out.append(parse_signal(row, list(measures), source="webhook"))
+        except SignalError as exc:
+            raise Refused(400, f"signal {i}: {exc}", "payload") from None
+    return out

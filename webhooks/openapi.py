@@ -1,0 +1,194 @@
+"""The OpenAPI 3.0 description of the webhook app, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _xml(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/xml": {"schema": {"type": "string"}}}}
+
+
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+ACCEPTED = {
+    "type": "object",
+    "properties": {
+        "accepted": {"type": "integer", "description": "events in the request"},
+        "new": {"type": "integer", "description": "not seen before (others are copies)"},
+    },
+}
+REFUSALS = {
+    "400": _json({"$ref": "#/components/schemas/Error"}, "Malformed payload; nothing stored"),
+    "401": _json({"$ref": "#/components/schemas/Error"}, "Bad signature or timestamp"),
+    "413": _json({"$ref": "#/components/schemas/Error"}, "Body larger than the configured limit"),
+}
+HUBSPOT_EVENT = {
+    "type": "object",
+    "required": ["eventId"],
+    "properties": {
+        "eventId": {"type": "integer"},
+        "subscriptionId": {"type": "integer"},
+        "portalId": {"type": "integer"},
+        "appId": {"type": "integer"},
+        "occurredAt": {"type": "integer", "description": "epoch milliseconds"},
+        "subscriptionType": {"type": "string", "example": "deal.propertyChange"},
+        "attemptNumber": {"type": "integer"},
+        "objectId": {"type": "integer"},
+        "propertyName": {"type": "string"},
+        "propertyValue": {"type": "string"},
+        "changeSource": {"type": "string"},
+        "changeFlag": {"type": "string"},
+        "sourceId": {"type": "string"},
+    },
+}
+SIGNAL = {
+    "type": "object",
+    "required": ["account", "measure", "value", "timestamp"],
+    "additionalProperties": False,
+    "properties": {
+        "account": {"type": "string", "description": "the account's CRM id"},
+        "measure": {"type": "string", "description": "a scorecard measure of app.yaml"},
+        "value": {"type": "number"},
+        "timestamp": {
+            "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+            "description": "ISO 8601 with a zone, or epoch milliseconds",
+        },
+        "source": {"type": "string"},
+    },
+}
+
+
+def spec(max_body_bytes: int) -> dict[str, Any]:
+    header = {"in": "header", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "crm-renewals webhooks",
+            "version": "1",
+            "description": "Change notifications from HubSpot and Salesforce, product-usage "
+            "signals, health and metrics. Accepted events are stored durably and acknowledged "
+            f"at once; bodies over {max_body_bytes} bytes are refused with 413.",
+        },
+        "paths": {
+            "/webhooks/hubspot": {
+                "post": {
+                    "summary": "HubSpot webhook batch (signature v3)",
+                    "operationId": "hubspotWebhook",
+                    "parameters": [
+                        {**header, "name": "X-HubSpot-Signature-v3"},
+                        {
+                            **header,
+                            "name": "X-HubSpot-Request-Timestamp",
+                            "description": "epoch ms, within 5 minutes",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 100,
+                                    "items": HUBSPOT_EVENT,
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(ACCEPTED, "Stored in the inbox"),
+                        **REFUSALS,
+                    },
+                }
+            },
+            "/webhooks/salesforce": {
+                "post": {
+                    "summary": "Salesforce outbound message (SOAP notifications)",
+                    "operationId": "salesforceOutboundMessage",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"text/xml": {"schema": {"type": "string"}}},
+                    },
+                    "responses": {
+                        "200": _xml("notificationsResponse with Ack true, after storing"),
+                        "400": _xml("SOAP fault: malformed message, DTD or entities"),
+                        "401": _xml("SOAP fault: organization not accepted"),
+                        "413": _xml("SOAP fault: body too large"),
+                    },
+                }
+            },
+            "/webhooks/signals": {
+                "post": {
+                    "summary": "Product-usage signals (HMAC-SHA256 signed)",
+                    "operationId": "signals",
+                    "parameters": [
+                        {
+                            **header,
+                            "name": "X-Signals-Timestamp",
+                            "description": "epoch seconds, within 5 minutes",
+                        },
+                        {
+                            **header,
+                            "name": "X-Signals-Signature",
+                            "description": "v1= + hex HMAC-SHA256(secret, timestamp + '.' + body)",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        SIGNAL,
+                                        {"type": "array", "items": SIGNAL},
+                                        {
+                                            "type": "object",
+                                            "required": ["signals"],
+                                            "properties": {
+                                                "signals": {"type": "array", "items": SIGNAL}
+                                            },
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": _json(ACCEPTED, "Stored"), **REFUSALS},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Process, database and inbox worker health",
+                    "operationId": "health",
+                    "responses": {
+                        "200": _json({"type": "object"}, "Healthy"),
+                        "503": _json({"type": "object"}, "Database or worker down"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "operationId": "openapi",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")},
+                }
+            },
+        },
+        "components": {"schemas": {"Error": ERROR}},
+    }

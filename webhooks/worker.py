@@ -1,0 +1,120 @@
+"""The inbox worker: a thread in each `renewals serve` worker process that drains the inbox.
+
+It builds its own CRM context in its thread, and takes the run lock for each batch, so only
+one batch runs at a time across processes and never alongside a scheduled sync. A request
+wakes it at once; otherwise it polls (events of other processes, retries coming due)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from connector import bootstrap
+from connector.config import AppConfig
+from connector.inbox import Inbox
+from connector.runlock import RunLockBusy, run_lock
+from connector.services.context import Context
+from connector.services.events import BatchOutcome, process_inbox
+from webhooks.metrics import Metrics
+
+log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600
+#: after a wake-up, wait this long for more events before processing
+GATHER_S = 0.2
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        context_factory: Callable[[], Context] | None = None,
+        metrics: Metrics | None = None,
+    ):
+        self.config = config
+        self.factory = context_factory or (lambda: bootstrap.build(config))
+        self.metrics = metrics or Metrics()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._purged_at = 0.0
+
+    def start(self) -> InboxWorker:
+        self._thread = threading.Thread(target=self._run, name="inbox-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        ctx: Context | None = None
+        poll = self.config.webhooks.worker_poll_seconds
+        while not self._stop.is_set():
+            try:
+                if ctx is None:
+                    ctx = self._context()
+                self.drain(ctx)
+            except Exception:  # noqa: BLE001 - the worker outlives any one failure
+                log.exception("inbox worker pass failed; retrying in %.1f s", poll)
+                if ctx is not None:
+                    ctx.close()
+                    ctx = None
+            if self._wake.wait(poll):
+                # let a burst of deliveries gather: one run for many events, and the
+                # request threads keep the database to themselves meanwhile
+                self._stop.wait(GATHER_S)
+            self._wake.clear()
+        if ctx is not None:
+            ctx.close()
+
+    def _context(self) -> Context:
+        ctx = self.factory()
+        base = ctx.sleep
+
+        def counted_sleep(seconds: float) -> None:
+            self.metrics.rate_limit_waits.inc()
+            self.metrics.rate_limit_wait_seconds.inc(seconds)
+            base(seconds)
+
+        ctx.sleep = counted_sleep
+        return ctx
+
+    def drain(self, ctx: Context) -> None:
+        """Process due events until none are left (or another run holds the lock)."""
+        inbox = Inbox(ctx.store)
+        settings = self.config.webhooks
+        if time.monotonic() - self._purged_at > PURGE_EVERY_S:
+            inbox.purge(settings.dedupe_hours)
+            self._purged_at = time.monotonic()
+        while not self._stop.is_set() and inbox.due(1):
+            try:
+                with run_lock(ctx.store):
+                    outcome = process_inbox(ctx, inbox, settings)
+            except RunLockBusy:
+                return
+            self._count(outcome)
+            if not outcome.total:
+                return
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        m = self.metrics
+        for source, n in outcome.processed.items():
+            m.processed.labels(source).inc(n)
+        for source, n in outcome.ignored.items():
+            m.processed.labels(source).inc(n)
+        for source, n in outcome.failed.items():
+            m.failed.labels(source).inc(n)
+        for source, n in outcome.dead.items():
+            m.dead.labels(source).inc(n)
