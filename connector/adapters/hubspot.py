@@ -55,6 +55,7 @@ class HubSpotCrm(HubSpotDiagnosis):
         settings: HubspotSettings,
         token: str,
         *,
+        page_size: int = SEARCH_PAGE,
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         interval: float = 10.0,
@@ -77,6 +78,7 @@ class HubSpotCrm(HubSpotDiagnosis):
             sleep=sleep,
         )
         self.api_calls = 0
+        self.page_size = min(page_size, SEARCH_PAGE)  # the search API's maximum
         self.sleep = sleep
         self._retry = (retry_attempts, retry_max_wait)
         self._apis: dict[str, Any] = {}
@@ -155,8 +157,8 @@ class HubSpotCrm(HubSpotDiagnosis):
         if chunk:
             yield from self._chunk(kind, chunk, gone, since)
         rest = list(gone)
-        for i in range(0, len(rest), SEARCH_PAGE):
-            yield rest[i : i + SEARCH_PAGE]
+        for i in range(0, len(rest), self.page_size):
+            yield rest[i : i + self.page_size]
 
     def _chunk(
         self, kind: str, objs: list[dict], gone: deque[SourceRecord], since: Cursor | None
@@ -168,8 +170,8 @@ class HubSpotCrm(HubSpotDiagnosis):
         while gone and upto is not None and gone[0].cursor <= upto:
             merged.append(gone.popleft())
         out = sorted(records + merged, key=lambda r: r.cursor)
-        for i in range(0, len(out), SEARCH_PAGE):
-            yield out[i : i + SEARCH_PAGE]
+        for i in range(0, len(out), self.page_size):
+            yield out[i : i + self.page_size]
 
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
         if kind == "owner":
@@ -199,16 +201,18 @@ class HubSpotCrm(HubSpotDiagnosis):
             rec = self._source(kind, obj, links=links.get(str(obj["id"]), {}))
             records.append(rec)
             for old in filter(None, (obj["properties"].get(MERGED) or "").split(";")):
-                merged.append(self._gone(kind, old, rec.modified_at))
+                merged.append(self._gone(kind, old, rec))
         records.sort(key=lambda r: r.cursor)
         return records, merged
 
     def _archived(self, kind: str) -> list[SourceRecord]:
+        """Archived records with their associations where HubSpot still has them, so a
+        deleted contract maps (and is reported) like a live one."""
         keep = calls.predicate(self, kind)
+        objs = [o for o in calls.list_archived(self, kind) if keep(o.get("properties") or {})]
+        links = calls.associations(self, kind, [o["id"] for o in objs])
         return [
-            self._source(kind, obj, deleted=True)
-            for obj in calls.list_archived(self, kind)
-            if keep(obj.get("properties") or {})
+            self._source(kind, o, links=links.get(str(o["id"]), {}), deleted=True) for o in objs
         ]
 
     def _source(
@@ -226,9 +230,11 @@ class HubSpotCrm(HubSpotDiagnosis):
         props["archived"] = deleted
         return SourceRecord(str(obj["id"]), parse_time(stamp), props, deleted)
 
-    def _gone(self, kind: str, record_id: str, when: datetime) -> SourceRecord:
+    def _gone(self, kind: str, record_id: str, survivor: SourceRecord) -> SourceRecord:
+        """A record merged into `survivor`: deleted, described by what it became."""
         om = self.mapping.models[kind]
-        return SourceRecord(record_id, when, {om.id_field: record_id, MERGED: True}, True)
+        fields = {**survivor.fields, om.id_field: record_id, "merged_into": survivor.id}
+        return SourceRecord(record_id, survivor.modified_at, fields, True)
 
     def _read_owners(self, since: Cursor | None) -> Iterator[list[SourceRecord]]:
         records = []

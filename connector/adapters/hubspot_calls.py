@@ -202,7 +202,7 @@ def _window(
             filter_groups=[{"filters": window}],
             sorts=[stamp_field],
             properties=properties(crm, kind),
-            limit=SEARCH_PAGE,
+            limit=crm.page_size,
             after=after,
         )
         data = crm.call(
@@ -214,7 +214,7 @@ def _window(
         after = ((data.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return
-        if served + SEARCH_PAGE > SEARCH_CAP:
+        if served + crm.page_size > SEARCH_CAP:
             state["capped"] = True
             return
 

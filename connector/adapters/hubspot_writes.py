@@ -32,6 +32,9 @@ def _props(crm: HubSpotCrm, kind: str, rec: OutboundRecord) -> tuple[dict, dict[
     props = {k: "" if v is None else v for k, v in props.items()}
     if kind == "renewal_opportunity" and "dealstage" in props:
         props.setdefault("pipeline", crm.settings.renewal_pipeline)
+    spec = crm.mapping.models[kind].fields.get("renewal_key")
+    if kind in PARENT_KIND and rec.parent_key and spec and spec.field and spec.direction != "in":
+        props.setdefault(spec.field, rec.parent_key)  # the parent's key, kept on the child
     return props, links
 
 

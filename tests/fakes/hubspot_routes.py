@@ -56,6 +56,12 @@ def _input_error(category: str, message: str, trace: str | None, **ctx) -> dict:
 
 
 def _bad_props(fake: FakeHubSpot, obj: str, props: dict) -> str | None:
+    owner = props.get("hubspot_owner_id")
+    if owner not in (None, "") and (fake.owners.get(str(owner)) or {"archived": True})["archived"]:
+        return (
+            f'Property values were not valid: [{{"isValid":false,"message":"{owner} is not a '
+            f'valid owner id","error":"INVALID_OWNER_ID","name":"hubspot_owner_id"}}]'
+        )
     for name in props:
         if name not in fake.properties[obj]:
             detail = (

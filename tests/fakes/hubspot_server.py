@@ -91,6 +91,7 @@ class FakeHubSpot:
         self.faults: list[tuple[str, Reply]] = []
         self.stalls: list[tuple[str, float]] = []
         self._seq = 1000
+        self.frozen: str | None = None
         self._last = datetime.now(UTC) - timedelta(days=1)
         self._hits: deque[float] = deque()
         self._search_hits: deque[float] = deque()
@@ -130,8 +131,14 @@ class FakeHubSpot:
 
     # ------------------------------------------------------------------ admin: seed / inspect
 
+    def freeze(self) -> None:
+        """Records written from now on share one modified stamp."""
+        self.frozen = self.now()
+
     def now(self) -> str:
         """A stamp later than any before it (1 ms apart at least), like HubSpot's."""
+        if self.frozen:
+            return self.frozen
         with self.lock:
             moment = max(datetime.now(UTC), self._last + timedelta(milliseconds=1))
             self._last = moment
@@ -235,6 +242,14 @@ class FakeHubSpot:
                 **({} if archived else {"userId": int(oid)}),
             }
             return oid
+
+    def load_owners(self, fixture: str = "owners_page.json") -> list[str]:
+        """Owners as the official sample pages list them."""
+        page = json.loads((FIXTURES / fixture).read_text())
+        with self.lock:
+            for owner in page["results"]:
+                self.owners[owner["id"]] = dict(owner)
+        return [o["id"] for o in page["results"]]
 
     def archive_owner(self, oid: str) -> None:
         with self.lock:

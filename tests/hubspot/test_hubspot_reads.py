@@ -83,6 +83,18 @@ def test_contract_lines_point_at_their_contract_and_renewal_lines_are_apart(crm,
     assert read_all(crm, "renewal_line") == []
 
 
+def test_owners_read_from_the_official_sample_pages(crm, fake):
+    active = fake.load_owners()
+    (gone,) = fake.load_owners("owners_page_archived.json")
+    owners = {r.id: to_model(crm.mapping, "owner", r.fields) for r in read_all(crm, "owner")}
+    assert {o: owners[o].active for o in [*active, gone]} == {
+        "11223344": True,
+        "11223355": True,
+        "11223366": False,
+    }
+    assert owners["11223344"].email == "jane.rep@example.com"
+
+
 def test_archived_owners_are_inactive(crm, hub, fake):
     active = hub.owner("Jane Rep")
     gone = hub.owner("Lee Former", archived=True)

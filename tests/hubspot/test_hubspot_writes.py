@@ -36,6 +36,7 @@ def test_batch_upsert_twice_creates_no_new_objects(crm, fake, hub):
 def test_upsert_request_has_the_documented_wire_shape(crm, fake):
     sent = json.loads((FIXTURES / "batch_upsert_request.json").read_text())["inputs"]
     records = [OutboundRecord(i["id"], i["properties"]) for i in sent]
+    fake.load_owners()
     fake.properties["deals"].update(
         {n: {"name": n, "type": "string"} for n in ("renewal_health_score", "renewal_health_grade")}
     )
