@@ -183,10 +183,15 @@ class HubSpotCrm(HubSpotDiagnosis):
             chunk = wanted[i : i + BATCH]
             found = calls.batch_read(self, kind, chunk, archived=False)
             records, merged = self._records(kind, found)
-            missing = set(chunk) - {r.id for r in records} - {r.id for r in merged}
+            missing = set(chunk) - {str(o["id"]) for o in found} - {r.id for r in merged}
             gone = calls.batch_read(self, kind, sorted(missing), archived=True) if missing else []
             out += records + [r for r in merged if r.id in chunk]
-            out += [self._source(kind, obj, deleted=True) for obj in gone]
+            keep = calls.predicate(self, kind)  # deals: a renewal is no contract
+            gone = [o for o in gone if keep(o.get("properties") or {})]
+            links = calls.associations(self, kind, [o["id"] for o in gone])
+            out += [
+                self._source(kind, o, links=links.get(str(o["id"]), {}), deleted=True) for o in gone
+            ]
         return sorted(out, key=lambda r: r.cursor)
 
     def _records(

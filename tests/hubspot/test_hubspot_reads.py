@@ -118,3 +118,13 @@ def test_api_calls_count_every_request(fake):
     before = sum(fake.calls.values())
     read_all(crm, "account")
     assert crm.api_calls == sum(fake.calls.values()) - before > 0
+
+
+def test_read_ids_tells_contracts_from_renewal_deals(crm, fake, hub):
+    contract = hub.contract(hub.company(), date(2027, 3, 31))
+    renewal = fake.create("deals", {"dealname": "Renewal", "renewal_key": "k1"})
+    assert [r.id for r in crm.read_ids("contract", [contract, renewal])] == [contract]
+    assert [r.id for r in crm.read_ids("renewal_opportunity", [contract, renewal])] == [renewal]
+    fake.archive("deals", contract)
+    (gone,) = crm.read_ids("contract", [contract, renewal])
+    assert gone.deleted and gone.fields["associated_company_id"]

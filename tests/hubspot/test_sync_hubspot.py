@@ -82,3 +82,14 @@ def test_refused_renewal_goes_to_dead_letters_with_hubspots_category(hub_context
     (letter,) = hub_context.store.list_dead_letters()
     assert letter["error_code"] == "VALIDATION_ERROR"
     assert "renewal_contract_id" in letter["message"]
+
+
+def test_a_deal_named_by_a_webhook_is_refetched_and_renewed(hub_context, hub, fake):
+    from connector.services.sync import sync_records
+
+    deal = hub.contract(hub.company("Hooli"), END, stage="qualifiedtobuy")
+    assert sync(hub_context, as_of=AS_OF).created == 0  # not won yet: no contract
+    fake.edit("deals", deal, {"dealstage": "closedwon"})  # deal.propertyChange dealstage
+    report = sync_records(hub_context, {"contract": [deal]}, as_of=AS_OF)
+    assert report.created == 1 and report.failed == 0
+    assert hub.renewal(f"{deal}:{END.isoformat()}")["renewal_contract_id"] == deal
