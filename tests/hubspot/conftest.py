@@ -10,10 +10,10 @@ import yaml
 
 from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.adapters.hubspot_limits import PortalLimits, RollingBucket
 from connector.config import HubspotSettings, load_config
 from connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config
+from tests.fakes.hubspot_harness import fast
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import FakeHubSpot
 
@@ -91,12 +91,6 @@ class HubBook:
         found = self.fake.find("deals", "renewal_key", key)
         assert found is not None, f"no renewal deal {key}"
         return found
-
-
-def fast(crm: HubSpotCrm) -> HubSpotCrm:
-    """Budgets of the same size in a hundredth of the time: tests do not wait on the clock."""
-    crm.limits = PortalLimits(RollingBucket(100, 0.1), RollingBucket(4, 0.01))
-    return crm
 
 
 def settings(fake: FakeHubSpot, **kw) -> HubspotSettings:
