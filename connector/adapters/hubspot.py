@@ -2,10 +2,11 @@
 
 Reads use the search API (sorted by the last-modified property, `after` paging, the window moved
 forward at the 10,000-result cap) plus one v4 association read per 1,000 records; archived
-records come from the archived listing, merged-away ones from `hs_merged_object_ids`. Writes are batch
-upserts by a unique-valued property, 100 inputs a call, then v4 associations; tasks are created
-once per dedupe key with inline associations. Every call takes a token from the portal's bucket
-(connector.adapters.hubspot_limits) and is retried with tenacity on 429, 5xx and timeouts.
+records come from the archived listing, merged-away ones from `hs_merged_object_ids`. Writes
+are batch upserts by a unique-valued property, 100 inputs a call, then v4 associations; tasks
+are created once per dedupe key with inline associations. Every call takes a token from the
+portal's bucket (connector.adapters.hubspot_limits) and is retried with tenacity on 429, 5xx
+and timeouts.
 """
 
 from __future__ import annotations

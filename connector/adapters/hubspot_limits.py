@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -114,6 +114,16 @@ def limits_for(
             )
             _REGISTRY[key] = found
         return found
+
+
+def snapshot() -> dict[str, dict[str, BucketStats]]:
+    """Every portal's bucket counters (calls, waits, seconds waited, 429s), for metrics:
+    {portal key: {"general": BucketStats, "search": BucketStats}}."""
+    with _REGISTRY_LOCK:
+        return {
+            key: {"general": replace(lim.general.stats), "search": replace(lim.search.stats)}
+            for key, lim in _REGISTRY.items()
+        }
 
 
 def forget(key: str | None = None) -> None:

@@ -95,3 +95,22 @@ def test_a_missing_token_is_a_config_error_naming_the_variable(tmp_path, fake, m
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     with pytest.raises(ConfigError, match=TOKEN_ENV):
         bootstrap.build(load_config(hubspot_config(tmp_path, fake)))
+
+
+def test_threads_and_adapters_of_one_portal_share_one_bucket_and_see_no_429():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.adapters.hubspot_limits import portal_key, snapshot
+
+    fake = FakeHubSpot(burst=8, interval=0.4)
+    fake.start()
+    try:
+        adapters = [make_crm(fake, interval=0.4, limits={"requests_per_10s": 8}) for _ in range(3)]
+        company = fake.create("companies", {"name": "Acme"})
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(lambda i: adapters[i % 3].read_ids("account", [company]), range(30)))
+    finally:
+        fake.stop()
+    assert fake.statuses[429] == 0 and fake.statuses[200] == 30
+    stats = snapshot()[portal_key(fake.url, fake.token)]["general"]
+    assert stats.calls == 30 and stats.waits > 0 and stats.throttled == 0
