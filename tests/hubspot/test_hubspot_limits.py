@@ -8,8 +8,9 @@ import pytest
 
 from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV
+from connector.adapters.hubspot_calls import translate
 from connector.config import load_config
-from connector.errors import ConfigError, FatalCrmError, RecordRejectedError
+from connector.errors import ConfigError, FatalCrmError, RecordRejectedError, RetriableCrmError
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.hubspot.conftest import fast, hubspot_config, make_crm
 
@@ -114,3 +115,32 @@ def test_threads_and_adapters_of_one_portal_share_one_bucket_and_see_no_429():
     assert fake.statuses[429] == 0 and fake.statuses[200] == 30
     stats = snapshot()[portal_key(fake.url, fake.token)]["general"]
     assert stats.calls == 30 and stats.waits > 0 and stats.throttled == 0
+
+
+class VendorError(Exception):
+    """Shaped like each hubspot sub-package's ApiException: status, body, headers."""
+
+    def __init__(self, status, body=b"{}", headers=None):
+        self.status, self.body, self.headers, self.reason = status, body, headers or {}, "x"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "wait"),
+    [
+        (401, {}, FatalCrmError, None),
+        (403, {}, FatalCrmError, None),
+        (400, {}, RecordRejectedError, None),
+        (409, {}, RecordRejectedError, None),
+        (423, {}, RetriableCrmError, 2.0),
+        (429, {"Retry-After": "3"}, RetriableCrmError, 3.0),
+        (429, {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}, RetriableCrmError, 10.0),
+        (477, {"Retry-After": "30"}, RetriableCrmError, 30.0),
+        (502, {}, RetriableCrmError, None),
+        (504, {}, RetriableCrmError, None),
+    ],
+)
+def test_statuses_translate_by_table(status, headers, kind, wait):
+    err = translate("search deals", VendorError(status, headers=headers))
+    assert type(err) is kind and err.status == status and err.system == "hubspot"
+    if kind is RetriableCrmError:
+        assert err.retry_after == wait
