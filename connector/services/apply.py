@@ -28,6 +28,7 @@ STAGES = (
     ("renewal_line", ("create", "update"), "upsert"),
     ("renewal_line", ("delete",), "delete"),
     ("task", ("create",), "create_missing"),
+    ("account_health", ("update",), "upsert"),
 )
 
 
@@ -80,6 +81,11 @@ def collect(
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
             if plan.reason in show_skips:
                 out.shown.append(plan)
+            # a renewal not due yet can still have playbook tasks (onboarding, QBR, prep)
+            out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
+            if applier is not None:
+                for w in plan.writes:
+                    applier.add(w)
             continue
         if plan.writes:
             out.writing[plan.contract_id] = plan.action

@@ -9,11 +9,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.domain.book import Book
-from connector.domain.renewals import Plan, Planner
+from connector.domain.health import health_mix
+from connector.domain.renewals import Plan
+from connector.domain.writes import account_health_writes
 from connector.errors import ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
+from connector.services.insight import assess, record
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
 ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted")
@@ -38,6 +41,8 @@ class SyncReport:
     duration_s: float = 0.0
     plans: list[Plan] = field(default_factory=list, repr=False)
     error: str | None = None
+    #: accounts by health grade (green, yellow, red) as scored in this run
+    health: dict[str, int] = field(default_factory=dict)
 
     @property
     def tasks_created(self) -> int:
@@ -62,6 +67,7 @@ class SyncReport:
             "dead_letters": self.dead_letters,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            "health": self.health,
         }
 
 
@@ -92,7 +98,8 @@ def sync(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
         ledger = Ledger(store.load_ledger())
-        planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of)
+        insight, planner = assess(ctx, book, as_of)
+        report.health = health_mix(insight.health)
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
         run = collect(
             planner.plan_book(book, ledger),
@@ -104,10 +111,22 @@ def sync(
         )
         report.plans = run.shown
         failed: set[str] = set()
+        health_writes = account_health_writes(
+            [
+                h.record()
+                for _, h in sorted(insight.health.items())
+                if h.account_id in book.accounts
+            ],
+            ledger,
+        )
         if applier is None:
+            run.planned.update(f"{w.kind}.{w.op}" for w in health_writes)
             report.writes = dict(sorted(run.planned.items()))
         else:
+            for w in health_writes:
+                applier.add(w)
             outcome = applier.finish()
+            record(ctx, book, insight, as_of)
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
             store.advance_cursors(cursors)
@@ -168,7 +187,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx)
     ledger = Ledger(ctx.store.load_ledger())
-    planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of or today())
+    _, planner = assess(ctx, book, as_of or today())
     known = contract_id in book.contracts or contract_id in book.broken
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
