@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from connector import bootstrap, logs
 from connector.adapters.sandbox_seed import seed as seed_book
+from connector.adapters.sandbox_seed import write_signals_csv
 from connector.cli_render import (
     print_checks,
     print_dead_letters,
@@ -30,9 +31,11 @@ from connector.cli_render import (
     print_sync,
     progress_bar,
 )
+from connector.cli_reports import demo_insights, print_import, register
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.services import explain, retry_dead_letters, sync
+from connector.services.report import import_signals, scorecard_measures
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -353,20 +356,30 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
     print_seed(out, summary, cfg.sandbox_path)
     context = bootstrap.build(cfg)
     try:
+        _demo_signals(out, context, summary)
         with progress_bar(enabled=True) as progress:
             report = sync(context, as_of=as_of, progress=progress)
         print_sync(out, report, attention=context.store.list_dead_letters())
         again = sync(context, as_of=as_of)
+        out.print(
+            f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
+            f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
+        )
+        demo_insights(out, context, as_of)
     finally:
         context.close()
-    out.print(
-        f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
-        f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
-    )
     out.print(
         "\nTry next: [bold]renewals explain <contract id>[/], [bold]renewals runs[/], "
         "[bold]renewals deadletters list[/], [bold]renewals sync --dry-run[/]"
     )
+
+
+def _demo_signals(out: Console, context, summary) -> None:
+    """Write the demo book's usage signals to a CSV and load it as `signals import` does."""
+    path = context.config.data_path / "demo_signals.csv"
+    write_signals_csv(path, summary.signals)
+    result = import_signals(context.store, scorecard_measures(context.config), path)
+    print_import(out, path, result)
 
 
 def _problem(path: str, message: str) -> Problem:
@@ -380,3 +393,7 @@ def _remove_sqlite(path: Path) -> None:
 
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+# health signals and reporting: `signals import`, `report` (connector/cli_reports.py)
+register(main)

@@ -123,6 +123,8 @@ def sync(
             run.planned.update(f"{w.kind}.{w.op}" for w in health_writes)
             report.writes = dict(sorted(run.planned.items()))
         else:
+            applier.finish()
+            # health onto accounts goes last: the renewal work comes first
             for w in health_writes:
                 applier.add(w)
             outcome = applier.finish()
