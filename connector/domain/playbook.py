@@ -22,6 +22,10 @@ from connector.domain.models import Account, Contact, Contract, Owner, RenewalLi
 from connector.domain.policy import EventStep, Playbook, PlaybookStep
 
 
+#: More than any run of weekend days and public holidays a due date can be moved across.
+SHIFT_DAYS = 14
+
+
 @cache
 def _holidays(country: str, year: int) -> frozenset[date]:
     import holidays
@@ -95,11 +99,16 @@ class TaskContext:
 def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, ...]:
     contract = tc.contract
     renewal_contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
-    values = _values(tc, renewal_contacts)
+    values: dict = {}
     weekend, country = playbook.weekend_days, playbook.holiday_country
     tasks = []
     for step in playbook.steps:
         for day, period in occurrences(step, contract):
+            # cheap bounds first: moving off weekends and holidays shifts a date by a few days
+            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+                break
+            if not step.late_if_missed and day + timedelta(days=SHIFT_DAYS) < as_of:
+                continue
             due = business_day(day, weekend, step.anchor == "end", country)
             if as_of < due - timedelta(days=step.create_before_days):
                 break
@@ -108,17 +117,20 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
                     continue
                 due = business_day(as_of, weekend, False, country)
             key = f"{tc.term_key}:{step.id}" + (f":{period}" if period else "")
+            values = values or _values(tc, renewal_contacts)
             tasks.append(
                 _task(key, step, due, {**values, "period": period or ""}, tc, renewal_contacts)
             )
-    if as_of < contract.end_date:
+    events = []
+    if tc.at_risk and playbook.at_risk.enabled:
+        events.append((f"{tc.term_key}:at_risk:{as_of.isoformat()}", playbook.at_risk))
+    if not renewal_contacts and playbook.name_contact.enabled:
+        events.append((f"{tc.term_key}:name_contact", playbook.name_contact))
+    if events and as_of < contract.end_date:
+        values = values or _values(tc, renewal_contacts)
         soon = business_day(as_of, weekend, False, country)
-        if tc.at_risk and playbook.at_risk.enabled:
-            key = f"{tc.term_key}:at_risk:{as_of.isoformat()}"
-            tasks.append(_task(key, playbook.at_risk, soon, values, tc, renewal_contacts))
-        if not renewal_contacts and playbook.name_contact.enabled:
-            key = f"{tc.term_key}:name_contact"
-            tasks.append(_task(key, playbook.name_contact, soon, values, tc, renewal_contacts))
+        for key, event in events:
+            tasks.append(_task(key, event, soon, values, tc, renewal_contacts))
     return tuple(tasks)
 
 

@@ -94,8 +94,12 @@ class Playbook(Section):
         if value is not None:
             import holidays
 
-            if value not in holidays.list_supported_countries():
-                raise ValueError(f"{value!r} is not a country the holidays package knows")
+            try:  # loads only that country's calendar (listing them all loads every one)
+                holidays.country_holidays(value)
+            except NotImplementedError:
+                raise ValueError(
+                    f"{value!r} is not a country the holidays package knows (ISO 3166 code)"
+                ) from None
         return value
 
 
