@@ -21,7 +21,6 @@ from connector.domain.health import Health
 from connector.domain.models import Account, Contact, Contract, Owner, RenewalLine, Task
 from connector.domain.policy import EventStep, Playbook, PlaybookStep
 
-
 #: More than any run of weekend days and public holidays a due date can be moved across.
 SHIFT_DAYS = 14
 
