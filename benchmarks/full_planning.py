@@ -21,8 +21,10 @@ from pathlib import Path
 from benchmarks.common import Verdict, heading, row, verdict
 from benchmarks.memory import ROOT, TIMEOUT_S, peak_rss_mb
 
-TARGET = 10_000  # contracts per second, full planning
-TARGET_MB = 400
+#: Budgets, not promises from the issue (it asks for the figures): a 100,000-contract book
+#: fully planned in 20 s, within half a gigabyte including the book itself.
+TARGET = 5_000  # contracts per second, full planning
+TARGET_MB = 500
 
 
 def synthetic_signals(account_ids, as_of, seed):

@@ -11,7 +11,7 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -88,11 +88,22 @@ class TaskContext:
     account: Account
     owner: Owner
     contacts: list[Contact]
-    amount: Decimal
+    amount: Decimal | Callable[[], Decimal]  # a callable is asked only if a task is due
     uplift: Decimal
     health: Health | None = None
     upsell: tuple[RenewalLine, ...] = ()
     at_risk: bool = False
+
+
+def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
+    """Whether any dated step could fall in its creation window today (a cheap bound)."""
+    for step in playbook.steps:
+        for day, _ in occurrences(step, contract):
+            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+                break
+            if step.late_if_missed or day + timedelta(days=SHIFT_DAYS) >= as_of:
+                return True
+    return False
 
 
 def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, ...]:
@@ -144,7 +155,7 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "account_name": tc.account.name,
         "contract_number": tc.contract.number or tc.contract.id,
         "end_date": tc.contract.end_date,
-        "amount": f"{tc.amount:,.2f}",
+        "amount": f"{tc.amount() if callable(tc.amount) else tc.amount:,.2f}",
         "currency": tc.contract.currency or "",
         "uplift_percent": f"{tc.uplift.normalize():f}",
         "contacts": _names(renewal_contacts),

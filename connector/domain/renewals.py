@@ -20,7 +20,7 @@ from connector.domain.models import (
     RenewalOpportunity,
     Task,
 )
-from connector.domain.playbook import TaskContext, plan_tasks
+from connector.domain.playbook import TaskContext, may_be_due, plan_tasks
 from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
 from connector.domain.upsell import BookFacts, book_facts, suggest
 from connector.domain.writes import (
@@ -89,7 +89,8 @@ class Planner:
     facts: BookFacts | None = None
 
     def with_facts(self, book: Book) -> Planner:
-        if self.facts is not None:
+        """The planner with the book-wide facts the upsell rules read (computed once)."""
+        if self.facts is not None or not self.upsell.enabled:
             return self
         seat_products = self.upsell.seat_expansion.seat_products
         facts = book_facts(book, self.as_of, self.policy.active_statuses, seat_products)
@@ -247,6 +248,12 @@ def _early_tasks(
     account: Account | None = book.accounts.get(contract.account_id)
     if account is None:
         return skip
+    health = p.health.get(account.id)
+    at_risk = is_at_risk(p.scorecard, health)
+    contacts = book.contacts_of(account.id)
+    named = any(c.renewal_contact for c in contacts)
+    if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
+        return skip  # most contracts, most days: nothing to do, so nothing to compute
     owner_id = contract.owner_id if p.policy.owner_source == "contract" else account.owner_id
     owner, _ = resolve_owner(book.owners, owner_id or account.owner_id, p.policy.fallback_owner)
     if owner is None:
@@ -254,21 +261,24 @@ def _early_tasks(
     uplift = (
         contract.uplift_percent if contract.uplift_percent is not None else p.policy.uplift_percent
     )
-    lines = [_renewal_line("", ln, uplift) for ln in book.lines_of(contract.id) if ln.recurring]
-    amount = sum((rl.quantity * rl.unit_price for rl in lines), Decimal(0))
-    health = p.health.get(account.id)
+
+    def amount() -> Decimal:  # what the renewal will amount to; only a template may ask
+        lines = [_renewal_line("", ln, uplift) for ln in book.lines_of(contract.id) if ln.recurring]
+        total = sum((rl.quantity * rl.unit_price for rl in lines), Decimal(0))
+        return total.quantize(CENT, ROUND_HALF_UP)
+
     tc = TaskContext(
         renewal_key(contract),
         None,
         contract,
         account,
         owner,
-        book.contacts_of(account.id),
-        amount.quantize(CENT, ROUND_HALF_UP),
+        contacts,
+        amount,
         uplift,
         health,
         (),
-        is_at_risk(p.scorecard, health),
+        at_risk,
     )
     tasks = plan_tasks(p.playbook, p.as_of, tc)
     if not tasks:
