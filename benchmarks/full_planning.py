@@ -61,9 +61,7 @@ def child(contracts: int, seed: int) -> dict:
     signals = synthetic_signals(sorted(book.accounts), AS_OF, seed)
     out["book_mb"] = peak_rss_mb()
     t0 = time.perf_counter()
-    facts = book_facts(
-        book, AS_OF, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products
-    )
+    facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
     health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, {}, AS_OF)
     usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
     t1 = time.perf_counter()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
@@ -256,11 +257,19 @@ class StateStore:
             )
 
     def _latest(self, table: Table, condition) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+        """Each account's newest row meeting `condition` (one row each, however long the
+        history)."""
+        newest = (
+            select(table.c.account, func.max(table.c.as_of).label("as_of"))
+            .where(condition)
+            .group_by(table.c.account)
+            .subquery()
+        )
+        query = select(table).join(
+            newest, and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
+        )
         with self.engine.connect() as conn:
-            for r in conn.execute(select(table).where(condition).order_by(table.c.as_of)):
-                out[r.account] = dict(r._mapping)
-        return out
+            return {r.account: dict(r._mapping) for r in conn.execute(query)}
 
     # ---------------------------------------------------------------- mirror and cursors
 

@@ -52,7 +52,10 @@ class Health:
         return self.score - self.previous.score
 
     def drivers_text(self) -> str:
-        return "; ".join(self.drivers) if self.drivers else "none"
+        text = "; ".join(self.drivers) if self.drivers else "none"
+        if self.low_confidence:
+            text = f"low confidence ({self.measures_used} measures); {text}"
+        return text
 
     def record(self) -> AccountHealth:
         return AccountHealth(

@@ -93,7 +93,7 @@ class Planner:
         if self.facts is not None or not self.upsell.enabled:
             return self
         seat_products = self.upsell.seat_expansion.seat_products
-        facts = book_facts(book, self.as_of, self.policy.active_statuses, seat_products)
+        facts = book_facts(book, self.policy.active_statuses, seat_products)
         return replace(self, facts=facts)
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:

@@ -13,7 +13,6 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
 
@@ -29,7 +28,7 @@ CENT = Decimal("0.01")
 class BookFacts:
     """What the rules read across the book, computed once per run."""
 
-    #: account id -> licensed seats on its live contracts
+    #: account id -> licensed seats on its live (active) contracts
     seats: dict[str, Decimal] = field(default_factory=dict)
     #: account id -> recurring product codes on its live contracts
     owned: dict[str, set[str]] = field(default_factory=dict)
@@ -42,14 +41,11 @@ class BookFacts:
 
 
 def book_facts(
-    book: Book, as_of: date, active_statuses: tuple[str, ...], seat_products: tuple[str, ...]
+    book: Book, active_statuses: tuple[str, ...], seat_products: tuple[str, ...]
 ) -> BookFacts:
     facts = BookFacts()
-    live = {
-        c.id: c
-        for c in book.contracts.values()
-        if c.status in active_statuses and c.end_date >= as_of
-    }
+    # a contract past its end date but still active is awaiting its renewal: still live
+    live = {c.id: c for c in book.contracts.values() if c.status in active_statuses}
     price_lists: dict[str, list[Decimal]] = defaultdict(list)
     qty_lists: dict[str, list[Decimal]] = defaultdict(list)
     names: dict[str, str | None] = {}

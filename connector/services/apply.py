@@ -86,6 +86,8 @@ def collect(
             if applier is not None:
                 for w in plan.writes:
                     applier.add(w)
+            if show_writes and plan.writes and plan.reason not in show_skips:
+                out.shown.append(plan)
             continue
         if plan.writes:
             out.writing[plan.contract_id] = plan.action

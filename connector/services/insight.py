@@ -29,9 +29,7 @@ def assess(ctx: Context, book: Book, as_of: date) -> tuple[Insight, Planner]:
         account: Previous(row["score"], row["grade"], row["values"])
         for account, row in ctx.store.health_before(as_of.isoformat()).items()
     }
-    facts = book_facts(
-        book, as_of, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products
-    )
+    facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
     health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, previous, as_of)
     usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
     planner = Planner(

@@ -60,6 +60,7 @@ def test_missing_measure_is_left_out_and_weights_renormalised():
     # no NPS: (30 * 40 + 20 * 20) / 50 = 32 -> red, 2 measures < min_measures 3
     h = score_account(CARD, "a1", {"seat_utilisation": 0.55, "late_payments": 2})
     assert (h.score, h.grade, h.measures_used, h.low_confidence) == (32, "red", 2, True)
+    assert h.drivers_text().startswith("low confidence (2 measures); seat utilisation 55%")
     assert score_account(CARD, "a1", {}).score is None
 
 

@@ -113,7 +113,9 @@ def test_steps_not_late_if_missed_are_not_created_after_their_due_date():
 def test_qbr_brief_carries_health_and_drivers():
     health = score_account(CARD, "a1", {"seat_utilisation": 0.34, "late_payments": 0})
     (qbr,) = plan_tasks(PLAYBOOK, date(2026, 4, 10), context(contract(), health=health))
-    assert qbr.description.startswith("Health 52 (yellow); drivers: seat utilisation 34%.")
+    assert qbr.description.startswith(
+        "Health 52 (yellow); drivers: low confidence (2 measures); seat utilisation 34%."
+    )
 
 
 def test_at_risk_and_name_a_contact_tasks():
