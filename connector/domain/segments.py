@@ -5,7 +5,7 @@ first configured rule whose conditions all hold over the account's facts at the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -93,18 +93,33 @@ def segment_book(
     health: Mapping[str, Health],
     known: set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Segment rows for every account over the history window; periods in `known` (already
-    recorded) are not recomputed, except the current one, which moves with today's data."""
+    """Segment rows for every account over the history window (see segment_periods)."""
+    return [
+        row for rows in segment_periods(book, segs, policy, as_of, health, known) for row in rows
+    ]
+
+
+def segment_periods(
+    book: Book,
+    segs: Segments,
+    policy: RenewalPolicy,
+    as_of: date,
+    health: Mapping[str, Health],
+    known: set[str] = frozenset(),
+) -> Iterator[list[dict[str, Any]]]:
+    """One period's segment rows at a time, over the history window; periods in `known`
+    (already recorded) are not recomputed, except the current one, which moves with today's
+    data."""
     by_account: dict[str, list[Contract]] = defaultdict(list)
     for c in book.contracts.values():
         if c.status not in NOT_BOUGHT:
             by_account[c.account_id].append(c)
     starts = periods(as_of, segs)
     current = starts[-1]
-    rows = []
     for start in starts:
         if start != current and start.isoformat() in known:
             continue
+        rows = []
         end = min(start + timedelta(days=segs.period_days - 1), as_of)
         for account_id in sorted(book.accounts):
             h = health.get(account_id) if start == current else None
@@ -119,4 +134,4 @@ def segment_book(
                     "facts": facts,
                 }
             )
-    return rows
+        yield rows

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from connector.domain.book import Book
 from connector.domain.health import Health, Previous, history_row, score_book
 from connector.domain.renewals import Planner
-from connector.domain.segments import segment_book
+from connector.domain.segments import segment_periods
 from connector.domain.upsell import book_facts
 from connector.services.context import Context
 
@@ -49,7 +49,7 @@ def record(ctx: Context, book: Book, insight: Insight, as_of: date) -> None:
     """Today's health history and the segment history (backfilled over the window)."""
     ctx.store.save_health([history_row(h, as_of) for h in insight.health.values()])
     known = set(ctx.store.segment_periods())
-    rows = segment_book(
+    for rows in segment_periods(
         book, ctx.config.segments, ctx.config.renewals, as_of, insight.health, known
-    )
-    ctx.store.save_segments(rows)
+    ):
+        ctx.store.save_segments(rows)  # a period at a time: a large book stays small in memory
