@@ -35,7 +35,7 @@ from connector.cli_reports import demo_insights, print_import, register
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.services import explain, retry_dead_letters, sync
-from connector.services.report import import_signals, scorecard_measures
+from connector.services.report import build_report, import_signals, scorecard_measures
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -361,13 +361,14 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
             report = sync(context, as_of=as_of, progress=progress)
         print_sync(out, report, attention=context.store.list_dead_letters())
         again = sync(context, as_of=as_of)
-        out.print(
-            f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
-            f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
-        )
-        demo_insights(out, context, as_of)
+        figures = build_report(context, as_of)
     finally:
         context.close()
+    out.print(
+        f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
+        f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
+    )
+    demo_insights(out, figures)
     out.print(
         "\nTry next: [bold]renewals explain <contract id>[/], [bold]renewals runs[/], "
         "[bold]renewals deadletters list[/], [bold]renewals sync --dry-run[/]"

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
@@ -188,9 +187,7 @@ def print_health_mix(out: Console, mix: dict[str, int]) -> None:
     out.print(t)
 
 
-def demo_insights(out: Console, context, as_of: date) -> Report:
+def demo_insights(out: Console, report: Report) -> None:
     """What `renewals demo` adds: the health mix and the report."""
-    report = build_report(context, as_of)
     print_health_mix(out, report.health)
     print_report(out, report)
-    return report

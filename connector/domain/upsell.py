@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from statistics import median
 
 from connector.domain.book import Book
 from connector.domain.health import Health
@@ -81,7 +80,10 @@ def book_facts(
 
 
 def _median(values: list[Decimal]) -> Decimal:
-    return Decimal(median(values)).quantize(CENT, ROUND_HALF_UP)
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    value = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return value.quantize(CENT, ROUND_HALF_UP)
 
 
 def suggest(
