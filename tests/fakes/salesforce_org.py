@@ -152,6 +152,7 @@ class FakeOrg:
         self.cursors: dict[str, list[dict]] = {}
         self.schema = {o: f.split() for o, f in SCHEMA.items()}
         self.created_fields: list[dict] = []
+        self.token_requests: list[dict] = []
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -215,6 +216,11 @@ class FakeOrg:
             re.compile(r"https://(login|test)\.salesforce\.com/services/Soap/u/.*"),
             self._login,
         )
+        r.add_callback(
+            "POST",
+            re.compile(r"https://(login|test)\.salesforce\.com/services/oauth2/token"),
+            self._token,
+        )
         pattern = re.compile(re.escape(f"https://{INSTANCE}/services/data/") + ".*")
         for method in ("GET", "POST", "PATCH", "DELETE"):
             r.add_callback(method, pattern, self._rest)
@@ -226,6 +232,21 @@ class FakeOrg:
         self.session = f"SESSION-{self.logins}"
         body = LOGIN_XML.format(instance=INSTANCE, version=VERSION, session=self.session)
         return 200, {"Content-Type": "text/xml"}, body
+
+    def _token(self, request) -> tuple[int, dict, str]:
+        """OAuth 2.0 token endpoint (JWT bearer grant); the assertion is kept for tests."""
+        form = {k: v[0] for k, v in parse_qs(request.body).items()}
+        self.token_requests.append(form)
+        if not self.password_ok:
+            error = {
+                "error": "invalid_grant",
+                "error_description": "user hasn't approved this consumer",
+            }
+            return 400, {}, json.dumps(error)
+        self.logins += 1
+        self.session = f"SESSION-{self.logins}"
+        answer = {"access_token": self.session, "instance_url": f"https://{INSTANCE}"}
+        return 200, {}, json.dumps(answer)
 
     def _rest(self, request) -> tuple[int, dict, str]:
         url = urlparse(request.url)
