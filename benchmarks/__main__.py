@@ -9,7 +9,7 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "memory", "calls", "salesforce", "webhooks", "hubspot")
+NAMES = ("planning", "full", "memory", "calls", "salesforce", "webhooks", "hubspot")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)}")
     parser.add_argument("--planning-contracts", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="planning runs (best is reported)")
+    parser.add_argument("--full-contracts", type=int, default=100_000)
     parser.add_argument("--memory-contracts", type=int, default=100_000)
     parser.add_argument("--calls-contracts", type=int, default=10_000)
     parser.add_argument("--calls-accounts", type=int, default=6_000)
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
             seed = SEED if args.seed is None else args.seed
             verdicts += planning.run(args.planning_contracts, args.repeat, seed)
+        elif name == "full":
+            from benchmarks import full_planning
+
+            verdicts += full_planning.run(args.full_contracts, args.seed)
         elif name == "salesforce":
             from benchmarks import salesforce
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from connector import bootstrap, logs
 from connector.adapters.sandbox_seed import seed as seed_book
+from connector.adapters.sandbox_seed import write_signals_csv
 from connector.cli_render import (
     print_checks,
     print_dead_letters,
@@ -31,10 +32,12 @@ from connector.cli_render import (
     print_sync,
     progress_bar,
 )
+from connector.cli_reports import demo_insights, print_import, register
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.runlock import run_lock
 from connector.services import explain, retry_dead_letters, sync
+from connector.services.report import build_report, import_signals, scorecard_measures
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -358,16 +361,19 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
     print_seed(out, summary, cfg.sandbox_path)
     context = bootstrap.build(cfg)
     try:
+        _demo_signals(out, context, summary)
         with progress_bar(enabled=True) as progress:
             report = sync(context, as_of=as_of, progress=progress)
         print_sync(out, report, attention=context.store.list_dead_letters())
         again = sync(context, as_of=as_of)
+        figures = build_report(context, as_of)
     finally:
         context.close()
     out.print(
         f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
         f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
     )
+    demo_insights(out, figures)
     out.print(
         "\nTry next: [bold]renewals explain <contract id>[/], [bold]renewals runs[/], "
         "[bold]renewals deadletters list[/], [bold]renewals sync --dry-run[/]"
@@ -376,6 +382,14 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
 
 def _lock_wait(context) -> float:
     return context.config.schedule.lock_wait_seconds
+
+
+def _demo_signals(out: Console, context, summary) -> None:
+    """Write the demo book's usage signals to a CSV and load it as `signals import` does."""
+    path = context.config.data_path / "demo_signals.csv"
+    write_signals_csv(path, summary.signals)
+    result = import_signals(context.store, scorecard_measures(context.config), path)
+    print_import(out, path, result)
 
 
 def _problem(path: str, message: str) -> Problem:
@@ -396,3 +410,6 @@ from connector.cli_serve import scheduler_cmd, serve_cmd  # noqa: E402
 
 main.add_command(serve_cmd)
 main.add_command(scheduler_cmd)
+
+# health signals and reporting: `signals import`, `report` (connector/cli_reports.py)
+register(main)

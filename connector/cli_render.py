@@ -79,17 +79,21 @@ def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None)
 def print_plan_diff(out: Console, plans: list[Plan]) -> None:
     shown = 0
     for plan in plans:
-        if not isinstance(plan, RenewalPlan) or not plan.writes:
+        if not plan.writes:
             continue
         shown += 1
-        out.print(f"[bold]contract {plan.contract_id}[/] ({plan.renewal.name})")
+        if isinstance(plan, Skip):  # renewal not due yet; playbook tasks are
+            out.print(f"[bold]contract {plan.contract_id}[/] (renewal {plan.reason}: tasks only)")
+        else:
+            out.print(f"[bold]contract {plan.contract_id}[/] ({plan.renewal.name})")
         for w in plan.writes:
             sign = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-"}[w.op]
             out.print(f"  {sign} {w.op} {w.kind} {w.key}[/]", highlight=False)
             for name, value in w.fields.items():
+                current = getattr(plan, "current", None)
                 before = (
-                    getattr(plan.current, name, None)
-                    if w.kind == "renewal_opportunity" and plan.current is not None
+                    getattr(current, name, None)
+                    if w.kind == "renewal_opportunity" and current is not None
                     else None
                 )
                 arrow = f"{before} -> " if before is not None else ""
@@ -108,6 +112,8 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         }
         if isinstance(plan, Skip):
             data.update(decision="skip", reason=plan.reason, detail=plan.detail)
+            if plan.tasks:
+                data["tasks"] = [to_json(t) for t in plan.tasks]
         elif isinstance(plan, RenewalPlan):
             data.update(
                 decision=plan.action,
@@ -128,6 +134,8 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
     if isinstance(plan, Skip):
         out.print(f"Contract {e.contract_id}: [bold]no renewal[/] ({plan.reason})")
         out.print(f"  {plan.detail}", markup=False)
+        for t in plan.tasks:
+            out.print(f"  task {t.dedupe_key} due {t.due_date}: {t.subject}", markup=False)
     else:
         r = plan.renewal
         verb = "will be created" if plan.action == "create" else "exists"
@@ -138,8 +146,14 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
             markup=False,
         )
         for line in plan.lines:
+            kind = "" if line.kind == "renewal" else f" [{line.kind}: {line.description}]"
             out.print(
-                f"  line {line.product_code} x {line.quantity} @ {line.unit_price}", markup=False
+                f"  line {line.product_code} x {line.quantity} @ {line.unit_price}{kind}",
+                markup=False,
+            )
+        if r.health_score is not None:
+            out.print(
+                f"  health {r.health_score} ({r.health_grade}): {r.health_drivers}", markup=False
             )
         for note in plan.notes:
             out.print(f"  note: {note}", markup=False)

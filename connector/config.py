@@ -13,7 +13,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.domain.policy import Playbook, RenewalPolicy
+from connector.domain.policy import (  # noqa: F401  (re-exported: the config vocabulary)
+    CrossSell,
+    Measure,
+    Playbook,
+    RenewalPolicy,
+    Scorecard,
+    SeatExpansion,
+    Segments,
+    Threshold,
+    TierUpgrade,
+    Upsell,
+)
 from connector.errors import ConfigError, Problem
 from connector.yamlsource import YamlSource, load_yaml, validate_all
 
@@ -102,46 +113,6 @@ class HubspotSettings(Section):
     limits: HubspotLimits = HubspotLimits()
 
 
-class Threshold(Section):
-    at: float
-    score: float = Field(ge=0, le=100)
-
-
-class Measure(Section):
-    weight: float = Field(gt=0)
-    thresholds: tuple[Threshold, ...] = Field(min_length=1)
-
-
-class Scorecard(Section):
-    green: float = Field(70, ge=0, le=100)
-    yellow: float = Field(40, ge=0, le=100)
-    min_measures: int = Field(3, ge=1)
-    at_risk_drop: float = Field(15, ge=0, le=100)
-    measures: dict[str, Measure] = {}
-
-
-class SeatExpansion(Section):
-    above_utilisation: float = Field(0.9, gt=0, le=2)
-    target_utilisation: float = Field(0.8, gt=0, le=1)
-
-
-class TierUpgrade(Section):
-    usage_share: float = Field(0.9, gt=0, le=1)
-    next_tier: dict[str, str] = {}
-
-
-class CrossSell(Section):
-    peer_share: float = Field(0.6, gt=0, le=1)
-    min_peers: int = Field(5, ge=1)
-
-
-class Upsell(Section):
-    enabled: bool = True
-    seat_expansion: SeatExpansion = SeatExpansion()
-    tier_upgrade: TierUpgrade = TierUpgrade()
-    cross_sell: CrossSell = CrossSell()
-
-
 class Job(Section):
     enabled: bool = True
     cron: str | None = None
@@ -211,6 +182,7 @@ class AppConfig(Section):
     playbook: Playbook = Playbook()
     schedule: Schedule = Schedule()
     webhooks: WebhookSettings = WebhookSettings()
+    segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
 
     def path(self, p: Path) -> Path:
@@ -291,6 +263,14 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
     for i, step_id in enumerate(ids):
         if ids.index(step_id) != i:
             out.append(src.problem(("playbook", "steps", i, "id"), f"duplicate step {step_id!r}"))
+    for event in ("at_risk", "name_contact"):
+        for attr in ("subject", "description"):
+            out += _template_problems(
+                src,
+                ("playbook", event, attr),
+                getattr(getattr(cfg.playbook, event), attr),
+                TASK_FIELDS,
+            )
     out += _hubspot_problems(cfg, src)
     if cfg.scorecard.yellow >= cfg.scorecard.green:
         out.append(src.problem(("scorecard", "yellow"), "must be below the green threshold"))
@@ -331,6 +311,14 @@ TASK_FIELDS = {
     "contacts": "Ann (ann@example.com)",
     "owner_name": "Sam",
     "due_date": date(2027, 1, 1),
+    # health-aware steps (QBR brief, at-risk follow-up)
+    "health_score": "64",
+    "grade": "yellow",
+    "trend": "down 12",
+    "drivers": "seat utilisation 34%, down from 61%",
+    "usage_trend": "seat utilisation 34% (was 61%)",
+    "upsell": "10 more seats",
+    "period": "2027-Q1",
 }
 
 

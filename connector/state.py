@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     delete,
     event,
@@ -147,6 +148,29 @@ job_runs = Table(
     Column("detail", JSON),
     Column("error", Text),
 )
+health_history = Table(
+    "health_history",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("as_of", String(10), primary_key=True),
+    Column("score", Integer),
+    Column("grade", String(10)),
+    Column("measures_used", Integer, nullable=False),
+    Column("low_confidence", Boolean, nullable=False),
+    Column("trend", String(20)),
+    Column("drivers", JSON, nullable=False),
+    Column("values", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+segment_history = Table(
+    "segment_history",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("period_start", String(10), primary_key=True),
+    Column("segment", String(40), nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
 
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = []
@@ -221,6 +245,68 @@ class StateStore:
                     r.account, r.measure, r.value, _aware(r.at), r.source
                 )
         return out
+
+    # ------------------------------------------------------------------ health and segments
+
+    def save_health(self, rows: list[dict[str, Any]]) -> None:
+        """One row per account and day (as_of); a re-run the same day replaces that day's."""
+        self._replace(health_history, ["account", "as_of"], rows)
+
+    def health_before(self, day: str) -> dict[str, dict[str, Any]]:
+        """Each account's last recorded health strictly before `day` (ISO date)."""
+        return self._latest(health_history, health_history.c.as_of < day)
+
+    def health_on(self, day: str) -> dict[str, dict[str, Any]]:
+        """Each account's last recorded health on or before `day` (ISO date)."""
+        return self._latest(health_history, health_history.c.as_of <= day)
+
+    def save_segments(self, rows: list[dict[str, Any]]) -> None:
+        self._replace(segment_history, ["account", "period_start"], rows)
+
+    def segments_in(self, period_start: str) -> dict[str, str]:
+        """account -> segment in the period starting `period_start` (ISO date)."""
+        with self.engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    select(segment_history.c.account, segment_history.c.segment).where(
+                        segment_history.c.period_start == period_start
+                    )
+                ).all()
+            )
+
+    def segment_periods(self) -> list[str]:
+        with self.engine.connect() as conn:
+            query = select(segment_history.c.period_start).distinct().order_by("period_start")
+            return [r[0] for r in conn.execute(query)]
+
+    def _replace(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        rows = [{**r, "recorded_at": now()} for r in rows]
+        stmt = _upsert(self.engine, table)
+        cols = [c.name for c in table.columns if c.name not in keys]
+        with self.engine.begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
+                ),
+                rows,
+            )
+
+    def _latest(self, table: Table, condition) -> dict[str, dict[str, Any]]:
+        """Each account's newest row meeting `condition` (one row each, however long the
+        history)."""
+        newest = (
+            select(table.c.account, func.max(table.c.as_of).label("as_of"))
+            .where(condition)
+            .group_by(table.c.account)
+            .subquery()
+        )
+        query = select(table).join(
+            newest, and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
+        )
+        with self.engine.connect() as conn:
+            return {r.account: dict(r._mapping) for r in conn.execute(query)}
 
     # ---------------------------------------------------------------- mirror and cursors
 

@@ -550,7 +550,12 @@ class SalesforceCrm:
     def _custom_fields(self) -> list[tuple[str, str, dict[str, Any]]]:
         out, seen = [], set()
         for kind, om in self.mapping.models.items():
-            if kind not in WRITE_KINDS and kind not in ("contract", "contact", "contract_line"):
+            if kind not in WRITE_KINDS and kind not in (
+                "account",
+                "contract",
+                "contact",
+                "contract_line",
+            ):
                 continue
             for name, spec in om.fields.items():
                 obj, _, field = (spec.field or "").rpartition(".")
@@ -602,7 +607,7 @@ class SalesforceCrm:
             if problem is None and written and not translated and not _writable(found):
                 problem = "is read-only for the integration user"
             checks.append(Check(name, problem is None, found.get("type", ""), problem))
-        if om.key_field and om.key_field in fields:
+        if om.key_field and om.key_field != "Id" and om.key_field in fields:
             key = fields[om.key_field]
             ok = bool(key.get("externalId") and key.get("unique"))
             checks.append(

@@ -43,6 +43,13 @@ class Account:
     name: str
     owner_id: str | None = None
     segment: str | None = None
+    # health measures held in CRM fields (all optional: a missing one is left out of the score)
+    nps: Decimal | None = None
+    open_tickets: int | None = None
+    high_priority_tickets: int | None = None
+    late_payments: int | None = None
+    last_meeting_date: date | None = None
+    executive_sponsor: bool | None = None
 
 
 @record
@@ -93,6 +100,11 @@ class RenewalOpportunity:
     close_date: date
     owner_id: str
     amount: Decimal
+    health_score: int | None = None
+    health_grade: str | None = None
+    health_drivers: str | None = None
+    #: why a lost renewal was lost (read only, for reporting)
+    loss_reason: str | None = None
 
 
 @record
@@ -120,8 +132,27 @@ class Task:
     contact_id: str | None = None
 
 
+@record
+class AccountHealth:
+    """Health written onto the account (updated by CRM id: the account is not ours)."""
+
+    id: str
+    health_score: int | None = None
+    health_grade: str | None = None
+    health_drivers: str | None = None
+    health_trend: str | None = None
+
+
 Record = (
-    Owner | Account | Contact | Contract | ContractLine | RenewalOpportunity | RenewalLine | Task
+    Owner
+    | Account
+    | Contact
+    | Contract
+    | ContractLine
+    | RenewalOpportunity
+    | RenewalLine
+    | Task
+    | AccountHealth
 )
 
 MODELS: dict[str, type] = {
@@ -133,6 +164,7 @@ MODELS: dict[str, type] = {
     "renewal_opportunity": RenewalOpportunity,
     "renewal_line": RenewalLine,
     "task": Task,
+    "account_health": AccountHealth,
 }
 
 #: Kinds read from the CRM on every sync, in dependency order.
@@ -146,7 +178,7 @@ READ_KINDS = (
     "renewal_line",
 )
 #: Kinds the connector writes.
-WRITE_KINDS = ("renewal_opportunity", "renewal_line", "task")
+WRITE_KINDS = ("renewal_opportunity", "renewal_line", "task", "account_health")
 
 
 @cache

@@ -2,76 +2,179 @@
 
 A step's task is planned once today reaches `due - create_before_days`; a step whose due date
 has already passed (the contract was first seen late) is planned due on the next business day,
-as long as the contract has not ended. The dedupe key (renewal key = contract + term, step id)
-means no re-run, retry or overlapping job creates it twice.
+as long as the contract has not ended and the step is `late_if_missed`. The dedupe key (the
+term's renewal key = contract + term end, the step id, and for repeating steps the period)
+means no re-run, retry or overlapping job creates it twice. Events add tasks too: the grade
+turned red or dropped sharply (at risk), and a contract whose account names no renewal contact.
+Due dates fall on business days: not a weekend day, not a public holiday of `holiday_country`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
-from connector.domain.models import Account, Contact, Contract, Owner, RenewalOpportunity, Task
-from connector.domain.policy import Playbook, PlaybookStep
+from connector.domain.health import Health
+from connector.domain.models import Account, Contact, Contract, Owner, RenewalLine, Task
+from connector.domain.policy import EventStep, Playbook, PlaybookStep
+
+#: More than any run of weekend days and public holidays a due date can be moved across.
+SHIFT_DAYS = 14
 
 
-def business_day(day: date, weekend: tuple[int, ...], backwards: bool) -> date:
-    """Move a due date off the weekend: back for deadlines, forward for follow-ups."""
+@cache
+def _holidays(country: str, year: int) -> frozenset[date]:
+    import holidays
+
+    return frozenset(holidays.country_holidays(country, years=year))
+
+
+def is_business_day(day: date, weekend: tuple[int, ...], country: str | None = None) -> bool:
+    return day.weekday() not in weekend and (
+        country is None or day not in _holidays(country, day.year)
+    )
+
+
+def business_day(
+    day: date, weekend: tuple[int, ...], backwards: bool, country: str | None = None
+) -> date:
+    """Move a due date off weekends and holidays: back for deadlines, forward for follow-ups."""
     step = timedelta(days=-1 if backwards else 1)
-    while day.weekday() in weekend:
+    while not is_business_day(day, weekend, country):
         day += step
     return day
 
 
-def step_due(step: PlaybookStep, contract: Contract, weekend: tuple[int, ...]) -> date | None:
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, str | None]]:
+    """(unshifted due date, period label) of each time the step falls due in the term."""
     anchor = contract.end_date if step.anchor == "end" else contract.start_date
     if anchor is None:
-        return None
-    return business_day(
-        anchor + timedelta(days=step.offset_days), weekend, backwards=step.anchor == "end"
-    )
+        return
+    first = anchor + timedelta(days=step.offset_days)
+    if step.repeat == "once":
+        yield first, None
+        return
+    i = 1
+    while (day := add_months(first, 3 * i)) < contract.end_date:
+        yield day, f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+        i += 1
 
 
-def plan_tasks(
-    playbook: Playbook,
-    as_of: date,
-    contract: Contract,
-    account: Account,
-    renewal: RenewalOpportunity,
-    owner: Owner,
-    contacts: list[Contact],
-    uplift: Decimal,
-) -> tuple[Task, ...]:
-    renewal_contacts = sorted((c for c in contacts if c.renewal_contact), key=lambda c: c.name)
-    values = {
-        "account_name": account.name,
-        "contract_number": contract.number or contract.id,
-        "end_date": contract.end_date,
-        "amount": f"{renewal.amount:,.2f}",
-        "currency": contract.currency or "",
-        "uplift_percent": f"{uplift.normalize():f}",
-        "contacts": _names(renewal_contacts),
-        "owner_name": owner.name,
-    }
+def step_due(step: PlaybookStep, contract: Contract, playbook: Playbook) -> date | None:
+    for day, _ in occurrences(step, contract):
+        return business_day(
+            day, playbook.weekend_days, step.anchor == "end", playbook.holiday_country
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What the tasks of one contract term are written from."""
+
+    term_key: str  # the renewal key (contract + term end): the dedupe keys' stem
+    parent_key: str | None  # the renewal opportunity the tasks hang off, once it exists
+    contract: Contract
+    account: Account
+    owner: Owner
+    contacts: list[Contact]
+    amount: Decimal | Callable[[], Decimal]  # a callable is asked only if a task is due
+    uplift: Decimal
+    health: Health | None = None
+    upsell: tuple[RenewalLine, ...] = ()
+    at_risk: bool = False
+
+
+def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
+    """Whether any dated step could fall in its creation window today (a cheap bound)."""
+    for step in playbook.steps:
+        for day, _ in occurrences(step, contract):
+            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+                break
+            if step.late_if_missed or day + timedelta(days=SHIFT_DAYS) >= as_of:
+                return True
+    return False
+
+
+def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, ...]:
+    contract = tc.contract
+    renewal_contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
+    values: dict = {}
+    weekend, country = playbook.weekend_days, playbook.holiday_country
     tasks = []
     for step in playbook.steps:
-        due = step_due(step, contract, playbook.weekend_days)
-        if due is None or as_of < due - timedelta(days=step.create_before_days):
-            continue
-        if due < as_of:
-            if not step.late_if_missed or as_of >= contract.end_date:
+        for day, period in occurrences(step, contract):
+            # cheap bounds first: moving off weekends and holidays shifts a date by a few days
+            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+                break
+            if not step.late_if_missed and day + timedelta(days=SHIFT_DAYS) < as_of:
                 continue
-            due = business_day(as_of, playbook.weekend_days, backwards=False)
-        tasks.append(_task(step, due, values, renewal, owner, renewal_contacts))
+            due = business_day(day, weekend, step.anchor == "end", country)
+            if as_of < due - timedelta(days=step.create_before_days):
+                break
+            if due < as_of:
+                if not step.late_if_missed or as_of >= contract.end_date:
+                    continue
+                due = business_day(as_of, weekend, False, country)
+            key = f"{tc.term_key}:{step.id}" + (f":{period}" if period else "")
+            values = values or _values(tc, renewal_contacts)
+            tasks.append(
+                _task(key, step, due, {**values, "period": period or ""}, tc, renewal_contacts)
+            )
+    events = []
+    if tc.at_risk and playbook.at_risk.enabled:
+        events.append((f"{tc.term_key}:at_risk:{as_of.isoformat()}", playbook.at_risk))
+    if not renewal_contacts and playbook.name_contact.enabled:
+        events.append((f"{tc.term_key}:name_contact", playbook.name_contact))
+    if events and as_of < contract.end_date:
+        values = values or _values(tc, renewal_contacts)
+        soon = business_day(as_of, weekend, False, country)
+        for key, event in events:
+            tasks.append(_task(key, event, soon, values, tc, renewal_contacts))
     return tuple(tasks)
 
 
+def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
+    h = tc.health
+    util = h.values.get("seat_utilisation") if h else None
+    before = h.previous.values.get("seat_utilisation") if h and h.previous else None
+    usage = "no usage data"
+    if util is not None:
+        usage = f"seat utilisation {util:.0%}" + (f" (was {before:.0%})" if before else "")
+    return {
+        "account_name": tc.account.name,
+        "contract_number": tc.contract.number or tc.contract.id,
+        "end_date": tc.contract.end_date,
+        "amount": f"{tc.amount() if callable(tc.amount) else tc.amount:,.2f}",
+        "currency": tc.contract.currency or "",
+        "uplift_percent": f"{tc.uplift.normalize():f}",
+        "contacts": _names(renewal_contacts),
+        "owner_name": tc.owner.name,
+        "health_score": "unknown" if h is None or h.score is None else str(h.score),
+        "grade": (h.grade if h else None) or "unknown",
+        "trend": h.trend if h else "new",
+        "drivers": h.drivers_text() if h else "none",
+        "usage_trend": usage,
+        "upsell": "; ".join(ln.description or ln.product_code for ln in tc.upsell) or "none",
+    }
+
+
 def _task(
-    step: PlaybookStep,
+    key: str,
+    step: PlaybookStep | EventStep,
     due: date,
     values: dict,
-    renewal: RenewalOpportunity,
-    owner: Owner,
+    tc: TaskContext,
     contacts: list[Contact],
 ) -> Task:
     values = {**values, "due_date": due}
@@ -84,15 +187,15 @@ def _task(
             "name one on the account before this is due."
         )
     return Task(
-        dedupe_key=f"{renewal.key}:{step.id}",
-        owner_id=owner.id,
-        subject=step.subject.format(**values),
+        dedupe_key=key,
+        owner_id=tc.owner.id,
+        subject=step.subject.format(**values)[:255],
         description=description,
         due_date=due,
         priority="high" if not contacts else step.priority,
         status="open",
-        renewal_key=renewal.key,
-        account_id=renewal.account_id,
+        renewal_key=tc.parent_key,
+        account_id=tc.account.id,
         contact_id=contacts[0].id if contacts else None,
     )
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.domain.models import ContractStatus, Priority
 
@@ -41,6 +42,8 @@ class PlaybookStep(Section):
     priority: Priority = "normal"
     create_before_days: int = Field(30, ge=0, le=730)
     late_if_missed: bool = True
+    #: once, or once each quarter of the term (QBRs): the anchor moves on 3 months at a time
+    repeat: Literal["once", "quarterly"] = "once"
 
 
 DEFAULT_STEPS = (
@@ -64,7 +67,145 @@ DEFAULT_STEPS = (
 )
 
 
+class EventStep(Section):
+    """A task raised by an event (grade turned red, no renewal contact), not by a date."""
+
+    enabled: bool = True
+    subject: str
+    description: str = ""
+    priority: Priority = "high"
+
+
 class Playbook(Section):
     weekend_days: tuple[int, ...] = (5, 6)
     holiday_country: str | None = None
     steps: tuple[PlaybookStep, ...] = DEFAULT_STEPS
+    at_risk: EventStep = EventStep(
+        subject="At risk: {account_name} is {grade} ({health_score})",
+        description="Health {health_score} ({grade}, {trend}). Drivers: {drivers}.",
+    )
+    name_contact: EventStep = EventStep(
+        subject="Name a renewal contact for {account_name}",
+        description="Contract {contract_number} ends {end_date} and no contact of "
+        "{account_name} is marked as a renewal contact.",
+        priority="normal",
+    )
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None:
+            import holidays
+
+            try:  # loads only that country's calendar (listing them all loads every one)
+                holidays.country_holidays(value)
+            except NotImplementedError:
+                raise ValueError(
+                    f"{value!r} is not a country the holidays package knows (ISO 3166 code)"
+                ) from None
+        return value
+
+
+# ---------------------------------------------------------------- health scorecard
+
+
+class Threshold(Section):
+    at: float
+    score: float = Field(ge=0, le=100)
+
+
+class Measure(Section):
+    weight: float = Field(gt=0)
+    thresholds: tuple[Threshold, ...] = Field(min_length=1)
+    #: how the measure reads in drivers ("seat utilisation 34%"); default: its name
+    label: str | None = None
+    unit: Literal["percent", "number", "days", "flag"] = "number"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending(cls, value: tuple[Threshold, ...]) -> tuple[Threshold, ...]:
+        ats = [t.at for t in value]
+        if any(b <= a for a, b in zip(ats, ats[1:], strict=False)):
+            raise ValueError(f"threshold points must have strictly increasing `at`: {ats}")
+        return value
+
+
+class Scorecard(Section):
+    green: float = Field(70, ge=0, le=100)
+    yellow: float = Field(40, ge=0, le=100)
+    min_measures: int = Field(3, ge=1)
+    at_risk_drop: float = Field(15, ge=0, le=100)
+    top_drivers: int = Field(3, ge=0, le=10)
+    measures: dict[str, Measure] = {}
+
+
+# ---------------------------------------------------------------- upsell and cross-sell
+
+
+class SeatExpansion(Section):
+    above_utilisation: float = Field(0.9, gt=0, le=2)
+    target_utilisation: float = Field(0.8, gt=0, le=1)
+    #: product codes sold per seat (the lines whose quantity is the licensed seats)
+    seat_products: tuple[str, ...] = ()
+
+
+class TierUpgrade(Section):
+    usage_share: float = Field(0.9, gt=0, le=1)
+    next_tier: dict[str, str] = {}
+
+
+class CrossSell(Section):
+    peer_share: float = Field(0.6, gt=0, le=1)
+    min_peers: int = Field(5, ge=1)
+
+
+class Upsell(Section):
+    enabled: bool = True
+    seat_expansion: SeatExpansion = SeatExpansion()
+    tier_upgrade: TierUpgrade = TierUpgrade()
+    cross_sell: CrossSell = CrossSell()
+
+
+# ---------------------------------------------------------------- lifecycle segments
+
+SegmentFact = Literal[
+    "active",
+    "terms",
+    "renewals_won",
+    "renewals_lost",
+    "gap_days",
+    "health_score",
+    "days_since_last_activity",
+]
+
+
+class Condition(Section):
+    """A fact's test: all given bounds must hold; a fact that is unknown never matches."""
+
+    min: float | None = None
+    max: float | None = None
+    equals: float | bool | None = None
+
+
+class SegmentRule(Section):
+    segment: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    when: dict[SegmentFact, Condition] = {}
+
+
+DEFAULT_SEGMENT_RULES = (
+    SegmentRule(segment="inactive", when={"active": Condition(equals=False)}),
+    SegmentRule(segment="under_performer", when={"health_score": Condition(max=45)}),
+    SegmentRule(segment="seasonal", when={"gap_days": Condition(min=30)}),
+    SegmentRule(segment="loyalist", when={"terms": Condition(min=3)}),
+    SegmentRule(segment="loyalist", when={"renewals_won": Condition(min=1)}),
+    SegmentRule(segment="two_time_buyer", when={"terms": Condition(equals=2)}),
+    SegmentRule(segment="one_time_buyer", when={}),
+)
+
+
+class Segments(Section):
+    period_days: int = Field(30, ge=7, le=366)
+    #: periods are counted from this date (period n starts epoch + n * period_days)
+    epoch: date = date(2024, 1, 1)
+    history_periods: int = Field(18, ge=18, le=120)
+    rules: tuple[SegmentRule, ...] = DEFAULT_SEGMENT_RULES

@@ -4,16 +4,25 @@ and `explain`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from connector.domain.book import Book
-from connector.domain.models import Contract, Owner, RenewalLine, RenewalOpportunity, Task
-from connector.domain.playbook import plan_tasks
-from connector.domain.policy import Playbook, RenewalPolicy
+from connector.domain.health import Health, is_at_risk
+from connector.domain.models import (
+    Account,
+    Contract,
+    Owner,
+    RenewalLine,
+    RenewalOpportunity,
+    Task,
+)
+from connector.domain.playbook import TaskContext, may_be_due, plan_tasks
+from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
+from connector.domain.upsell import BookFacts, book_facts, suggest
 from connector.domain.writes import (
     LedgerView,
     Write,
@@ -47,6 +56,9 @@ class Skip:
     contract_id: str
     reason: SkipReason
     detail: str
+    #: playbook tasks of a contract whose renewal is not due yet (onboarding, QBR, prep)
+    tasks: tuple[Task, ...] = ()
+    writes: tuple[Write, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +82,27 @@ class Planner:
     policy: RenewalPolicy
     playbook: Playbook
     as_of: date
+    scorecard: Scorecard = field(default_factory=Scorecard)
+    upsell: Upsell = field(default_factory=lambda: Upsell(enabled=False))
+    #: account id -> health today (accounts with no measure are absent)
+    health: Mapping[str, Health] = field(default_factory=dict)
+    #: account id -> latest usage signal values (capped_feature_usage, ...)
+    usage: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    facts: BookFacts | None = None
+
+    def with_facts(self, book: Book) -> Planner:
+        """The planner with the book-wide facts the upsell rules read (computed once)."""
+        if self.facts is not None or not self.upsell.enabled:
+            return self
+        seat_products = self.upsell.seat_expansion.seat_products
+        facts = book_facts(book, self.policy.active_statuses, seat_products)
+        return replace(self, facts=facts)
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
+        planner = self.with_facts(book)
         ids = book.contracts.keys() | book.broken.keys() | book.deleted_contracts
         for contract_id in sorted(ids):
-            yield self.plan(book, ledger, contract_id)
+            yield planner.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
         contract = book.contracts.get(contract_id)
@@ -95,7 +123,11 @@ class Planner:
         broken = book.broken_reason(contract_id)
         if contract is None or broken:
             return Skip(contract_id, "missing_data", broken or "contract is not in the book")
-        return _plan_contract(self, book, ledger, contract)
+        planner = self.with_facts(book)
+        plan = _plan_contract(planner, book, ledger, contract)
+        if isinstance(plan, Skip) and plan.reason == "not_due":
+            return _early_tasks(planner, book, ledger, contract, plan)
+        return plan
 
 
 def renewal_key(contract: Contract) -> str:
@@ -153,6 +185,17 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     key = existing.key if existing is not None else key
     renewal_lines = tuple(_renewal_line(key, ln, uplift) for ln in lines)
     amount = sum((rl.quantity * rl.unit_price for rl in renewal_lines), Decimal(0))
+    health = p.health.get(account.id)
+    upsell = suggest(
+        p.upsell,
+        key,
+        contract,
+        account.segment,
+        renewal_lines,
+        health,
+        p.usage.get(account.id, {}),
+        p.facts or BookFacts(),
+    )
     name = policy.name_template.format(
         account_name=account.name, contract_number=contract.number or cid, end_date=end
     )
@@ -166,7 +209,11 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         close_date=end,
         owner_id=owner.id,
         amount=amount.quantize(CENT, ROUND_HALF_UP),
+        health_score=health.score if health else None,
+        health_grade=health.grade if health else None,
+        health_drivers=health.drivers_text()[:255] if health else None,
     )
+    renewal_lines += upsell
     notes = [owner_note] if owner_note else []
     if existing is None and p.as_of > end - timedelta(days=policy.latest_creation_days):
         notes.append(f"late: created after end - {policy.latest_creation_days} days")
@@ -177,7 +224,21 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         renewal, existing, baseline
     )
     tasks = plan_tasks(
-        p.playbook, p.as_of, contract, account, renewal, owner, book.contacts_of(account.id), uplift
+        p.playbook,
+        p.as_of,
+        TaskContext(
+            key,
+            key,
+            contract,
+            account,
+            owner,
+            book.contacts_of(account.id),
+            renewal.amount,
+            uplift,
+            health,
+            upsell,
+            is_at_risk(p.scorecard, health),
+        ),
     )
     if policy.renewal_mode == "cpq":
         return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes))
@@ -222,6 +283,51 @@ def _plan_cpq(
     note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
     writes = tuple(task_writes(cid, tasks, ledger))
     return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
+
+
+def _early_tasks(
+    p: Planner, book: Book, ledger: LedgerView, contract: Contract, skip: Skip
+) -> Skip:
+    """Playbook tasks due before the renewal exists: onboarding, adoption, QBRs, prep, risk."""
+    account: Account | None = book.accounts.get(contract.account_id)
+    if account is None:
+        return skip
+    health = p.health.get(account.id)
+    at_risk = is_at_risk(p.scorecard, health)
+    contacts = book.contacts_of(account.id)
+    named = any(c.renewal_contact for c in contacts)
+    if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
+        return skip  # most contracts, most days: nothing to do, so nothing to compute
+    owner_id = contract.owner_id if p.policy.owner_source == "contract" else account.owner_id
+    owner, _ = resolve_owner(book.owners, owner_id or account.owner_id, p.policy.fallback_owner)
+    if owner is None:
+        return skip
+    uplift = (
+        contract.uplift_percent if contract.uplift_percent is not None else p.policy.uplift_percent
+    )
+
+    def amount() -> Decimal:  # what the renewal will amount to; only a template may ask
+        lines = [_renewal_line("", ln, uplift) for ln in book.lines_of(contract.id) if ln.recurring]
+        total = sum((rl.quantity * rl.unit_price for rl in lines), Decimal(0))
+        return total.quantize(CENT, ROUND_HALF_UP)
+
+    tc = TaskContext(
+        renewal_key(contract),
+        None,
+        contract,
+        account,
+        owner,
+        contacts,
+        amount,
+        uplift,
+        health,
+        (),
+        at_risk,
+    )
+    tasks = plan_tasks(p.playbook, p.as_of, tc)
+    if not tasks:
+        return skip
+    return replace(skip, tasks=tasks, writes=tuple(task_writes(contract.id, tasks, ledger)))
 
 
 def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:

@@ -12,12 +12,21 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from connector.domain.models import Record, RenewalLine, RenewalOpportunity, Task
+from connector.domain.models import AccountHealth, Record, RenewalLine, RenewalOpportunity, Task
 
 #: Fields the connector owns: always kept in line with the plan.
-RENEWAL_OWNED = ("key", "contract_id", "account_id", "type")
+RENEWAL_OWNED = (
+    "key",
+    "contract_id",
+    "account_id",
+    "type",
+    "health_score",
+    "health_grade",
+    "health_drivers",
+)
 RENEWAL_SALES = ("name", "stage", "close_date", "owner_id", "amount")
 LINE_FIELDS = ("renewal_key", "product_code", "quantity", "unit_price", "kind", "description")
+ACCOUNT_HEALTH_FIELDS = ("health_score", "health_grade", "health_drivers", "health_trend")
 TASK_FIELDS = (
     "owner_id",
     "subject",
@@ -39,7 +48,7 @@ class LedgerView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    kind: Literal["renewal_opportunity", "renewal_line", "task", "contract"]
+    kind: Literal["renewal_opportunity", "renewal_line", "task", "contract", "account_health"]
     op: Literal["create", "update", "delete"]
     key: str
     contract_id: str
@@ -145,6 +154,8 @@ def line_writes(
     for line in desired:
         wanted.add(line.key)
         cur = by_key.get(line.key)
+        if touched_suggestion(cur, ledger, line):
+            continue
         have = _fields(cur, LINE_FIELDS) if cur else ledger.written("renewal_line", line.key)
         if have is None:
             out.append(
@@ -160,8 +171,45 @@ def line_writes(
             )
     ours = f"{renewal_key}:"
     for key in sorted(by_key):
-        if key.startswith(ours) and key not in wanted:
+        if (
+            key.startswith(ours)
+            and key not in wanted
+            and not touched_suggestion(by_key[key], ledger)
+        ):
             out.append(Write("renewal_line", "delete", key, contract_id, None, (), renewal_key))
+    return out
+
+
+def touched_suggestion(
+    current: RenewalLine | None, ledger: LedgerView, desired: RenewalLine | None = None
+) -> bool:
+    """An upsell / cross-sell line a rep has edited since our last write: it is theirs now,
+    neither updated nor withdrawn. (A value that is already what we want is not an edit.)"""
+    if current is None or current.kind == "renewal" or not current.key:
+        return False
+    base = ledger.written("renewal_line", current.key)
+    if base is None:
+        return False
+    return any(
+        not same(getattr(current, n), base.get(n))
+        and (desired is None or not same(getattr(current, n), getattr(desired, n)))
+        for n in LINE_FIELDS
+        if n in base
+    )
+
+
+def account_health_writes(records: list[AccountHealth], ledger: LedgerView) -> list[Write]:
+    """Health onto accounts, by CRM id; only what changed since we last wrote it."""
+    out = []
+    for rec in records:
+        have = ledger.written("account_health", rec.id)
+        changed = tuple(
+            n
+            for n in ACCOUNT_HEALTH_FIELDS
+            if have is None or not same(getattr(rec, n), have.get(n))
+        )
+        if changed:
+            out.append(Write("account_health", "update", rec.id, "", rec, changed))
     return out
 
 

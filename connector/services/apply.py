@@ -29,6 +29,7 @@ STAGES = (
     ("renewal_line", ("delete",), "delete"),
     ("contract", ("update",), "upsert"),  # CPQ mode: the renewal forecast flag
     ("task", ("create",), "create_missing"),
+    ("account_health", ("update",), "upsert"),
 )
 
 
@@ -80,6 +81,13 @@ def collect(
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
             if plan.reason in show_skips:
+                out.shown.append(plan)
+            # a renewal not due yet can still have playbook tasks (onboarding, QBR, prep)
+            out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
+            if applier is not None:
+                for w in plan.writes:
+                    applier.add(w)
+            if show_writes and plan.writes and plan.reason not in show_skips:
                 out.shown.append(plan)
             continue
         if plan.writes:

@@ -10,12 +10,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.domain.book import Book
+from connector.domain.health import health_mix
 from connector.domain.models import READ_KINDS
-from connector.domain.renewals import Plan, Planner
+from connector.domain.renewals import Plan
+from connector.domain.writes import account_health_writes
 from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
+from connector.services.insight import assess, record
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
 ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted", "contract_deleted")
@@ -40,6 +43,8 @@ class SyncReport:
     duration_s: float = 0.0
     plans: list[Plan] = field(default_factory=list, repr=False)
     error: str | None = None
+    #: accounts by health grade (green, yellow, red) as scored in this run
+    health: dict[str, int] = field(default_factory=dict)
 
     @property
     def tasks_created(self) -> int:
@@ -64,6 +69,7 @@ class SyncReport:
             "dead_letters": self.dead_letters,
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
+            "health": self.health,
         }
 
 
@@ -94,7 +100,8 @@ def sync(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
         ledger = Ledger(store.load_ledger())
-        planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of)
+        insight, planner = assess(ctx, book, as_of)
+        report.health = health_mix(insight.health)
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
         run = collect(
             planner.plan_book(book, ledger),
@@ -106,10 +113,24 @@ def sync(
         )
         report.plans = run.shown
         failed: set[str] = set()
+        health_writes = account_health_writes(
+            [
+                h.record()
+                for _, h in sorted(insight.health.items())
+                if h.account_id in book.accounts
+            ],
+            ledger,
+        )
         if applier is None:
+            run.planned.update(f"{w.kind}.{w.op}" for w in health_writes)
             report.writes = dict(sorted(run.planned.items()))
         else:
+            applier.finish()
+            # health onto accounts goes last: the renewal work comes first
+            for w in health_writes:
+                applier.add(w)
             outcome = applier.finish()
+            record(ctx, book, insight, as_of)
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
             store.advance_cursors(cursors)
@@ -171,7 +192,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx)
     ledger = Ledger(ctx.store.load_ledger())
-    planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of or today())
+    _, planner = assess(ctx, book, as_of or today())
     known = contract_id in book.contracts or contract_id in book.broken
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
@@ -219,7 +240,7 @@ def sync_records(
         for _ in range(2):  # a new contract's account, then that account's owner
             rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
         ledger = Ledger(store.load_ledger())
-        planner = Planner(ctx.config.renewals, ctx.config.playbook, as_of)
+        _, planner = assess(ctx, book, as_of)
         applier = Applier(ctx, ledger, run_id)
         plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
         run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)

@@ -162,3 +162,19 @@ def test_tasks_name_every_renewal_contact(crm):
     notice = [t for t in book.crm.all("Task") if t["Dedupe_Key__c"].endswith(":customer_notice")]
     assert len(notice) == 1
     assert "Ann Lee" in notice[0]["Description"] and "Bob Kim" in notice[0]["Description"]
+
+
+def test_health_is_written_to_the_account_and_the_renewal(crm):
+    ctx, book, _ = crm
+    acc = book.account("Acme")
+    measures = {"NPS__c": -40, "Open_Tickets__c": 20, "Late_Payments__c": 4}
+    book.crm.edit("Account", acc, {**measures, "Last_Meeting_Date__c": "2026-01-02"})
+    book.contract(acc, soon())
+    report = run(ctx)
+    assert report.failed == 0
+    account = book.crm.get("Account", acc)
+    (opp,) = book.opportunities()
+    assert account["Health_Grade__c"] == "red" and account["Health_Score__c"] < 40
+    assert opp["Health_Grade__c"] == "red" and opp["Health_Score__c"] == account["Health_Score__c"]
+    assert account["Health_Drivers__c"]
+    assert run(ctx).writes == {}

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,11 @@ OURS = {
     "renewal_line": ("OpportunityLineItem", "Renewal_Line_Key__c"),
     "task": ("Task", "Dedupe_Key__c"),
 }
+#: Account fields the connector writes (kind account_health); the rest of an account is the book's.
+HEALTH_FIELDS = ("Health_Score__c", "Health_Grade__c", "Health_Drivers__c", "Health_Trend__c")
+#: Renewals the seed closed for ended terms are the book's: the connector never writes a
+#: closed stage.
+CLOSED_STAGES = ("Closed Won", "Closed Lost")
 #: Fields of our records that hold an Opportunity id (compared as the renewal key it points at).
 PARENT_REFS = {"OpportunityLineItem": "OpportunityId", "Task": "WhatId"}
 #: What a sync with nothing left to do reports; must match the reference's.
@@ -87,10 +92,13 @@ class CrmState:
     keyless: Counter
     #: every other object (the book): object -> id -> (deleted, fields); sync never writes it
     book: dict[str, dict[str, tuple[int, dict]]]
+    #: account id -> the health fields the connector wrote onto it
+    health: dict[str, dict] = field(default_factory=dict)
 
     def counts(self) -> Counter:
         """Live records per canonical kind (kinds with none left out)."""
-        return +Counter({kind: len(self.live[obj]) for kind, (obj, _) in OURS.items()})
+        live = {kind: len(self.live[obj]) for kind, (obj, _) in OURS.items()}
+        return +Counter({**live, "account_health": len(self.health)})
 
 
 def read_crm(path: Path) -> CrmState:
@@ -109,7 +117,11 @@ def read_crm(path: Path) -> CrmState:
     )
     for obj, rid, ext_key, deleted, raw in rows:
         fields = json.loads(raw)
-        if obj not in key_fields:
+        if obj == "Account":
+            health = {f: fields.pop(f) for f in HEALTH_FIELDS if f in fields}
+            if health:
+                state.health[rid] = health
+        if obj not in key_fields or fields.get("StageName") in CLOSED_STAGES:
             state.book.setdefault(obj, {})[rid] = (deleted, fields)
             continue
         if ext_key is None:
@@ -398,6 +410,8 @@ def crm_differences(got: CrmState, want: CrmState) -> list[str]:
                     if have[key].get(f) != ref[key].get(f)
                 }
                 problems.append(f"{obj} {key}: (got, wanted) {diff}")
+    if got.health != want.health:
+        problems.append("account health differs")
     if got.book != want.book:
         changed = [
             o for o in got.book.keys() | want.book.keys() if got.book.get(o) != want.book.get(o)
@@ -510,7 +524,13 @@ def _renewed_contracts(crm: SandboxCrm) -> tuple[list[str], dict[str, list[dict]
     for line in crm.all("ContractLine", include_deleted=True):
         if line["IsRecurring"]:
             lines[line["ContractId"]].append(line)
-    renewed = sorted({o["Renewal_Contract__c"] for o in crm.all("Opportunity")})
+    renewed = sorted(
+        {
+            o["Renewal_Contract__c"]
+            for o in crm.all("Opportunity")
+            if o["StageName"] not in CLOSED_STAGES
+        }
+    )
     return [c for c in renewed if len(lines[c]) >= 3], lines
 
 

@@ -23,9 +23,26 @@ LINE = {
     "Renewal_Line_Key__c": "renewal_line_key",
     "Description": "description",
 }
+HEALTH = {
+    "Health_Score__c": "renewal_health_score",
+    "Health_Grade__c": "renewal_health_grade",
+    "Health_Drivers__c": "renewal_health_drivers",
+}
 #: sandbox object -> {sandbox field: HubSpot property}
 FIELDS: dict[str, dict[str, str]] = {
-    "Account": {"Name": "name", "OwnerId": "hubspot_owner_id", "Segment__c": "customer_segment"},
+    "Account": {
+        "Name": "name",
+        "OwnerId": "hubspot_owner_id",
+        "Segment__c": "customer_segment",
+        "NPS__c": "nps_score",
+        "Open_Tickets__c": "open_tickets",
+        "High_Priority_Tickets__c": "high_priority_tickets",
+        "Late_Payments__c": "late_payments",
+        "Last_Meeting_Date__c": "last_meeting_date",
+        "Executive_Sponsor__c": "executive_sponsor",
+        "Health_Trend__c": "renewal_health_trend",
+        **HEALTH,
+    },
     "Contact": {"Email": "email", "Title": "jobtitle"},
     "Contract": {
         "ContractNumber": "dealname",
@@ -46,6 +63,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "Renewal_Key__c": "renewal_key",
         "Renewal_Contract__c": "renewal_contract_id",
         "AccountId": "associated_company_id",
+        "Loss_Reason__c": "renewal_loss_reason",
+        **HEALTH,
     },
     "ContractLine": LINE,
     "OpportunityLineItem": LINE,
@@ -72,10 +91,12 @@ VALUES = {
     "Type": {"Renewal": "existingbusiness"},
     "Priority": {"High": "HIGH", "Normal": "MEDIUM", "Low": "LOW"},
 }
-NUMBERS = {"Amount", "Quantity", "UnitPrice", "Renewal_Uplift__c"}
-DATES = {"CloseDate", "ActivityDate", "StartDate", "EndDate"}
+NUMBERS = {"Amount", "Quantity", "UnitPrice", "Renewal_Uplift__c", "Health_Score__c", "NPS__c"}
+NUMBERS |= {"Open_Tickets__c", "High_Priority_Tickets__c", "Late_Payments__c"}
+DATES = {"CloseDate", "ActivityDate", "StartDate", "EndDate", "Last_Meeting_Date__c"}
 KIND_OBJECT = {
     "account": "Account",
+    "account_health": "Account",
     "contact": "Contact",
     "contract": "Contract",
     "contract_line": "ContractLine",

@@ -83,6 +83,14 @@ TYPES = {
     "Status": "picklist",
     "Priority": "picklist",
     "Line_Type__c": "picklist",
+    "NPS__c": "double",
+    "Open_Tickets__c": "double",
+    "High_Priority_Tickets__c": "double",
+    "Late_Payments__c": "double",
+    "Health_Score__c": "double",
+    "Last_Meeting_Date__c": "date",
+    "Executive_Sponsor__c": "boolean",
+    "Loss_Reason__c": "picklist",
 }
 REFERENCES = {
     "OwnerId": "User",
@@ -100,7 +108,9 @@ REFERENCES = {
 }
 SCHEMA = {
     "User": "Id Name Email IsActive ManagerId SystemModstamp",
-    "Account": "Id Name OwnerId Type SystemModstamp IsDeleted",
+    "Account": "Id Name OwnerId Type NPS__c Open_Tickets__c High_Priority_Tickets__c "
+    "Late_Payments__c Last_Meeting_Date__c Executive_Sponsor__c Health_Score__c Health_Grade__c "
+    "Health_Drivers__c Health_Trend__c SystemModstamp IsDeleted",
     "Contact": "Id AccountId Name Email Title Renewal_Contact__c SystemModstamp IsDeleted",
     "Contract": "Id AccountId ContractNumber Status StartDate EndDate OwnerId "
     "Renewal_Uplift__c CurrencyIsoCode SBQQ__RenewalForecast__c SBQQ__RenewalOpportunity__c "
@@ -110,7 +120,8 @@ SCHEMA = {
     "Pricebook2": "Id Name IsStandard IsActive SystemModstamp IsDeleted",
     "PricebookEntry": "Id Pricebook2Id Product2Id UnitPrice IsActive SystemModstamp",
     "Opportunity": "Id Name AccountId StageName CloseDate Amount OwnerId Type Pricebook2Id "
-    "Contract__c Renewal_Key__c Renewal_Contract__c SystemModstamp IsDeleted",
+    "Contract__c Renewal_Key__c Renewal_Contract__c Health_Score__c Health_Grade__c "
+    "Health_Drivers__c Loss_Reason__c SystemModstamp IsDeleted",
     "OpportunityLineItem": "Id OpportunityId PricebookEntryId Product2Id ProductCode Quantity "
     "UnitPrice Description Line_Type__c Renewal_Line_Key__c SystemModstamp IsDeleted",
     "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
@@ -141,6 +152,7 @@ class FakeOrg:
         self.cursors: dict[str, list[dict]] = {}
         self.schema = {o: f.split() for o, f in SCHEMA.items()}
         self.created_fields: list[dict] = []
+        self.token_requests: list[dict] = []
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -204,6 +216,11 @@ class FakeOrg:
             re.compile(r"https://(login|test)\.salesforce\.com/services/Soap/u/.*"),
             self._login,
         )
+        r.add_callback(
+            "POST",
+            re.compile(r"https://(login|test)\.salesforce\.com/services/oauth2/token"),
+            self._token,
+        )
         pattern = re.compile(re.escape(f"https://{INSTANCE}/services/data/") + ".*")
         for method in ("GET", "POST", "PATCH", "DELETE"):
             r.add_callback(method, pattern, self._rest)
@@ -215,6 +232,21 @@ class FakeOrg:
         self.session = f"SESSION-{self.logins}"
         body = LOGIN_XML.format(instance=INSTANCE, version=VERSION, session=self.session)
         return 200, {"Content-Type": "text/xml"}, body
+
+    def _token(self, request) -> tuple[int, dict, str]:
+        """OAuth 2.0 token endpoint (JWT bearer grant); the assertion is kept for tests."""
+        form = {k: v[0] for k, v in parse_qs(request.body).items()}
+        self.token_requests.append(form)
+        if not self.password_ok:
+            error = {
+                "error": "invalid_grant",
+                "error_description": "user hasn't approved this consumer",
+            }
+            return 400, {}, json.dumps(error)
+        self.logins += 1
+        self.session = f"SESSION-{self.logins}"
+        answer = {"access_token": self.session, "instance_url": f"https://{INSTANCE}"}
+        return 200, {}, json.dumps(answer)
 
     def _rest(self, request) -> tuple[int, dict, str]:
         url = urlparse(request.url)

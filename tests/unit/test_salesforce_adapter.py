@@ -362,3 +362,38 @@ def test_renewal_contacts_can_come_from_contact_roles(rsps, tmp_path, monkeypatc
     assert "Uma User" not in notice[0]["Description"]
     assert notice[0]["WhoId"].startswith("003")  # the contact, not the role record
     ctx.close()
+
+
+def test_jwt_bearer_login_signs_an_assertion_with_the_private_key(rsps, tmp_path):
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "server.key").write_bytes(pem)
+    org = FakeOrg(rsps)
+    env = {
+        "SALESFORCE_USERNAME": "integration@acme.test",
+        "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer",
+        "SALESFORCE_PRIVATE_KEY_FILE": str(tmp_path / "server.key"),
+    }
+    s = SalesforceSettings(auth="jwt")
+    crm = SalesforceCrm(connect(s, env), load_mapping(ROOT / "mappings/salesforce.yaml"), s)
+    org.insert("User", {"Name": "Sam", "IsActive": True})
+    assert len(next(iter(crm.read_changes("owner", None)))) == 1
+    (form,) = org.token_requests
+    assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    claims = jwt.decode(
+        form["assertion"],
+        key.public_key(),
+        algorithms=["RS256"],
+        audience=None,
+        options={"verify_aud": False},
+    )
+    assert (claims["iss"], claims["sub"]) == ("3MVG9-consumer", "integration@acme.test")
+    assert claims["aud"] == "https://login.salesforce.com"

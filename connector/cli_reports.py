@@ -1,0 +1,193 @@
+"""`renewals signals import` and `renewals report`: health inputs in, renewal figures out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector import bootstrap
+from connector.domain.reports import Report
+from connector.services.report import build_report, import_signals, scorecard_measures
+from connector.services.sync import today
+from connector.state import StateStore
+
+
+def register(main: click.Group) -> None:
+    """Add the commands to the `renewals` group (called from connector.cli)."""
+    from connector import cli
+
+    @main.group("signals")
+    def signals_group() -> None:
+        """Product-usage signals that feed the health score."""
+
+    @signals_group.command("import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @cli.json_option
+    @click.pass_context
+    @cli.fatal_errors
+    def signals_import(ctx, file: Path, as_json: bool) -> None:
+        """Load signals from FILE.csv (columns: account, measure, value, timestamp[, source]).
+        Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad)."""
+        cfg = bootstrap.load(ctx.parent.obj["config"])
+        store = StateStore(cfg.state_url)
+        try:
+            result = import_signals(store, scorecard_measures(cfg), file)
+        finally:
+            store.close()
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "rows": result.rows,
+                        "stored": result.stored,
+                        "duplicates": result.duplicates,
+                        "errors": [{"line": ln, "error": msg} for ln, msg in result.errors],
+                    }
+                )
+            )
+        else:
+            print_import(cli.out, file, result)
+        sys.exit(cli.EXIT_PARTIAL if result.errors else cli.EXIT_OK)
+
+    @main.command("report")
+    @click.option(
+        "--period",
+        type=click.Choice(["month", "quarter", "year"]),
+        default="quarter",
+        show_default=True,
+        help="Bucket the renewal figures by contract end date.",
+    )
+    @click.option("--from", "start", callback=cli._date, metavar="DATE", help="Default: --to - 1y.")
+    @click.option("--to", "end", callback=cli._date, metavar="DATE", help="Default: --as-of.")
+    @cli.as_of_option
+    @cli.json_option
+    @click.option(
+        "--csv", "as_csv", is_flag=True, help="Print CSV rows (section,key,metric,value)."
+    )
+    @click.pass_context
+    @cli.fatal_errors
+    def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> None:
+        """Renewal and churn rates, revenue retention, renewals coming due with their health,
+        reasons for non-renewal and segment migration, from the last synced data."""
+        if as_json and as_csv:
+            raise click.UsageError("choose one of --json and --csv")
+        if start and end and start > end:
+            raise click.UsageError("--from must not be after --to")
+        context = cli._context(ctx)
+        try:
+            report = build_report(context, as_of or today(), start, end, period)
+        finally:
+            context.close()
+        if as_json:
+            click.echo(json.dumps(report.to_json()))
+        elif as_csv:
+            click.echo(report_csv(report), nl=False)
+        else:
+            print_report(cli.out, report)
+
+
+def report_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("section", "key", "metric", "value"))
+    writer.writerows(("" if v is None else v for v in row) for row in report.rows())
+    return buffer.getvalue()
+
+
+def print_import(out: Console, file: Path, result) -> None:
+    out.print(
+        f"{file}: {result.rows} rows, {result.stored} signals stored, "
+        f"{result.duplicates} already known, {len(result.errors)} rejected"
+    )
+    if result.errors:
+        t = Table("line", "problem", title="Rejected rows", title_style="bold red")
+        for line, message in result.errors:
+            t.add_row(str(line), message)
+        out.print(t)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def _money(value) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def print_report(out: Console, r: Report) -> None:
+    data = r.to_json()
+    t = Table(
+        "period",
+        "due",
+        "renewed",
+        "lost",
+        "open",
+        "renewal rate",
+        "by value",
+        "churn",
+        "by value",
+        "GRR",
+        "NRR",
+        "avg renewal",
+        title=f"Renewals {r.start} .. {r.end} by {r.period} (as of {r.as_of})",
+    )
+    for row in [*r.periods, r.total]:
+        t.add_row(
+            row.period,
+            str(row.due),
+            str(row.renewed),
+            str(row.lost),
+            str(row.open),
+            _pct(row.renewal_rate),
+            _pct(row.renewal_rate_value),
+            _pct(row.churn_rate),
+            _pct(row.churn_rate_value),
+            _pct(row.gross_revenue_retention),
+            _pct(row.net_revenue_retention),
+            _money(row.average_renewal_value),
+        )
+    out.print(t)
+    due = Table(
+        "month", "contracts", "value", "green", "yellow", "red", "unknown", title="Coming due"
+    )
+    for d in r.coming_due:
+        due.add_row(
+            d.month, str(d.contracts), _money(d.value), *(str(n) for n in d.health.values())
+        )
+    out.print(due)
+    reasons = Table("reason", "lost renewals", title="Reasons for non-renewal")
+    for reason, n in r.loss_reasons.items():
+        reasons.add_row(reason, str(n))
+    out.print(reasons)
+    matrix = data["segment_migration"]["matrix"]
+    targets = sorted({dst for row in matrix.values() for dst in row})
+    m = Table(
+        "from \\ to",
+        *targets,
+        title=f"Segment migration {r.migration_from} -> {r.migration_to} (accounts)",
+    )
+    for src, row in matrix.items():
+        m.add_row(src, *(str(row.get(dst, 0)) for dst in targets))
+    out.print(m)
+
+
+def print_health_mix(out: Console, mix: dict[str, int]) -> None:
+    total = sum(mix.values()) or 1
+    t = Table("grade", "accounts", "share", title="Account health")
+    for grade, n in mix.items():
+        colour = {"green": "green", "yellow": "yellow", "red": "red"}.get(grade, "white")
+        t.add_row(f"[{colour}]{grade}[/]", str(n), f"{n / total:.0%}")
+    out.print(t)
+
+
+def demo_insights(out: Console, report: Report) -> None:
+    """What `renewals demo` adds: the health mix and the report."""
+    print_health_mix(out, report.health)
+    print_report(out, report)

@@ -1,0 +1,263 @@
+"""Renewal reporting: pure functions over the book's contracts and their renewal outcomes.
+
+- renewal rate = contracts renewed / contracts that reached their end date in the period
+  (by count, and by value: the contracts' recurring value); churn rate = 1 - renewal rate
+- gross revenue retention = sum over renewed contracts of min(renewal amount, prior value) /
+  prior value of all contracts due; net revenue retention = renewal amounts / prior value due
+- average renewal value = renewal amount / renewals won
+- coming due: open contracts ending in the next months, by month, with their health mix
+- reasons for non-renewal: lost renewals counted by their loss reason
+- segment migration: accounts counted by (segment in one period -> segment in another)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from connector.domain.book import Book
+from connector.domain.policy import RenewalPolicy
+from connector.domain.segments import NOT_BOUGHT
+
+Period = Literal["month", "quarter", "year"]
+RATE = Decimal("0.0001")
+CENT = Decimal("0.01")
+GRADES = ("green", "yellow", "red", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    contract_id: str
+    account_id: str
+    end_date: date
+    value: Decimal  # recurring value of the term that ends
+    status: Literal["renewed", "lost", "open"]
+    renewal_amount: Decimal = Decimal(0)
+    loss_reason: str | None = None
+
+
+def outcomes(book: Book, policy: RenewalPolicy) -> list[Outcome]:
+    """Every bought contract with what became of its renewal."""
+    out = []
+    for c in sorted(book.contracts.values(), key=lambda c: c.id):
+        if c.status in NOT_BOUGHT:
+            continue
+        value = sum(
+            (ln.quantity * ln.unit_price for ln in book.lines_of(c.id) if ln.recurring),
+            Decimal(0),
+        )
+        status, amount, reason = "open", Decimal(0), None
+        for r in sorted(book.renewals_of(c.id), key=lambda r: r.close_date):
+            if r.stage in policy.closed_won_stages:
+                status, amount, reason = "renewed", r.amount, None
+            elif r.stage in policy.closed_lost_stages:
+                status, amount, reason = "lost", Decimal(0), r.loss_reason
+        out.append(Outcome(c.id, c.account_id, c.end_date, value, status, amount, reason))
+    return out
+
+
+def period_label(day: date, period: Period) -> str:
+    if period == "month":
+        return f"{day:%Y-%m}"
+    if period == "quarter":
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    return str(day.year)
+
+
+def labels(start: date, end: date, period: Period) -> list[str]:
+    out: list[str] = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        label = period_label(date(year, month, 1), period)
+        if label not in out:
+            out.append(label)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
+    if not den:
+        return None
+    return (Decimal(num) / Decimal(den)).quantize(RATE, ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    period: str
+    due: int
+    renewed: int
+    lost: int
+    open: int
+    due_value: Decimal
+    renewed_value: Decimal
+    renewal_amount: Decimal
+    renewal_rate: Decimal | None
+    renewal_rate_value: Decimal | None
+    churn_rate: Decimal | None
+    churn_rate_value: Decimal | None
+    gross_revenue_retention: Decimal | None
+    net_revenue_retention: Decimal | None
+    average_renewal_value: Decimal | None
+
+
+def retention(label: str, due: Iterable[Outcome]) -> Retention:
+    due = list(due)
+    won = [o for o in due if o.status == "renewed"]
+    due_value = sum((o.value for o in due), Decimal(0))
+    renewed_value = sum((o.value for o in won), Decimal(0))
+    amount = sum((o.renewal_amount for o in won), Decimal(0))
+    kept = sum((min(o.renewal_amount, o.value) for o in won), Decimal(0))
+    rate, rate_value = _ratio(len(won), len(due)), _ratio(renewed_value, due_value)
+    avg = (amount / len(won)).quantize(CENT, ROUND_HALF_UP) if won else None
+    return Retention(
+        label,
+        len(due),
+        len(won),
+        sum(o.status == "lost" for o in due),
+        sum(o.status == "open" for o in due),
+        due_value,
+        renewed_value,
+        amount,
+        rate,
+        rate_value,
+        None if rate is None else 1 - rate,
+        None if rate_value is None else 1 - rate_value,
+        _ratio(kept, due_value),
+        _ratio(amount, due_value),
+        avg,
+    )
+
+
+def retention_by_period(
+    items: list[Outcome], start: date, end: date, period: Period
+) -> tuple[list[Retention], Retention]:
+    """Per period and in total, over contracts whose end date falls in [start, end]."""
+    due = [o for o in items if start <= o.end_date <= end]
+    rows = [
+        retention(label, (o for o in due if period_label(o.end_date, period) == label))
+        for label in labels(start, end, period)
+    ]
+    return rows, retention("total", due)
+
+
+@dataclass(frozen=True, slots=True)
+class DueMonth:
+    month: str
+    contracts: int
+    value: Decimal
+    health: dict[str, int]
+
+
+def coming_due(
+    items: list[Outcome], grades: Mapping[str, str], as_of: date, months: int = 12
+) -> list[DueMonth]:
+    """Open contracts ending from `as_of` over the next `months` months, by month."""
+    year, month_no = as_of.year, as_of.month
+    window = []
+    for _ in range(months):
+        window.append(f"{year:04d}-{month_no:02d}")
+        year, month_no = (year + 1, 1) if month_no == 12 else (year, month_no + 1)
+    out = []
+    for month in window:
+        due = [
+            o
+            for o in items
+            if o.status == "open" and o.end_date >= as_of and f"{o.end_date:%Y-%m}" == month
+        ]
+        mix = Counter(grades.get(o.account_id, "unknown") for o in due)
+        out.append(
+            DueMonth(
+                month,
+                len(due),
+                sum((o.value for o in due), Decimal(0)),
+                {g: mix.get(g, 0) for g in GRADES},
+            )
+        )
+    return out
+
+
+def loss_reasons(items: list[Outcome], start: date, end: date) -> dict[str, int]:
+    counts = Counter(
+        o.loss_reason or "unspecified"
+        for o in items
+        if o.status == "lost" and start <= o.end_date <= end
+    )
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def migration(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """from segment -> to segment -> accounts, over accounts placed in both periods."""
+    matrix: dict[str, dict[str, int]] = {}
+    for account in sorted(before.keys() & after.keys()):
+        row = matrix.setdefault(before[account], {})
+        row[after[account]] = row.get(after[account], 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(matrix.items())}
+
+
+@dataclass
+class Report:
+    as_of: date
+    start: date
+    end: date
+    period: Period
+    periods: list[Retention]
+    total: Retention
+    coming_due: list[DueMonth]
+    loss_reasons: dict[str, int]
+    migration_from: str | None
+    migration_to: str | None
+    migration: dict[str, dict[str, int]] = field(default_factory=dict)
+    health: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "as_of": self.as_of,
+                "from": self.start,
+                "to": self.end,
+                "period": self.period,
+                "health": self.health,
+                "periods": [asdict(r) for r in self.periods],
+                "total": asdict(self.total),
+                "coming_due": [asdict(d) for d in self.coming_due],
+                "non_renewal_reasons": self.loss_reasons,
+                "segment_migration": {
+                    "from_period": self.migration_from,
+                    "to_period": self.migration_to,
+                    "matrix": self.migration,
+                },
+            }
+        )
+
+    def rows(self) -> list[tuple[str, str, str, Any]]:
+        """(section, key, metric, value) rows, for CSV."""
+        out: list[tuple[str, str, str, Any]] = []
+        data = self.to_json()
+        for r in [*data["periods"], data["total"]]:
+            out += [("retention", r["period"], k, v) for k, v in r.items() if k != "period"]
+        for d in data["coming_due"]:
+            out += [("coming_due", d["month"], "contracts", d["contracts"])]
+            out += [("coming_due", d["month"], "value", d["value"])]
+            out += [("coming_due", d["month"], f"health_{g}", n) for g, n in d["health"].items()]
+        out += [("non_renewal_reasons", r, "count", n) for r, n in self.loss_reasons.items()]
+        span = f"{self.migration_from}->{self.migration_to}"
+        for src, row in self.migration.items():
+            out += [("segment_migration", span, f"{src}->{dst}", n) for dst, n in row.items()]
+        out += [("health", "accounts", g, n) for g, n in self.health.items()]
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

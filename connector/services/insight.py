@@ -1,0 +1,55 @@
+"""Health, usage and segments for a run: read signals and history from the state store, score
+the book with the pure domain functions, and record what was computed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from connector.domain.book import Book
+from connector.domain.health import Health, Previous, history_row, score_book
+from connector.domain.renewals import Planner
+from connector.domain.segments import segment_periods
+from connector.domain.upsell import book_facts
+from connector.services.context import Context
+
+
+@dataclass
+class Insight:
+    health: dict[str, Health] = field(default_factory=dict)
+    #: account id -> latest value of every signal measure
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def assess(ctx: Context, book: Book, as_of: date) -> tuple[Insight, Planner]:
+    """Score every account and build the planner that reads the scores."""
+    cfg = ctx.config
+    signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC))
+    previous = {
+        account: Previous(row["score"], row["grade"], row["values"])
+        for account, row in ctx.store.health_before(as_of.isoformat()).items()
+    }
+    facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
+    health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, previous, as_of)
+    usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
+    planner = Planner(
+        cfg.renewals,
+        cfg.playbook,
+        as_of,
+        scorecard=cfg.scorecard,
+        upsell=cfg.upsell,
+        health=health,
+        usage=usage,
+        facts=facts,
+    )
+    return Insight(health, usage), planner
+
+
+def record(ctx: Context, book: Book, insight: Insight, as_of: date) -> None:
+    """Today's health history and the segment history (backfilled over the window)."""
+    ctx.store.save_health([history_row(h, as_of) for h in insight.health.values()])
+    known = set(ctx.store.segment_periods())
+    for rows in segment_periods(
+        book, ctx.config.segments, ctx.config.renewals, as_of, insight.health, known
+    ):
+        ctx.store.save_segments(rows)  # a period at a time: a large book stays small in memory

@@ -1,0 +1,106 @@
+"""The report use case: renewal figures over the synced book and the recorded history (no CRM
+call), and the signals import that feeds the health score."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from connector.domain.health import signal_measures
+from connector.domain.reports import (
+    Period,
+    Report,
+    coming_due,
+    loss_reasons,
+    migration,
+    outcomes,
+    retention_by_period,
+)
+from connector.domain.segments import period_start
+from connector.domain.signals import SignalError, parse_signal
+from connector.services.context import Context
+from connector.services.gather import load_book
+from connector.state import StateStore
+
+
+def build_report(
+    ctx: Context,
+    as_of: date,
+    start: date | None = None,
+    end: date | None = None,
+    period: Period = "quarter",
+) -> Report:
+    end = end or as_of
+    start = start or end - timedelta(days=365)
+    book = load_book(ctx)
+    items = outcomes(book, ctx.config.renewals)
+    rows, total = retention_by_period(items, start, end, period)
+    health = ctx.store.health_on(as_of.isoformat())
+    grades = {a: r["grade"] for a, r in health.items() if r["grade"] and a in book.accounts}
+    segs = ctx.config.segments
+    recorded = ctx.store.segment_periods()
+    before = _recorded(recorded, period_start(start, segs).isoformat())
+    after = _recorded(recorded, period_start(end, segs).isoformat())
+    matrix = (
+        migration(ctx.store.segments_in(before), ctx.store.segments_in(after))
+        if before and after
+        else {}
+    )
+    mix = {g: 0 for g in ("green", "yellow", "red")}
+    for g in grades.values():
+        mix[g] += 1
+    return Report(
+        as_of,
+        start,
+        end,
+        period,
+        rows,
+        total,
+        coming_due(items, grades, as_of),
+        loss_reasons(items, start, end),
+        before,
+        after,
+        matrix,
+        mix,
+    )
+
+
+def _recorded(periods: list[str], wanted: str) -> str | None:
+    """The recorded period `wanted`, else the nearest recorded one after it, else the last."""
+    later = [p for p in periods if p >= wanted]
+    return later[0] if later else (periods[-1] if periods else None)
+
+
+@dataclass
+class SignalImport:
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def import_signals(store: StateStore, measures: tuple[str, ...], path: Path) -> SignalImport:
+    """Load a CSV of signals (account, measure, value, timestamp[, source]); each row checked by
+    the same validation as the webhook; bad rows reported with their line, good rows kept."""
+    result, good = SignalImport(), []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            result.rows += 1
+            if None in row:
+                result.errors.append((reader.line_num, "more values than columns"))
+                continue
+            try:
+                good.append(parse_signal(row, measures, source="csv"))
+            except SignalError as exc:
+                result.errors.append((reader.line_num, str(exc)))
+    result.stored = store.add_signals(good)
+    result.duplicates = len(good) - result.stored
+    return result
+
+
+def scorecard_measures(ctx_or_config) -> tuple[str, ...]:
+    cfg = getattr(ctx_or_config, "config", ctx_or_config)
+    return signal_measures(cfg.scorecard)

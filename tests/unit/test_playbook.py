@@ -1,0 +1,164 @@
+"""The renewal-to-renewal playbook: tasks keyed to contract dates, business days with public
+holidays, one task per (contract term, step, period), event tasks for risk and contacts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.domain.health import Previous, score_account
+from connector.domain.models import Account, Contact, Contract, Owner
+from connector.domain.playbook import TaskContext, business_day, plan_tasks
+from connector.domain.policy import EventStep, Playbook, PlaybookStep, Scorecard
+from tests.unit.test_health import CARD
+
+QBR = PlaybookStep(
+    id="qbr",
+    anchor="start",
+    offset_days=0,
+    repeat="quarterly",
+    create_before_days=14,
+    late_if_missed=False,
+    subject="QBR {period}: {account_name}",
+    description="Health {health_score} ({grade}); drivers: {drivers}. Upsell: {upsell}.",
+)
+KICKOFF = PlaybookStep(
+    id="onboarding_kickoff",
+    anchor="start",
+    offset_days=0,
+    create_before_days=7,
+    late_if_missed=False,
+    subject="Kickoff {account_name}",
+)
+NOTICE = PlaybookStep(
+    id="customer_notice",
+    anchor="end",
+    offset_days=-60,
+    create_before_days=30,
+    subject="Notify",
+    description="{amount} {currency} (uplift {uplift_percent}%)",
+)
+PLAYBOOK = Playbook(holiday_country="US", steps=(KICKOFF, QBR, NOTICE))
+OWNER = Owner(id="u1", name="Sam")
+ACCOUNT = Account(id="a1", name="Acme", owner_id="u1")
+ANN = Contact(id="c1", account_id="a1", name="Ann", email="ann@x.test", renewal_contact=True)
+
+
+def context(contract: Contract, contacts=(ANN,), health=None, at_risk=False) -> TaskContext:
+    return TaskContext(
+        f"{contract.id}:{contract.end_date}",
+        None,
+        contract,
+        ACCOUNT,
+        OWNER,
+        list(contacts),
+        Decimal("1050.00"),
+        Decimal(5),
+        health,
+        (),
+        at_risk,
+    )
+
+
+def contract(start=date(2026, 1, 15), end=date(2027, 1, 14), cid="k1") -> Contract:
+    return Contract(
+        id=cid, account_id="a1", status="active", start_date=start, end_date=end, currency="USD"
+    )
+
+
+def keys(tasks) -> list[str]:
+    return [t.dedupe_key for t in tasks]
+
+
+def test_due_dates_move_off_weekends_and_public_holidays():
+    # 2026-12-25 is a Friday and Christmas Day in the US
+    assert business_day(date(2026, 12, 25), (5, 6), backwards=True) == date(2026, 12, 25)
+    assert business_day(date(2026, 12, 25), (5, 6), True, "US") == date(2026, 12, 24)
+    assert business_day(date(2026, 12, 25), (5, 6), False, "US") == date(2026, 12, 28)
+    # end 2027-02-23: notice due 60 days before = 2026-12-25 -> Thursday 2026-12-24
+    (notice,) = plan_tasks(
+        PLAYBOOK, date(2026, 12, 1), context(contract(date(2026, 2, 24), date(2027, 2, 23)))
+    )
+    assert notice.due_date == date(2026, 12, 24)
+    assert notice.description.startswith("1,050.00 USD (uplift 5%)")
+
+
+def test_a_qbr_each_quarter_of_the_term_keyed_by_its_quarter():
+    c = contract()  # 2026-01-15 .. 2027-01-14: QBRs 2026-04-15, 07-15, 10-15
+    seen = {}
+    day = c.start_date - timedelta(days=10)
+    while day <= c.end_date:
+        for t in plan_tasks(PLAYBOOK, day, context(c)):
+            seen.setdefault(t.dedupe_key, t)
+        day += timedelta(days=1)
+    assert sorted(seen) == [
+        "k1:2027-01-14:customer_notice",
+        "k1:2027-01-14:onboarding_kickoff",
+        "k1:2027-01-14:qbr:2026-Q2",
+        "k1:2027-01-14:qbr:2026-Q3",
+        "k1:2027-01-14:qbr:2026-Q4",
+    ]
+    assert seen["k1:2027-01-14:qbr:2026-Q3"].due_date == date(2026, 7, 15)
+    assert seen["k1:2027-01-14:qbr:2026-Q2"].subject == "QBR 2026-Q2: Acme"
+    assert seen["k1:2027-01-14:onboarding_kickoff"].due_date == date(2026, 1, 15)
+
+
+def test_steps_not_late_if_missed_are_not_created_after_their_due_date():
+    assert keys(plan_tasks(PLAYBOOK, date(2026, 4, 16), context(contract()))) == []
+
+
+def test_qbr_brief_carries_health_and_drivers():
+    health = score_account(CARD, "a1", {"seat_utilisation": 0.34, "late_payments": 0})
+    (qbr,) = plan_tasks(PLAYBOOK, date(2026, 4, 10), context(contract(), health=health))
+    assert qbr.description.startswith(
+        "Health 52 (yellow); drivers: low confidence (2 measures); seat utilisation 34%."
+    )
+
+
+def test_at_risk_and_name_a_contact_tasks():
+    health = score_account(
+        CARD, "a1", {"seat_utilisation": 0.2, "late_payments": 3}, Previous(60, "yellow")
+    )
+    tasks = plan_tasks(
+        PLAYBOOK, date(2026, 5, 1), context(contract(), contacts=(), health=health, at_risk=True)
+    )
+    by_key = {t.dedupe_key: t for t in tasks}
+    risk = by_key["k1:2027-01-14:at_risk:2026-05-01"]
+    assert risk.priority == "high" and risk.due_date == date(2026, 5, 1)
+    assert risk.subject == "At risk: Acme is red (12)"
+    assert "name one" in by_key["k1:2027-01-14:name_contact"].description
+
+
+def test_event_steps_can_be_switched_off():
+    off = PLAYBOOK.model_copy(
+        update={"name_contact": EventStep(enabled=False, subject="x"), "steps": ()}
+    )
+    assert plan_tasks(off, date(2026, 5, 1), context(contract(), contacts=())) == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 900), st.sampled_from([365, 730, 1095])), min_size=1, max_size=6
+    ),
+    st.lists(st.integers(0, 1200), min_size=1, max_size=12),
+    st.booleans(),
+)
+def test_no_task_key_twice_over_contracts_and_days(terms, days, risky):
+    base = date(2025, 1, 1)
+    card = Scorecard(measures=CARD.measures)
+    health = score_account(card, "a1", {"late_payments": 3}, Previous(80, "green"))
+    planned: dict[str, str] = {}
+    for i, (offset, length) in enumerate(terms):
+        c = contract(base + timedelta(days=offset), base + timedelta(days=offset + length), f"k{i}")
+        for d in days:
+            tasks = plan_tasks(
+                PLAYBOOK, base + timedelta(days=d), context(c, health=health, at_risk=risky)
+            )
+            assert len(keys(tasks)) == len(set(keys(tasks)))
+            for t in tasks:
+                # a key always names the same task (contract, step, period)
+                assert planned.setdefault(t.dedupe_key, t.subject) == t.subject

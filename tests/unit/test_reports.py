@@ -1,0 +1,172 @@
+"""Renewal reporting and lifecycle segments: worked examples with hand-computed values."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from connector.domain.book import Book
+from connector.domain.health import score_account
+from connector.domain.models import Account, Contract, ContractLine, RenewalOpportunity
+from connector.domain.policy import RenewalPolicy, Segments
+from connector.domain.reports import (
+    Outcome,
+    coming_due,
+    loss_reasons,
+    migration,
+    outcomes,
+    retention_by_period,
+)
+from connector.domain.segments import classify, period_start, periods, segment_book
+from tests.unit.test_health import CARD
+
+D = Decimal
+
+
+def book() -> Book:
+    """Four contracts ending in 2026-Q1 (A renewed up, B renewed down, C lost, D undecided)
+    and one ending in 2026-Q2 (E renewed flat)."""
+    b = Book()
+    b.put("account", "a1", Account(id="a1", name="Acme"))
+    spec = [  # id, end, value, renewal stage, renewal amount, loss reason
+        ("A", date(2026, 1, 31), "1000", "Closed Won", "1100", None),
+        ("B", date(2026, 2, 28), "2000", "Closed Won", "1800", None),
+        ("C", date(2026, 3, 15), "1000", "Closed Lost", "0", "Budget cut"),
+        ("D", date(2026, 3, 31), "500", "Prospecting", "500", None),
+        ("E", date(2026, 5, 10), "800", "Closed Won", "800", None),
+    ]
+    for cid, end, value, stage, amount, reason in spec:
+        b.put(
+            "contract",
+            cid,
+            Contract(
+                id=cid,
+                account_id="a1",
+                status="active",
+                start_date=end - timedelta(days=1095),
+                end_date=end,
+            ),
+        )
+        b.put(
+            "contract_line",
+            f"{cid}1",
+            ContractLine(
+                id=f"{cid}1", contract_id=cid, product_code="X", quantity=D(1), unit_price=D(value)
+            ),
+        )
+        b.put(
+            "renewal_opportunity",
+            f"o{cid}",
+            RenewalOpportunity(
+                key=f"{cid}:{end}",
+                contract_id=cid,
+                account_id="a1",
+                name=cid,
+                stage=stage,
+                close_date=end,
+                owner_id="u1",
+                amount=D(amount),
+                loss_reason=reason,
+            ),
+        )
+    return b
+
+
+def test_retention_worked_example_by_quarter():
+    items = outcomes(book(), RenewalPolicy())
+    rows, total = retention_by_period(items, date(2026, 1, 1), date(2026, 6, 30), "quarter")
+    q1, q2 = rows
+    assert (q1.period, q1.due, q1.renewed, q1.lost, q1.open) == ("2026-Q1", 4, 2, 1, 1)
+    assert q1.renewal_rate == D("0.5000") and q1.churn_rate == D("0.5000")
+    # by value: renewed 1000 + 2000 of 4500 due
+    assert q1.due_value == D(4500) and q1.renewal_rate_value == D("0.6667")
+    assert q1.churn_rate_value == D("0.3333")
+    # GRR: (min(1100, 1000) + min(1800, 2000)) / 4500 = 2800 / 4500; NRR: 2900 / 4500
+    assert q1.gross_revenue_retention == D("0.6222")
+    assert q1.net_revenue_retention == D("0.6444")
+    assert q1.average_renewal_value == D("1450.00")
+    assert (q2.period, q2.due, q2.renewal_rate, q2.net_revenue_retention) == ("2026-Q2", 1, 1, 1)
+    # total: 3 of 5 renewed; value 3800 of 5300; NRR 3700 / 5300
+    assert (total.due, total.renewed, total.renewal_rate) == (5, 3, D("0.6000"))
+    assert total.renewal_rate_value == D("0.7170")
+    assert total.net_revenue_retention == D("0.6981")
+
+
+def test_monthly_periods_and_reasons_for_non_renewal():
+    items = outcomes(book(), RenewalPolicy())
+    rows, _ = retention_by_period(items, date(2026, 1, 1), date(2026, 3, 31), "month")
+    assert [(r.period, r.due, r.renewed) for r in rows] == [
+        ("2026-01", 1, 1),
+        ("2026-02", 1, 1),
+        ("2026-03", 2, 0),
+    ]
+    assert loss_reasons(items, date(2026, 1, 1), date(2026, 12, 31)) == {"Budget cut": 1}
+    rows, _ = retention_by_period(items, date(2025, 1, 1), date(2026, 12, 31), "year")
+    assert [(r.period, r.due) for r in rows] == [("2025", 0), ("2026", 5)]
+
+
+def test_coming_due_by_month_with_health_mix():
+    items = [
+        Outcome("k1", "a1", date(2026, 12, 5), D(100), "open"),
+        Outcome("k2", "a2", date(2026, 12, 20), D(200), "open"),
+        Outcome("k3", "a3", date(2027, 1, 5), D(300), "open"),
+        Outcome("k4", "a3", date(2027, 1, 6), D(300), "renewed", D(300)),  # decided: not due
+        Outcome("k5", "a1", date(2026, 11, 1), D(50), "open"),  # already past
+    ]
+    due = coming_due(items, {"a1": "green", "a2": "red"}, date(2026, 11, 23), months=3)
+    assert [(d.month, d.contracts, d.value) for d in due] == [
+        ("2026-11", 0, 0),
+        ("2026-12", 2, 300),
+        ("2027-01", 1, 300),
+    ]
+    assert due[1].health == {"green": 1, "yellow": 0, "red": 1, "unknown": 0}
+    assert due[2].health["unknown"] == 1
+
+
+def test_segment_migration_matrix():
+    before = {"a1": "loyalist", "a2": "loyalist", "a3": "one_time_buyer", "a4": "inactive"}
+    after = {"a1": "loyalist", "a2": "under_performer", "a3": "loyalist", "a5": "loyalist"}
+    assert migration(before, after) == {
+        "loyalist": {"loyalist": 1, "under_performer": 1},
+        "one_time_buyer": {"loyalist": 1},
+    }
+
+
+def test_segments_by_rules_over_30_day_periods_with_18_periods_of_history():
+    segs = Segments()
+    assert period_start(date(2024, 1, 30), segs) == date(2024, 1, 1)
+    assert period_start(date(2024, 1, 31), segs) == date(2024, 1, 31)
+    starts = periods(date(2026, 6, 30), segs)
+    assert len(starts) == 18 and starts[-1] <= date(2026, 6, 30) < starts[-1] + timedelta(days=30)
+    assert classify(segs.rules, {"active": False, "terms": 4}) == "inactive"
+    assert (
+        classify(segs.rules, {"active": True, "terms": 1, "health_score": 30}) == "under_performer"
+    )
+    assert classify(segs.rules, {"active": True, "terms": 2, "gap_days": 45}) == "seasonal"
+    assert classify(segs.rules, {"active": True, "terms": 3, "gap_days": 0}) == "loyalist"
+    assert classify(segs.rules, {"active": True, "terms": 2, "gap_days": 0}) == "two_time_buyer"
+    assert classify(segs.rules, {"active": True, "terms": 1, "gap_days": 0}) == "one_time_buyer"
+
+    b = book()  # a1: five three-year terms, overlapping
+    health = {"a1": score_account(CARD, "a1", {"seat_utilisation": 0.2, "late_payments": 3})}
+    as_of = date(2026, 3, 20)
+    starts = periods(as_of, segs)
+    rows = segment_book(b, segs, RenewalPolicy(), as_of, health)
+    by_period = {r["period_start"]: r for r in rows}
+    assert sorted(by_period) == [s.isoformat() for s in starts]
+    current = by_period[starts[-1].isoformat()]
+    # by 2026-03-20 A and B were renewed, C was lost, D still runs: health 12 decides
+    assert current["facts"] == {
+        "active": True,
+        "terms": 5,
+        "renewals_won": 2,
+        "renewals_lost": 1,
+        "gap_days": 0,
+        "health_score": 12,
+        "days_since_last_activity": None,
+    }
+    assert current["segment"] == "under_performer"
+    earliest = by_period[starts[0].isoformat()]  # no health for past periods
+    assert earliest["facts"]["health_score"] is None and earliest["segment"] == "loyalist"
+    after = segment_book(b, segs, RenewalPolicy(), date(2026, 6, 30), {})
+    assert after[-1]["segment"] == "inactive"  # every term has ended
