@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhooks-clients", type=int, default=8)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
     parser.add_argument(
-        "--hubspot-scale", type=float, default=1.5, help="time runs this much faster"
+        "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
     )
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")

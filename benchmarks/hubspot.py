@@ -10,8 +10,9 @@ Lower bound, from HubSpot's API limits (see ../shared/API_NOTES.md):
   writes  upsert kinds: ceil(records / 100) batch upserts, plus as many v4 association creates
           (an upsert cannot carry associations); tasks (created once): ceil(n / 100) batch reads
           of existing dedupe keys plus ceil(n / 100) batch creates with inline associations.
-Bucket use = general-bucket calls during the write phase / what the limit allows in that time
-(a full bucket at its start plus the refill: LIMIT x (seconds / 10 + 1)).
+Bucket use (sustained) = the write calls' rate, from the moment the bucket first ran dry to the
+end of writing, against the limit's rate (110 per 10 s); also printed: the write calls against
+the most a rolling window allows in the whole write phase, LIMIT x (floor(windows) + 1).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class Meter:
         self.crm, self.read, self.sent, self.deleted = crm, Counter(), Counter(), Counter()
         self.write_start = self.write_end = 0.0
         self.write_calls = 0
+        #: when a write first waited on the bucket (it ran dry), and the write calls before it
+        self.dry_at, self.calls_before_dry = 0.0, 0
         reader = crm.read_changes
 
         def read_changes(kind, since):
@@ -110,13 +113,16 @@ class Meter:
 
     def _writer(self, method, call):
         def write(kind, records):
-            calls = self.crm.limits.general.stats.calls
-            self.write_start = self.write_start or time.monotonic()
+            stats = self.crm.limits.general.stats
+            calls, waits, started = stats.calls, stats.waits, time.monotonic()
+            self.write_start = self.write_start or started
             try:
                 return call(kind, records)
             finally:
                 self.write_end = time.monotonic()
-                self.write_calls += self.crm.limits.general.stats.calls - calls
+                if stats.waits > waits and not self.dry_at:
+                    self.dry_at, self.calls_before_dry = started, self.write_calls
+                self.write_calls += stats.calls - calls
                 self.sent[kind, method] += len(records)
 
         return write
@@ -142,7 +148,7 @@ class Meter:
         return reads, writes
 
 
-def run(contracts: int = 10_000, accounts: int = 6_000, scale: float = 1.5) -> list[Verdict]:
+def run(contracts: int = 10_000, accounts: int = 6_000, scale: float = 1.25) -> list[Verdict]:
     interval = 10.0 / scale
     heading(f"HubSpot: first sync of {contracts:,} contracts, {LIMIT}/10 s bucket, time x{scale:g}")
     # the fake runs in its own process, so serving does not compete with the connector for the GIL
@@ -224,8 +230,13 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
     general = meter.crm.limits.general.stats
     throttled = stats["statuses"].get("429", 0)
     span = meter.write_end - meter.write_start
-    allowed = (span / interval + 1) * LIMIT  # a full bucket at the start, then the refill
-    use = meter.write_calls / allowed if allowed else 0.0
+    # sustained use: once the bucket first ran dry (the first ~110 calls go at once), the call
+    # rate against the limit's rate; a rolling window allows LIMIT per interval, no more
+    steady = meter.write_end - meter.dry_at if meter.dry_at else 0.0
+    steady_calls = meter.write_calls - meter.calls_before_dry
+    use = steady_calls / (steady / interval * LIMIT) if steady else 0.0
+    # strict: the most calls any client could make in the whole write phase
+    most = LIMIT * (math.floor(span / interval) + 1)
     overall = general.calls / (wall / interval * LIMIT)
     row(
         "outcome",
@@ -239,8 +250,16 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
     row("ratio", f"{ratio:.3f}x")
     row("search calls", f"{meter.crm.limits.search.stats.calls} (own budget, 4/s)")
     row("general bucket: calls / waits", f"{general.calls} / {general.waits} waits")
-    row("write phase", f"{meter.write_calls} calls in {span:.1f} s; limit allows {allowed:.0f}")
-    row("bucket use, write phase", f"{use:.1%}")
+    row("write phase", f"{meter.write_calls} calls in {span:.1f} s ({span / interval:.2f} windows)")
+    row(
+        "bucket use, sustained",
+        f"{use:.1%}: {steady_calls} calls in the {steady:.1f} s after the bucket first ran dry",
+    )
+    row(
+        "bucket use, strict",
+        f"{meter.write_calls / most:.1%} of the {most} calls a rolling window allows in the "
+        "whole write phase (any client)",
+    )
     row("bucket use, whole sync", f"{overall:.1%} (reads wait on the search budget)")
     row("429 answers", throttled)
     print("  calls by endpoint (fake HubSpot's count):")
@@ -260,7 +279,7 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
         verdict(
             Verdict(
                 "hubspot",
-                "bucket use while writing",
+                "sustained bucket use while writing",
                 f"{use:.1%} of {LIMIT}/10 s, {throttled} x 429",
                 f">= {TARGET_USE:.0%}, 0 x 429",
                 use >= TARGET_USE and throttled == 0,

@@ -1,5 +1,6 @@
-"""The HubSpot requests behind HubSpotCrm: error translation, search windows, associations,
-batch writes. Functions over the adapter (`crm.call` counts, limits and retries each one)."""
+"""The HubSpot reads behind HubSpotCrm: error translation, which records a kind is, search
+windows, associations, archived listings, owners. Functions over the adapter (`crm.call`
+counts, rate-limits and retries each request)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
         body = json.loads(raw or "{}")
     except ValueError:
         body = {}
+    body = body if isinstance(body, dict) else {}  # every field of an error is optional
     headers = getattr(exc, "headers", None) or {}
     message = body.get("message") or getattr(exc, "reason", "") or "no message"
     kw = dict(

@@ -63,6 +63,13 @@ class RollingBucket:
             waited = True
             self.sleep(max(delay, 0.0005))
 
+    def available(self) -> int:
+        """Tokens a caller could take right now."""
+        with self._lock:
+            now = self.clock()
+            back = sum(1 for t in self._spent if t <= now)
+            return self.limit - (len(self._spent) - back) - self._in_flight
+
     def release(self) -> None:
         """The response arrived: the token comes back one interval from now."""
         with self._lock:
