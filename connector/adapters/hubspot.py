@@ -37,6 +37,7 @@ SEARCH_PAGE = 200
 ASSOC_CHUNK = 1000
 BATCH = 100
 MERGED = "hs_merged_object_ids"
+LIMIT_HEADER = "x-hubspot-ratelimit-"
 #: Singular names used in `associated_<name>_id` mapping fields -> object types.
 ALIASES = {
     "company": "companies",
@@ -84,6 +85,7 @@ class HubSpotCrm(HubSpotDiagnosis):
         self._retry = (retry_attempts, retry_max_wait)
         self._apis: dict[str, Any] = {}
         self.ids: dict[tuple[str, str], str] = {}  # (kind, key) -> object id, from our writes
+        self.last_limits: dict[str, str] = {}  # X-HubSpot-RateLimit-* of the last answer
 
     # ------------------------------------------------------------------ plumbing
 
@@ -113,6 +115,10 @@ class HubSpotCrm(HubSpotDiagnosis):
                 )
                 data = resp.data
                 resp.release_conn()  # unpreloaded: hand the connection back to the pool
+                if not search:  # search answers carry no rate-limit headers
+                    self.last_limits = {
+                        k: v for k, v in resp.headers.items() if k.lower().startswith(LIMIT_HEADER)
+                    }
                 return json.loads(data) if data else {}
             except urllib3.exceptions.HTTPError as exc:
                 raise calls.timeout_error(what, exc) from exc

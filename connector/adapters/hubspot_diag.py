@@ -77,16 +77,30 @@ class HubSpotDiagnosis:
         for obj in self._objects():
             checks.append(self._access(obj))
         checks.append(self._pipeline())
-        lim = self.settings.limits
-        checks.append(
-            Check(
-                "rate limits",
-                True,
-                f"{lim.burst} requests per 10 s ({lim.app_type} app), search "
-                f"{lim.search_per_second}/s; bucket shared by this process",
-            )
-        )
+        checks.append(self._limits())
         return checks
+
+    def _limits(self) -> Check:
+        """The configured tier against what HubSpot's rate-limit headers say."""
+        lim = self.settings.limits
+        detail = (
+            f"{lim.burst} requests per 10 s ({lim.app_type} app), search "
+            f"{lim.search_per_second}/s; bucket shared by this process"
+        )
+        said = {k.lower(): v for k, v in self.last_limits.items()}
+        top = said.get("x-hubspot-ratelimit-max")
+        window = said.get("x-hubspot-ratelimit-interval-milliseconds")
+        if not top or window != "10000":
+            return Check("rate limits", True, detail)
+        detail += f"; HubSpot says {top} per 10 s"
+        if int(top) < lim.burst:
+            return Check(
+                "rate limits",
+                False,
+                detail,
+                f"set hubspot.limits.requests_per_10s to {top} or less (above it: 429s)",
+            )
+        return Check("rate limits", True, detail)
 
     def check_mapping_online(self) -> list[Check]:
         from connector.adapters.hubspot_calls import synthetic

@@ -99,3 +99,17 @@ def test_online_mapping_check_finds_missing_properties_and_a_key_that_is_not_uni
         "property line_items.hs_sku",
         "property deals.amount",
     }
+
+
+def test_doctor_flags_a_tier_above_what_hubspot_allows(tmp_path, monkeypatch):
+    fake = FakeHubSpot(search_per_second=0, burst=100)  # headers: X-HubSpot-RateLimit-Max 100
+    fake.start()
+    try:
+        monkeypatch.setenv(TOKEN_ENV, fake.token)
+        config = hubspot_config(tmp_path, fake, hubspot={"limits": {"requests_per_10s": 190}})
+        result = CliRunner().invoke(main, ["--config", str(config), "doctor", "--json"])
+    finally:
+        fake.stop()
+    (bad,) = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
+    assert bad["name"] == "rate limits" and "HubSpot says 100" in bad["detail"]
+    assert "requests_per_10s to 100" in bad["fix"]
