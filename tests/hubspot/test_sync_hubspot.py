@@ -93,3 +93,27 @@ def test_a_deal_named_by_a_webhook_is_refetched_and_renewed(hub_context, hub, fa
     report = sync_records(hub_context, {"contract": [deal]}, as_of=AS_OF)
     assert report.created == 1 and report.failed == 0
     assert hub.renewal(f"{deal}:{END.isoformat()}")["renewal_contract_id"] == deal
+
+
+def test_the_renewals_sync_command_runs_against_hubspot(tmp_path, fake, hub, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    deal = hub.contract(hub.company("Umbrella"), END)
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    config = str(hubspot_config(tmp_path, fake))
+
+    def renewals_sync() -> dict:
+        args = ["--config", config, "sync", "--as-of", AS_OF.isoformat(), "--json"]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    first = renewals_sync()
+    assert first["created"] == 1 and first["writes"]["renewal_line.create"] == 1
+    assert hub.renewal(f"{deal}:{END.isoformat()}")
+    second = renewals_sync()
+    assert (second["created"], second["updated"], second["writes"]) == (0, 0, {})
