@@ -9,7 +9,7 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "full", "memory", "calls", "salesforce", "webhooks")
+NAMES = ("planning", "full", "memory", "calls", "salesforce", "webhooks", "hubspot")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salesforce-contracts", type=int, default=1_000)
     parser.add_argument("--webhooks-requests", type=int, default=3000)
     parser.add_argument("--webhooks-clients", type=int, default=8)
+    parser.add_argument("--hubspot-contracts", type=int, default=10_000)
+    parser.add_argument(
+        "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
+    )
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import memory
 
             verdicts += memory.run(args.memory_contracts, args.seed)
+        elif name == "hubspot":
+            from benchmarks import hubspot
+
+            verdicts += hubspot.run(args.hubspot_contracts, args.calls_accounts, args.hubspot_scale)
         else:
             from benchmarks import calls
 

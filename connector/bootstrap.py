@@ -34,6 +34,8 @@ def build(config: AppConfig) -> Context:
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
     if config.crm == "salesforce":
         crm = build_salesforce(config, mapping)
+    elif config.crm == "hubspot":
+        crm = build_hubspot(config, mapping)
     elif config.crm == "sandbox":
         crm = build_sandbox(config, mapping)
     else:
@@ -84,3 +86,32 @@ def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
         page_size=config.sync.page_size,
         kill_after_writes=int(kill) if kill else None,
     )
+
+
+def build_hubspot(config: AppConfig, mapping=None):
+    """The HubSpot adapter; the access token comes from HUBSPOT_ACCESS_TOKEN only."""
+    from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
+
+    mapping = mapping or load_mapping(config.mapping_path, expect_crm="hubspot")
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ConfigError(
+            [
+                Problem(
+                    TOKEN_ENV,
+                    "not set: create a HubSpot private app (see README, Connect HubSpot) and "
+                    "export its access token as HUBSPOT_ACCESS_TOKEN",
+                    "environment",
+                )
+            ]
+        )
+    crm = HubSpotCrm(
+        mapping,
+        config.hubspot,
+        token,
+        retry_attempts=config.sync.retry_attempts,
+        retry_max_wait=config.sync.retry_max_wait_seconds,
+    )
+    r = config.renewals
+    crm.stages = (r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages)
+    return crm

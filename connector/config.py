@@ -78,6 +78,41 @@ class SalesforceSettings(Section):
     pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
 
 
+class HubspotLimits(Section):
+    """The app's rate-limit tier (HubSpot usage guidelines): the burst limit per 10 s and the
+    separate CRM search budget (search is exempt from the 10 s limit but has its own)."""
+
+    app_type: Literal["private", "public"] = "private"
+    #: requests per rolling 10 s; default by app type: private 100 (Free/Starter), public 110
+    requests_per_10s: int | None = Field(None, ge=1, le=250)
+    #: CRM search requests per second (HubSpot allows 5 per account)
+    search_per_second: int = Field(4, ge=1, le=5)
+
+    @property
+    def burst(self) -> int:
+        return self.requests_per_10s or (110 if self.app_type == "public" else 100)
+
+
+class HubspotSettings(Section):
+    """Where the connector finds contracts in a HubSpot portal and how it writes renewals.
+    The access token comes from the HUBSPOT_ACCESS_TOKEN environment variable only."""
+
+    base_url: str = Field("https://api.hubapi.com", pattern=r"^https?://")
+    #: closed-won deals of a pipeline, a custom object, or the contracts object
+    contract_source: Literal["deals", "custom_object", "contracts"] = "deals"
+    #: object type the contracts live in: deals, a custom object's id (2-1234567) or name
+    contract_object: str = "deals"
+    contract_pipeline: str | None = "default"
+    contract_stages: tuple[str, ...] = ("closedwon",)
+    #: pipeline the renewal deals are created in (its stage ids go in renewals.*_stage*)
+    renewal_pipeline: str = "default"
+    #: association label (contact -> company) marking a renewal contact; null: a property
+    renewal_contact_label: str | None = "Renewal contact"
+    property_group: str = "renewals"
+    timeout_seconds: float = Field(30, gt=0, le=300)
+    limits: HubspotLimits = HubspotLimits()
+
+
 class Job(Section):
     enabled: bool = True
     cron: str | None = None
@@ -140,6 +175,7 @@ class AppConfig(Section):
     sync: SyncSettings = SyncSettings()
     sandbox: SandboxSettings = SandboxSettings()
     salesforce: SalesforceSettings = SalesforceSettings()
+    hubspot: HubspotSettings = HubspotSettings()
     renewals: RenewalPolicy = RenewalPolicy()
     scorecard: Scorecard = Scorecard()
     upsell: Upsell = Upsell()
@@ -235,11 +271,34 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 getattr(getattr(cfg.playbook, event), attr),
                 TASK_FIELDS,
             )
+    out += _hubspot_problems(cfg, src)
     if cfg.scorecard.yellow >= cfg.scorecard.green:
         out.append(src.problem(("scorecard", "yellow"), "must be below the green threshold"))
     for name, job in cfg.schedule.jobs.items():
         out += _job_problems(src, ("schedule", "jobs", name), job)
     out += _schedule_problems(src, cfg.schedule)
+    return out
+
+
+def _hubspot_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
+    h = cfg.hubspot
+    out = []
+    if h.contract_source == "deals" and h.contract_object != "deals":
+        out.append(
+            src.problem(
+                ("hubspot", "contract_object"),
+                "contract_source deals reads the deals object: set contract_object: deals",
+            )
+        )
+    if h.contract_source == "deals" and not h.contract_stages:
+        out.append(src.problem(("hubspot", "contract_stages"), "name the closed-won stage ids"))
+    if h.contract_source == "custom_object" and h.contract_object in ("deals", "contracts"):
+        out.append(
+            src.problem(
+                ("hubspot", "contract_object"),
+                "give the custom object's type id (e.g. 2-1234567) or fully qualified name",
+            )
+        )
     return out
 
 

@@ -29,6 +29,10 @@ class Harness:
     name: str
     crm: SandboxCrm | SalesforceCrm
     admin: SandboxCrm | FakeOrg
+    #: the CRM's error code for a record owned by an inactive user
+    inactive_owner_code = "INACTIVE_OWNER_OR_USER"
+    #: calls to read a handful of records of one kind
+    calls_per_small_read = 1
 
     def freeze_clock(self) -> None:
         """Records written from now on share one modified stamp."""
@@ -112,8 +116,54 @@ class SalesforceHarness(Harness):
         )
 
 
+class HubSpotHarness(Harness):
+    """A FakeHubSpot on loopback, the real client; see tests/fakes/hubspot_harness.py."""
+
+    name = "hubspot"
+    inactive_owner_code = "VALIDATION_ERROR"  # HubSpot: INVALID_OWNER_ID in the message
+    calls_per_small_read = 2  # a search, and the archived listing (deletions)
+
+    def __init__(self, fake, page_size: int):
+        from connector.adapters.hubspot import HubSpotCrm
+        from connector.config import HubspotSettings
+        from tests.fakes.hubspot_harness import HubSpotAdmin, Speaking, fast
+
+        self.fake = fake
+        self.admin = HubSpotAdmin(fake)
+        mapping = load_mapping(ROOT / "mappings" / "hubspot.yaml")
+        adapter = HubSpotCrm(
+            mapping, HubspotSettings(base_url=fake.url), fake.token, page_size=page_size
+        )
+        self.crm = Speaking(fast(adapter))
+
+    def freeze_clock(self) -> None:
+        self.fake.freeze()
+
+    def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
+        return self.admin.insert(
+            "ContractLine",
+            {
+                "ContractId": contract_id,
+                "Product2Id": product_id,
+                "Quantity": qty,
+                "UnitPrice": price,
+            },
+        )
+
+
 @contextmanager
 def harness(name: str, folder: Path, page_size: int = 2000) -> Iterator[Harness]:
+    if name == "hubspot":
+        from tests.fakes.hubspot_server import FakeHubSpot
+
+        fake = FakeHubSpot(search_per_second=0)
+        fake.start()
+        fake.define_connector_properties()
+        try:
+            yield HubSpotHarness(fake, page_size)
+        finally:
+            fake.stop()
+        return
     if name == "sandbox":
         h = SandboxHarness(folder, page_size)
         try:

@@ -1,0 +1,264 @@
+"""`renewals doctor`, `mappings validate --online` and `setup hubspot` for the HubSpot adapter:
+the token and its scopes, the mapped objects and properties (types, `renewal_key` unique), the
+renewal pipeline, and the custom properties the connector creates through the properties API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.errors import CrmError
+from connector.ports import Check
+
+#: Properties the connector needs and `setup hubspot --apply` creates:
+#: object -> (name, label, type, fieldType, unique)
+CONNECTOR_PROPERTIES: dict[str, tuple[tuple[str, str, str, str, bool], ...]] = {
+    "deals": (
+        ("renewal_key", "Renewal key", "string", "text", True),
+        ("renewal_contract_id", "Renewal of contract", "string", "text", False),
+        ("contract_status", "Contract status", "string", "text", False),
+        ("contract_start_date", "Contract start date", "date", "date", False),
+        ("contract_end_date", "Contract end date", "date", "date", False),
+        ("renewal_uplift_percent", "Renewal uplift %", "number", "number", False),
+        ("renewal_health_score", "Renewal health score", "number", "number", False),
+        ("renewal_health_grade", "Renewal health grade", "string", "text", False),
+        ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
+        ("renewal_loss_reason", "Renewal loss reason", "string", "text", False),
+    ),
+    "companies": (
+        ("customer_segment", "Customer segment", "string", "text", False),
+        ("renewal_health_score", "Renewal health score", "number", "number", False),
+        ("renewal_health_grade", "Renewal health grade", "string", "text", False),
+        ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
+        ("renewal_health_trend", "Renewal health trend", "string", "text", False),
+        ("nps_score", "NPS score", "number", "number", False),
+        ("open_tickets", "Open tickets", "number", "number", False),
+        ("high_priority_tickets", "High-priority tickets (90 days)", "number", "number", False),
+        ("late_payments", "Late payments", "number", "number", False),
+        ("last_meeting_date", "Last meeting date", "date", "date", False),
+        ("executive_sponsor", "Executive sponsor", "bool", "booleancheckbox", False),
+    ),
+    "line_items": (
+        ("renewal_line_key", "Renewal line key", "string", "text", True),
+        ("renewal_deal_key", "Renewal deal key", "string", "text", False),
+        ("renewal_line_type", "Renewal line type", "string", "text", False),
+    ),
+    "tasks": (
+        ("renewal_task_key", "Renewal task key", "string", "text", True),
+        ("renewal_deal_key", "Renewal deal key", "string", "text", False),
+    ),
+}
+#: Mapping `type` -> HubSpot property types that can hold it.
+COMPATIBLE = {
+    "number": {"number"},
+    "integer": {"number"},
+    "date": {"date", "datetime"},
+    "datetime": {"datetime", "date"},
+    "boolean": {"bool", "enumeration"},
+}
+#: Fields of the owners API and the adapter's own association fields are not properties.
+NOT_PROPERTIES = {"hs_object_id", "hs_merged_object_ids"}
+
+
+class HubSpotDiagnosis:
+    """Diagnosable, mixed into HubSpotCrm (uses its `call`, `api`, `mapping`, `settings`)."""
+
+    #: stage ids the run will write and compare (bootstrap sets them from `renewals:`)
+    stages: tuple[str, ...] = ()
+
+    def doctor(self) -> list[Check]:
+        checks = [Check("API base URL", True, self.base_url)]
+        try:
+            self.call("list owners", self.api("owners.owners_api").get_page, limit=1)
+        except CrmError as err:
+            return checks + [Check("access token (HUBSPOT_ACCESS_TOKEN)", False, str(err), _fix())]
+        checks.append(
+            Check("access token (HUBSPOT_ACCESS_TOKEN)", True, "accepted; owners readable")
+        )
+        for obj in self._objects():
+            checks.append(self._access(obj))
+        checks.append(self._pipeline())
+        checks.append(self._limits())
+        return checks
+
+    def _limits(self) -> Check:
+        """The configured tier against what HubSpot's rate-limit headers say."""
+        lim = self.settings.limits
+        detail = (
+            f"{lim.burst} requests per 10 s ({lim.app_type} app), search "
+            f"{lim.search_per_second}/s; bucket shared by this process"
+        )
+        said = {k.lower(): v for k, v in self.last_limits.items()}
+        top = said.get("x-hubspot-ratelimit-max")
+        window = said.get("x-hubspot-ratelimit-interval-milliseconds")
+        if not top or window != "10000":
+            return Check("rate limits", True, detail)
+        detail += f"; HubSpot says {top} per 10 s"
+        if int(top) < lim.burst:
+            return Check(
+                "rate limits",
+                False,
+                detail,
+                f"set hubspot.limits.requests_per_10s to {top} or less (above it: 429s)",
+            )
+        return Check("rate limits", True, detail)
+
+    def check_mapping_online(self) -> list[Check]:
+        from connector.adapters.hubspot_calls import synthetic
+
+        checks = []
+        for obj in self._objects():
+            try:
+                have = self._properties(obj)
+            except CrmError as err:
+                checks.append(Check(f"object {obj}", False, str(err), _fix()))
+                continue
+            for kind, om in self.mapping.models.items():
+                if om.object != obj:
+                    continue
+                for spec in om.fields.values():
+                    name = spec.field
+                    if not name or synthetic(name) or name in NOT_PROPERTIES:
+                        continue
+                    checks.append(_property_check(obj, kind, name, spec.type, have.get(name)))
+                if om.key_field and om.key_field in have:
+                    unique = bool(have[om.key_field].get("hasUniqueValue"))
+                    checks.append(
+                        Check(
+                            f"{obj}.{om.key_field} unique",
+                            unique,
+                            "hasUniqueValue" if unique else "not unique: batch upsert needs it",
+                            None if unique else "create it with `renewals setup hubspot --apply`",
+                        )
+                    )
+        return _dedupe(checks)
+
+    def setup(self, apply: bool) -> list[Check]:
+        checks = []
+        for obj, wanted in CONNECTOR_PROPERTIES.items():
+            try:
+                have = self._properties(obj)
+            except CrmError as err:
+                checks.append(Check(f"object {obj}", False, str(err), _fix()))
+                continue
+            missing = [p for p in wanted if p[0] not in have]
+            if missing and apply:
+                checks.append(self._group(obj))
+            for name, label, type_, field_type, unique in wanted:
+                found = have.get(name)
+                title = f"property {obj}.{name}"
+                if found is not None:
+                    ok = found.get("type") == type_ and bool(found.get("hasUniqueValue")) == unique
+                    detail = f"exists ({found.get('type')}" + (", unique)" if unique else ")")
+                    fix = None if ok else f"expected {type_}{', unique' if unique else ''}"
+                    checks.append(Check(title, ok, detail, fix))
+                elif not apply:
+                    checks.append(
+                        Check(title, False, "missing", "run `renewals setup hubspot --apply`")
+                    )
+                else:
+                    checks.append(self._create(obj, name, label, type_, field_type, unique))
+        return checks
+
+    # ------------------------------------------------------------------ helpers
+
+    def _objects(self) -> list[str]:
+        objs = [om.object for om in self.mapping.models.values() if om.object != "owners"]
+        return list(dict.fromkeys(objs))
+
+    def _access(self, obj: str) -> Check:
+        try:
+            self.call(f"read {obj}", self.api("objects.basic_api").get_page, obj, limit=1)
+        except CrmError as err:
+            return Check(f"object {obj}", False, str(err), _fix())
+        return Check(f"object {obj}", True, "readable")
+
+    def _properties(self, obj: str) -> dict[str, dict[str, Any]]:
+        data = self.call(f"properties of {obj}", self.api("properties.core_api").get_all, obj)
+        return {p["name"]: p for p in data.get("results") or []}
+
+    def _pipeline(self) -> Check:
+        pipeline = self.settings.renewal_pipeline
+        title = f"renewal pipeline {pipeline}"
+        try:
+            data = self.call(
+                "read pipeline", self.api("pipelines.pipelines_api").get_by_id, "deals", pipeline
+            )
+        except CrmError as err:
+            return Check(title, False, str(err), "set hubspot.renewal_pipeline to a deal pipeline")
+        ids = {s["id"] for s in data.get("stages") or []}
+        unknown = [s for s in self.stages if s not in ids]
+        if unknown:
+            return Check(
+                title,
+                False,
+                f"stages {unknown} are not in this pipeline ({sorted(ids)})",
+                "renewals.initial_stage and the closed stages take HubSpot stage ids",
+            )
+        return Check(title, True, f"{len(ids)} stages")
+
+    def _group(self, obj: str) -> Check:
+        from hubspot.crm.properties import PropertyGroupCreate
+
+        group = self.settings.property_group
+        body = PropertyGroupCreate(name=group, label="Renewals", display_order=-1)
+        try:
+            self.call(f"create group {obj}", self.api("properties.groups_api").create, obj, body)
+        except CrmError as err:
+            if err.status != 409:  # already there
+                return Check(f"property group {obj}.{group}", False, str(err), _fix())
+        return Check(f"property group {obj}.{group}", True, "present")
+
+    def _create(self, obj, name, label, type_, field_type, unique) -> Check:
+        from hubspot.crm.properties import PropertyCreate
+
+        body = PropertyCreate(
+            name=name,
+            label=label,
+            type=type_,
+            field_type=field_type,
+            group_name=self.settings.property_group,
+            has_unique_value=unique,
+            form_field=False,
+        )
+        try:
+            self.call(
+                f"create property {obj}.{name}", self.api("properties.core_api").create, obj, body
+            )
+        except CrmError as err:
+            return Check(f"property {obj}.{name}", False, str(err), _fix())
+        return Check(f"property {obj}.{name}", True, "created" + (" (unique)" if unique else ""))
+
+
+def _property_check(obj, kind, name, crm_type, found) -> Check:
+    title = f"property {obj}.{name}"
+    if found is None:
+        return Check(
+            title,
+            False,
+            f"does not exist (mapped in {kind})",
+            "run `renewals setup hubspot --apply` or fix the mapping",
+        )
+    allowed = COMPATIBLE.get(crm_type or "string")
+    if allowed and found.get("type") not in allowed:
+        return Check(
+            title,
+            False,
+            f"is {found.get('type')}, the mapping reads it as {crm_type}",
+            f"change the mapping's type for {kind} or the property",
+        )
+    return Check(title, True, f"{found.get('type')}")
+
+
+def _dedupe(checks: list[Check]) -> list[Check]:
+    seen, out = set(), []
+    for c in checks:
+        if c.name not in seen:
+            seen.add(c.name)
+            out.append(c)
+    return out
+
+
+def _fix() -> str:
+    from connector.adapters.hubspot_calls import SCOPES
+
+    return f"set HUBSPOT_ACCESS_TOKEN to a private app token with the scopes: {SCOPES}"

@@ -1,0 +1,275 @@
+"""HubSpot writes: batch upsert by a unique property, update by id, create-once with inline
+associations, v4 associations, archive. 207 multi-status errors become failed WriteResults
+carrying HubSpot's category and message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from connector.adapters.hubspot_calls import batch_read, split
+from connector.errors import CrmError, RecordRejectedError
+from connector.ports import OutboundRecord, WriteResult
+
+if TYPE_CHECKING:
+    from connector.adapters.hubspot import HubSpotCrm
+
+TYPE_IDS = {
+    ("deals", "companies"): 5,  # primary company
+    ("deals", "contacts"): 3,
+    ("deals", "line_items"): 19,
+    ("line_items", "deals"): 20,
+    ("tasks", "deals"): 216,
+    ("tasks", "companies"): 192,
+    ("tasks", "contacts"): 204,
+    ("contacts", "companies"): 1,
+}
+#: Kinds written under a parent renewal deal (OutboundRecord.parent_key is its key).
+PARENT_KIND = {"renewal_line": "renewal_opportunity", "task": "renewal_opportunity"}
+
+
+def _props(crm: HubSpotCrm, kind: str, rec: OutboundRecord) -> tuple[dict, dict[str, str]]:
+    props, links = split(crm, kind, rec)
+    props = {k: "" if v is None else v for k, v in props.items()}
+    if kind == "renewal_opportunity" and "dealstage" in props:
+        props.setdefault("pipeline", crm.settings.renewal_pipeline)
+    spec = crm.mapping.models[kind].fields.get("renewal_key")
+    if kind in PARENT_KIND and rec.parent_key and spec and spec.field and spec.direction != "in":
+        props.setdefault(spec.field, rec.parent_key)  # the parent's key, kept on the child
+    return props, links
+
+
+def _outcome(data: dict, key_of) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(key -> result object, key -> error object) of a batch answer (200, 201 or 207)."""
+    done = {key_of(r): r for r in data.get("results") or []}
+    failed = {}
+    for err in data.get("errors") or []:
+        ctx = err.get("context") or {}
+        for key in ctx.get("objectWriteTraceId") or ctx.get("ids") or []:
+            failed[str(key)] = err
+    return done, failed
+
+
+def _failed(key: str, err: dict | CrmError) -> WriteResult:
+    if isinstance(err, CrmError):
+        return WriteResult(key, False, error_code=err.code or str(err.status), message=str(err))
+    return WriteResult(
+        key, False, error_code=err.get("category") or "ERROR", message=err.get("message")
+    )
+
+
+def _results(records, done, failed, kind: str, crm: HubSpotCrm) -> list[WriteResult]:
+    out = []
+    for rec in records:
+        if rec.key in failed:
+            out.append(_failed(rec.key, failed[rec.key]))
+        elif rec.key in done:
+            obj = done[rec.key]
+            crm.ids[(kind, rec.key)] = str(obj["id"])
+            out.append(WriteResult(rec.key, True, str(obj["id"]), created=bool(obj.get("new"))))
+        else:
+            out.append(WriteResult(rec.key, False, error_code="NO_RESULT", message="not answered"))
+    return out
+
+
+def _bisect(crm, kind, records, err, send) -> list[WriteResult]:
+    """A whole batch refused (HTTP 400): halve it until the refused records are isolated."""
+    if len(records) == 1:
+        return [_failed(records[0].key, err)]
+    mid = len(records) // 2
+    return send(crm, kind, records[:mid]) + send(crm, kind, records[mid:])
+
+
+def upsert_by_key(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+    from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert
+
+    om = crm.mapping.models[kind]
+    # inputs as wire dicts: a model per input copies the client's configuration each time
+    inputs = [
+        {
+            "idProperty": om.key_field,
+            "id": rec.key,
+            "properties": _props(crm, kind, rec)[0],
+            "objectWriteTraceId": rec.key,
+        }
+        for rec in records
+    ]
+    try:
+        data = crm.call(
+            f"batch upsert {om.object}",
+            crm.api("objects.batch_api").upsert,
+            om.object,
+            BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs),
+        )
+    except RecordRejectedError as err:
+        return _bisect(crm, kind, records, err, upsert_by_key)
+    done, failed = _outcome(data, lambda r: str(r["properties"].get(om.key_field)))
+    return _results(records, done, failed, kind, crm)
+
+
+def update_by_id(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+    from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput
+
+    obj = crm.object_type(kind)
+    inputs = [
+        {"id": rec.key, "properties": _props(crm, kind, rec)[0], "objectWriteTraceId": rec.key}
+        for rec in records
+    ]
+    try:
+        data = crm.call(
+            f"batch update {obj}",
+            crm.api("objects.batch_api").update,
+            obj,
+            BatchInputSimplePublicObjectBatchInput(inputs=inputs),
+        )
+    except RecordRejectedError as err:
+        return _bisect(crm, kind, records, err, update_by_id)
+    done, failed = _outcome(data, lambda r: str(r["id"]))
+    return _results(records, done, failed, kind, crm)
+
+
+def ids_by_key(crm: HubSpotCrm, kind: str, keys: list[str]) -> dict[str, str]:
+    """Object ids of records by their unique key property (cached from our own writes)."""
+    found = {k: crm.ids[(kind, k)] for k in keys if (kind, k) in crm.ids}
+    missing = [k for k in dict.fromkeys(keys) if k not in found]
+    key_field = crm.mapping.models[kind].key_field
+    for i in range(0, len(missing), crm.max_batch):
+        for obj in batch_read(
+            crm, kind, missing[i : i + crm.max_batch], archived=False, id_property=key_field
+        ):
+            key = str((obj.get("properties") or {}).get(key_field))
+            found[key] = crm.ids[(kind, key)] = str(obj["id"])
+    return found
+
+
+def parents(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> dict[str, str]:
+    parent_kind = PARENT_KIND.get(kind)
+    keys = [r.parent_key for r in records if r.parent_key]
+    return ids_by_key(crm, parent_kind, keys) if parent_kind and keys else {}
+
+
+def _links(crm, kind, rec, parent_ids) -> dict[str, str]:
+    links = _props(crm, kind, rec)[1]
+    if rec.parent_key and rec.parent_key in parent_ids:
+        links["deals"] = parent_ids[rec.parent_key]
+    return links
+
+
+def _orphans(records, parent_ids) -> dict[str, WriteResult]:
+    return {
+        r.key: WriteResult(
+            r.key,
+            False,
+            error_code="INVALID_CROSS_REFERENCE_KEY",
+            message=f"parent renewal {r.parent_key} does not exist",
+        )
+        for r in records
+        if r.parent_key and r.parent_key not in parent_ids
+    }
+
+
+def upsert(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+    """Upsert by key, then associate each written record (v4 create is idempotent)."""
+    parent_ids = parents(crm, kind, records)
+    orphans = _orphans(records, parent_ids)
+    sendable = [r for r in records if r.key not in orphans]
+    written = {r.key: r for r in upsert_by_key(crm, kind, sendable)} if sendable else {}
+    pairs: dict[str, list[tuple[str, str, str]]] = {}
+    for rec in sendable:
+        res = written[rec.key]
+        if res.ok:
+            for target, to_id in _links(crm, kind, rec, parent_ids).items():
+                pairs.setdefault(target, []).append((rec.key, res.crm_id, to_id))
+    for target, rows in pairs.items():
+        for key, err in associate(crm, crm.object_type(kind), target, rows).items():
+            written[key] = _failed(key, err)
+    return [orphans.get(r.key) or written[r.key] for r in records]
+
+
+def associate(crm: HubSpotCrm, source: str, target: str, rows: list) -> dict[str, Any]:
+    """Create associations (key, from id, to id); returns key -> error for refused ones."""
+    from hubspot.crm.associations.v4 import (
+        BatchInputPublicAssociationMultiPost,
+        BatchInputPublicDefaultAssociationMultiPost,
+    )
+
+    type_id = TYPE_IDS.get((source, target))
+    failed: dict[str, Any] = {}
+    batch_api = crm.api("associations.v4.batch_api")
+    for i in range(0, len(rows), crm.max_batch):
+        chunk = rows[i : i + crm.max_batch]
+        what = f"associate {source}->{target}"
+        try:
+            if type_id is None:
+                body = BatchInputPublicDefaultAssociationMultiPost(
+                    inputs=[{"from": {"id": f}, "to": {"id": t}} for _, f, t in chunk]
+                )
+                data = crm.call(what, batch_api.create_default, source, target, body)
+            else:
+                spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+                body = BatchInputPublicAssociationMultiPost(
+                    inputs=[
+                        {"from": {"id": f}, "to": {"id": t}, "types": spec} for _, f, t in chunk
+                    ]
+                )
+                data = crm.call(what, batch_api.create, source, target, body)
+        except RecordRejectedError as err:
+            failed.update({key: err for key, _, _ in chunk})
+            continue
+        if data.get("numErrors"):
+            by_id = {f: key for key, f, _ in chunk}
+            for err in data.get("errors") or []:
+                ids = [str(v) for vals in (err.get("context") or {}).values() for v in vals]
+                hit = [by_id[x] for x in ids if x in by_id] or list(by_id.values())
+                failed.update({key: err for key in hit})
+    return failed
+
+
+def create_missing(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+    """Create records whose key is not in HubSpot yet, with their associations inline."""
+    from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputForCreate
+
+    om = crm.mapping.models[kind]
+    existing = ids_by_key(crm, kind, [r.key for r in records])
+    parent_ids = parents(crm, kind, [r for r in records if r.key not in existing])
+    out = {k: WriteResult(k, True, i, created=False) for k, i in existing.items()}
+    out.update(_orphans([r for r in records if r.key not in out], parent_ids))
+    todo = [r for r in records if r.key not in out]
+    inputs = []
+    for rec in todo:
+        props = {**_props(crm, kind, rec)[0], om.key_field: rec.key}
+        assoc = [
+            {
+                "to": {"id": to_id},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+            }
+            for target, to_id in _links(crm, kind, rec, parent_ids).items()
+            if (type_id := TYPE_IDS.get((om.object, target)))
+        ]
+        inputs.append({"properties": props, "associations": assoc, "objectWriteTraceId": rec.key})
+    if inputs:
+        try:
+            data = crm.call(
+                f"batch create {om.object}",
+                crm.api("objects.batch_api").create,
+                om.object,
+                BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs),
+            )
+            done, failed = _outcome(data, lambda r: str(r["properties"].get(om.key_field)))
+            for obj in done.values():
+                obj["new"] = True
+            out.update({r.key: r for r in _results(todo, done, failed, kind, crm)})
+        except RecordRejectedError as err:
+            out.update({r.key: _failed(r.key, err) for r in todo})
+    return [out[r.key] for r in records]
+
+
+def archive(crm: HubSpotCrm, kind: str, ids: list[str]) -> None:
+    from hubspot.crm.objects import BatchInputSimplePublicObjectId
+
+    obj = crm.object_type(kind)
+    crm.call(
+        f"batch archive {obj}",
+        crm.api("objects.batch_api").archive,
+        obj,
+        BatchInputSimplePublicObjectId(inputs=[{"id": i} for i in ids]),
+    )

@@ -1,0 +1,420 @@
+"""Request handlers of FakeHubSpot: handler(fake, query, body, **path params) -> (status, body).
+Called with the fake's lock held."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.hubspot_schema import LABELS
+from tests.fakes.hubspot_server import SEARCH_CAP, FakeHubSpot, _prop, _text, error
+
+OBJ = r"/crm/v3/objects/(?P<obj>[\w-]+)"
+ASSOC = r"/crm/v4/associations/(?P<src>[\w-]+)/(?P<dst>[\w-]+)/batch"
+TYPE_IDS = {"deals": "0-3", "companies": "0-2", "contacts": "0-1", "line_items": "0-8"}
+TYPE_IDS["tasks"] = "0-27"
+
+
+def _stamps() -> dict[str, str]:
+    return {"startedAt": "2026-11-02T09:20:11.480Z", "completedAt": "2026-11-02T09:20:11.601Z"}
+
+
+def _out(obj: dict, props: list[str] | None) -> dict[str, Any]:
+    always = ("hs_object_id", "createdate", "hs_lastmodifieddate", "lastmodifieddate")
+    p = obj["properties"]
+    keep = p if props is None else {k: p.get(k) for k in [*always, *props] if k in p or k in props}
+    out = {
+        "id": obj["id"],
+        "properties": keep,
+        "createdAt": obj["createdAt"],
+        "updatedAt": obj["updatedAt"],
+        "archived": obj["archived"],
+    }
+    if obj.get("archivedAt"):
+        out["archivedAt"] = obj["archivedAt"]
+    return out
+
+
+def _batch(results: list, errors: list, ok_status: int = 200) -> tuple[int, dict]:
+    body = {"status": "COMPLETE", "results": results, **_stamps()}
+    if errors:
+        body.update(numErrors=len(errors), errors=errors)
+        return 207, body
+    return ok_status, body
+
+
+def _input_error(category: str, message: str, trace: str | None, **ctx) -> dict:
+    context = {"objectWriteTraceId": [trace]} if trace else {}
+    context.update({k: v for k, v in ctx.items()})
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+        "errors": [],
+        "links": {},
+    }
+
+
+def _bad_props(fake: FakeHubSpot, obj: str, props: dict) -> str | None:
+    owner = props.get("hubspot_owner_id")
+    if owner not in (None, "") and (fake.owners.get(str(owner)) or {"archived": True})["archived"]:
+        return (
+            f'Property values were not valid: [{{"isValid":false,"message":"{owner} is not a '
+            f'valid owner id","error":"INVALID_OWNER_ID","name":"hubspot_owner_id"}}]'
+        )
+    for name in props:
+        if name not in fake.properties[obj]:
+            detail = (
+                f'[{{"isValid":false,"message":"Property \\"{name}\\" does not exist",'
+                f'"error":"PROPERTY_DOESNT_EXIST","name":"{name}"}}]'
+            )
+            return f"Property values were not valid: {detail}"
+    return None
+
+
+def _by_prop(fake: FakeHubSpot, obj: str, prop: str, value: str) -> dict | None:
+    if (fake.properties[obj].get(prop) or {}).get("hasUniqueValue"):
+        return fake.lookup(obj, prop, value)
+    for o in fake.objects[obj].values():
+        if not o["archived"] and o["properties"].get(prop) == value:
+            return o
+    return None
+
+
+def _write(fake: FakeHubSpot, obj: str, o: dict | None, props: dict) -> dict:
+    text = {k: _text(v) for k, v in props.items()}
+    if o is None:
+        oid = fake.create(obj, text)
+        return fake.objects[obj][oid]
+    fake.edit(obj, o["id"], text)
+    return o
+
+
+def _unique_clash(fake: FakeHubSpot, obj: str, props: dict, own_id: str | None) -> str | None:
+    for name, value in props.items():
+        spec = fake.properties[obj].get(name) or {}
+        if spec.get("hasUniqueValue") and value not in (None, ""):
+            other = _by_prop(fake, obj, name, _text(value))
+            if other is not None and other["id"] != own_id:
+                return f"{name} {value} already exists on {obj} {other['id']}"
+    return None
+
+
+# ---------------------------------------------------------------- objects
+
+
+def upsert(fake: FakeHubSpot, query, body, obj):
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        trace, id_prop, key = inp.get("objectWriteTraceId"), inp.get("idProperty"), inp.get("id")
+        spec = fake.properties[obj].get(id_prop) or {}
+        if not spec.get("hasUniqueValue"):
+            raise error(400, "VALIDATION_ERROR", f"{id_prop} is not a unique-value property")
+        props = dict(inp.get("properties") or {})
+        problem = _bad_props(fake, obj, props)
+        if problem:
+            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            continue
+        found = _by_prop(fake, obj, id_prop, key)
+        o = _write(fake, obj, found, {**props, id_prop: key})
+        results.append({**_out(o, None), "new": found is None})
+    return _batch(results, errors)
+
+
+def create(fake: FakeHubSpot, query, body, obj):
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        trace, props = inp.get("objectWriteTraceId"), dict(inp.get("properties") or {})
+        problem = _bad_props(fake, obj, props) or _unique_clash(fake, obj, props, None)
+        if problem:
+            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            continue
+        o = _write(fake, obj, None, props)
+        for assoc in inp.get("associations") or []:
+            for t in assoc["types"]:
+                dst = _target_of(obj, t["associationTypeId"])
+                fake.associate(obj, o["id"], dst, assoc["to"]["id"], t["associationTypeId"])
+        results.append(_out(o, None))
+    return _batch(results, errors, 201)
+
+
+def update(fake: FakeHubSpot, query, body, obj):
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        trace, props = inp.get("objectWriteTraceId"), dict(inp.get("properties") or {})
+        o = fake.objects[obj].get(str(inp.get("id")))
+        if o is None or o["archived"]:
+            errors.append(
+                _input_error("OBJECT_NOT_FOUND", f"{obj} {inp.get('id')} not found", trace)
+            )
+            continue
+        problem = _bad_props(fake, obj, props)
+        if problem:
+            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            continue
+        results.append(_out(_write(fake, obj, o, props), None))
+    return _batch(results, errors)
+
+
+def archive(fake: FakeHubSpot, query, body, obj):
+    for inp in body.get("inputs") or []:
+        if str(inp["id"]) in fake.objects[obj]:
+            fake.archive(obj, str(inp["id"]))
+    return 204, None
+
+
+def batch_read(fake: FakeHubSpot, query, body, obj):
+    archived = (query.get("archived") or ["false"])[0].lower() == "true"
+    id_prop = body.get("idProperty")
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        want = str(inp["id"])
+        if id_prop and not archived:
+            o = _by_prop(fake, obj, id_prop, want)
+        elif id_prop:
+            o = next(
+                (
+                    x
+                    for x in fake.objects[obj].values()
+                    if x["properties"].get(id_prop) == want and x["archived"] == archived
+                ),
+                None,
+            )
+        else:
+            o = fake.objects[obj].get(want)
+            o = o if o is not None and o["archived"] == archived else None
+        if o is None:
+            errors.append(
+                _input_error(
+                    "OBJECT_NOT_FOUND", f"Could not get some {obj} objects", None, ids=[want]
+                )
+            )
+        else:
+            results.append(_out(o, body.get("properties") or []))
+    return _batch(results, errors)
+
+
+def list_page(fake: FakeHubSpot, query, body, obj):
+    archived = (query.get("archived") or ["false"])[0].lower() == "true"
+    limit = min(int((query.get("limit") or ["10"])[0]), 100)
+    after = int((query.get("after") or ["0"])[0])
+    props = [p for v in query.get("properties") or [] for p in v.split(",") if p]
+    rows = sorted(
+        (o for o in fake.objects[obj].values() if o["archived"] == archived),
+        key=lambda o: int(o["id"]),
+    )
+    page = rows[after : after + limit]
+    out = {"results": [_out(o, props) for o in page]}
+    if after + limit < len(rows):
+        nxt = str(after + limit)
+        out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
+    return 200, out
+
+
+def search(fake: FakeHubSpot, query, body, obj):
+    limit, after = int(body.get("limit") or 10), int(body.get("after") or 0)
+    if limit > 200:
+        raise error(400, "VALIDATION_ERROR", "limit must be at most 200")
+    if after >= SEARCH_CAP:
+        raise error(400, "VALIDATION_ERROR", "paging past 10,000 results is not supported")
+    groups = body.get("filterGroups") or []
+    rows = [
+        o
+        for o in fake.objects[obj].values()
+        if not o["archived"]
+        and (not groups or any(all(_match(o, f) for f in g["filters"]) for g in groups))
+    ]
+    for sort in reversed(body.get("sorts") or []):
+        name = sort if isinstance(sort, str) else sort["propertyName"]
+        desc = not isinstance(sort, str) and sort.get("direction") == "DESCENDING"
+        rows.sort(key=lambda o, n=name: _sortable(o["properties"].get(n)), reverse=desc)
+    page = rows[after : after + limit]
+    out = {"total": len(rows), "results": [_out(o, body.get("properties") or []) for o in page]}
+    if after + limit < len(rows):
+        nxt = str(after + limit)
+        out["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
+    return 200, out
+
+
+def _sortable(value: Any) -> tuple:
+    if value is None:
+        return (0, "")
+    try:
+        return (1, float(_ms(value)))
+    except ValueError:
+        return (2, value)
+
+
+def _ms(value: str) -> float:
+    from connector.adapters.hubspot import parse_time
+
+    if value.replace(".", "", 1).isdigit():
+        return float(value) if len(value) > 11 else float(value) * 1000
+    return parse_time(value).timestamp() * 1000
+
+
+def _match(o: dict, f: dict) -> bool:
+    have = o["properties"].get(f["propertyName"])
+    op = f["operator"]
+    if op == "HAS_PROPERTY":
+        return have not in (None, "")
+    if op == "NOT_HAS_PROPERTY":
+        return have in (None, "")
+    if op in ("IN", "NOT_IN"):
+        inside = have in [str(v) for v in f.get("values") or []]
+        return inside if op == "IN" else not inside
+    if have in (None, ""):
+        return False
+    if op == "EQ":
+        return have == str(f["value"])
+    if op == "NEQ":
+        return have != str(f["value"])
+    a, b = _ms(have), _ms(str(f["value"]))
+    return {"GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}[op]
+
+
+# ---------------------------------------------------------------- associations
+
+
+def _target_of(src: str, type_id: int) -> str:
+    from connector.adapters.hubspot_writes import TYPE_IDS as PAIRS
+
+    return next((dst for (s, dst), t in PAIRS.items() if s == src and t == type_id), "deals")
+
+
+def assoc_read(fake: FakeHubSpot, query, body, src, dst):
+    if len(body.get("inputs") or []) > 1000:
+        raise error(400, "VALIDATION_ERROR", "at most 1000 inputs")
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        links = fake.associated(src, inp["id"], dst)
+        if not links:
+            errors.append(
+                _input_error(
+                    "NO_ASSOCIATIONS_FOUND",
+                    f"No {dst} is associated",
+                    None,
+                    fromObjectId=[str(inp["id"])],
+                )
+            )
+            continue
+        to = [
+            {
+                "toObjectId": int(to_id),
+                "associationTypes": [
+                    {"category": c, "typeId": t, "label": LABELS.get(t)} for c, t in sorted(specs)
+                ],
+            }
+            for to_id, specs in sorted(links.items())
+        ]
+        results.append({"from": {"id": str(inp["id"])}, "to": to})
+    return _batch(results, errors)
+
+
+def assoc_create(fake: FakeHubSpot, query, body, src, dst, default=False):
+    results, errors = [], []
+    for inp in body.get("inputs") or []:
+        f, t = str(inp["from"]["id"]), str(inp["to"]["id"])
+        missing = [i for o, i in ((src, f), (dst, t)) if i not in fake.objects[o]]
+        if missing:
+            errors.append(
+                _input_error(
+                    "VALIDATION_ERROR", f"ids {missing} do not exist", None, fromObjectId=[f]
+                )
+            )
+            continue
+        types = inp.get("types") or [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 0}
+        ]
+        for spec in types:
+            fake.new_links += fake.associate(
+                src, f, dst, t, spec["associationTypeId"], spec["associationCategory"]
+            )
+        results.append(
+            {
+                "fromObjectTypeId": TYPE_IDS.get(src, src),
+                "fromObjectId": f,
+                "toObjectTypeId": TYPE_IDS.get(dst, dst),
+                "toObjectId": t,
+                "labels": [],
+            }
+        )
+    return _batch(results, errors, 201)
+
+
+def assoc_default(fake, query, body, src, dst):
+    return assoc_create(fake, query, body, src, dst, default=True)
+
+
+# ---------------------------------------------------------------- owners, schema
+
+
+def owners(fake: FakeHubSpot, query, body):
+    archived = (query.get("archived") or ["false"])[0].lower() == "true"
+    limit = min(int((query.get("limit") or ["100"])[0]), 500)
+    after = int((query.get("after") or ["0"])[0])
+    rows = [o for _, o in sorted(fake.owners.items()) if o["archived"] == archived]
+    page = rows[after : after + limit]
+    out: dict[str, Any] = {"results": page}
+    if after + limit < len(rows):
+        out["paging"] = {"next": {"after": str(after + limit), "link": f"?after={after + limit}"}}
+    return 200, out
+
+
+def properties(fake: FakeHubSpot, query, body, obj):
+    return 200, {"results": list(fake.properties[obj].values())}
+
+
+def create_property(fake: FakeHubSpot, query, body, obj):
+    name = body["name"]
+    if name in fake.properties[obj]:
+        raise error(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.")
+    prop = _prop(
+        name,
+        body["label"],
+        body["type"],
+        body["fieldType"],
+        bool(body.get("hasUniqueValue")),
+        body["groupName"],
+    )
+    fake.properties[obj][name] = prop
+    fake.reindex(obj)
+    return 201, prop
+
+
+def create_group(fake: FakeHubSpot, query, body, obj):
+    if body["name"] in fake.groups[obj]:
+        raise error(409, "OBJECT_ALREADY_EXISTS", f"group {body['name']} already exists")
+    fake.groups[obj].add(body["name"])
+    return 201, {
+        "name": body["name"],
+        "label": body["label"],
+        "displayOrder": -1,
+        "archived": False,
+    }
+
+
+def pipeline(fake: FakeHubSpot, query, body, obj, pid):
+    found = fake.pipelines.get(obj, {}).get(pid)
+    if found is None:
+        raise error(404, "OBJECT_NOT_FOUND", f"pipeline {pid} not found")
+    return 200, found
+
+
+ROUTES = [
+    ("POST", OBJ + "/batch/upsert", upsert),
+    ("POST", OBJ + "/batch/create", create),
+    ("POST", OBJ + "/batch/update", update),
+    ("POST", OBJ + "/batch/archive", archive),
+    ("POST", OBJ + "/batch/read", batch_read),
+    ("POST", OBJ + "/search", search),
+    ("GET", OBJ, list_page),
+    ("POST", ASSOC + "/read", assoc_read),
+    ("POST", ASSOC + "/create", assoc_create),
+    ("POST", ASSOC + "/associate/default", assoc_default),
+    ("GET", r"/crm/v3/owners/?", owners),
+    ("GET", r"/crm/v3/properties/(?P<obj>[\w-]+)", properties),
+    ("POST", r"/crm/v3/properties/(?P<obj>[\w-]+)", create_property),
+    ("POST", r"/crm/v3/properties/(?P<obj>[\w-]+)/groups", create_group),
+    ("GET", r"/crm/v3/pipelines/(?P<obj>[\w-]+)/(?P<pid>[\w-]+)", pipeline),
+]

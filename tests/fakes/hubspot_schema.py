@@ -1,0 +1,105 @@
+"""The fake portal's built-in schema: default properties, association types, a deal pipeline."""
+
+from __future__ import annotations
+
+
+def _p(name: str, type_: str = "string", field_type: str = "text") -> dict:
+    return {
+        "name": name,
+        "label": name.replace("_", " ").title(),
+        "type": type_,
+        "fieldType": field_type,
+        "groupName": "default",
+        "hasUniqueValue": False,
+        "formField": False,
+        "calculated": False,
+        "externalOptions": False,
+        "options": [],
+        "description": "",
+        "displayOrder": 0,
+    }
+
+
+_COMMON = [
+    _p("hs_object_id", "number", "number"),
+    _p("createdate", "datetime", "date"),
+    _p("hs_lastmodifieddate", "datetime", "date"),
+    _p("hs_merged_object_ids", "enumeration", "checkbox"),
+    _p("hubspot_owner_id", "enumeration", "select"),
+]
+DEFAULT_PROPERTIES = {
+    "deals": _COMMON
+    + [
+        _p("dealname"),
+        _p("dealstage", "enumeration", "radio"),
+        _p("pipeline", "enumeration", "select"),
+        _p("closedate", "datetime", "date"),
+        _p("amount", "number", "number"),
+        _p("dealtype", "enumeration", "radio"),
+        _p("deal_currency_code", "enumeration", "select"),
+    ],
+    "companies": _COMMON + [_p("name"), _p("domain")],
+    "contacts": _COMMON
+    + [
+        _p("firstname"),
+        _p("lastname"),
+        _p("email"),
+        _p("jobtitle"),
+        _p("lastmodifieddate", "datetime", "date"),
+    ],
+    "line_items": _COMMON
+    + [
+        _p("name"),
+        _p("hs_sku"),
+        _p("quantity", "number", "number"),
+        _p("price", "number", "number"),
+        _p("recurringbillingfrequency", "enumeration", "select"),
+        _p("description", "string", "textarea"),
+        _p("hs_product_id", "number", "number"),
+    ],
+    "tasks": _COMMON
+    + [
+        _p("hs_task_subject"),
+        _p("hs_task_body", "string", "html"),
+        _p("hs_timestamp", "datetime", "date"),
+        _p("hs_task_status", "enumeration", "select"),
+        _p("hs_task_priority", "enumeration", "select"),
+        _p("hs_task_type", "enumeration", "select"),
+    ],
+}
+#: HUBSPOT_DEFINED association type id -> the reverse direction's id.
+_PAIRS = [(5, 6), (341, 342), (3, 4), (19, 20), (215, 216), (191, 192), (203, 204), (1, 2)]
+_PAIRS += [(279, 280)]
+INVERSE = {a: b for a, b in _PAIRS} | {b: a for a, b in _PAIRS}
+#: type id -> label shown by the v4 read (primary associations are labelled "Primary").
+LABELS = {1: "Primary", 2: "Primary", 5: "Primary", 6: "Primary"}
+#: USER_DEFINED contact -> company label the tests use for renewal contacts.
+RENEWAL_CONTACT_TYPE = 101
+LABELS[RENEWAL_CONTACT_TYPE] = "Renewal contact"
+PIPELINES = {
+    "deals": {
+        "default": {
+            "id": "default",
+            "label": "Sales Pipeline",
+            "displayOrder": 0,
+            "archived": False,
+            "createdAt": "2024-01-01T00:00:00.000Z",
+            "updatedAt": "2024-01-01T00:00:00.000Z",
+            "stages": [
+                {
+                    "id": stage,
+                    "label": stage,
+                    "displayOrder": i,
+                    "metadata": {"probability": "0.2"},
+                    "archived": False,
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "updatedAt": "2024-01-01T00:00:00.000Z",
+                    "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                }
+                for i, stage in enumerate(
+                    ["appointmentscheduled", "qualifiedtobuy", "closedwon", "closedlost"]
+                )
+            ],
+        }
+    }
+}

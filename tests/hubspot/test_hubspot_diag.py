@@ -1,0 +1,115 @@
+"""`renewals doctor`, `setup hubspot` and `mappings validate --online` against the fake portal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from connector.adapters.hubspot import TOKEN_ENV
+from connector.cli import main
+from tests.fakes.hubspot_server import FakeHubSpot
+from tests.hubspot.conftest import hubspot_config
+
+
+@pytest.fixture
+def bare():
+    """A portal without the connector's properties (before `setup hubspot --apply`)."""
+    server = FakeHubSpot(search_per_second=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def cli(tmp_path, fake, monkeypatch, *args):
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    config = hubspot_config(tmp_path, fake)
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return result.exit_code, json.loads(result.output) if "--json" in args else result.output
+
+
+def test_doctor_reports_token_objects_pipeline_and_limits(tmp_path, fake, monkeypatch):
+    code, data = cli(tmp_path, fake, monkeypatch, "doctor", "--json")
+    names = {c["name"]: c for c in data["checks"]}
+    assert code == 0 and data["ok"]
+    assert names["access token (HUBSPOT_ACCESS_TOKEN)"]["ok"]
+    assert {"object deals", "object companies", "object line_items", "object tasks"} <= set(names)
+    assert names["renewal pipeline default"]["detail"] == "4 stages"
+    assert "100 requests per 10 s" in names["rate limits"]["detail"]
+
+
+def test_doctor_names_the_token_setting_and_scopes_when_refused(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, "wrong")
+    config = hubspot_config(tmp_path, fake)
+    result = CliRunner().invoke(main, ["--config", str(config), "doctor", "--json"])
+    data = json.loads(result.output)
+    (bad,) = [c for c in data["checks"] if not c["ok"]]
+    assert result.exit_code != 0 and "HUBSPOT_ACCESS_TOKEN" in bad["detail"]
+    assert "crm.objects.deals.read/.write" in bad["fix"]
+
+
+def test_doctor_flags_a_missing_scope(tmp_path, monkeypatch):
+    fake = FakeHubSpot(search_per_second=0, scopes_denied={"line_items"})
+    fake.start()
+    try:
+        code, data = cli(tmp_path, fake, monkeypatch, "doctor", "--json")
+    finally:
+        fake.stop()
+    (bad,) = [c for c in data["checks"] if not c["ok"]]
+    assert code != 0 and bad["name"] == "object line_items" and "scope" in bad["detail"]
+
+
+def test_setup_reports_then_creates_the_properties_with_a_unique_renewal_key(
+    tmp_path, bare, monkeypatch
+):
+    code, data = cli(tmp_path, bare, monkeypatch, "setup", "hubspot", "--json")
+    missing = {c["name"] for c in data["checks"] if not c["ok"]}
+    assert code != 0 and "property deals.renewal_key" in missing
+    assert "renewal_key" not in bare.properties["deals"]  # a dry run changes nothing
+
+    code, data = cli(tmp_path, bare, monkeypatch, "setup", "hubspot", "--apply", "--json")
+    assert code == 0 and data["ok"]
+    assert bare.properties["deals"]["renewal_key"]["hasUniqueValue"] is True
+    assert bare.properties["line_items"]["renewal_line_key"]["hasUniqueValue"] is True
+    assert bare.properties["deals"]["renewal_key"]["groupName"] == "renewals"
+    assert bare.groups["deals"] == {"renewals"}
+
+    code, data = cli(tmp_path, bare, monkeypatch, "setup", "hubspot", "--apply", "--json")
+    assert code == 0 and all("exists" in c["detail"] for c in data["checks"])
+
+
+def test_online_mapping_check_finds_missing_properties_and_a_key_that_is_not_unique(
+    tmp_path, fake, monkeypatch
+):
+    code, data = cli(tmp_path, fake, monkeypatch, "mappings", "validate", "--online", "--json")
+    assert code == 0, [c for c in data["checks"] if not c["ok"]]
+    assert {"deals.renewal_key unique", "property deals.closedate"} <= {
+        c["name"].removeprefix("property ") if "unique" in c["name"] else c["name"]
+        for c in data["checks"]
+    }
+    fake.properties["deals"]["renewal_key"]["hasUniqueValue"] = False
+    del fake.properties["line_items"]["hs_sku"]
+    fake.properties["deals"]["amount"]["type"] = "string"
+    code, data = cli(tmp_path, fake, monkeypatch, "mappings", "validate", "--online", "--json")
+    bad = {c["name"]: c for c in data["checks"] if not c["ok"]}
+    assert code != 0
+    assert set(bad) == {
+        "deals.renewal_key unique",
+        "property line_items.hs_sku",
+        "property deals.amount",
+    }
+
+
+def test_doctor_flags_a_tier_above_what_hubspot_allows(tmp_path, monkeypatch):
+    fake = FakeHubSpot(search_per_second=0, burst=100)  # headers: X-HubSpot-RateLimit-Max 100
+    fake.start()
+    try:
+        monkeypatch.setenv(TOKEN_ENV, fake.token)
+        config = hubspot_config(tmp_path, fake, hubspot={"limits": {"requests_per_10s": 190}})
+        result = CliRunner().invoke(main, ["--config", str(config), "doctor", "--json"])
+    finally:
+        fake.stop()
+    (bad,) = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
+    assert bad["name"] == "rate limits" and "HubSpot says 100" in bad["detail"]
+    assert "requests_per_10s to 100" in bad["fix"]

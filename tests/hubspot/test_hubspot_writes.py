@@ -1,0 +1,159 @@
+"""Writing to HubSpot: idempotent batch upserts, 207 multi-status, tasks once, update by id."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.domain.mapping import FieldSpec, ObjectMapping
+from connector.errors import CrmError
+from connector.ports import OutboundRecord
+from tests.fakes.hubspot_server import FIXTURES
+
+
+def renewal(key: str, company: str | None = None, **props) -> OutboundRecord:
+    fields = {"dealname": f"Renewal {key}", "dealstage": "appointmentscheduled", **props}
+    if company:
+        fields["associated_company_id"] = company
+    return OutboundRecord(key, fields)
+
+
+def test_batch_upsert_twice_creates_no_new_objects(crm, fake, hub):
+    company = hub.company()
+    batch = [renewal(f"c{i}:2027-03-31", company) for i in range(100)]
+    first = crm.upsert("renewal_opportunity", batch)
+    assert all(r.ok and r.created for r in first)
+    assert fake.count("deals/batch/upsert") == 1  # 100 inputs, one call
+    second = crm.upsert("renewal_opportunity", batch)
+    assert all(r.ok and not r.created for r in second)
+    assert [r.crm_id for r in second] == [r.crm_id for r in first]
+    assert len(fake.live("deals")) == 100
+    deal = fake.get("deals", first[0].crm_id)
+    assert (deal["pipeline"], deal["renewal_key"]) == ("default", "c0:2027-03-31")
+
+
+def test_upsert_request_has_the_documented_wire_shape(crm, fake):
+    sent = json.loads((FIXTURES / "batch_upsert_request.json").read_text())["inputs"]
+    records = [OutboundRecord(i["id"], i["properties"]) for i in sent]
+    fake.load_owners()
+    fake.properties["deals"].update(
+        {n: {"name": n, "type": "string"} for n in ("renewal_health_score", "renewal_health_grade")}
+    )
+    results = crm.upsert("renewal_opportunity", records)
+    assert all(r.ok for r in results)
+    stored = fake.find("deals", "renewal_key", "contract-501-2027-03-31")
+    assert stored["dealname"] == "Acme Corp - Renewal 2027-03"
+    ((route, body),) = [r for r in fake.requests if r[0].endswith("/batch/upsert")]
+    assert route == "POST /crm/v3/objects/deals/batch/upsert"
+    for got, want in zip(body["inputs"], sent, strict=True):
+        assert (got["idProperty"], got["id"], got["properties"]) == (
+            want["idProperty"],
+            want["id"],
+            want["properties"],
+        )
+        assert got["objectWriteTraceId"] == want["id"]
+
+
+def test_multi_status_errors_fail_only_their_records_with_category_and_message(crm, fake):
+    bad = renewal("k2", renewal_health_scor="38")  # misspelt property, as in the fixture
+    results = crm.upsert("renewal_opportunity", [renewal("k1"), bad, renewal("k3")])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error_code == "VALIDATION_ERROR"
+    assert "renewal_health_scor" in results[1].message
+    assert fake.statuses[207] == 1
+
+
+def test_a_whole_batch_refused_is_split_until_the_bad_record_is_found(crm, fake):
+    fake.fail_next(
+        "deals/batch/upsert",
+        400,
+        {"status": "error", "category": "VALIDATION_ERROR", "message": "bad input"},
+    )
+    results = crm.upsert("renewal_opportunity", [renewal("k1"), renewal("k2")])
+    assert [r.ok for r in results] == [True, True]
+    assert fake.count("deals/batch/upsert") == 3
+
+
+def test_associations_are_created_once(crm, fake, hub):
+    company = hub.company()
+    crm.upsert("renewal_opportunity", [renewal("k1", company)])
+    line = OutboundRecord(
+        "k1:SEAT", {"hs_sku": "SEAT", "quantity": 1, "renewal_deal_key": "k1"}, "k1"
+    )
+    crm.upsert("renewal_line", [line])
+    crm.upsert("renewal_line", [line])
+    deal = fake.find("deals", "renewal_key", "k1")["hs_object_id"]
+    item = fake.find("line_items", "renewal_line_key", "k1:SEAT")["hs_object_id"]
+    assert fake.associated("line_items", item, "deals") == {deal: {("HUBSPOT_DEFINED", 20)}}
+    assert fake.associated("deals", deal, "companies") == {company: {("HUBSPOT_DEFINED", 5)}}
+    assert fake.new_links == 2
+
+
+def test_a_child_of_an_unknown_renewal_is_refused_without_a_call(crm, fake):
+    line = OutboundRecord("k9:SEAT", {"hs_sku": "SEAT", "renewal_deal_key": "k9"}, "k9")
+    (result,) = crm.upsert("renewal_line", [line])
+    assert (result.ok, result.error_code) == (False, "INVALID_CROSS_REFERENCE_KEY")
+    assert fake.count("line_items/batch/upsert") == 0
+
+
+def test_tasks_are_created_once_per_dedupe_key_with_inline_associations(crm, fake, hub):
+    company = hub.company()
+    crm.upsert("renewal_opportunity", [renewal("k1", company)])
+    task = OutboundRecord(
+        "k1:notice",
+        {
+            "hs_task_subject": "Notify",
+            "hs_timestamp": "2027-01-04",
+            "hs_task_status": "NOT_STARTED",
+            "associated_company_id": company,
+        },
+        "k1",
+    )
+    (first,) = crm.create_missing("task", [task])
+    fake.edit("tasks", first.crm_id, {"hs_task_status": "COMPLETED"})  # the rep's work
+    (second,) = crm.create_missing("task", [task])
+    assert (first.created, second.created, second.crm_id) == (True, False, first.crm_id)
+    assert fake.get("tasks", first.crm_id)["hs_task_status"] == "COMPLETED"
+    assert len(fake.live("tasks")) == 1
+    assert set(fake.associated("tasks", first.crm_id, "companies")) == {company}
+    assert fake.count("associations/tasks") == 0  # inline, no separate call
+
+
+def test_delete_archives_by_key_and_a_missing_key_counts_as_deleted(crm, fake):
+    crm.upsert("renewal_opportunity", [renewal("k1")])
+    line = OutboundRecord("k1:A", {"hs_sku": "A", "renewal_deal_key": "k1"}, "k1")
+    crm.upsert("renewal_line", [line])
+    results = crm.delete("renewal_line", ["k1:A", "k1:gone"])
+    assert all(r.ok for r in results)
+    assert fake.live("line_items") == []
+
+
+def test_key_field_id_kinds_update_by_object_id_only(crm, fake):
+    health = ObjectMapping(
+        object="companies",
+        id_field="hs_object_id",
+        key_field="hs_object_id",
+        fields={"score": FieldSpec(field="renewal_health_score", type="number")},
+    )
+    crm.mapping = crm.mapping.model_copy(
+        update={"models": {**crm.mapping.models, "account_health": health}}
+    )
+    company = fake.create("companies", {"name": "Acme"})
+    results = crm.upsert(
+        "account_health",
+        [
+            OutboundRecord(company, {"renewal_health_score": 42}),
+            OutboundRecord("424242", {"renewal_health_score": 1}),
+        ],
+    )
+    assert [r.ok for r in results] == [True, False]
+    assert results[1].error_code == "OBJECT_NOT_FOUND"
+    assert fake.get("companies", company)["renewal_health_score"] == "42"
+    assert len(fake.live("companies")) == 1
+
+
+def test_batches_above_100_are_refused_before_any_call(crm, fake):
+    with pytest.raises(CrmError, match="100"):
+        crm.upsert("renewal_opportunity", [renewal(f"k{i}") for i in range(101)])
+    assert sum(fake.calls.values()) == 0
