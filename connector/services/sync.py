@@ -137,23 +137,32 @@ def sync(
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     except ConnectorError as exc:
-        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
-        report.error = str(exc)
+        _failed(report, exc)
         raise
     finally:
-        report.api_calls = ctx.crm.api_calls - calls
-        report.duration_s = time.monotonic() - started
-        if run_id is not None:
-            report.dead_letters = len(store.list_dead_letters())
-            store.finish_run(
-                run_id,
-                report.status,
-                _stored_counts(report),
-                report.api_calls,
-                report.duration_s,
-                report.error,
-            )
+        _finish(ctx, report, started, calls)
     return report
+
+
+def _failed(report: SyncReport, exc: ConnectorError) -> None:
+    report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+    report.error = str(exc)
+
+
+def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:
+    """Figures of the run, recorded in the run history (stopped, failed or not)."""
+    report.api_calls = ctx.crm.api_calls - calls
+    report.duration_s = time.monotonic() - started
+    if report.run_id is not None:
+        report.dead_letters = len(ctx.store.list_dead_letters())
+        ctx.store.finish_run(
+            report.run_id,
+            report.status,
+            _stored_counts(report),
+            report.api_calls,
+            report.duration_s,
+            report.error,
+        )
 
 
 def _count(report: SyncReport, run: Collected, failed: set[str]) -> None:
@@ -250,20 +259,10 @@ def sync_records(
         _count(report, run, outcome.failed_contracts)
         report.status = "partial" if report.failed else "ok"
     except ConnectorError as exc:
-        report.status, report.error = "failed", str(exc)
+        _failed(report, exc)
         raise
     finally:
-        report.api_calls = ctx.crm.api_calls - calls
-        report.duration_s = time.monotonic() - started
-        report.dead_letters = len(store.list_dead_letters())
-        store.finish_run(
-            run_id,
-            report.status,
-            _stored_counts(report),
-            report.api_calls,
-            report.duration_s,
-            report.error,
-        )
+        _finish(ctx, report, started, calls)
     return report
 
 

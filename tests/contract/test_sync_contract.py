@@ -12,7 +12,7 @@ from connector import bootstrap
 from connector.config import load_config
 from connector.services import sync
 from tests.conftest import AS_OF, ROOT, Book, write_config
-from tests.fakes.harness import SALESFORCE_ENV, SalesforceHarness
+from tests.fakes.harness import SalesforceHarness, salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
 
 
@@ -64,14 +64,7 @@ def crm(request, tmp_path, monkeypatch):
         else:
             rsps = stack.enter_context(responses.RequestsMock(assert_all_requests_are_fired=False))
             org = FakeOrg(rsps)
-            for name, value in SALESFORCE_ENV.items():
-                monkeypatch.setenv(name, value)
-            path = write_config(
-                tmp_path,
-                crm="salesforce",
-                salesforce={"auth": "password"},
-                mapping=str(ROOT / "mappings" / "salesforce.yaml"),
-            )
+            path = salesforce_config(tmp_path, monkeypatch)
             ctx = bootstrap.build(load_config(path))
             made = SalesforceBook(org)
             line_object = "OpportunityLineItem"

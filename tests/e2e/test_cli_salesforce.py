@@ -9,21 +9,13 @@ import responses
 from click.testing import CliRunner
 
 from connector.cli import main
-from tests.conftest import ROOT, write_config
-from tests.fakes.harness import SALESFORCE_ENV
+from tests.fakes.harness import salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
 
 
 @pytest.fixture
 def org_cli(tmp_path, monkeypatch):
-    for name, value in SALESFORCE_ENV.items():
-        monkeypatch.setenv(name, value)
-    config = write_config(
-        tmp_path,
-        crm="salesforce",
-        salesforce={"auth": "password"},
-        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
-    )
+    config = salesforce_config(tmp_path, monkeypatch)
     runner = CliRunner()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         org = FakeOrg(rsps)

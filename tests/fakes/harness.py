@@ -174,3 +174,18 @@ def harness(name: str, folder: Path, page_size: int = 2000) -> Iterator[Harness]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         h = SalesforceHarness(FakeOrg(rsps), page_size)
         yield h
+
+
+def salesforce_config(folder: Path, monkeypatch, mapping: Path | None = None, **sections) -> Path:
+    """An app.yaml for crm: salesforce (password login) with credentials in the environment."""
+    from tests.conftest import write_config
+
+    for name, value in SALESFORCE_ENV.items():
+        monkeypatch.setenv(name, value)
+    return write_config(
+        folder,
+        crm="salesforce",
+        salesforce={"auth": "password"},
+        mapping=str(mapping or ROOT / "mappings" / "salesforce.yaml"),
+        **sections,
+    )

@@ -16,9 +16,9 @@ from connector.errors import ApiLimitReached, ConfigError, FatalCrmError
 from connector.mapping_file import load_mapping
 from connector.ports import OutboundRecord
 from connector.services import sync
-from tests.conftest import AS_OF, ROOT, write_config
+from tests.conftest import AS_OF, ROOT
 from tests.contract.test_sync_contract import SalesforceBook
-from tests.fakes.harness import SALESFORCE_ENV
+from tests.fakes.harness import SALESFORCE_ENV, salesforce_config
 from tests.fakes.salesforce_org import BASE, FakeOrg
 
 FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"
@@ -45,14 +45,7 @@ def direct_crm(**settings) -> SalesforceCrm:
 def org_context(rsps, tmp_path, monkeypatch):
     """A sync context on crm: salesforce, talking to a fake org."""
     org = FakeOrg(rsps)
-    for name, value in SALESFORCE_ENV.items():
-        monkeypatch.setenv(name, value)
-    path = write_config(
-        tmp_path,
-        crm="salesforce",
-        salesforce={"auth": "password"},
-        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
-    )
+    path = salesforce_config(tmp_path, monkeypatch)
     ctx = bootstrap.build(load_config(path))
     waits: list[float] = []
     ctx.sleep = waits.append
@@ -250,8 +243,6 @@ def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context
 @pytest.fixture
 def cpq_context(rsps, tmp_path, monkeypatch):
     org = FakeOrg(rsps)
-    for name, value in SALESFORCE_ENV.items():
-        monkeypatch.setenv(name, value)
     text = (ROOT / "mappings" / "salesforce.yaml").read_text()
     mapping = tmp_path / "salesforce-cpq.yaml"
     mapping.write_text(
@@ -259,13 +250,7 @@ def cpq_context(rsps, tmp_path, monkeypatch):
             "# cpq_renewal_id:", "cpq_renewal_id:"
         )
     )
-    path = write_config(
-        tmp_path,
-        crm="salesforce",
-        salesforce={"auth": "password"},
-        mapping=str(mapping),
-        renewals={"renewal_mode": "cpq"},
-    )
+    path = salesforce_config(tmp_path, monkeypatch, mapping, renewals={"renewal_mode": "cpq"})
     ctx = bootstrap.build(load_config(path))
     ctx.sleep = lambda _s: None
     yield ctx, org, SalesforceBook(org)
@@ -307,15 +292,7 @@ def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
 
 def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
     FakeOrg(rsps)
-    for name, value in SALESFORCE_ENV.items():
-        monkeypatch.setenv(name, value)
-    path = write_config(
-        tmp_path,
-        crm="salesforce",
-        salesforce={"auth": "password"},
-        mapping=str(ROOT / "mappings" / "salesforce.yaml"),
-        renewals={"renewal_mode": "cpq"},
-    )
+    path = salesforce_config(tmp_path, monkeypatch, renewals={"renewal_mode": "cpq"})
     with pytest.raises(ConfigError, match="SBQQ__RenewalForecast__c"):
         bootstrap.build(load_config(path))
 
@@ -326,8 +303,6 @@ def renewal_items(org) -> list[dict]:
 
 def test_renewal_contacts_can_come_from_contact_roles(rsps, tmp_path, monkeypatch):
     org = FakeOrg(rsps)
-    for name, value in SALESFORCE_ENV.items():
-        monkeypatch.setenv(name, value)
     mapping = yaml.safe_load((ROOT / "mappings" / "salesforce.yaml").read_text())
     mapping["models"]["contact"] = {
         "object": "AccountContactRole",
@@ -343,12 +318,7 @@ def test_renewal_contacts_can_come_from_contact_roles(rsps, tmp_path, monkeypatc
         },
     }
     (tmp_path / "roles.yaml").write_text(yaml.safe_dump(mapping))
-    path = write_config(
-        tmp_path,
-        crm="salesforce",
-        salesforce={"auth": "password"},
-        mapping=str(tmp_path / "roles.yaml"),
-    )
+    path = salesforce_config(tmp_path, monkeypatch, tmp_path / "roles.yaml")
     ctx = bootstrap.build(load_config(path))
     book = SalesforceBook(org)
     acc = book.account("Acme")
