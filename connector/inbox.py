@@ -4,6 +4,8 @@ drained by the inbox worker, kept for the dedupe window so redeliveries have no 
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,9 +17,9 @@ from connector.state import StateStore, _upsert, inbox, now
 
 _SQLITE_ADD = (
     "INSERT INTO inbox (source, event_id, object, record_id, payload, status, attempts, "
-    "next_attempt_at, received_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
-    "ON CONFLICT (source, event_id) DO NOTHING"
+    "next_attempt_at, received_at) VALUES {} ON CONFLICT (source, event_id) DO NOTHING"
 )
+_SQLITE_ROW = "(?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
 #: Inbox row statuses: waiting to be processed, processed, nothing to do, given up.
 PENDING, DONE, IGNORED, DEAD = "pending", "done", "ignored", "dead"
 
@@ -36,6 +38,7 @@ class InboxEvent:
 class Inbox:
     def __init__(self, store: StateStore, clock: Callable[[], datetime] = now):
         self.store, self.clock = store, clock
+        self._local = threading.local()
 
     def add(self, events: Sequence[InboxEvent]) -> int:
         """Store events in one transaction; an id already stored is ignored.
@@ -71,17 +74,29 @@ class Inbox:
         """The hot path of every webhook request: one executemany straight to sqlite3, values
         in the forms SQLAlchemy's JSON and DateTime types store and read back."""
         stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        rows = [
-            (e.source, e.event_id, e.object, e.record_id, json.dumps(e.payload), stamp, stamp)
-            for e in events
-        ]
-        with self.store.engine.begin() as conn:
-            # sqlite3 sums the rows an executemany inserted: copies of a stored id insert none
-            return conn.exec_driver_sql(_SQLITE_ADD, rows).rowcount
+        values: list[Any] = []
+        for e in events:
+            values += (e.source, e.event_id, e.object, e.record_id, json.dumps(e.payload))
+            values += (stamp, stamp)
+        sql = _SQLITE_ADD.format(", ".join([_SQLITE_ROW] * len(events)))
+        # one statement in autocommit: its own transaction, no pool or BEGIN/COMMIT round trips;
+        # rowcount is the rows it inserted (copies of a stored id insert none)
+        return self._raw().execute(sql, values).rowcount
+
+    def _raw(self) -> sqlite3.Connection:
+        """This thread's own sqlite3 connection to the state database (the request path)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.store.engine.url.database, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
 
     def due(self, limit: int) -> list[dict[str, Any]]:
-        """Pending events whose next attempt is due, oldest first (without their payload)."""
-        cols = [c for c in inbox.c if c.name != "payload"]  # processing needs no payload
+        """Pending events whose next attempt is due, oldest first: what processing reads."""
+        c = inbox.c
+        cols = [c.id, c.source, c.event_id, c.object, c.record_id, c.attempts]
         query = (
             select(*cols)
             .where(inbox.c.status == PENDING, inbox.c.next_attempt_at <= self.clock())

@@ -132,7 +132,7 @@ inbox = Table(
     Column("run_id", Integer),
     Column("last_error", Text),
     UniqueConstraint("source", "event_id", name="inbox_event"),
-    Index("inbox_due", "status", "next_attempt_at"),
+    Index("inbox_due", "status", "id"),  # the oldest pending first, without a sort
 )
 #: Scheduled job runs: one row per (job, scheduled slot), so two schedulers on one database
 #: run each slot once (connector/joblog.py).

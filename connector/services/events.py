@@ -67,8 +67,12 @@ def process_inbox(
     out = BatchOutcome()
     rows = inbox.due(settings.worker_batch_size)
     ignored, wanted = [], []
+    kinds_of: dict[str | None, list[str]] = {}
     for row in rows:
-        kinds = kinds_for_object(ctx.mapping, row["object"]) if row["record_id"] else []
+        obj = row["object"]
+        if obj not in kinds_of:
+            kinds_of[obj] = kinds_for_object(ctx.mapping, obj)
+        kinds = kinds_of[obj] if row["record_id"] else []
         (wanted if kinds else ignored).append((row, kinds))
     inbox.settle([row["id"] for row, _ in ignored], IGNORED)
     for row, _ in ignored:
