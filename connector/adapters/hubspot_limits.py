@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -63,13 +63,6 @@ class RollingBucket:
             waited = True
             self.sleep(max(delay, 0.0005))
 
-    def available(self) -> int:
-        """Tokens a caller could take right now."""
-        with self._lock:
-            now = self.clock()
-            back = sum(1 for t in self._spent if t <= now)
-            return self.limit - (len(self._spent) - back) - self._in_flight
-
     def release(self) -> None:
         """The response arrived: the token comes back one interval from now."""
         with self._lock:
@@ -90,7 +83,6 @@ class PortalLimits:
 
     general: RollingBucket
     search: RollingBucket
-    extra: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, PortalLimits] = {}
@@ -131,12 +123,3 @@ def snapshot() -> dict[str, dict[str, BucketStats]]:
             key: {"general": replace(lim.general.stats), "search": replace(lim.search.stats)}
             for key, lim in _REGISTRY.items()
         }
-
-
-def forget(key: str | None = None) -> None:
-    """Drop one portal's limits (or all): tests and benchmarks start from a full bucket."""
-    with _REGISTRY_LOCK:
-        if key is None:
-            _REGISTRY.clear()
-        else:
-            _REGISTRY.pop(key, None)

@@ -70,14 +70,6 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
         i += 1
 
 
-def step_due(step: PlaybookStep, contract: Contract, playbook: Playbook) -> date | None:
-    for day, _ in occurrences(step, contract):
-        return business_day(
-            day, playbook.weekend_days, step.anchor == "end", playbook.holiday_country
-        )
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     """What the tasks of one contract term are written from."""

@@ -85,20 +85,6 @@ def account_facts(
     }
 
 
-def segment_book(
-    book: Book,
-    segs: Segments,
-    policy: RenewalPolicy,
-    as_of: date,
-    health: Mapping[str, Health],
-    known: set[str] = frozenset(),
-) -> list[dict[str, Any]]:
-    """Segment rows for every account over the history window (see segment_periods)."""
-    return [
-        row for rows in segment_periods(book, segs, policy, as_of, health, known) for row in rows
-    ]
-
-
 def segment_periods(
     book: Book,
     segs: Segments,

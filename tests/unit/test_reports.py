@@ -17,7 +17,7 @@ from connector.domain.reports import (
     outcomes,
     retention_by_period,
 )
-from connector.domain.segments import classify, period_start, periods, segment_book
+from connector.domain.segments import classify, period_start, periods, segment_periods
 from tests.unit.test_health import CARD
 
 D = Decimal
@@ -151,7 +151,7 @@ def test_segments_by_rules_over_30_day_periods_with_18_periods_of_history():
     health = {"a1": score_account(CARD, "a1", {"seat_utilisation": 0.2, "late_payments": 3})}
     as_of = date(2026, 3, 20)
     starts = periods(as_of, segs)
-    rows = segment_book(b, segs, RenewalPolicy(), as_of, health)
+    rows = flat(segment_periods(b, segs, RenewalPolicy(), as_of, health))
     by_period = {r["period_start"]: r for r in rows}
     assert sorted(by_period) == [s.isoformat() for s in starts]
     current = by_period[starts[-1].isoformat()]
@@ -168,5 +168,9 @@ def test_segments_by_rules_over_30_day_periods_with_18_periods_of_history():
     assert current["segment"] == "under_performer"
     earliest = by_period[starts[0].isoformat()]  # no health for past periods
     assert earliest["facts"]["health_score"] is None and earliest["segment"] == "loyalist"
-    after = segment_book(b, segs, RenewalPolicy(), date(2026, 6, 30), {})
+    after = flat(segment_periods(b, segs, RenewalPolicy(), date(2026, 6, 30), {}))
     assert after[-1]["segment"] == "inactive"  # every term has ended
+
+
+def flat(periods_rows) -> list[dict]:
+    return [row for rows in periods_rows for row in rows]
