@@ -3,23 +3,19 @@
 `sync` keeps (services.apply.collect), in a fresh subprocess so the peak RSS is this work's own
 (see benchmarks/memory.py for why the child starts through /bin/sh).
 
-Timed: scoring every account (services.insight does the same), the book-wide upsell facts,
+Timed: scoring every account and the book-wide upsell facts (services.insight.planner_for,
+as sync does),
 and planning every contract. Signals are synthetic: five measures for nine in ten accounts.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from benchmarks.common import Verdict, heading, row, verdict
-from benchmarks.memory import ROOT, TIMEOUT_S, peak_rss_mb
+from benchmarks.memory import ROOT, child_main, peak_rss_mb, run_child
 
 #: Budgets, not promises from the issue (it asks for the figures): a 100,000-contract book
 #: fully planned in 20 s, within half a gigabyte including the book itself.
@@ -50,10 +46,9 @@ def synthetic_signals(account_ids, as_of, seed):
 def child(contracts: int, seed: int) -> dict:
     from benchmarks.synthetic import AS_OF, EmptyLedger, build_book
     from connector.config import load_config
-    from connector.domain.health import health_mix, score_book
-    from connector.domain.renewals import Planner
-    from connector.domain.upsell import book_facts
+    from connector.domain.health import health_mix
     from connector.services.apply import collect
+    from connector.services.insight import planner_for
 
     cfg = load_config(ROOT / "app.yaml")
     out = {"imports_mb": peak_rss_mb()}
@@ -61,20 +56,9 @@ def child(contracts: int, seed: int) -> dict:
     signals = synthetic_signals(sorted(book.accounts), AS_OF, seed)
     out["book_mb"] = peak_rss_mb()
     t0 = time.perf_counter()
-    facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
-    health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, {}, AS_OF)
-    usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
+    insight, planner = planner_for(cfg, book, signals, {}, AS_OF)
+    health = insight.health
     t1 = time.perf_counter()
-    planner = Planner(
-        cfg.renewals,
-        cfg.playbook,
-        AS_OF,
-        scorecard=cfg.scorecard,
-        upsell=cfg.upsell,
-        health=health,
-        usage=usage,
-        facts=facts,
-    )
     ledger = EmptyLedger()
     kept = collect(
         planner.plan_book(book, ledger), book, ledger, None, show_writes=False, show_skips=()
@@ -95,18 +79,9 @@ def child(contracts: int, seed: int) -> dict:
 
 def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
     heading(f"full planning: renewals + health + upsell + playbook, {contracts:,} contracts")
-    cmd = [sys.executable, "-m", "benchmarks.full_planning", "--contracts", str(contracts)]
-    if seed is not None:
-        cmd += ["--seed", str(seed)]
-    if Path("/bin/sh").exists():
-        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=ROOT
-    )
-    if proc.returncode != 0:
-        print(proc.stderr, file=sys.stderr)
+    res = run_child("benchmarks.full_planning", contracts, seed)
+    if res is None:
         return [verdict(Verdict("full", "throughput", "child failed", f">= {TARGET:,}", False))]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
     rate = res["contracts"] / res["total_s"]
     row("book", f"{res['accounts']:,} accounts, {res['contracts']:,} contracts")
     row("health mix", ", ".join(f"{g} {n:,}" for g, n in res["health"].items()))
@@ -139,15 +114,5 @@ def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="full planning child (prints one JSON line)")
-    parser.add_argument("--contracts", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=None)
-    args = parser.parse_args()
-    from benchmarks.synthetic import SEED
-
-    print(json.dumps(child(args.contracts, SEED if args.seed is None else args.seed)))
-
-
 if __name__ == "__main__":
-    main()
+    child_main(child, "full planning child (prints one JSON line)")

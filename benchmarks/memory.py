@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import Verdict, heading, row, verdict
@@ -80,18 +81,9 @@ def child(contracts: int, seed: int) -> dict:
 
 def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
     heading(f"peak memory: build + plan {contracts:,} contracts (fresh subprocess)")
-    cmd = [sys.executable, "-m", "benchmarks.memory", "--contracts", str(contracts)]
-    if seed is not None:
-        cmd += ["--seed", str(seed)]
-    if Path("/bin/sh").exists():  # a fresh ru_maxrss: see the module docstring
-        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=ROOT
-    )
-    if proc.returncode != 0:
-        print(proc.stderr, file=sys.stderr)
+    res = run_child("benchmarks.memory", contracts, seed)
+    if res is None:
         return [verdict(Verdict("memory", "peak RSS", "child failed", f"< {TARGET_MB} MB", False))]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
     rec = res["records"]
     plans = res["plans"]
     row("measure", "peak RSS, getrusage(RUSAGE_SELF).ru_maxrss in the child (MiB)")
@@ -129,8 +121,26 @@ def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="memory benchmark child (prints one JSON line)")
+def run_child(module: str, contracts: int, seed: int | None) -> dict | None:
+    """Run `python -m module` in a fresh process (through /bin/sh: a fresh ru_maxrss, see the
+    module docstring); its last stdout line is its JSON figures. None if it failed."""
+    cmd = [sys.executable, "-m", module, "--contracts", str(contracts)]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    if Path("/bin/sh").exists():
+        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child_main(child: Callable[[int, int], dict], description: str) -> None:
+    """The child's command line: --contracts, --seed; prints child()'s figures as JSON."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--contracts", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
@@ -140,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    child_main(child, "memory benchmark child (prints one JSON line)")

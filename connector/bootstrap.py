@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from connector.adapters.salesforce import SalesforceCrm, connect
 from connector.adapters.sandbox import SandboxCrm
 from connector.config import AppConfig, find_config, load_config
 from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
 from connector.services.context import Context
 from connector.state import StateStore
+
+if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
+    from connector.adapters.salesforce import SalesforceCrm
 
 #: Fault injection for crash tests: the sandbox kills the process after this many write calls.
 KILL_AFTER_WRITES_ENV = "RENEWALS_SANDBOX_KILL_AFTER_WRITES"
@@ -52,6 +55,8 @@ def build(config: AppConfig) -> Context:
 
 
 def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
+    from connector.adapters.salesforce import SalesforceCrm, connect
+
     settings = config.salesforce
     contract = mapping.models["contract"].fields
     missing = [f for f in ("renewal_forecast", "cpq_renewal_id") if f not in contract]

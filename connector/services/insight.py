@@ -3,13 +3,16 @@ the book with the pure domain functions, and record what was computed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from connector.config import AppConfig
 from connector.domain.book import Book
 from connector.domain.health import Health, Previous, history_row, score_book
 from connector.domain.renewals import Planner
 from connector.domain.segments import segment_periods
+from connector.domain.signals import Signal
 from connector.domain.upsell import book_facts
 from connector.services.context import Context
 
@@ -22,13 +25,23 @@ class Insight:
 
 
 def assess(ctx: Context, book: Book, as_of: date) -> tuple[Insight, Planner]:
-    """Score every account and build the planner that reads the scores."""
-    cfg = ctx.config
+    """Score every account (signals and earlier scores from the store) and build the planner."""
     signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC))
     previous = {
         account: Previous(row["score"], row["grade"], row["values"])
         for account, row in ctx.store.health_before(as_of.isoformat()).items()
     }
+    return planner_for(ctx.config, book, signals, previous, as_of)
+
+
+def planner_for(
+    cfg: AppConfig,
+    book: Book,
+    signals: Mapping[str, Mapping[str, Signal]],
+    previous: Mapping[str, Previous],
+    as_of: date,
+) -> tuple[Insight, Planner]:
+    """No I/O: the book's health, usage and upsell facts, and the planner that reads them."""
     facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
     health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, previous, as_of)
     usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
