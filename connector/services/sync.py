@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -88,13 +89,12 @@ def sync(
     """One run. A killed run leaves nothing half-done that the next run cannot converge from:
     CRM writes are upserts by key, the ledger records them after, cursors move last."""
     as_of = as_of or today()
-    started, calls = time.monotonic(), ctx.crm.api_calls
     store = ctx.store
     run_id = (
         None if dry_run else store.start_run("full" if full else "incremental", as_of.isoformat())
     )
     report = SyncReport(run_id, as_of, dry_run, full)
-    try:
+    with _recorded(ctx, report):
         book = load_book(ctx)
         cursors = pull_changes(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
@@ -136,21 +136,25 @@ def sync(
             store.advance_cursors(cursors)
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
-    except ConnectorError as exc:
-        _failed(report, exc)
-        raise
-    finally:
-        _finish(ctx, report, started, calls)
     return report
 
 
-def _failed(report: SyncReport, exc: ConnectorError) -> None:
-    report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
-    report.error = str(exc)
+@contextmanager
+def _recorded(ctx: Context, report: SyncReport) -> Iterator[None]:
+    """The run's API calls, duration and outcome, recorded in the run history whatever happens:
+    a ConnectorError marks it `stopped` (API allowance) or `failed`, and goes on up."""
+    started, calls = time.monotonic(), ctx.crm.api_calls
+    try:
+        yield
+    except ConnectorError as exc:
+        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+        report.error = str(exc)
+        raise
+    finally:
+        _finish(ctx, report, started, calls)
 
 
 def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:
-    """Figures of the run, recorded in the run history (stopped, failed or not)."""
     report.api_calls = ctx.crm.api_calls - calls
     report.duration_s = time.monotonic() - started
     if report.run_id is not None:
@@ -238,11 +242,10 @@ def sync_records(
     contracts they affect exactly as `sync` does. Cursors do not move: the next incremental
     sync re-reads these records and finds nothing to do."""
     as_of = as_of or today()
-    started, calls = time.monotonic(), ctx.crm.api_calls
     store = ctx.store
     run_id = store.start_run("webhook", as_of.isoformat())
     report = SyncReport(run_id, as_of, False, False)
-    try:
+    with _recorded(ctx, report):
         book = load_book(ctx)
         rows = _refetch(ctx, book, refs, run_id)
         contracts = affected_contracts(book, rows)
@@ -258,11 +261,6 @@ def sync_records(
         report.writes = dict(sorted(outcome.writes.items()))
         _count(report, run, outcome.failed_contracts)
         report.status = "partial" if report.failed else "ok"
-    except ConnectorError as exc:
-        _failed(report, exc)
-        raise
-    finally:
-        _finish(ctx, report, started, calls)
     return report
 
 
