@@ -71,14 +71,9 @@ def check_hubspot_v3(
     tolerance_s: int = 300,
 ) -> None:
     """Raise Refused unless the X-HubSpot-Signature-v3 is valid and recent."""
-    if not secret:
-        raise Refused(401, "HubSpot client secret not configured", "not_configured")
-    if not signature:
-        raise Refused(401, "missing signature", "signature")
+    _present(secret, signature, "HubSpot client secret")
     ts = check_timestamp(timestamp, now_s, tolerance_s, unit_ms=True)
-    expected = hubspot_v3_signature(secret, method, uri, body, ts)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
-        raise Refused(401, "invalid signature", "signature")
+    _matches(hubspot_v3_signature(secret, method, uri, body, ts), signature)
 
 
 def signals_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -95,11 +90,19 @@ def check_signals(
     now_s: float,
     tolerance_s: int = 300,
 ) -> None:
+    _present(secret, signature, "signals secret")
+    ts = check_timestamp(timestamp, now_s, tolerance_s, unit_ms=False)
+    _matches(signals_signature(secret, ts, body), signature)
+
+
+def _present(secret: str | None, signature: str | None, what: str) -> None:
     if not secret:
-        raise Refused(401, "signals secret not configured", "not_configured")
+        raise Refused(401, f"{what} not configured", "not_configured")
     if not signature:
         raise Refused(401, "missing signature", "signature")
-    ts = check_timestamp(timestamp, now_s, tolerance_s, unit_ms=False)
-    expected = signals_signature(secret, ts, body)
+
+
+def _matches(expected: str, signature: str) -> None:
+    """Constant-time comparison; the reason never says how they differ."""
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise Refused(401, "invalid signature", "signature")
