@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from connector import bootstrap
+from connector.adapters.hubspot_limits import bucket_waits
 from connector.config import AppConfig
 from connector.inbox import Inbox
 from connector.runlock import RunLockBusy, run_lock
@@ -40,6 +41,7 @@ class InboxWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._purged_at = 0.0
+        self._bucket_seen = bucket_waits()
 
     def start(self) -> InboxWorker:
         self._thread = threading.Thread(target=self._run, name="inbox-worker", daemon=True)
@@ -118,3 +120,8 @@ class InboxWorker:
             m.failed.labels(source).inc(n)
         for source, n in outcome.dead.items():
             m.dead.labels(source).inc(n)
+        # waits for a HubSpot portal's token bucket (retry waits are counted by ctx.sleep)
+        waits, seconds = bucket_waits()
+        m.rate_limit_waits.inc(waits - self._bucket_seen[0])
+        m.rate_limit_wait_seconds.inc(seconds - self._bucket_seen[1])
+        self._bucket_seen = (waits, seconds)

@@ -123,3 +123,9 @@ def snapshot() -> dict[str, dict[str, BucketStats]]:
             key: {"general": replace(lim.general.stats), "search": replace(lim.search.stats)}
             for key, lim in _REGISTRY.items()
         }
+
+
+def bucket_waits() -> tuple[int, float]:
+    """Waits for a token, and seconds waited, over every portal's buckets in this process."""
+    stats = [s for by in snapshot().values() for s in by.values()]
+    return sum(s.waits for s in stats), sum(s.waited_seconds for s in stats)

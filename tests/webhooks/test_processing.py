@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from connector import bootstrap
+from connector.adapters.hubspot_limits import limits_for
 from connector.cli import main
 from connector.errors import RetriableCrmError
 from connector.inbox import Inbox, InboxEvent
 from connector.runlock import RunLockBusy, run_lock
 from connector.services import sync
-from connector.services.events import kinds_for_object, process_inbox
+from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
 from connector.services.gather import load_book
 from connector.services.sync import sync_records, today
 from tests.conftest import Book
@@ -240,3 +241,16 @@ def test_settled_events_are_forgotten_after_the_dedupe_window(store):
     clock.now += timedelta(hours=2)
     assert inbox.purge(72) == 1
     assert [r["event_id"] for r in inbox.all()] == ["2"]  # pending ones stay
+
+
+def test_waits_for_a_hubspot_bucket_count_as_rate_limit_waits(wh_config):
+    worker = InboxWorker(wh_config)
+    bucket = limits_for("test-portal-waits", 1, 1, interval=0.05).general
+    bucket.acquire()
+    bucket.release()
+    bucket.acquire()  # the one token is back only one interval later: this waits
+    bucket.release()
+    worker._count(BatchOutcome())
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("renewals_crm_rate_limit_waits_total") == 1
+    assert registry.get_sample_value("renewals_crm_rate_limit_wait_seconds_total") > 0
