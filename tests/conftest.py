@@ -31,6 +31,20 @@ def write_config(folder: Path, **sections) -> Path:
     return path
 
 
+def cli_for(config: Path):
+    """`renewals --config CONFIG ...` in-process; errors raise instead of hiding in output."""
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+    return invoke
+
+
 class Book:
     """Builds records in the sandbox CRM as its users would."""
 

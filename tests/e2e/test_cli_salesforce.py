@@ -6,9 +6,8 @@ import json
 
 import pytest
 import responses
-from click.testing import CliRunner
 
-from connector.cli import main
+from tests.conftest import cli_for
 from tests.fakes.harness import salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
 
@@ -16,14 +15,8 @@ from tests.fakes.salesforce_org import FakeOrg
 @pytest.fixture
 def org_cli(tmp_path, monkeypatch):
     config = salesforce_config(tmp_path, monkeypatch)
-    runner = CliRunner()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        org = FakeOrg(rsps)
-
-        def invoke(*args: str):
-            return runner.invoke(main, ["--config", str(config), *args], catch_exceptions=False)
-
-        yield org, invoke
+        yield FakeOrg(rsps), cli_for(config)
 
 
 def test_doctor_passes_on_a_ready_org_and_says_what_to_fix_otherwise(org_cli):

@@ -9,22 +9,15 @@ import re
 import sqlite3
 
 import pytest
-from click.testing import CliRunner
 
-from connector.cli import main
-from tests.conftest import write_config
+from tests.conftest import cli_for, write_config
 
 AS_OF = "2026-11-23"
 
 
 @pytest.fixture
 def cli(tmp_path):
-    config = write_config(tmp_path)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, ["--config", str(config), *args], catch_exceptions=False)
-
+    invoke = cli_for(write_config(tmp_path))
     invoke.data = tmp_path / "data"
     return invoke
 
