@@ -12,20 +12,17 @@ from connector import bootstrap
 from connector.config import load_config
 from connector.services import sync
 from tests.conftest import AS_OF, ROOT, Book, write_config
-from tests.fakes.harness import SalesforceHarness, salesforce_config
+from tests.fakes.harness import salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
 
 
 class SalesforceBook(Book):
     """The conftest Book, with contract lines where Salesforce keeps them."""
 
-    def __init__(self, org: FakeOrg):
-        super().__init__(org)
-        self.lines = SalesforceHarness.__new__(SalesforceHarness)
-        self.lines.admin, self.lines.origin = org, {}
+    crm: FakeOrg
 
     def line(self, contract: str, code: str, qty: float, price: float, recurring=True) -> str:
-        return self.lines.contract_line(contract, self.products[code], qty, price)
+        return self.crm.contract_line(contract, self.products[code], qty, price)
 
 
 def hubspot_context(stack: ExitStack, tmp_path, monkeypatch):

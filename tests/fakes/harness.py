@@ -82,38 +82,12 @@ class SalesforceHarness(Harness):
         self.crm = SalesforceCrm(
             connect(self.settings, SALESFORCE_ENV), mapping, self.settings, page_size=page_size
         )
-        self.origin: dict[str, str] = {}
 
     def freeze_clock(self) -> None:
         self.admin.tick = self.admin.tick * 0
 
     def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
-        """Contract lines are the line items of the opportunity the contract came from."""
-        if contract_id not in self.origin:
-            contract = self.admin.get("Contract", contract_id)
-            self.origin[contract_id] = self.admin.insert(
-                "Opportunity",
-                {
-                    "Name": "Original deal",
-                    "AccountId": contract["AccountId"],
-                    "StageName": "Closed Won",
-                    "CloseDate": "2025-01-01",
-                    "Contract__c": contract_id,
-                    "Pricebook2Id": self.admin.standard_pricebook,
-                },
-            )
-        entry = next(
-            e["Id"] for e in self.admin.all("PricebookEntry") if e["Product2Id"] == product_id
-        )
-        return self.admin.insert(
-            "OpportunityLineItem",
-            {
-                "OpportunityId": self.origin[contract_id],
-                "PricebookEntryId": entry,
-                "Quantity": qty,
-                "UnitPrice": price,
-            },
-        )
+        return self.admin.contract_line(contract_id, product_id, qty, price)
 
 
 class HubSpotHarness(Harness):

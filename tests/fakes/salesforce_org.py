@@ -153,6 +153,7 @@ class FakeOrg:
         self.schema = {o: f.split() for o, f in SCHEMA.items()}
         self.created_fields: list[dict] = []
         self.token_requests: list[dict] = []
+        self.origins: dict[str, str] = {}  # contract id -> the opportunity it came from
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -197,6 +198,35 @@ class FakeOrg:
             for i, r in sorted(self.records[obj].items())
             if include_deleted or i not in self.deleted
         ]
+
+    def contract_line(self, contract_id: str, product_id: str, qty: float, price: float) -> str:
+        """A contract line as the Salesforce mapping reads them: a line item of the (closed won)
+        opportunity the contract came from, created with the first line."""
+        origin = self.origins.get(contract_id)
+        if origin is None:
+            origin = self.origins[contract_id] = self.insert(
+                "Opportunity",
+                {
+                    "Name": "Original deal",
+                    "AccountId": self.get("Contract", contract_id)["AccountId"],
+                    "StageName": "Closed Won",
+                    "CloseDate": "2025-01-01",
+                    "Contract__c": contract_id,
+                    "Pricebook2Id": self.standard_pricebook,
+                },
+            )
+        entry = next(
+            i for i, e in self.records["PricebookEntry"].items() if e["Product2Id"] == product_id
+        )
+        return self.insert(
+            "OpportunityLineItem",
+            {
+                "OpportunityId": origin,
+                "PricebookEntryId": entry,
+                "Quantity": qty,
+                "UnitPrice": price,
+            },
+        )
 
     def expire_session(self) -> None:
         self.session = f"SESSION-{self.logins + 2}"  # the old token no longer works
