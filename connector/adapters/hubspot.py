@@ -27,7 +27,7 @@ from connector.adapters.hubspot_diag import HubSpotDiagnosis
 from connector.adapters.hubspot_limits import limits_for, portal_key
 from connector.config import HubspotSettings
 from connector.domain.mapping import Mapping
-from connector.errors import RetriableCrmError
+from connector.errors import FatalCrmError, RetriableCrmError
 from connector.ports import Cursor, OutboundRecord, SourceRecord, WriteResult
 from connector.retry import retrying
 
@@ -133,7 +133,17 @@ class HubSpotCrm(HubSpotDiagnosis):
                 bucket.release()
 
         attempts, max_wait = self._retry
-        return retrying(attempts, max_wait, sleep=self.sleep)(once)
+        try:
+            return retrying(attempts, max_wait, sleep=self.sleep)(once)
+        except RetriableCrmError as err:
+            # retried here, per request, already: the sync's own retry must not start over
+            raise FatalCrmError(
+                f"{err} (still failing after {attempts} attempts; the next run resumes)",
+                system=err.system,
+                status=err.status,
+                code=err.code,
+                body=err.body,
+            ) from err
 
     def object_type(self, kind: str) -> str:
         return self.mapping.models[kind].object

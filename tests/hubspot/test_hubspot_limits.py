@@ -11,6 +11,7 @@ from connector.adapters.hubspot import TOKEN_ENV
 from connector.adapters.hubspot_calls import translate
 from connector.config import load_config
 from connector.errors import ConfigError, FatalCrmError, RecordRejectedError, RetriableCrmError
+from connector.services import sync
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.hubspot.conftest import fast, hubspot_config, make_crm
 
@@ -144,3 +145,18 @@ def test_statuses_translate_by_table(status, headers, kind, wait):
     assert type(err) is kind and err.status == status and err.system == "hubspot"
     if kind is RetriableCrmError:
         assert err.retry_after == wait
+
+
+def test_a_sync_gives_up_after_the_configured_attempts_not_attempts_squared(
+    fake, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    ctx = bootstrap.build(load_config(hubspot_config(tmp_path, fake, sync={"retry_attempts": 3})))
+    fast(ctx.crm)
+    ctx.crm.sleep = ctx.sleep = lambda _s: None
+    fake.create("companies", {"name": "Acme"})
+    fake.fail_next("companies/search", 503, {"status": "error", "message": "down"}, times=50)
+    with pytest.raises(FatalCrmError, match="still failing after 3 attempts"):
+        sync(ctx)
+    assert fake.count("companies/search") == 3  # retried per request, never again on top
+    ctx.close()
