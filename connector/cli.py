@@ -35,6 +35,7 @@ from connector.cli_render import (
 from connector.cli_reports import demo_insights, print_import, register
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
+from connector.ports import Check, Diagnosable
 from connector.runlock import run_lock
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.report import build_report, import_signals, scorecard_measures
@@ -280,7 +281,9 @@ def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
     _run_checks(ctx, lambda crm: crm.setup(apply_), as_json)
 
 
-def _run_checks(ctx: click.Context, run: Callable, as_json: bool) -> None:
+def _run_checks(
+    ctx: click.Context, run: Callable[[Diagnosable], list[Check]], as_json: bool
+) -> None:
     context = _context(ctx)
     try:
         checks = run(context.crm)

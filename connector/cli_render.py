@@ -219,8 +219,9 @@ def print_dead_letters(out: Console, rows: list[dict[str, Any]], as_json: bool) 
 def print_seed(out: Console, s, path) -> None:
     out.print(
         f"Seeded {path}: {s.users} users, {s.accounts} accounts, {s.contacts} contacts, "
-        f"{s.contracts} contracts, {s.lines} contract lines; "
-        f"{len(s.broken)} records broken on purpose."
+        f"{s.contracts} contracts, {s.lines} contract lines, "
+        + ", ".join(f"{n} {stage.lower()} renewals" for stage, n in s.closed_renewals.items())
+        + f"; {len(s.broken)} records broken on purpose."
     )
 
 

@@ -47,7 +47,6 @@ class Ledger:
 class ApplyOutcome:
     failed_contracts: set[str] = field(default_factory=set)
     writes: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
 
     def count(self, kind: str, op: str) -> None:
         name = f"{kind}.{op}"
@@ -214,7 +213,6 @@ class Applier:
         results = _send(self.ctx, kind, method, batch)
         rows, letters = [], []
         for w, res in zip(batch, results, strict=True):
-            self.outcome.sent += 1
             if res.ok:
                 self.outcome.count(kind, w.op if w.op != "create" or res.created else "update")
                 rows.append(_ledger_row(self.ledger, w, res))
