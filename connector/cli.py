@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import date
 from functools import wraps
@@ -36,7 +36,7 @@ from connector.cli_reports import demo_insights, print_import, register
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
-from connector.runlock import run_lock
+from connector.runlock import RunLockBusy, run_lock
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.report import build_report, import_signals, scorecard_measures
 from connector.services.sync import today
@@ -117,7 +117,7 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
     context = _context(ctx)
     try:
         # one run at a time per state database (the scheduler and webhook worker take it too)
-        lock = nullcontext() if dry_run else run_lock(context.store, wait=_lock_wait(context))
+        lock = nullcontext() if dry_run else _one_run(context)
         with lock, progress_bar(enabled=not as_json) as progress:
             report = sync(context, full=full, dry_run=dry_run, as_of=as_of, progress=progress)
     finally:
@@ -192,7 +192,7 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     """Re-map failed records with the current mapping, then sync (re-sends refused writes)."""
     context = _context(ctx.parent)
     try:
-        with run_lock(context.store, wait=_lock_wait(context)):
+        with _one_run(context):
             fixed, report = retry_dead_letters(context, as_of)
         remaining = len(context.store.list_dead_letters())
     finally:
@@ -383,8 +383,20 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
     )
 
 
-def _lock_wait(context) -> float:
-    return context.config.schedule.lock_wait_seconds
+@contextmanager
+def _one_run(context) -> Iterator[None]:
+    """The run lock of this state database; says so when it has to wait for another run."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(context.store))
+        except RunLockBusy:
+            wait = context.config.schedule.lock_wait_seconds
+            err.print(
+                f"Another run is in progress (scheduler or webhook worker): waiting up to "
+                f"{wait:g} s (schedule.lock_wait_seconds) for it to finish..."
+            )
+            stack.enter_context(run_lock(context.store, wait=wait))
+        yield
 
 
 def _demo_signals(out: Console, context, summary) -> None:

@@ -125,4 +125,5 @@ def test_sync_refuses_to_overlap_a_run_in_progress(tmp_path):
     with run_lock(store):
         busy = runner.invoke(main, ["--config", str(config), "sync", "--as-of", AS_OF])
     assert busy.exit_code == 2 and "another run is in progress" in busy.output
+    assert "Another run is in progress (scheduler or webhook worker): waiting" in busy.output
     store.close()
