@@ -9,6 +9,12 @@ from typing import Any
 from connector.errors import CrmError
 from connector.ports import Check
 
+#: Health written onto renewal deals and companies alike.
+HEALTH_PROPERTIES = (
+    ("renewal_health_score", "Renewal health score", "number", "number", False),
+    ("renewal_health_grade", "Renewal health grade", "string", "text", False),
+    ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
+)
 #: Properties the connector needs and `setup hubspot --apply` creates:
 #: object -> (name, label, type, fieldType, unique)
 CONNECTOR_PROPERTIES: dict[str, tuple[tuple[str, str, str, str, bool], ...]] = {
@@ -19,16 +25,12 @@ CONNECTOR_PROPERTIES: dict[str, tuple[tuple[str, str, str, str, bool], ...]] = {
         ("contract_start_date", "Contract start date", "date", "date", False),
         ("contract_end_date", "Contract end date", "date", "date", False),
         ("renewal_uplift_percent", "Renewal uplift %", "number", "number", False),
-        ("renewal_health_score", "Renewal health score", "number", "number", False),
-        ("renewal_health_grade", "Renewal health grade", "string", "text", False),
-        ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
+        *HEALTH_PROPERTIES,
         ("renewal_loss_reason", "Renewal loss reason", "string", "text", False),
     ),
     "companies": (
         ("customer_segment", "Customer segment", "string", "text", False),
-        ("renewal_health_score", "Renewal health score", "number", "number", False),
-        ("renewal_health_grade", "Renewal health grade", "string", "text", False),
-        ("renewal_health_drivers", "Renewal health drivers", "string", "textarea", False),
+        *HEALTH_PROPERTIES,
         ("renewal_health_trend", "Renewal health trend", "string", "text", False),
         ("nps_score", "NPS score", "number", "number", False),
         ("open_tickets", "Open tickets", "number", "number", False),
