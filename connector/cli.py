@@ -421,9 +421,10 @@ def _safe_url(url: str) -> str:
 
 
 # `renewals serve` and `renewals scheduler` live in their own module, which imports this one.
-from connector.cli_serve import scheduler_cmd, serve_cmd  # noqa: E402
+from connector.cli_serve import scheduler_cmd, serve_cmd, worker_cmd  # noqa: E402
 
 main.add_command(serve_cmd)
+main.add_command(worker_cmd)
 main.add_command(scheduler_cmd)
 
 # health signals and reporting: `signals import`, `report` (connector/cli_reports.py)

@@ -1,15 +1,19 @@
-"""`renewals serve` (webhook receiver under gunicorn, with the inbox worker) and
-`renewals scheduler` (the scheduled jobs, in their own process). Registered by connector.cli."""
+"""`renewals serve` (webhook receiver under gunicorn, with the inbox worker),
+`renewals worker` (the inbox worker alone) and `renewals scheduler` (the scheduled jobs, in
+their own process). Registered by connector.cli."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
 
 import click
 
 from connector import bootstrap
 from connector.cli import err, fatal_errors
+from connector.config import find_config
 
 
 def _bind(_ctx, _param, value: str) -> str:
@@ -33,11 +37,53 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     """Receive webhooks (HubSpot, Salesforce, signals); an inbox worker processes them."""
     cfg = bootstrap.load(ctx.obj["config"])
     bootstrap.build(cfg).close()  # a bad configuration or CRM stops here, before forking
-    from webhooks.server import prepare_metrics_dir, serve
+    from webhooks.server import prepare_metrics_dir, renewals_argv, serve
 
     prepare_metrics_dir(cfg)
+    quiet = logging.getLogger().level > logging.INFO
+    config = str(find_config(ctx.obj["config"]).resolve())
+    argv = renewals_argv("--config", config, *([] if quiet else ["-v"]), "worker", "--with-parent")
     err.print(f"renewals serve: listening on http://{bind} ({workers} x {threads} threads)")
-    serve(cfg, bind, workers, threads, quiet=logging.getLogger().level > logging.INFO)
+    serve(cfg, bind, workers, threads, quiet, argv)
+
+
+@click.command("worker")
+@click.option("--with-parent", is_flag=True, hidden=True, help="Stop when the parent stops.")
+@click.pass_context
+@fatal_errors
+def worker_cmd(ctx, with_parent: bool) -> None:
+    """Process stored webhook deliveries (`renewals serve` runs one for you)."""
+    cfg = bootstrap.load(ctx.obj["config"])
+    from webhooks.server import worker_pid_file
+    from webhooks.worker import InboxWorker
+
+    os.nice(cfg.webhooks.worker_nice)  # acknowledging deliveries comes first
+    worker = InboxWorker(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    if with_parent:
+        _stop_with_parent(worker)
+    pid_file = worker_pid_file(cfg)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
+    err.print(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
+    try:
+        worker.run()
+    finally:
+        if pid_file.exists() and pid_file.read_text() == str(os.getpid()):
+            pid_file.unlink()
+
+
+def _stop_with_parent(worker) -> None:
+    """Stop the worker when the process that started it is gone (even if it was killed)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            if worker.stopped.wait(1):
+                return
+        worker.stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 @click.command("scheduler")

@@ -162,6 +162,8 @@ class WebhookSettings(Section):
     salesforce_org_id: str | None = Field(None, pattern=r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
     worker_batch_size: int = Field(200, ge=1, le=10_000)
     worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    #: the inbox worker process's niceness: under load the web workers' acks come first
+    worker_nice: int = Field(10, ge=0, le=19)
     retry_attempts: int = Field(5, ge=1, le=50)
     retry_backoff_seconds: float = Field(30, ge=0, le=3600)
     retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)

@@ -1,27 +1,28 @@
-"""The webhook inbox in the state store: accepted events, stored once by (source, event id),
-drained by the inbox worker, kept for the dedupe window so redeliveries have no effect."""
+"""The webhook inbox in the state store.
+
+A request stores its delivery as it arrived (one row: the raw signed body) and is acknowledged.
+The inbox worker expands deliveries into events, stored once by (source, event id), and
+processes those; settled events are kept for the dedupe window so redeliveries have no effect."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
-from connector.state import StateStore, _upsert, inbox, now
+from connector.state import StateStore, _upsert, deliveries, inbox, now
 
-_SQLITE_ADD = (
-    "INSERT INTO inbox (source, event_id, object, record_id, payload, status, attempts, "
-    "next_attempt_at, received_at) VALUES {} ON CONFLICT (source, event_id) DO NOTHING"
-)
-_SQLITE_ROW = "(?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+_SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 #: Inbox row statuses: waiting to be processed, processed, nothing to do, given up.
 PENDING, DONE, IGNORED, DEAD = "pending", "done", "ignored", "dead"
+#: deliveries read into events in one transaction (up to 100 events each)
+EXPAND_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,56 +36,37 @@ class InboxEvent:
     payload: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
+@dataclass
+class Expanded:
+    """What expanding stored deliveries did: how many it read, the events they held and how
+    many of those were new (the others: copies, redeliveries) by source, and how many
+    deliveries could not be read."""
+
+    deliveries: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    new: Counter[str] = field(default_factory=Counter)
+    unreadable: Counter[str] = field(default_factory=Counter)
+
+
 class Inbox:
     def __init__(self, store: StateStore, clock: Callable[[], datetime] = now):
         self.store, self.clock = store, clock
         self._local = threading.local()
 
-    def add(self, events: Sequence[InboxEvent]) -> int:
-        """Store events in one transaction; an id already stored is ignored.
-        Returns how many were new."""
-        if not events:
-            return 0
+    def receive(self, source: str, body: bytes) -> None:
+        """Store one delivery as it arrived: the request path, so one autocommit statement
+        (the caller has checked its signature and shape; events are read from it later)."""
         at = self.clock()
         if self.store.engine.dialect.name == "sqlite" and self.store.engine.url.database:
-            return self._add_sqlite(events, at)
-        stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
-            index_elements=["source", "event_id"]
-        )
+            # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
+            stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            self._raw().execute(_SQLITE_RECEIVE, (source, body, stamp))
+            return
         with self.store.engine.begin() as conn:
-            return sum(
-                conn.execute(
-                    stmt,
-                    {
-                        "source": e.source,
-                        "event_id": e.event_id,
-                        "object": e.object,
-                        "record_id": e.record_id,
-                        "payload": e.payload,
-                        "status": PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": at,
-                        "received_at": at,
-                    },
-                ).rowcount
-                for e in events
-            )
-
-    def _add_sqlite(self, events: Sequence[InboxEvent], at: datetime) -> int:
-        """The hot path of every webhook request: one executemany straight to sqlite3, values
-        in the forms SQLAlchemy's JSON and DateTime types store and read back."""
-        stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        values: list[Any] = []
-        for e in events:
-            values += (e.source, e.event_id, e.object, e.record_id, json.dumps(e.payload))
-            values += (stamp, stamp)
-        sql = _SQLITE_ADD.format(", ".join([_SQLITE_ROW] * len(events)))
-        # one statement in autocommit: its own transaction, no pool or BEGIN/COMMIT round trips;
-        # rowcount is the rows it inserted (copies of a stored id insert none)
-        return self._raw().execute(sql, values).rowcount
+            conn.execute(insert(deliveries).values(source=source, body=body, received_at=at))
 
     def _raw(self) -> sqlite3.Connection:
-        """This thread's own sqlite3 connection to the state database (the request path)."""
+        """This thread's own sqlite3 connection in autocommit: no pool, no BEGIN/COMMIT."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.store.engine.url.database, timeout=30, isolation_level=None)
@@ -92,6 +74,72 @@ class Inbox:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
+
+    def expand(
+        self,
+        events_of: Callable[[str, bytes], Sequence[InboxEvent]],
+        limit: int = EXPAND_BATCH,
+    ) -> Expanded:
+        """Turn up to `limit` stored deliveries, oldest first, into inbox events and delete
+        them. They are read and parsed first; the events are stored and the deliveries deleted
+        in one short transaction (a crash leaves them to read again: copies are ignored), so
+        the request path waits for the database as little as possible.
+        A delivery `events_of` cannot read (it passed the same checks on the way in, so only
+        a changed parser can do this) goes to the dead letters with its body."""
+        out = Expanded()
+        with self.store.engine.connect() as conn:
+            stored = conn.execute(select(deliveries).order_by(deliveries.c.id).limit(limit)).all()
+        out.deliveries = len(stored)
+        rows, readable, unreadable = [], [], []
+        for d in stored:
+            try:
+                events = events_of(d.source, d.body)
+            except Exception as exc:  # noqa: BLE001 - reported, never blocks the others
+                unreadable.append((d.id, d.source, d.body, f"{type(exc).__name__}: {exc}"))
+                continue
+            readable.append(d.id)
+            out.events[d.source] += len(events)
+            rows += [_row(e, d.received_at) for e in events]
+        if readable:
+            with self.store.engine.begin() as conn:
+                out.new = self._insert(conn, rows)
+                conn.execute(delete(deliveries).where(deliveries.c.id.in_(readable)))
+        for delivery_id, source, body, error in unreadable:
+            self._unreadable(delivery_id, source, body, error)
+            out.unreadable[source] += 1
+        return out
+
+    def _unreadable(self, delivery_id: int, source: str, body: bytes, error: str) -> None:
+        """Dead-letter a delivery (kept whole, so nothing is lost), then forget it."""
+        letter = {
+            "stage": "webhook",
+            "kind": "delivery",
+            "record_id": f"{source} delivery {delivery_id}",
+            "contract_id": None,
+            "field": None,
+            "value": body.decode("utf-8", "replace"),
+            "error_code": "WEBHOOK_UNREADABLE",
+            "message": f"{source} delivery {delivery_id} could not be read: {error}",
+        }
+        self.store.add_dead_letters([letter], None)
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(deliveries).where(deliveries.c.id == delivery_id))
+
+    def add(self, events: Sequence[InboxEvent]) -> int:
+        """Store events that did not come as a delivery (tests, replays); an id already
+        stored is ignored. Returns how many were new."""
+        at = self.clock()
+        with self.store.engine.begin() as conn:
+            return sum(self._insert(conn, [_row(e, at) for e in events]).values())
+
+    def _insert(self, conn, rows: list[dict[str, Any]]) -> Counter[str]:
+        """Insert event rows, skipping ids already stored; how many were new, by source."""
+        if not rows:
+            return Counter()
+        stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
+            index_elements=["source", "event_id"]
+        )
+        return Counter(source for (source,) in conn.execute(stmt.returning(inbox.c.source), rows))
 
     def due(self, limit: int) -> list[dict[str, Any]]:
         """Pending events whose next attempt is due, oldest first: what processing reads."""
@@ -150,6 +198,11 @@ class Inbox:
                 select(func.count()).select_from(inbox).where(inbox.c.status == PENDING)
             ).scalar_one()
 
+    def waiting(self) -> int:
+        """Deliveries stored and not yet expanded into events."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
+
     def counts(self) -> dict[tuple[str, str], int]:
         """(source, status) -> events."""
         query = select(inbox.c.source, inbox.c.status, func.count()).group_by(
@@ -169,3 +222,17 @@ class Inbox:
     def all(self) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(inbox).order_by(inbox.c.id)).mappings()]
+
+
+def _row(e: InboxEvent, at: datetime) -> dict[str, Any]:
+    return {
+        "source": e.source,
+        "event_id": e.event_id,
+        "object": e.object,
+        "record_id": e.record_id,
+        "payload": e.payload,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "received_at": at,
+    }

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -111,6 +112,16 @@ signals = Table(
     Column("at", DateTime(timezone=True), primary_key=True),
     Column("value", Float, nullable=False),
     Column("source", String(40), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+#: Webhook deliveries as they arrived (the raw signed body), stored on the request path before
+#: the acknowledgement; the inbox worker expands each into inbox events and deletes it.
+deliveries = Table(
+    "deliveries",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("body", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 #: Webhook inbox: one row per accepted event, unique by (source, event id) so copies and

@@ -16,15 +16,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import AppConfig
 from connector.domain.signals import SignalError, parse_signal
-from connector.inbox import Inbox, InboxEvent
+from connector.inbox import Inbox
 from connector.state import StateStore
 from webhooks import soap
+from webhooks.deliveries import hubspot_batch
 from webhooks.metrics import Metrics
 from webhooks.openapi import spec
 from webhooks.verify import Refused, check_hubspot_v3, check_signals, hubspot_uri
 
 log = logging.getLogger(__name__)
-HUBSPOT_MAX_EVENTS = 100
 ROUTES = {
     "/webhooks/hubspot": "hubspot",
     "/webhooks/salesforce": "salesforce",
@@ -51,14 +51,11 @@ class Receiver:
         self.signals_secret = self.env.get("SIGNALS_WEBHOOK_SECRET") or None
         self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
 
-    def accept(self, source: str, events: list[InboxEvent]) -> int:
-        new = self.inbox.add(events)
-        self.metrics.received.labels(source).inc(len(events))
-        if len(events) > new:
-            self.metrics.duplicates.labels(source).inc(len(events) - new)
-        if new:
-            self.wake()
-        return new
+    def accept(self, source: str, body: bytes, events: int) -> None:
+        """Store the delivery as it arrived: durable from here (the worker reads its events)."""
+        self.inbox.receive(source, body)
+        self.metrics.received.labels(source).inc(events)
+        self.wake()
 
 
 def create_app(
@@ -118,28 +115,20 @@ def create_app(
             rx.clock(),
             settings.signature_tolerance_seconds,
         )
-        events = hubspot_events(body)
-        new = rx.accept("hubspot", events)
-        return _accepted(len(events), new)
+        events = len(hubspot_batch(body))
+        rx.accept("hubspot", body, events)
+        return _accepted(events)
 
     @app.post("/webhooks/salesforce")
     def salesforce():
-        message = soap.parse(request.get_data(cache=True))
+        body = request.get_data(cache=True)
+        message = soap.parse(body)
         if not rx.org_id:
             raise Refused(401, "no Salesforce organization is configured", "not_configured")
         if not soap.same_org(message.organization_id, rx.org_id):
             raise Refused(401, "organization not accepted", "org")
-        events = [
-            InboxEvent(
-                "salesforce",
-                n.id,
-                n.object,
-                n.record_id,
-                {"action_id": message.action_id, "fields": n.fields},
-            )
-            for n in message.notifications
-        ]
-        rx.accept("salesforce", events)  # stored before the Ack: an Ack means it is durable
+        # stored before the Ack: an Ack means it is durable
+        rx.accept("salesforce", body, len(message.notifications))
         return Response(soap.ACK, 200, content_type=soap.CONTENT_TYPE)
 
     @app.post("/webhooks/signals")
@@ -156,20 +145,20 @@ def create_app(
         items = parse_signals(body, config.scorecard.measures.keys())
         new = rx.store.add_signals(items)
         rx.metrics.received.labels("signals").inc(len(items))
-        return _accepted(len(items), new)
+        return jsonify(accepted=len(items), new=new)
 
     @app.get("/healthz")
     def healthz():
         try:
             with rx.store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            depth = rx.inbox.depth()
+            depth, waiting = rx.inbox.depth(), rx.inbox.waiting()
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             return jsonify(status="fail", database=type(exc).__name__), 503
         worker = "n/a" if rx.worker_alive is None else ("ok" if rx.worker_alive() else "stopped")
         status = 200 if worker != "stopped" else 503
         body = {"status": "ok" if status == 200 else "fail", "database": "ok", "worker": worker}
-        return jsonify(**body, inbox_depth=depth), status
+        return jsonify(**body, inbox_depth=depth, deliveries_waiting=waiting), status
 
     @app.get("/metrics")
     def metrics():
@@ -182,37 +171,8 @@ def create_app(
     return app
 
 
-def _accepted(accepted: int, new: int) -> Response:
-    body = f'{{"accepted":{accepted},"new":{new}}}\n'
-    return Response(body, 200, content_type="application/json")
-
-
-def hubspot_events(body: bytes) -> list[InboxEvent]:
-    """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise Refused(400, "body is not JSON", "payload") from None
-    if not isinstance(data, list) or not data:
-        raise Refused(400, "expected a non-empty JSON array of events", "payload")
-    if len(data) > HUBSPOT_MAX_EVENTS:
-        raise Refused(400, f"more than {HUBSPOT_MAX_EVENTS} events", "payload")
-    out = []
-    for i, event in enumerate(data):
-        if not isinstance(event, dict) or event.get("eventId") in (None, ""):
-            raise Refused(400, f"event {i} has no eventId", "payload")
-        kind = str(event.get("subscriptionType") or "")
-        obj = event.get("objectId")
-        out.append(
-            InboxEvent(
-                "hubspot",
-                str(event["eventId"]),
-                kind.split(".", 1)[0] or None,
-                None if obj in (None, "") else str(obj),
-                event,
-            )
-        )
-    return out
+def _accepted(events: int) -> Response:
+    return Response(f'{{"accepted":{events}}}\n', 200, content_type="application/json")
 
 
 def parse_signals(body: bytes, measures) -> list:

@@ -112,9 +112,14 @@ class StateCollector:
             "Events in the inbox (kept for the dedupe window), by source and status",
             labels=["source", "status"],
         )
+        waiting = GaugeMetricFamily(
+            "renewals_inbox_deliveries_waiting",
+            "Deliveries stored and acknowledged, not yet read into inbox events",
+        )
         inbox = Inbox(self.store)
         counts = inbox.counts()
         depth.add_metric([], sum(n for (_, st), n in counts.items() if st == "pending"))
+        waiting.add_metric([], inbox.waiting())
         for (source, status), n in sorted(counts.items()):
             by_status.add_metric([source, status], n)
         sync_runs = CounterMetricFamily(
@@ -132,4 +137,4 @@ class StateCollector:
         for mode, status, n, _ in rows:
             sync_runs.add_metric([mode, status], n)
         calls.add_metric([], sum(c or 0 for *_, c in rows))
-        yield from (depth, by_status, sync_runs, calls)
+        yield from (depth, waiting, by_status, sync_runs, calls)

@@ -16,9 +16,39 @@ def _xml(description: str) -> dict[str, Any]:
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 ACCEPTED = {
     "type": "object",
+    "required": ["accepted"],
     "properties": {
-        "accepted": {"type": "integer", "description": "events in the request"},
+        "accepted": {
+            "type": "integer",
+            "description": "events in the delivery, which is stored as it arrived; copies and "
+            "redeliveries are recognised by event id when the inbox worker reads it",
+        },
+    },
+}
+SIGNALS_ACCEPTED = {
+    "type": "object",
+    "required": ["accepted", "new"],
+    "properties": {
+        "accepted": {"type": "integer", "description": "signals in the request"},
         "new": {"type": "integer", "description": "not seen before (others are copies)"},
+    },
+}
+HEALTH = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "fail"]},
+        "database": {"type": "string"},
+        "worker": {
+            "type": "string",
+            "enum": ["ok", "stopped", "n/a"],
+            "description": "the inbox worker process (n/a: the app runs without one)",
+        },
+        "inbox_depth": {"type": "integer", "description": "events waiting to be processed"},
+        "deliveries_waiting": {
+            "type": "integer",
+            "description": "deliveries stored, not yet read into events",
+        },
     },
 }
 REFUSALS = {
@@ -100,7 +130,7 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _json(ACCEPTED, "Stored in the inbox"),
+                        "200": _json(ACCEPTED, "Stored"),
                         **REFUSALS,
                     },
                 }
@@ -157,7 +187,7 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"200": _json(ACCEPTED, "Stored"), **REFUSALS},
+                    "responses": {"200": _json(SIGNALS_ACCEPTED, "Stored"), **REFUSALS},
                 }
             },
             "/healthz": {
@@ -165,8 +195,8 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                     "summary": "Process, database and inbox worker health",
                     "operationId": "health",
                     "responses": {
-                        "200": _json({"type": "object"}, "Healthy"),
-                        "503": _json({"type": "object"}, "Database or worker down"),
+                        "200": _json(HEALTH, "Healthy"),
+                        "503": _json(HEALTH, "Database or worker down"),
                     },
                 }
             },

@@ -1,8 +1,10 @@
-"""The inbox worker: a thread in each `renewals serve` worker process that drains the inbox.
+"""The inbox worker: reads stored deliveries into inbox events, then processes those.
 
-It builds its own CRM context in its thread, and takes the run lock for each batch, so only
-one batch runs at a time across processes and never alongside a scheduled sync. A request
-wakes it at once; otherwise it polls (events of other processes, retries coming due)."""
+`renewals worker` runs it in its own process (`renewals serve` starts one and restarts it if it
+dies), at a lower CPU priority than the web workers, so acknowledging deliveries comes first.
+It takes the run lock for each batch, so only one batch runs at a time and never alongside a
+scheduled sync. It polls for deliveries and for retries coming due; in one process with the
+app (tests), a request wakes it at once."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from collections.abc import Callable
 from connector import bootstrap
 from connector.adapters.hubspot_limits import bucket_waits
 from connector.config import AppConfig
-from connector.inbox import Inbox
+from connector.inbox import EXPAND_BATCH, Expanded, Inbox
 from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from connector.services.events import BatchOutcome, process_inbox
+from webhooks.deliveries import events_of
 from webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,17 @@ class InboxWorker:
         self._bucket_seen = bucket_waits()
 
     def start(self) -> InboxWorker:
-        self._thread = threading.Thread(target=self._run, name="inbox-worker", daemon=True)
+        """Run in a thread of this process (next to the app in tests)."""
+        self._thread = threading.Thread(target=self.run, name="inbox-worker", daemon=True)
         self._thread.start()
         return self
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def stopped(self) -> threading.Event:
+        return self._stop
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -60,7 +68,8 @@ class InboxWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Drain, then wait for a wake-up or the poll interval, until stopped."""
         ctx: Context | None = None
         poll = self.config.webhooks.worker_poll_seconds
         while not self._stop.is_set():
@@ -94,12 +103,18 @@ class InboxWorker:
         return ctx
 
     def drain(self, ctx: Context) -> None:
-        """Process due events until none are left (or another run holds the lock)."""
+        """Read the stored deliveries into events, then process due events until none are
+        left (or another run holds the lock)."""
         inbox = Inbox(ctx.store)
         settings = self.config.webhooks
         if time.monotonic() - self._purged_at > PURGE_EVERY_S:
             inbox.purge(settings.dedupe_hours)
             self._purged_at = time.monotonic()
+        while not self._stop.is_set():
+            expanded = inbox.expand(events_of)
+            self._count_expanded(expanded)
+            if expanded.deliveries < EXPAND_BATCH:
+                break
         while not self._stop.is_set() and inbox.due(1):
             try:
                 with run_lock(ctx.store):
@@ -109,6 +124,13 @@ class InboxWorker:
             self._count(outcome)
             if not outcome.total:
                 return
+
+    def _count_expanded(self, expanded: Expanded) -> None:
+        for source, n in expanded.events.items():
+            if n > expanded.new[source]:
+                self.metrics.duplicates.labels(source).inc(n - expanded.new[source])
+        for source, n in expanded.unreadable.items():
+            self.metrics.dead.labels(source).inc(n)
 
     def _count(self, outcome: BatchOutcome) -> None:
         m = self.metrics

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -109,15 +110,67 @@ def test_100_concurrent_deliveries_of_one_event_have_one_effect(served):
         answers = list(pool.map(deliver, range(DELIVERIES)))
     assert answers == [(200, SF_ACK)] * DELIVERIES
     state = data / "state.db"
+    wait_for(lambda: query(state, "SELECT count(*) FROM deliveries") == [(0,)])
     wait_for(lambda: query(state, "SELECT status FROM inbox") == [("done",)])
     assert query(state, "SELECT count(*) FROM runs WHERE mode = 'webhook'") == [(1,)]
     opps = query(data / "sandbox.db", "SELECT count(*) FROM records WHERE object='Opportunity'")
     assert opps == [(1,)]
+    # every process's counts add up (multiprocess metrics): web workers and the inbox worker
+    copies = DELIVERIES - 1
+    expected = [
+        f'renewals_webhook_events_received_total{{source="salesforce"}} {DELIVERIES}.0',
+        f'renewals_webhook_events_duplicate_total{{source="salesforce"}} {copies}.0',
+        'renewals_webhook_events_processed_total{source="salesforce"} 1.0',
+    ]
+    # the worker counts right after it commits: give the counters a moment to catch up
+    wait_for(lambda: all(line in metrics(port) for line in expected))
+
+
+def metrics(port: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    # every gunicorn worker's counts add up (multiprocess metrics)
-    assert f'renewals_webhook_events_received_total{{source="salesforce"}} {DELIVERIES}.0' in text
+    return conn.getresponse().read().decode()
+
+
+def health(port: int) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/healthz")
+    return json.loads(conn.getresponse().read())
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_inbox_worker_runs_in_its_own_process_and_is_started_again(tmp_path):
+    path = write_config(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(
+        [*renewals_cli(), "--config", str(path), "serve", "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
+    )
+    pid_file = tmp_path / "data" / "inbox-worker.pid"
+    try:
+        wait_for(lambda: healthy(port), proc=proc)
+        assert health(port)["worker"] == "ok"
+        first = int(pid_file.read_text())
+        assert first != proc.pid and os.getpriority(os.PRIO_PROCESS, first) >= 10
+        os.kill(first, signal.SIGKILL)  # say, the OOM killer
+        wait_for(lambda: health(port)["worker"] == "stopped", proc=proc)
+        wait_for(lambda: healthy(port), proc=proc)  # started again
+        second = int(pid_file.read_text())
+        assert second != first and running(second)
+    finally:
+        err = stop(proc)
+    assert "inbox worker exited" in err
+    wait_for(lambda: not running(second))
+    assert not pid_file.exists()
 
 
 def test_two_schedulers_on_one_database_run_each_slot_once(tmp_path):

@@ -13,6 +13,7 @@ from connector.inbox import Inbox
 from connector.state import StateStore
 from tests.conftest import ROOT, write_config
 from webhooks import create_app
+from webhooks.deliveries import events_of
 
 FIXTURES = ROOT / "tests" / "fixtures"
 VECTOR = json.loads((FIXTURES / "hubspot" / "webhook_v3_vector.json").read_text())
@@ -88,3 +89,12 @@ def post_vector(client, body: str | bytes | None = None, headers: dict | None = 
         data=data,
         headers={**VECTOR["headers"], **(headers or {})},
     )
+
+
+def read_deliveries(inbox: Inbox):
+    """What the inbox worker does first: read the stored deliveries into inbox events."""
+    return inbox.expand(events_of)
+
+
+def nothing_stored(inbox: Inbox) -> bool:
+    return inbox.waiting() == 0 and inbox.all() == []

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tests.webhooks.conftest import VECTOR, VECTOR_NOW, post_vector
+from tests.webhooks.conftest import (
+    VECTOR,
+    VECTOR_NOW,
+    nothing_stored,
+    post_vector,
+    read_deliveries,
+)
 from webhooks.verify import hubspot_uri, hubspot_v3_signature
 
 
@@ -16,7 +22,16 @@ def test_vector_signature_is_reproduced_by_our_hmac():
 def test_official_vector_is_accepted_and_its_events_are_stored(client, inbox):
     resp = post_vector(client)
     assert resp.status_code == 200
-    assert resp.json == {"accepted": 3, "new": 3}
+    assert resp.json == {"accepted": 3}
+    # the request stores the delivery as it arrived; the worker reads its events
+    assert inbox.waiting() == 1 and inbox.all() == []
+    expanded = read_deliveries(inbox)
+    assert (expanded.deliveries, expanded.events, expanded.new) == (
+        1,
+        {"hubspot": 3},
+        {"hubspot": 3},
+    )
+    assert inbox.waiting() == 0
     rows = inbox.all()
     assert [(r["event_id"], r["object"], r["record_id"]) for r in rows] == [
         ("1001", "deal", "9876543210"),
@@ -27,9 +42,12 @@ def test_official_vector_is_accepted_and_its_events_are_stored(client, inbox):
 
 
 def test_redelivery_of_the_same_batch_is_stored_once(client, inbox):
-    assert post_vector(client).json["new"] == 3
-    again = post_vector(client)
-    assert again.status_code == 200 and again.json == {"accepted": 3, "new": 0}
+    assert post_vector(client).status_code == 200
+    read_deliveries(inbox)
+    assert post_vector(client).status_code == 200
+    assert post_vector(client).status_code == 200
+    expanded = read_deliveries(inbox)
+    assert (expanded.events, expanded.new) == ({"hubspot": 6}, {})
     assert len(inbox.all()) == 3
 
 
@@ -45,13 +63,13 @@ def test_timestamp_301_seconds_old_is_refused_and_nothing_stored(client, clock, 
     resp = post_vector(client)
     assert resp.status_code == 401
     assert resp.json == {"error": "timestamp outside the allowed window"}
-    assert inbox.all() == []
+    assert nothing_stored(inbox)
 
 
 def test_timestamp_301_seconds_in_the_future_is_refused(client, clock, inbox):
     clock.now = VECTOR_NOW - 301
     assert post_vector(client).status_code == 401
-    assert inbox.all() == []
+    assert nothing_stored(inbox)
 
 
 def test_tampered_body_is_refused(client, inbox):
@@ -60,7 +78,7 @@ def test_tampered_body_is_refused(client, inbox):
     assert resp.status_code == 401 and resp.json == {"error": "invalid signature"}
     one_space = VECTOR["body"] + " "
     assert post_vector(client, body=one_space).status_code == 401
-    assert inbox.all() == []
+    assert nothing_stored(inbox)
 
 
 def test_signature_covers_the_public_uri_not_the_host_the_app_sees(wh_config, store, clock):
@@ -87,7 +105,7 @@ def test_missing_or_malformed_headers_and_missing_secret_are_refused(client, app
     app.extensions["renewals"].hubspot_secret = None
     resp = post_vector(client)
     assert resp.status_code == 401 and "not configured" in resp.json["error"]
-    assert inbox.all() == []
+    assert nothing_stored(inbox)
 
 
 def test_uri_decoding_follows_hubspots_list():
@@ -99,7 +117,7 @@ def test_body_over_the_limit_gets_413(client, inbox):
     big = "[" + ",".join(['{"eventId": 1}'] * 5000) + "]"
     resp = post_vector(client, body=big)
     assert resp.status_code == 413
-    assert inbox.all() == []
+    assert nothing_stored(inbox)
 
 
 def test_refusals_do_not_leak_the_secret_or_signature_into_logs(client, caplog):

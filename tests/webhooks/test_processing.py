@@ -3,6 +3,7 @@ renewals in the sandbox CRM; failures retry with backoff, then reach the dead le
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from connector.services.sync import sync_records, today
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
 from webhooks import create_app
+from webhooks.deliveries import events_of
 from webhooks.worker import InboxWorker
 
 
@@ -87,7 +89,7 @@ def test_contract_event_leads_via_the_worker_to_its_renewal(ctx, wh_config, stor
     try:
         resp = app.test_client().post("/webhooks/salesforce", data=outbound(cid))
         assert resp.status_code == 200
-        wait_for(lambda: Inbox(store).depth() == 0 and Inbox(store).all()[0]["status"] == "done")
+        wait_for(lambda: [r["status"] for r in Inbox(store).all()] == ["done"])
     finally:
         worker.stop()
     (opp,) = book.opportunities()
@@ -127,6 +129,46 @@ def test_new_contract_under_a_new_account_reads_the_account_and_owner_too(ctx):
     assert "no recurring lines" in report.plans[0].detail
     assert {a.name for a in load_book(ctx).accounts.values()} == {"Newco"}
     assert len(load_book(ctx).owners) == 2  # the account's owner and the book's manager
+
+
+def test_a_crash_while_reading_deliveries_loses_nothing_and_stores_nothing_twice(wh_config, store):
+    app = create_app(wh_config, store=store, env={})
+    app.extensions["renewals"].org_id = "00D000000000062EAA"
+    client = app.test_client()
+    for note in ("04l00000000000AAAA", "04l00000000000BAAA", "04l00000000000AAAA"):
+        assert client.post("/webhooks/salesforce", data=outbound("800000000000AaAAAU", note))
+    inbox = Inbox(store)
+    seen = []
+
+    def crash_at_the_third(source, body):
+        seen.append(source)
+        if len(seen) == 3:
+            raise SystemExit("killed")  # not an error of one delivery: the process ends
+        return events_of(source, body)
+
+    with pytest.raises(SystemExit):
+        inbox.expand(crash_at_the_third)
+    assert inbox.all() == [] and inbox.waiting() == 3  # rolled back, all still stored
+    expanded = inbox.expand(events_of)
+    assert (expanded.deliveries, expanded.new) == (3, {"salesforce": 2})
+    assert sorted(r["event_id"] for r in inbox.all()) == [
+        "04l00000000000AAAA",
+        "04l00000000000BAAA",
+    ]
+    assert inbox.waiting() == 0
+
+
+def test_an_unreadable_delivery_goes_to_the_dead_letters_whole(store):
+    inbox = Inbox(store)
+    inbox.receive("hubspot", b'[{"eventId": 1, "subscriptionType": "deal.creation"}]')
+    inbox.receive("hubspot", b"[not json")  # only a changed parser could let this in
+    expanded = inbox.expand(events_of)
+    assert expanded.unreadable == {"hubspot": 1} and expanded.new == {"hubspot": 1}
+    assert inbox.waiting() == 0
+    (letter,) = store.list_dead_letters()
+    assert letter["error_code"] == "WEBHOOK_UNREADABLE"
+    assert json.loads(letter["value"]) == "[not json"  # values are stored as JSON
+    assert "body is not JSON" in letter["message"]
 
 
 def test_unmapped_objects_are_ignored(ctx, store):
@@ -205,7 +247,7 @@ def test_ack_stays_fast_while_the_crm_is_slow(ctx, wh_config, store):
             assert resp.status_code == 200  # acked while the CRM has not answered anything
         assert not crm_answers.is_set()
         crm_answers.set()
-        wait_for(lambda: Inbox(store).depth() == 0)
+        wait_for(lambda: [r["status"] for r in Inbox(store).all()] == ["done"] * 3)
     finally:
         worker.stop()
     assert calls and set(calls) == {"inbox-worker"}

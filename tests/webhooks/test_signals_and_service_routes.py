@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 from openapi_spec_validator import validate
 
+from connector import bootstrap
 from tests.webhooks.conftest import SIGNALS_SECRET, VECTOR_NOW, post_vector
+from webhooks.worker import InboxWorker
 
 SIGNAL = {
     "account": "001SB0000000001",
@@ -58,22 +60,44 @@ def test_health_reports_database_and_queue(client):
     post_vector(client)
     resp = client.get("/healthz")
     assert resp.status_code == 200
-    assert resp.json == {"status": "ok", "database": "ok", "worker": "n/a", "inbox_depth": 3}
+    assert resp.json == {
+        "status": "ok",
+        "database": "ok",
+        "worker": "n/a",
+        "inbox_depth": 0,
+        "deliveries_waiting": 1,
+    }
 
 
-def test_metrics_count_received_refused_and_queue_depth(client):
+def test_health_fails_when_the_inbox_worker_is_down(app, client):
+    app.extensions["renewals"].worker_alive = lambda: False
+    resp = client.get("/healthz")
+    assert resp.status_code == 503 and resp.json["worker"] == "stopped"
+
+
+def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_config):
     post_vector(client)
     post_vector(client)  # a copy
     post_vector(client, body="[]")
     text = client.get("/metrics").data.decode()
     assert 'renewals_webhook_events_received_total{source="hubspot"} 6.0' in text
-    assert 'renewals_webhook_events_duplicate_total{source="hubspot"} 3.0' in text
     assert (
         'renewals_webhook_requests_refused_total{reason="signature",source="hubspot"} 1.0' in text
     )
-    assert "renewals_inbox_queue_depth 3.0" in text
+    assert "renewals_inbox_deliveries_waiting 2.0" in text
     for name in ("events_processed", "events_failed", "sync_runs", "crm_api_calls", "rate_limit"):
         assert name in text
+    ctx = bootstrap.build(wh_config)
+    try:
+        InboxWorker(wh_config, metrics=app.extensions["renewals"].metrics).drain(ctx)
+    finally:
+        ctx.close()
+    text = client.get("/metrics").data.decode()
+    assert "renewals_inbox_deliveries_waiting 0.0" in text
+    assert 'renewals_webhook_events_duplicate_total{source="hubspot"} 3.0' in text
+    # deals and companies: the sandbox mapping reads neither, so they are settled as ignored
+    assert 'renewals_webhook_events_processed_total{source="hubspot"} 3.0' in text
+    assert "renewals_inbox_queue_depth 0.0" in text
 
 
 def test_openapi_describes_every_route_and_validates(app, client):
