@@ -4,7 +4,7 @@ dead letters. The schema is created or migrated when the store opens."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -244,11 +244,16 @@ class StateStore:
         with self.engine.begin() as conn:
             return sum(conn.execute(stmt, [row]).rowcount for row in rows)
 
-    def latest_signals(self, as_of: datetime | None = None) -> dict[str, dict[str, Signal]]:
-        """The newest value of each measure for each account (at or before `as_of`)."""
+    def latest_signals(
+        self, as_of: datetime | None = None, accounts: Collection[str] | None = None
+    ) -> dict[str, dict[str, Signal]]:
+        """The newest value of each measure for each account (at or before `as_of`; of
+        `accounts` only, if given)."""
         query = select(signals).order_by(signals.c.at)
         if as_of is not None:
             query = query.where(signals.c.at <= as_of)
+        if accounts is not None:
+            query = query.where(signals.c.account.in_(accounts))
         out: dict[str, dict[str, Signal]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
@@ -263,9 +268,15 @@ class StateStore:
         """One row per account and day (as_of); a re-run the same day replaces that day's."""
         self._replace(health_history, ["account", "as_of"], rows)
 
-    def health_before(self, day: str) -> dict[str, dict[str, Any]]:
-        """Each account's last recorded health strictly before `day` (ISO date)."""
-        return self._latest(health_history, health_history.c.as_of < day)
+    def health_before(
+        self, day: str, accounts: Collection[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Each account's last recorded health strictly before `day` (ISO date; of `accounts`
+        only, if given)."""
+        condition = health_history.c.as_of < day
+        if accounts is not None:
+            condition = and_(condition, health_history.c.account.in_(accounts))
+        return self._latest(health_history, condition)
 
     def health_on(self, day: str) -> dict[str, dict[str, Any]]:
         """Each account's last recorded health on or before `day` (ISO date)."""
@@ -459,6 +470,11 @@ class StateStore:
                     error=error,
                 )
             )
+
+    def run_before(self, run_id: int) -> int | None:
+        """The id of the run started last before `run_id` (None: it is the first)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(runs.c.id)).where(runs.c.id < run_id)).scalar()
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

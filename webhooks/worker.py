@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from connector import bootstrap
 from connector.adapters.hubspot_limits import bucket_waits
@@ -20,6 +21,7 @@ from connector.inbox import EXPAND_BATCH, Expanded, Inbox
 from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from connector.services.events import BatchOutcome, process_inbox
+from connector.services.sync import Snapshot, sync_records
 from webhooks.deliveries import events_of
 from webhooks.metrics import Metrics
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
 #: after a wake-up, wait this long for more events before processing
 GATHER_S = 0.2
+#: the book kept between webhook runs is let go after this long without one (memory)
+SNAPSHOT_IDLE_S = 600
 
 
 class InboxWorker:
@@ -45,6 +49,8 @@ class InboxWorker:
         self._thread: threading.Thread | None = None
         self._purged_at = 0.0
         self._bucket_seen = bucket_waits()
+        self.snapshot = Snapshot()
+        self._last_run = 0.0
 
     def start(self) -> InboxWorker:
         """Run in a thread of this process (next to the app in tests)."""
@@ -82,6 +88,8 @@ class InboxWorker:
                 if ctx is not None:
                     ctx.close()
                     ctx = None
+            if time.monotonic() - self._last_run > SNAPSHOT_IDLE_S:
+                self.snapshot.forget()
             if self._wake.wait(poll):
                 # let a burst of deliveries gather: one run for many events, and the
                 # request threads keep the database to themselves meanwhile
@@ -118,9 +126,12 @@ class InboxWorker:
         while not self._stop.is_set() and inbox.due(1):
             try:
                 with run_lock(ctx.store):
-                    outcome = process_inbox(ctx, inbox, settings)
+                    sync = partial(sync_records, snapshot=self.snapshot)
+                    outcome = process_inbox(ctx, inbox, settings, sync)
             except RunLockBusy:
                 return
+            if outcome.run_ids:
+                self._last_run = time.monotonic()
             self._count(outcome)
             if not outcome.total:
                 return

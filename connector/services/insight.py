@@ -3,7 +3,7 @@ the book with the pure domain functions, and record what was computed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
@@ -24,14 +24,17 @@ class Insight:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def assess(ctx: Context, book: Book, as_of: date) -> tuple[Insight, Planner]:
-    """Score every account (signals and earlier scores from the store) and build the planner."""
-    signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC))
+def assess(
+    ctx: Context, book: Book, as_of: date, accounts: Collection[str] | None = None
+) -> tuple[Insight, Planner]:
+    """Score every account (or just `accounts`: all a run plans for) from signals and earlier
+    scores in the store, and build the planner."""
+    signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC), accounts)
     previous = {
         account: Previous(row["score"], row["grade"], row["values"])
-        for account, row in ctx.store.health_before(as_of.isoformat()).items()
+        for account, row in ctx.store.health_before(as_of.isoformat(), accounts).items()
     }
-    return planner_for(ctx.config, book, signals, previous, as_of)
+    return planner_for(ctx.config, book, signals, previous, as_of, accounts)
 
 
 def planner_for(
@@ -40,10 +43,17 @@ def planner_for(
     signals: Mapping[str, Mapping[str, Signal]],
     previous: Mapping[str, Previous],
     as_of: date,
+    accounts: Collection[str] | None = None,
 ) -> tuple[Insight, Planner]:
-    """No I/O: the book's health, usage and upsell facts, and the planner that reads them."""
+    """No I/O: the health (of every account, or of `accounts`), usage and upsell facts of the
+    book, and the planner that reads them."""
     facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
-    health = score_book(cfg.scorecard, book.accounts, signals, facts.seats, previous, as_of)
+    scored = (
+        book.accounts
+        if accounts is None
+        else {a: book.accounts[a] for a in accounts if a in book.accounts}
+    )
+    health = score_book(cfg.scorecard, scored, signals, facts.seats, previous, as_of)
     usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
     planner = Planner(
         cfg.renewals,

@@ -205,7 +205,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx)
     ledger = Ledger(ctx.store.load_ledger())
-    _, planner = assess(ctx, book, as_of or today())
+    _, planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
     known = contract_id in book.contracts or contract_id in book.broken
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
@@ -234,34 +234,70 @@ def retry_dead_letters(
     return fixed, sync(ctx, as_of=as_of, progress=progress)
 
 
+@dataclass
+class Snapshot:
+    """The book and ledger of the last webhook run, kept by the inbox worker for the next one:
+    a run only reads its records again into them and keeps the ledger in step, so while no
+    other run has happened since, they are what loading the mirror and the ledger would give,
+    without reading the whole mirror for every batch of events."""
+
+    book: Book | None = None
+    ledger: Ledger | None = None
+    #: the run that last brought them up to date
+    run_id: int | None = None
+
+    def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
+        """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
+        if self.book is None or self.ledger is None or ctx.store.run_before(run_id) != self.run_id:
+            self.book, self.ledger = load_book(ctx), Ledger(ctx.store.load_ledger())
+        return self.book, self.ledger
+
+    def forget(self) -> None:
+        self.book = self.ledger = self.run_id = None
+
+
 def sync_records(
-    ctx: Context, refs: dict[str, Collection[str]], *, as_of: date | None = None
+    ctx: Context,
+    refs: dict[str, Collection[str]],
+    *,
+    as_of: date | None = None,
+    snapshot: Snapshot | None = None,
 ) -> SyncReport:
     """A sync for just these records (kind -> CRM ids), as a webhook names them: refetch them
     from the CRM (an event is a hint, the CRM holds the truth), then plan and apply the
     contracts they affect exactly as `sync` does. Cursors do not move: the next incremental
-    sync re-reads these records and finds nothing to do."""
+    sync re-reads these records and finds nothing to do. With a `snapshot`, the book and the
+    ledger of the previous such run are used again when no other run came in between."""
     as_of = as_of or today()
-    store = ctx.store
-    run_id = store.start_run("webhook", as_of.isoformat())
+    snapshot = snapshot or Snapshot()
+    run_id = ctx.store.start_run("webhook", as_of.isoformat())
     report = SyncReport(run_id, as_of, False, False)
     with _recorded(ctx, report):
-        book = load_book(ctx)
-        rows = _refetch(ctx, book, refs, run_id)
-        contracts = affected_contracts(book, rows)
-        for _ in range(2):  # a new contract's account, then that account's owner
-            rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
-        ledger = Ledger(store.load_ledger())
-        _, planner = assess(ctx, book, as_of)
-        applier = Applier(ctx, ledger, run_id)
-        plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
-        run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)
-        report.plans = run.shown
-        outcome = applier.finish()
+        try:
+            book, ledger = snapshot.take(ctx, run_id)
+            rows = _refetch(ctx, book, refs, run_id)
+            contracts = affected_contracts(book, rows)
+            for _ in range(2):  # a new contract's account, then that account's owner
+                rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
+            _, planner = assess(ctx, book, as_of, _accounts_of(book, contracts))
+            applier = Applier(ctx, ledger, run_id)
+            plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
+            run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)
+            report.plans = run.shown
+            outcome = applier.finish()
+        except BaseException:
+            snapshot.forget()  # half-applied: the next run loads the store again
+            raise
+        snapshot.run_id = run_id
         report.writes = dict(sorted(outcome.writes.items()))
         _count(report, run, outcome.failed_contracts)
         report.status = "partial" if report.failed else "ok"
     return report
+
+
+def _accounts_of(book: Book, contracts: Collection[str]) -> set[str]:
+    """The accounts of these contracts: whose health planning them reads."""
+    return {book.contracts[c].account_id for c in contracts if c in book.contracts}
 
 
 def _refetch(

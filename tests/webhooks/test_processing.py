@@ -3,6 +3,7 @@ renewals in the sandbox CRM; failures retry with backoff, then reach the dead le
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
@@ -14,13 +15,14 @@ from click.testing import CliRunner
 from connector import bootstrap
 from connector.adapters.hubspot_limits import limits_for
 from connector.cli import main
+from connector.domain.signals import Signal
 from connector.errors import RetriableCrmError
 from connector.inbox import Inbox, InboxEvent
 from connector.runlock import RunLockBusy, run_lock
 from connector.services import sync
 from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
 from connector.services.gather import load_book
-from connector.services.sync import sync_records, today
+from connector.services.sync import Snapshot, sync_records, today
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
 from webhooks import create_app
@@ -117,6 +119,65 @@ def test_account_event_replans_the_accounts_contracts(ctx):
         book.opportunity(f"{cid}:{(today() + timedelta(days=100)).isoformat()}")["OwnerId"]
         == new_owner
     )
+
+
+def test_webhook_runs_keep_the_book_between_them_until_another_run_comes_in(ctx, monkeypatch):
+    book = Book(ctx.crm)
+    acc = book.account("Acme")
+    first = book.contract(acc, today() + timedelta(days=100), status="Draft")
+    second = book.contract(acc, today() + timedelta(days=110), status="Draft")
+    sync(ctx)
+    loads = []
+    module = importlib.import_module("connector.services.sync")  # not the sync function
+    real_load = module.load_book
+    monkeypatch.setattr(module, "load_book", lambda c: loads.append(1) or real_load(c))
+    kept = Snapshot()
+
+    ctx.crm.edit("Contract", first, {"Status": "Activated"})
+    assert sync_records(ctx, {"contract": {first}}, snapshot=kept).created == 1
+    ctx.crm.edit("Contract", second, {"Status": "Activated"})
+    assert sync_records(ctx, {"contract": {second}}, snapshot=kept).created == 1
+    assert len(loads) == 1  # the second run used the first one's book
+    again = sync_records(ctx, {"contract": {first, second}}, snapshot=kept)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert len(book.opportunities()) == 2 and len(loads) == 1
+
+    sync(ctx)  # another run: the mirror and the ledger may have changed under the snapshot
+    loads.clear()
+    assert sync_records(ctx, {"contract": {first}}, snapshot=kept).unchanged == 1
+    assert len(loads) == 1
+
+
+def test_a_webhook_run_scores_the_accounts_it_plans_for_as_a_sync_would(ctx):
+    book = Book(ctx.crm)
+    scored, other = book.account("Scored"), book.account("Other")
+    cid = book.contract(scored, today() + timedelta(days=100), status="Draft")
+    book.contract(other, today() + timedelta(days=100))
+    at = datetime.combine(today(), datetime.min.time(), UTC)
+    ctx.store.add_signals(
+        [Signal(a, "seat_utilisation", 0.95, at, "test") for a in (scored, other)]
+        + [Signal(scored, "nps", 60, at, "test")]
+    )
+    sync(ctx)
+    ctx.crm.edit("Contract", cid, {"Status": "Activated"})
+    assert sync_records(ctx, {"contract": {cid}}).created == 1
+    (opp,) = [o for o in book.opportunities() if o["Renewal_Contract__c"] == cid]
+    assert opp["Health_Score__c"] is not None and opp["Health_Grade__c"]
+    # the full sync scores every account: it finds nothing to change on that renewal
+    assert sync(ctx).created == 0
+    assert book.opportunity(opp["Renewal_Key__c"])["Health_Score__c"] == opp["Health_Score__c"]
+
+
+def test_a_failed_webhook_run_lets_go_of_its_book(ctx, monkeypatch):
+    book = Book(ctx.crm)
+    cid = book.contract(book.account(), today() + timedelta(days=100))
+    kept = Snapshot()
+    sync_records(ctx, {"contract": {cid}}, snapshot=kept)
+    assert kept.book is not None
+    ctx.crm.faults = [RetriableCrmError("503", system="sandbox", status=503)] * 100
+    with pytest.raises(RetriableCrmError):
+        sync_records(ctx, {"contract": {cid}}, snapshot=kept)
+    assert kept.book is None and kept.run_id is None
 
 
 def test_new_contract_under_a_new_account_reads_the_account_and_owner_too(ctx):
