@@ -330,7 +330,9 @@ def _early_tasks(
     return replace(skip, tasks=tasks, writes=tuple(task_writes(contract.id, tasks, ledger)))
 
 
-def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:
+def _existing_renewal(
+    renewals: tuple[RenewalOpportunity, ...], key: str
+) -> RenewalOpportunity | None:
     """This term's renewal, else an open one of the contract (the end date was amended)."""
     for r in renewals:
         if r.key == key:
