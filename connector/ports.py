@@ -38,6 +38,9 @@ class OutboundRecord:
     key: str
     fields: dict[str, Any]
     parent_key: str | None = None
+    #: the connector knows the record is in the CRM already (it read or wrote it): an upsert
+    #: leaves out the fields set only when a record is created (see `CrmClient.upsert`)
+    exists: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +79,11 @@ class CrmClient(Protocol):
         ...
 
     def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        """Create or update by external key; one result per record, in order. When the kind's
-        mapping has `key_field: Id` (e.g. health fields written to an account), the key is the
-        CRM id and the record is updated only: a missing record is a failed WriteResult."""
+        """Create or update by external key; one result per record, in order. Fields a CRM
+        takes on insert only (a Salesforce renewal's price book) go with records not known to
+        exist. When the kind's mapping has `key_field: Id` (e.g. health fields written to an
+        account), the key is the CRM id and the record is updated only: a missing record is a
+        failed WriteResult."""
         ...
 
     def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:

@@ -47,8 +47,13 @@ AUTH_ENV = {
 RETRIABLE_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"}
 #: Objects that have no IsDeleted field (queried without it, through /query).
 NO_RECYCLE_BIN = {"User", "UserRole", "Profile", "PricebookEntry"}
-#: Fields Salesforce accepts on insert only; an update that carries them is refused.
-CREATE_ONLY = {"OpportunityLineItem": ("OpportunityId", "PricebookEntryId")}
+#: Fields sent only when a record is created: Salesforce refuses them on update (a line's
+#: opportunity and price book entry), or an update would undo a rep's change (a renewal's price
+#: book, which the connector sets on insert: a rep may switch it later).
+CREATE_ONLY = {
+    "OpportunityLineItem": ("OpportunityId", "PricebookEntryId"),
+    "Opportunity": ("Pricebook2Id",),
+}
 #: Where a child record points at its renewal opportunity.
 PARENT_FIELD = {"renewal_line": "OpportunityId", "task": "WhatId"}
 SOQL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
@@ -248,15 +253,19 @@ class SalesforceCrm:
         if om.key_field in (None, "Id"):
             return self._update_by_id(om.object, records)
         ready, results = self._prepare(kind, records)
+        create_only = CREATE_ONLY.get(om.object, ())
+        ready = [
+            (i, _without(body, create_only) if self._exists(om.object, records[i]) else body)
+            for i, body in ready
+        ]
         url = f"composite/sobjects/{om.object}/{om.key_field}"
         answers = self._collection("PATCH", url, [body for _, body in ready])
         for (i, _), answer in zip(ready, answers, strict=True):
             results[i] = self._result(om.object, records[i].key, answer)
-        # an existing line refuses the fields Salesforce sets on insert only: send it again
-        # without them (one more call, only when lines already in the CRM change)
-        create_only = CREATE_ONLY.get(om.object, ())
+        # a line thought new that exists after all refuses the insert-only fields: send it
+        # again without them (one more call, only then)
         again = [
-            (i, {k: v for k, v in body.items() if k not in create_only})
+            (i, _without(body, create_only))
             for i, body in ready
             if create_only and results[i].error_code == "INVALID_FIELD_FOR_INSERT_UPDATE"
         ]
@@ -347,6 +356,10 @@ class SalesforceCrm:
                 body["PricebookEntryId"] = entry
             ready.append((i, body))
         return ready, results
+
+    def _exists(self, obj: str, rec: OutboundRecord) -> bool:
+        """Known to be in the org: the connector says so, or this adapter read or wrote it."""
+        return rec.exists or (obj, rec.key) in self.ids
 
     def _update_by_id(self, obj: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
         body = [{"attributes": {"type": obj}, "id": r.key, **r.fields} for r in records]
@@ -795,6 +808,10 @@ def _field_summary(meta: dict[str, Any]) -> str:
     extra = [k for k in ("externalId", "unique") if meta.get(k)]
     target = f"({meta['referenceTo']})" if meta.get("referenceTo") else ""
     return f"{meta['type']}{target}" + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def _without(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in names}
 
 
 def _refused(key: str, code: str, message: str) -> WriteResult:

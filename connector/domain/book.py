@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
+from typing import TypeVar
 
 from connector.domain.models import (
     Account,
@@ -14,6 +17,8 @@ from connector.domain.models import (
     RenewalLine,
     RenewalOpportunity,
 )
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -62,22 +67,18 @@ class Book:
         refs = self.broken.get(contract_id)
         return "; ".join(refs[k] for k in sorted(refs)) if refs else None
 
-    def _indexes(self) -> dict[str, dict]:
+    def _indexes(self) -> dict[str, dict[str, tuple]]:
         if self._index is None:
-            contacts, lines, renewals, rlines = (defaultdict(list) for _ in range(4))
-            for c in self.contacts.values():
-                contacts[c.account_id].append(c)
-            for ln in self.contract_lines.values():
-                lines[ln.contract_id].append(ln)
-            for r in self.renewals.values():
-                renewals[r.contract_id].append(r)
-            for rl in self.renewal_lines.values():
-                rlines[rl.renewal_key].append(rl)
             self._index = {
-                "contacts": contacts,
-                "lines": lines,
-                "renewals": renewals,
-                "rlines": rlines,
+                "contacts": _grouped(self.contacts.values(), attrgetter("account_id")),
+                "lines": _grouped(
+                    self.contract_lines.values(), attrgetter("contract_id"), attrgetter("id")
+                ),
+                "renewals": _grouped(self.renewals.values(), attrgetter("contract_id")),
+                "rlines": _grouped(
+                    (rl for rl in self.renewal_lines.values() if rl.renewal_key),
+                    attrgetter("renewal_key"),
+                ),
             }
         return self._index
 
@@ -87,17 +88,31 @@ class Book:
     def deleted_lines_of(self, renewal_key: str) -> set[str]:
         return self.deleted_lines.get(renewal_key, set())
 
-    def contacts_of(self, account_id: str) -> list[Contact]:
-        return self._indexes()["contacts"].get(account_id, [])
+    def contacts_of(self, account_id: str) -> tuple[Contact, ...]:
+        return self._indexes()["contacts"].get(account_id, ())
 
-    def lines_of(self, contract_id: str) -> list[ContractLine]:
-        return sorted(self._indexes()["lines"].get(contract_id, []), key=lambda ln: ln.id)
+    def lines_of(self, contract_id: str) -> tuple[ContractLine, ...]:
+        """The contract's lines in id order."""
+        return self._indexes()["lines"].get(contract_id, ())
 
-    def renewals_of(self, contract_id: str) -> list[RenewalOpportunity]:
-        return self._indexes()["renewals"].get(contract_id, [])
+    def renewals_of(self, contract_id: str) -> tuple[RenewalOpportunity, ...]:
+        return self._indexes()["renewals"].get(contract_id, ())
 
-    def renewal_lines_of(self, renewal_key: str) -> list[RenewalLine]:
-        return self._indexes()["rlines"].get(renewal_key, [])
+    def renewal_lines_of(self, renewal_key: str) -> tuple[RenewalLine, ...]:
+        return self._indexes()["rlines"].get(renewal_key, ())
+
+
+def _grouped(
+    records: Iterable[R], key: Callable[[R], str], within: Callable[[R], str] | None = None
+) -> dict[str, tuple[R, ...]]:
+    """Records by `key`, each group in `within` order (else in the order given). Tuples cut
+    from one list sorted in place: the index holds a group per contract and per account, a
+    list costs a third more, and a second sorted copy would raise the peak."""
+    ordered = list(records)
+    if within is not None:
+        ordered.sort(key=within)
+    ordered.sort(key=key)  # stable: keeps the `within` order inside each group
+    return {k: tuple(group) for k, group in groupby(ordered, key)}
 
 
 _ATTR = {

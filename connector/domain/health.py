@@ -13,14 +13,14 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connector.domain.models import Account, AccountHealth
+from connector.domain.models import Account, AccountHealth, HealthMeasures
 from connector.domain.policy import Measure, Scorecard
 from connector.domain.signals import Signal
 
 #: Signals that are not scorecard measures but feed one (active_users -> seat_utilisation) or
 #: an upsell rule (capped_feature_usage -> next tier).
 AUXILIARY_MEASURES = ("active_users", "capped_feature_usage")
-#: Canonical account fields that hold a measure of the same name.
+#: Account health measure fields that hold a measure of the same name.
 ACCOUNT_MEASURES = ("nps", "open_tickets", "high_priority_tickets", "late_payments")
 
 
@@ -164,6 +164,22 @@ def _show(m: Measure, value: float) -> str:
     return f"{value:g}"
 
 
+def _field_values(
+    measures: HealthMeasures, wanted: Mapping[str, Measure], as_of: date
+) -> dict[str, float]:
+    """Values of the wanted measures held in the account's CRM fields."""
+    out: dict[str, float] = {}
+    for name in ACCOUNT_MEASURES:
+        value = getattr(measures, name)
+        if value is not None and name in wanted:
+            out[name] = float(value)
+    if measures.last_meeting_date is not None and "days_since_last_meeting" in wanted:
+        out["days_since_last_meeting"] = float((as_of - measures.last_meeting_date).days)
+    if measures.executive_sponsor is not None and "executive_sponsor" in wanted:
+        out["executive_sponsor"] = 1.0 if measures.executive_sponsor else 0.0
+    return out
+
+
 def account_values(
     scorecard: Scorecard,
     account: Account,
@@ -173,15 +189,7 @@ def account_values(
 ) -> dict[str, float]:
     """Measure values for one account: CRM fields first, then signals (newer, they win)."""
     wanted = scorecard.measures
-    out: dict[str, float] = {}
-    for name in ACCOUNT_MEASURES:
-        value = getattr(account, name)
-        if value is not None and name in wanted:
-            out[name] = float(value)
-    if account.last_meeting_date is not None and "days_since_last_meeting" in wanted:
-        out["days_since_last_meeting"] = float((as_of - account.last_meeting_date).days)
-    if account.executive_sponsor is not None and "executive_sponsor" in wanted:
-        out["executive_sponsor"] = 1.0 if account.executive_sponsor else 0.0
+    out = _field_values(account.measures, wanted, as_of) if account.measures else {}
     moment = datetime.combine(as_of, datetime.max.time(), UTC)
     for name, sig in signals.items():
         if name not in wanted:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import MISSING, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from connector.domain.models import MODELS, READ_KINDS, WRITE_KINDS, Record, validate
+from connector.domain.models import GROUPS, MODELS, READ_KINDS, WRITE_KINDS, Record, validate
 from connector.errors import MappingError
 
 CrmType = Literal["string", "number", "integer", "boolean", "date", "datetime"]
@@ -99,16 +100,24 @@ def _canonical_type(annotation: Any) -> tuple[type, tuple | None]:
     return annotation, None
 
 
+def _flat_fields(model: type) -> Iterator[tuple[str, Any, bool]]:
+    """(name, annotation, required) of each mappable field; a group's fields stand flat."""
+    hints = typing.get_type_hints(model)
+    groups = GROUPS.get(model, {})
+    for f in fields(model):
+        if f.name in groups:
+            yield from _flat_fields(groups[f.name])
+        else:
+            required = f.default is MISSING and f.default_factory is MISSING
+            yield f.name, hints[f.name], required
+
+
 FIELD_TYPES: dict[str, dict[str, tuple[type, tuple | None, bool]]] = {
     kind: {
-        f.name: (
-            *_canonical_type(hints[f.name]),
-            f.default is MISSING and f.default_factory is MISSING,
-        )
-        for f in fields(model)
+        name: (*_canonical_type(annotation), required)
+        for name, annotation, required in _flat_fields(model)
     }
     for kind, model in MODELS.items()
-    for hints in [typing.get_type_hints(model)]
 }
 
 _COMPATIBLE: dict[type, set[str]] = {

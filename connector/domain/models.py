@@ -8,7 +8,7 @@ building one directly in code (planning) skips validation, which typed code does
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from functools import cache
@@ -38,18 +38,27 @@ class Owner:
 
 
 @record
-class Account:
-    id: str
-    name: str
-    owner_id: str | None = None
-    segment: str | None = None
-    # health measures held in CRM fields (all optional: a missing one is left out of the score)
+class HealthMeasures:
+    """Health measures held in CRM fields on the account (a missing one is left out of the
+    score)."""
+
     nps: Decimal | None = None
     open_tickets: int | None = None
     high_priority_tickets: int | None = None
     late_payments: int | None = None
     last_meeting_date: date | None = None
     executive_sponsor: bool | None = None
+
+
+@record
+class Account:
+    id: str
+    name: str
+    owner_id: str | None = None
+    segment: str | None = None
+    #: None when the CRM holds no measure for the account (most accounts): one empty slot in
+    #: every account instead of six
+    measures: HealthMeasures | None = None
 
 
 @record
@@ -167,6 +176,11 @@ MODELS: dict[str, type] = {
     "account_health": AccountHealth,
 }
 
+#: Fields that group optional fields of another record (record type -> field -> group type).
+#: Outside data, mappings and JSON hold the grouped fields flat, as the record's own fields;
+#: a group with no value set is None.
+GROUPS: dict[type, dict[str, type]] = {Account: {"measures": HealthMeasures}}
+
 #: Kinds read from the CRM on every sync, in dependency order.
 READ_KINDS = (
     "owner",
@@ -193,15 +207,27 @@ INTERN_UP_TO = 80
 
 
 def validate(cls: type, data: dict[str, Any]) -> Any:
-    """Build a record of `cls` from outside data (coercing text, numbers, ISO dates);
-    raises pydantic.ValidationError."""
+    """Build a record of `cls` from outside data (coercing text, numbers, ISO dates; grouped
+    fields flat); raises pydantic.ValidationError."""
     shared = {
         k: sys.intern(v) if type(v) is str and len(v) <= INTERN_UP_TO else v
         for k, v in data.items()
     }
+    for name, group in GROUPS.get(cls, {}).items():
+        grouped = {n: shared.pop(n) for n in _field_names(group) if n in shared}
+        if any(v is not None for v in grouped.values()):
+            shared[name] = grouped
     return _adapter(cls).validate_python(shared)
 
 
 def to_json(rec: Any) -> dict[str, Any]:
-    """A record as JSON-safe values (Decimal and dates as text)."""
-    return _adapter(type(rec)).dump_python(rec, mode="json")
+    """A record as JSON-safe values (Decimal and dates as text), grouped fields flat."""
+    data = _adapter(type(rec)).dump_python(rec, mode="json")
+    for name, group in GROUPS.get(type(rec), {}).items():
+        data.update(data.pop(name) or dict.fromkeys(_field_names(group)))
+    return data
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))

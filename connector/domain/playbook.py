@@ -79,7 +79,7 @@ class TaskContext:
     contract: Contract
     account: Account
     owner: Owner
-    contacts: list[Contact]
+    contacts: tuple[Contact, ...]
     amount: Decimal | Callable[[], Decimal]  # a callable is asked only if a task is due
     uplift: Decimal
     health: Health | None = None

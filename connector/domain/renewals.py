@@ -100,8 +100,8 @@ class Planner:
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
         planner = self.with_facts(book)
-        ids = book.contracts.keys() | book.broken.keys() | book.deleted_contracts
-        for contract_id in sorted(ids):
+        # the id set stays unnamed: the generator would hold it (MBs) for the whole planning
+        for contract_id in sorted({*book.contracts, *book.broken, *book.deleted_contracts}):
             yield planner.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
@@ -330,7 +330,9 @@ def _early_tasks(
     return replace(skip, tasks=tasks, writes=tuple(task_writes(contract.id, tasks, ledger)))
 
 
-def _existing_renewal(renewals: list[RenewalOpportunity], key: str) -> RenewalOpportunity | None:
+def _existing_renewal(
+    renewals: tuple[RenewalOpportunity, ...], key: str
+) -> RenewalOpportunity | None:
     """This term's renewal, else an open one of the contract (the end date was amended)."""
     for r in renewals:
         if r.key == key:

@@ -144,7 +144,7 @@ def line_writes(
     contract_id: str,
     renewal_key: str,
     desired: tuple[RenewalLine, ...],
-    current: list[RenewalLine],
+    current: tuple[RenewalLine, ...],
     ledger: LedgerView,
 ) -> list[Write]:
     """Add, update and delete the connector's own lines of one renewal."""

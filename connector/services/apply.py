@@ -254,7 +254,10 @@ def _send(ctx: Context, kind: str, method: str, batch: list[Write]) -> list[Writ
         payload: list = [w.key for w in batch]
     else:
         payload = [
-            OutboundRecord(w.key, to_crm(ctx.mapping, kind, w.fields), w.parent_key) for w in batch
+            OutboundRecord(
+                w.key, to_crm(ctx.mapping, kind, w.fields), w.parent_key, exists=w.op == "update"
+            )
+            for w in batch
         ]
     return ctx.retrying()(call, kind, payload)
 

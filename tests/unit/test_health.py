@@ -19,7 +19,7 @@ from connector.domain.health import (
     score_account,
     weighted_score,
 )
-from connector.domain.models import Account
+from connector.domain.models import Account, HealthMeasures
 from connector.domain.policy import Measure, Scorecard, Threshold
 from connector.domain.signals import Signal
 from connector.errors import ConfigError
@@ -94,13 +94,10 @@ def test_measures_come_from_account_fields_and_signals_which_win():
             "executive_sponsor": m(5, (0, 0), (1, 100)),
         }
     )
-    account = Account(
-        id="a1",
-        name="Acme",
-        nps=Decimal(10),
-        last_meeting_date=date(2026, 10, 24),
-        executive_sponsor=True,
+    measures = HealthMeasures(
+        nps=Decimal(10), last_meeting_date=date(2026, 10, 24), executive_sponsor=True
     )
+    account = Account(id="a1", name="Acme", measures=measures)
     at = datetime(2026, 11, 20, 12, tzinfo=UTC)
     signals = {
         "nps": Signal("a1", "nps", 30, at),

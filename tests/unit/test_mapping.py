@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from connector.domain.mapping import to_crm, to_model
+from connector.domain.models import Account, HealthMeasures, to_json, validate
 from connector.errors import ConfigError, MappingError
 from connector.mapping_file import load_mapping
 
@@ -63,6 +64,33 @@ def test_related_field_paths_are_read(mapping):
     }
     ln = to_model(mapping, "contract_line", raw)
     assert (ln.product_code, ln.quantity, ln.recurring) == ("SEAT", Decimal("3"), True)
+
+
+def test_account_health_measures_map_flat_into_a_group_that_is_none_when_empty(mapping):
+    raw = {"Id": "001X", "Name": "Acme", "NPS__c": 35, "Executive_Sponsor__c": False}
+    acc = to_model(mapping, "account", raw)
+    assert acc.measures == HealthMeasures(nps=Decimal(35), executive_sponsor=False)
+    assert to_model(mapping, "account", {"Id": "001Y", "Name": "Bare"}).measures is None
+
+
+def test_account_json_keeps_the_measures_flat_and_reads_back(mapping):
+    acc = to_model(mapping, "account", {"Id": "001X", "Name": "Acme", "Late_Payments__c": 2})
+    data = to_json(acc)
+    assert data == {
+        "id": "001X",
+        "name": "Acme",
+        "owner_id": None,
+        "segment": None,
+        "nps": None,
+        "open_tickets": None,
+        "high_priority_tickets": None,
+        "late_payments": 2,
+        "last_meeting_date": None,
+        "executive_sponsor": None,
+    }
+    assert validate(Account, data) == acc
+    bare = validate(Account, {**data, "late_payments": None})
+    assert bare.measures is None and to_json(bare) == {**data, "late_payments": None}
 
 
 def test_writes_invert_value_maps_and_format_dates(mapping):

@@ -162,6 +162,51 @@ def test_a_given_session_cannot_be_renewed_and_says_so(rsps):
         list(direct_crm().read_changes("owner", None))
 
 
+def test_a_reps_price_book_switch_survives_the_next_update_of_the_renewal(org_context):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 1)
+    sync(ctx, as_of=AS_OF)
+    (opp,) = book.opportunities()
+    assert opp["Pricebook2Id"] == org.standard_pricebook  # set when the renewal is created
+    partner = org.insert("Pricebook2", {"Name": "Partner Price Book", "IsActive": True})
+    org.edit("Opportunity", opp["Id"], {"Pricebook2Id": partner})
+    assert sync(ctx, as_of=AS_OF).writes == {}  # the switch is no field of ours
+    org.edit("Account", opp["AccountId"], {"Name": "Account 0 Renamed"})
+    report = sync(ctx, as_of=AS_OF)  # the renewal itself is not read again: unchanged since
+    assert report.writes == {"renewal_opportunity.update": 1}  # the name follows the account
+    assert org.get("Opportunity", opp["Id"])["Name"].startswith("Account 0 Renamed")
+    assert org.get("Opportunity", opp["Id"])["Pricebook2Id"] == partner
+
+
+def test_a_changed_line_already_in_salesforce_is_sent_once_without_insert_only_fields(
+    org_context,
+):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 1)
+    sync(ctx, as_of=AS_OF)
+    (line,) = [x for x in org.all("OpportunityLineItem") if not x.get("Renewal_Line_Key__c")]
+    org.edit("OpportunityLineItem", line["Id"], {"Quantity": 12})
+    org.calls.clear()
+    assert sync(ctx, as_of=AS_OF).writes["renewal_line.update"] == 1
+    assert org.calls_to("OpportunityLineItem/Renewal_Line_Key__c") == 1
+    assert [x["Quantity"] for x in renewal_items(org)] == [12]
+
+
+def test_a_line_thought_new_that_exists_is_sent_again_without_insert_only_fields(org_context):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 1)
+    sync(ctx, as_of=AS_OF)
+    (item,) = renewal_items(org)
+    ctx.crm.ids.clear()  # as in a run that has not read it, told nothing of it
+    fields = {"ProductCode": "SEAT", "Quantity": 11, "UnitPrice": 105.0}
+    key, renewal = item["Renewal_Line_Key__c"], item["Renewal_Line_Key__c"].rsplit(":", 1)[0]
+    org.calls.clear()
+    (result,) = ctx.crm.upsert("renewal_line", [OutboundRecord(key, fields, renewal)])
+    assert result.ok and not result.created and result.crm_id == item["Id"]
+    assert org.calls_to("OpportunityLineItem/Renewal_Line_Key__c") == 2  # refused, then again
+    assert org.get("OpportunityLineItem", item["Id"])["Quantity"] == 11
+
+
 # ------------------------------------------------------------------ retries and limits
 
 
