@@ -194,7 +194,7 @@ def run(
     max_seconds: float = 20.0,
     workers: int = 2,
     threads: int = 4,
-    rounds: int = 3,
+    rounds: int = 5,
 ) -> list[Verdict]:
     heading("webhooks: signed HubSpot batches on loopback, renewals serve vs bare Flask")
     row("load", f"{rounds} rounds each of {requests} batches of {batch_size} events")

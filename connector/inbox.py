@@ -59,7 +59,7 @@ class Inbox:
         at = self.clock()
         if self.store.engine.dialect.name == "sqlite" and self.store.engine.url.database:
             # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
-            stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
             self._raw().execute(_SQLITE_RECEIVE, (source, body, stamp))
             return
         with self.store.engine.begin() as conn:
