@@ -85,6 +85,7 @@ def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_con
         'renewals_webhook_requests_refused_total{reason="signature",source="hubspot"} 1.0' in text
     )
     assert "renewals_inbox_deliveries_waiting 2.0" in text
+    assert 'renewals_webhook_request_seconds_count{endpoint="hubspot"} 3.0' in text
     for name in ("events_processed", "events_failed", "sync_runs", "crm_api_calls", "rate_limit"):
         assert name in text
     ctx = bootstrap.build(wh_config)
