@@ -9,7 +9,16 @@ import time
 
 from benchmarks.common import Verdict, environment, heading
 
-NAMES = ("planning", "full", "memory", "calls", "salesforce", "webhooks", "hubspot")
+NAMES = (
+    "planning",
+    "full",
+    "memory",
+    "calls",
+    "salesforce",
+    "webhooks",
+    "webhook_runs",
+    "hubspot",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salesforce-contracts", type=int, default=1_000)
     parser.add_argument("--webhooks-requests", type=int, default=3000)
     parser.add_argument("--webhooks-clients", type=int, default=8)
+    parser.add_argument("--webhook-runs-contracts", type=int, default=10_000)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
     parser.add_argument(
         "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
@@ -59,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import webhooks
 
             verdicts += webhooks.run(args.webhooks_requests, clients=args.webhooks_clients)
+        elif name == "webhook_runs":
+            from benchmarks import webhook_runs
+
+            verdicts += webhook_runs.run(args.webhook_runs_contracts)
         elif name == "memory":
             from benchmarks import memory
 

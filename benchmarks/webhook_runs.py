@@ -1,0 +1,69 @@
+"""Webhook runs on a large book: what the inbox worker spends per batch of events.
+
+A sandbox of N contracts (the demo seed, scaled) is synced once; then batches of 20 contract
+events are run through `sync_records` as the inbox worker runs them: the first with a fresh
+Snapshot (it loads the whole mirror and ledger), the next ones keeping it (each reads only its
+own records again), and one after another run came in (it loads again). The health of only
+the accounts a batch plans for is scored.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from benchmarks.common import Verdict, flush, heading, row, verdict
+from connector import bootstrap
+from connector.adapters.sandbox_seed import seed
+from connector.config import load_config
+from connector.services.gather import load_book
+from connector.services.sync import Snapshot, sync, sync_records
+from tests.conftest import write_config
+
+AS_OF = date(2026, 11, 23)
+BATCH = 20
+
+
+def run(contracts: int = 10_000, batches: int = 10) -> list[Verdict]:
+    heading(f"webhook runs: batches of {BATCH} contract events on a {contracts:,}-contract book")
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-runs-") as tmp:
+        ctx = bootstrap.build(load_config(write_config(Path(tmp))))
+        try:
+            started = time.perf_counter()
+            seed(ctx.crm, as_of=AS_OF, accounts=contracts * 3 // 5, contracts=contracts)
+            sync(ctx, as_of=AS_OF)
+            row("seed and first sync", f"{time.perf_counter() - started:.1f} s")
+            ids = sorted(load_book(ctx).contracts)
+            step = max(1, len(ids) // (batches + 2))
+            groups = [set(ids[i * step : i * step + BATCH]) for i in range(batches + 2)]
+            kept = Snapshot()
+            first = _timed(ctx, groups[0], kept)
+            warm = [_timed(ctx, g, kept) for g in groups[1:batches]]
+            sync(ctx, as_of=AS_OF)  # another run: the next batch must load again
+            after_sync = _timed(ctx, groups[batches], kept)
+            fresh = _timed(ctx, groups[batches + 1], Snapshot())
+        finally:
+            ctx.close()
+    typical = statistics.median(warm)
+    row("first batch (loads the mirror)", f"{first * 1000:,.0f} ms")
+    row("next batches (book kept), median", f"{typical * 1000:,.0f} ms ({len(warm)} batches)")
+    row("after another run (loads again)", f"{after_sync * 1000:,.0f} ms")
+    row("without a kept book", f"{fresh * 1000:,.0f} ms")
+    flush()
+    share = typical / fresh
+    return [
+        verdict(
+            Verdict("webhooks", "kept-book batch vs fresh", f"{share:.0%}", "<= 25%", share <= 0.25)
+        )
+    ]
+
+
+def _timed(ctx, contract_ids: set[str], snapshot: Snapshot) -> float:
+    started = time.perf_counter()
+    report = sync_records(ctx, {"contract": contract_ids}, as_of=AS_OF, snapshot=snapshot)
+    if report.status != "ok":
+        raise RuntimeError(f"webhook run {report.status}: {report.error}")
+    return time.perf_counter() - started
