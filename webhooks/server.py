@@ -1,6 +1,6 @@
 """`renewals serve`: the webhook app under gunicorn, and the inbox worker in a process of its
-own (`renewals worker`), started by the gunicorn master once it listens, started again if it
-dies, stopped with the server. The web workers only check, store and acknowledge."""
+own (`renewals worker`), kept running by the gunicorn master (started again if it dies) and
+stopped with the server. The web workers only check, store and acknowledge."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from connector.config import AppConfig
 from webhooks.metrics import MULTIPROC_ENV
@@ -47,39 +47,46 @@ def worker_running(pid_file: Path) -> bool:
 
 
 class InboxProcess:
-    """The inbox worker as a child process, started again whenever it exits until stopped."""
+    """The inbox worker as a child process of the gunicorn master, started again whenever it
+    exits (after a wait that doubles while it keeps dying) until stopped. Driven from the
+    master's main loop, the thread that forks the web workers too: starting processes from a
+    thread of its own could race those forks."""
 
-    def __init__(self, argv: list[str]):
-        self.argv = argv
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+    def __init__(self, argv: list[str], clock=time.monotonic):
+        self.argv, self.clock = argv, clock
         self._proc: subprocess.Popen | None = None
+        self._started = self._next_start = 0.0
+        self._delay = 1.0
+        self._stopped = False
 
-    def start(self) -> InboxProcess:
-        threading.Thread(target=self._supervise, name="inbox-supervisor", daemon=True).start()
-        return self
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._proc
 
-    def _supervise(self) -> None:
-        delay = 1.0
-        while True:
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self._proc = subprocess.Popen(self.argv)
-            started = time.monotonic()
-            # the gunicorn master may reap it first: wait() then reports 0
-            code = self._proc.wait()
-            if self._stop.is_set():
+    def keep_running(self) -> None:
+        """Start the worker if it is not running and its wait is over."""
+        if self._stopped:
+            return
+        now = self.clock()
+        if self._proc is not None:
+            code = self._proc.poll()  # 0 when the master has reaped it already
+            if code is None:
                 return
-            delay = 1.0 if time.monotonic() - started > STEADY_S else min(delay * 2, STEADY_S)
-            log.error("inbox worker exited (code %s); starting it again in %.0f s", code, delay)
-            self._stop.wait(delay)
+            steady = now - self._started > STEADY_S
+            self._delay = delay = 1.0 if steady else min(self._delay * 2, STEADY_S)
+            self._next_start = now + delay
+            self._proc = None
+            log.error(
+                "inbox worker exited (code %s); starting it again in %.0f s", code, self._delay
+            )
+        if now >= self._next_start:
+            self._proc = subprocess.Popen(self.argv)
+            self._started = now
 
     def stop(self, timeout: float) -> None:
         """SIGTERM: the worker finishes the batch in hand; killed after `timeout` seconds."""
-        with self._lock:
-            self._stop.set()
-            proc = self._proc
+        self._stopped = True
+        proc = self._proc
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
@@ -89,6 +96,14 @@ class InboxProcess:
             log.error("inbox worker did not stop within %.0f s; killing it", timeout)
             proc.kill()
             proc.wait()
+
+
+class _Arbiter(Arbiter):
+    """Gunicorn's master; its main loop also keeps the inbox worker process running."""
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        self.app.inbox_process.keep_running()
 
 
 class WebhookServer(BaseApplication):
@@ -112,7 +127,6 @@ class WebhookServer(BaseApplication):
             "errorlog": "-",
             "loglevel": "warning" if quiet else "info",
             "graceful_timeout": 30,
-            "when_ready": lambda _arbiter: self.inbox_process.start(),
             "on_exit": lambda arbiter: self.inbox_process.stop(arbiter.cfg.graceful_timeout),
             "post_worker_init": _report_inbox_worker,
             "child_exit": _child_exit,
@@ -127,6 +141,12 @@ class WebhookServer(BaseApplication):
         from webhooks.app import create_app
 
         return create_app(self.app_config)
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:  # what gunicorn's own run() does with a bad setting
+            sys.exit(f"Error: {exc}")
 
 
 def _report_inbox_worker(worker) -> None:

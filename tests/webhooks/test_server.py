@@ -1,0 +1,49 @@
+"""`renewals serve`'s keeping of the inbox worker process (the real process: tests/e2e)."""
+
+from __future__ import annotations
+
+import sys
+
+from webhooks.server import STEADY_S, InboxProcess
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_worker_that_keeps_dying_is_started_again_after_a_doubling_wait():
+    clock = Clock()
+    keeper = InboxProcess([sys.executable, "-c", "pass"], clock=clock)
+    starts = []
+    for wait in (2, 4, 8):
+        keeper.keep_running()
+        starts.append(keeper.process)
+        keeper.process.wait()
+        keeper.keep_running()  # notices the exit: nothing started before the wait is over
+        clock.now += wait - 0.1
+        keeper.keep_running()
+        assert keeper.process is None
+        clock.now += 0.1
+    keeper.keep_running()
+    assert keeper.process is not None and keeper.process not in starts
+    keeper.process.wait()
+    clock.now += STEADY_S + 1  # it ran a long while before dying: started again after 1 s
+    keeper.keep_running()
+    clock.now += 1
+    keeper.keep_running()
+    assert keeper.process is not None
+    keeper.stop(5)
+
+
+def test_a_stopped_keeper_starts_nothing_more():
+    keeper = InboxProcess([sys.executable, "-c", "import time; time.sleep(60)"])
+    keeper.keep_running()
+    running = keeper.process
+    keeper.stop(5)
+    assert running.returncode is not None  # terminated, not left behind
+    keeper.keep_running()
+    assert keeper.process is running
