@@ -59,7 +59,8 @@ def worker_cmd(ctx, with_parent: bool) -> None:
 
     os.nice(cfg.webhooks.worker_nice)  # acknowledging deliveries comes first
     worker = InboxWorker(cfg)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # finish the batch in hand, then exit
+        signal.signal(stop_signal, lambda *_: worker.stop())
     if with_parent:
         _stop_with_parent(worker)
     pid_file = worker_pid_file(cfg)
