@@ -254,21 +254,23 @@ class SalesforceCrm:
             return self._update_by_id(om.object, records)
         ready, results = self._prepare(kind, records)
         create_only = CREATE_ONLY.get(om.object, ())
-        ready = [
-            (i, _without(body, create_only) if self._exists(om.object, records[i]) else body)
-            for i, body in ready
-        ]
+        full = dict(ready)
+        known = {i for i in full if create_only and self._exists(om.object, records[i])}
+        ready = [(i, _without(body, create_only) if i in known else body) for i, body in ready]
         url = f"composite/sobjects/{om.object}/{om.key_field}"
         answers = self._collection("PATCH", url, [body for _, body in ready])
         for (i, _), answer in zip(ready, answers, strict=True):
             results[i] = self._result(om.object, records[i].key, answer)
-        # a line thought new that exists after all refuses the insert-only fields: send it
-        # again without them (one more call, only then)
-        again = [
-            (i, _without(body, create_only))
-            for i, body in ready
-            if create_only and results[i].error_code == "INVALID_FIELD_FOR_INSERT_UPDATE"
-        ]
+        # guessed wrong whether a record exists (one more call, only then): one thought new
+        # that exists refuses the insert-only fields, so it goes again without them; one
+        # thought to exist that is gone (purged unseen) misses them, so it goes again with them
+        again = []
+        for i, body in ready:
+            code = results[i].error_code
+            if create_only and i not in known and code == "INVALID_FIELD_FOR_INSERT_UPDATE":
+                again.append((i, _without(body, create_only)))
+            elif i in known and code == "REQUIRED_FIELD_MISSING":
+                again.append((i, full[i]))
         if again:
             answers = self._collection("PATCH", url, [body for _, body in again])
             for (i, _), answer in zip(again, answers, strict=True):

@@ -207,6 +207,25 @@ def test_a_line_thought_new_that_exists_is_sent_again_without_insert_only_fields
     assert org.get("OpportunityLineItem", item["Id"])["Quantity"] == 11
 
 
+def test_a_line_thought_to_exist_that_is_gone_is_created_again_with_insert_only_fields(
+    org_context,
+):
+    ctx, org, book, _ = org_context
+    due_contracts(book, 1)
+    sync(ctx, as_of=AS_OF)
+    (item,) = renewal_items(org)
+    del org.records["OpportunityLineItem"][item["Id"]]  # purged, never seen deleted
+    ctx.crm.ids.clear()
+    fields = {"ProductCode": "SEAT", "Quantity": 11, "UnitPrice": 105.0}
+    key, renewal = item["Renewal_Line_Key__c"], item["Renewal_Line_Key__c"].rsplit(":", 1)[0]
+    org.calls.clear()
+    (result,) = ctx.crm.upsert("renewal_line", [OutboundRecord(key, fields, renewal, exists=True)])
+    assert result.ok and result.created
+    assert org.calls_to("OpportunityLineItem/Renewal_Line_Key__c") == 2  # refused, then again
+    (again,) = renewal_items(org)
+    assert again["Quantity"] == 11 and again["OpportunityId"] == item["OpportunityId"]
+
+
 # ------------------------------------------------------------------ retries and limits
 
 
