@@ -41,8 +41,7 @@ class Receiver:
     env: Mapping[str, str]
     clock: Callable[[], float]
     metrics: Metrics = field(default_factory=Metrics)
-    #: set by `renewals serve`: tells this process's inbox worker there is work
-    wake: Callable[[], None] = lambda: None
+    #: set by `renewals serve`: whether the inbox worker process is alive (None: no worker)
     worker_alive: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
@@ -56,7 +55,6 @@ class Receiver:
         """Store the delivery as it arrived: durable from here (the worker reads its events)."""
         self.inbox.receive(source, body)
         self._received[source].inc(events)
-        self.wake()
 
 
 def create_app(

@@ -3,8 +3,7 @@
 `renewals worker` runs it in its own process (`renewals serve` starts one and restarts it if it
 dies), at a lower CPU priority than the web workers, so acknowledging deliveries comes first.
 It takes the run lock for each batch, so only one batch runs at a time and never alongside a
-scheduled sync. It polls for deliveries and for retries coming due; in one process with the
-app (tests), a request wakes it at once."""
+scheduled sync. It polls for deliveries and for retries coming due."""
 
 from __future__ import annotations
 
@@ -27,8 +26,6 @@ from webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
-#: after a wake-up, wait this long for more events before processing
-GATHER_S = 0.2
 #: the book kept between webhook runs is let go after this long without one (memory)
 SNAPSHOT_IDLE_S = 600
 
@@ -44,7 +41,6 @@ class InboxWorker:
         self.config = config
         self.factory = context_factory or (lambda: bootstrap.build(config))
         self.metrics = metrics or Metrics()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._purged_at = 0.0
@@ -58,9 +54,6 @@ class InboxWorker:
         self._thread.start()
         return self
 
-    def wake(self) -> None:
-        self._wake.set()
-
     @property
     def stopped(self) -> threading.Event:
         return self._stop
@@ -70,12 +63,11 @@ class InboxWorker:
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def run(self) -> None:
-        """Drain, then wait for a wake-up or the poll interval, until stopped."""
+        """Drain, then wait for the poll interval, until stopped."""
         ctx: Context | None = None
         poll = self.config.webhooks.worker_poll_seconds
         while not self._stop.is_set():
@@ -90,11 +82,7 @@ class InboxWorker:
                     ctx = None
             if time.monotonic() - self._last_run > SNAPSHOT_IDLE_S:
                 self.snapshot.forget()
-            if self._wake.wait(poll):
-                # let a burst of deliveries gather: one run for many events, and the
-                # request threads keep the database to themselves meanwhile
-                self._stop.wait(GATHER_S)
-            self._wake.clear()
+            self._stop.wait(poll)
         if ctx is not None:
             ctx.close()
 

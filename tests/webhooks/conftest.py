@@ -41,6 +41,7 @@ def wh_config_path(tmp_path: Path) -> Path:
             "public_base_url": "https://connector.example.com",
             "salesforce_org_id": SF_ORG,
             "max_body_bytes": 64 * 1024,
+            "worker_poll_seconds": 0.05,
         },
     )
 
