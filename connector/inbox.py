@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from connector.state import StateStore, _upsert, deliveries, inbox, now
+from connector.state import StateStore, _upsert, deliveries, inbox, now, sqlite_pragmas
 
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 #: Inbox row statuses: waiting to be processed, processed, nothing to do, given up.
@@ -70,8 +70,7 @@ class Inbox:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.store.engine.url.database, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            sqlite_pragmas(conn, None)
             self._local.conn = conn
         return conn
 

@@ -133,14 +133,13 @@ class InboxWorker:
 
     def _count(self, outcome: BatchOutcome) -> None:
         m = self.metrics
-        for source, n in outcome.processed.items():
-            m.processed.labels(source).inc(n)
-        for source, n in outcome.ignored.items():
-            m.processed.labels(source).inc(n)
-        for source, n in outcome.failed.items():
-            m.failed.labels(source).inc(n)
-        for source, n in outcome.dead.items():
-            m.dead.labels(source).inc(n)
+        for counter, counts in (
+            (m.processed, outcome.processed + outcome.ignored),  # ignored: nothing to do
+            (m.failed, outcome.failed),
+            (m.dead, outcome.dead),
+        ):
+            for source, n in counts.items():
+                counter.labels(source).inc(n)
         # waits for a HubSpot portal's token bucket (retry waits are counted by ctx.sleep)
         waits, seconds = bucket_waits()
         m.rate_limit_waits.inc(waits - self._bucket_seen[0])

@@ -4,7 +4,7 @@ Failed events retry with backoff and, after the configured attempts, go to the d
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +24,11 @@ log = logging.getLogger(__name__)
 class BatchOutcome:
     """What one pass over the inbox did, by source: events processed, ignored, failed, dead."""
 
-    processed: dict[str, int] = field(default_factory=dict)
-    ignored: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    dead: dict[str, int] = field(default_factory=dict)
+    processed: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    dead: Counter[str] = field(default_factory=Counter)
     run_ids: list[int] = field(default_factory=list)
-
-    def add(self, what: str, source: str, n: int = 1) -> None:
-        counts = getattr(self, what)
-        counts[source] = counts.get(source, 0) + n
 
     @property
     def total(self) -> int:
@@ -76,7 +72,7 @@ def process_inbox(
         (wanted if kinds else ignored).append((row, kinds))
     inbox.settle([row["id"] for row, _ in ignored], IGNORED)
     for row, _ in ignored:
-        out.add("ignored", row["source"])
+        out.ignored[row["source"]] += 1
     if not wanted:
         return out
     try:
@@ -102,7 +98,7 @@ def _run(ctx, inbox: Inbox, wanted, out: BatchOutcome, sync_fn) -> None:
     inbox.settle([row["id"] for row, _ in wanted], DONE, report.run_id)
     out.run_ids.append(report.run_id)
     for row, _ in wanted:
-        out.add("processed", row["source"])
+        out.processed[row["source"]] += 1
 
 
 def _failed(ctx, inbox: Inbox, settings: WebhookSettings, wanted, exc, out: BatchOutcome) -> None:
@@ -110,12 +106,12 @@ def _failed(ctx, inbox: Inbox, settings: WebhookSettings, wanted, exc, out: Batc
     letters = []
     for row, kinds in wanted:
         attempts = row["attempts"] + 1
-        out.add("failed", row["source"])
+        out.failed[row["source"]] += 1
         if attempts < settings.retry_attempts:
             inbox.retry_later(row, error, backoff_seconds(settings, attempts))
             continue
         inbox.give_up(row, error)
-        out.add("dead", row["source"])
+        out.dead[row["source"]] += 1
         letters.append(
             {
                 "stage": "webhook",
