@@ -100,8 +100,13 @@ class Inbox:
             out.events[d.source] += len(events)
             rows += [_row(e, d.received_at) for e in events]
         if readable:
+            stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
+                index_elements=["source", "event_id"]
+            )
             with self.store.engine.begin() as conn:
-                out.new = self._insert(conn, rows)
+                if rows:  # an id already stored is skipped: RETURNING names only the new ones
+                    new = conn.execute(stmt.returning(inbox.c.source), rows)
+                    out.new.update(source for (source,) in new)
                 conn.execute(delete(deliveries).where(deliveries.c.id.in_(readable)))
         for delivery_id, source, body, error in unreadable:
             self._unreadable(delivery_id, source, body, error)
@@ -123,22 +128,6 @@ class Inbox:
         self.store.add_dead_letters([letter], None)
         with self.store.engine.begin() as conn:
             conn.execute(delete(deliveries).where(deliveries.c.id == delivery_id))
-
-    def add(self, events: Sequence[InboxEvent]) -> int:
-        """Store events that did not come as a delivery (tests, replays); an id already
-        stored is ignored. Returns how many were new."""
-        at = self.clock()
-        with self.store.engine.begin() as conn:
-            return sum(self._insert(conn, [_row(e, at) for e in events]).values())
-
-    def _insert(self, conn, rows: list[dict[str, Any]]) -> Counter[str]:
-        """Insert event rows, skipping ids already stored; how many were new, by source."""
-        if not rows:
-            return Counter()
-        stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
-            index_elements=["source", "event_id"]
-        )
-        return Counter(source for (source,) in conn.execute(stmt.returning(inbox.c.source), rows))
 
     def due(self, limit: int) -> list[dict[str, Any]]:
         """Pending events whose next attempt is due, oldest first: what processing reads."""

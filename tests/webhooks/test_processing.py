@@ -17,7 +17,7 @@ from connector.adapters.hubspot_limits import limits_for
 from connector.cli import main
 from connector.domain.signals import Signal
 from connector.errors import RetriableCrmError
-from connector.inbox import Inbox, InboxEvent
+from connector.inbox import Inbox
 from connector.runlock import RunLockBusy, run_lock
 from connector.services import sync
 from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
@@ -51,6 +51,22 @@ def outbound(contract_id: str, note_id: str = "04l000000000AbCAAU") -> bytes:
         + b"</Notification></notifications>"
         + (b"</soapenv:Body></soapenv:Envelope>")
     )
+
+
+def hubspot_body(*events: tuple[int, str, int]) -> bytes:
+    """A HubSpot batch of (event id, object, object id) property changes."""
+    return json.dumps(
+        [
+            {"eventId": event_id, "subscriptionType": f"{obj}.propertyChange", "objectId": oid}
+            for event_id, obj, oid in events
+        ]
+    ).encode()
+
+
+def deliver(inbox: Inbox, source: str, body: bytes) -> None:
+    """A delivery as the receiver stores it, read into events as the worker does."""
+    inbox.receive(source, body)
+    inbox.expand(events_of)
 
 
 def draft_contract(ctx) -> tuple[Book, str]:
@@ -232,7 +248,7 @@ def test_an_unreadable_delivery_goes_to_the_dead_letters_whole(store):
 
 def test_unmapped_objects_are_ignored(ctx, store):
     inbox = Inbox(store)
-    inbox.add([InboxEvent("hubspot", "1", "ticket", "42", {})])
+    deliver(inbox, "hubspot", hubspot_body((1, "ticket", 42)))
     outcome = process_inbox(ctx, inbox, ctx.config.webhooks)
     assert outcome.ignored == {"hubspot": 1}
     assert inbox.all()[0]["status"] == "ignored"
@@ -250,7 +266,7 @@ def test_failed_events_retry_with_backoff_then_go_to_the_dead_letters(ctx, store
     _, cid = draft_contract(ctx)
     clock = Later()
     inbox = Inbox(store, clock=clock)
-    inbox.add([InboxEvent("salesforce", "n1", "Contract", cid, {})])
+    deliver(inbox, "salesforce", outbound(cid))
     settings = ctx.config.webhooks.model_copy(
         update={"retry_attempts": 3, "retry_backoff_seconds": 10}
     )
@@ -322,7 +338,7 @@ def test_run_lock_keeps_runs_apart(store):
 
 def test_worker_leaves_events_for_later_while_another_run_holds_the_lock(ctx, wh_config, store):
     inbox = Inbox(store)
-    inbox.add([InboxEvent("hubspot", "1", "ticket", "42", {})])
+    inbox.receive("hubspot", hubspot_body((1, "ticket", 42)))
     worker = InboxWorker(wh_config)
     with run_lock(store):
         worker.drain(ctx)
@@ -334,9 +350,7 @@ def test_worker_leaves_events_for_later_while_another_run_holds_the_lock(ctx, wh
 def test_settled_events_are_forgotten_after_the_dedupe_window(store):
     clock = Later()
     inbox = Inbox(store, clock=clock)
-    inbox.add(
-        [InboxEvent("hubspot", "1", "deal", "9", {}), InboxEvent("hubspot", "2", "deal", "9", {})]
-    )
+    deliver(inbox, "hubspot", hubspot_body((1, "deal", 9), (2, "deal", 9)))
     inbox.settle([inbox.all()[0]["id"]], "done")
     clock.now += timedelta(hours=71)
     assert inbox.purge(72) == 0
