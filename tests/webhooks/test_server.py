@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from tests.webhooks.conftest import Clock
 from webhooks.server import STEADY_S, InboxProcess
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_worker_that_keeps_dying_is_started_again_after_a_doubling_wait():
