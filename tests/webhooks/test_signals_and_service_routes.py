@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 from datetime import UTC, datetime
 
 from openapi_spec_validator import validate
@@ -73,6 +74,18 @@ def test_health_fails_when_the_inbox_worker_is_down(app, client):
     app.extensions["renewals"].worker_alive = lambda: False
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.json["worker"] == "stopped"
+
+
+def test_health_fails_when_the_database_does_not_answer(app, client, tmp_path):
+    from connector.state import StateStore
+
+    gone = StateStore(f"sqlite:///{tmp_path / 'gone' / 'state.db'}")
+    gone.close()
+    shutil.rmtree(tmp_path / "gone")  # the folder is gone: SQLite cannot even open the file
+    app.extensions["renewals"].inbox.store = gone
+    resp = client.get("/healthz")
+    assert resp.status_code == 503 and resp.json["status"] == "fail"
+    assert resp.json["database"] == "OperationalError"
 
 
 def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_config):
