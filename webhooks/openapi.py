@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhooks.deliveries import HUBSPOT_MAX_EVENTS
+
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -123,7 +125,7 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                                 "schema": {
                                     "type": "array",
                                     "minItems": 1,
-                                    "maxItems": 100,
+                                    "maxItems": HUBSPOT_MAX_EVENTS,
                                     "items": HUBSPOT_EVENT,
                                 }
                             }
