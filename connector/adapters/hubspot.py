@@ -32,11 +32,7 @@ from connector.ports import Cursor, OutboundRecord, SourceRecord, WriteResult
 from connector.retry import retrying
 
 TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
-SEARCH_PAGE = 200
-#: ids per v4 association batch read (at most 1000, HubSpot changelog of Feb 2025)
-ASSOC_CHUNK = 1000
 BATCH = 100
-MERGED = "hs_merged_object_ids"
 LIMIT_HEADER = "x-hubspot-ratelimit-"
 #: Singular names used in `associated_<name>_id` mapping fields -> object types.
 ALIASES = {
@@ -57,7 +53,7 @@ class HubSpotCrm(HubSpotDiagnosis):
         settings: HubspotSettings,
         token: str,
         *,
-        page_size: int = SEARCH_PAGE,
+        page_size: int = calls.SEARCH_PAGE,
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         interval: float = 10.0,
@@ -80,7 +76,7 @@ class HubSpotCrm(HubSpotDiagnosis):
             sleep=sleep,
         )
         self.api_calls = 0
-        self.page_size = min(page_size, SEARCH_PAGE)  # the search API's maximum
+        self.page_size = min(page_size, calls.SEARCH_PAGE)  # the search API's maximum
         self.sleep = sleep
         self._retry = (retry_attempts, retry_max_wait)
         self._apis: dict[str, Any] = {}
@@ -169,7 +165,7 @@ class HubSpotCrm(HubSpotDiagnosis):
         chunk: list[dict] = []
         for page in calls.search_pages(self, kind, since):
             chunk += page
-            if len(chunk) >= ASSOC_CHUNK:  # one association read for five search pages
+            if len(chunk) >= calls.ASSOC_CHUNK:  # one association read for five search pages
                 yield from self._chunk(kind, chunk, gone, since)
                 chunk = []
         if chunk:
@@ -223,7 +219,7 @@ class HubSpotCrm(HubSpotDiagnosis):
         for obj in objs:
             rec = self._source(kind, obj, links=links.get(str(obj["id"]), {}))
             records.append(rec)
-            for old in filter(None, (obj["properties"].get(MERGED) or "").split(";")):
+            for old in filter(None, (obj["properties"].get(calls.MERGED) or "").split(";")):
                 merged.append(self._gone(kind, old, rec))
         records.sort(key=lambda r: r.cursor)
         return records, merged
@@ -270,8 +266,8 @@ class HubSpotCrm(HubSpotDiagnosis):
         records = sorted(
             (r for r in records if since is None or r.cursor > since), key=lambda r: r.cursor
         )
-        for i in range(0, len(records), SEARCH_PAGE):
-            yield records[i : i + SEARCH_PAGE]
+        for i in range(0, len(records), self.page_size):
+            yield records[i : i + self.page_size]
 
     # ------------------------------------------------------------------ writing
 

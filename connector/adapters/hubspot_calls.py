@@ -9,7 +9,13 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from connector.errors import CrmError, FatalCrmError, RecordRejectedError, RetriableCrmError
+from connector.errors import (
+    ApiLimitReached,
+    CrmError,
+    FatalCrmError,
+    RecordRejectedError,
+    RetriableCrmError,
+)
 from connector.ports import Cursor, OutboundRecord
 
 if TYPE_CHECKING:
@@ -26,6 +32,9 @@ ASSOC_FIELD = re.compile(r"^associated_(?P<name>.+)_id$")
 LABEL_FIELD = "renewal_contact_label"
 RETRIABLE = {423: 2.0, 429: None, 477: None}
 SEARCH_PAGE = 200
+#: ids per v4 association batch read (at most 1000, HubSpot changelog of Feb 2025)
+ASSOC_CHUNK = 1000
+MERGED = "hs_merged_object_ids"
 SEARCH_CAP = 10_000
 
 
@@ -62,7 +71,7 @@ def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
             f"{text}. The app behind HUBSPOT_ACCESS_TOKEN lacks a scope; it needs: {SCOPES}", **kw
         )
     if status == 429 and body.get("policyName") == "DAILY":
-        return FatalCrmError(f"{text}: the portal's daily API limit is used up", **kw)
+        return ApiLimitReached(f"{text}: the portal's daily API limit is used up", **kw)
     if status in RETRIABLE or status >= 500 or status == 0:
         return RetriableCrmError(text, retry_after=_retry_after(status, headers, window), **kw)
     if 400 <= status < 500 and status != 404:
@@ -132,9 +141,7 @@ def predicate(crm: HubSpotCrm, kind: str) -> Callable[[dict], bool]:
 def properties(crm: HubSpotCrm, kind: str) -> list[str]:
     om = crm.mapping.models[kind]
     wanted = [f for f in crm.mapping.source_fields(kind) if not synthetic(f)]
-    extra = [om.modified_field, "hs_merged_object_ids"] + [
-        f["propertyName"] for f in filters(crm, kind)
-    ]
+    extra = [om.modified_field, MERGED] + [f["propertyName"] for f in filters(crm, kind)]
     return list(dict.fromkeys(w for w in wanted + extra if w and w != "hs_object_id"))
 
 
@@ -240,9 +247,9 @@ def associations(crm: HubSpotCrm, kind: str, ids: list[str]) -> dict[str, dict[s
     source = crm.object_type(kind)
     label = crm.settings.renewal_contact_label
     for field, target in linked_types(crm, kind).items():
-        for i in range(0, len(ids), 1000):
+        for i in range(0, len(ids), ASSOC_CHUNK):
             body = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[{"id": str(x)} for x in ids[i : i + 1000]]
+                inputs=[{"id": str(x)} for x in ids[i : i + ASSOC_CHUNK]]
             )
             data = crm.call(
                 f"read associations {source}->{target}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector.adapters.hubspot_calls import MERGED
 from connector.errors import CrmError
 from connector.ports import Check
 
@@ -58,7 +59,7 @@ COMPATIBLE = {
     "boolean": {"bool", "enumeration"},
 }
 #: Fields of the owners API and the adapter's own association fields are not properties.
-NOT_PROPERTIES = {"hs_object_id", "hs_merged_object_ids"}
+NOT_PROPERTIES = {"hs_object_id", MERGED}
 
 
 class HubSpotDiagnosis:

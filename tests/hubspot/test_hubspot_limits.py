@@ -10,7 +10,13 @@ from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV
 from connector.adapters.hubspot_calls import translate
 from connector.config import load_config
-from connector.errors import ConfigError, FatalCrmError, RecordRejectedError, RetriableCrmError
+from connector.errors import (
+    ApiLimitReached,
+    ConfigError,
+    FatalCrmError,
+    RecordRejectedError,
+    RetriableCrmError,
+)
 from connector.services import sync
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.hubspot.conftest import fast, hubspot_config, make_crm
@@ -82,14 +88,15 @@ def test_a_bad_token_stops_the_run_naming_the_setting_and_the_scopes(fake):
     assert fake.count("") == 1
 
 
-def test_the_daily_limit_stops_the_run(fake):
+def test_the_daily_limit_stops_the_run_to_resume_later(fake):
     crm = fast(make_crm(fake, sleep=lambda _s: None))
     fake.fail_next(
         "owners",
         429,
         {"status": "error", "policyName": "DAILY", "message": "You have reached your daily limit."},
     )
-    with pytest.raises(FatalCrmError, match="daily"):
+    # ApiLimitReached: the run is recorded as `stopped` and the next one resumes
+    with pytest.raises(ApiLimitReached, match="daily"):
         list(crm.read_changes("owner", None))
 
 
