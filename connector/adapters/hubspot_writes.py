@@ -168,9 +168,12 @@ def _orphans(records, parent_ids) -> dict[str, WriteResult]:
 
 
 def upsert(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
-    """Upsert by key, then associate each written record (v4 create is idempotent)."""
-    parent_ids = parents(crm, kind, records)
-    orphans = _orphans(records, parent_ids)
+    """Upsert by key, then associate each written record (v4 create is idempotent). A record
+    known to exist is associated with its parent already, and its parent never changes (its
+    key holds the parent's): no lookup of the parent, no association again."""
+    new = [r for r in records if not r.exists]
+    parent_ids = parents(crm, kind, new)
+    orphans = _orphans(new, parent_ids)
     sendable = [r for r in records if r.key not in orphans]
     written = {r.key: r for r in upsert_by_key(crm, kind, sendable)} if sendable else {}
     pairs: dict[str, list[tuple[str, str, str]]] = {}

@@ -90,6 +90,23 @@ def test_associations_are_created_once(crm, fake, hub):
     assert fake.new_links == 2
 
 
+def test_a_line_known_to_exist_is_updated_in_one_call(crm, fake, hub):
+    crm.upsert("renewal_opportunity", [renewal("k1", hub.company())])
+    line = OutboundRecord(
+        "k1:SEAT", {"hs_sku": "SEAT", "quantity": 1, "renewal_deal_key": "k1"}, "k1"
+    )
+    crm.upsert("renewal_line", [line])
+    crm.ids.clear()  # a later run: it has not read the renewal's id
+    before = fake.count("")
+    changed = OutboundRecord(line.key, {**line.fields, "quantity": 3}, "k1", exists=True)
+    (result,) = crm.upsert("renewal_line", [changed])
+    assert result.ok and not result.created
+    # no lookup of the renewal, no association again: its line's parent never changes
+    assert fake.count("") - before == 1 == fake.count("line_items/batch/upsert") - 1
+    item = fake.find("line_items", "renewal_line_key", "k1:SEAT")
+    assert float(item["quantity"]) == 3
+
+
 def test_a_child_of_an_unknown_renewal_is_refused_without_a_call(crm, fake):
     line = OutboundRecord("k9:SEAT", {"hs_sku": "SEAT", "renewal_deal_key": "k9"}, "k9")
     (result,) = crm.upsert("renewal_line", [line])
