@@ -156,12 +156,7 @@ class HubSpotCrm(HubSpotDiagnosis):
             yield from self._read_owners(since)
             return
         # archived first (usually few), so they merge into the stream at their stamp
-        gone = deque(
-            sorted(
-                (r for r in self._archived(kind) if since is None or r.cursor > since),
-                key=lambda r: r.cursor,
-            )
-        )
+        gone = deque(sorted(self._archived(kind, since), key=lambda r: r.cursor))
         chunk: list[dict] = []
         for page in calls.search_pages(self, kind, since):
             chunk += page
@@ -224,11 +219,16 @@ class HubSpotCrm(HubSpotDiagnosis):
         records.sort(key=lambda r: r.cursor)
         return records, merged
 
-    def _archived(self, kind: str) -> list[SourceRecord]:
-        """Archived records with their associations where HubSpot still has them, so a
-        deleted contract maps (and is reported) like a live one."""
+    def _archived(self, kind: str, since: Cursor | None) -> list[SourceRecord]:
+        """Records archived since the cursor, with their associations where HubSpot still has
+        them, so a deleted contract maps (and is reported) like a live one."""
         keep = calls.predicate(self, kind)
-        objs = [o for o in calls.list_archived(self, kind) if keep(o.get("properties") or {})]
+        objs = [
+            o
+            for o in calls.list_archived(self, kind)
+            if keep(o.get("properties") or {})
+            and (since is None or self._source(kind, o, deleted=True).cursor > since)
+        ]
         links = calls.associations(self, kind, [o["id"] for o in objs])
         return [
             self._source(kind, o, links=links.get(str(o["id"]), {}), deleted=True) for o in objs

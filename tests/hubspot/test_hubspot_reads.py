@@ -57,6 +57,18 @@ def test_incremental_read_returns_changes_since_the_cursor_with_deletes(crm, fak
     assert changed[0].fields["associated_company_id"] == company
 
 
+def test_records_archived_before_the_cursor_cost_no_association_read(crm, fake, hub):
+    company = hub.company("Acme")
+    old = hub.contract(company, date(2027, 3, 31), name="Old")
+    fake.archive("deals", old)
+    hub.contract(company, date(2027, 6, 30), name="Keep")
+    cursor = read_all(crm, "contract")[-1].cursor
+    before = fake.count("associations")
+    assert read_all(crm, "contract", cursor) == []
+    # one read, for the newest deal the overlap reads again; none for the old archived one
+    assert fake.count("associations") - before == 1
+
+
 def test_merged_records_are_flagged_deleted(crm, fake):
     a = fake.create("companies", {"name": "Acme"})
     b = fake.create("companies", {"name": "Acme Inc"})
