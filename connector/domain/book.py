@@ -63,6 +63,10 @@ class Book:
             if not refs:
                 del self.broken[contract_id]
 
+    def plannable_ids(self) -> set[str]:
+        """Every contract the planner has an answer for: synced, broken, or deleted."""
+        return {*self.contracts, *self.broken, *self.deleted_contracts}
+
     def broken_reason(self, contract_id: str) -> str | None:
         refs = self.broken.get(contract_id)
         return "; ".join(refs[k] for k in sorted(refs)) if refs else None

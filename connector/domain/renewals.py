@@ -101,7 +101,7 @@ class Planner:
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
         planner = self.with_facts(book)
         # the id set stays unnamed: the generator would hold it (MBs) for the whole planning
-        for contract_id in sorted({*book.contracts, *book.broken, *book.deleted_contracts}):
+        for contract_id in sorted(book.plannable_ids()):
             yield planner.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:

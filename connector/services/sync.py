@@ -206,7 +206,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     book = load_book(ctx)
     ledger = Ledger(ctx.store.load_ledger())
     _, planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
-    known = contract_id in book.contracts or contract_id in book.broken
+    known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
     return Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
@@ -327,6 +327,7 @@ def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
     out: set[str] = set()
     accounts: set[str] = set()
     owners: set[str] = set()
+    renewal_contract: dict[str, str] | None = None  # renewal key -> contract, built if needed
     for row in rows:
         kind, data = row["kind"], row["data"] or {}
         if kind == "contract":
@@ -334,7 +335,11 @@ def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
         elif kind in ("contract_line", "renewal_opportunity") or row["parent_id"]:
             out.add(data.get("contract_id") or row["parent_id"])
         elif kind == "renewal_line" and data.get("renewal_key"):
-            out.add(_contract_of_key(book, data["renewal_key"]))
+            if renewal_contract is None:
+                renewal_contract = {r.key: r.contract_id for r in book.renewals.values()}
+            key = data["renewal_key"]
+            # keys are "<contract id>:<term end date>"
+            out.add(renewal_contract.get(key) or key.rsplit(":", 1)[0])
         elif kind == "account":
             accounts.add(row["id"])
         elif kind == "contact" and data.get("account_id"):
@@ -349,13 +354,6 @@ def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
     }
     out.discard(None)  # type: ignore[arg-type]
     return out
-
-
-def _contract_of_key(book: Book, renewal_key: str) -> str:
-    for r in book.renewals.values():
-        if r.key == renewal_key:
-            return r.contract_id
-    return renewal_key.rsplit(":", 1)[0]  # keys are "<contract id>:<term end date>"
 
 
 def _missing_parents(book: Book, contracts: set[str]) -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ import responses
 
 from connector import bootstrap
 from connector.config import load_config
-from connector.services import sync
+from connector.services import explain, sync
 from tests.conftest import AS_OF, ROOT, Book, write_config
 from tests.fakes.harness import salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
@@ -140,6 +140,8 @@ def test_a_deleted_contract_gets_no_renewal_and_is_reported(crm):
     report = run(ctx)
     assert report.created == 1 and report.skip_reasons == {"contract_deleted": 1}
     assert [o["Renewal_Contract__c"] for o in book.opportunities()] == [kept]
+    why = explain(ctx, gone, as_of=AS_OF)  # `renewals explain` knows it too
+    assert why.plan is not None and why.plan.reason == "contract_deleted"
 
 
 def test_tasks_name_every_renewal_contact(crm):
