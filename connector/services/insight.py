@@ -4,7 +4,6 @@ the book with the pure domain functions, and record what was computed."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 from connector.config import AppConfig
@@ -17,16 +16,9 @@ from connector.domain.upsell import book_facts
 from connector.services.context import Context
 
 
-@dataclass
-class Insight:
-    health: dict[str, Health] = field(default_factory=dict)
-    #: account id -> latest value of every signal measure
-    usage: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
 def assess(
     ctx: Context, book: Book, as_of: date, accounts: Collection[str] | None = None
-) -> tuple[Insight, Planner]:
+) -> Planner:
     """Score every account (or just `accounts`: all a run plans for) from signals and earlier
     scores in the store, and build the planner."""
     signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC), accounts)
@@ -44,7 +36,7 @@ def planner_for(
     previous: Mapping[str, Previous],
     as_of: date,
     accounts: Collection[str] | None = None,
-) -> tuple[Insight, Planner]:
+) -> Planner:
     """No I/O: the health (of every account, or of `accounts`), usage and upsell facts of the
     book, and the planner that reads them."""
     facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
@@ -65,14 +57,14 @@ def planner_for(
         usage=usage,
         facts=facts,
     )
-    return Insight(health, usage), planner
+    return planner
 
 
-def record(ctx: Context, book: Book, insight: Insight, as_of: date) -> None:
+def record(ctx: Context, book: Book, health: Mapping[str, Health], as_of: date) -> None:
     """Today's health history and the segment history (backfilled over the window)."""
-    ctx.store.save_health([history_row(h, as_of) for h in insight.health.values()])
+    ctx.store.save_health([history_row(h, as_of) for h in health.values()])
     known = set(ctx.store.segment_periods())
     for rows in segment_periods(
-        book, ctx.config.segments, ctx.config.renewals, as_of, insight.health, known
+        book, ctx.config.segments, ctx.config.renewals, as_of, health, known
     ):
         ctx.store.save_segments(rows)  # a period at a time: a large book stays small in memory

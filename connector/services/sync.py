@@ -100,8 +100,8 @@ def sync(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
         ledger = Ledger(store.load_ledger())
-        insight, planner = assess(ctx, book, as_of)
-        report.health = health_mix(insight.health)
+        planner = assess(ctx, book, as_of)
+        report.health = health_mix(planner.health)
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
         run = collect(
             planner.plan_book(book, ledger),
@@ -114,11 +114,7 @@ def sync(
         report.plans = run.shown
         failed: set[str] = set()
         health_writes = account_health_writes(
-            [
-                h.record()
-                for _, h in sorted(insight.health.items())
-                if h.account_id in book.accounts
-            ],
+            [h.record() for _, h in sorted(planner.health.items())],
             ledger,
         )
         if applier is None:
@@ -130,7 +126,7 @@ def sync(
             for w in health_writes:
                 applier.add(w)
             outcome = applier.finish()
-            record(ctx, book, insight, as_of)
+            record(ctx, book, planner.health, as_of)
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
             store.advance_cursors(cursors)
@@ -205,7 +201,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx)
     ledger = Ledger(ctx.store.load_ledger())
-    _, planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
+    planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
     known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
@@ -279,7 +275,7 @@ def sync_records(
             contracts = affected_contracts(book, rows)
             for _ in range(2):  # a new contract's account, then that account's owner
                 rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
-            _, planner = assess(ctx, book, as_of, _accounts_of(book, contracts))
+            planner = assess(ctx, book, as_of, _accounts_of(book, contracts))
             applier = Applier(ctx, ledger, run_id)
             plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
             run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)
