@@ -71,7 +71,7 @@ def child(contracts: int, seed: int) -> dict:
         peak_mb=peak_rss_mb(),
         accounts=len(book.accounts),
         contracts=len(book.contracts),
-        health=health_mix(health),
+        health=health_mix(h.grade for h in health.values()),
         writes=dict(sorted(kept.planned.items())),
     )
     return out

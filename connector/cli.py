@@ -33,12 +33,13 @@ from connector.cli_render import (
     progress_bar,
 )
 from connector.cli_reports import demo_insights, print_import, register
+from connector.domain.health import signal_measures
 from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
 from connector.runlock import RunLockBusy, run_lock
 from connector.services import explain, retry_dead_letters, sync
-from connector.services.report import build_report, import_signals, scorecard_measures
+from connector.services.report import build_report, import_signals
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -403,7 +404,7 @@ def _demo_signals(out: Console, context, summary) -> None:
     """Write the demo book's usage signals to a CSV and load it as `signals import` does."""
     path = context.config.data_path / "demo_signals.csv"
     write_signals_csv(path, summary.signals)
-    result = import_signals(context.store, scorecard_measures(context.config), path)
+    result = import_signals(context.store, signal_measures(context.config.scorecard), path)
     print_import(out, path, result)
 
 

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from connector import bootstrap
+from connector.domain.health import signal_measures
 from connector.domain.reports import Report
-from connector.services.report import build_report, import_signals, scorecard_measures
+from connector.services.report import build_report, import_signals
 from connector.services.sync import today
 from connector.state import StateStore
 
@@ -38,7 +39,7 @@ def register(main: click.Group) -> None:
         cfg = bootstrap.load(ctx.parent.obj["config"])
         store = StateStore(cfg.state_url)
         try:
-            result = import_signals(store, scorecard_measures(cfg), file)
+            result = import_signals(store, signal_measures(cfg.scorecard), file)
         finally:
             store.close()
         if as_json:

@@ -7,7 +7,7 @@ weights renormalised; fewer than `min_measures` used marks the score low-confide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -225,11 +225,12 @@ def score_book(
     return out
 
 
-def health_mix(healths: Mapping[str, Health]) -> dict[str, int]:
+def health_mix(grades: Iterable[str | None]) -> dict[str, int]:
+    """Accounts by grade (accounts without a grade are left out)."""
     mix = {"green": 0, "yellow": 0, "red": 0}
-    for h in healths.values():
-        if h.grade:
-            mix[h.grade] += 1
+    for grade in grades:
+        if grade:
+            mix[grade] += 1
     return mix
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from connector.domain.health import signal_measures
+from connector.domain.health import health_mix, signal_measures
 from connector.domain.reports import (
     Period,
     Report,
@@ -48,9 +48,7 @@ def build_report(
         if before and after
         else {}
     )
-    mix = {g: 0 for g in ("green", "yellow", "red")}
-    for g in grades.values():
-        mix[g] += 1
+    mix = health_mix(grades.values())
     return Report(
         as_of,
         start,

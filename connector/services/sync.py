@@ -101,7 +101,7 @@ def sync(
         )
         ledger = Ledger(store.load_ledger())
         planner = assess(ctx, book, as_of)
-        report.health = health_mix(planner.health)
+        report.health = health_mix(h.grade for h in planner.health.values())
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
         run = collect(
             planner.plan_book(book, ledger),
