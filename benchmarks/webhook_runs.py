@@ -36,7 +36,7 @@ def run(contracts: int = 10_000, batches: int = 10) -> list[Verdict]:
             seed(ctx.crm, as_of=AS_OF, accounts=contracts * 3 // 5, contracts=contracts)
             sync(ctx, as_of=AS_OF)
             row("seed and first sync", f"{time.perf_counter() - started:.1f} s")
-            ids = sorted(load_book(ctx).contracts)
+            ids = sorted(load_book(ctx.store).contracts)
             step = max(1, len(ids) // (batches + 2))
             groups = [set(ids[i * step : i * step + BATCH]) for i in range(batches + 2)]
             kept = Snapshot()

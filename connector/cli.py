@@ -370,7 +370,7 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
             report = sync(context, as_of=as_of, progress=progress)
         print_sync(out, report, attention=context.store.list_dead_letters())
         again = sync(context, as_of=as_of)
-        figures = build_report(context, as_of)
+        figures = build_report(context.store, context.config, as_of)
     finally:
         context.close()
     out.print(

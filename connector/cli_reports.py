@@ -81,11 +81,12 @@ def register(main: click.Group) -> None:
             raise click.UsageError("choose one of --json and --csv")
         if start and end and start > end:
             raise click.UsageError("--from must not be after --to")
-        context = cli._context(ctx)
+        cfg = bootstrap.load(ctx.obj["config"])
+        store = StateStore(cfg.state_url)  # the synced data only: no CRM login
         try:
-            report = build_report(context, as_of or today(), start, end, period)
+            report = build_report(store, cfg, as_of or today(), start, end, period)
         finally:
-            context.close()
+            store.close()
         if as_json:
             click.echo(json.dumps(report.to_json()))
         elif as_csv:

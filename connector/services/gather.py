@@ -12,15 +12,17 @@ from connector.domain.models import MODELS, READ_KINDS, to_json, validate
 from connector.errors import MappingError
 from connector.ports import Cursor, SourceRecord
 from connector.services.context import Context
+from connector.state import StateStore
 
 Progress = Callable[[str, int], None]
 #: For each kind whose failure makes a contract unplannable: canonical field naming the contract.
 CONTRACT_OF = {"contract": "id", "contract_line": "contract_id"}
 
 
-def load_book(ctx: Context) -> Book:
+def load_book(store: StateStore) -> Book:
+    """The synced book: the mirror's records (no CRM call)."""
     book = Book()
-    for kind, record_id, parent_id, deleted, data, error in ctx.store.iter_mirror():
+    for kind, record_id, parent_id, deleted, data, error in store.iter_mirror():
         if error is not None:
             if parent_id:
                 book.mark_broken(parent_id, f"{kind} {record_id}", error)

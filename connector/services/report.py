@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from connector.domain.health import health_mix, signal_measures
+from connector.config import AppConfig
+from connector.domain.health import health_mix
 from connector.domain.reports import (
     Period,
     Report,
@@ -20,13 +21,13 @@ from connector.domain.reports import (
 )
 from connector.domain.segments import period_start
 from connector.domain.signals import SignalError, parse_signal
-from connector.services.context import Context
 from connector.services.gather import load_book
 from connector.state import StateStore
 
 
 def build_report(
-    ctx: Context,
+    store: StateStore,
+    config: AppConfig,
     as_of: date,
     start: date | None = None,
     end: date | None = None,
@@ -34,19 +35,17 @@ def build_report(
 ) -> Report:
     end = end or as_of
     start = start or end - timedelta(days=365)
-    book = load_book(ctx)
-    items = outcomes(book, ctx.config.renewals)
+    book = load_book(store)
+    items = outcomes(book, config.renewals)
     rows, total = retention_by_period(items, start, end, period)
-    health = ctx.store.health_on(as_of.isoformat())
+    health = store.health_on(as_of.isoformat())
     grades = {a: r["grade"] for a, r in health.items() if r["grade"] and a in book.accounts}
-    segs = ctx.config.segments
-    recorded = ctx.store.segment_periods()
+    segs = config.segments
+    recorded = store.segment_periods()
     before = _recorded(recorded, period_start(start, segs).isoformat())
     after = _recorded(recorded, period_start(end, segs).isoformat())
     matrix = (
-        migration(ctx.store.segments_in(before), ctx.store.segments_in(after))
-        if before and after
-        else {}
+        migration(store.segments_in(before), store.segments_in(after)) if before and after else {}
     )
     mix = health_mix(grades.values())
     return Report(
@@ -97,8 +96,3 @@ def import_signals(store: StateStore, measures: tuple[str, ...], path: Path) -> 
     result.stored = store.add_signals(good)
     result.duplicates = len(good) - result.stored
     return result
-
-
-def scorecard_measures(ctx_or_config) -> tuple[str, ...]:
-    cfg = getattr(ctx_or_config, "config", ctx_or_config)
-    return signal_measures(cfg.scorecard)

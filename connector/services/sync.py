@@ -95,7 +95,7 @@ def sync(
     )
     report = SyncReport(run_id, as_of, dry_run, full)
     with _recorded(ctx, report):
-        book = load_book(ctx)
+        book = load_book(ctx.store)
         cursors = pull_changes(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
@@ -199,7 +199,7 @@ class Explanation:
 
 def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
-    book = load_book(ctx)
+    book = load_book(ctx.store)
     ledger = Ledger(ctx.store.load_ledger())
     planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
     known = contract_id in book.plannable_ids()
@@ -245,7 +245,7 @@ class Snapshot:
     def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
         """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
         if self.book is None or self.ledger is None or ctx.store.run_before(run_id) != self.run_id:
-            self.book, self.ledger = load_book(ctx), Ledger(ctx.store.load_ledger())
+            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.load_ledger())
         return self.book, self.ledger
 
     def forget(self) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
 
 import pytest
 
-from tests.conftest import cli_for, write_config
+from tests.conftest import ROOT, cli_for, write_config
 
 AS_OF = "2026-11-23"
 
@@ -91,3 +92,16 @@ def test_report_as_csv_by_month_and_bad_usage(cli):
     assert months == {"2026-08", "2026-09", "2026-10", "2026-11", "total"}
     assert cli("report", "--json", "--csv").exit_code == 2
     assert cli("report", "--from", "2026-12-01", "--to", "2026-01-01").exit_code == 2
+
+
+def test_the_report_reads_the_synced_data_without_logging_in_to_the_crm(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("SALESFORCE_")]:
+        monkeypatch.delenv(name)  # no credentials at all: a login would fail
+    config = write_config(
+        tmp_path, crm="salesforce", mapping=str(ROOT / "mappings" / "salesforce.yaml")
+    )
+    out = cli_for(config)("report", "--as-of", AS_OF, "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["health"] == {"green": 0, "yellow": 0, "red": 0}  # nothing synced yet
+    assert sum(p["due"] for p in report["periods"]) == 0

@@ -202,8 +202,8 @@ def test_new_contract_under_a_new_account_reads_the_account_and_owner_too(ctx):
     report = sync_records(ctx, {"contract": {cid}})
     assert report.skip_reasons == {"missing_data": 1}
     assert "no recurring lines" in report.plans[0].detail
-    assert {a.name for a in load_book(ctx).accounts.values()} == {"Newco"}
-    assert len(load_book(ctx).owners) == 2  # the account's owner and the book's manager
+    assert {a.name for a in load_book(ctx.store).accounts.values()} == {"Newco"}
+    assert len(load_book(ctx.store).owners) == 2  # the account's owner and the book's manager
 
 
 def test_a_crash_while_reading_deliveries_loses_nothing_and_stores_nothing_twice(wh_config, store):
