@@ -4,7 +4,7 @@ and `explain`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -172,19 +172,13 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     lines = [ln for ln in book.lines_of(cid) if ln.recurring]
     if not lines:
         return Skip(cid, "missing_data", "contract has no recurring lines to renew")
-    owner_id = contract.owner_id if policy.owner_source == "contract" else account.owner_id
-    owner, owner_note = resolve_owner(
-        book.owners, owner_id or account.owner_id, policy.fallback_owner
-    )
+    owner, owner_note = _owner(policy, book, contract, account)
     if owner is None:
         return Skip(cid, "no_active_owner", owner_note)
 
-    uplift = (
-        contract.uplift_percent if contract.uplift_percent is not None else policy.uplift_percent
-    )
+    uplift = _uplift(policy, contract)
     key = existing.key if existing is not None else key
     renewal_lines = tuple(_renewal_line(key, ln, uplift) for ln in lines)
-    amount = sum((rl.quantity * rl.unit_price for rl in renewal_lines), Decimal(0))
     health = p.health.get(account.id)
     upsell = suggest(
         p.upsell,
@@ -208,7 +202,7 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         stage=policy.initial_stage,
         close_date=end,
         owner_id=owner.id,
-        amount=amount.quantize(CENT, ROUND_HALF_UP),
+        amount=_amount(renewal_lines),
         health_score=health.score if health else None,
         health_grade=health.grade if health else None,
         health_drivers=health.drivers_text()[:255] if health else None,
@@ -298,18 +292,14 @@ def _early_tasks(
     named = any(c.renewal_contact for c in contacts)
     if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
         return skip  # most contracts, most days: nothing to do, so nothing to compute
-    owner_id = contract.owner_id if p.policy.owner_source == "contract" else account.owner_id
-    owner, _ = resolve_owner(book.owners, owner_id or account.owner_id, p.policy.fallback_owner)
+    owner, _ = _owner(p.policy, book, contract, account)
     if owner is None:
         return skip
-    uplift = (
-        contract.uplift_percent if contract.uplift_percent is not None else p.policy.uplift_percent
-    )
+    uplift = _uplift(p.policy, contract)
 
     def amount() -> Decimal:  # what the renewal will amount to; only a template may ask
-        lines = [_renewal_line("", ln, uplift) for ln in book.lines_of(contract.id) if ln.recurring]
-        total = sum((rl.quantity * rl.unit_price for rl in lines), Decimal(0))
-        return total.quantize(CENT, ROUND_HALF_UP)
+        lines = book.lines_of(contract.id)
+        return _amount([_renewal_line("", ln, uplift) for ln in lines if ln.recurring])
 
     tc = TaskContext(
         renewal_key(contract),
@@ -328,6 +318,25 @@ def _early_tasks(
     if not tasks:
         return skip
     return replace(skip, tasks=tasks, writes=tuple(task_writes(contract.id, tasks, ledger)))
+
+
+def _owner(
+    policy: RenewalPolicy, book: Book, contract: Contract, account: Account
+) -> tuple[Owner | None, str]:
+    """The renewal's owner (contract's or account's, by policy; an inactive one's manager, or
+    the configured fallback) and a note on how it was chosen."""
+    owner_id = contract.owner_id if policy.owner_source == "contract" else account.owner_id
+    return resolve_owner(book.owners, owner_id or account.owner_id, policy.fallback_owner)
+
+
+def _uplift(policy: RenewalPolicy, contract: Contract) -> Decimal:
+    return contract.uplift_percent if contract.uplift_percent is not None else policy.uplift_percent
+
+
+def _amount(lines: Iterable[RenewalLine]) -> Decimal:
+    """The renewal amount: the renewal lines summed, to the cent."""
+    total = sum((rl.quantity * rl.unit_price for rl in lines), Decimal(0))
+    return total.quantize(CENT, ROUND_HALF_UP)
 
 
 def _existing_renewal(
