@@ -1,9 +1,10 @@
 """Renewal reporting: pure functions over the book's contracts and their renewal outcomes.
 
-- renewal rate = contracts renewed / contracts that reached their end date in the period
-  (by count, and by value: the contracts' recurring value); churn rate = 1 - renewal rate
+- renewal rate = contracts renewed / contracts decided (renewed or lost) among those that
+  reached their end date in the period (by count, and by value: the contracts' recurring
+  value); churn rate = lost / decided. A renewal still open is neither: it is counted apart
 - gross revenue retention = sum over renewed contracts of min(renewal amount, prior value) /
-  prior value of all contracts due; net revenue retention = renewal amounts / prior value due
+  prior value of the decided contracts; net revenue retention = renewal amounts / that value
 - average renewal value = renewal amount / renewals won
 - coming due: open contracts ending in the next months, by month, with their health mix
 - reasons for non-renewal: lost renewals counted by their loss reason
@@ -93,6 +94,9 @@ class Retention:
     lost: int
     open: int
     due_value: Decimal
+    #: recurring value of the contracts decided (renewed or lost) and still open
+    decided_value: Decimal
+    open_value: Decimal
     renewed_value: Decimal
     renewal_amount: Decimal
     renewal_rate: Decimal | None
@@ -105,31 +109,40 @@ class Retention:
 
 
 def retention(label: str, due: Iterable[Outcome]) -> Retention:
+    """Rates over the decided contracts: an open renewal has not churned (yet)."""
     due = list(due)
     won = [o for o in due if o.status == "renewed"]
-    due_value = sum((o.value for o in due), Decimal(0))
-    renewed_value = sum((o.value for o in won), Decimal(0))
+    lost = [o for o in due if o.status == "lost"]
+    decided = len(won) + len(lost)
+    due_value = _value(due)
+    renewed_value, lost_value = _value(won), _value(lost)
+    decided_value = renewed_value + lost_value
     amount = sum((o.renewal_amount for o in won), Decimal(0))
     kept = sum((min(o.renewal_amount, o.value) for o in won), Decimal(0))
-    rate, rate_value = _ratio(len(won), len(due)), _ratio(renewed_value, due_value)
     avg = (amount / len(won)).quantize(CENT, ROUND_HALF_UP) if won else None
     return Retention(
         label,
         len(due),
         len(won),
-        sum(o.status == "lost" for o in due),
-        sum(o.status == "open" for o in due),
+        len(lost),
+        len(due) - decided,
         due_value,
+        decided_value,
+        due_value - decided_value,
         renewed_value,
         amount,
-        rate,
-        rate_value,
-        None if rate is None else 1 - rate,
-        None if rate_value is None else 1 - rate_value,
-        _ratio(kept, due_value),
-        _ratio(amount, due_value),
+        _ratio(len(won), decided),
+        _ratio(renewed_value, decided_value),
+        _ratio(len(lost), decided),
+        _ratio(lost_value, decided_value),
+        _ratio(kept, decided_value),
+        _ratio(amount, decided_value),
         avg,
     )
+
+
+def _value(items: list[Outcome]) -> Decimal:
+    return sum((o.value for o in items), Decimal(0))
 
 
 def retention_by_period(

@@ -77,19 +77,39 @@ def test_retention_worked_example_by_quarter():
     rows, total = retention_by_period(items, date(2026, 1, 1), date(2026, 6, 30), "quarter")
     q1, q2 = rows
     assert (q1.period, q1.due, q1.renewed, q1.lost, q1.open) == ("2026-Q1", 4, 2, 1, 1)
-    assert q1.renewal_rate == D("0.5000") and q1.churn_rate == D("0.5000")
-    # by value: renewed 1000 + 2000 of 4500 due
-    assert q1.due_value == D(4500) and q1.renewal_rate_value == D("0.6667")
-    assert q1.churn_rate_value == D("0.3333")
-    # GRR: (min(1100, 1000) + min(1800, 2000)) / 4500 = 2800 / 4500; NRR: 2900 / 4500
-    assert q1.gross_revenue_retention == D("0.6222")
-    assert q1.net_revenue_retention == D("0.6444")
+    assert (q1.open_value, q1.decided_value) == (D(500), D(4000))
+    # rates are over decided renewals (A, B renewed; C lost): D is still open, not churned
+    assert q1.renewal_rate == D("0.6667") and q1.churn_rate == D("0.3333")
+    # by value: renewed 1000 + 2000 of 4000 decided
+    assert q1.renewal_rate_value == D("0.7500") and q1.churn_rate_value == D("0.2500")
+    # GRR: (min(1100, 1000) + min(1800, 2000)) / 4000 = 2800 / 4000; NRR: 2900 / 4000
+    assert q1.gross_revenue_retention == D("0.7000")
+    assert q1.net_revenue_retention == D("0.7250")
     assert q1.average_renewal_value == D("1450.00")
     assert (q2.period, q2.due, q2.renewal_rate, q2.net_revenue_retention) == ("2026-Q2", 1, 1, 1)
-    # total: 3 of 5 renewed; value 3800 of 5300; NRR 3700 / 5300
-    assert (total.due, total.renewed, total.renewal_rate) == (5, 3, D("0.6000"))
-    assert total.renewal_rate_value == D("0.7170")
-    assert total.net_revenue_retention == D("0.6981")
+    # total: 3 of 4 decided renewed; value 3800 of 4800 decided; NRR 3700 / 4800
+    assert (total.due, total.renewed, total.open, total.renewal_rate) == (5, 3, 1, D("0.7500"))
+    assert total.renewal_rate_value == D("0.7917")
+    assert total.net_revenue_retention == D("0.7708")
+
+
+def test_open_renewals_are_neither_renewed_nor_churned():
+    """7 of 37 lost and 10 still open: churn is 7 of 27 decided, not 17 of 37."""
+    items = [
+        Outcome(f"c{i}", "a1", date(2026, 2, 1), D(100), status)
+        for i, status in enumerate(["renewed"] * 20 + ["lost"] * 7 + ["open"] * 10)
+    ]
+    _, total = retention_by_period(items, date(2026, 1, 1), date(2026, 3, 31), "quarter")
+    assert (total.due, total.renewed, total.lost, total.open) == (37, 20, 7, 10)
+    assert total.churn_rate == D("0.2593") and total.renewal_rate == D("0.7407")
+    assert total.churn_rate_value == D("0.2593")
+
+
+def test_a_period_with_only_open_renewals_has_no_rates():
+    items = [Outcome("c1", "a1", date(2026, 2, 1), D(100), "open")]
+    _, total = retention_by_period(items, date(2026, 1, 1), date(2026, 3, 31), "quarter")
+    assert (total.due, total.open, total.renewal_rate, total.churn_rate) == (1, 1, None, None)
+    assert total.gross_revenue_retention is None
 
 
 def test_monthly_periods_and_reasons_for_non_renewal():
