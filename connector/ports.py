@@ -51,6 +51,8 @@ class WriteResult:
     created: bool = False
     error_code: str | None = None
     message: str | None = None
+    #: the refusal is transient (a locked row, a per-record 429 or 5xx): worth sending again
+    retriable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -392,7 +392,9 @@ class SalesforceCrm:
         code = first.get("statusCode") or first.get("errorCode") or "UNKNOWN_ERROR"
         fields = first.get("fields") or []
         message = first.get("message", "") + (f" (fields: {', '.join(fields)})" if fields else "")
-        return WriteResult(key, False, error_code=code, message=message)
+        return WriteResult(
+            key, False, error_code=code, message=message, retriable=code in RETRIABLE_CODES
+        )
 
     def _ids_of(self, obj: str, key_field: str | None, keys: Sequence[str]) -> dict[str, str]:
         """Record ids for external keys: from what this adapter has seen, else one query."""

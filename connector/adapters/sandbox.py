@@ -29,6 +29,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_ext ON records (object, ext_key)
     WHERE ext_key IS NOT NULL AND deleted = 0;
 CREATE INDEX IF NOT EXISTS records_stamp ON records (object, modstamp, id);
 CREATE INDEX IF NOT EXISTS records_id ON records (id);
+CREATE INDEX IF NOT EXISTS records_opportunity ON records (json_extract(fields, '$.OpportunityId'))
+    WHERE object = 'OpportunityLineItem' AND deleted = 0;
 CREATE TABLE IF NOT EXISTS counters (object TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS api_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL,
     kind TEXT NOT NULL, records INTEGER NOT NULL);
@@ -47,6 +49,8 @@ PREFIXES = {
 }
 #: Where a child record points at its parent (kind -> field holding the parent's id).
 PARENT_FIELD = {"renewal_line": "OpportunityId", "task": "WhatId"}
+#: Fields the CRM derives on save (Task.AccountId from WhatId / WhoId): not writable.
+DERIVED = {"Task": {"AccountId"}}
 
 
 def stamp(moment: datetime) -> str:
@@ -136,12 +140,15 @@ class SandboxCrm:
         now = stamp(self.clock())
         with self._transaction():
             self._log("delete", kind, len(keys))
+            parents = set()
             for key in keys:
-                self.db.execute(
-                    "UPDATE records SET deleted = 1, modstamp = ? WHERE object = ? "
-                    "AND ext_key = ? AND deleted = 0",
+                row = self.db.execute(
+                    "UPDATE records SET deleted = 1, modstamp = ? WHERE object = ? AND ext_key = ? "
+                    "AND deleted = 0 RETURNING json_extract(fields, '$.OpportunityId')",
                     (now, obj, key),
-                )
+                ).fetchone()
+                parents.add(row and row[0])
+            self._roll_up(obj, parents, now)
         self._after_write()
         return [WriteResult(key, True) for key in keys]
 
@@ -202,26 +209,35 @@ class SandboxCrm:
     def insert(self, obj: str, fields: dict[str, Any], ext_key: str | None = None) -> str:
         """Create a record directly, as a user of the CRM would."""
         record_id = self._new_id(obj)
+        now = stamp(self.clock())
         self.db.execute(
             "INSERT INTO records (object, id, ext_key, modstamp, fields) VALUES (?, ?, ?, ?, ?)",
-            (obj, record_id, ext_key, stamp(self.clock()), json.dumps({**fields, "Id": record_id})),
+            (obj, record_id, ext_key, now, json.dumps({**fields, "Id": record_id})),
         )
+        self._roll_up(obj, {fields.get("OpportunityId")}, now)
         return record_id
 
     def edit(self, obj: str, record_id: str, changes: dict[str, Any]) -> None:
-        """Change fields of a record as a rep would (bumps its modified stamp)."""
+        """Change fields of a record as a rep would (bumps its modified stamp); an amount
+        rolled up from line items is not editable."""
         fields = self.get(obj, record_id)
+        if obj == "Opportunity" and self._has_lines(record_id):
+            changes = {k: v for k, v in changes.items() if k != "Amount"}
         fields.update(changes)
+        now = stamp(self.clock())
         self.db.execute(
             "UPDATE records SET fields = ?, modstamp = ? WHERE object = ? AND id = ?",
-            (json.dumps(fields), stamp(self.clock()), obj, record_id),
+            (json.dumps(fields), now, obj, record_id),
         )
+        self._roll_up(obj, {fields.get("OpportunityId")}, now)
 
     def remove(self, obj: str, record_id: str) -> None:
+        now = stamp(self.clock())
         self.db.execute(
             "UPDATE records SET deleted = 1, modstamp = ? WHERE object = ? AND id = ?",
-            (stamp(self.clock()), obj, record_id),
+            (now, obj, record_id),
         )
+        self._roll_up(obj, {self.get(obj, record_id).get("OpportunityId")}, now)
 
     def get(self, obj: str, record_id: str) -> dict[str, Any]:
         row = self.db.execute(
@@ -280,16 +296,21 @@ class SandboxCrm:
         results = []
         with self._transaction():
             self._log("upsert" if update_existing else "create_missing", kind, len(records))
+            parents = set()
             for rec in records:
-                results.append(
-                    self._write_one(kind, om.object, om.key_field, rec, now, update_existing)
+                result, parent = self._write_one(
+                    kind, om.object, om.key_field, rec, now, update_existing
                 )
+                results.append(result)
+                parents.add(parent)
+            self._roll_up(om.object, parents, now)
         self._after_write()
         return results
 
     def _write_one(
         self, kind, obj, key_field, rec: OutboundRecord, now: str, update_existing: bool
-    ) -> WriteResult:
+    ) -> tuple[WriteResult, str | None]:
+        """The record's result, and the opportunity whose amount it changes (a line's)."""
         by_id = key_field == "Id"
         column = "id" if by_id else "ext_key"
         row = self.db.execute(
@@ -297,11 +318,18 @@ class SandboxCrm:
             (obj, rec.key),
         ).fetchone()
         if by_id and row is None:
-            return WriteResult(
-                rec.key, False, error_code="ENTITY_IS_DELETED", message=f"{obj} {rec.key} not found"
-            )
+            return _refused(rec.key, "ENTITY_IS_DELETED", f"{obj} {rec.key} not found"), None
         if row is not None and not update_existing:
-            return WriteResult(rec.key, True, row[0], created=False)
+            return WriteResult(rec.key, True, row[0], created=False), None
+        if obj in DERIVED and DERIVED[obj] & rec.fields.keys():
+            fields_ = ", ".join(sorted(DERIVED[obj] & rec.fields.keys()))
+            return _refused(
+                rec.key,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {fields_}. Please check the security settings "
+                "of this field and verify that it is read/write for your profile or permission "
+                "set.",
+            ), None
         fields = json.loads(row[1]) if row else {}
         fields.update(rec.fields)
         if not by_id:
@@ -312,16 +340,16 @@ class SandboxCrm:
                 (self.mapping.models["renewal_opportunity"].object, rec.parent_key),
             ).fetchone()
             if parent is None:
-                return WriteResult(
-                    rec.key,
-                    False,
-                    error_code="INVALID_CROSS_REFERENCE_KEY",
-                    message=f"parent {rec.parent_key} does not exist",
-                )
+                missing = f"parent {rec.parent_key} does not exist"
+                return _refused(rec.key, "INVALID_CROSS_REFERENCE_KEY", missing), None
             fields[PARENT_FIELD[kind]] = parent[0]
         error = self._validate(obj, fields)
         if error:
-            return WriteResult(rec.key, False, error_code=error[0], message=error[1])
+            return _refused(rec.key, *error), None
+        if obj == "Opportunity" and row is not None and self._has_lines(row[0]):
+            fields["Amount"] = json.loads(row[1]).get("Amount")  # rolled up: see _roll_up
+        if obj == "Task":
+            fields["AccountId"] = self._task_account(fields)
         if row is None:
             record_id = self._new_id(obj)
             fields["Id"] = record_id
@@ -330,12 +358,52 @@ class SandboxCrm:
                 "VALUES (?, ?, ?, ?, ?)",
                 (obj, record_id, rec.key, now, json.dumps(fields)),
             )
-            return WriteResult(rec.key, True, record_id, created=True)
+            return WriteResult(rec.key, True, record_id, created=True), fields.get("OpportunityId")
         self.db.execute(
             "UPDATE records SET fields = ?, modstamp = ? WHERE object = ? AND id = ?",
             (json.dumps(fields), now, obj, row[0]),
         )
-        return WriteResult(rec.key, True, row[0], created=False)
+        return WriteResult(rec.key, True, row[0], created=False), fields.get("OpportunityId")
+
+    def _has_lines(self, opportunity_id: str) -> bool:
+        return (
+            self.db.execute(
+                "SELECT 1 FROM records WHERE object = 'OpportunityLineItem' AND deleted = 0 "
+                "AND json_extract(fields, '$.OpportunityId') = ? LIMIT 1",
+                (opportunity_id,),
+            ).fetchone()
+            is not None
+        )
+
+    def _roll_up(self, obj: str, opportunity_ids: set[str | None], now: str) -> None:
+        """As Salesforce does: an opportunity with line items has Amount = the sum of their
+        Quantity x UnitPrice, set by the CRM (a write of Amount is ignored while lines exist),
+        and the opportunity counts as changed."""
+        if obj != "OpportunityLineItem":
+            return
+        for opp in sorted(i for i in opportunity_ids if i):
+            (total, count) = self.db.execute(
+                "SELECT sum(json_extract(fields, '$.Quantity') * json_extract(fields, "
+                "'$.UnitPrice')), count(*) FROM records WHERE object = 'OpportunityLineItem' "
+                "AND deleted = 0 AND json_extract(fields, '$.OpportunityId') = ?",
+                (opp,),
+            ).fetchone()
+            if count:
+                self.db.execute(
+                    "UPDATE records SET fields = json_set(fields, '$.Amount', ?), modstamp = ? "
+                    "WHERE object = 'Opportunity' AND id = ?",
+                    (round(total, 2), now, opp),
+                )
+
+    def _task_account(self, fields: dict[str, Any]) -> str | None:
+        """Task.AccountId, derived (as Salesforce derives it) from WhatId, else WhoId."""
+        what = self._find_any(fields.get("WhatId"))
+        if what is not None:
+            return (
+                what["Id"] if what["Id"].startswith(PREFIXES["Account"]) else what.get("AccountId")
+            )
+        who = self._find("Contact", fields.get("WhoId"))
+        return who.get("AccountId") if who else None
 
     def _validate(self, obj: str, f: dict[str, Any]) -> tuple[str, str] | None:
         """The sandbox org's validation rules, with Salesforce's status codes."""
@@ -368,6 +436,14 @@ class SandboxCrm:
             if float(f["Quantity"]) <= 0:
                 return "FIELD_INTEGRITY_EXCEPTION", "Quantity must be greater than zero"
         return None
+
+    def _find_any(self, record_id: str | None) -> dict[str, Any] | None:
+        if not record_id:
+            return None
+        row = self.db.execute(
+            "SELECT fields FROM records WHERE id = ? AND deleted = 0", (record_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def _find(self, obj: str, record_id: str | None) -> dict[str, Any] | None:
         if not record_id:
@@ -429,6 +505,10 @@ class _Tx:
 
     def __exit__(self, exc_type, *_):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _refused(key: str, code: str, message: str) -> WriteResult:
+    return WriteResult(key, False, error_code=code, message=message)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

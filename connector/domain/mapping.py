@@ -38,6 +38,10 @@ class FieldSpec(BaseModel):
     const: Any = None
     required: bool = False
     direction: Direction = "both"
+    #: the CRM computes the value (Salesforce rolls Opportunity.Amount up from its line items
+    #: and ignores writes to it while lines exist): written when the record is created, never
+    #: rewritten, and a difference is never a rep's edit
+    computed: bool = False
 
     @field_validator("map", mode="before")
     @classmethod
@@ -84,6 +88,11 @@ class Mapping(BaseModel):
                 if name and name not in wanted:
                     wanted.append(name)
         return wanted
+
+    def computed_fields(self, kind: str) -> frozenset[str]:
+        """Canonical fields of `kind` whose CRM value the CRM computes (see FieldSpec)."""
+        om = self.models.get(kind)
+        return frozenset(n for n, s in om.fields.items() if s.computed) if om else frozenset()
 
 
 # ---------------------------------------------------------------- canonical field types
@@ -169,6 +178,8 @@ def _check_fields(kind: str, om: ObjectMapping, base: tuple) -> list[tuple[tuple
 def _check_spec(kind: str, spec: FieldSpec, py_type: type, allowed: tuple | None):
     if spec.field is None and spec.const is None and not spec.join:
         yield (), "needs a CRM `field`, a `join` of fields or a `const`"
+    if spec.computed and kind not in WRITE_KINDS:
+        yield "computed", "only fields the connector writes can be marked computed"
     if spec.join and (spec.field or spec.direction != "in"):
         yield "join", "a join of fields is read only: drop `field` and set `direction: in`"
     if spec.field and "." in spec.field and spec.direction != "in" and kind in WRITE_KINDS:

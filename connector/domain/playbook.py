@@ -4,8 +4,10 @@ A step's task is planned once today reaches `due - create_before_days`; a step w
 has already passed (the contract was first seen late) is planned due on the next business day,
 as long as the contract has not ended and the step is `late_if_missed`. The dedupe key (the
 term's renewal key = contract + term end, the step id, and for repeating steps the period)
-means no re-run, retry or overlapping job creates it twice. Events add tasks too: the grade
-turned red or dropped sharply (at risk), and a contract whose account names no renewal contact.
+means no re-run, retry or overlapping job creates it twice. Steps of `scope: account` (QBR,
+adoption check) and the events (the grade turned red or dropped sharply: at risk; no renewal
+contact named) are the account's: keyed by account, step and period (quarter, or day for at
+risk), so an account with several contracts gets one task, on the account.
 Due dates fall on business days: not a weekend day, not a public holiday of `holiday_country`.
 """
 
@@ -66,7 +68,7 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
         return
     i = 1
     while (day := add_months(first, 3 * i)) < contract.end_date:
-        yield day, f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+        yield day, quarter(day)
         i += 1
 
 
@@ -118,22 +120,39 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
                 if not step.late_if_missed or as_of >= contract.end_date:
                     continue
                 due = business_day(as_of, weekend, False, country)
-            key = f"{tc.term_key}:{step.id}" + (f":{period}" if period else "")
+            if step.scope == "account":
+                key = f"{tc.account.id}:{step.id}:{period or quarter(day)}"
+            else:
+                key = f"{tc.term_key}:{step.id}" + (f":{period}" if period else "")
             values = values or _values(tc, renewal_contacts)
             tasks.append(
-                _task(key, step, due, {**values, "period": period or ""}, tc, renewal_contacts)
+                _task(
+                    key,
+                    step,
+                    due,
+                    {**values, "period": period or ""},
+                    tc,
+                    renewal_contacts,
+                    step.scope == "account",
+                )
             )
+    # events are the account's (its health, its contacts): one task per account, not per
+    # contract, whichever of its contracts is planned first
     events = []
     if tc.at_risk and playbook.at_risk.enabled:
-        events.append((f"{tc.term_key}:at_risk:{as_of.isoformat()}", playbook.at_risk))
+        events.append((f"{tc.account.id}:at_risk:{as_of.isoformat()}", playbook.at_risk))
     if not renewal_contacts and playbook.name_contact.enabled:
-        events.append((f"{tc.term_key}:name_contact", playbook.name_contact))
+        events.append((f"{tc.account.id}:name_contact:{quarter(as_of)}", playbook.name_contact))
     if events and as_of < contract.end_date:
         values = values or _values(tc, renewal_contacts)
         soon = business_day(as_of, weekend, False, country)
         for key, event in events:
-            tasks.append(_task(key, event, soon, values, tc, renewal_contacts))
+            tasks.append(_task(key, event, soon, values, tc, renewal_contacts, True))
     return tuple(tasks)
+
+
+def quarter(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
 def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
@@ -168,7 +187,10 @@ def _task(
     values: dict,
     tc: TaskContext,
     contacts: list[Contact],
+    on_account: bool = False,
 ) -> Task:
+    """The task; an account's task hangs off the account, a term's off its renewal (once it
+    exists: before, off the account too)."""
     values = {**values, "due_date": due}
     description = step.description.format(**values)
     if contacts:
@@ -186,7 +208,7 @@ def _task(
         due_date=due,
         priority="high" if not contacts else step.priority,
         status="open",
-        renewal_key=tc.parent_key,
+        renewal_key=None if on_account else tc.parent_key,
         account_id=tc.account.id,
         contact_id=contacts[0].id if contacts else None,
     )

@@ -44,6 +44,10 @@ class PlaybookStep(Section):
     late_if_missed: bool = True
     #: once, or once each quarter of the term (QBRs): the anchor moves on 3 months at a time
     repeat: Literal["once", "quarterly"] = "once"
+    #: contract: one task per contract term (kickoff, renewal prep, notice), on the renewal once
+    #: it exists; account: one task per account and quarter however many contracts it has
+    #: (QBR, adoption check), on the account
+    scope: Literal["contract", "account"] = "contract"
 
 
 DEFAULT_STEPS = (

@@ -26,6 +26,7 @@ from connector.domain.upsell import BookFacts, book_facts, suggest
 from connector.domain.writes import (
     LedgerView,
     Write,
+    edited_by_rep,
     line_writes,
     renewal_writes,
     task_writes,
@@ -89,6 +90,8 @@ class Planner:
     #: account id -> latest usage signal values (capped_feature_usage, ...)
     usage: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     facts: BookFacts | None = None
+    #: renewal fields the CRM computes (mapping `computed: true`): never a rep's edit
+    computed: frozenset[str] = frozenset()
 
     def with_facts(self, book: Book) -> Planner:
         """The planner with the book-wide facts the upsell rules read (computed once)."""
@@ -213,9 +216,8 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         notes.append(f"late: created after end - {policy.latest_creation_days} days")
     if existing is not None and existing.close_date != end:
         notes.append(f"end date amended: close date moves {existing.close_date} -> {end}")
-    wanted = {ln.key for ln in renewal_lines}
-    locked = _locked_fields(policy, existing, book, ledger, key, wanted) | value_locks(
-        renewal, existing, baseline
+    locked = _locked_fields(policy, existing, book, ledger, renewal_lines) | value_locks(
+        renewal, existing, baseline, p.computed
     )
     tasks = plan_tasks(
         p.playbook,
@@ -236,7 +238,7 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     )
     if policy.renewal_mode == "cpq":
         return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes))
-    writes = renewal_writes(renewal, existing, baseline, frozenset(locked))
+    writes = renewal_writes(renewal, existing, baseline, frozenset(locked), p.computed)
     if "lines" not in locked:
         writes += line_writes(cid, key, renewal_lines, book.renewal_lines_of(key), ledger)
     writes += task_writes(cid, tasks, ledger)
@@ -394,21 +396,23 @@ def _locked_fields(
     current: RenewalOpportunity | None,
     book: Book,
     ledger: LedgerView,
-    key: str,
-    wanted: set[str],
+    desired_lines: tuple[RenewalLine, ...],
 ) -> set[str]:
     """Sales fields a rep has taken over; computed against the CRM's current values."""
     if current is None:
         return set()
     if current.stage != policy.initial_stage:
         return set(SALES_FIELDS)
-    locked: set[str] = set()
+    key = current.key
+    wanted = {ln.key: ln for ln in desired_lines}
     ours = f"{key}:"
     for line in book.renewal_lines_of(key):
         if not (line.key or "").startswith(ours):
-            locked |= {"lines", "amount"}
+            return {"lines", "amount"}  # a line a rep added
+        if line.kind == "renewal" and edited_by_rep(line, ledger, wanted.get(line.key)):
+            return {"lines", "amount"}  # a renewal line a rep changed
     # a line we wrote and still want is gone: a rep removed it (a deleted line we no longer
     # want is our own delete whose ledger update a killed run did not record)
     if any(k in wanted and ledger.written("renewal_line", k) for k in book.deleted_lines_of(key)):
-        locked |= {"lines", "amount"}
-    return locked
+        return {"lines", "amount"}
+    return set()

@@ -90,16 +90,21 @@ def _fields(record: Record, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def value_locks(
-    desired: RenewalOpportunity, current: RenewalOpportunity | None, baseline: dict[str, Any] | None
+    desired: RenewalOpportunity,
+    current: RenewalOpportunity | None,
+    baseline: dict[str, Any] | None,
+    computed: frozenset[str] = frozenset(),
 ) -> set[str]:
-    """Fields whose CRM value a rep changed since our last write."""
+    """Fields whose CRM value a rep changed since our last write. A field the CRM computes
+    (an amount rolled up from the lines that exist) differs by the CRM's doing, not a rep's."""
     if current is None or baseline is None:
         return set()
     locked = set()
     for name in ("amount", "owner_id", "close_date", "name"):
         now = getattr(current, name)
         if (
-            name in baseline
+            name not in computed
+            and name in baseline
             and not same(now, baseline[name])
             and not same(now, getattr(desired, name))
         ):
@@ -114,7 +119,10 @@ def renewal_writes(
     current: RenewalOpportunity | None,
     baseline: dict[str, Any] | None,
     locked: frozenset[str],
+    computed: frozenset[str] = frozenset(),
 ) -> list[Write]:
+    """Create the renewal, or update the fields that differ; a field the CRM computes is
+    written on create only (the CRM ignores a later write to it)."""
     all_names = RENEWAL_OWNED + RENEWAL_SALES
     if current is None and baseline is None:
         return [
@@ -131,7 +139,10 @@ def renewal_writes(
     changed = tuple(
         n
         for n in all_names
-        if n not in locked and n != "stage" and not same(getattr(desired, n), have.get(n))
+        if n not in locked
+        and n not in computed
+        and n != "stage"
+        and not same(getattr(desired, n), have.get(n))
     )
     if not changed:
         return []
@@ -180,12 +191,12 @@ def line_writes(
     return out
 
 
-def touched_suggestion(
-    current: RenewalLine | None, ledger: LedgerView, desired: RenewalLine | None = None
+def edited_by_rep(
+    current: RenewalLine | None, ledger: LedgerView, desired: RenewalLine | None
 ) -> bool:
-    """An upsell / cross-sell line a rep has edited since our last write: it is theirs now,
-    neither updated nor withdrawn. (A value that is already what we want is not an edit.)"""
-    if current is None or current.kind == "renewal" or not current.key:
+    """A line of ours whose CRM value differs both from our last write and from what we want
+    now (a value already as wanted is a write a killed run did not record, not an edit)."""
+    if current is None or not current.key:
         return False
     base = ledger.written("renewal_line", current.key)
     if base is None:
@@ -195,6 +206,18 @@ def touched_suggestion(
         and (desired is None or not same(getattr(current, n), getattr(desired, n)))
         for n in LINE_FIELDS
         if n in base
+    )
+
+
+def touched_suggestion(
+    current: RenewalLine | None, ledger: LedgerView, desired: RenewalLine | None = None
+) -> bool:
+    """An upsell / cross-sell line a rep has edited since our last write: it is theirs now,
+    neither updated nor withdrawn."""
+    return (
+        current is not None
+        and current.kind != "renewal"
+        and edited_by_rep(current, ledger, desired)
     )
 
 

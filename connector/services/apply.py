@@ -4,8 +4,8 @@ write in the ledger, dead-letter each refused one, and carry on with the rest.""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.domain.book import Book
@@ -76,7 +76,10 @@ def collect(
 ) -> Collected:
     """Consume plans; their writes and ledger catch-up go to `applier` (None: dry run)."""
     out = Collected()
+    tasks: set[str] = set()  # an account's task is planned by each of its contracts: sent once
     for plan in plans:
+        if any(w.kind == "task" for w in plan.writes):
+            plan = replace(plan, writes=tuple(_first_time(plan.writes, tasks)))
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
             if plan.reason in show_skips:
@@ -101,6 +104,15 @@ def collect(
         if show_writes and plan.writes:
             out.shown.append(plan)
     return out
+
+
+def _first_time(writes: Iterable[Write], seen: set[str]) -> Iterator[Write]:
+    for w in writes:
+        if w.kind == "task":
+            if w.key in seen:
+                continue
+            seen.add(w.key)
+        yield w
 
 
 def catch_up_rows(plan: RenewalPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:

@@ -26,7 +26,8 @@ def assess(
         account: Previous(row["score"], row["grade"], row["values"])
         for account, row in ctx.store.health_before(as_of.isoformat(), accounts).items()
     }
-    return planner_for(ctx.config, book, signals, previous, as_of, accounts)
+    computed = ctx.mapping.computed_fields("renewal_opportunity")
+    return planner_for(ctx.config, book, signals, previous, as_of, accounts, computed)
 
 
 def planner_for(
@@ -36,6 +37,7 @@ def planner_for(
     previous: Mapping[str, Previous],
     as_of: date,
     accounts: Collection[str] | None = None,
+    computed: frozenset[str] = frozenset(),
 ) -> Planner:
     """No I/O: the health (of every account, or of `accounts`), usage and upsell facts of the
     book, and the planner that reads them."""
@@ -56,6 +58,7 @@ def planner_for(
         health=health,
         usage=usage,
         facts=facts,
+        computed=computed,
     )
     return planner
 

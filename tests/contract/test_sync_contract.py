@@ -111,11 +111,20 @@ def test_a_rep_edit_is_kept_and_a_changed_line_updates_an_untouched_renewal(crm)
     report = run(ctx)
     assert report.updated == 1 and report.failed == 0
     assert [ln["Quantity"] for ln in renewal_lines(book)] == [12]
-    book.crm.edit("Opportunity", opp["Id"], {"Amount": 777.0})
+    # a rep changes the renewal line: lines and amount are theirs from now on
+    (mine,) = renewal_lines(book)
+    book.crm.edit("OpportunityLineItem", mine["Id"], {"Quantity": 14})
     book.crm.edit(line_object, line["Id"], {"Quantity": 20})
     run(ctx)
-    assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == 777.0
-    assert [ln["Quantity"] for ln in renewal_lines(book)] == [12]
+    assert [ln["Quantity"] for ln in renewal_lines(book)] == [14]
+    if "amount" in ctx.mapping.computed_fields("renewal_opportunity"):
+        assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == pytest.approx(1400.0)
+    else:  # a CRM that does not roll the amount up: a rep's amount is kept too
+        book.crm.edit("Opportunity", opp["Id"], {"Amount": 777.0})
+        book.crm.edit(line_object, line["Id"], {"Quantity": 30})
+        run(ctx)
+        assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == 777.0
+        assert [ln["Quantity"] for ln in renewal_lines(book)] == [14]
 
 
 def test_inactive_owner_falls_back_to_the_active_manager(crm):

@@ -571,21 +571,18 @@ def change_reference(tmp_path_factory, reference) -> Reference:
     ref = clean_reference(ws)
     writes = ref.run.report["writes"]
     assert {"renewal_line.create", "renewal_line.update", "renewal_line.delete"} <= writes.keys()
-    assert writes["renewal_opportunity.update"] == 3, writes
+    # the CRM rolls the renewals' amounts up from their lines: no renewal write of ours
+    assert "renewal_opportunity.update" not in writes, writes
     ws.edit_book(amend_again)
     later = ws.sync()
-    assert later.report["writes"]["renewal_opportunity.update"] == 3, later.report
+    assert later.report["writes"]["renewal_line.update"] == 3, later.report
     ref.later = ws.crm()
     return ref
 
 
 @pytest.mark.parametrize(
     "point",
-    [
-        "renewal_opportunity.upsert",
-        "renewal_line.upsert",
-        "renewal_line.delete",
-    ],
+    ["renewal_line.upsert", "renewal_line.delete"],
 )
 def test_sync_killed_while_applying_contract_changes_keeps_following_the_contract(
     tmp_path, change_reference, reference, point

@@ -81,9 +81,7 @@ def test_next_day_trend_drivers_and_an_at_risk_task_when_the_grade_turns_red(ctx
     assert account["Health_Trend__c"] == "down 64"
     assert "seat utilisation 30%, down from 55%" in account["Health_Drivers__c"]
     risk = [t for t in ctx.crm.all("Task") if ":at_risk:" in t["Dedupe_Key__c"]]
-    assert [t["Dedupe_Key__c"] for t in risk] == [
-        f"{cid}:{AS_OF + timedelta(days=100)}:at_risk:{tomorrow}"
-    ]
+    assert [(t["Dedupe_Key__c"], t["WhatId"]) for t in risk] == [(f"{acc}:at_risk:{tomorrow}", acc)]
     assert risk[0]["Priority"] == "High" and "seat utilisation 30%" in risk[0]["Description"]
     assert report.writes["renewal_opportunity.update"] == 1
     assert run(ctx, tomorrow).writes == {}  # re-run the same day: no second at-risk task

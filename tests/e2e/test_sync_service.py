@@ -114,16 +114,19 @@ def test_rep_who_moved_the_stage_keeps_amount_and_lines_but_owned_fields_are_kep
     assert "amount" in explain(context, cid, AS_OF).plan.locked
 
 
-def test_amount_a_rep_changed_is_not_overwritten(context, book):
-    book.contract(book.account(), soon())
+def test_a_renewal_line_a_rep_changed_keeps_the_lines_and_the_amount(context, book):
+    cid = book.contract(book.account(), soon())
     run(context)
     (opp,) = book.opportunities()
-    context.crm.edit("Opportunity", opp["Id"], {"Amount": 777.0})
+    (renewal_line,) = context.crm.all("OpportunityLineItem")
+    context.crm.edit("OpportunityLineItem", renewal_line["Id"], {"Quantity": 15})
+    context.crm.edit("Opportunity", opp["Id"], {"Amount": 777.0})  # rolled up: not editable
     (line,) = context.crm.all("ContractLine")
     context.crm.edit("ContractLine", line["Id"], {"Quantity": 20})
     run(context)
-    assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == 777.0
-    assert [ln["Quantity"] for ln in context.crm.all("OpportunityLineItem")] == [10]
+    assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == 1500.0
+    assert [ln["Quantity"] for ln in context.crm.all("OpportunityLineItem")] == [15]
+    assert {"lines", "amount"} <= explain(context, cid, AS_OF).plan.locked
 
 
 def test_changed_contract_line_updates_the_untouched_renewal(context, book):

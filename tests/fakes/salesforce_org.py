@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -103,7 +104,7 @@ REFERENCES = {
     "Product2Id": "Product2",
     "PricebookEntryId": "PricebookEntry",
     "Pricebook2Id": "Pricebook2",
-    "WhatId": "Opportunity",
+    "WhatId": ("Opportunity", "Account", "Contract"),  # polymorphic (what the task is about)
     "WhoId": "Contact",
 }
 SCHEMA = {
@@ -154,6 +155,9 @@ class FakeOrg:
         self.created_fields: list[dict] = []
         self.token_requests: list[dict] = []
         self.origins: dict[str, str] = {}  # contract id -> the opportunity it came from
+        #: per-record refusals inside a successful collection call: (object, record fields)
+        #: -> (statusCode, message), or None to let the record through
+        self.refuse_record: Callable[[str, dict], tuple[str, str] | None] | None = None
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -180,14 +184,23 @@ class FakeOrg:
             return record_id
         self._derive(obj, rec)
         self.records[obj][record_id] = rec
+        if obj == "OpportunityLineItem":
+            self._roll_up(rec.get("OpportunityId"))
         return record_id
 
     def edit(self, obj: str, record_id: str, changes: dict[str, Any]) -> None:
-        self.records[obj][record_id].update(changes, SystemModstamp=self._stamp())
+        rec = self.records[obj][record_id]
+        if obj == "Opportunity" and self._line_items(record_id):
+            changes = {k: v for k, v in changes.items() if k != "Amount"}  # derived, see _roll_up
+        rec.update(changes, SystemModstamp=self._stamp())
+        if obj == "OpportunityLineItem":
+            self._roll_up(rec.get("OpportunityId"))
 
     def remove(self, obj: str, record_id: str) -> None:
         self.deleted.add(record_id)
         self.records[obj][record_id]["SystemModstamp"] = self._stamp()
+        if obj == "OpportunityLineItem":
+            self._roll_up(self.records[obj][record_id].get("OpportunityId"))
 
     def get(self, obj: str, record_id: str) -> dict[str, Any]:
         return dict(self.records[obj][record_id])
@@ -323,11 +336,14 @@ class FakeOrg:
         if path.startswith("composite/sobjects"):
             parts = path.split("/")[2:]
             if method == "PATCH" and len(parts) == 2:
-                return 200, [self._upsert(parts[0], parts[1], r) for r in body["records"]]
+                return 200, [
+                    self._refused(parts[0], r) or self._upsert(parts[0], parts[1], r)
+                    for r in body["records"]
+                ]
             if method == "POST" and not parts:
-                return 200, [self._create(r) for r in body["records"]]
+                return 200, [self._refused(None, r) or self._create(r) for r in body["records"]]
             if method == "PATCH" and not parts:
-                return 200, [self._update(r) for r in body["records"]]
+                return 200, [self._refused(None, r) or self._update(r) for r in body["records"]]
             if method == "DELETE":
                 return 200, [self._delete(i) for i in query["ids"].split(",")]
         if method == "POST" and path == "tooling/sobjects/CustomField/":
@@ -422,6 +438,12 @@ class FakeOrg:
 
     # ------------------------------------------------------------------ writes
 
+    def _refused(self, obj: str | None, rec: dict) -> dict | None:
+        """A test's per-record refusal (UNABLE_TO_LOCK_ROW, ...): one record of a call fails."""
+        obj = obj or rec.get("attributes", {}).get("type", "")
+        refusal = self.refuse_record(obj, rec) if self.refuse_record else None
+        return _error(*refusal) if refusal else None
+
     def _upsert(self, obj: str, ext_field: str, rec: dict) -> dict:
         if rec.get("attributes", {}).get("type") != obj:
             return _error("INVALID_TYPE", "attributes.type must match the URI's sObject")
@@ -500,22 +522,60 @@ class FakeOrg:
             )
         for name, target in REFERENCES.items():
             value = merged.get(name)
-            if name in fields and value and value not in self.records[target]:
+            targets = target if isinstance(target, tuple) else (target,)
+            if name in fields and value and not any(value in self.records[t] for t in targets):
                 return _error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}")
+        entry = self.records["PricebookEntry"].get(fields.get("PricebookEntryId"))
+        if obj == "OpportunityLineItem" and entry and not entry.get("IsActive"):
+            return _error(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "field integrity exception: PricebookEntryId (pricebook entry is inactive)",
+                ["PricebookEntryId"],
+            )
+        if obj == "Opportunity" and rid and self._line_items(rid):
+            # help.salesforce.com 004052228: with products, Amount is the sum of their Total
+            # Price and not editable; an update that sets it succeeds and leaves it unchanged
+            merged["Amount"] = self.records[obj][rid].get("Amount")
         if rid is None:
             rid = f"{PREFIXES[obj]}FK{next(self.counter):010d}AAA"
         merged.update(Id=rid, SystemModstamp=self._stamp(advance=False))
         self._derive(obj, merged)
         self.records[obj][rid] = merged
+        if obj == "OpportunityLineItem":
+            self._roll_up(merged.get("OpportunityId"))
         return {"id": rid, "success": True, "errors": [], "created": created}
+
+    def _line_items(self, opportunity_id: str) -> list[dict]:
+        return [
+            r
+            for i, r in self.records["OpportunityLineItem"].items()
+            if r.get("OpportunityId") == opportunity_id and i not in self.deleted
+        ]
+
+    def _roll_up(self, opportunity_id: str | None) -> None:
+        """Opportunity.Amount = the sum of its line items' TotalPrice (Quantity x UnitPrice),
+        saved as a change of the opportunity (it shows in change reads)."""
+        opp = self.records["Opportunity"].get(opportunity_id or "")
+        lines = self._line_items(opportunity_id or "")
+        if opp is None or not lines:
+            return
+        total = sum(float(r.get("Quantity") or 0) * float(r.get("UnitPrice") or 0) for r in lines)
+        opp.update(Amount=round(total, 2), SystemModstamp=self._stamp(advance=False))
 
     def _derive(self, obj: str, rec: dict) -> None:
         if obj == "OpportunityLineItem" and rec.get("PricebookEntryId"):
             entry = self.records["PricebookEntry"][rec["PricebookEntryId"]]
             rec["Product2Id"] = entry["Product2Id"]
             rec["ProductCode"] = self.records["Product2"][entry["Product2Id"]].get("ProductCode")
-        if obj == "Task" and rec.get("WhatId") in self.records["Opportunity"]:
-            rec["AccountId"] = self.records["Opportunity"][rec["WhatId"]].get("AccountId")
+        if obj == "Task":  # Task.AccountId is derived from WhatId, else WhoId (not writable)
+            what, who = rec.get("WhatId"), rec.get("WhoId")
+            if what in self.records["Account"]:
+                rec["AccountId"] = what
+            elif what in self.records["Opportunity"] or what in self.records["Contract"]:
+                parent = self.records["Opportunity"].get(what) or self.records["Contract"][what]
+                rec["AccountId"] = parent.get("AccountId")
+            else:
+                rec["AccountId"] = self.records["Contact"].get(who or "", {}).get("AccountId")
 
     def _describe(self, obj: str) -> tuple[int, Any]:
         if obj not in self.schema:
@@ -537,7 +597,7 @@ class FakeOrg:
                     "updateable": name not in ("Id", "SystemModstamp", "IsDeleted")
                     and name not in CREATE_ONLY.get(obj, ())
                     and name not in DERIVED.get(obj, ()),
-                    "referenceTo": [REFERENCES[name]] if name in REFERENCES else [],
+                    "referenceTo": _targets(REFERENCES.get(name, ())),
                     "relationshipName": name[:-2] if name.endswith("Id") and name != "Id" else None,
                     "picklistValues": [
                         {"value": v, "label": v, "active": True}
@@ -563,6 +623,10 @@ PICKLISTS = {
     ("Opportunity", "Type"): ("New Business", "Renewal"),
     ("Opportunity", "StageName"): ("Prospecting", "Negotiation", "Closed Won", "Closed Lost"),
 }
+
+
+def _targets(target: str | tuple[str, ...]) -> list[str]:
+    return list(target) if isinstance(target, tuple) else [target]
 
 
 class SoqlError(ValueError):

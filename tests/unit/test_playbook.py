@@ -3,6 +3,7 @@ holidays, one task per (contract term, step, period), event tasks for risk and c
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -126,10 +127,27 @@ def test_at_risk_and_name_a_contact_tasks():
         PLAYBOOK, date(2026, 5, 1), context(contract(), contacts=(), health=health, at_risk=True)
     )
     by_key = {t.dedupe_key: t for t in tasks}
-    risk = by_key["k1:2027-01-14:at_risk:2026-05-01"]
+    risk = by_key["a1:at_risk:2026-05-01"]
     assert risk.priority == "high" and risk.due_date == date(2026, 5, 1)
     assert risk.subject == "At risk: Acme is red (12)"
-    assert "name one" in by_key["k1:2027-01-14:name_contact"].description
+    assert "name one" in by_key["a1:name_contact:2026-Q2"].description
+
+
+def test_account_steps_and_events_are_one_task_per_account_on_the_account():
+    """Three contracts of one account, all at risk, QBRs in the same quarter: one QBR, one
+    at-risk and one name-a-contact task, keyed by the account and hung off it (no renewal)."""
+    qbr = QBR.model_copy(update={"scope": "account"})
+    playbook = PLAYBOOK.model_copy(update={"steps": (KICKOFF, qbr, NOTICE)})
+    per_contract = []
+    for i, start in enumerate((date(2026, 1, 10), date(2026, 1, 14), date(2026, 1, 16))):
+        c = contract(start, start + timedelta(days=364), f"k{i}")
+        # the renewals exist already: a term's tasks would hang off them, the account's not
+        tc = replace(context(c, contacts=(), at_risk=True), parent_key=f"{c.id}:renewal")
+        per_contract.append(plan_tasks(playbook, date(2026, 4, 6), tc))
+    union = {t.dedupe_key: t for tasks in per_contract for t in tasks}
+    assert sorted(union) == ["a1:at_risk:2026-04-06", "a1:name_contact:2026-Q2", "a1:qbr:2026-Q2"]
+    assert all(t.renewal_key is None and t.account_id == "a1" for t in union.values())
+    assert all(len(tasks) == 3 for tasks in per_contract)  # each plans them: sent once a run
 
 
 def test_event_steps_can_be_switched_off():
