@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -37,3 +38,9 @@ def retrying(
         sleep=sleep,
         reraise=True,
     )
+
+
+def backoff(attempt: int, max_wait: float) -> float:
+    """Seconds to wait before attempt `attempt` + 1: full jitter over 0.5 s doubling, capped
+    (as wait_random_exponential above)."""
+    return random.uniform(0, min(max_wait, 0.5 * 2**attempt))

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,7 +39,7 @@ from sqlalchemy.engine import Engine
 from connector.domain.signals import Signal
 from connector.ports import Cursor, SourceRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -103,6 +104,11 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    #: a refused write: what was sent ({"fields", "parent_key"}), so that it can be sent again
+    #: when nothing plans it any more (an at-risk task of an earlier day), and whether the
+    #: refusal was transient (sent again by every sync) or not (held until `deadletters retry`)
+    Column("payload", JSON),
+    Column("retriable", Boolean, nullable=False, default=False),
 )
 signals = Table(
     "signals",
@@ -183,8 +189,16 @@ segment_history = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
+
+def _v2_refused_writes(conn) -> None:
+    conn.execute(text("ALTER TABLE dead_letters ADD COLUMN payload JSON"))
+    conn.execute(
+        text("ALTER TABLE dead_letters ADD COLUMN retriable BOOLEAN NOT NULL DEFAULT false")
+    )
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
-MIGRATIONS: list[tuple[int, Any]] = []
+MIGRATIONS: list[tuple[int, Any]] = [(2, _v2_refused_writes)]
 
 
 def now() -> datetime:
@@ -484,39 +498,41 @@ class StateStore:
     # ---------------------------------------------------------------- dead letters
 
     def add_dead_letters(self, letters: Iterable[dict[str, Any]], run_id: int | None) -> int:
-        """Record failures; an open letter for the same record and error is counted again,
-        not duplicated."""
+        """Record failures. A record keeps one open letter per error (a read) or one in all (a
+        refused write: its latest refusal); a repeat is counted again, not duplicated."""
         added = 0
         with self.engine.begin() as conn:
             for letter in letters:
-                same = conn.execute(
-                    select(dead_letters.c.id).where(
-                        dead_letters.c.kind == letter["kind"],
-                        dead_letters.c.record_id == letter["record_id"],
-                        dead_letters.c.message == letter["message"],
-                        dead_letters.c.resolved_at.is_(None),
-                    )
-                ).scalar()
-                if same:
+                same = [
+                    dead_letters.c.kind == letter["kind"],
+                    dead_letters.c.record_id == letter["record_id"],
+                    dead_letters.c.resolved_at.is_(None),
+                ]
+                if letter["stage"] == "write":
+                    same.append(dead_letters.c.stage == "write")
+                else:
+                    same.append(dead_letters.c.message == letter["message"])
+                found = conn.execute(select(dead_letters.c.id).where(*same)).scalar()
+                value = letter.get("value")
+                row = {**letter, "value": None if value is None else json.dumps(value, default=str)}
+                if found:
                     conn.execute(
                         update(dead_letters)
-                        .where(dead_letters.c.id == same)
-                        .values(attempts=dead_letters.c.attempts + 1, run_id=run_id)
+                        .where(dead_letters.c.id == found)
+                        .values(**row, attempts=dead_letters.c.attempts + 1, run_id=run_id)
                     )
                     continue
-                value = letter.get("value")
-                conn.execute(
-                    insert(dead_letters).values(
-                        {
-                            **letter,
-                            "value": None if value is None else json.dumps(value, default=str),
-                            "run_id": run_id,
-                            "created_at": now(),
-                        }
-                    )
-                )
+                conn.execute(insert(dead_letters).values(**row, run_id=run_id, created_at=now()))
                 added += 1
         return added
+
+    def refused_writes(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Open letters of refused writes, by (kind, key)."""
+        query = select(dead_letters).where(
+            dead_letters.c.stage == "write", dead_letters.c.resolved_at.is_(None)
+        )
+        with self.engine.connect() as conn:
+            return {(r["kind"], r["record_id"]): dict(r) for r in conn.execute(query).mappings()}
 
     def resolve_dead_letters(self, kind: str, record_ids: Iterable[str]) -> None:
         ids = list(record_ids)

@@ -208,7 +208,8 @@ def _window(
     after, served = None, 0
     while True:
         body = PublicObjectSearchRequest(
-            filter_groups=[{"filters": window}],
+            # HubSpot refuses a filter group without filters (400): a full read sends none
+            filter_groups=[{"filters": window}] if window else None,
             sorts=[stamp_field],
             properties=properties(crm, kind),
             limit=crm.page_size,

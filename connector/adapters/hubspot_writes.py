@@ -4,9 +4,10 @@ carrying HubSpot's category and message."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from connector.adapters.hubspot_calls import batch_read, split
+from connector.adapters.hubspot_calls import RETRIABLE, batch_read, split
 from connector.errors import CrmError, RecordRejectedError
 from connector.ports import OutboundRecord, WriteResult
 
@@ -27,9 +28,24 @@ TYPE_IDS = {
 PARENT_KIND = {"renewal_line": "renewal_opportunity", "task": "renewal_opportunity"}
 
 
+def text(value: Any) -> str:
+    """A property value as HubSpot takes it: the spec types every value as a string, so numbers
+    go as plain decimals (never an exponent HubSpot may not parse), booleans as true/false and
+    a blank as "" (HubSpot clears the property)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        value = Decimal(repr(value))  # the float's shortest text, not its binary expansion
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
 def _props(crm: HubSpotCrm, kind: str, rec: OutboundRecord) -> tuple[dict, dict[str, str]]:
     props, links = split(crm, kind, rec)
-    props = {k: "" if v is None else v for k, v in props.items()}
+    props = {k: text(v) for k, v in props.items()}
     if kind == "renewal_opportunity" and "dealstage" in props:
         props.setdefault("pipeline", crm.settings.renewal_pipeline)
     spec = crm.mapping.models[kind].fields.get("renewal_key")
@@ -38,32 +54,72 @@ def _props(crm: HubSpotCrm, kind: str, rec: OutboundRecord) -> tuple[dict, dict[
     return props, links
 
 
-def _outcome(data: dict, key_of) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(key -> result object, key -> error object) of a batch answer (200, 201 or 207)."""
-    done = {key_of(r): r for r in data.get("results") or []}
+def _traced(inputs: list[dict]) -> list[dict]:
+    """Each input with an objectWriteTraceId unique within the call (its index): HubSpot
+    promises neither the order of a batch answer nor that `properties` echo the key (only what
+    was sent), but each result and each error's context carries its input's trace id back."""
+    return [{**inp, "objectWriteTraceId": str(i)} for i, inp in enumerate(inputs)]
+
+
+def _outcome(data: dict, by_id: dict[str, str] | None = None) -> tuple[dict, dict]:
+    """(trace id -> result, trace id -> error) of a batch answer (200, 201 or 207). `by_id`
+    (object id -> trace id) places answers that carry no trace id (a batch update by id)."""
+    by_id = by_id or {}
+    done = {}
+    for r in data.get("results") or []:
+        trace = r.get("objectWriteTraceId") or by_id.get(str(r.get("id")))
+        if trace is not None:
+            done[str(trace)] = r
     failed = {}
     for err in data.get("errors") or []:
         ctx = err.get("context") or {}
-        for key in ctx.get("objectWriteTraceId") or ctx.get("ids") or []:
-            failed[str(key)] = err
+        traces = _values(ctx.get("objectWriteTraceId"))
+        traces = traces or [by_id[i] for i in _values(ctx.get("ids")) if i in by_id]
+        failed.update({t: err for t in traces})
     return done, failed
+
+
+def _values(value: Any) -> list[str]:
+    """A context entry: a list of strings in the spec; a lone value is taken too."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+#: Error categories of a 207's per-input errors that pass with time (HubSpot changelog
+#: "Upcoming: changes to error responses": RATE_LIMITS for any rate-limit error).
+TRANSIENT_CATEGORIES = {"RATE_LIMITS"}
 
 
 def _failed(key: str, err: dict | CrmError) -> WriteResult:
     if isinstance(err, CrmError):
         return WriteResult(key, False, error_code=err.code or str(err.status), message=str(err))
     return WriteResult(
-        key, False, error_code=err.get("category") or "ERROR", message=err.get("message")
+        key,
+        False,
+        error_code=err.get("category") or "ERROR",
+        message=err.get("message"),
+        retriable=_transient(err),
     )
 
 
+def _transient(err: dict) -> bool:
+    """A per-input error worth sending again: a rate limit, a lock or a server error, by its
+    category or its status (StandardError.status is text: an HTTP code where it is one)."""
+    status = str(err.get("status") or "")
+    code = int(status) if status.isdigit() else 0
+    return err.get("category") in TRANSIENT_CATEGORIES or code in RETRIABLE or code >= 500
+
+
 def _results(records, done, failed, kind: str, crm: HubSpotCrm) -> list[WriteResult]:
+    """WriteResults in the order of `records`, whose trace ids are their indexes."""
     out = []
-    for rec in records:
-        if rec.key in failed:
-            out.append(_failed(rec.key, failed[rec.key]))
-        elif rec.key in done:
-            obj = done[rec.key]
+    for i, rec in enumerate(records):
+        trace = str(i)
+        if trace in failed:
+            out.append(_failed(rec.key, failed[trace]))
+        elif trace in done:
+            obj = done[trace]
             crm.ids[(kind, rec.key)] = str(obj["id"])
             out.append(WriteResult(rec.key, True, str(obj["id"]), created=bool(obj.get("new"))))
         else:
@@ -84,15 +140,12 @@ def upsert_by_key(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> 
 
     om = crm.mapping.models[kind]
     # inputs as wire dicts: a model per input copies the client's configuration each time
-    inputs = [
-        {
-            "idProperty": om.key_field,
-            "id": rec.key,
-            "properties": _props(crm, kind, rec)[0],
-            "objectWriteTraceId": rec.key,
-        }
-        for rec in records
-    ]
+    inputs = _traced(
+        [
+            {"idProperty": om.key_field, "id": rec.key, "properties": _props(crm, kind, rec)[0]}
+            for rec in records
+        ]
+    )
     try:
         data = crm.call(
             f"batch upsert {om.object}",
@@ -102,7 +155,7 @@ def upsert_by_key(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> 
         )
     except RecordRejectedError as err:
         return _bisect(crm, kind, records, err, upsert_by_key)
-    done, failed = _outcome(data, lambda r: str(r["properties"].get(om.key_field)))
+    done, failed = _outcome(data)
     return _results(records, done, failed, kind, crm)
 
 
@@ -110,10 +163,7 @@ def update_by_id(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> l
     from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput
 
     obj = crm.object_type(kind)
-    inputs = [
-        {"id": rec.key, "properties": _props(crm, kind, rec)[0], "objectWriteTraceId": rec.key}
-        for rec in records
-    ]
+    inputs = _traced([{"id": rec.key, "properties": _props(crm, kind, rec)[0]} for rec in records])
     try:
         data = crm.call(
             f"batch update {obj}",
@@ -123,7 +173,8 @@ def update_by_id(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> l
         )
     except RecordRejectedError as err:
         return _bisect(crm, kind, records, err, update_by_id)
-    done, failed = _outcome(data, lambda r: str(r["id"]))
+    # the key is the object id here: an answer without a trace id is placed by its id
+    done, failed = _outcome(data, {rec.key: str(i) for i, rec in enumerate(records)})
     return _results(records, done, failed, kind, crm)
 
 
@@ -248,16 +299,16 @@ def create_missing(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) ->
             for target, to_id in _links(crm, kind, rec, parent_ids).items()
             if (type_id := TYPE_IDS.get((om.object, target)))
         ]
-        inputs.append({"properties": props, "associations": assoc, "objectWriteTraceId": rec.key})
+        inputs.append({"properties": props, "associations": assoc})
     if inputs:
         try:
             data = crm.call(
                 f"batch create {om.object}",
                 crm.api("objects.batch_api").create,
                 om.object,
-                BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs),
+                BatchInputSimplePublicObjectBatchInputForCreate(inputs=_traced(inputs)),
             )
-            done, failed = _outcome(data, lambda r: str(r["properties"].get(om.key_field)))
+            done, failed = _outcome(data)
             for obj in done.values():
                 obj["new"] = True
             out.update({r.key: r for r in _results(todo, done, failed, kind, crm)})

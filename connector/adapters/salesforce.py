@@ -329,7 +329,7 @@ class SalesforceCrm:
             parents = self._ids_of(parent.object, parent.key_field, wanted)
             if self.policy.renewal_mode == "cpq":
                 parents.update(self._cpq_renewals([k for k in wanted if k not in parents]))
-        ready = []
+        ready, refreshed = [], False
         for i, rec in enumerate(records):
             body: dict[str, Any] = {"attributes": {"type": om.object}, **rec.fields}
             if om.key_field:
@@ -347,7 +347,10 @@ class SalesforceCrm:
                 body[PARENT_FIELD[kind]] = parents[rec.parent_key]
             if om.object == "OpportunityLineItem" and "ProductCode" in body:
                 code = body.pop("ProductCode")
-                entry = self._entries_by_code().get(code)
+                entries = self._entries_by_code()
+                if code not in entries and not refreshed:  # activated since it was read
+                    entries, refreshed = self._entries_by_code(refresh=True), True
+                entry = entries.get(code)
                 if entry is None:
                     results[i] = _refused(
                         rec.key,
@@ -443,9 +446,10 @@ class SalesforceCrm:
             self._pricebook = rows[0]["Id"]
         return self._pricebook
 
-    def _entries_by_code(self) -> dict[str, str]:
-        """Active price book entries of the renewal price book, by product code (one query)."""
-        if self._entries is None:
+    def _entries_by_code(self, refresh: bool = False) -> dict[str, str]:
+        """Active price book entries of the renewal price book, by product code (one query,
+        again on `refresh`: an admin may activate an entry while the process runs)."""
+        if self._entries is None or refresh:
             soql = format_soql(
                 "SELECT Id, Product2.ProductCode FROM PricebookEntry "
                 "WHERE Pricebook2Id = {} AND IsActive = true",

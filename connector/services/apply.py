@@ -10,16 +10,19 @@ from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.mapping import to_crm
+from connector.domain.models import Task, validate
 from connector.domain.renewals import Plan, RenewalPlan, Skip
 from connector.domain.writes import (
     LINE_FIELDS,
     RENEWAL_OWNED,
     RENEWAL_SALES,
+    TASK_FIELDS,
     Write,
     jsonable,
     same,
 )
 from connector.ports import OutboundRecord, WriteResult
+from connector.retry import backoff
 from connector.services.context import Context
 
 #: (kind, ops, port method) in the order that keeps parents ahead of children.
@@ -64,6 +67,8 @@ class Collected:
     writing: dict[str, str] = field(default_factory=dict)
     planned: Counter[str] = field(default_factory=Counter)
     shown: list[Plan] = field(default_factory=list)
+    #: keys of the tasks planned this run (an account's task is planned by each contract)
+    tasks: set[str] = field(default_factory=set)
 
 
 def collect(
@@ -76,10 +81,9 @@ def collect(
 ) -> Collected:
     """Consume plans; their writes and ledger catch-up go to `applier` (None: dry run)."""
     out = Collected()
-    tasks: set[str] = set()  # an account's task is planned by each of its contracts: sent once
     for plan in plans:
-        if any(w.kind == "task" for w in plan.writes):
-            plan = replace(plan, writes=tuple(_first_time(plan.writes, tasks)))
+        if any(w.kind == "task" for w in plan.writes):  # an account's task: sent once a run
+            plan = replace(plan, writes=tuple(_first_time(plan.writes, out.tasks)))
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
             if plan.reason in show_skips:
@@ -182,6 +186,8 @@ class Applier:
         ledger: Ledger,
         run_id: int,
         progress: Callable[[str, int], None] | None = None,
+        *,
+        retry: bool = False,
     ):
         self.ctx, self.ledger, self.run_id, self.progress = ctx, ledger, run_id, progress
         self.outcome = ApplyOutcome()
@@ -190,13 +196,45 @@ class Applier:
         self.unsent_parents: set[str] = set()
         self.failed_parents: set[str] = set()
         self.pending_catch_up: list[dict[str, Any]] = []
+        #: writes the CRM refused for good, by (kind, key): the same write is held back (not
+        #: sent again to be refused again) until `deadletters retry` (retry=True) sends it
+        self.refused = ctx.store.refused_writes()
+        self.retry = retry
 
     def catch_up(self, rows: list[dict[str, Any]]) -> None:
         """Ledger rows to record before any write is sent (see catch_up_rows)."""
         self.pending_catch_up += rows
 
+    def replay_refused_tasks(self, planned: Collection[str]) -> None:
+        """Send again the refused tasks no plan brought back this run (an at-risk task of an
+        earlier day, a step past its due date): a transient refusal by every run, any refusal
+        on `deadletters retry`. A refused task is never lost."""
+        for (kind, key), letter in sorted(self.refused.items()):
+            payload = letter["payload"]
+            if kind != "task" or key in planned or payload is None:
+                continue
+            if (self.retry or letter["retriable"]) and self.ledger.written(kind, key) is None:
+                task = validate(Task, {**payload["fields"], "dedupe_key": key})
+                self.add(
+                    Write(
+                        "task",
+                        "create",
+                        key,
+                        letter["contract_id"] or "",
+                        task,
+                        TASK_FIELDS,
+                        payload.get("parent_key"),
+                    )
+                )
+
     def add(self, w: Write) -> None:
         stage = _stage(w)
+        if self._held(w):
+            self.outcome.failed_contracts.add(w.contract_id)
+            self.outcome.count(w.kind, "held")
+            if stage == 0:
+                self.failed_parents.add(w.key)
+            return
         if stage == 0:
             self.unsent_parents.add(w.key)
         elif w.parent_key in self.failed_parents:
@@ -222,7 +260,7 @@ class Applier:
         record_ledger(self.ctx, self.ledger, self.pending_catch_up, self.run_id)
         self.pending_catch_up = []
         kind, _, method = STAGES[stage]
-        results = _send(self.ctx, kind, method, batch)
+        results = self._send(kind, method, batch)
         rows, letters = [], []
         for w, res in zip(batch, results, strict=True):
             if res.ok:
@@ -243,6 +281,37 @@ class Applier:
                 self.unsent_parents.discard(w.key)
                 for child in self.waiting.pop(w.key, []):
                     self.add(child)
+
+    def _held(self, w: Write) -> bool:
+        """The same write as one the CRM refused for good (not a transient refusal)."""
+        letter = self.refused.get((w.kind, w.key))
+        return (
+            not self.retry
+            and letter is not None
+            and not letter["retriable"]
+            and letter["payload"] == _payload(w)
+        )
+
+    def _send(self, kind: str, method: str, batch: list[Write]) -> list[WriteResult]:
+        """Send a batch; records refused for a transient reason (a locked row, a per-record
+        429 or 5xx) go again on their own, with jittered backoff, up to sync.retry_attempts."""
+        results = _send(self.ctx, kind, method, batch)
+        sync = self.ctx.config.sync
+        for attempt in range(1, sync.retry_attempts):
+            again = [i for i, r in enumerate(results) if not r.ok and r.retriable]
+            if not again:
+                break
+            self.ctx.sleep(backoff(attempt, sync.retry_max_wait_seconds))
+            answers = _send(self.ctx, kind, method, [batch[i] for i in again])
+            for i, answer in zip(again, answers, strict=True):
+                results[i] = answer
+        return results
+
+
+def _payload(w: Write) -> dict[str, Any]:
+    """What a refused write sent, as stored with its dead letter."""
+    fields = {k: jsonable(v) for k, v in w.fields.items()}
+    return {"fields": fields, "parent_key": w.parent_key}
 
 
 def _stage(w: Write) -> int:
@@ -306,4 +375,6 @@ def _letter(w: Write, res: WriteResult) -> dict[str, Any]:
         "value": None,
         "error_code": res.error_code,
         "message": res.message or res.error_code or "refused by the CRM",
+        "payload": None if w.op == "delete" else _payload(w),
+        "retriable": res.retriable,
     }

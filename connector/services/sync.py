@@ -85,9 +85,11 @@ def sync(
     dry_run: bool = False,
     as_of: date | None = None,
     progress: Progress | None = None,
+    retry: bool = False,
 ) -> SyncReport:
     """One run. A killed run leaves nothing half-done that the next run cannot converge from:
-    CRM writes are upserts by key, the ledger records them after, cursors move last."""
+    CRM writes are upserts by key, the ledger records them after, cursors move last. Writes
+    the CRM refused for good are held back unless `retry` (`deadletters retry`)."""
     as_of = as_of or today()
     store = ctx.store
     run_id = (
@@ -102,7 +104,7 @@ def sync(
         ledger = Ledger(store.load_ledger())
         planner = assess(ctx, book, as_of)
         report.health = health_mix(h.grade for h in planner.health.values())
-        applier = None if dry_run else Applier(ctx, ledger, run_id, progress)
+        applier = None if dry_run else Applier(ctx, ledger, run_id, progress, retry=retry)
         run = collect(
             planner.plan_book(book, ledger),
             book,
@@ -121,6 +123,7 @@ def sync(
             run.planned.update(f"{w.kind}.{w.op}" for w in health_writes)
             report.writes = dict(sorted(run.planned.items()))
         else:
+            applier.replay_refused_tasks(run.tasks)
             applier.finish()
             # health onto accounts goes last: the renewal work comes first
             for w in health_writes:
@@ -212,7 +215,8 @@ def retry_dead_letters(
     ctx: Context, as_of: date | None = None, progress: Progress | None = None
 ) -> tuple[int, SyncReport]:
     """Re-map records that failed to map (say, after a mapping fix) from their mirrored CRM
-    data, then run a sync, which re-plans every contract and so re-sends refused writes."""
+    data, then run a sync, which re-plans every contract and re-sends every refused write
+    (those refused for good included: their cause is taken as fixed)."""
     scratch = Book()  # map_record needs a book; the sync below loads the real one
     fixed = 0
     for letter in ctx.store.list_dead_letters():
@@ -227,7 +231,7 @@ def retry_dead_letters(
         ctx.store.save_records([row])
         ctx.store.resolve_dead_letters(letter["kind"], [letter["record_id"]])
         fixed += 1
-    return fixed, sync(ctx, as_of=as_of, progress=progress)
+    return fixed, sync(ctx, as_of=as_of, progress=progress, retry=True)
 
 
 @dataclass

@@ -3,15 +3,20 @@ Called with the fake's lock held."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tests.fakes.hubspot_schema import LABELS
+from tests.fakes.hubspot_schema import LABELS, TYPE_PAIRS
 from tests.fakes.hubspot_server import SEARCH_CAP, FakeHubSpot, _prop, _text, error
 
 OBJ = r"/crm/v3/objects/(?P<obj>[\w-]+)"
 ASSOC = r"/crm/v4/associations/(?P<src>[\w-]+)/(?P<dst>[\w-]+)/batch"
 TYPE_IDS = {"deals": "0-3", "companies": "0-2", "contacts": "0-1", "line_items": "0-8"}
 TYPE_IDS["tasks"] = "0-27"
+#: What a batch write's result echoes besides the properties its input sent (crm objects batch
+#: spec: `properties` of a result are not the record; the upsert's idProperty is not among them
+#: unless it was sent as a property).
+ECHOED = ("hs_object_id", "createdate", "hs_lastmodifieddate")
 
 
 def _stamps() -> dict[str, str]:
@@ -34,12 +39,55 @@ def _out(obj: dict, props: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _batch(results: list, errors: list, ok_status: int = 200) -> tuple[int, dict]:
+def _batch(results: list, errors: list, ok_status: int = 200, rng: Any = None) -> tuple[int, dict]:
+    """A batch answer; with `rng` (writes) results and errors come back shuffled: the spec
+    promises no order, answers are matched to inputs by their objectWriteTraceId."""
+    if rng is not None:
+        rng.shuffle(results)
+        rng.shuffle(errors)
     body = {"status": "COMPLETE", "results": results, **_stamps()}
     if errors:
         body.update(numErrors=len(errors), errors=errors)
         return 207, body
     return ok_status, body
+
+
+def _echo(obj: dict, sent: dict, trace: str | None) -> dict[str, Any]:
+    """A write's result: the properties sent and HubSpot's defaults, the input's trace id."""
+    out = _out(obj, [])
+    out["properties"] = {k: obj["properties"].get(k) for k in dict.fromkeys([*ECHOED, *sent])}
+    if trace is not None:
+        out["objectWriteTraceId"] = trace
+    return out
+
+
+def _strings_only(body: dict) -> None:
+    """Property values are strings in the spec (`properties: dict[str, str]`): a number, a
+    boolean or null fails the request's schema validation, the whole batch refused (HTTP 400)."""
+    for i, inp in enumerate(body.get("inputs") or []):
+        for name, value in (inp.get("properties") or {}).items():
+            if not isinstance(value, str):
+                raise error(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"Invalid input JSON: inputs[{i}].properties.{name} must be a string, "
+                    f"got {json.dumps(value)}",
+                )
+
+
+def _injected(fake: FakeHubSpot, route: str, trace: str | None) -> dict | None:
+    """An error queued by fake.fail_inputs for the next input of `route`. HubSpot does not
+    document the per-input shape of a transient refusal: StandardError's `status` is text, so
+    it holds the HTTP code here, and a rate limit's category is RATE_LIMITS (changelog
+    "Upcoming: changes to error responses"); the adapter must read either."""
+    for i, (fragment, status) in enumerate(fake.input_faults):
+        if fragment in route:
+            del fake.input_faults[i]
+            category = "RATE_LIMITS" if status == 429 else "INTERNAL_ERROR"
+            err = _input_error(category, f"HTTP {status} for this input, try again", trace)
+            err["status"] = str(status)
+            return err
+    return None
 
 
 def _input_error(category: str, message: str, trace: str | None, **ctx) -> dict:
@@ -104,6 +152,7 @@ def _unique_clash(fake: FakeHubSpot, obj: str, props: dict, own_id: str | None) 
 
 
 def upsert(fake: FakeHubSpot, query, body, obj):
+    _strings_only(body)
     results, errors = [], []
     for inp in body.get("inputs") or []:
         trace, id_prop, key = inp.get("objectWriteTraceId"), inp.get("idProperty"), inp.get("id")
@@ -111,49 +160,76 @@ def upsert(fake: FakeHubSpot, query, body, obj):
         if not spec.get("hasUniqueValue"):
             raise error(400, "VALIDATION_ERROR", f"{id_prop} is not a unique-value property")
         props = dict(inp.get("properties") or {})
-        problem = _bad_props(fake, obj, props)
+        problem = _injected(fake, f"{obj}/batch/upsert", trace)
+        if problem is None and (bad := _bad_props(fake, obj, props)):
+            problem = _input_error("VALIDATION_ERROR", bad, trace)
         if problem:
-            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            errors.append(problem)
             continue
         found = _by_prop(fake, obj, id_prop, key)
         o = _write(fake, obj, found, {**props, id_prop: key})
-        results.append({**_out(o, None), "new": found is None})
-    return _batch(results, errors)
+        results.append({**_echo(o, props, trace), "new": found is None})
+    return _batch(results, errors, rng=fake.rng)
 
 
 def create(fake: FakeHubSpot, query, body, obj):
+    _strings_only(body)
     results, errors = [], []
     for inp in body.get("inputs") or []:
         trace, props = inp.get("objectWriteTraceId"), dict(inp.get("properties") or {})
-        problem = _bad_props(fake, obj, props) or _unique_clash(fake, obj, props, None)
+        links = inp.get("associations") or []
+        problem = _injected(fake, f"{obj}/batch/create", trace)
+        bad = (
+            _bad_props(fake, obj, props)
+            or _unique_clash(fake, obj, props, None)
+            or _bad_links(fake, obj, links)
+        )
+        if problem is None and bad:
+            problem = _input_error("VALIDATION_ERROR", bad, trace)
         if problem:
-            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            errors.append(problem)
             continue
         o = _write(fake, obj, None, props)
-        for assoc in inp.get("associations") or []:
+        for assoc in links:
             for t in assoc["types"]:
-                dst = _target_of(obj, t["associationTypeId"])
+                dst = TYPE_PAIRS[t["associationTypeId"]][1]
                 fake.associate(obj, o["id"], dst, assoc["to"]["id"], t["associationTypeId"])
-        results.append(_out(o, None))
-    return _batch(results, errors, 201)
+        results.append(_echo(o, props, trace))
+    return _batch(results, errors, 201, rng=fake.rng)
+
+
+def _bad_links(fake: FakeHubSpot, obj: str, links: list[dict]) -> str | None:
+    """Inline associations HubSpot cannot make: a HUBSPOT_DEFINED type between other objects
+    (the fake knows no labels for inline USER_DEFINED ones), a record that does not exist.
+    Modelled as a per-input VALIDATION_ERROR (the exact answer is unconfirmed)."""
+    for assoc in links:
+        to = str(assoc["to"]["id"])
+        for t in assoc.get("types") or []:
+            pair = TYPE_PAIRS.get(t.get("associationTypeId"))
+            if t.get("associationCategory") != "HUBSPOT_DEFINED" or not pair or pair[0] != obj:
+                return f"association type {t.get('associationTypeId')} is not valid from {obj}"
+            target = fake.objects[pair[1]].get(to)
+            if target is None or target["archived"]:
+                return f"cannot associate {obj} with {pair[1]} {to}: it does not exist"
+    return None
 
 
 def update(fake: FakeHubSpot, query, body, obj):
+    _strings_only(body)
     results, errors = [], []
     for inp in body.get("inputs") or []:
         trace, props = inp.get("objectWriteTraceId"), dict(inp.get("properties") or {})
         o = fake.objects[obj].get(str(inp.get("id")))
-        if o is None or o["archived"]:
-            errors.append(
-                _input_error("OBJECT_NOT_FOUND", f"{obj} {inp.get('id')} not found", trace)
-            )
-            continue
-        problem = _bad_props(fake, obj, props)
+        problem = _injected(fake, f"{obj}/batch/update", trace)
+        if problem is None and (o is None or o["archived"]):
+            problem = _input_error("OBJECT_NOT_FOUND", f"{obj} {inp.get('id')} not found", trace)
+        if problem is None and (bad := _bad_props(fake, obj, props)):
+            problem = _input_error("VALIDATION_ERROR", bad, trace)
         if problem:
-            errors.append(_input_error("VALIDATION_ERROR", problem, trace))
+            errors.append(problem)
             continue
-        results.append(_out(_write(fake, obj, o, props), None))
-    return _batch(results, errors)
+        results.append(_echo(_write(fake, obj, o, props), props, trace))
+    return _batch(results, errors, rng=fake.rng)
 
 
 def archive(fake: FakeHubSpot, query, body, obj):
@@ -218,6 +294,8 @@ def search(fake: FakeHubSpot, query, body, obj):
     if after >= SEARCH_CAP:
         raise error(400, "VALIDATION_ERROR", "paging past 10,000 results is not supported")
     groups = body.get("filterGroups") or []
+    if any(not g.get("filters") for g in groups):  # HubSpot: a filter group needs a filter
+        raise error(400, "VALIDATION_ERROR", "a filter group must contain at least one filter")
     rows = [
         o
         for o in fake.objects[obj].values()
@@ -276,12 +354,6 @@ def _match(o: dict, f: dict) -> bool:
 # ---------------------------------------------------------------- associations
 
 
-def _target_of(src: str, type_id: int) -> str:
-    from connector.adapters.hubspot_writes import TYPE_IDS as PAIRS
-
-    return next((dst for (s, dst), t in PAIRS.items() if s == src and t == type_id), "deals")
-
-
 def assoc_read(fake: FakeHubSpot, query, body, src, dst):
     if len(body.get("inputs") or []) > 1000:
         raise error(400, "VALIDATION_ERROR", "at most 1000 inputs")
@@ -326,6 +398,23 @@ def assoc_create(fake: FakeHubSpot, query, body, src, dst, default=False):
         types = inp.get("types") or [
             {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 0}
         ]
+        wrong = [
+            s["associationTypeId"]
+            for s in types
+            if s["associationCategory"] == "HUBSPOT_DEFINED"
+            and not default
+            and TYPE_PAIRS.get(s["associationTypeId"]) != (src, dst)
+        ]
+        if wrong:
+            errors.append(
+                _input_error(
+                    "VALIDATION_ERROR",
+                    f"association type {wrong[0]} is not valid from {src} to {dst}",
+                    None,
+                    fromObjectId=[f],
+                )
+            )
+            continue
         for spec in types:
             fake.new_links += fake.associate(
                 src, f, dst, t, spec["associationTypeId"], spec["associationCategory"]

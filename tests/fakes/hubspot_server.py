@@ -2,16 +2,20 @@
 
 Speaks the wire format of HubSpot's CRM v3 objects / v4 associations / properties / owners /
 pipelines APIs as described in ../shared/API_NOTES.md and the fixtures: bearer auth (401),
-missing scopes (403), 207 multi-status batches with per-input errors, the search API (filter
-groups, sorts, `after` paging, 200 a page, 400 past 10,000 results, archived excluded), a
+missing scopes (403), 207 multi-status batches with per-input errors, batch write answers in
+a shuffled (seeded) order that echo only the properties sent, each carrying its input's
+`objectWriteTraceId`, property values refused unless strings, the search API (filter groups,
+none empty, sorts, `after` paging, 200 a page, 400 past 10,000 results, archived excluded), a
 rolling-window rate limit answering 429 with HubSpot's headers and body, unique-valued
-properties for batch upsert. Admin helpers seed and inspect objects, inject faults and count
-requests by endpoint; the real hubspot-api-client talks to it unchanged.
+properties for batch upsert. Admin helpers seed and inspect objects, inject faults (whole
+requests or single inputs of a batch) and count requests by endpoint; the real
+hubspot-api-client talks to it unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -67,6 +71,7 @@ class FakeHubSpot:
         interval: float = 10.0,
         search_per_second: int = 5,
         scopes_denied: set[str] | None = None,
+        seed: int = 7,
     ):
         self.token = token
         self.burst, self.interval, self.search_limit = burst, interval, search_per_second
@@ -89,6 +94,9 @@ class FakeHubSpot:
         self.new_links = 0  # associations created through the API that did not exist yet
         self.statuses: Counter[int] = Counter()
         self.faults: list[tuple[str, Reply]] = []
+        self.input_faults: list[tuple[str, int]] = []  # (route fragment, status), per input
+        #: batch write answers come back in this generator's order: the spec promises none
+        self.rng = random.Random(seed)
         self.stalls: list[tuple[str, float]] = []
         self._seq = 1000
         self.frozen: str | None = None
@@ -286,6 +294,12 @@ class FakeHubSpot:
         """The next `times` requests whose 'METHOD /path' contains `route` get this answer."""
         for _ in range(times):
             self.faults.append((route, Reply(status, body, headers)))
+
+    def fail_inputs(self, count: int, status: int = 429, route: str = "") -> None:
+        """The next `count` inputs of batch upsert/create/update calls whose 'object/batch/op'
+        contains `route` are refused one by one with `status` inside a 207 answer (a per-record
+        rate limit or server error), the other inputs of the call written as usual."""
+        self.input_faults += [(route, status)] * count
 
     def stall_next(self, route: str, seconds: float) -> None:
         """The next request matching `route` is answered only after `seconds` (timeouts)."""

@@ -158,6 +158,7 @@ class FakeOrg:
         #: per-record refusals inside a successful collection call: (object, record fields)
         #: -> (statusCode, message), or None to let the record through
         self.refuse_record: Callable[[str, dict], tuple[str, str] | None] | None = None
+        self.lines_of: dict[str, set[str]] = {}  # opportunity id -> its line items' ids
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -185,6 +186,7 @@ class FakeOrg:
         self._derive(obj, rec)
         self.records[obj][record_id] = rec
         if obj == "OpportunityLineItem":
+            self.lines_of.setdefault(rec.get("OpportunityId"), set()).add(record_id)
             self._roll_up(rec.get("OpportunityId"))
         return record_id
 
@@ -542,14 +544,16 @@ class FakeOrg:
         self._derive(obj, merged)
         self.records[obj][rid] = merged
         if obj == "OpportunityLineItem":
+            self.lines_of.setdefault(merged.get("OpportunityId"), set()).add(rid)
             self._roll_up(merged.get("OpportunityId"))
         return {"id": rid, "success": True, "errors": [], "created": created}
 
     def _line_items(self, opportunity_id: str) -> list[dict]:
+        items = self.records["OpportunityLineItem"]
         return [
-            r
-            for i, r in self.records["OpportunityLineItem"].items()
-            if r.get("OpportunityId") == opportunity_id and i not in self.deleted
+            items[i]
+            for i in sorted(self.lines_of.get(opportunity_id, ()))
+            if i in items and i not in self.deleted  # a purged one is gone from records
         ]
 
     def _roll_up(self, opportunity_id: str | None) -> None:

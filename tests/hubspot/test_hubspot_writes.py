@@ -52,7 +52,9 @@ def test_upsert_request_has_the_documented_wire_shape(crm, fake):
             want["id"],
             want["properties"],
         )
-        assert got["objectWriteTraceId"] == want["id"]
+    # one trace id per input, unique within the call: answers are matched by it
+    traces = [got["objectWriteTraceId"] for got in body["inputs"]]
+    assert len(set(traces)) == len(traces) == len(sent)
 
 
 def test_multi_status_errors_fail_only_their_records_with_category_and_message(crm, fake):
@@ -174,3 +176,38 @@ def test_batches_above_100_are_refused_before_any_call(crm, fake):
     with pytest.raises(CrmError, match="100"):
         crm.upsert("renewal_opportunity", [renewal(f"k{i}") for i in range(101)])
     assert sum(fake.calls.values()) == 0
+
+
+def test_every_task_sits_on_its_company_and_on_its_renewal_and_contact_where_given(crm, fake, hub):
+    company = hub.company()
+    ann = hub.contact(company, "Ann Buyer")
+    crm.upsert("renewal_opportunity", [renewal("k1", company)])
+    deal = fake.find("deals", "renewal_key", "k1")["hs_object_id"]
+
+    def task(key: str, parent: str | None, contact: str | None) -> OutboundRecord:
+        fields = {
+            "hs_task_subject": key,
+            "renewal_deal_key": parent,
+            "associated_company_id": company,
+            "associated_contact_id": contact,
+        }
+        return OutboundRecord(key, fields, parent)
+
+    # (record, deal expected, contact expected): account-level tasks have no renewal
+    cases = [
+        (task("k1:notice", "k1", ann), deal, ann),
+        (task("k1:prep", "k1", None), deal, None),
+        (task("acct:review", None, ann), None, ann),
+        (task("acct:nudge", None, None), None, None),
+    ]
+    results = crm.create_missing("task", [rec for rec, _, _ in cases])
+    assert all(r.ok and r.created for r in results), results
+    for (rec, want_deal, want_contact), res in zip(cases, results, strict=True):
+        tid = res.crm_id
+        assert fake.get("tasks", tid)["renewal_task_key"] == rec.key
+        assert fake.associated("tasks", tid, "companies") == {company: {("HUBSPOT_DEFINED", 192)}}
+        deals = {want_deal: {("HUBSPOT_DEFINED", 216)}} if want_deal else {}
+        contacts = {want_contact: {("HUBSPOT_DEFINED", 204)}} if want_contact else {}
+        assert fake.associated("tasks", tid, "deals") == deals
+        assert fake.associated("tasks", tid, "contacts") == contacts
+    assert fake.count("associations/tasks") == 0  # all inline, in the create call

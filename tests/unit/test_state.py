@@ -1,0 +1,62 @@
+"""The state store: a database of an earlier version is migrated when it opens; a refused write
+keeps one open dead letter, its latest refusal with what was sent."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from connector.state import SCHEMA_VERSION, StateStore
+
+
+def letter(message: str, retriable: bool, payload: dict | None = None) -> dict:
+    return {
+        "stage": "write",
+        "kind": "task",
+        "record_id": "k1:at_risk:2026-11-23",
+        "contract_id": "k1",
+        "field": None,
+        "value": None,
+        "error_code": "UNABLE_TO_LOCK_ROW" if retriable else "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "message": message,
+        "payload": payload,
+        "retriable": retriable,
+    }
+
+
+def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = StateStore(url)
+    with store.engine.begin() as conn:  # back to how version 1 stored dead letters
+        conn.execute(text("ALTER TABLE dead_letters DROP COLUMN payload"))
+        conn.execute(text("ALTER TABLE dead_letters DROP COLUMN retriable"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+        conn.execute(
+            text(
+                "INSERT INTO dead_letters (stage, kind, record_id, message, attempts, created_at) "
+                "VALUES ('write', 'task', 'old', 'refused', 1, '2026-11-01 00:00:00')"
+            )
+        )
+    store.close()
+    store = StateStore(url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
+    assert store.refused_writes()[("task", "old")]["retriable"] is False
+    store.add_dead_letters([letter("locked", True, {"fields": {"subject": "x"}})], run_id=1)
+    assert store.refused_writes()[("task", "k1:at_risk:2026-11-23")]["payload"] == {
+        "fields": {"subject": "x"}
+    }
+
+
+def test_a_refused_write_keeps_one_open_letter_with_its_latest_refusal(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    store.add_dead_letters([letter("locked", True, {"fields": {"a": 1}})], run_id=1)
+    store.add_dead_letters([letter("a validation rule", False, {"fields": {"a": 2}})], run_id=2)
+    (open_,) = store.list_dead_letters()
+    assert (open_["message"], open_["retriable"], open_["attempts"]) == (
+        "a validation rule",
+        False,
+        2,
+    )
+    assert open_["payload"] == {"fields": {"a": 2}}
+    store.resolve_dead_letters("task", ["k1:at_risk:2026-11-23"])
+    assert store.refused_writes() == {}
