@@ -151,6 +151,12 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
     return tuple(tasks)
 
 
+def on_account(task: Task) -> bool:
+    """An account's task (an account step or an event, keyed `<account id>:...`): each of
+    the account's contracts plans it."""
+    return task.account_id is not None and task.dedupe_key.startswith(f"{task.account_id}:")
+
+
 def quarter(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 

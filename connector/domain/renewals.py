@@ -104,7 +104,7 @@ class Planner:
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[Plan]:
         planner = self.with_facts(book)
         # the id set stays unnamed: the generator would hold it (MBs) for the whole planning
-        for contract_id in sorted(book.plannable_ids()):
+        for contract_id in planning_order(book, book.plannable_ids()):
             yield planner.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> Plan:
@@ -131,6 +131,20 @@ class Planner:
         if isinstance(plan, Skip) and plan.reason == "not_due":
             return _early_tasks(planner, book, ledger, contract, plan)
         return plan
+
+
+def planning_order(book: Book, contract_ids: Iterable[str]) -> list[str]:
+    """Contracts account by account (by id within one): an account's tasks, which each of its
+    contracts plans, come one after another, so a run sends them once without remembering
+    every account's (see services.apply.collect)."""
+    order = sorted(contract_ids)
+    order.sort(key=lambda c: account_of(book, c))
+    return order
+
+
+def account_of(book: Book, contract_id: str) -> str:
+    contract = book.contracts.get(contract_id)
+    return contract.account_id if contract is not None else ""
 
 
 def renewal_key(contract: Contract) -> str:

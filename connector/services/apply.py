@@ -4,14 +4,15 @@ write in the ledger, dead-letter each refused one, and carry on with the rest.""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.mapping import to_crm
 from connector.domain.models import Task, validate
-from connector.domain.renewals import Plan, RenewalPlan, Skip
+from connector.domain.playbook import on_account
+from connector.domain.renewals import Plan, RenewalPlan, Skip, account_of
 from connector.domain.writes import (
     LINE_FIELDS,
     RENEWAL_OWNED,
@@ -67,8 +68,6 @@ class Collected:
     writing: dict[str, str] = field(default_factory=dict)
     planned: Counter[str] = field(default_factory=Counter)
     shown: list[Plan] = field(default_factory=list)
-    #: keys of the tasks planned this run (an account's task is planned by each contract)
-    tasks: set[str] = field(default_factory=set)
 
 
 def collect(
@@ -79,11 +78,14 @@ def collect(
     show_writes: bool,
     show_skips: Collection[str],
 ) -> Collected:
-    """Consume plans; their writes and ledger catch-up go to `applier` (None: dry run)."""
+    """Consume plans (in `planning_order`); their writes and ledger catch-up go to `applier`
+    (None: dry run)."""
     out = Collected()
+    account, tasks = "", set()  # the account tasks of the account whose contracts come now
     for plan in plans:
-        if any(w.kind == "task" for w in plan.writes):  # an account's task: sent once a run
-            plan = replace(plan, writes=tuple(_first_time(plan.writes, out.tasks)))
+        if account_of(book, plan.contract_id) != account:
+            account, tasks = account_of(book, plan.contract_id), set()
+        plan = _without_repeats(plan, tasks)
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
             if plan.reason in show_skips:
@@ -110,13 +112,19 @@ def collect(
     return out
 
 
-def _first_time(writes: Iterable[Write], seen: set[str]) -> Iterator[Write]:
-    for w in writes:
-        if w.kind == "task":
+def _without_repeats(plan: Plan, seen: set[str]) -> Plan:
+    """The plan without the account tasks another contract of the account planned already
+    (each of them plans them; plans come account by account: `planning_order`). The same
+    plan when there are none: most plans."""
+    kept, repeated = [], False
+    for w in plan.writes:
+        if w.kind == "task" and on_account(w.source):
             if w.key in seen:
+                repeated = True
                 continue
             seen.add(w.key)
-        yield w
+        kept.append(w)
+    return replace(plan, writes=tuple(kept)) if repeated else plan
 
 
 def catch_up_rows(plan: RenewalPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:
@@ -200,18 +208,19 @@ class Applier:
         #: sent again to be refused again) until `deadletters retry` (retry=True) sends it
         self.refused = ctx.store.refused_writes()
         self.retry = retry
+        self.replanned: set[tuple[str, str]] = set()  # refused writes planned again this run
 
     def catch_up(self, rows: list[dict[str, Any]]) -> None:
         """Ledger rows to record before any write is sent (see catch_up_rows)."""
         self.pending_catch_up += rows
 
-    def replay_refused_tasks(self, planned: Collection[str]) -> None:
+    def replay_refused_tasks(self) -> None:
         """Send again the refused tasks no plan brought back this run (an at-risk task of an
         earlier day, a step past its due date): a transient refusal by every run, any refusal
         on `deadletters retry`. A refused task is never lost."""
         for (kind, key), letter in sorted(self.refused.items()):
             payload = letter["payload"]
-            if kind != "task" or key in planned or payload is None:
+            if kind != "task" or (kind, key) in self.replanned or payload is None:
                 continue
             if (self.retry or letter["retriable"]) and self.ledger.written(kind, key) is None:
                 task = validate(Task, {**payload["fields"], "dedupe_key": key})
@@ -229,6 +238,8 @@ class Applier:
 
     def add(self, w: Write) -> None:
         stage = _stage(w)
+        if (w.kind, w.key) in self.refused:
+            self.replanned.add((w.kind, w.key))
         if self._held(w):
             self.outcome.failed_contracts.add(w.contract_id)
             self.outcome.count(w.kind, "held")

@@ -13,7 +13,7 @@ from typing import Any
 from connector.domain.book import Book
 from connector.domain.health import health_mix
 from connector.domain.models import READ_KINDS
-from connector.domain.renewals import Plan
+from connector.domain.renewals import Plan, planning_order
 from connector.domain.writes import account_health_writes
 from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
@@ -123,7 +123,7 @@ def sync(
             run.planned.update(f"{w.kind}.{w.op}" for w in health_writes)
             report.writes = dict(sorted(run.planned.items()))
         else:
-            applier.replay_refused_tasks(run.tasks)
+            applier.replay_refused_tasks()
             applier.finish()
             # health onto accounts goes last: the renewal work comes first
             for w in health_writes:
@@ -281,7 +281,7 @@ def sync_records(
                 rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
             planner = assess(ctx, book, as_of, _accounts_of(book, contracts))
             applier = Applier(ctx, ledger, run_id)
-            plans = (planner.plan(book, ledger, cid) for cid in sorted(contracts))
+            plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
             run = collect(plans, book, ledger, applier, show_writes=False, show_skips=ATTENTION)
             report.plans = run.shown
             outcome = applier.finish()
