@@ -11,6 +11,7 @@ import yaml
 from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
 from connector.config import HubspotSettings, load_config
+from connector.domain.mapping import FieldSpec, ObjectMapping
 from connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config
 from tests.fakes.hubspot_harness import fast
@@ -91,6 +92,19 @@ class HubBook:
         found = self.fake.find("deals", "renewal_key", key)
         assert found is not None, f"no renewal deal {key}"
         return found
+
+
+def health_by_id(crm: HubSpotCrm) -> None:
+    """account_health updated by object id (batch update), as the shipped mapping does."""
+    health = ObjectMapping(
+        object="companies",
+        id_field="hs_object_id",
+        key_field="hs_object_id",
+        fields={"score": FieldSpec(field="renewal_health_score", type="number")},
+    )
+    crm.mapping = crm.mapping.model_copy(
+        update={"models": {**crm.mapping.models, "account_health": health}}
+    )
 
 
 def settings(fake: FakeHubSpot, **kw) -> HubspotSettings:

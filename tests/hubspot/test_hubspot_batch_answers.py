@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from connector.adapters import hubspot_writes
-from connector.domain.mapping import FieldSpec, ObjectMapping
 from connector.ports import OutboundRecord
+from tests.hubspot.conftest import health_by_id
 
 
 def renewal(key: str, company: str | None = None, **props) -> OutboundRecord:
@@ -23,19 +23,6 @@ def renewal(key: str, company: str | None = None, **props) -> OutboundRecord:
 
 def sent(fake, route: str) -> list[dict]:
     return [body for key, body in fake.requests if key.endswith(route)]
-
-
-def health_by_id(crm) -> None:
-    """account_health updated by object id (batch update), as the shipped mapping does."""
-    health = ObjectMapping(
-        object="companies",
-        id_field="hs_object_id",
-        key_field="hs_object_id",
-        fields={"score": FieldSpec(field="renewal_health_score", type="number")},
-    )
-    crm.mapping = crm.mapping.model_copy(
-        update={"models": {**crm.mapping.models, "account_health": health}}
-    )
 
 
 # ---------------------------------------------------------------- matching answers to records

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from connector.domain.mapping import FieldSpec, ObjectMapping
 from connector.errors import CrmError
 from connector.ports import OutboundRecord
 from tests.fakes.hubspot_server import FIXTURES
+from tests.hubspot.conftest import health_by_id
 
 
 def renewal(key: str, company: str | None = None, **props) -> OutboundRecord:
@@ -149,15 +149,7 @@ def test_delete_archives_by_key_and_a_missing_key_counts_as_deleted(crm, fake):
 
 
 def test_key_field_id_kinds_update_by_object_id_only(crm, fake):
-    health = ObjectMapping(
-        object="companies",
-        id_field="hs_object_id",
-        key_field="hs_object_id",
-        fields={"score": FieldSpec(field="renewal_health_score", type="number")},
-    )
-    crm.mapping = crm.mapping.model_copy(
-        update={"models": {**crm.mapping.models, "account_health": health}}
-    )
+    health_by_id(crm)
     company = fake.create("companies", {"name": "Acme"})
     results = crm.upsert(
         "account_health",
