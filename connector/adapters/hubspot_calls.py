@@ -242,34 +242,44 @@ def _ms_text(value: Any) -> int | None:
 def associations(crm: HubSpotCrm, kind: str, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Per record id: each mapped `associated_<x>_id` (the primary or first association) and,
     for contacts, whether the company association carries the renewal contact label."""
-    from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
-
     out: dict[str, dict[str, Any]] = {str(i): {} for i in ids}
     source = crm.object_type(kind)
     label = crm.settings.renewal_contact_label
     for field, target in linked_types(crm, kind).items():
-        for i in range(0, len(ids), ASSOC_CHUNK):
-            body = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[{"id": str(x)} for x in ids[i : i + ASSOC_CHUNK]]
-            )
-            data = crm.call(
-                f"read associations {source}->{target}",
-                crm.api("associations.v4.batch_api").get_page,
-                source,
-                target,
-                body,
-            )
-            for row in data.get("results") or []:
-                links = row.get("to") or []
-                if not links:
-                    continue
-                rec = out.setdefault(str(row["from"]["id"]), {})
-                rec[field] = str(_primary(links)["toObjectId"])
-                if kind == "contact" and label:
-                    rec[LABEL_FIELD] = any(
-                        t.get("label") == label for ln in links for t in ln["associationTypes"]
-                    )
+        for from_id, links in linked(crm, source, target, ids).items():
+            rec = out.setdefault(from_id, {})
+            rec[field] = str(_primary(links)["toObjectId"])
+            if kind == "contact" and label:
+                rec[LABEL_FIELD] = any(
+                    t.get("label") == label for ln in links for t in ln["associationTypes"]
+                )
     return out
+
+
+def linked(crm: HubSpotCrm, source: str, target: str, ids: list[str]) -> dict[str, list[dict]]:
+    """Every link of these records to `target` records: v4 batch reads of ASSOC_CHUNK ids,
+    then the next page of each record that has more (`after` next to its id; HubSpot pages
+    one object's links, 500 at a time)."""
+    from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
+
+    out: dict[str, list[dict]] = {}
+    todo: list[dict[str, str]] = [{"id": str(x)} for x in ids]
+    while todo:
+        chunk, todo = todo[:ASSOC_CHUNK], todo[ASSOC_CHUNK:]
+        data = crm.call(
+            f"read associations {source}->{target}",
+            crm.api("associations.v4.batch_api").get_page,
+            source,
+            target,
+            BatchInputPublicFetchAssociationsBatchRequest(inputs=chunk),
+        )
+        for row in data.get("results") or []:
+            from_id = str(row["from"]["id"])
+            out.setdefault(from_id, []).extend(row.get("to") or [])
+            after = ((row.get("paging") or {}).get("next") or {}).get("after")
+            if after:
+                todo.append({"id": from_id, "after": str(after)})
+    return {k: v for k, v in out.items() if v}
 
 
 def _primary(links: list[dict]) -> dict:

@@ -13,6 +13,8 @@ OBJ = r"/crm/v3/objects/(?P<obj>[\w-]+)"
 ASSOC = r"/crm/v4/associations/(?P<src>[\w-]+)/(?P<dst>[\w-]+)/batch"
 TYPE_IDS = {"deals": "0-3", "companies": "0-2", "contacts": "0-1", "line_items": "0-8"}
 TYPE_IDS["tasks"] = "0-27"
+#: links of one object per page of a v4 batch association read
+ASSOC_PAGE = 500
 #: What a batch write's result echoes besides the properties its input sent (crm objects batch
 #: spec: `properties` of a result are not the record; the upsert's idProperty is not among them
 #: unless it was sent as a property).
@@ -370,6 +372,12 @@ def assoc_read(fake: FakeHubSpot, query, body, src, dst):
                 )
             )
             continue
+        # the links of one object come a page at a time; `after` (next to the id) asks for the
+        # next page, `paging` is there only while there are more (HubSpot's v4 batch read:
+        # "The 'after' field in a returned paging object can be added alongside the 'id' to
+        # retrieve the next page of associations from that objectId")
+        start = int(inp.get("after") or 0)
+        page = sorted(links.items(), key=lambda kv: int(kv[0]))[start : start + ASSOC_PAGE]
         to = [
             {
                 "toObjectId": int(to_id),
@@ -377,9 +385,12 @@ def assoc_read(fake: FakeHubSpot, query, body, src, dst):
                     {"category": c, "typeId": t, "label": LABELS.get(t)} for c, t in sorted(specs)
                 ],
             }
-            for to_id, specs in sorted(links.items())
+            for to_id, specs in page
         ]
-        results.append({"from": {"id": str(inp["id"])}, "to": to})
+        result = {"from": {"id": str(inp["id"])}, "to": to}
+        if start + ASSOC_PAGE < len(links):
+            result["paging"] = {"next": {"after": str(start + ASSOC_PAGE), "link": None}}
+        results.append(result)
     return _batch(results, errors)
 
 

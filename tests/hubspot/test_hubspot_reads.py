@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from connector.domain.mapping import to_model
 from connector.ports import Cursor
+from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import iso
 from tests.hubspot.conftest import fast, make_crm
 
@@ -140,3 +141,35 @@ def test_read_ids_tells_contracts_from_renewal_deals(crm, fake, hub):
     fake.archive("deals", contract)
     (gone,) = crm.read_ids("contract", [contract, renewal])
     assert gone.deleted and gone.fields["associated_company_id"]
+
+
+def test_association_reads_follow_each_records_paging_past_500_links(crm, fake, hub):
+    """HubSpot pages one object's links (500 a page): a contact linked to 520 companies, the
+    renewal-contact label on the 515th link, is read to the end."""
+    contact = fake.create("contacts", {"firstname": "Ann", "lastname": "Lee"})
+    companies = [fake.create("companies", {"name": f"Co {i}"}) for i in range(520)]
+    for i, company in enumerate(companies):
+        fake.associate("contacts", contact, "companies", company, 1)
+        if i == 514:
+            fake.associate(
+                "contacts", contact, "companies", company, RENEWAL_CONTACT_TYPE, "USER_DEFINED"
+            )
+    (record,) = read_all(crm, "contact")
+    assert record.fields["renewal_contact_label"] is True
+    assert fake.count("/associations/contacts/companies/batch/read") == 2
+
+
+def test_a_company_with_523_deals_and_a_contract_with_520_lines_keep_every_link(
+    hub_context, fake, hub
+):
+    from connector.services import sync
+    from connector.services.gather import load_book
+
+    company = hub.company("Acme")
+    deals = [hub.contract(company, date(2029, 1, 31), name=f"D{i}", lines=()) for i in range(523)]
+    for i in range(520):
+        hub.line(deals[0], f"SKU{i}", 1, 10.0)
+    assert sync(hub_context, as_of=date(2026, 11, 23)).failed == 0
+    book = load_book(hub_context.store)
+    assert {book.contracts[d].account_id for d in deals} == {company}
+    assert len(book.lines_of(deals[0])) == 520
