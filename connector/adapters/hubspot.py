@@ -213,6 +213,8 @@ class HubSpotCrm(HubSpotDiagnosis):
         records, merged = [], []
         for obj in objs:
             rec = self._source(kind, obj, links=links.get(str(obj["id"]), {}))
+            if calls.unlinked(kind, rec.fields):
+                continue
             records.append(rec)
             for old in filter(None, (obj["properties"].get(calls.MERGED) or "").split(";")):
                 merged.append(self._gone(kind, old, rec))

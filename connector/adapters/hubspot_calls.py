@@ -35,6 +35,11 @@ SEARCH_PAGE = 200
 #: ids per v4 association batch read (at most 1000, HubSpot changelog of Feb 2025)
 ASSOC_CHUNK = 1000
 MERGED = "hs_merged_object_ids"
+#: The association that makes a record the connector wrote its parent's (see `unlinked`).
+PARENT_LINKS = {
+    "renewal_line": "associated_deal_id",
+    "renewal_opportunity": "associated_company_id",
+}
 SEARCH_CAP = 10_000
 
 
@@ -159,7 +164,19 @@ def linked_types(crm: HubSpotCrm, kind: str) -> dict[str, str]:
             out[spec.field] = crm.resolve_type(m["name"])
     if kind == "contact" and crm.settings.renewal_contact_label:
         out.setdefault("associated_company_id", "companies")
+    if kind in PARENT_LINKS:
+        out.setdefault(
+            PARENT_LINKS[kind], crm.resolve_type(ASSOC_FIELD.match(PARENT_LINKS[kind])["name"])
+        )
     return out
+
+
+def unlinked(kind: str, fields: dict[str, Any]) -> bool:
+    """A record the connector writes under a parent (a renewal line under its deal, a renewal
+    deal under its company) that is not linked to it: written, but a crash came before the
+    association (a separate call). Such a record is not read as the connector's, so the next
+    run plans it again and sends it with its association; upserts by key never duplicate it."""
+    return kind in PARENT_LINKS and not fields.get(PARENT_LINKS[kind])
 
 
 # ---------------------------------------------------------------- reading
