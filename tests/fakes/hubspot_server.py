@@ -385,6 +385,9 @@ class FakeHubSpot:
         self._rate(search="/search" in key)
 
     def _rate(self, search: bool) -> None:
+        """HubSpot's usage guidelines: every request of an app counts in its rolling 10-second
+        burst limit (association reads and writes too), except CRM search, which has its own
+        limit of 5 requests a second per account (search API guide, "Limitations")."""
         if search:
             hits, limit, window = self._search_hits, self.search_limit, self.interval / 10
         else:
