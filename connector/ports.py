@@ -38,6 +38,9 @@ class OutboundRecord:
     key: str
     fields: dict[str, Any]
     parent_key: str | None = None
+    #: the parent's CRM id, when the plan knows it (CPQ's renewal opportunity, read with its
+    #: contract): the adapter sets it without looking the parent up by its key
+    parent_id: str | None = None
     #: the connector knows the record is in the CRM already (it read or wrote it): an upsert
     #: leaves out the fields set only when a record is created (see `CrmClient.upsert`)
     exists: bool = False

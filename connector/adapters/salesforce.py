@@ -325,7 +325,7 @@ class SalesforceCrm:
         parents: dict[str, str] = {}
         if kind in PARENT_FIELD:
             parent = self.mapping.models["renewal_opportunity"]
-            wanted = [r.parent_key for r in records if r.parent_key]
+            wanted = [r.parent_key for r in records if r.parent_key and not r.parent_id]
             parents = self._ids_of(parent.object, parent.key_field, wanted)
             if self.policy.renewal_mode == "cpq":
                 parents.update(self._cpq_renewals([k for k in wanted if k not in parents]))
@@ -336,7 +336,9 @@ class SalesforceCrm:
                 body[om.key_field] = rec.key
             if kind == "renewal_opportunity" and "Pricebook2Id" not in body:
                 body["Pricebook2Id"] = self._pricebook_id()
-            if rec.parent_key:
+            if rec.parent_id:
+                body[PARENT_FIELD[kind]] = rec.parent_id
+            elif rec.parent_key:
                 if rec.parent_key not in parents:
                     results[i] = _refused(
                         rec.key,

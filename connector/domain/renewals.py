@@ -291,7 +291,7 @@ def _plan_cpq(
         note = "CPQ creates the renewal once the contract's renewal forecast is on"
         return RenewalPlan(cid, "create", renewal, (), (), notes=(*notes, note), writes=(write,))
     note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
-    writes = tuple(task_writes(cid, tasks, ledger))
+    writes = tuple(task_writes(cid, tasks, ledger, contract.cpq_renewal_id))
     return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
 
 

@@ -57,6 +57,8 @@ class Write:
     source: Any
     names: tuple[str, ...]
     parent_key: str | None = None
+    #: the parent's CRM id when the plan knows it (CPQ's renewal): no lookup by key
+    parent_id: str | None = None
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -236,10 +238,22 @@ def account_health_writes(records: list[AccountHealth], ledger: LedgerView) -> l
     return out
 
 
-def task_writes(contract_id: str, tasks: tuple[Task, ...], ledger: LedgerView) -> list[Write]:
-    """Tasks are created once per dedupe key and then belong to the rep."""
+def task_writes(
+    contract_id: str, tasks: tuple[Task, ...], ledger: LedgerView, renewal_id: str | None = None
+) -> list[Write]:
+    """Tasks are created once per dedupe key and then belong to the rep. `renewal_id`: the
+    CRM id of the renewal the term's tasks hang off, when known (CPQ's)."""
     return [
-        Write("task", "create", t.dedupe_key, contract_id, t, TASK_FIELDS, t.renewal_key)
+        Write(
+            "task",
+            "create",
+            t.dedupe_key,
+            contract_id,
+            t,
+            TASK_FIELDS,
+            t.renewal_key,
+            renewal_id if t.renewal_key else None,
+        )
         for t in tasks
         if ledger.written("task", t.dedupe_key) is None
     ]

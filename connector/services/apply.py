@@ -233,6 +233,7 @@ class Applier:
                         task,
                         TASK_FIELDS,
                         payload.get("parent_key"),
+                        payload.get("parent_id"),
                     )
                 )
 
@@ -322,7 +323,7 @@ class Applier:
 def _payload(w: Write) -> dict[str, Any]:
     """What a refused write sent, as stored with its dead letter."""
     fields = {k: jsonable(v) for k, v in w.fields.items()}
-    return {"fields": fields, "parent_key": w.parent_key}
+    return {"fields": fields, "parent_key": w.parent_key, "parent_id": w.parent_id}
 
 
 def _stage(w: Write) -> int:
@@ -347,7 +348,11 @@ def _send(ctx: Context, kind: str, method: str, batch: list[Write]) -> list[Writ
     else:
         payload = [
             OutboundRecord(
-                w.key, to_crm(ctx.mapping, kind, w.fields), w.parent_key, exists=w.op == "update"
+                w.key,
+                to_crm(ctx.mapping, kind, w.fields),
+                w.parent_key,
+                w.parent_id,
+                exists=w.op == "update",
             )
             for w in batch
         ]

@@ -354,6 +354,39 @@ def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
     assert sync(ctx, as_of=AS_OF).writes == {}
 
 
+def test_cpq_tasks_go_on_cpqs_renewal_without_looking_it_up(cpq_context, rsps):
+    """The plan knows CPQ's renewal (read with the contract): no query for renewals under our
+    key (there are none in CPQ mode) and none for the contracts (read already)."""
+    ctx, org, book = cpq_context
+    owner = book.user("Sam Rep")
+    renewals = set()
+    for i in range(3):
+        acc = book.account(f"Acme {i}", owner=owner)
+        book.contact(acc, f"Ann Lee{i}")
+        cid = book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+        opp = org.insert(
+            "Opportunity",
+            {
+                "Name": f"Acme {i} Renewal (CPQ)",
+                "AccountId": acc,
+                "StageName": "Prospecting",
+                "CloseDate": "2027-02-01",
+                "OwnerId": owner,
+            },
+        )
+        org.edit(
+            "Contract", cid, {"SBQQ__RenewalForecast__c": True, "SBQQ__RenewalOpportunity__c": opp}
+        )
+        renewals.add(opp)
+    start = len(rsps.calls)
+    report = sync(ctx, as_of=AS_OF)
+    queries = [c.request.url for c in rsps.calls[start:] if "/query/" in c.request.url]
+    assert not [q for q in queries if "Renewal_Key__c+IN" in q or "FROM+Contract+WHERE+Id" in q]
+    assert {t["WhatId"] for t in org.all("Task")} == renewals
+    # 7 kinds read, then the tasks in one call
+    assert (report.api_calls, report.writes) == (8, {"task.create": report.tasks_created})
+
+
 def test_cpq_mode_needs_the_cpq_fields_mapped(rsps, tmp_path, monkeypatch):
     FakeOrg(rsps)
     path = salesforce_config(tmp_path, monkeypatch, renewals={"renewal_mode": "cpq"})
