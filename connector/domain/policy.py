@@ -18,6 +18,9 @@ class Section(BaseModel):
 class RenewalPolicy(Section):
     lead_time_days: int = Field(120, ge=1, le=730)
     latest_creation_days: int = Field(90, ge=0, le=730)
+    #: CPQ mode: a renewal forecast CPQ has not honoured after this many days (or past the
+    #: latest-creation point) needs attention
+    cpq_overdue_days: int = Field(1, ge=0, le=365)
     notice_days: int = Field(60, ge=0, le=730)
     initial_stage: str = "Prospecting"
     closed_won_stages: tuple[str, ...] = ("Closed Won",)

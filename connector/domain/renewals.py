@@ -49,6 +49,7 @@ SkipReason = Literal[
     "renewal_deleted",
     "contract_deleted",
     "awaiting_cpq",
+    "cpq_overdue",
 ]
 
 
@@ -170,6 +171,8 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
             existing = None
     if contract.status not in policy.active_statuses:
         return Skip(cid, "contract_not_active", f"contract status is {contract.status}")
+    if policy.renewal_mode == "cpq" and contract.renewal_forecast and not contract.cpq_renewal_id:
+        return _awaiting_cpq(p, ledger, contract)
     end = contract.end_date
     baseline = ledger.written("renewal_opportunity", existing.key if existing else key)
     if existing is None and baseline is None:
@@ -251,7 +254,7 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
         ),
     )
     if policy.renewal_mode == "cpq":
-        return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes))
+        return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes), p.as_of)
     writes = renewal_writes(renewal, existing, baseline, frozenset(locked), p.computed)
     if "lines" not in locked:
         writes += line_writes(cid, key, renewal_lines, book.renewal_lines_of(key), ledger)
@@ -276,23 +279,52 @@ def _plan_cpq(
     tasks: tuple[Task, ...],
     ledger: LedgerView,
     notes: tuple[str, ...],
+    as_of: date,
 ) -> Plan:
     """Salesforce CPQ makes the renewal (quote, pricing, lines): the connector asks for it by
     setting the contract's renewal forecast, then adds the playbook tasks to CPQ's renewal
     opportunity. It never writes a renewal opportunity or lines of its own."""
     cid = contract.id
     if contract.cpq_renewal_id is None:
-        if contract.renewal_forecast:
-            return Skip(
-                cid, "awaiting_cpq", "renewal forecast is on; waiting for CPQ to create the renewal"
-            )
-        asked = replace(contract, renewal_forecast=True)
-        write = Write("contract", "update", cid, cid, asked, ("renewal_forecast",))
+        asked = ForecastAsked(as_of)
+        write = Write("contract", "update", cid, cid, asked, ("renewal_forecast", "asked_on"))
         note = "CPQ creates the renewal once the contract's renewal forecast is on"
         return RenewalPlan(cid, "create", renewal, (), (), notes=(*notes, note), writes=(write,))
     note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
     writes = tuple(task_writes(cid, tasks, ledger, contract.cpq_renewal_id))
     return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastAsked:
+    """The write that asks CPQ for a renewal; `asked_on` (no CRM field) stays in the ledger,
+    so a forecast CPQ does not honour is noticed."""
+
+    asked_on: date
+    renewal_forecast: bool = True
+
+
+def _awaiting_cpq(p: Planner, ledger: LedgerView, contract: Contract) -> Skip:
+    """Forecast on, CPQ's renewal not there yet: waiting, or overdue once the forecast is
+    older than `cpq_overdue_days` or the latest-creation point has passed (and after the end)."""
+    cid, policy = contract.id, p.policy
+    asked = (ledger.written("contract", cid) or {}).get("asked_on")
+    since = f" since {asked}" if asked else ""
+    latest = contract.end_date - timedelta(days=policy.latest_creation_days)
+    late = (
+        asked is not None and (p.as_of - date.fromisoformat(asked)).days > policy.cpq_overdue_days
+    )
+    if not late and p.as_of <= latest:
+        return Skip(
+            cid, "awaiting_cpq", f"renewal forecast is on{since}; waiting for CPQ to create it"
+        )
+    return Skip(
+        cid,
+        "cpq_overdue",
+        f"renewal forecast is on{since} and CPQ has not created the renewal (latest creation "
+        f"{latest}); check CPQ's renewal job (an inactive renewal owner, a pricing error), then "
+        f"re-flag it: renewals cpq retry {cid}",
+    )
 
 
 def _early_tasks(

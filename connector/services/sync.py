@@ -13,7 +13,7 @@ from typing import Any
 from connector.domain.book import Book
 from connector.domain.health import health_mix
 from connector.domain.models import READ_KINDS
-from connector.domain.renewals import Plan, planning_order
+from connector.domain.renewals import Plan, Skip, planning_order
 from connector.domain.writes import account_health_writes
 from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
@@ -22,7 +22,13 @@ from connector.services.gather import Progress, load_book, map_record, pull_chan
 from connector.services.insight import assess, record
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
-ATTENTION = ("missing_data", "no_active_owner", "renewal_deleted", "contract_deleted")
+ATTENTION = (
+    "missing_data",
+    "no_active_owner",
+    "renewal_deleted",
+    "contract_deleted",
+    "cpq_overdue",
+)
 
 
 @dataclass
@@ -114,6 +120,8 @@ def sync(
             show_skips=ATTENTION,
         )
         report.plans = run.shown
+        if not dry_run:
+            _cpq_letters(ctx, run.shown, run_id)
         failed: set[str] = set()
         health_writes = account_health_writes(
             [h.record() for _, h in sorted(planner.health.items())],
@@ -136,6 +144,34 @@ def sync(
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     return report
+
+
+def _cpq_letters(ctx: Context, shown: list[Plan], run_id: int | None) -> None:
+    """A renewal forecast CPQ has not honoured is a dead letter (CPQ_RENEWAL_OVERDUE) while
+    it lasts: `renewals deadletters list` names it next to the records that failed."""
+    overdue = {
+        p.contract_id: p.detail for p in shown if isinstance(p, Skip) and p.reason == "cpq_overdue"
+    }
+    settled = [
+        d["record_id"]
+        for d in ctx.store.list_dead_letters()
+        if d["kind"] == "cpq_forecast" and d["record_id"] not in overdue
+    ]
+    ctx.store.resolve_dead_letters("cpq_forecast", settled)
+    letters = [
+        {
+            "stage": "plan",
+            "kind": "cpq_forecast",
+            "record_id": cid,
+            "contract_id": cid,
+            "field": None,
+            "value": None,
+            "error_code": "CPQ_RENEWAL_OVERDUE",
+            "message": detail,
+        }
+        for cid, detail in sorted(overdue.items())
+    ]
+    ctx.store.add_dead_letters(letters, run_id)
 
 
 @contextmanager

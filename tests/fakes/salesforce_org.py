@@ -159,6 +159,8 @@ class FakeOrg:
         #: -> (statusCode, message), or None to let the record through
         self.refuse_record: Callable[[str, dict], tuple[str, str] | None] | None = None
         self.lines_of: dict[str, set[str]] = {}  # opportunity id -> its line items' ids
+        #: what the org runs after a record is saved through the API: (object, before, after)
+        self.after_save: list[Callable[[str, dict, dict], None]] = []
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -542,7 +544,10 @@ class FakeOrg:
             rid = f"{PREFIXES[obj]}FK{next(self.counter):010d}AAA"
         merged.update(Id=rid, SystemModstamp=self._stamp(advance=False))
         self._derive(obj, merged)
+        before = self.records[obj].get(rid, {})
         self.records[obj][rid] = merged
+        for hook in self.after_save:
+            hook(obj, before, merged)
         if obj == "OpportunityLineItem":
             self.lines_of.setdefault(merged.get("OpportunityId"), set()).add(rid)
             self._roll_up(merged.get("OpportunityId"))

@@ -173,3 +173,44 @@ def test_no_two_renewals_share_a_key_and_every_task_key_is_unique(book, as_of):
     assert len(task_keys) == len(set(task_keys))
     line_keys = [ln.key for pl in plans for ln in pl.lines]
     assert len(line_keys) == len(set(line_keys))
+
+
+# ------------------------------------------------------------------ Salesforce CPQ forecasts
+
+
+def cpq_contract(end=AS_OF + timedelta(days=100), forecast=True, renewal=None) -> Contract:
+    return Contract(
+        id="k1",
+        account_id="a1",
+        status="active",
+        start_date=end - timedelta(days=365),
+        end_date=end,
+        renewal_forecast=forecast,
+        cpq_renewal_id=renewal,
+    )
+
+
+def test_asking_cpq_records_the_day_it_was_asked():
+    book = make_book([cpq_contract(forecast=False)], [line()])
+    (plan,) = planner(renewal_mode="cpq").plan_book(book, Ledger())
+    (write,) = plan.writes
+    assert write.fields == {"renewal_forecast": True, "asked_on": AS_OF}
+
+
+def test_a_forecast_cpq_does_not_honour_in_a_day_needs_attention():
+    book = make_book([cpq_contract()], [line()])
+    ledger = Ledger()
+    ledger.rows[("contract", "k1")] = {"renewal_forecast": True, "asked_on": str(AS_OF)}
+    cpq = planner(renewal_mode="cpq")
+    assert cpq.plan(book, ledger, "k1").reason == "awaiting_cpq"
+    later = planner(AS_OF + timedelta(days=2), renewal_mode="cpq").plan(book, ledger, "k1")
+    assert later.reason == "cpq_overdue" and f"since {AS_OF}" in later.detail
+    assert "renewals cpq retry k1" in later.detail
+
+
+def test_a_forecast_past_the_latest_creation_point_or_the_end_stays_overdue():
+    book = make_book([cpq_contract(end=AS_OF + timedelta(days=80))], [line()])
+    overdue = planner(renewal_mode="cpq").plan(book, Ledger(), "k1")  # asked by someone else
+    assert overdue.reason == "cpq_overdue"
+    ended = planner(AS_OF + timedelta(days=100), renewal_mode="cpq").plan(book, Ledger(), "k1")
+    assert ended.reason == "cpq_overdue"  # not a plain contract_ended: CPQ failed it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 
 import pytest
 import responses
@@ -326,7 +327,8 @@ def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
     owner = book.user("Sam Rep")
     acc = book.account("Acme", owner=owner)
     book.contact(acc, "Ann Lee")
-    cid = book.contract(acc, AS_OF.replace(year=2027, month=2, day=1))
+    end = AS_OF + timedelta(days=100)  # asked before the latest-creation point
+    cid = book.contract(acc, end)
     first = sync(ctx, as_of=AS_OF)
     assert first.writes == {"contract.update": 1}
     assert org.get("Contract", cid)["SBQQ__RenewalForecast__c"] is True
@@ -340,7 +342,7 @@ def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
             "Name": "Acme Renewal (CPQ)",
             "AccountId": acc,
             "StageName": "Prospecting",
-            "CloseDate": "2027-02-01",
+            "CloseDate": end.isoformat(),
             "OwnerId": owner,
         },
     )
@@ -464,3 +466,34 @@ def test_jwt_bearer_login_signs_an_assertion_with_the_private_key(rsps, tmp_path
     )
     assert (claims["iss"], claims["sub"]) == ("3MVG9-consumer", "integration@acme.test")
     assert claims["aud"] == "https://login.salesforce.com"
+
+
+def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
+    """CPQ's renewal job fails (say, an inactive renewal owner): two days on, the contract is
+    overdue in the sync and in the dead letters; `cpq retry` turns the forecast off and on
+    again, CPQ creates the renewal, and the next sync puts the tasks on it."""
+    from connector.services.cpq import retry_forecasts
+    from tests.fakes.salesforce_cpq import FakeCpq
+
+    ctx, org, book = cpq_context
+    cpq = FakeCpq(org, mode="fail")
+    acc = book.account("Acme", owner=book.user("Sam Rep"))
+    book.contact(acc, "Ann Lee")
+    cid = book.contract(acc, AS_OF + timedelta(days=100))
+    assert sync(ctx, as_of=AS_OF).writes == {"contract.update": 1} and cpq.failed == [cid]
+    later = AS_OF + timedelta(days=2)
+    stuck = sync(ctx, as_of=later)
+    assert stuck.skip_reasons == {"cpq_overdue": 1}
+    assert [p.contract_id for p in stuck.plans if p.reason == "cpq_overdue"] == [cid]
+    (letter,) = ctx.store.list_dead_letters()
+    assert (letter["error_code"], letter["record_id"]) == ("CPQ_RENEWAL_OVERDUE", cid)
+    assert f"since {AS_OF}" in letter["message"]
+
+    cpq.mode = "now"  # the cause is fixed in CPQ
+    retried = retry_forecasts(ctx, None, later)
+    assert (retried.reflagged, retried.failed) == ([cid], {})
+    renewal = org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
+    assert renewal and org.get("Opportunity", renewal)["Amount"] == 1000.0
+    done = sync(ctx, as_of=later)
+    assert set(done.writes) == {"task.create"} and ctx.store.list_dead_letters() == []
+    assert {t["WhatId"] for t in org.all("Task")} == {renewal}
