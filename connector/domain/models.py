@@ -85,6 +85,9 @@ class Contract:
     #: Salesforce CPQ (renewals.renewal_mode: cpq): renewal forecast asked, CPQ's renewal
     renewal_forecast: bool = False
     cpq_renewal_id: str | None = None
+    #: CPQ's renewal opportunity's owner and amount (read through the contract's link)
+    cpq_renewal_owner_id: str | None = None
+    cpq_renewal_amount: Decimal | None = None
 
 
 @record

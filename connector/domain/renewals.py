@@ -20,7 +20,7 @@ from connector.domain.models import (
     RenewalOpportunity,
     Task,
 )
-from connector.domain.playbook import TaskContext, may_be_due, plan_tasks
+from connector.domain.playbook import TaskContext, may_be_due, on_account, plan_tasks
 from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
 from connector.domain.upsell import BookFacts, book_facts, suggest
 from connector.domain.writes import (
@@ -236,6 +236,9 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
     locked = _locked_fields(policy, existing, book, ledger, renewal_lines) | value_locks(
         renewal, existing, baseline, p.computed
     )
+    task_owner, amount, task_uplift = owner, renewal.amount, uplift
+    if policy.renewal_mode == "cpq" and contract.cpq_renewal_id:
+        task_owner, amount, task_uplift = _cpq_terms(policy, book, contract, lines, owner, amount)
     tasks = plan_tasks(
         p.playbook,
         p.as_of,
@@ -244,16 +247,18 @@ def _plan_contract(p: Planner, book: Book, ledger: LedgerView, contract: Contrac
             key,
             contract,
             account,
-            owner,
+            task_owner,
             book.contacts_of(account.id),
-            renewal.amount,
-            uplift,
+            amount,
+            task_uplift,
             health,
             upsell,
             is_at_risk(p.scorecard, health),
         ),
     )
     if policy.renewal_mode == "cpq":
+        # the account's own tasks (QBR, at risk) stay with the account's owner
+        tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
         return _plan_cpq(contract, renewal, tasks, ledger, tuple(notes), p.as_of)
     writes = renewal_writes(renewal, existing, baseline, frozenset(locked), p.computed)
     if "lines" not in locked:
@@ -293,6 +298,29 @@ def _plan_cpq(
     note = f"renewal opportunity {contract.cpq_renewal_id} is CPQ's; the connector adds tasks"
     writes = tuple(task_writes(cid, tasks, ledger, contract.cpq_renewal_id))
     return RenewalPlan(cid, "update", renewal, (), tasks, notes=(*notes, note), writes=writes)
+
+
+def _cpq_terms(
+    policy: RenewalPolicy,
+    book: Book,
+    contract: Contract,
+    lines: list,
+    owner: Owner,
+    amount: Decimal,
+) -> tuple[Owner, Decimal, Decimal]:
+    """What CPQ's renewal says: its owner (CPQ's renewal owner choice; an inactive one's
+    manager, or the fallback owner), its amount, and the uplift that amount implies over the
+    contract's recurring value (CPQ prices with its own uplift)."""
+    if contract.cpq_renewal_owner_id:
+        cpq_owner, _ = resolve_owner(
+            book.owners, contract.cpq_renewal_owner_id, policy.fallback_owner
+        )
+        owner = cpq_owner or owner
+    value = _amount(_renewal_line("", ln, Decimal(0)) for ln in lines)
+    if contract.cpq_renewal_amount is None or not value:
+        return owner, amount, _uplift(policy, contract)
+    uplift = ((contract.cpq_renewal_amount / value - 1) * 100).quantize(CENT, ROUND_HALF_UP)
+    return owner, contract.cpq_renewal_amount, uplift
 
 
 @dataclass(frozen=True, slots=True)

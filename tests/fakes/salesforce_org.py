@@ -383,7 +383,8 @@ class FakeOrg:
         obj = m["obj"]
         names = [f.strip() for f in m["fields"].split(",")]
         for name in names:
-            if name.split(".")[0] not in self.schema[obj] and name.split(".")[0] not in RELATIONS:
+            head = name.split(".")[0]
+            if head not in self.schema[obj] and _ref_field(head) not in self.schema[obj]:
                 raise SoqlError(f"No such column '{name}' on entity '{obj}'")
         conds = [_expr(c) for c in _split(m["where"], " AND ")] if m["where"] else []
         out = []
@@ -404,7 +405,7 @@ class FakeOrg:
         if "." not in name:
             return rec.get(name)
         rel, field = name.split(".", 1)
-        target_id = rec.get(RELATIONS.get(rel, rel + "Id"))
+        target_id = rec.get(_ref_field(rel))
         for records in self.records.values():
             if target_id in records:
                 return self._value("", records[target_id], field)
@@ -432,7 +433,7 @@ class FakeOrg:
             if "." in name:
                 rel, field = name.split(".", 1)
                 value = self._value(obj, rec, name)
-                if rec.get(RELATIONS.get(rel, rel + "Id")) is None:
+                if rec.get(_ref_field(rel)) is None:
                     out[rel] = None
                 else:
                     out.setdefault(rel, {"attributes": {"type": rel}})[field] = value
@@ -632,6 +633,13 @@ PICKLISTS = {
     ("Opportunity", "Type"): ("New Business", "Renewal"),
     ("Opportunity", "StageName"): ("Prospecting", "Negotiation", "Closed Won", "Closed Lost"),
 }
+
+
+def _ref_field(relationship: str) -> str:
+    """The lookup field behind a relationship name (Account -> AccountId, X__r -> X__c)."""
+    if relationship.endswith("__r"):
+        return relationship[:-3] + "__c"
+    return RELATIONS.get(relationship, relationship + "Id")
 
 
 def _targets(target: str | tuple[str, ...]) -> list[str]:

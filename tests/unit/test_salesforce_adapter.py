@@ -311,9 +311,7 @@ def cpq_context(rsps, tmp_path, monkeypatch):
     text = (ROOT / "mappings" / "salesforce.yaml").read_text()
     mapping = tmp_path / "salesforce-cpq.yaml"
     mapping.write_text(
-        text.replace("# renewal_forecast:", "renewal_forecast:").replace(
-            "# cpq_renewal_id:", "cpq_renewal_id:"
-        )
+        text.replace("# renewal_forecast:", "renewal_forecast:").replace("# cpq_", "cpq_")
     )
     path = salesforce_config(tmp_path, monkeypatch, mapping, renewals={"renewal_mode": "cpq"})
     ctx = bootstrap.build(load_config(path))
@@ -497,3 +495,35 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     done = sync(ctx, as_of=later)
     assert set(done.writes) == {"task.create"} and ctx.store.list_dead_letters() == []
     assert {t["WhatId"] for t in org.all("Task")} == {renewal}
+
+
+def test_cpq_renewal_tasks_go_to_cpqs_owner_quoting_cpqs_amount_and_uplift(cpq_context):
+    """CPQ priced the renewal (its own uplift) and chose its owner: the renewal's tasks quote
+    CPQ's amount and the uplift it implies, for CPQ's owner; the account's own tasks stay with
+    the account owner."""
+    ctx, org, book = cpq_context
+    rep, renewals_rep = book.user("Sam Rep"), book.user("Rita Renewals")
+    acc = book.account("Acme", owner=rep)
+    book.contact(acc, "Ann Lee")
+    end = AS_OF + timedelta(days=50)  # the customer notice is due
+    cid = book.contract(acc, end)  # 10 seats at 100: 1,000
+    opp = org.insert(
+        "Opportunity",
+        {
+            "Name": "Acme Renewal (CPQ)",
+            "AccountId": acc,
+            "StageName": "Prospecting",
+            "CloseDate": end.isoformat(),
+            "OwnerId": renewals_rep,
+            "Amount": 1070.0,
+        },
+    )
+    org.edit(
+        "Contract", cid, {"SBQQ__RenewalForecast__c": True, "SBQQ__RenewalOpportunity__c": opp}
+    )
+    sync(ctx, as_of=AS_OF)
+    tasks = {t["Dedupe_Key__c"]: t for t in org.all("Task")}
+    notice = tasks[f"{cid}:{end}:customer_notice"]
+    assert notice["OwnerId"] == renewals_rep and notice["WhatId"] == opp
+    assert "1,070.00" in notice["Description"] and "uplift 7%" in notice["Description"]
+    assert all(t["OwnerId"] == rep for k, t in tasks.items() if k.startswith(f"{acc}:"))
