@@ -15,6 +15,7 @@ from connector.domain.health import Health, is_at_risk
 from connector.domain.models import (
     Account,
     Contract,
+    ContractLine,
     Owner,
     RenewalLine,
     RenewalOpportunity,
@@ -304,7 +305,7 @@ def _cpq_terms(
     policy: RenewalPolicy,
     book: Book,
     contract: Contract,
-    lines: list,
+    lines: list[ContractLine],
     owner: Owner,
     amount: Decimal,
 ) -> tuple[Owner, Decimal, Decimal]:
@@ -316,7 +317,7 @@ def _cpq_terms(
             book.owners, contract.cpq_renewal_owner_id, policy.fallback_owner
         )
         owner = cpq_owner or owner
-    value = _amount(_renewal_line("", ln, Decimal(0)) for ln in lines)
+    value = sum((ln.quantity * ln.unit_price for ln in lines), Decimal(0))
     if contract.cpq_renewal_amount is None or not value:
         return owner, amount, _uplift(policy, contract)
     uplift = ((contract.cpq_renewal_amount / value - 1) * 100).quantize(CENT, ROUND_HALF_UP)
