@@ -134,8 +134,10 @@ def test_api_calls_count_every_request(fake):
 
 
 def test_read_ids_tells_contracts_from_renewal_deals(crm, fake, hub):
-    contract = hub.contract(hub.company(), date(2027, 3, 31))
+    company = hub.company()
+    contract = hub.contract(company, date(2027, 3, 31))
     renewal = fake.create("deals", {"dealname": "Renewal", "renewal_key": "k1"})
+    fake.associate("deals", renewal, "companies", company, 5)  # ours: on its company
     assert [r.id for r in crm.read_ids("contract", [contract, renewal])] == [contract]
     assert [r.id for r in crm.read_ids("renewal_opportunity", [contract, renewal])] == [renewal]
     fake.archive("deals", contract)
