@@ -29,7 +29,12 @@ def _bind(_ctx, _param, value: str) -> str:
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option(
-    "--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Per worker."
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Requests each worker handles at once, once their body is in (gevent workers: slow "
+    "or idle connections wait apart and take none of these).",
 )
 @click.pass_context
 @fatal_errors
@@ -39,11 +44,14 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     bootstrap.build(cfg).close()  # a bad configuration or CRM stops here, before forking
     from webhooks.server import prepare_metrics_dir, renewals_argv, serve
 
-    prepare_metrics_dir(cfg)
+    prepare_metrics_dir(cfg)  # before anything imports prometheus_client (workers fork from here)
     quiet = logging.getLogger().level > logging.INFO
     config = str(find_config(ctx.obj["config"]).resolve())
     argv = renewals_argv("--config", config, *([] if quiet else ["-v"]), "worker", "--with-parent")
-    err.print(f"renewals serve: listening on http://{bind} ({workers} x {threads} threads)")
+    err.print(
+        f"renewals serve: listening on http://{bind} "
+        f"({workers} gevent workers, {threads} requests each at once)"
+    )
     serve(cfg, bind, workers, threads, quiet, argv)
 
 

@@ -164,6 +164,10 @@ class WebhookSettings(Section):
     worker_poll_seconds: float = Field(1.0, gt=0, le=60)
     #: the inbox worker process's niceness: under load the web workers' acks come first
     worker_nice: int = Field(10, ge=0, le=19)
+    #: /healthz answers 503 "degraded" when a delivery or a due event has waited this long
+    health_max_wait_seconds: float = Field(300, ge=1, le=86_400)
+    #: a request whose body has not fully arrived this long after it began is cut (408)
+    request_body_seconds: float = Field(10, gt=0, le=300)
     retry_attempts: int = Field(5, ge=1, le=50)
     retry_backoff_seconds: float = Field(30, ge=0, le=3600)
     retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from connector.state import StateStore, _upsert, deliveries, inbox, now, sqlite_pragmas
 
@@ -23,6 +24,22 @@ _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?,
 PENDING, DONE, IGNORED, DEAD = "pending", "done", "ignored", "dead"
 #: deliveries read into events in one transaction (up to 100 events each)
 EXPAND_BATCH = 100
+#: the longest event id, object and record id an inbox row holds (its columns' sizes)
+EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS = 200, 80, 80
+
+
+def storable(text: str, max_chars: int | None = None) -> str | None:
+    """Why the state store could not hold `text` in a column (a lone surrogate cannot be
+    encoded, PostgreSQL refuses NUL, columns have a size), or None if it can."""
+    if "\x00" in text:
+        return "holds a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    if max_chars is not None and len(text) > max_chars:
+        return f"is longer than {max_chars} characters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +68,8 @@ class Expanded:
 class Inbox:
     def __init__(self, store: StateStore, clock: Callable[[], datetime] = now):
         self.store, self.clock = store, clock
-        self._local = threading.local()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()
 
     def receive(self, source: str, body: bytes) -> None:
         """Store one delivery as it arrived: the request path, so one autocommit statement
@@ -60,19 +78,26 @@ class Inbox:
         if self.store.engine.dialect.name == "sqlite" and self.store.engine.url.database:
             # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
             stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-            self._raw().execute(_SQLITE_RECEIVE, (source, body, stamp))
+            with self._conn_lock:
+                self._raw().execute(_SQLITE_RECEIVE, (source, body, stamp))
             return
         with self.store.engine.begin() as conn:
             conn.execute(insert(deliveries).values(source=source, body=body, received_at=at))
 
     def _raw(self) -> sqlite3.Connection:
-        """This thread's own sqlite3 connection in autocommit: no pool, no BEGIN/COMMIT."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.store.engine.url.database, timeout=30, isolation_level=None)
+        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT), used under the
+        lock: one per process, whether requests run in threads or in greenlets (a greenlet-
+        local connection, under gevent, would open one per request)."""
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.store.engine.url.database,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             sqlite_pragmas(conn, None)
-            self._local.conn = conn
-        return conn
+            self._conn = conn
+        return self._conn
 
     def expand(
         self,
@@ -83,35 +108,59 @@ class Inbox:
         them. They are read and parsed first; the events are stored and the deliveries deleted
         in one short transaction (a crash leaves them to read again: copies are ignored), so
         the request path waits for the database as little as possible.
-        A delivery `events_of` cannot read (it passed the same checks on the way in, so only
-        a changed parser can do this) goes to the dead letters with its body."""
+        A delivery that cannot be read or stored goes to the dead letters with its body
+        (WEBHOOK_UNREADABLE) and the others go on: when the batch cannot be stored, each
+        delivery is stored on its own, so the one at fault is found and set aside."""
         out = Expanded()
         with self.store.engine.connect() as conn:
             stored = conn.execute(select(deliveries).order_by(deliveries.c.id).limit(limit)).all()
         out.deliveries = len(stored)
-        rows, readable, unreadable = [], [], []
+        readable, unreadable = [], []
         for d in stored:
             try:
                 events = events_of(d.source, d.body)
             except Exception as exc:  # noqa: BLE001 - reported, never blocks the others
-                unreadable.append((d.id, d.source, d.body, f"{type(exc).__name__}: {exc}"))
+                unreadable.append((d, exc))
                 continue
-            readable.append(d.id)
-            out.events[d.source] += len(events)
-            rows += [_row(e, d.received_at) for e in events]
-        if readable:
-            stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
-                index_elements=["source", "event_id"]
-            )
-            with self.store.engine.begin() as conn:
-                if rows:  # an id already stored is skipped: RETURNING names only the new ones
-                    new = conn.execute(stmt.returning(inbox.c.source), rows)
-                    out.new.update(source for (source,) in new)
-                conn.execute(delete(deliveries).where(deliveries.c.id.in_(readable)))
-        for delivery_id, source, body, error in unreadable:
-            self._unreadable(delivery_id, source, body, error)
-            out.unreadable[source] += 1
+            readable.append((d, [_row(e, d.received_at) for e in events]))
+        try:
+            self._store(readable, out)
+        except Exception as exc:  # noqa: BLE001 - one of them cannot be stored: find which
+            if _not_the_delivery(exc):
+                raise
+            for delivery, rows in readable:
+                try:
+                    self._store([(delivery, rows)], out)
+                except Exception as one:  # noqa: BLE001 - set aside, the others go on
+                    if _not_the_delivery(one):
+                        raise
+                    unreadable.append((delivery, one))
+        for d, exc in sorted(unreadable, key=lambda pair: pair[0].id):
+            self._unreadable(d.id, d.source, d.body, _describe(exc))
+            out.unreadable[d.source] += 1
         return out
+
+    def _store(self, readable: list[tuple[Any, list[dict[str, Any]]]], out: Expanded) -> None:
+        """Store the events of these deliveries and delete them, in one transaction; counted
+        in `out` only once committed."""
+        if not readable:
+            return
+        rows = [row for _, rs in readable for row in rs]
+        events, new = Counter(), Counter()
+        stmt = _upsert(self.store.engine, inbox).on_conflict_do_nothing(
+            index_elements=["source", "event_id"]
+        )
+        with self.store.engine.begin() as conn:
+            if rows:  # an id already stored is skipped: RETURNING names only the new ones
+                new.update(
+                    source for (source,) in conn.execute(stmt.returning(inbox.c.source), rows)
+                )
+            ids = [d.id for d, _ in readable]
+            conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+        for d, rs in readable:
+            events[d.source] += len(rs)
+        out.events.update(events)
+        out.new.update(new)
 
     def _unreadable(self, delivery_id: int, source: str, body: bytes, error: str) -> None:
         """Dead-letter a delivery (kept whole, so nothing is lost), then forget it."""
@@ -123,7 +172,7 @@ class Inbox:
             "field": None,
             "value": body.decode("utf-8", "replace"),
             "error_code": "WEBHOOK_UNREADABLE",
-            "message": f"{source} delivery {delivery_id} could not be read: {error}",
+            "message": f"{source} delivery {delivery_id} could not be read or stored: {error}",
         }
         self.store.add_dead_letters([letter], None)
         with self.store.engine.begin() as conn:
@@ -191,6 +240,19 @@ class Inbox:
         with self.store.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
 
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting work has waited (0 if none): the oldest delivery not yet
+        read into events, or the oldest pending event that is due and not yet processed."""
+        at = self.clock()
+        due = (inbox.c.status == PENDING, inbox.c.next_attempt_at <= at)
+        with self.store.engine.connect() as conn:
+            firsts = [
+                conn.execute(select(func.min(deliveries.c.received_at))).scalar(),
+                conn.execute(select(func.min(inbox.c.next_attempt_at)).where(*due)).scalar(),
+            ]
+        moments = [m if m.tzinfo else m.replace(tzinfo=UTC) for m in firsts if m is not None]
+        return max(0.0, (at - min(moments)).total_seconds()) if moments else 0.0
+
     def counts(self) -> dict[tuple[str, str], int]:
         """(source, status) -> events."""
         query = select(inbox.c.source, inbox.c.status, func.count()).group_by(
@@ -210,6 +272,20 @@ class Inbox:
     def all(self) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(inbox).order_by(inbox.c.id)).mappings()]
+
+
+def _not_the_delivery(exc: Exception) -> bool:
+    """Errors of the database itself (locked, gone, disconnected), not of what a delivery
+    holds: the pass fails and is tried again, nothing is dead-lettered for them."""
+    if isinstance(exc, OperationalError | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _describe(exc: Exception) -> str:
+    """A one-line error for a dead letter: storable itself (escapes for what is not)."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:500]
 
 
 def _row(e: InboxEvent, at: datetime) -> dict[str, Any]:

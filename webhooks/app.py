@@ -3,7 +3,6 @@ once; the inbox worker (webhooks/worker.py) reads its events and processes them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -18,7 +17,7 @@ from connector.domain.signals import SignalError, parse_signal
 from connector.inbox import Inbox
 from connector.state import StateStore
 from webhooks import soap
-from webhooks.deliveries import hubspot_batch
+from webhooks.deliveries import hubspot_batch, parse_json
 from webhooks.metrics import Metrics
 from webhooks.openapi import spec
 from webhooks.verify import Refused, check_hubspot_v3, check_signals, hubspot_uri
@@ -50,6 +49,12 @@ class Receiver:
         self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
         #: the events-received counter of each source
         self.received = {s: self.metrics.received.labels(s) for s in ROUTES.values()}
+
+    def timed_out(self, path: str) -> None:
+        """A request whose body did not arrive in time (cut by `renewals serve`, 408)."""
+        source = ROUTES.get(path, "other")
+        self.metrics.refused.labels(source, "timeout").inc()
+        log.info("refused %s webhook: body not received in time", source)
 
     def accept(self, source: str, body: bytes, events: int) -> None:
         """Store the delivery as it arrived: durable from here (the worker reads its events)."""
@@ -141,12 +146,20 @@ def create_app(
     def healthz():
         try:  # reading the queue proves the database answers
             depth, waiting = rx.inbox.depth(), rx.inbox.waiting()
+            oldest = rx.inbox.oldest_wait()
         except Exception as exc:  # noqa: BLE001 - health reports, never raises
             return jsonify(status="fail", database=type(exc).__name__), 503
         worker = "n/a" if rx.worker_alive is None else ("ok" if rx.worker_alive() else "stopped")
-        status = 200 if worker != "stopped" else 503
-        body = {"status": "ok" if status == 200 else "fail", "database": "ok", "worker": worker}
-        return jsonify(**body, inbox_depth=depth, deliveries_waiting=waiting), status
+        body = {"status": "ok", "database": "ok", "worker": worker}
+        if worker == "stopped":
+            body.update(status="fail", reason="the inbox worker process is not running")
+        elif oldest > settings.health_max_wait_seconds:
+            limit = settings.health_max_wait_seconds
+            reason = f"deliveries or events waiting longer than {limit:g} s: processing is behind"
+            body.update(status="degraded", reason=reason)
+        queue = {"inbox_depth": depth, "deliveries_waiting": waiting}
+        queue["oldest_wait_seconds"] = round(oldest)
+        return jsonify(**body, **queue), 200 if body["status"] == "ok" else 503
 
     @app.get("/metrics")
     def metrics():
@@ -182,10 +195,7 @@ def _accepted(events: int) -> Response:
 
 def parse_signals(body: bytes, measures) -> list:
     """A JSON signal object, an array of them, or {"signals": [...]}; all valid or none kept."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise Refused(400, "body is not JSON", "payload") from None
+    data = parse_json(body)
     if isinstance(data, dict) and isinstance(data.get("signals"), list):
         data = data["signals"]
     rows = data if isinstance(data, list) else [data]

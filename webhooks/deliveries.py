@@ -4,21 +4,51 @@ as it arrived; the inbox worker reads the same delivery again into inbox events.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
-from connector.inbox import InboxEvent
+from connector.inbox import EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS, InboxEvent, storable
 from webhooks import soap
 from webhooks.verify import Refused
 
 HUBSPOT_MAX_EVENTS = 100
+#: JSON nested deeper than this is refused before it is parsed (our events are 3 deep).
+MAX_DEPTH = 32
+#: a JSON string, to its closing quote or the end of the body: possessive, so it is linear
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.S)
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_INNERMOST = re.compile(rb"[\[{][\]}]")
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body's JSON; Refused(400) if it is not JSON or nests deeper than MAX_DEPTH
+    (checked on the bytes first: the parser recurses, and a RecursionError is no answer)."""
+    if _nested_deeper_than(body, MAX_DEPTH):
+        raise Refused(400, f"body is nested deeper than {MAX_DEPTH} levels", "payload")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: only malformed bodies get here
+        raise Refused(400, "body is not JSON", "payload") from None
+
+
+def _nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the brackets outside strings nest deeper than `limit`: each pass takes away
+    the innermost pairs, so what still has a pair after `limit` passes is deeper."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        brackets, removed = _INNERMOST.subn(b"", brackets)
+        if not removed:
+            return False
+    return _INNERMOST.search(brackets) is not None
 
 
 def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
-    """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise Refused(400, "body is not JSON", "payload") from None
+    """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId,
+    holding nothing the inbox could not store (checked here, so nothing acked jams it)."""
+    data = parse_json(body)
     if not isinstance(data, list) or not data:
         raise Refused(400, "expected a non-empty JSON array of events", "payload")
     if len(data) > HUBSPOT_MAX_EVENTS:
@@ -26,7 +56,55 @@ def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
     for i, event in enumerate(data):
         if not isinstance(event, dict) or event.get("eventId") in (None, ""):
             raise Refused(400, f"event {i} has no eventId", "payload")
+        problem = _event_problem(event)
+        if problem:
+            raise Refused(400, f"event {i}: {problem}", "payload")
     return data
+
+
+def _event_problem(event: dict[str, Any]) -> str | None:
+    """What in one event the inbox could not store, naming the field; None if all is well."""
+    checks = (
+        ("eventId", event["eventId"], EVENT_ID_CHARS),
+        ("objectId", event.get("objectId"), RECORD_ID_CHARS),
+    )
+    for name, value, chars in checks:
+        if value in (None, ""):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return f"{name} must be an integer or text"
+        if (problem := storable(str(value), chars)) is not None:
+            return f"{name} {problem}"
+    kind = event.get("subscriptionType")
+    if kind not in (None, ""):
+        if not isinstance(kind, str):
+            return "subscriptionType must be text"
+        if (problem := storable(kind.split(".", 1)[0], OBJECT_CHARS)) is not None:
+            return f"subscriptionType {problem}"
+    return _unstorable_json(event, "")
+
+
+def _unstorable_json(value: Any, path: str) -> str | None:
+    """The first text that is not valid Unicode, or number that is not finite, in a parsed
+    JSON value (depth already bounded), named by its path."""
+    if isinstance(value, str):
+        return None if storable(value) is None else f"{path or 'text'} is not valid text"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'number'} is not a finite number"
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        name = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
+        if isinstance(key, str) and storable(key) is not None:
+            return f"a key in {path or 'the event'} is not valid text"
+        if (problem := _unstorable_json(item, name)) is not None:
+            return problem
+    return None
 
 
 def hubspot_events(body: bytes) -> list[InboxEvent]:

@@ -39,7 +39,8 @@ HEALTH = {
     "type": "object",
     "required": ["status"],
     "properties": {
-        "status": {"type": "string", "enum": ["ok", "fail"]},
+        "status": {"type": "string", "enum": ["ok", "degraded", "fail"]},
+        "reason": {"type": "string", "description": "why the status is not ok"},
         "database": {"type": "string"},
         "worker": {
             "type": "string",
@@ -51,11 +52,16 @@ HEALTH = {
             "type": "integer",
             "description": "deliveries stored, not yet read into events",
         },
+        "oldest_wait_seconds": {
+            "type": "integer",
+            "description": "how long the oldest unread delivery or due event has waited",
+        },
     },
 }
 REFUSALS = {
     "400": _json({"$ref": "#/components/schemas/Error"}, "Malformed payload; nothing stored"),
     "401": _json({"$ref": "#/components/schemas/Error"}, "Bad signature or timestamp"),
+    "408": _json({"$ref": "#/components/schemas/Error"}, "Body not received in time"),
     "413": _json({"$ref": "#/components/schemas/Error"}, "Body larger than the configured limit"),
 }
 HUBSPOT_EVENT = {
@@ -198,7 +204,7 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                     "operationId": "health",
                     "responses": {
                         "200": _json(HEALTH, "Healthy"),
-                        "503": _json(HEALTH, "Database or worker down"),
+                        "503": _json(HEALTH, "Database or worker down, or processing behind"),
                     },
                 }
             },

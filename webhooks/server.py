@@ -1,11 +1,23 @@
 """`renewals serve`: the webhook app under gunicorn, and the inbox worker in a process of its
 own (`renewals worker`), kept running by the gunicorn master (started again if it dies) and
-stopped with the server. The web workers only check, store and acknowledge."""
+stopped with the server. The web workers only check, store and acknowledge.
+
+Web workers are gevent workers: each connection is a greenlet, so slow or idle clients hold no
+worker (up to WORKER_CONNECTIONS each); headers must arrive within KEEPALIVE_S and a body
+within `webhooks.request_body_seconds` (else 408); `--threads` requests per worker are handled
+at once once their body is in. The access log shows query parameter names, never values.
+
+Nothing here imports prometheus_client: it reads PROMETHEUS_MULTIPROC_DIR once, at import, so
+`prepare_metrics_dir` must run first (the forked web workers inherit the master's modules)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -13,18 +25,30 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
 
 from connector.config import AppConfig
-from webhooks.metrics import MULTIPROC_ENV
+from connector.logs import RedactSecrets
 
 log = logging.getLogger(__name__)
 #: a worker that ran this long before dying is started again at once, else after a doubling wait
 STEADY_S = 60
+#: the environment variable prometheus_client's multiprocess mode reads (at import)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: connections one web worker holds at once (each a greenlet: waiting costs no worker)
+WORKER_CONNECTIONS = 1000
+#: seconds a connection may take to send a request's headers (and may stay idle between them)
+KEEPALIVE_S = 5
+#: a query parameter's value, in a request line, a query string or a Referer
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 
 
 def prepare_metrics_dir(config: AppConfig) -> Path:
     """prometheus-client's multiprocess mode: every process's counters in files of one folder,
-    emptied at start. Must be set before prometheus_client is imported by the workers."""
+    emptied at start. Set before prometheus_client is imported in this process (the web
+    workers fork from it) and in the inbox worker (it inherits the environment)."""
+    if "prometheus_client" in sys.modules and not os.environ.get(MULTIPROC_ENV):
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was set")
     folder = Path(os.environ.get(MULTIPROC_ENV) or config.data_path / "metrics")
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):  # counters of a previous run (only prometheus' files)
@@ -118,11 +142,14 @@ class WebhookServer(BaseApplication):
     ):
         self.app_config = config
         self.inbox_process = InboxProcess(worker_argv)
+        self.handling = threads
         self.options = {
             "bind": bind,
             "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync",
+            "worker_class": "gevent",
+            "worker_connections": WORKER_CONNECTIONS,
+            "keepalive": KEEPALIVE_S,
+            "logger_class": RedactingLogger,
             "accesslog": None if quiet else "-",
             "errorlog": "-",
             "loglevel": "warning" if quiet else "info",
@@ -140,13 +167,88 @@ class WebhookServer(BaseApplication):
     def load(self):
         from webhooks.app import create_app
 
-        return create_app(self.app_config)
+        app = create_app(self.app_config)
+        app.wsgi_app = BodyDeadline(
+            app.wsgi_app,
+            self.app_config.webhooks.request_body_seconds,
+            self.app_config.webhooks.max_body_bytes,
+            self.handling,
+            on_timeout=app.extensions["renewals"].timed_out,
+        )
+        return app
 
     def run(self) -> None:
         try:
             _Arbiter(self).run()
         except RuntimeError as exc:  # what gunicorn's own run() does with a bad setting
             sys.exit(f"Error: {exc}")
+
+
+class BodyDeadline:
+    """WSGI middleware for gevent workers: a request's body is read in full before the app
+    sees it, within `seconds` of the start (a slow or stalled sender gets 408 and the connection
+    is closed); then at most `handling` requests of this worker are in the app at once."""
+
+    def __init__(self, app, seconds: float, max_bytes: int, handling: int, on_timeout=None):
+        from gevent.lock import BoundedSemaphore
+
+        self.app, self.seconds, self.max_bytes = app, seconds, max_bytes
+        self.slots = BoundedSemaphore(handling)
+        self.on_timeout = on_timeout or (lambda _path: None)
+
+    def __call__(self, environ, start_response):
+        import gevent
+
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if not declared.isdigit() or int(declared) <= self.max_bytes:  # else: 413 unread
+            try:
+                with gevent.Timeout(self.seconds):
+                    body = environ["wsgi.input"].read(self.max_bytes + 1)
+            except gevent.Timeout:
+                self.on_timeout(environ.get("PATH_INFO", ""))
+                _stop_reading(environ)
+                reason = f"request body not received within {self.seconds:g} s"
+                headers = [("Content-Type", "application/json"), ("Connection", "close")]
+                start_response("408 Request Timeout", headers)
+                return [f'{{"error":"{reason}"}}\n'.encode()]
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        with self.slots:
+            return self.app(environ, start_response)
+
+
+def _stop_reading(environ) -> None:
+    """Read nothing more from this connection: gunicorn would otherwise wait for the rest of
+    the body to drain it; it now sees the end, sends the 408 and closes."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already gone
+            sock.shutdown(socket.SHUT_RD)
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger, but the access log shows query parameter names, never their values
+    (a sender may put a token there), and secrets from the environment are redacted from both
+    logs as everywhere else."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for logger in (self.access_log, self.error_log):
+            logger.addFilter(RedactSecrets())
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "f", "{referer}i"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_query(atoms[key])
+        if atoms.get("q"):
+            atoms["q"] = redact_query("?" + atoms["q"])[1:]
+        return atoms
+
+
+def redact_query(text: str) -> str:
+    """`/path?a=1&token=x` -> `/path?a=***&token=***`."""
+    return _QUERY_VALUE.sub(r"\1***", text)
 
 
 def _report_inbox_worker(worker) -> None:

@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from connector.inbox import EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS, storable
 from webhooks.verify import Refused
 
 SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
@@ -83,6 +84,13 @@ def parse(body: bytes) -> OutboundMessage:
         obj = sobject.get(XSI_TYPE, "").rsplit(":", 1)[-1]
         if not obj or not fields.get("Id"):
             raise Refused(400, "sObject without type or Id", "payload")
+        for name, text, chars in (
+            ("Id", note_id, EVENT_ID_CHARS),
+            ("sObject type", obj, OBJECT_CHARS),
+            ("sObject Id", fields["Id"], RECORD_ID_CHARS),
+        ):
+            if (problem := storable(text, chars)) is not None:
+                raise Refused(400, f"notification {len(out)}: {name} {problem}", "payload")
         out.append(Notification(note_id, obj, fields["Id"], fields))
     if not out:
         raise Refused(400, "no notifications", "payload")

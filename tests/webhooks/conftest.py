@@ -3,6 +3,9 @@ frozen clock, and helpers that sign like HubSpot and the signal senders do."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -90,6 +93,41 @@ def post_vector(client, body: str | bytes | None = None, headers: dict | None = 
         data=data,
         headers={**VECTOR["headers"], **(headers or {})},
     )
+
+
+def hubspot_headers(
+    body: bytes, path: str = "/webhooks/hubspot", ts: str = VECTOR["timestamp"]
+) -> dict[str, str]:
+    """Signs as HubSpot's guide says (written out here, not our verify code), at the vector's
+    moment unless `ts` (ms) is given: base64(HMAC-SHA256(secret, method + URI + body + ts))."""
+    uri = "https://connector.example.com" + path
+    message = b"POST" + uri.encode() + body + ts.encode()
+    mac = hmac.new(VECTOR["client_secret"].encode(), message, hashlib.sha256).digest()
+    return {
+        "X-HubSpot-Request-Timestamp": ts,
+        "X-HubSpot-Signature-v3": base64.b64encode(mac).decode(),
+        "Content-Type": "application/json",
+    }
+
+
+def signals_headers(body: bytes, ts: int = int(VECTOR_NOW)) -> dict[str, str]:
+    """Signs as README tells signal senders to: v1= hex HMAC-SHA256(secret, ts + "." + body)."""
+    mac = hmac.new(SIGNALS_SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Signals-Timestamp": str(ts),
+        "X-Signals-Signature": f"v1={mac}",
+        "Content-Type": "application/json",
+    }
+
+
+def post_hubspot(client, body: bytes):
+    """POST a HubSpot batch signed with the test secret."""
+    return client.post("/webhooks/hubspot", data=body, headers=hubspot_headers(body))
+
+
+def post_signals_body(client, body: bytes):
+    """POST a raw signals body, signed."""
+    return client.post("/webhooks/signals", data=body, headers=signals_headers(body))
 
 
 def read_deliveries(inbox: Inbox):

@@ -67,6 +67,7 @@ def test_health_reports_database_and_queue(client):
         "worker": "n/a",
         "inbox_depth": 0,
         "deliveries_waiting": 1,
+        "oldest_wait_seconds": 0,
     }
 
 
