@@ -1,7 +1,8 @@
 """`renewals`: the command line. Tables for people, --json for scripts.
 
-Exit codes: 0 success, 1 partial failure (some records failed or were dead-lettered),
-2 fatal error (bad configuration, CRM unusable, bad usage).
+Exit codes: 0 success, 1 partial failure (some records failed or were dead-lettered, some
+signals rows rejected), 2 fatal error (bad configuration or input file, state database or CRM
+unusable, bad usage), 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from connector.cli_render import (
 )
 from connector.cli_reports import demo_insights, print_import, register
 from connector.domain.health import signal_measures
-from connector.errors import ConfigError, ConnectorError, Problem
+from connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
 from connector.runlock import RunLockBusy, run_lock
@@ -43,18 +44,29 @@ from connector.services.report import build_report, import_signals
 from connector.services.sync import today
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+#: Ctrl-C (SIGINT), as shells report it: 128 + 2
+EXIT_INTERRUPTED = 130
 # piped output (logs, CI) gets wide lines instead of 80-column wrapping
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+#: Dates the options accept: planning and reports reach back and ahead from them by years
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
 
 
 def _date(_ctx, _param, value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise click.BadParameter(
+            f"{value} is out of range: give a date from {EARLIEST_DATE} to {LATEST_DATE}"
+        )
+    return day
 
 
 as_of_option = click.option(
@@ -64,24 +76,51 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def fatal_errors(fn: Callable) -> Callable:
-    """Turn our errors into a clear message on stderr and exit code 2."""
+    """The one place that turns an error into one clear line on stderr and its exit code:
+    2 for our errors (bad configuration or input, an unusable database or CRM) and for a file
+    the system refuses, 130 for Ctrl-C. Anything else is a bug and keeps its traceback."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[bold red]Configuration problem{'s' if len(exc.problems) > 1 else ''}:[/]")
-            for problem in exc.problems:
-                err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+            if len(exc.problems) == 1:
+                _say("Configuration problem: ", str(exc.problems[0]))
+            else:
+                err.print("[bold red]Configuration problems:[/]")
+                for problem in exc.problems:
+                    err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(EXIT_FATAL)
+        except CrmError as exc:
+            _say(
+                f"Error: {type(exc).__name__}: ",
+                f"{exc} (nothing is lost: the next run resumes from the last recorded state)",
+            )
             sys.exit(EXIT_FATAL)
         except ConnectorError as exc:
-            err.print(f"[bold red]Error:[/] {type(exc).__name__}: ", end="")
-            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-            err.print("Nothing is lost: the next run resumes from the last recorded state.")
+            _say("Error: ", str(exc))
             sys.exit(EXIT_FATAL)
+        except OSError as exc:  # the system refused a file: say which and why
+            if exc.filename is None:
+                raise
+            _say("Error: ", f"{exc.filename}: {exc.strerror or exc}")
+            sys.exit(EXIT_FATAL)
+        except KeyboardInterrupt:
+            _say(
+                "Interrupted (Ctrl-C): ",
+                "a run in progress is recorded as interrupted with what it wrote (renewals runs); "
+                "the next run carries on from there",
+            )
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def _say(head: str, message: str) -> None:
+    """One line on stderr: a red head, then the message as is (never wrapped or marked up)."""
+    err.print(f"[bold red]{head}[/]", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @click.group()

@@ -137,6 +137,10 @@ class Schedule(Section):
     misfire_grace_seconds: int = Field(900, ge=1, le=7 * 86_400)
     #: how long a job waits for a run already in progress (a sync, a webhook batch) to end
     lock_wait_seconds: float = Field(600, ge=0, le=86_400)
+    #: a running job's claim on its slot lasts this long, renewed every third of it while the
+    #: job runs; a claim left by a scheduler that died lapses and another scheduler runs the
+    #: slot (if still within its misfire grace)
+    lease_seconds: int = Field(60, ge=2, le=3600)
     jobs: dict[str, Job] = {}
 
     def effective_jobs(self) -> dict[str, Job]:
@@ -278,12 +282,42 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 TASK_FIELDS,
             )
     out += _hubspot_problems(cfg, src)
+    out += _storage_problems(cfg, src)
     if cfg.scorecard.yellow >= cfg.scorecard.green:
         out.append(src.problem(("scorecard", "yellow"), "must be below the green threshold"))
     for name, job in cfg.schedule.jobs.items():
         out += _job_problems(src, ("schedule", "jobs", name), job)
     out += _schedule_problems(src, cfg.schedule)
     return out
+
+
+def _storage_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
+    """Folders that are files, a state URL the store cannot use: said before anything opens."""
+    from connector.state import url_problem  # the state store loads only when asked
+
+    out = []
+    blocked = _not_a_folder(cfg.data_path)
+    if blocked is not None:
+        out.append(
+            src.problem(
+                ("data_dir",),
+                f"{blocked} is a file, not a folder: point data_dir at a folder (it is created "
+                "if missing)",
+            )
+        )
+    if cfg.state.url is not None:
+        problem = url_problem(cfg.state.url)
+        if problem:
+            out.append(src.problem(("state", "url"), problem))
+    return out
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """`path` or the first of its parents that exists as something other than a folder."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
 
 
 def _hubspot_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:

@@ -22,7 +22,7 @@ class Problem:
         where = self.file or "<input>"
         if self.line is not None:
             where += f":{self.line}"
-        return f"{where}: {self.path or '<root>'}: {self.message}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
 class ConfigError(ConnectorError):
@@ -85,6 +85,17 @@ class ApiLimitReached(FatalCrmError):
 
 class RecordRejectedError(CrmError):
     """One record refused by the CRM: dead-letter it and carry on with the rest."""
+
+
+class UnusableDatabaseError(ConnectorError):
+    """A local database (the state store, the sandbox CRM's file) cannot be used: no driver for
+    it, not a database, damaged, read-only, or written by a newer version. Stop; the message
+    names the database and how to fix it."""
+
+
+class InputFileError(ConnectorError):
+    """An input file (a signals CSV) that cannot be read at all: names the file, the line and
+    what it should hold. Nothing of it is imported."""
 
 
 class WebhookRejectedError(ConnectorError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,20 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from connector.domain.signals import Signal
+from connector.errors import UnusableDatabaseError
 from connector.ports import Cursor, SourceRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -164,6 +168,9 @@ job_runs = Table(
     Column("status", String(20), nullable=False),  # running | ok | partial | failed | busy
     Column("detail", JSON),
     Column("error", Text),
+    #: the claim of a running slot holds until then, renewed while the job runs: the slot of a
+    #: scheduler that died is taken over by another once it lapses
+    Column("lease_until", DateTime(timezone=True)),
 )
 health_history = Table(
     "health_history",
@@ -197,8 +204,13 @@ def _v2_refused_writes(conn) -> None:
     )
 
 
+def _v3_job_leases(conn) -> None:
+    kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE job_runs ADD COLUMN lease_until {kind}"))
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
-MIGRATIONS: list[tuple[int, Any]] = [(2, _v2_refused_writes)]
+MIGRATIONS: list[tuple[int, Any]] = [(2, _v2_refused_writes), (3, _v3_job_leases)]
 
 
 def now() -> datetime:
@@ -212,19 +224,124 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+#: Databases the store can use (it needs upsert: INSERT ... ON CONFLICT), and the package
+#: that provides each driver SQLAlchemy may pick for them.
+BACKENDS = ("sqlite", "postgresql")
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+}
+
+
+def url_problem(url: str) -> str | None:
+    """What makes `url` unusable as the state database (a bad URL, a database kind the store
+    cannot use, a driver that is not installed), with the fix; None if it looks usable."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{url!r} is not a database URL (sqlite:///path/state.db, postgresql://...)"
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        return f"{backend!r} databases are not supported: use {' or '.join(BACKENDS)}"
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        return f"unknown {backend} driver {parsed.get_driver_name()!r}"
+    except ImportError:
+        package = DRIVER_PACKAGES.get(dialect.driver, dialect.driver)
+        return (
+            f"the {backend} driver {dialect.driver!r} is not installed: "
+            f"pip install '{package}' (or name another driver: {backend}+DRIVER://...)"
+        )
+    return None
+
+
+def database_name(url: str) -> str:
+    """The state database as people know it: the file of a SQLite URL, else the URL without
+    its password."""
+    parsed = make_url(url)
+    path = sqlite_path(url)
+    return str(path) if path else parsed.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (also a `file:` URI); None for memory or other databases."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or name in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") == "true":
+        name = name.removeprefix("file:").split("?")[0]
+    return Path(name)
+
+
+#: What each SQLite failure (its primary result code) means for the state database's owner.
+SQLITE_FIXES = {
+    8: "is read-only: give this user write access to it and its folder (SQLite writes "
+    "-wal and -shm files next to it), or point state.url at a writable database",
+    10: "cannot be read or written (disk I/O error): check the disk, then restore the file "
+    "from a backup if it is damaged",
+    11: "is damaged: restore it from a backup, or move it away to start afresh (the next "
+    "sync re-reads the CRM in full)",
+    13: "cannot grow: the disk is full",
+    14: "cannot be opened: check that its folder exists and is writable",
+    26: "is not a SQLite database: restore it from a backup, or point state.url at another "
+    "file (a missing file is created)",
+}
+
+
+def _unusable(name: str, ctx) -> None:
+    """SQLAlchemy's handle_error hook: a database the store cannot use becomes one clear
+    UnusableDatabaseError, whichever statement met it."""
+    code = getattr(ctx.original_exception, "sqlite_errorcode", None)
+    if code is None or (code & 0xFF) not in SQLITE_FIXES:
+        return
+    raise UnusableDatabaseError(
+        f"state database {name} {SQLITE_FIXES[code & 0xFF]} (SQLite: {ctx.original_exception})"
+    ) from None
+
+
 class StateStore:
     def __init__(self, url: str):
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        problem = url_problem(url)
+        if problem:
+            raise UnusableDatabaseError(f"state.url: {problem}")
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.name = database_name(url)
         self.engine: Engine = create_engine(url, future=True)
+        event.listen(self.engine, "handle_error", partial(_unusable, self.name))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", sqlite_pragmas)
-        self.migrate()
+        try:
+            self.migrate()
+        except OperationalError as exc:  # cannot connect (a server down, a wrong password)
+            self.engine.dispose()
+            raise UnusableDatabaseError(
+                f"cannot open the state database {self.name}: "
+                f"{str(exc.orig).strip().splitlines()[0]}"
+            ) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def migrate(self) -> None:
+        """Create the schema, or bring an earlier version's up to this one; refuse a newer
+        one (written by a later release: this one would misread it)."""
         with self.engine.begin() as conn:
+            version = None
+            if inspect(conn).has_table("schema_version"):
+                version = conn.execute(select(func.max(schema_version.c.version))).scalar()
+            if version is not None and version > SCHEMA_VERSION:
+                raise UnusableDatabaseError(
+                    f"state database {self.name} is at schema version {version}, newer than "
+                    f"this release's {SCHEMA_VERSION}: upgrade crm-renewals to use it (or point "
+                    "state.url at another database)"
+                )
             meta.create_all(conn)
-            version = conn.execute(select(func.max(schema_version.c.version))).scalar()
             if version is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
                 return

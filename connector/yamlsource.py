@@ -100,25 +100,113 @@ def load_yaml(path: str | Path) -> YamlSource:
     """Parse a YAML file; a syntax error becomes a ConfigError with its line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem("", f"cannot read file: {exc.strerror}", str(path))]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): save it as UTF-8 YAML"
+        raise ConfigError([Problem("", message, str(path), line)]) from None
     return parse_yaml(text, str(path))
 
 
 def parse_yaml(text: str, file: str) -> YamlSource:
     try:
+        _check_bounds(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_size(node, file)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem("", f"invalid YAML: {reason}", file, line)]) from exc
+        raise ConfigError([_yaml_problem(exc, text, file)]) from None
     src = YamlSource(file, data if data is not None else {})
     if node is not None:
         _index(node, (), src.lines)
     return src
+
+
+#: Nesting deeper than this is refused while parsing (PyYAML slows down quadratically and
+#: finally overflows the stack on deep nesting); no configuration or mapping needs 20.
+MAX_DEPTH = 64
+#: Values a document may hold once its aliases (*name) are expanded: bounds "billion laughs".
+MAX_VALUES = 100_000
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _check_bounds(text: str, file: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH as soon as the parser reaches it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    [
+                        Problem(
+                            "",
+                            f"nested more than {MAX_DEPTH} deep: not a configuration or "
+                            "mapping file",
+                            file,
+                            event.start_mark.line + 1,
+                        )
+                    ]
+                )
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+
+
+def _check_size(root: yaml.Node, file: str) -> None:
+    """Refuse aliases that refer to themselves or expand past MAX_VALUES values."""
+    sizes: dict[int, int] = {}
+    opened: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in opened:
+            raise _alias_problem(node, file, "an alias (*name) refers to itself")
+        opened.add(key)
+        children: list = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                raise _alias_problem(
+                    node,
+                    file,
+                    f"expands to more than {MAX_VALUES} values through aliases (*name): "
+                    "write the values out instead of repeating anchors",
+                )
+        sizes[key] = total
+        return total
+
+    try:
+        size(root)
+    except RecursionError:
+        raise _alias_problem(root, file, "aliases (*name) nest too deep") from None
+
+
+def _alias_problem(node: yaml.Node, file: str, message: str) -> ConfigError:
+    return ConfigError([Problem("", message, file, node.start_mark.line + 1)])
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
+    """One line: the parser's reason and the line it points at."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character, say
+        line = text[: exc.position].count("\n") + 1
+        message = f"invalid YAML: character U+{exc.character:04X} is not allowed"
+        return Problem("", message, file, line)
+    mark = getattr(exc, "problem_mark", None)
+    reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return Problem("", f"invalid YAML: {reason}", file, mark.line + 1 if mark else None)
 
 
 def _index(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,8 @@ from connector.services.context import Context
 from jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
+#: The scheduler's own job that runs slots whose claim lapsed (see retake_expired).
+RETAKE_JOB = "retake_lapsed_claims"
 #: Interval jobs count from this moment, so every scheduler computes the same slots.
 ANCHOR = datetime(2000, 1, 1)
 
@@ -58,33 +62,97 @@ def run_slot(
     """One scheduled run of job `name`; returns what happened (ran, claimed elsewhere, ...)."""
     tz = ZoneInfo(config.schedule.timezone)
     now = clock() if clock else datetime.now(tz)
-    grace = config.schedule.effective_jobs()[name].misfire_grace_seconds
-    grace = grace or config.schedule.misfire_grace_seconds
-    slot = current_slot(trigger, now, timedelta(seconds=grace))
+    slot = current_slot(trigger, now, timedelta(seconds=_grace(config, name)))
     if slot is None:
         log.warning("%s: no scheduled time within the grace period; skipped", name)
         return "missed"
+    lease = config.schedule.lease_seconds
     ctx = context_factory()
     try:
-        if not joblog.claim(ctx.store, name, slot, runner):
+        if not joblog.claim(ctx.store, name, slot, runner, lease, at=now):
             log.info("%s %s: already run by another scheduler", name, slot.isoformat())
             return "claimed"
         try:
-            with run_lock(ctx.store, wait=config.schedule.lock_wait_seconds):
+            with (
+                _heartbeat(ctx, name, slot, runner, lease),
+                run_lock(ctx.store, wait=config.schedule.lock_wait_seconds),
+            ):
                 detail = JOBS[name](ctx)
         except RunLockBusy as exc:
-            joblog.finish(ctx.store, name, slot, "busy", error=str(exc))
+            joblog.finish(ctx.store, name, slot, "busy", error=str(exc), runner=runner)
             return "busy"
         except Exception as exc:
-            joblog.finish(ctx.store, name, slot, "failed", error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            joblog.finish(ctx.store, name, slot, "failed", error=error, runner=runner)
             log.exception("%s %s failed", name, slot.isoformat())
             return "failed"
         status = detail.get("status", "ok")
-        joblog.finish(ctx.store, name, slot, status, detail=detail)
+        joblog.finish(ctx.store, name, slot, status, detail=detail, runner=runner)
         log.info("%s %s: %s", name, slot.isoformat(), status)
         return status
     finally:
         ctx.close()
+
+
+def retake_expired(
+    config: AppConfig,
+    *,
+    context_factory: Callable[[], Context],
+    runner: str,
+    clock: Callable[[], datetime] | None = None,
+) -> dict[str, str]:
+    """Run the slots whose claim lapsed (their scheduler died mid-run) if each is still its
+    job's current slot within the misfire grace; job -> what happened."""
+    tz = ZoneInfo(config.schedule.timezone)
+    now = clock() if clock else datetime.now(tz)
+    ctx = context_factory()
+    try:
+        lapsed = joblog.lapsed_claims(ctx.store, at=now)
+    finally:
+        ctx.close()
+    jobs = config.schedule.effective_jobs()
+    done: dict[str, str] = {}
+    for name, slot in lapsed:
+        job = jobs.get(name)
+        if job is None or not job.enabled or name not in JOBS:
+            continue
+        trigger = trigger_for(job, tz)
+        if current_slot(trigger, now, timedelta(seconds=_grace(config, name))) != slot:
+            continue  # past its grace, or a later slot is due: that one runs instead
+        log.warning("%s %s: its scheduler stopped mid-run; running it again", name, slot)
+        done[name] = run_slot(
+            name, config, trigger, context_factory=context_factory, runner=runner, clock=clock
+        )
+    return done
+
+
+def _grace(config: AppConfig, name: str) -> int:
+    job = config.schedule.effective_jobs().get(name)
+    return (job and job.misfire_grace_seconds) or config.schedule.misfire_grace_seconds
+
+
+@contextmanager
+def _heartbeat(ctx: Context, name: str, slot: datetime, runner: str, lease: float):
+    """Renew the claim every third of its lease while the job runs (a daemon thread: it dies
+    with the process, and then the claim lapses)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease / 3):
+            try:
+                if not joblog.renew(ctx.store, name, slot, runner, lease):
+                    log.warning("%s %s: the claim was taken over by another scheduler", name, slot)
+                    return
+            except Exception:  # a busy database: try again at the next beat
+                log.warning("%s %s: could not renew the claim", name, slot, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"lease-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def build_scheduler(
@@ -97,6 +165,19 @@ def build_scheduler(
     sched = scheduler or BlockingScheduler(timezone=tz)
     factory = context_factory or (lambda: bootstrap.build(config))
     runner = f"{socket.gethostname()}:{os.getpid()}"
+    # at start and every lease: run the slots of schedulers that died mid-run
+    sched.add_job(
+        retake_expired,
+        IntervalTrigger(seconds=config.schedule.lease_seconds, timezone=tz),
+        args=(config,),
+        kwargs={"context_factory": factory, "runner": runner},
+        id=RETAKE_JOB,
+        name=RETAKE_JOB,
+        coalesce=True,
+        max_instances=1,
+        next_run_time=datetime.now(tz),
+        replace_existing=True,
+    )
     for name, job in config.schedule.effective_jobs().items():
         if not job.enabled:
             continue

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce import Salesforce, format_soql
@@ -113,14 +114,25 @@ def connect(
             status=401,
             code=str(exc.code),
         ) from None
+    except requests.RequestException as exc:  # before OSError: ConnectionError is one
+        raise RetriableCrmError(
+            f"cannot reach Salesforce at {_login_host(settings, env)}: "
+            f"{type(exc).__name__}; check the network (and HTTPS_PROXY) and salesforce.domain",
+            system="salesforce",
+        ) from None
     except (OSError, ValueError) as exc:  # unreadable key file, bad key
+        if settings.auth != "jwt":
+            raise
         raise ConfigError(
             [Problem("salesforce.auth", f"cannot use the JWT private key: {exc}", "app.yaml")]
         ) from None
-    except requests.RequestException as exc:
-        raise RetriableCrmError(
-            f"cannot reach Salesforce to log in: {exc}", system="salesforce"
-        ) from None
+
+
+def _login_host(settings: SalesforceSettings, env: Mapping[str, str]) -> str:
+    """The host the login goes to: the instance of a session, else <domain>.salesforce.com."""
+    if settings.auth == "session":
+        return urlsplit(env["SALESFORCE_INSTANCE_URL"]).hostname or env["SALESFORCE_INSTANCE_URL"]
+    return f"{settings.domain}.salesforce.com"
 
 
 class SalesforceCrm:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.domain.mapping import Mapping
-from connector.errors import CrmError
+from connector.errors import CrmError, UnusableDatabaseError
 from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
 
 SCHEMA = """
@@ -59,6 +59,23 @@ def stamp(moment: datetime) -> str:
     )
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    """The sandbox's database file, created if missing; one that is not a sandbox database
+    (damaged, not SQLite, read-only) is refused with what to do."""
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        db.execute("SELECT 1 FROM records LIMIT 1").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise UnusableDatabaseError(
+            f"sandbox database {path} cannot be used ({exc}): start it afresh with `renewals "
+            "sandbox seed --reset`, or point sandbox.database at another file"
+        ) from None
+    return db
+
+
 class SandboxCrm:
     system = "sandbox"
 
@@ -74,9 +91,7 @@ class SandboxCrm:
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = _open(self.path)
         self.mapping = mapping
         self.max_batch = batch_size
         self.page_size = page_size

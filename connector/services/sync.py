@@ -111,6 +111,8 @@ def sync(
         planner = assess(ctx, book, as_of)
         report.health = health_mix(h.grade for h in planner.health.values())
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress, retry=retry)
+        if applier is not None:  # so that a run stopped halfway records what it wrote
+            report.writes = applier.outcome.writes
         run = collect(
             planner.plan_book(book, ledger),
             book,
@@ -177,16 +179,33 @@ def _cpq_letters(ctx: Context, shown: list[Plan], run_id: int | None) -> None:
 @contextmanager
 def _recorded(ctx: Context, report: SyncReport) -> Iterator[None]:
     """The run's API calls, duration and outcome, recorded in the run history whatever happens:
-    a ConnectorError marks it `stopped` (API allowance) or `failed`, and goes on up."""
+    a ConnectorError marks it `stopped` (API allowance) or `failed`, Ctrl-C `interrupted`, with
+    the writes made until then; the exception goes on up."""
     started, calls = time.monotonic(), ctx.crm.api_calls
     try:
         yield
     except ConnectorError as exc:
         report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
         report.error = str(exc)
+        _partial_counts(report)
+        raise
+    except KeyboardInterrupt:
+        report.status, report.error = "interrupted", "stopped by Ctrl-C (SIGINT)"
+        _partial_counts(report)
+        raise
+    except BaseException as exc:  # a bug, or the process asked to exit: never recorded ok
+        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+        _partial_counts(report)
         raise
     finally:
         _finish(ctx, report, started, calls)
+
+
+def _partial_counts(report: SyncReport) -> None:
+    """A run that stopped before counting: its renewals created and updated, from its writes."""
+    report.writes = dict(sorted(report.writes.items()))
+    report.created = report.writes.get("renewal_opportunity.create", 0)
+    report.updated = report.writes.get("renewal_opportunity.update", 0)
 
 
 def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:

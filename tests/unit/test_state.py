@@ -3,8 +3,10 @@ keeps one open dead letter, its latest refusal with what was sent."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, text
 
+from connector.errors import UnusableDatabaseError
 from connector.state import SCHEMA_VERSION, StateStore
 
 
@@ -29,6 +31,7 @@ def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
     with store.engine.begin() as conn:  # back to how version 1 stored dead letters
         conn.execute(text("ALTER TABLE dead_letters DROP COLUMN payload"))
         conn.execute(text("ALTER TABLE dead_letters DROP COLUMN retriable"))
+        conn.execute(text("ALTER TABLE job_runs DROP COLUMN lease_until"))  # came in version 3
         conn.execute(text("UPDATE schema_version SET version = 1"))
         conn.execute(
             text(
@@ -60,3 +63,14 @@ def test_a_refused_write_keeps_one_open_letter_with_its_latest_refusal(tmp_path)
     assert open_["payload"] == {"fields": {"a": 2}}
     store.resolve_dead_letters("task", ["k1:at_risk:2026-11-23"])
     assert store.refused_writes() == {}
+
+
+def test_a_database_of_a_newer_schema_version_is_refused_naming_both_versions(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    StateStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    engine.dispose()
+    with pytest.raises(UnusableDatabaseError, match=f"version {SCHEMA_VERSION + 1}, newer"):
+        StateStore(url)

@@ -86,7 +86,7 @@ def test_health_fails_when_the_database_does_not_answer(app, client, tmp_path):
     app.extensions["renewals"].inbox.store = gone
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.json["status"] == "fail"
-    assert resp.json["database"] == "OperationalError"
+    assert resp.json["database"] == "UnusableDatabaseError"  # the file cannot be opened
 
 
 def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_config):
