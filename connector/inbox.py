@@ -65,39 +65,53 @@ class Expanded:
     unreadable: Counter[str] = field(default_factory=Counter)
 
 
+class InboxBusy(Exception):
+    """`Inbox.receive(wait=False)` could not store the delivery without waiting."""
+
+
 class Inbox:
     def __init__(self, store: StateStore, clock: Callable[[], datetime] = now):
         self.store, self.clock = store, clock
-        self._conn: sqlite3.Connection | None = None
-        self._conn_lock = threading.Lock()
+        #: per wait mode, one sqlite3 connection and its lock
+        self._conns: dict[bool, sqlite3.Connection] = {}
+        self._locks = {True: threading.Lock(), False: threading.Lock()}
 
-    def receive(self, source: str, body: bytes) -> None:
+    def receive(self, source: str, body: bytes, *, wait: bool = True) -> None:
         """Store one delivery as it arrived: the request path, so one autocommit statement
-        (the caller has checked its signature and shape; events are read from it later)."""
+        (the caller has checked its signature and shape; events are read from it later).
+        `wait=False`: raise InboxBusy instead of waiting for the database (SQLite's write lock
+        held by another process), so an event-loop server can wait elsewhere."""
         at = self.clock()
         if self.store.engine.dialect.name == "sqlite" and self.store.engine.url.database:
             # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
             stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-            with self._conn_lock:
-                self._raw().execute(_SQLITE_RECEIVE, (source, body, stamp))
+            try:
+                with self._locks[wait]:
+                    self._raw(wait).execute(_SQLITE_RECEIVE, (source, body, stamp))
+            except sqlite3.OperationalError as exc:
+                if wait or "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise InboxBusy(str(exc)) from None
             return
+        if not wait:
+            raise InboxBusy("only SQLite is tried without waiting")
         with self.store.engine.begin() as conn:
             conn.execute(insert(deliveries).values(source=source, body=body, received_at=at))
 
-    def _raw(self) -> sqlite3.Connection:
-        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT), used under the
-        lock: one per process, whether requests run in threads or in greenlets (a greenlet-
-        local connection, under gevent, would open one per request)."""
-        if self._conn is None:
+    def _raw(self, wait: bool) -> sqlite3.Connection:
+        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT) per wait mode, used
+        under its lock: one per process, whether requests run in threads or in greenlets (a
+        greenlet-local connection, under gevent, would open one per request)."""
+        if wait not in self._conns:
             conn = sqlite3.connect(
                 self.store.engine.url.database,
-                timeout=30,
+                timeout=30 if wait else 0,
                 isolation_level=None,
                 check_same_thread=False,
             )
             sqlite_pragmas(conn, None)
-            self._conn = conn
-        return self._conn
+            self._conns[wait] = conn
+        return self._conns[wait]
 
     def expand(
         self,

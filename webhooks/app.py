@@ -8,13 +8,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import AppConfig
 from connector.domain.signals import SignalError, parse_signal
-from connector.inbox import Inbox
+from connector.inbox import Inbox, InboxBusy
 from connector.state import StateStore
 from webhooks import soap
 from webhooks.deliveries import hubspot_batch, parse_json
@@ -41,6 +42,10 @@ class Receiver:
     metrics: Metrics = field(default_factory=Metrics)
     #: set by `renewals serve`: whether the inbox worker process is alive (None: no worker)
     worker_alive: Callable[[], bool] | None = None
+    #: how the request path runs its database write: at once, or (gevent workers) in a native
+    #: thread, so a write waiting on the database's lock does not stall the worker's other
+    #: connections
+    blocking: Callable[..., Any] = field(default=lambda fn, *args: fn(*args))
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
@@ -58,7 +63,10 @@ class Receiver:
 
     def accept(self, source: str, body: bytes, events: int) -> None:
         """Store the delivery as it arrived: durable from here (the worker reads its events)."""
-        self.inbox.receive(source, body)
+        try:  # most of the time the database is free: no hand-off to a thread
+            self.inbox.receive(source, body, wait=False)
+        except InboxBusy:
+            self.blocking(self.inbox.receive, source, body)
         self.received[source].inc(events)
 
 

@@ -168,6 +168,7 @@ class WebhookServer(BaseApplication):
         from webhooks.app import create_app
 
         app = create_app(self.app_config)
+        app.extensions["renewals"].blocking = NativeThread()
         app.wsgi_app = BodyDeadline(
             app.wsgi_app,
             self.app_config.webhooks.request_body_seconds,
@@ -182,6 +183,22 @@ class WebhookServer(BaseApplication):
             _Arbiter(self).run()
         except RuntimeError as exc:  # what gunicorn's own run() does with a bad setting
             sys.exit(f"Error: {exc}")
+
+
+class NativeThread:
+    """Runs a blocking call (SQLite waiting on its write lock sleeps in C, which would stall
+    every greenlet of the worker) in one native thread of the worker, one call at a time: the
+    worker goes on reading and checking other requests meanwhile."""
+
+    def __init__(self):
+        self._pool = None
+
+    def __call__(self, fn, *args):
+        if self._pool is None:  # made in the worker, after the fork
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(1)
+        return self._pool.apply(fn, args)
 
 
 class BodyDeadline:
