@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from connector import bootstrap, logs
 from connector.adapters.sandbox_seed import seed as seed_book
 from connector.adapters.sandbox_seed import write_signals_csv
+from connector.cli_cpq import register as register_cpq
 from connector.cli_render import (
     print_checks,
     print_dead_letters,
@@ -469,3 +470,4 @@ main.add_command(scheduler_cmd)
 
 # health signals and reporting: `signals import`, `report` (connector/cli_reports.py)
 register(main)
+register_cpq(main)

@@ -537,6 +537,11 @@ class StateStore:
                 for k, key, f in conn.execute(select(ledger.c.kind, ledger.c.key, ledger.c.fields))
             }
 
+    def ledger_keys(self, kind: str) -> set[str]:
+        """Keys of what the connector wrote of one kind."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(ledger.c.key).where(ledger.c.kind == kind)).scalars())
+
     def record_writes(self, rows: list[dict[str, Any]], run_id: int) -> None:
         """Ledger rows (kind, key, contract_id, crm_id, fields); fields=None removes the row."""
         if not rows:

@@ -29,10 +29,14 @@ class CpqRetry:
 
 
 def waiting_forecasts(ctx: Context) -> list[str]:
-    """Contracts whose renewal forecast is on and whose CPQ renewal is not there (synced data)."""
+    """Contracts whose renewal forecast is on (as last read, or as the connector set it) and
+    whose CPQ renewal is not there, in the synced data."""
     book = load_book(ctx.store)
+    asked = ctx.store.ledger_keys("contract")
     return sorted(
-        c.id for c in book.contracts.values() if c.renewal_forecast and not c.cpq_renewal_id
+        c.id
+        for c in book.contracts.values()
+        if (c.renewal_forecast or c.id in asked) and not c.cpq_renewal_id
     )
 
 

@@ -527,3 +527,22 @@ def test_cpq_renewal_tasks_go_to_cpqs_owner_quoting_cpqs_amount_and_uplift(cpq_c
     assert notice["OwnerId"] == renewals_rep and notice["WhatId"] == opp
     assert "1,070.00" in notice["Description"] and "uplift 7%" in notice["Description"]
     assert all(t["OwnerId"] == rep for k, t in tasks.items() if k.startswith(f"{acc}:"))
+
+
+def test_cpq_retry_on_the_command_line(cpq_context, tmp_path):
+    from tests.conftest import cli_for
+    from tests.fakes.salesforce_cpq import FakeCpq
+
+    ctx, org, book = cpq_context
+    cpq = FakeCpq(org, mode="fail")
+    cid = book.contract(book.account("Acme"), AS_OF + timedelta(days=100))
+    sync(ctx, as_of=AS_OF)
+    cli = cli_for(tmp_path / "app.yaml")
+    assert cli("cpq", "retry").exit_code == 2  # neither ids nor --all: usage error
+    assert cli("cpq", "retry", "800NOPE").exit_code == 2  # not waiting for CPQ
+    cpq.mode = "now"
+    done = cli("cpq", "retry", "--all", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["reflagged"] == [cid]
+    assert org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
+    assert ctx.store.list_runs(1)[0]["mode"] == "cpq_retry"
