@@ -546,3 +546,22 @@ def test_cpq_retry_on_the_command_line(cpq_context, tmp_path):
     assert json.loads(done.output)["reflagged"] == [cid]
     assert org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
     assert ctx.store.list_runs(1)[0]["mode"] == "cpq_retry"
+
+
+def test_a_renewal_cpq_creates_later_is_awaited_then_found(cpq_context):
+    """CPQ's renewal job runs later (asynchronously): the contract waits (not overdue within a
+    day), and the sync after the job finds CPQ's renewal and adds the tasks to it."""
+    from tests.fakes.salesforce_cpq import FakeCpq
+
+    ctx, org, book = cpq_context
+    cpq = FakeCpq(org, mode="later")
+    acc = book.account("Acme")
+    book.contact(acc, "Ann Lee")
+    cid = book.contract(acc, AS_OF + timedelta(days=100))
+    sync(ctx, as_of=AS_OF)
+    assert sync(ctx, as_of=AS_OF).skip_reasons == {"awaiting_cpq": 1}
+    cpq.run_jobs()
+    renewal = org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
+    found = sync(ctx, as_of=AS_OF + timedelta(days=1))
+    assert set(found.writes) == {"task.create"} and found.skip_reasons == {}
+    assert {t["WhatId"] for t in org.all("Task")} == {renewal}
