@@ -72,6 +72,17 @@ class Contact:
 
 
 @record
+class CpqRenewal:
+    """Salesforce CPQ's side of a contract (renewals.renewal_mode: cpq): the renewal forecast
+    asked, and CPQ's renewal opportunity with its owner and amount once CPQ made it."""
+
+    renewal_forecast: bool = False
+    cpq_renewal_id: str | None = None
+    cpq_renewal_owner_id: str | None = None
+    cpq_renewal_amount: Decimal | None = None
+
+
+@record
 class Contract:
     id: str
     account_id: str
@@ -82,12 +93,16 @@ class Contract:
     owner_id: str | None = None
     uplift_percent: Decimal | None = None
     currency: str | None = None
-    #: Salesforce CPQ (renewals.renewal_mode: cpq): renewal forecast asked, CPQ's renewal
-    renewal_forecast: bool = False
-    cpq_renewal_id: str | None = None
-    #: CPQ's renewal opportunity's owner and amount (read through the contract's link)
-    cpq_renewal_owner_id: str | None = None
-    cpq_renewal_amount: Decimal | None = None
+    #: None outside CPQ orgs (most books): one empty slot in every contract instead of four
+    cpq: CpqRenewal | None = None
+
+    @property
+    def renewal_forecast(self) -> bool:
+        return self.cpq is not None and self.cpq.renewal_forecast
+
+    @property
+    def cpq_renewal_id(self) -> str | None:
+        return self.cpq.cpq_renewal_id if self.cpq else None
 
 
 @record
@@ -182,7 +197,10 @@ MODELS: dict[str, type] = {
 #: Fields that group optional fields of another record (record type -> field -> group type).
 #: Outside data, mappings and JSON hold the grouped fields flat, as the record's own fields;
 #: a group with no value set is None.
-GROUPS: dict[type, dict[str, type]] = {Account: {"measures": HealthMeasures}}
+GROUPS: dict[type, dict[str, type]] = {
+    Account: {"measures": HealthMeasures},
+    Contract: {"cpq": CpqRenewal},
+}
 
 #: Kinds read from the CRM on every sync, in dependency order.
 READ_KINDS = (

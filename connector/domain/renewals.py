@@ -16,6 +16,7 @@ from connector.domain.models import (
     Account,
     Contract,
     ContractLine,
+    CpqRenewal,
     Owner,
     RenewalLine,
     RenewalOpportunity,
@@ -312,16 +313,15 @@ def _cpq_terms(
     """What CPQ's renewal says: its owner (CPQ's renewal owner choice; an inactive one's
     manager, or the fallback owner), its amount, and the uplift that amount implies over the
     contract's recurring value (CPQ prices with its own uplift)."""
-    if contract.cpq_renewal_owner_id:
-        cpq_owner, _ = resolve_owner(
-            book.owners, contract.cpq_renewal_owner_id, policy.fallback_owner
-        )
+    cpq = contract.cpq or CpqRenewal()
+    if cpq.cpq_renewal_owner_id:
+        cpq_owner, _ = resolve_owner(book.owners, cpq.cpq_renewal_owner_id, policy.fallback_owner)
         owner = cpq_owner or owner
     value = sum((ln.quantity * ln.unit_price for ln in lines), Decimal(0))
-    if contract.cpq_renewal_amount is None or not value:
+    if cpq.cpq_renewal_amount is None or not value:
         return owner, amount, _uplift(policy, contract)
-    uplift = ((contract.cpq_renewal_amount / value - 1) * 100).quantize(CENT, ROUND_HALF_UP)
-    return owner, contract.cpq_renewal_amount, uplift
+    uplift = ((cpq.cpq_renewal_amount / value - 1) * 100).quantize(CENT, ROUND_HALF_UP)
+    return owner, cpq.cpq_renewal_amount, uplift
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.domain.book import Book
-from connector.domain.models import Account, Contact, Contract, ContractLine, Owner
+from connector.domain.models import Account, Contact, Contract, ContractLine, CpqRenewal, Owner
 from connector.domain.policy import Playbook, RenewalPolicy
 from connector.domain.renewals import Planner, RenewalPlan, Skip, resolve_owner
 from connector.domain.writes import jsonable
@@ -185,8 +185,7 @@ def cpq_contract(end=AS_OF + timedelta(days=100), forecast=True, renewal=None) -
         status="active",
         start_date=end - timedelta(days=365),
         end_date=end,
-        renewal_forecast=forecast,
-        cpq_renewal_id=renewal,
+        cpq=CpqRenewal(renewal_forecast=forecast, cpq_renewal_id=renewal),
     )
 
 
