@@ -58,7 +58,10 @@ def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None)
     if r.writes:
         w = Table("write", "count", title="Writes" + (" planned" if r.dry_run else " sent"))
         for name, count in r.writes.items():
-            w.add_row(name, str(count))
+            held = name.endswith(".held")  # refused for good earlier: not sent again
+            w.add_row(
+                name + (" (not sent: see renewals deadletters list)" if held else ""), str(count)
+            )
         out.print(w)
     if r.skip_reasons:
         s = Table("reason", "contracts", title="Skipped, by reason")
