@@ -1,7 +1,8 @@
 """The baseline for the webhook benchmark: a bare Flask app that only checks the HubSpot v3
 signature and inserts one row per request into SQLite (WAL), nothing else. Served by gunicorn
-with the same settings as `renewals serve`: `gunicorn 'benchmarks.bare_webhook:create_app()'`,
-configured by BARE_DB, BARE_SECRET and BARE_BASE_URL."""
+with the workers and threads of `renewals serve` in gthread workers (`renewals serve` runs gevent
+workers): `gunicorn 'benchmarks.bare_webhook:create_app()'`, configured by BARE_DB, BARE_SECRET
+and BARE_BASE_URL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Webhook load: signed HubSpot batches against `renewals serve` on loopback, side by side with
 a bare Flask app that only verifies the signature and inserts a row (benchmarks/bare_webhook.py),
-both under gunicorn with the same workers and threads. Bounded by a request count and a time.
+both under gunicorn with the same workers and threads: the bare app in gthread workers (threads
+read the requests), `renewals serve` in its gevent workers (slow clients cost no worker, see
+webhooks/server.py), so the figures include what that protection costs. Bounded by a request
+count and a time.
 
 Both servers run at once and are loaded in alternating rounds (bare, ours, bare, ours, ...), so
 a change in the machine's background load hits both alike; each round starts once the receiver's
@@ -199,7 +202,10 @@ def run(
     heading("webhooks: signed HubSpot batches on loopback, renewals serve vs bare Flask")
     row("load", f"{rounds} rounds each of {requests} batches of {batch_size} events")
     row("clients", f"{clients} keep-alive connections")
-    row("servers", f"gunicorn, {workers} workers x {threads} threads each")
+    row(
+        "servers",
+        f"gunicorn, {workers} workers x {threads} at once each (bare: gthread; ours: gevent)",
+    )
     names = ("bare Flask (verify + insert)", "renewals serve")
     rates: dict[str, list[float]] = {n: [] for n in names}
     latencies: dict[str, list[float]] = {n: [] for n in names}
