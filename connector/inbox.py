@@ -89,7 +89,8 @@ class Inbox:
                 with self._locks[wait]:
                     self._raw(wait).execute(_SQLITE_RECEIVE, (source, body, stamp))
             except sqlite3.OperationalError as exc:
-                if wait or "locked" not in str(exc) and "busy" not in str(exc):
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if wait or not busy:
                     raise
                 raise InboxBusy(str(exc)) from None
             return

@@ -83,8 +83,8 @@ def collect(
     out = Collected()
     account, tasks = "", set()  # the account tasks of the account whose contracts come now
     for plan in plans:
-        if account_of(book, plan.contract_id) != account:
-            account, tasks = account_of(book, plan.contract_id), set()
+        if (current := account_of(book, plan.contract_id)) != account:
+            account, tasks = current, set()
         plan = _without_repeats(plan, tasks)
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1

@@ -140,3 +140,25 @@ def test_the_access_log_shows_no_query_string_values(tmp_path):
     assert "POST /webhooks/hubspot?tenant=***&token=***" in log
     assert "GET /healthz?hapikey=***" in log
     assert secret not in log
+
+
+def test_deliveries_waiting_on_a_locked_database_stall_no_worker(tmp_path):
+    """Another process holds the state database's write lock: deliveries wait for it (and are
+    acked once it is free), while both web workers go on answering /healthz at once."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serving(tmp_path) as (port, _), ThreadPoolExecutor(4) as pool:
+        other = sqlite3.connect(tmp_path / "data" / "state.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        acks = [pool.submit(deliver, port, i) for i in range(1, 5)]
+        time.sleep(0.5)  # the deliveries are in, waiting for the lock
+        answers = []
+        for _ in range(4):
+            started = time.monotonic()
+            answers.append(healthy(port) and time.monotonic() - started < 1)
+        assert not any(a.done() for a in acks), "the lock did not hold the deliveries"
+        other.execute("COMMIT")
+        other.close()
+        assert [a.result(timeout=30) for a in acks] == [200] * 4
+    assert answers == [True] * 4

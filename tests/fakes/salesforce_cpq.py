@@ -61,7 +61,7 @@ class FakeCpq:
             },
         )
         origin = org.origins.get(contract_id)
-        for item in org._line_items(origin) if origin else []:
+        for item in org.line_items(origin) if origin else []:
             org.insert(
                 "OpportunityLineItem",
                 {

@@ -194,7 +194,7 @@ class FakeOrg:
 
     def edit(self, obj: str, record_id: str, changes: dict[str, Any]) -> None:
         rec = self.records[obj][record_id]
-        if obj == "Opportunity" and self._line_items(record_id):
+        if obj == "Opportunity" and self.line_items(record_id):
             changes = {k: v for k, v in changes.items() if k != "Amount"}  # derived, see _roll_up
         rec.update(changes, SystemModstamp=self._stamp())
         if obj == "OpportunityLineItem":
@@ -537,7 +537,7 @@ class FakeOrg:
                 "field integrity exception: PricebookEntryId (pricebook entry is inactive)",
                 ["PricebookEntryId"],
             )
-        if obj == "Opportunity" and rid and self._line_items(rid):
+        if obj == "Opportunity" and rid and self.line_items(rid):
             # help.salesforce.com 004052228: with products, Amount is the sum of their Total
             # Price and not editable; an update that sets it succeeds and leaves it unchanged
             merged["Amount"] = self.records[obj][rid].get("Amount")
@@ -554,7 +554,8 @@ class FakeOrg:
             self._roll_up(merged.get("OpportunityId"))
         return {"id": rid, "success": True, "errors": [], "created": created}
 
-    def _line_items(self, opportunity_id: str) -> list[dict]:
+    def line_items(self, opportunity_id: str) -> list[dict]:
+        """The live line items of an opportunity (what its Amount is rolled up from)."""
         items = self.records["OpportunityLineItem"]
         return [
             items[i]
@@ -566,7 +567,7 @@ class FakeOrg:
         """Opportunity.Amount = the sum of its line items' TotalPrice (Quantity x UnitPrice),
         saved as a change of the opportunity (it shows in change reads)."""
         opp = self.records["Opportunity"].get(opportunity_id or "")
-        lines = self._line_items(opportunity_id or "")
+        lines = self.line_items(opportunity_id or "")
         if opp is None or not lines:
             return
         total = sum(float(r.get("Quantity") or 0) * float(r.get("UnitPrice") or 0) for r in lines)
