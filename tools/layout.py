@@ -103,7 +103,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def problems(root: Path, max_lines: int = MAX_LINES) -> list[str]:
     known = modules(root)
     out = []
-    for name, path in known.items():
+    for path in known.values():
         lines = len(path.read_text().splitlines())
         if lines > max_lines:
             out.append(f"{path.relative_to(root)}: {lines} lines (at most {max_lines})")
