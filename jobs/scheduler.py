@@ -20,7 +20,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector import bootstrap, joblog
-from connector.config import AppConfig, Job
+from connector.config import AppConfig
+from connector.config_sections import Job
 from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from jobs.tasks import JOBS
