@@ -164,7 +164,7 @@ def build_scheduler(
     """A scheduler with every enabled job: coalesced, one instance at a time, with the grace."""
     tz = ZoneInfo(config.schedule.timezone)
     sched = scheduler or BlockingScheduler(timezone=tz)
-    factory = context_factory or (lambda: bootstrap.build(config))
+    factory = context_factory or bootstrap.context_factory(config)
     runner = f"{socket.gethostname()}:{os.getpid()}"
     # at start and every lease: run the slots of schedulers that died mid-run
     sched.add_job(
