@@ -1,8 +1,12 @@
-"""The one place that builds adapters and the state store from configuration."""
+"""The composition root: the one place that builds adapters, the state store and the Context
+from configuration. The CLI, the webhook app (`renewals serve`), the inbox worker and the
+scheduler all get what they need from here; tests inject fakes through the same functions."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +25,7 @@ KILL_AFTER_WRITES_ENV = "RENEWALS_SANDBOX_KILL_AFTER_WRITES"
 
 
 def load(config_path: str | None) -> AppConfig:
+    """The configuration at `config_path` (else $RENEWALS_CONFIG, else ./app.yaml)."""
     path = find_config(config_path)
     if not path.exists():
         raise ConfigError(
@@ -33,7 +38,13 @@ def load(config_path: str | None) -> AppConfig:
     return load_config(path)
 
 
+def open_store(config: AppConfig) -> StateStore:
+    """The state store of this configuration (the only place a StateStore is built)."""
+    return StateStore(config.state_url)
+
+
 def build(config: AppConfig) -> Context:
+    """A use case's Context: mapping, CRM adapter and state store (close it when done)."""
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
     if config.crm == "salesforce":
         crm = build_salesforce(config, mapping)
@@ -51,7 +62,12 @@ def build(config: AppConfig) -> Context:
                 )
             ]
         )
-    return Context(config, mapping, crm, StateStore(config.state_url))
+    return Context(config, mapping, crm, open_store(config))
+
+
+def context_factory(config: AppConfig) -> Callable[[], Context]:
+    """A fresh Context per call: what the inbox worker and the scheduler's jobs run with."""
+    return partial(build, config)
 
 
 def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:

@@ -1,4 +1,5 @@
-"""`renewals signals import` and `renewals report`: health inputs in, renewal figures out."""
+"""`renewals signals import` and `renewals report`: health inputs in, renewal figures out.
+Registered by connector.cli."""
 
 from __future__ import annotations
 
@@ -13,86 +14,91 @@ from rich.console import Console
 from rich.table import Table
 
 from connector import bootstrap
+from connector.cli_common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    as_of_option,
+    fatal_errors,
+    json_option,
+    out,
+    parse_date,
+)
 from connector.domain.health import signal_measures
 from connector.domain.reports import Report
-from connector.services.report import build_report, import_signals
+from connector.services.report import build_report
+from connector.services.signals import import_signals
 from connector.services.sync import today
-from connector.state import StateStore
 
 
-def register(main: click.Group) -> None:
-    """Add the commands to the `renewals` group (called from connector.cli)."""
-    from connector import cli
+@click.group("signals")
+def signals_group() -> None:
+    """Product-usage signals that feed the health score."""
 
-    @main.group("signals")
-    def signals_group() -> None:
-        """Product-usage signals that feed the health score."""
 
-    @signals_group.command("import")
-    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @cli.json_option
-    @click.pass_context
-    @cli.fatal_errors
-    def signals_import(ctx, file: Path, as_json: bool) -> None:
-        """Load signals from FILE.csv (columns: account, measure, value, timestamp[, source]).
-        Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad)."""
-        cfg = bootstrap.load(ctx.parent.obj["config"])
-        store = StateStore(cfg.state_url)
-        try:
-            result = import_signals(store, signal_measures(cfg.scorecard), file)
-        finally:
-            store.close()
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "rows": result.rows,
-                        "stored": result.stored,
-                        "duplicates": result.duplicates,
-                        "errors": [{"line": ln, "error": msg} for ln, msg in result.errors],
-                    }
-                )
+@signals_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+@fatal_errors
+def signals_import(ctx, file: Path, as_json: bool) -> None:
+    """Load signals from FILE.csv (columns: account, measure, value, timestamp[, source]).
+    Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad)."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    store = bootstrap.open_store(cfg)
+    try:
+        result = import_signals(store, signal_measures(cfg.scorecard), file)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rows": result.rows,
+                    "stored": result.stored,
+                    "duplicates": result.duplicates,
+                    "errors": [{"line": ln, "error": msg} for ln, msg in result.errors],
+                }
             )
-        else:
-            print_import(cli.out, file, result)
-        sys.exit(cli.EXIT_PARTIAL if result.errors else cli.EXIT_OK)
+        )
+    else:
+        print_import(out, file, result)
+    sys.exit(EXIT_PARTIAL if result.errors else EXIT_OK)
 
-    @main.command("report")
-    @click.option(
-        "--period",
-        type=click.Choice(["month", "quarter", "year"]),
-        default="quarter",
-        show_default=True,
-        help="Bucket the renewal figures by contract end date.",
-    )
-    @click.option("--from", "start", callback=cli._date, metavar="DATE", help="Default: --to - 1y.")
-    @click.option("--to", "end", callback=cli._date, metavar="DATE", help="Default: --as-of.")
-    @cli.as_of_option
-    @cli.json_option
-    @click.option(
-        "--csv", "as_csv", is_flag=True, help="Print CSV rows (section,key,metric,value)."
-    )
-    @click.pass_context
-    @cli.fatal_errors
-    def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> None:
-        """Renewal and churn rates, revenue retention, renewals coming due with their health,
-        reasons for non-renewal and segment migration, from the last synced data."""
-        if as_json and as_csv:
-            raise click.UsageError("choose one of --json and --csv")
-        if start and end and start > end:
-            raise click.UsageError("--from must not be after --to")
-        cfg = bootstrap.load(ctx.obj["config"])
-        store = StateStore(cfg.state_url)  # the synced data only: no CRM login
-        try:
-            report = build_report(store, cfg, as_of or today(), start, end, period)
-        finally:
-            store.close()
-        if as_json:
-            click.echo(json.dumps(report.to_json()))
-        elif as_csv:
-            click.echo(report_csv(report), nl=False)
-        else:
-            print_report(cli.out, report)
+
+@click.command("report")
+@click.option(
+    "--period",
+    type=click.Choice(["month", "quarter", "year"]),
+    default="quarter",
+    show_default=True,
+    help="Bucket the renewal figures by contract end date.",
+)
+@click.option("--from", "start", callback=parse_date, metavar="DATE", help="Default: --to - 1y.")
+@click.option("--to", "end", callback=parse_date, metavar="DATE", help="Default: --as-of.")
+@as_of_option
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows (section,key,metric,value).")
+@click.pass_context
+@fatal_errors
+def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> None:
+    """Renewal and churn rates, revenue retention, renewals coming due with their health,
+    reasons for non-renewal and segment migration, from the last synced data."""
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    if start and end and start > end:
+        raise click.UsageError("--from must not be after --to")
+    cfg = bootstrap.load(ctx.obj["config"])
+    store = bootstrap.open_store(cfg)  # the synced data only: no CRM login
+    try:
+        report = build_report(store, cfg, as_of or today(), start, end, period)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    elif as_csv:
+        click.echo(report_csv(report), nl=False)
+    else:
+        print_report(out, report)
 
 
 def report_csv(report: Report) -> str:
@@ -193,3 +199,6 @@ def demo_insights(out: Console, report: Report) -> None:
     """What `renewals demo` adds: the health mix and the report."""
     print_health_mix(out, report.health)
     print_report(out, report)
+
+
+COMMANDS = (signals_group, report_cmd)

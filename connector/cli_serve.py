@@ -12,7 +12,7 @@ import threading
 import click
 
 from connector import bootstrap
-from connector.cli import err, fatal_errors
+from connector.cli_common import err, fatal_errors
 from connector.config import find_config
 
 
@@ -111,3 +111,6 @@ def scheduler_cmd(ctx) -> None:
     for job in jobs:
         err.print(f"  {job.name}: {job.trigger}", markup=False, highlight=False)
     sched.start()
+
+
+COMMANDS = (serve_cmd, worker_cmd, scheduler_cmd)

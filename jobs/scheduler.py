@@ -20,7 +20,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector import bootstrap, joblog
-from connector.config import AppConfig, Job
+from connector.config import AppConfig
+from connector.config_sections import Job
 from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from jobs.tasks import JOBS
@@ -163,7 +164,7 @@ def build_scheduler(
     """A scheduler with every enabled job: coalesced, one instance at a time, with the grace."""
     tz = ZoneInfo(config.schedule.timezone)
     sched = scheduler or BlockingScheduler(timezone=tz)
-    factory = context_factory or (lambda: bootstrap.build(config))
+    factory = context_factory or bootstrap.context_factory(config)
     runner = f"{socket.gethostname()}:{os.getpid()}"
     # at start and every lease: run the slots of schedulers that died mid-run
     sched.add_job(

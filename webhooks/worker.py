@@ -31,6 +31,9 @@ SNAPSHOT_IDLE_S = 600
 
 
 class InboxWorker:
+    """Drains the inbox; each pass's Context comes from `context_factory` (default: the one
+    connector.bootstrap builds for this configuration; tests inject their own)."""
+
     def __init__(
         self,
         config: AppConfig,
@@ -39,7 +42,7 @@ class InboxWorker:
         metrics: Metrics | None = None,
     ):
         self.config = config
-        self.factory = context_factory or (lambda: bootstrap.build(config))
+        self.factory = context_factory or bootstrap.context_factory(config)
         self.metrics = metrics or Metrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

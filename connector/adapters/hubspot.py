@@ -25,7 +25,7 @@ from connector.adapters import hubspot_calls as calls
 from connector.adapters import hubspot_writes as writes
 from connector.adapters.hubspot_diag import HubSpotDiagnosis
 from connector.adapters.hubspot_limits import limits_for, portal_key
-from connector.config import HubspotSettings
+from connector.config_sections import HubspotSettings
 from connector.domain.mapping import Mapping
 from connector.errors import FatalCrmError, RetriableCrmError
 from connector.ports import Cursor, OutboundRecord, SourceRecord, WriteResult

@@ -22,7 +22,7 @@ import requests
 from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from connector.config import SalesforceSettings
+from connector.config_sections import SalesforceSettings
 from connector.domain.mapping import Mapping as FieldMapping
 from connector.domain.models import WRITE_KINDS
 from connector.domain.policy import RenewalPolicy

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.config import WebhookSettings
+from connector.config_sections import WebhookSettings
 from connector.domain.mapping import Mapping
 from connector.domain.models import READ_KINDS
 from connector.errors import CrmError

@@ -11,7 +11,7 @@ import responses
 
 from connector.adapters.salesforce import SalesforceCrm, connect
 from connector.adapters.sandbox import SandboxCrm
-from connector.config import SalesforceSettings
+from connector.config_sections import SalesforceSettings
 from connector.mapping_file import load_mapping
 from tests.fakes.salesforce_org import FakeOrg
 
@@ -99,7 +99,7 @@ class HubSpotHarness(Harness):
 
     def __init__(self, fake, page_size: int):
         from connector.adapters.hubspot import HubSpotCrm
-        from connector.config import HubspotSettings
+        from connector.config_sections import HubspotSettings
         from tests.fakes.hubspot_harness import HubSpotAdmin, Speaking, fast
 
         self.fake = fake

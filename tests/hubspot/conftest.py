@@ -10,7 +10,8 @@ import yaml
 
 from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.config import HubspotSettings, load_config
+from connector.config import load_config
+from connector.config_sections import HubspotSettings
 from connector.domain.mapping import FieldSpec, ObjectMapping
 from connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config

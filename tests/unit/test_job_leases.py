@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from connector import bootstrap, joblog
-from connector.config import Job, load_config
+from connector.config import load_config
+from connector.config_sections import Job
 from jobs.scheduler import retake_expired, run_slot, trigger_for
 from tests.conftest import write_config
 

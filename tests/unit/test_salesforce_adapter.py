@@ -12,7 +12,8 @@ import yaml
 
 from connector import bootstrap
 from connector.adapters.salesforce import SalesforceCrm, connect
-from connector.config import SalesforceSettings, load_config
+from connector.config import load_config
+from connector.config_sections import SalesforceSettings
 from connector.errors import ApiLimitReached, ConfigError, FatalCrmError
 from connector.mapping_file import load_mapping
 from connector.ports import OutboundRecord

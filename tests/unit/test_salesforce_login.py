@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from connector.adapters.salesforce import connect
 from connector.cli import main
-from connector.config import SalesforceSettings
+from connector.config_sections import SalesforceSettings
 from connector.errors import CrmError
 from tests.fakes.harness import SALESFORCE_ENV, salesforce_config
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from connector import bootstrap, joblog
 from connector.cli import main
-from connector.config import Job, load_config
+from connector.config import load_config
+from connector.config_sections import Job
 from jobs.scheduler import RETAKE_JOB, build_scheduler, current_slot, run_slot, trigger_for
 from tests.conftest import write_config
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from connector import bootstrap
 from connector.config import load_config
 from connector.inbox import Inbox
-from connector.state import StateStore
 from tests.conftest import ROOT, write_config
 from webhooks import create_app
 from webhooks.deliveries import events_of
@@ -56,7 +56,7 @@ def wh_config(wh_config_path):
 
 @pytest.fixture
 def store(wh_config):
-    s = StateStore(wh_config.state_url)
+    s = bootstrap.open_store(wh_config)
     yield s
     s.close()
 

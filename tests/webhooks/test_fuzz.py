@@ -170,7 +170,7 @@ def fuzzed(tmp_path_factory):
         | {"retry_attempts": 1, "max_body_bytes": 64 * 1024},
     )
     config = load_config(path)
-    store = StateStore(config.state_url)
+    store = bootstrap.open_store(config)
     env = {
         "HUBSPOT_CLIENT_SECRET": VECTOR["client_secret"],
         "SIGNALS_WEBHOOK_SECRET": SIGNALS_SECRET,

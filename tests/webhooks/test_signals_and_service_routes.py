@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from openapi_spec_validator import validate
 
 from connector import bootstrap
+from connector.domain.health import signal_measures
+from connector.services.signals import import_signals
 from tests.webhooks.conftest import SIGNALS_SECRET, VECTOR_NOW, post_vector
 from webhooks.worker import InboxWorker
 
@@ -41,6 +43,19 @@ def test_signed_signals_are_stored_like_the_csv_import(client, store):
     assert latest["seat_utilisation"].value == 0.93
     assert latest["nps"].at == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert post_signals(client, SIGNAL).json == {"accepted": 1, "new": 0}  # a copy
+
+
+def test_a_signal_sent_by_webhook_is_already_known_to_the_csv_import(
+    client, store, wh_config, tmp_path
+):
+    assert post_signals(client, SIGNAL).json == {"accepted": 1, "new": 1}
+    csv = tmp_path / "signals.csv"
+    csv.write_text(
+        "account,measure,value,timestamp\n"
+        "001SB0000000001,seat_utilisation,0.93,2026-11-20T10:00:00Z\n"
+    )
+    result = import_signals(store, signal_measures(wh_config.scorecard), csv)
+    assert (result.rows, result.stored, result.duplicates, result.errors) == (1, 0, 1, [])
 
 
 def test_signals_with_a_bad_signature_or_old_timestamp_are_refused(client, store):

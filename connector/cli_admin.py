@@ -1,0 +1,125 @@
+"""Setting the connector up: `renewals config check`, `mappings validate`, `doctor` and
+`setup`. Registered by connector.cli."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import make_url
+
+from connector import bootstrap
+from connector.cli_common import (
+    EXIT_PARTIAL,
+    config_problem,
+    fatal_errors,
+    json_option,
+    open_context,
+    out,
+)
+from connector.cli_render import print_checks
+from connector.errors import ConfigError
+from connector.mapping_file import load_mapping
+from connector.ports import Check, Diagnosable
+
+
+@click.group("config")
+def config_group() -> None:
+    """Configuration (app.yaml)."""
+
+
+@config_group.command("check")
+@click.pass_context
+@fatal_errors
+def config_check(ctx) -> None:
+    """Validate app.yaml and its mapping file; print every problem with file and line."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
+    out.print(
+        f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
+        f"state: {_safe_url(cfg.state_url)})"
+    )
+
+
+@click.group("mappings")
+def mappings_group() -> None:
+    """Field mappings (mappings/*.yaml)."""
+
+
+@mappings_group.command("validate")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--online", is_flag=True, help="Also check the mapping against the connected CRM's schema."
+)
+@json_option
+@click.pass_context
+@fatal_errors
+def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool) -> None:
+    """Check mapping FILES (default: the one app.yaml selects) against the canonical models."""
+    if online:
+        if files:
+            raise click.UsageError("--online checks the mapping app.yaml selects; give no FILES")
+        _run_checks(ctx.parent, lambda crm: crm.check_mapping_online(), as_json)
+        return
+    if not files:
+        files = (bootstrap.load(ctx.parent.obj["config"]).mapping_path,)
+    problems = []
+    for path in files:
+        try:
+            mapping = load_mapping(path)
+            out.print(f"[green]OK[/]: {path} ({mapping.crm}, {len(mapping.models)} models)")
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+
+
+@click.command("doctor")
+@json_option
+@click.pass_context
+@fatal_errors
+def doctor(ctx, as_json: bool) -> None:
+    """Check credentials, API version, object and field access, limits; print what to fix."""
+    _run_checks(ctx, lambda crm: crm.doctor(), as_json)
+
+
+@click.command("setup")
+@click.argument("crm_name", metavar="CRM", type=click.Choice(["salesforce", "hubspot"]))
+@click.option("--apply", "apply_", is_flag=True, help="Create what is missing (default: print).")
+@json_option
+@click.pass_context
+@fatal_errors
+def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
+    """Show (or with --apply create) the custom fields/properties the connector needs."""
+    cfg = bootstrap.load(ctx.obj["config"])
+    if cfg.crm != crm_name:
+        raise ConfigError([config_problem("crm", f"`setup {crm_name}` needs crm: {crm_name}")])
+    _run_checks(ctx, lambda crm: crm.setup(apply_), as_json)
+
+
+def _run_checks(
+    ctx: click.Context, run: Callable[[Diagnosable], list[Check]], as_json: bool
+) -> None:
+    context = open_context(ctx)
+    try:
+        checks = run(context.crm)
+    finally:
+        context.close()
+    if as_json:
+        out.print_json(
+            data={"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+        )
+    else:
+        print_checks(out, checks)
+    if not all(c.ok for c in checks):
+        sys.exit(EXIT_PARTIAL)
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+COMMANDS = (config_group, mappings_group, doctor, setup)

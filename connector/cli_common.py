@@ -1,0 +1,125 @@
+"""What every `renewals` command module shares: the consoles, the exit codes, the date and
+--json options, the error-to-exit-code decorator, the Context of a command and the run lock.
+connector/cli.py and every connector/cli_*.py import this; it imports none of them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import date
+from functools import wraps
+
+import click
+from rich.console import Console
+
+from connector import bootstrap
+from connector.errors import ConfigError, ConnectorError, CrmError, Problem
+from connector.runlock import RunLockBusy, run_lock
+from connector.services.context import Context
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+#: Ctrl-C (SIGINT), as shells report it: 128 + 2
+EXIT_INTERRUPTED = 130
+# piped output (logs, CI) gets wide lines instead of 80-column wrapping
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+#: Dates the options accept: planning and reports reach back and ahead from them by years
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def parse_date(_ctx, _param, value: str | None) -> date | None:
+    """Click callback: a YYYY-MM-DD option within EARLIEST_DATE .. LATEST_DATE."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise click.BadParameter(
+            f"{value} is out of range: give a date from {EARLIEST_DATE} to {LATEST_DATE}"
+        )
+    return day
+
+
+as_of_option = click.option(
+    "--as-of", callback=parse_date, metavar="DATE", help="Plan as if today were DATE (YYYY-MM-DD)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def fatal_errors(fn: Callable) -> Callable:
+    """The one place that turns an error into one clear line on stderr and its exit code:
+    2 for our errors (bad configuration or input, an unusable database or CRM) and for a file
+    the system refuses, 130 for Ctrl-C. Anything else is a bug and keeps its traceback."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            if len(exc.problems) == 1:
+                _say("Configuration problem: ", str(exc.problems[0]))
+            else:
+                err.print("[bold red]Configuration problems:[/]")
+                for problem in exc.problems:
+                    err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(EXIT_FATAL)
+        except CrmError as exc:
+            _say(
+                f"Error: {type(exc).__name__}: ",
+                f"{exc} (nothing is lost: the next run resumes from the last recorded state)",
+            )
+            sys.exit(EXIT_FATAL)
+        except ConnectorError as exc:
+            _say("Error: ", str(exc))
+            sys.exit(EXIT_FATAL)
+        except OSError as exc:  # the system refused a file: say which and why
+            if exc.filename is None:
+                raise
+            _say("Error: ", f"{exc.filename}: {exc.strerror or exc}")
+            sys.exit(EXIT_FATAL)
+        except KeyboardInterrupt:
+            _say(
+                "Interrupted (Ctrl-C): ",
+                "a run in progress is recorded as interrupted with what it wrote (renewals runs); "
+                "the next run carries on from there",
+            )
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def _say(head: str, message: str) -> None:
+    """One line on stderr: a red head, then the message as is (never wrapped or marked up)."""
+    err.print(f"[bold red]{head}[/]", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def open_context(ctx: click.Context) -> Context:
+    """The Context of the configuration the `renewals` group was given (close it when done)."""
+    return bootstrap.build(bootstrap.load(ctx.obj["config"]))
+
+
+@contextmanager
+def one_run(context: Context) -> Iterator[None]:
+    """The run lock of this state database; says so when it has to wait for another run."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(context.store))
+        except RunLockBusy:
+            wait = context.config.schedule.lock_wait_seconds
+            err.print(
+                f"Another run is in progress (scheduler or webhook worker): waiting up to "
+                f"{wait:g} s (schedule.lock_wait_seconds) for it to finish..."
+            )
+            stack.enter_context(run_lock(context.store, wait=wait))
+        yield
+
+
+def config_problem(path: str, message: str) -> Problem:
+    """A problem with app.yaml at key `path`."""
+    return Problem(path, message, "app.yaml")

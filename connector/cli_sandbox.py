@@ -1,0 +1,123 @@
+"""The bundled sandbox CRM: `renewals sandbox seed` and `renewals demo`. Registered by
+connector.cli."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from connector import bootstrap
+from connector.adapters.sandbox_seed import seed as seed_book
+from connector.adapters.sandbox_seed import write_signals_csv
+from connector.cli_common import as_of_option, config_problem, fatal_errors, out
+from connector.cli_render import print_seed, print_sync, progress_bar
+from connector.cli_reports import demo_insights, print_import
+from connector.domain.health import signal_measures
+from connector.errors import ConfigError
+from connector.services import sync
+from connector.services.report import build_report
+from connector.services.signals import import_signals
+from connector.services.sync import today
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """The bundled sandbox CRM."""
+
+
+@sandbox_group.command("seed")
+@click.option("--seed", "seed_value", type=int, help="Random seed (default: sandbox.seed).")
+@click.option("--accounts", default=160, show_default=True)
+@click.option("--contracts", default=260, show_default=True)
+@click.option("--reset", is_flag=True, help="Delete the sandbox and the state database first.")
+@as_of_option
+@click.pass_context
+@fatal_errors
+def sandbox_seed(
+    ctx, seed_value, accounts: int, contracts: int, reset: bool, as_of: date | None
+) -> None:
+    """Fill the sandbox with a deterministic demo book."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    summary = _seed(cfg, seed_value, accounts, contracts, reset, as_of or today())
+    print_seed(out, summary, cfg.sandbox_path)
+
+
+def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
+    if cfg.crm != "sandbox":
+        raise ConfigError([config_problem("crm", "sandbox commands need crm: sandbox")])
+    if reset:
+        _remove_sqlite(cfg.sandbox_path)
+        if cfg.state_url.startswith("sqlite:///"):
+            _remove_sqlite(Path(cfg.state_url.removeprefix("sqlite:///")))
+    crm = bootstrap.build_sandbox(cfg)
+    try:
+        if crm.all("Account") or crm.all("User"):
+            raise ConfigError(
+                [
+                    config_problem(
+                        "sandbox.database",
+                        f"{cfg.sandbox_path} already holds records; use --reset to start over",
+                    )
+                ]
+            )
+        return seed_book(
+            crm,
+            seed=cfg.sandbox.seed if seed_value is None else seed_value,
+            as_of=as_of,
+            accounts=accounts,
+            contracts=contracts,
+        )
+    finally:
+        crm.close()
+
+
+@click.command("demo")
+@click.option("--seed", "seed_value", type=int, help="Random seed (default: sandbox.seed).")
+@as_of_option
+@click.pass_context
+@fatal_errors
+def demo(ctx, seed_value, as_of: date | None) -> None:
+    """Reset the sandbox, seed a demo book, run the renewal sync twice, show the summary."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    as_of = as_of or today()
+    out.rule("[bold]crm-renewals demo[/] on the sandbox CRM")
+    summary = _seed(cfg, seed_value, 160, 260, True, as_of)
+    print_seed(out, summary, cfg.sandbox_path)
+    context = bootstrap.build(cfg)
+    try:
+        _demo_signals(out, context, summary)
+        with progress_bar(enabled=True) as progress:
+            report = sync(context, as_of=as_of, progress=progress)
+        print_sync(out, report, attention=context.store.list_dead_letters())
+        again = sync(context, as_of=as_of)
+        figures = build_report(context.store, context.config, as_of)
+    finally:
+        context.close()
+    out.print(
+        f"\nSecond run: {sum(again.writes.values())} writes, {again.unchanged} renewals "
+        f"unchanged, {again.api_calls} API calls (nothing to do is the right answer)."
+    )
+    demo_insights(out, figures)
+    out.print(
+        "\nTry next: [bold]renewals explain <contract id>[/], [bold]renewals runs[/], "
+        "[bold]renewals deadletters list[/], [bold]renewals sync --dry-run[/]"
+    )
+
+
+def _demo_signals(out: Console, context, summary) -> None:
+    """Write the demo book's usage signals to a CSV and load it as `signals import` does."""
+    path = context.config.data_path / "demo_signals.csv"
+    write_signals_csv(path, summary.signals)
+    result = import_signals(context.store, signal_measures(context.config.scorecard), path)
+    print_import(out, path, result)
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+COMMANDS = (sandbox_group, demo)

@@ -1,0 +1,146 @@
+"""The sections of app.yaml other than the policy ones (connector.domain.policy): state, sync,
+sandbox, CRM connections, schedule and webhooks. Frozen pydantic models, unknown keys forbidden;
+connector.config assembles them into AppConfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StateSettings(Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under data_dir")
+
+
+class SyncSettings(Section):
+    overlap_seconds: int = Field(300, ge=0, le=86_400)
+    page_size: int = Field(2000, ge=200, le=2000)
+    retry_attempts: int = Field(5, ge=1, le=20)
+    retry_max_wait_seconds: float = Field(30, ge=0, le=600)
+
+
+class SandboxSettings(Section):
+    database: Path | None = None
+    batch_size: int = Field(200, ge=1, le=10_000)
+    seed: int = 42
+
+
+class SalesforceSettings(Section):
+    """How to reach the org. Credentials come from SALESFORCE_* environment variables."""
+
+    auth: Literal["password", "jwt", "session"] = Field(
+        "password",
+        description="password: SALESFORCE_USERNAME/PASSWORD/SECURITY_TOKEN; jwt: "
+        "SALESFORCE_USERNAME/CONSUMER_KEY/PRIVATE_KEY_FILE; session: "
+        "SALESFORCE_SESSION_ID/INSTANCE_URL",
+    )
+    domain: str = Field("login", pattern=r"^[A-Za-z0-9.-]+$", description="login, test, or acme.my")
+    api_version: str = Field("59.0", pattern=r"^\d{2,3}\.0$")
+    timeout_seconds: float = Field(60, gt=0, le=600)
+    api_usage_stop_share: float = Field(0.8, gt=0, le=1)
+    pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
+
+
+class HubspotLimits(Section):
+    """The app's rate-limit tier (HubSpot usage guidelines): the burst limit per 10 s and the
+    separate CRM search budget (search is exempt from the 10 s limit but has its own)."""
+
+    app_type: Literal["private", "public"] = "private"
+    #: requests per rolling 10 s; default by app type: private 100 (Free/Starter), public 110
+    requests_per_10s: int | None = Field(None, ge=1, le=250)
+    #: CRM search requests per second (HubSpot allows 5 per account)
+    search_per_second: int = Field(4, ge=1, le=5)
+
+    @property
+    def burst(self) -> int:
+        return self.requests_per_10s or (110 if self.app_type == "public" else 100)
+
+
+class HubspotSettings(Section):
+    """Where the connector finds contracts in a HubSpot portal and how it writes renewals.
+    The access token comes from the HUBSPOT_ACCESS_TOKEN environment variable only."""
+
+    base_url: str = Field("https://api.hubapi.com", pattern=r"^https?://")
+    #: closed-won deals of a pipeline, a custom object, or the contracts object
+    contract_source: Literal["deals", "custom_object", "contracts"] = "deals"
+    #: object type the contracts live in: deals, a custom object's id (2-1234567) or name
+    contract_object: str = "deals"
+    contract_pipeline: str | None = "default"
+    contract_stages: tuple[str, ...] = ("closedwon",)
+    #: pipeline the renewal deals are created in (its stage ids go in renewals.*_stage*)
+    renewal_pipeline: str = "default"
+    #: association label (contact -> company) marking a renewal contact; null: a property
+    renewal_contact_label: str | None = "Renewal contact"
+    property_group: str = "renewals"
+    timeout_seconds: float = Field(30, gt=0, le=300)
+    limits: HubspotLimits = HubspotLimits()
+
+
+class Job(Section):
+    enabled: bool = True
+    cron: str | None = None
+    interval_minutes: int | None = Field(None, ge=1)
+    interval_seconds: int | None = Field(None, ge=1)
+    misfire_grace_seconds: int | None = Field(None, ge=1)
+
+
+#: The scheduled jobs `renewals scheduler` knows (jobs/), with their default schedules.
+DEFAULT_JOBS: dict[str, dict] = {
+    "incremental_sync": {"interval_minutes": 15},
+    "daily_renewal_scan": {"cron": "0 6 * * *"},
+    "daily_playbook_health": {"cron": "30 6 * * *"},
+    "quarterly_qbr_tasks": {"cron": "0 7 1 1,4,7,10 *"},
+    "daily_reconciliation": {"cron": "0 2 * * *"},
+}
+
+
+class Schedule(Section):
+    timezone: str = "UTC"
+    #: a run that could not start on time (downtime) still runs this late, once (coalesced)
+    misfire_grace_seconds: int = Field(900, ge=1, le=7 * 86_400)
+    #: how long a job waits for a run already in progress (a sync, a webhook batch) to end
+    lock_wait_seconds: float = Field(600, ge=0, le=86_400)
+    #: a running job's claim on its slot lasts this long, renewed every third of it while the
+    #: job runs; a claim left by a scheduler that died lapses and another scheduler runs the
+    #: slot (if still within its misfire grace)
+    lease_seconds: int = Field(60, ge=2, le=3600)
+    jobs: dict[str, Job] = {}
+
+    def effective_jobs(self) -> dict[str, Job]:
+        """Every known job: its default schedule unless app.yaml gives one."""
+        out = {name: Job(**spec) for name, spec in DEFAULT_JOBS.items()}
+        out.update(self.jobs)
+        return out
+
+
+class WebhookSettings(Section):
+    """`renewals serve`: the webhook receiver and its inbox worker."""
+
+    #: the public URL HubSpot calls (scheme and host, as seen from outside the proxy); the v3
+    #: signature covers the full URI, so it is rebuilt from this, never from the Host header
+    public_base_url: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    #: event ids are remembered at least this long: redeliveries within it have no effect
+    dedupe_hours: int = Field(72, ge=72, le=24 * 90)
+    signature_tolerance_seconds: int = Field(300, ge=1, le=3600)
+    #: decode %XX escapes in the URI before checking a HubSpot v3 signature
+    hubspot_decode_uri: bool = True
+    #: Salesforce org whose outbound messages are accepted; SALESFORCE_ORG_ID overrides it
+    salesforce_org_id: str | None = Field(None, pattern=r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$")
+    worker_batch_size: int = Field(200, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    #: the inbox worker process's niceness: under load the web workers' acks come first
+    worker_nice: int = Field(10, ge=0, le=19)
+    #: /healthz answers 503 "degraded" when a delivery or a due event has waited this long
+    health_max_wait_seconds: float = Field(300, ge=1, le=86_400)
+    #: a request whose body has not fully arrived this long after it began is cut (408)
+    request_body_seconds: float = Field(10, gt=0, le=300)
+    retry_attempts: int = Field(5, ge=1, le=50)
+    retry_backoff_seconds: float = Field(30, ge=0, le=3600)
+    retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)

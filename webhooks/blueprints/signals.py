@@ -1,0 +1,51 @@
+"""POST /webhooks/signals: product-usage signals, HMAC-SHA256 signed, stored by the same
+service as `renewals signals import` (connector.services.signals)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from connector.domain.signals import Signal, SignalError, parse_signal
+from connector.services.signals import accept_signals
+from webhooks.deliveries import parse_json
+from webhooks.receiver import receiver
+from webhooks.verify import Refused, check_signals
+
+bp = Blueprint("signals", __name__)
+
+
+@bp.post("/webhooks/signals")
+def receive():
+    rx = receiver()
+    body = request.get_data(cache=True)
+    check_signals(
+        rx.signals_secret,
+        body,
+        request.headers.get("X-Signals-Timestamp"),
+        request.headers.get("X-Signals-Signature"),
+        rx.clock(),
+        rx.config.webhooks.signature_tolerance_seconds,
+    )
+    items = parse_signals(body, rx.config.scorecard.measures.keys())
+    new = accept_signals(rx.store, items)
+    rx.received["signals"].inc(len(items))
+    return jsonify(accepted=len(items), new=new)
+
+
+def parse_signals(body: bytes, measures) -> list[Signal]:
+    """A JSON signal object, an array of them, or {"signals": [...]}; all valid or none kept."""
+    data = parse_json(body)
+    if isinstance(data, dict) and isinstance(data.get("signals"), list):
+        data = data["signals"]
+    rows = data if isinstance(data, list) else [data]
+    if not rows:
+        raise Refused(400, "no signals", "payload")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise Refused(400, f"signal {i}: expected a JSON object", "payload")
+        try:
+            out.append(parse_signal(row, list(measures), source="webhook"))
+        except SignalError as exc:
+            raise Refused(400, f"signal {i}: {exc}", "payload") from None
+    return out
