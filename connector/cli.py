@@ -36,6 +36,7 @@ from connector.cli_render import (
 )
 from connector.cli_reports import demo_insights, print_import, register
 from connector.domain.health import signal_measures
+from connector.domain.renewals import Plan
 from connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
@@ -43,6 +44,7 @@ from connector.runlock import RunLockBusy, run_lock
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.report import build_report, import_signals
 from connector.services.sync import today
+from connector.services.sync_report import Show, needs_attention
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 #: Ctrl-C (SIGINT), as shells report it: 128 + 2
@@ -156,11 +158,15 @@ def _context(ctx: click.Context):
 def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) -> None:
     """Pull changes, plan renewals and tasks, write them to the CRM."""
     context = _context(ctx)
+    # a dry run prints every plan with writes, as a diff; every run those needing attention
+    show: Show = _planned_or_attention if dry_run else needs_attention
     try:
         # one run at a time per state database (the scheduler and webhook worker take it too)
         lock = nullcontext() if dry_run else _one_run(context)
         with lock, progress_bar(enabled=not as_json) as progress:
-            report = sync(context, full=full, dry_run=dry_run, as_of=as_of, progress=progress)
+            report = sync(
+                context, full=full, dry_run=dry_run, as_of=as_of, progress=progress, show=show
+            )
     finally:
         context.close()
     if as_json:
@@ -170,6 +176,10 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
             print_plan_diff(out, report.plans)
         print_sync(out, report)
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
+
+
+def _planned_or_attention(plan: Plan) -> bool:
+    return bool(plan.writes) or needs_attention(plan)
 
 
 @main.command("explain")
