@@ -23,7 +23,8 @@ from connector.adapters.sandbox_seed import seed
 from connector.bootstrap import build, build_sandbox, load
 from connector.domain.models import READ_KINDS
 from connector.services.apply import STAGES
-from connector.services.sync import SyncReport, sync
+from connector.services.sync import sync
+from connector.services.sync_report import SyncReport
 
 AS_OF = date(2026, 3, 2)
 TARGET_RATIO = 1.05

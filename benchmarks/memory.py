@@ -52,7 +52,7 @@ def child(contracts: int, seed: int) -> dict:
     from connector.domain.policy import Playbook, RenewalPolicy
     from connector.domain.renewals import Planner
     from connector.services.apply import collect
-    from connector.services.sync import ATTENTION
+    from connector.services.sync_report import needs_attention
 
     out = {"imports_mb": peak_rss_mb()}
     t0 = time.perf_counter()
@@ -68,7 +68,7 @@ def child(contracts: int, seed: int) -> dict:
     t0 = time.perf_counter()
     ledger = EmptyLedger()
     plans = Planner(RenewalPolicy(), Playbook(), AS_OF).plan_book(book, ledger)
-    kept = collect(plans, book, ledger, None, show_writes=False, show_skips=ATTENTION)
+    kept = collect(plans, book, ledger, None, needs_attention)
     out["plan_s"] = time.perf_counter() - t0
     out["peak_mb"] = peak_rss_mb()
     out["plans"] = {

@@ -20,7 +20,8 @@ from connector import bootstrap
 from connector.adapters.sandbox_seed import seed
 from connector.config import load_config
 from connector.services.gather import load_book
-from connector.services.sync import Snapshot, sync, sync_records
+from connector.services.refresh import Snapshot, sync_records
+from connector.services.sync import sync
 from tests.conftest import write_config
 
 AS_OF = date(2026, 11, 23)

@@ -25,10 +25,10 @@ from connector.cli_common import (
     as_of_option,
     fatal_errors,
     json_option,
+    one_run,
+    open_context,
     out,
 )
-from connector.cli_common import one_run as _one_run
-from connector.cli_common import open_context as _context
 from connector.cli_render import (
     print_dead_letters,
     print_explanation,
@@ -36,7 +36,9 @@ from connector.cli_render import (
     print_sync,
     progress_bar,
 )
+from connector.domain.renewals import Plan
 from connector.services import explain, retry_dead_letters, sync
+from connector.services.sync_report import Show, needs_attention
 
 
 @click.group()
@@ -66,12 +68,16 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @fatal_errors
 def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) -> None:
     """Pull changes, plan renewals and tasks, write them to the CRM."""
-    context = _context(ctx)
+    context = open_context(ctx)
+    # a dry run prints every plan with writes, as a diff; every run those needing attention
+    show: Show = _planned_or_attention if dry_run else needs_attention
     try:
         # one run at a time per state database (the scheduler and webhook worker take it too)
-        lock = nullcontext() if dry_run else _one_run(context)
+        lock = nullcontext() if dry_run else one_run(context)
         with lock, progress_bar(enabled=not as_json) as progress:
-            report = sync(context, full=full, dry_run=dry_run, as_of=as_of, progress=progress)
+            report = sync(
+                context, full=full, dry_run=dry_run, as_of=as_of, progress=progress, show=show
+            )
     finally:
         context.close()
     if as_json:
@@ -83,6 +89,10 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
+def _planned_or_attention(plan: Plan) -> bool:
+    return bool(plan.writes) or needs_attention(plan)
+
+
 @main.command("explain")
 @click.argument("contract_id")
 @as_of_option
@@ -91,7 +101,7 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
 @fatal_errors
 def explain_cmd(ctx, contract_id: str, as_of: date | None, as_json: bool) -> None:
     """Why CONTRACT_ID has, or has no, renewal (from the last synced data)."""
-    context = _context(ctx)
+    context = open_context(ctx)
     try:
         result = explain(context, contract_id, as_of)
     finally:
@@ -112,7 +122,7 @@ def deadletters() -> None:
 @fatal_errors
 def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
     """List open dead letters."""
-    context = _context(ctx.parent)
+    context = open_context(ctx.parent)
     try:
         rows = context.store.list_dead_letters(include_resolved)
     finally:
@@ -127,9 +137,9 @@ def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
 @fatal_errors
 def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     """Re-map failed records with the current mapping, then sync (re-sends refused writes)."""
-    context = _context(ctx.parent)
+    context = open_context(ctx.parent)
     try:
-        with _one_run(context):
+        with one_run(context):
             fixed, report = retry_dead_letters(context, as_of)
         remaining = len(context.store.list_dead_letters())
     finally:

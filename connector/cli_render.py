@@ -13,7 +13,8 @@ from rich.table import Table
 
 from connector.domain.models import to_json
 from connector.domain.renewals import Plan, RenewalPlan, Skip
-from connector.services.sync import ATTENTION, Explanation, SyncReport
+from connector.services.sync import Explanation
+from connector.services.sync_report import SyncReport, needs_attention
 
 
 @contextmanager
@@ -68,7 +69,7 @@ def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None)
         for reason, count in r.skip_reasons.items():
             s.add_row(reason, str(count))
         out.print(s)
-    needs = [p for p in r.plans if isinstance(p, Skip) and p.reason in ATTENTION]
+    needs = [p for p in r.plans if needs_attention(p)]
     if needs or attention:
         a = Table("contract", "problem", title="Needs attention", title_style="bold red")
         for p in needs:

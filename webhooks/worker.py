@@ -20,7 +20,7 @@ from connector.inbox import EXPAND_BATCH, Expanded, Inbox
 from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from connector.services.events import BatchOutcome, process_inbox
-from connector.services.sync import Snapshot, sync_records
+from connector.services.refresh import Snapshot, sync_records
 from webhooks.deliveries import events_of
 from webhooks.metrics import Metrics
 

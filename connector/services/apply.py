@@ -4,7 +4,7 @@ write in the ledger, dead-letter each refused one, and carry on with the rest.""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,15 +59,17 @@ class ApplyOutcome:
 
 @dataclass
 class Collected:
-    """What a run keeps of its plans. Plans themselves are not kept: a first sync of a large
-    book plans hundreds of thousands of records, so writes stream into the Applier instead."""
+    """What a run keeps of its plans. Plans themselves are not kept, but for the few asked
+    for: a first sync of a large book plans hundreds of thousands of records, so writes
+    stream into the Applier instead."""
 
     #: contracts whose outcome is settled at planning: skip reasons, "unchanged", "failed"
     settled: Counter[str] = field(default_factory=Counter)
     #: contract id -> "create" | "update" for contracts with writes (these can still fail)
     writing: dict[str, str] = field(default_factory=dict)
     planned: Counter[str] = field(default_factory=Counter)
-    shown: list[Plan] = field(default_factory=list)
+    #: the plans `collect` was asked to keep, in planning order
+    kept: list[Plan] = field(default_factory=list)
 
 
 def collect(
@@ -75,28 +77,25 @@ def collect(
     book: Book,
     ledger: Ledger,
     applier: Applier | None,
-    show_writes: bool,
-    show_skips: Collection[str],
+    keep: Callable[[Plan], bool],
 ) -> Collected:
     """Consume plans (in `planning_order`); their writes and ledger catch-up go to `applier`
-    (None: dry run)."""
+    (None: dry run); the plans `keep` picks are kept (`Collected.kept`)."""
     out = Collected()
     account, tasks = "", set()  # the account tasks of the account whose contracts come now
     for plan in plans:
         if (current := account_of(book, plan.contract_id)) != account:
             account, tasks = current, set()
         plan = _without_repeats(plan, tasks)
+        if keep(plan):
+            out.kept.append(plan)
         if isinstance(plan, Skip):
             out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
-            if plan.reason in show_skips:
-                out.shown.append(plan)
             # a renewal not due yet can still have playbook tasks (onboarding, QBR, prep)
             out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
             if applier is not None:
                 for w in plan.writes:
                     applier.add(w)
-            if show_writes and plan.writes and plan.reason not in show_skips:
-                out.shown.append(plan)
             continue
         if plan.writes:
             out.writing[plan.contract_id] = plan.action
@@ -107,8 +106,6 @@ def collect(
             applier.catch_up(catch_up_rows(plan, book, ledger))
             for w in plan.writes:
                 applier.add(w)
-        if show_writes and plan.writes:
-            out.shown.append(plan)
     return out
 
 

@@ -15,7 +15,7 @@ from connector.domain.models import READ_KINDS
 from connector.errors import CrmError
 from connector.inbox import DONE, IGNORED, Inbox
 from connector.services.context import Context
-from connector.services.sync import sync_records
+from connector.services.refresh import sync_records
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""Gather: load the mirror into a Book, then pull what changed in the CRM since each cursor."""
+"""Gather: load the mirror into a Book, then pull what changed in the CRM since each cursor;
+`ingest` maps records read from the CRM (pulled or refetched) into the book and the mirror."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,21 @@ from connector.state import StateStore
 Progress = Callable[[str, int], None]
 #: For each kind whose failure makes a contract unplannable: canonical field naming the contract.
 CONTRACT_OF = {"contract": "id", "contract_line": "contract_id"}
+
+
+def gather(
+    ctx: Context,
+    *,
+    full: bool,
+    dry_run: bool,
+    run_id: int | None,
+    progress: Progress | None = None,
+) -> tuple[Book, dict[str, Cursor]]:
+    """The book as the CRM holds it now: the mirror, then the changes since each cursor (all
+    of them if `full`). Returns it and the cursors to commit once the run's writes succeed."""
+    book = load_book(ctx.store)
+    cursors = pull_changes(ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress)
+    return book, cursors
 
 
 def load_book(store: StateStore) -> Book:
@@ -67,7 +83,7 @@ def pull_changes(
         for attempt in retry:
             with attempt:
                 for page in ctx.crm.read_changes(kind, since):
-                    _take_page(ctx, book, kind, page, dry_run, run_id)
+                    ingest(ctx, book, kind, page, run_id, mirror=not dry_run)
                     since = page[-1].cursor
                     new_cursors[kind] = since
                     if progress:
@@ -75,21 +91,31 @@ def pull_changes(
     return new_cursors
 
 
-def _take_page(
-    ctx: Context, book: Book, kind: str, page: list[SourceRecord], dry_run: bool, run_id: int | None
-) -> None:
+def ingest(
+    ctx: Context,
+    book: Book,
+    kind: str,
+    records: Iterable[SourceRecord],
+    run_id: int | None,
+    *,
+    mirror: bool = True,
+) -> list[dict[str, Any]]:
+    """Map CRM records of one kind into the book and, if `mirror` (not in a dry run), into the
+    mirror: their rows saved, their mapping failures dead-lettered, earlier failures of those
+    that map now resolved. Returns their mirror rows."""
     rows, letters, fixed = [], [], []
-    for rec in page:
+    for rec in records:
         row, letter = map_record(ctx.mapping, book, kind, rec)
         rows.append(row)
         if letter:
             letters.append(letter)
         else:
             fixed.append(rec.id)
-    if not dry_run:
+    if mirror:
         ctx.store.save_records(rows)
         ctx.store.add_dead_letters(letters, run_id)
         ctx.store.resolve_dead_letters(kind, fixed)
+    return rows
 
 
 def map_record(

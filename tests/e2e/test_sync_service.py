@@ -243,6 +243,17 @@ def test_dry_run_plans_but_writes_nothing(context, book):
     assert run(context).created == 1
 
 
+def test_a_run_hands_back_only_the_plans_its_caller_asks_for(context, book):
+    acc = book.account()
+    renewed = book.contract(acc, soon(), number="renewed")
+    broken = book.contract(acc, soon(), lines=(), number="no lines")
+    dry = run(context, dry_run=True, show=lambda p: bool(p.writes))
+    assert [p.contract_id for p in dry.plans] == [renewed]
+    (attention,) = run(context).plans  # by default: the contracts an admin must act on
+    assert (attention.contract_id, attention.reason) == (broken, "missing_data")
+    assert run(context, show=lambda p: False).plans == []
+
+
 def test_writes_go_out_in_batches_of_the_adapter_limit(tmp_path, book):
     from connector import bootstrap
     from connector.config import load_config

@@ -85,7 +85,7 @@ def test_refused_renewal_goes_to_dead_letters_with_hubspots_category(hub_context
 
 
 def test_a_deal_named_by_a_webhook_is_refetched_and_renewed(hub_context, hub, fake):
-    from connector.services.sync import sync_records
+    from connector.services.refresh import sync_records
 
     deal = hub.contract(hub.company("Hooli"), END, stage="qualifiedtobuy")
     assert sync(hub_context, as_of=AS_OF).created == 0  # not won yet: no contract

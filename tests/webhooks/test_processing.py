@@ -22,7 +22,8 @@ from connector.runlock import RunLockBusy, run_lock
 from connector.services import sync
 from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
 from connector.services.gather import load_book
-from connector.services.sync import Snapshot, sync_records, today
+from connector.services.refresh import Snapshot, sync_records
+from connector.services.sync import today
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
 from webhooks import create_app
@@ -142,7 +143,7 @@ def test_webhook_runs_keep_the_book_between_them_until_another_run_comes_in(ctx,
     second = book.contract(acc, today() + timedelta(days=110), status="Draft")
     sync(ctx)
     loads = []
-    module = importlib.import_module("connector.services.sync")  # not the sync function
+    module = importlib.import_module("connector.services.refresh")
     real_load = module.load_book
     monkeypatch.setattr(module, "load_book", lambda c: loads.append(1) or real_load(c))
     kept = Snapshot()

@@ -1,0 +1,94 @@
+"""The webhook run (`sync_records`): refetch the records events name, then plan and apply the
+contracts they affect as `sync` does; and the `Snapshot` the inbox worker keeps between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from connector.domain.book import Book
+from connector.domain.models import READ_KINDS
+from connector.domain.renewals import planning_order
+from connector.services.apply import Applier, Ledger, collect
+from connector.services.context import Context
+from connector.services.gather import ingest, load_book
+from connector.services.insight import assess
+from connector.services.runs import recorded_run, tally
+from connector.services.sync import _missing_parents, accounts_of, affected_contracts, today
+from connector.services.sync_report import Show, SyncReport, needs_attention
+
+
+@dataclass
+class Snapshot:
+    """The book and ledger of the last webhook run, kept by the inbox worker for the next one:
+    a run only reads its records again into them and keeps the ledger in step, so while no
+    other run has happened since, they are what loading the mirror and the ledger would give,
+    without reading the whole mirror for every batch of events."""
+
+    book: Book | None = None
+    ledger: Ledger | None = None
+    #: the run that last brought them up to date
+    run_id: int | None = None
+
+    def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
+        """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
+        if self.book is None or self.ledger is None or ctx.store.run_before(run_id) != self.run_id:
+            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.load_ledger())
+        return self.book, self.ledger
+
+    def forget(self) -> None:
+        self.book = self.ledger = self.run_id = None
+
+
+def sync_records(
+    ctx: Context,
+    refs: dict[str, Collection[str]],
+    *,
+    as_of: date | None = None,
+    snapshot: Snapshot | None = None,
+    show: Show = needs_attention,
+) -> SyncReport:
+    """A sync for just these records (kind -> CRM ids), as a webhook names them: refetch them
+    from the CRM (an event is a hint, the CRM holds the truth), then plan and apply the
+    contracts they affect exactly as `sync` does. Cursors do not move: the next incremental
+    sync re-reads these records and finds nothing to do. With a `snapshot`, the book and the
+    ledger of the previous such run are used again when no other run came in between."""
+    as_of = as_of or today()
+    snapshot = snapshot or Snapshot()
+    with recorded_run(ctx, "webhook", as_of) as report:
+        run_id = report.run_id
+        try:
+            book, ledger = snapshot.take(ctx, run_id)
+            rows = _refetch(ctx, book, refs, run_id)
+            contracts = affected_contracts(book, rows)
+            for _ in range(2):  # a new contract's account, then that account's owner
+                rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
+            planner = assess(ctx, book, as_of, accounts_of(book, contracts))
+            applier = Applier(ctx, ledger, run_id)
+            plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
+            run = collect(plans, book, ledger, applier, show)
+            report.plans = run.kept
+            outcome = applier.finish()
+        except BaseException:
+            snapshot.forget()  # half-applied: the next run loads the store again
+            raise
+        snapshot.run_id = run_id
+        report.writes = dict(sorted(outcome.writes.items()))
+        tally(report, run, outcome.failed_contracts)
+    return report
+
+
+def _refetch(
+    ctx: Context, book: Book, refs: dict[str, Collection[str]], run_id: int
+) -> list[dict[str, Any]]:
+    """Read these records by id into the book and the mirror; their mirror rows."""
+    out: list[dict[str, Any]] = []
+    for kind in READ_KINDS:
+        ids = sorted(set(refs.get(kind, ())))
+        if not ids:
+            continue
+        records = ctx.retrying()(ctx.crm.read_ids, kind, ids)
+        out += ingest(ctx, book, kind, records, run_id)
+    return out

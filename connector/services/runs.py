@@ -1,0 +1,95 @@
+"""Run bookkeeping, the same for `sync` and the webhook runs: a run opens in the run history,
+and what it did (counts, writes, API calls, duration, status) is recorded there whatever
+happens, a run stopped halfway with the writes it made until then."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from connector.errors import ApiLimitReached, ConnectorError
+from connector.services.apply import Collected
+from connector.services.context import Context
+from connector.services.sync_report import SyncReport
+
+
+@contextmanager
+def recorded_run(
+    ctx: Context, mode: str, as_of: date, *, dry_run: bool = False, full: bool = False
+) -> Iterator[SyncReport]:
+    """A run of `mode` (full, incremental, webhook) in the run history (a dry run has none),
+    its report recorded there whatever happens: a ConnectorError marks it `stopped` (API
+    allowance) or `failed`, Ctrl-C `interrupted`, with the writes made until then; the
+    exception goes on up."""
+    run_id = None if dry_run else ctx.store.start_run(mode, as_of.isoformat())
+    report = SyncReport(run_id, as_of, dry_run, full)
+    started, calls = time.monotonic(), ctx.crm.api_calls
+    try:
+        yield report
+    except ConnectorError as exc:
+        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+        report.error = str(exc)
+        _partial_counts(report)
+        raise
+    except KeyboardInterrupt:
+        report.status, report.error = "interrupted", "stopped by Ctrl-C (SIGINT)"
+        _partial_counts(report)
+        raise
+    except BaseException as exc:  # a bug, or the process asked to exit: never recorded ok
+        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+        _partial_counts(report)
+        raise
+    finally:
+        _finish(ctx, report, started, calls)
+
+
+def tally(report: SyncReport, run: Collected, failed: set[str]) -> None:
+    """The run's contracts by outcome (`failed`: those whose writes the CRM refused)."""
+    counts = Counter(run.settled)
+    counts.update("failed" if cid in failed else action for cid, action in run.writing.items())
+    report.created, report.updated = counts.pop("create", 0), counts.pop("update", 0)
+    report.unchanged, report.failed = counts.pop("unchanged", 0), counts.pop("failed", 0)
+    report.skipped = sum(counts.values())
+    report.skip_reasons = dict(sorted(counts.items()))
+    report.status = "partial" if report.failed else "ok"
+
+
+def _partial_counts(report: SyncReport) -> None:
+    """A run that stopped before counting: its renewals created and updated, from its writes."""
+    report.writes = dict(sorted(report.writes.items()))
+    report.created = report.writes.get("renewal_opportunity.create", 0)
+    report.updated = report.writes.get("renewal_opportunity.update", 0)
+
+
+def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:
+    report.api_calls = ctx.crm.api_calls - calls
+    report.duration_s = time.monotonic() - started
+    if report.run_id is not None:
+        report.dead_letters = len(ctx.store.list_dead_letters())
+        ctx.store.finish_run(
+            report.run_id,
+            report.status,
+            _stored_counts(report),
+            report.api_calls,
+            report.duration_s,
+            report.error,
+        )
+
+
+def _stored_counts(report: SyncReport) -> dict[str, Any]:
+    keys = (
+        "created",
+        "updated",
+        "unchanged",
+        "skipped",
+        "failed",
+        "writes",
+        "skip_reasons",
+        "tasks_created",
+    )
+    data = report.to_json()
+    return {k: data[k] for k in keys}

@@ -1,0 +1,79 @@
+"""What a run did (`SyncReport`: the CLI prints it, `--json` and the job history carry its
+`to_json`, whose keys monitoring reads), and which plans a caller asks a run to hand back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from connector.domain.renewals import Plan, Skip
+
+#: Picks the plans a run hands back in `SyncReport.plans` (the others are not kept: a large
+#: book plans hundreds of thousands of contracts).
+Show = Callable[[Plan], bool]
+
+#: Skip reasons an admin must act on (shown under "Needs attention").
+ATTENTION = (
+    "missing_data",
+    "no_active_owner",
+    "renewal_deleted",
+    "contract_deleted",
+    "cpq_overdue",
+)
+
+
+def needs_attention(plan: Plan) -> bool:
+    """A contract with no renewal for a reason an admin must act on."""
+    return isinstance(plan, Skip) and plan.reason in ATTENTION
+
+
+@dataclass
+class SyncReport:
+    run_id: int | None
+    as_of: date
+    dry_run: bool
+    full: bool
+    status: str = "ok"
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    api_calls: int = 0
+    writes: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    duration_s: float = 0.0
+    #: the plans the run's `show` picked, in planning order
+    plans: list[Plan] = field(default_factory=list, repr=False)
+    error: str | None = None
+    #: accounts by health grade (green, yellow, red) as scored in this run
+    health: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tasks_created(self) -> int:
+        return self.writes.get("task.create", 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "as_of": self.as_of.isoformat(),
+            "dry_run": self.dry_run,
+            "full": self.full,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "api_calls": self.api_calls,
+            "writes": self.writes,
+            "tasks_created": self.tasks_created,
+            "skip_reasons": self.skip_reasons,
+            "dead_letters": self.dead_letters,
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+            "health": self.health,
+        }
