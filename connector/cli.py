@@ -39,10 +39,10 @@ from connector.domain.health import signal_measures
 from connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
-from connector.runlock import RunLockBusy, run_lock
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.report import build_report, import_signals
 from connector.services.sync import today
+from connector.state.runlock import RunLockBusy, run_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 #: Ctrl-C (SIGINT), as shells report it: 128 + 2
@@ -198,7 +198,7 @@ def runs_cmd(ctx, limit: int, as_json: bool) -> None:
     """Run history: counts, API calls, duration."""
     context = _context(ctx)
     try:
-        rows = context.store.list_runs(limit)
+        rows = context.store.runs.list(limit)
     finally:
         context.close()
     print_runs(out, rows, as_json)
@@ -218,7 +218,7 @@ def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
     """List open dead letters."""
     context = _context(ctx.parent)
     try:
-        rows = context.store.list_dead_letters(include_resolved)
+        rows = context.store.dead_letters.list(include_resolved)
     finally:
         context.close()
     print_dead_letters(out, rows, as_json)
@@ -235,7 +235,7 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     try:
         with _one_run(context):
             fixed, report = retry_dead_letters(context, as_of)
-        remaining = len(context.store.list_dead_letters())
+        remaining = len(context.store.dead_letters.list())
     finally:
         context.close()
     if as_json:
@@ -408,7 +408,7 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
         _demo_signals(out, context, summary)
         with progress_bar(enabled=True) as progress:
             report = sync(context, as_of=as_of, progress=progress)
-        print_sync(out, report, attention=context.store.list_dead_letters())
+        print_sync(out, report, attention=context.store.dead_letters.list())
         again = sync(context, as_of=as_of)
         figures = build_report(context.store, context.config, as_of)
     finally:

@@ -15,8 +15,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from connector.config import AppConfig
 from connector.domain.signals import SignalError, parse_signal
-from connector.inbox import Inbox, InboxBusy
-from connector.state import StateStore
+from connector.inbox import Inbox
+from connector.state import InboxBusy, StateStore
 from webhooks import soap
 from webhooks.deliveries import hubspot_batch, parse_json
 from webhooks.metrics import Metrics
@@ -146,7 +146,7 @@ def create_app(
             settings.signature_tolerance_seconds,
         )
         items = parse_signals(body, config.scorecard.measures.keys())
-        new = rx.store.add_signals(items)
+        new = rx.store.signals.add(items)
         rx.received["signals"].inc(len(items))
         return jsonify(accepted=len(items), new=new)
 

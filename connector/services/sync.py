@@ -20,6 +20,7 @@ from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, load_book, map_record, pull_changes
 from connector.services.insight import assess, record
+from connector.state import DeadLetter
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
 ATTENTION = (
@@ -99,7 +100,7 @@ def sync(
     as_of = as_of or today()
     store = ctx.store
     run_id = (
-        None if dry_run else store.start_run("full" if full else "incremental", as_of.isoformat())
+        None if dry_run else store.runs.start("full" if full else "incremental", as_of.isoformat())
     )
     report = SyncReport(run_id, as_of, dry_run, full)
     with _recorded(ctx, report):
@@ -107,7 +108,7 @@ def sync(
         cursors = pull_changes(
             ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress
         )
-        ledger = Ledger(store.load_ledger())
+        ledger = Ledger(store.ledger.load())
         planner = assess(ctx, book, as_of)
         report.health = health_mix(h.grade for h in planner.health.values())
         applier = None if dry_run else Applier(ctx, ledger, run_id, progress, retry=retry)
@@ -142,7 +143,7 @@ def sync(
             record(ctx, book, planner.health, as_of)
             failed |= outcome.failed_contracts
             report.writes = dict(sorted(outcome.writes.items()))
-            store.advance_cursors(cursors)
+            store.cursors.advance(cursors)
         _count(report, run, failed)
         report.status = "partial" if report.failed else "ok"
     return report
@@ -155,11 +156,11 @@ def _cpq_letters(ctx: Context, shown: list[Plan], run_id: int | None) -> None:
         p.contract_id: p.detail for p in shown if isinstance(p, Skip) and p.reason == "cpq_overdue"
     }
     settled = [
-        d["record_id"]
-        for d in ctx.store.list_dead_letters()
-        if d["kind"] == "cpq_forecast" and d["record_id"] not in overdue
+        d.record_id
+        for d in ctx.store.dead_letters.list()
+        if d.kind == "cpq_forecast" and d.record_id not in overdue
     ]
-    ctx.store.resolve_dead_letters("cpq_forecast", settled)
+    ctx.store.dead_letters.resolve("cpq_forecast", settled)
     letters = [
         {
             "stage": "plan",
@@ -173,7 +174,7 @@ def _cpq_letters(ctx: Context, shown: list[Plan], run_id: int | None) -> None:
         }
         for cid, detail in sorted(overdue.items())
     ]
-    ctx.store.add_dead_letters(letters, run_id)
+    ctx.store.dead_letters.add(letters, run_id)
 
 
 @contextmanager
@@ -212,8 +213,8 @@ def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> Non
     report.api_calls = ctx.crm.api_calls - calls
     report.duration_s = time.monotonic() - started
     if report.run_id is not None:
-        report.dead_letters = len(ctx.store.list_dead_letters())
-        ctx.store.finish_run(
+        report.dead_letters = len(ctx.store.dead_letters.list())
+        ctx.store.runs.finish(
             report.run_id,
             report.status,
             _stored_counts(report),
@@ -252,17 +253,17 @@ class Explanation:
     contract_id: str
     plan: Plan | None
     broken: str | None
-    dead_letters: list[dict[str, Any]]
+    dead_letters: list[DeadLetter]
 
 
 def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx.store)
-    ledger = Ledger(ctx.store.load_ledger())
+    ledger = Ledger(ctx.store.ledger.load())
     planner = assess(ctx, book, as_of or today(), _accounts_of(book, [contract_id]))
     known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
-    letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
+    letters = [d for d in ctx.store.dead_letters.list() if d.contract_id == contract_id]
     return Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
 
 
@@ -274,17 +275,17 @@ def retry_dead_letters(
     (those refused for good included: their cause is taken as fixed)."""
     scratch = Book()  # map_record needs a book; the sync below loads the real one
     fixed = 0
-    for letter in ctx.store.list_dead_letters():
-        if letter["stage"] != "read":
+    for letter in ctx.store.dead_letters.list():
+        if letter.stage != "read":
             continue
-        record = ctx.store.mirrored(letter["kind"], letter["record_id"])
+        record = ctx.store.mirror.get(letter.kind, letter.record_id)
         if record is None:
             continue
-        row, failure = map_record(ctx.mapping, scratch, letter["kind"], record)
+        row, failure = map_record(ctx.mapping, scratch, letter.kind, record)
         if failure:
             continue
-        ctx.store.save_records([row])
-        ctx.store.resolve_dead_letters(letter["kind"], [letter["record_id"]])
+        ctx.store.mirror.save([row])
+        ctx.store.dead_letters.resolve(letter.kind, [letter.record_id])
         fixed += 1
     return fixed, sync(ctx, as_of=as_of, progress=progress, retry=True)
 
@@ -303,8 +304,8 @@ class Snapshot:
 
     def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
         """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
-        if self.book is None or self.ledger is None or ctx.store.run_before(run_id) != self.run_id:
-            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.load_ledger())
+        if self.book is None or self.ledger is None or ctx.store.runs.before(run_id) != self.run_id:
+            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.ledger.load())
         return self.book, self.ledger
 
     def forget(self) -> None:
@@ -325,7 +326,7 @@ def sync_records(
     ledger of the previous such run are used again when no other run came in between."""
     as_of = as_of or today()
     snapshot = snapshot or Snapshot()
-    run_id = ctx.store.start_run("webhook", as_of.isoformat())
+    run_id = ctx.store.runs.start("webhook", as_of.isoformat())
     report = SyncReport(run_id, as_of, False, False)
     with _recorded(ctx, report):
         try:
@@ -370,9 +371,9 @@ def _refetch(
             row, letter = map_record(ctx.mapping, book, kind, rec)
             rows.append(row)
             (letters if letter else fixed).append(letter or rec.id)
-        ctx.store.save_records(rows)
-        ctx.store.add_dead_letters(letters, run_id)
-        ctx.store.resolve_dead_letters(kind, fixed)
+        ctx.store.mirror.save(rows)
+        ctx.store.dead_letters.add(letters, run_id)
+        ctx.store.dead_letters.resolve(kind, fixed)
         out += rows
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connector import bootstrap, joblog
+from connector import bootstrap
 from connector.config import Job, load_config
 from jobs.scheduler import retake_expired, run_slot, trigger_for
 from tests.conftest import write_config
@@ -23,7 +23,7 @@ def setup(tmp_path, lease: int = 60):
 def rows(factory):
     ctx = factory()
     try:
-        return joblog.list_job_runs(ctx.store)
+        return ctx.store.jobs.list()
     finally:
         ctx.close()
 
@@ -32,7 +32,7 @@ def dead_claim(factory, at: datetime) -> None:
     """Scheduler `dead` claims the slot at `at`, then is killed: no heartbeat, no finish."""
     ctx = factory()
     try:
-        assert joblog.claim(ctx.store, "daily_renewal_scan", SLOT, "dead:1", 60, at=at)
+        assert ctx.store.jobs.claim("daily_renewal_scan", SLOT, "dead:1", 60, at=at)
     finally:
         ctx.close()
 
@@ -45,7 +45,7 @@ def test_a_live_claim_keeps_the_slot_from_a_second_scheduler(tmp_path):
         "daily_renewal_scan", cfg, trigger, context_factory=factory, runner="b", clock=lambda: at
     )
     assert outcome == "claimed"
-    assert [(r["runner"], r["status"]) for r in rows(factory)] == [("dead:1", "running")]
+    assert [(r.runner, r.status) for r in rows(factory)] == [("dead:1", "running")]
 
 
 def test_a_dead_schedulers_slot_is_run_by_another_once_its_lease_lapses(tmp_path):
@@ -56,9 +56,7 @@ def test_a_dead_schedulers_slot_is_run_by_another_once_its_lease_lapses(tmp_path
         "daily_renewal_scan", cfg, trigger, context_factory=factory, runner="b", clock=lambda: at
     )
     assert outcome == "ok"
-    ((runner, status, slot),) = [
-        (r["runner"], r["status"], r["scheduled_at"]) for r in rows(factory)
-    ]
+    ((runner, status, slot),) = [(r.runner, r.status, r.scheduled_at) for r in rows(factory)]
     assert (runner, status, slot) == ("b", "ok", SLOT)
 
 
@@ -69,7 +67,7 @@ def test_the_sweep_runs_slots_whose_claim_lapsed_within_the_grace(tmp_path):
     assert retake_expired(cfg, context_factory=factory, runner="b", clock=lambda: at) == {
         "daily_renewal_scan": "ok"
     }
-    assert [(r["runner"], r["status"]) for r in rows(factory)] == [("b", "ok")]
+    assert [(r.runner, r.status) for r in rows(factory)] == [("b", "ok")]
     # nothing left to take: a second sweep does nothing
     assert retake_expired(cfg, context_factory=factory, runner="c", clock=lambda: at) == {}
 
@@ -86,13 +84,11 @@ def test_a_running_job_renews_its_lease_so_it_is_not_taken_over(tmp_path):
     ctx = factory()
     try:
         start = SLOT + timedelta(seconds=1)
-        assert joblog.claim(ctx.store, "daily_renewal_scan", SLOT, "a", 60, at=start)
+        assert ctx.store.jobs.claim("daily_renewal_scan", SLOT, "a", 60, at=start)
         later = start + timedelta(seconds=50)
-        assert joblog.renew(ctx.store, "daily_renewal_scan", SLOT, "a", 60, at=later)
+        assert ctx.store.jobs.renew("daily_renewal_scan", SLOT, "a", 60, at=later)
         after_first_lease = start + timedelta(seconds=90)
-        assert not joblog.claim(
-            ctx.store, "daily_renewal_scan", SLOT, "b", 60, at=after_first_lease
-        )
-        assert not joblog.renew(ctx.store, "daily_renewal_scan", SLOT, "b", 60, at=later)
+        assert not ctx.store.jobs.claim("daily_renewal_scan", SLOT, "b", 60, at=after_first_lease)
+        assert not ctx.store.jobs.renew("daily_renewal_scan", SLOT, "b", 60, at=later)
     finally:
         ctx.close()
