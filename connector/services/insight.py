@@ -70,6 +70,5 @@ def record(ctx: Context, book: Book, health: Mapping[str, Health], as_of: date) 
     for rows in segment_periods(
         book, ctx.config.segments, ctx.config.renewals, as_of, health, known
     ):
-        ctx.store.history.save_segments(
-            rows
-        )  # a period at a time: a large book stays small in memory
+        # a period at a time: a large book stays small in memory
+        ctx.store.history.save_segments(rows)

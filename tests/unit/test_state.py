@@ -74,3 +74,23 @@ def test_a_database_of_a_newer_schema_version_is_refused_naming_both_versions(tm
     engine.dispose()
     with pytest.raises(UnusableDatabaseError, match=f"version {SCHEMA_VERSION + 1}, newer"):
         StateStore(url)
+
+
+def test_a_unit_of_work_commits_its_ledger_rows_and_dead_letters_together_or_not_at_all(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    row = {"kind": "task", "key": "k1:t", "contract_id": "k1", "crm_id": "T1", "fields": {"a": 1}}
+    with pytest.raises(RuntimeError), store.begin() as uow:
+        uow.ledger.record([row], run_id=1)
+        uow.dead_letters.add([letter("locked", True)], run_id=1)
+        raise RuntimeError("the process dies before the batch is recorded")
+    assert store.ledger.load() == {} and store.dead_letters.list() == []
+    with store.begin() as uow:
+        uow.ledger.record([row], run_id=1)
+        uow.dead_letters.add([letter("locked", True)], run_id=1)
+    assert store.ledger.load() == {("task", "k1:t"): {"a": 1}}
+    (open_,) = store.dead_letters.list()
+    assert open_.as_dict()["message"] == "locked" and list(open_.as_dict())[:3] == [
+        "id",
+        "run_id",
+        "stage",
+    ]
