@@ -3,15 +3,18 @@ the acknowledgement; the inbox worker expands each into inbox events and deletes
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
 
 from connector.state.database import Db, aware, sqlite_pragmas
 from connector.state.schema import deliveries
+
+if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
+    import sqlite3
 
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 
@@ -45,6 +48,8 @@ class DeliveryRepository:
         another process), so an event-loop server can wait elsewhere."""
         engine = self.db.engine
         if engine.dialect.name == "sqlite" and engine.url.database:
+            import sqlite3
+
             # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
             stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
             try:
@@ -66,6 +71,8 @@ class DeliveryRepository:
         under its lock: one per process, whether requests run in threads or in greenlets (a
         greenlet-local connection, under gevent, would open one per request)."""
         if wait not in self._conns:
+            import sqlite3
+
             conn = sqlite3.connect(
                 self.db.engine.url.database,
                 timeout=30 if wait else 0,
