@@ -124,7 +124,7 @@ def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
     """List open dead letters."""
     context = open_context(ctx.parent)
     try:
-        rows = context.store.list_dead_letters(include_resolved)
+        rows = context.store.dead_letters.list(include_resolved)
     finally:
         context.close()
     print_dead_letters(out, rows, as_json)
@@ -141,7 +141,7 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     try:
         with one_run(context):
             fixed, report = retry_dead_letters(context, as_of)
-        remaining = len(context.store.list_dead_letters())
+        remaining = len(context.store.dead_letters.list())
     finally:
         context.close()
     if as_json:

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from connector import bootstrap
 from connector.errors import ConfigError, ConnectorError, CrmError, Problem
-from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
+from connector.state.runlock import RunLockBusy, run_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 #: Ctrl-C (SIGINT), as shells report it: 128 + 2

@@ -15,6 +15,7 @@ from connector.domain.models import to_json
 from connector.domain.renewals import Plan, RenewalPlan, Skip
 from connector.services.sync import Explanation
 from connector.services.sync_report import SyncReport, needs_attention
+from connector.state import DeadLetter, Run
 
 
 @contextmanager
@@ -40,7 +41,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         yield advance
 
 
-def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None) -> None:
+def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None = None) -> None:
     title = "Dry run (nothing written)" if r.dry_run else f"Run {r.run_id} ({r.status})"
     t = Table(title=f"{title} as of {r.as_of}", show_header=False)
     for label, value in (
@@ -75,8 +76,8 @@ def print_sync(out: Console, r: SyncReport, attention: list[dict] | None = None)
         for p in needs:
             a.add_row(p.contract_id, f"{p.reason}: {p.detail}")
         for d in attention or []:
-            if d["stage"] == "write":
-                a.add_row(d["contract_id"] or "", f"{d['error_code']}: {d['message']}")
+            if d.stage == "write":
+                a.add_row(d.contract_id or "", f"{d.error_code}: {d.message}")
         out.print(a)
 
 
@@ -112,7 +113,7 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         data: dict[str, Any] = {
             "contract_id": e.contract_id,
             "known": plan is not None,
-            "dead_letters": [_jsonable(d) for d in e.dead_letters],
+            "dead_letters": [_jsonable(d.as_dict()) for d in e.dead_letters],
         }
         if isinstance(plan, Skip):
             data.update(decision="skip", reason=plan.reason, detail=plan.detail)
@@ -168,9 +169,9 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
 
 
-def print_runs(out: Console, rows: list[dict[str, Any]], as_json: bool) -> None:
+def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps([_jsonable(r) for r in rows]))
+        out.print_json(json.dumps([_jsonable(r.as_dict()) for r in rows]))
         return
     t = Table(
         "run",
@@ -187,35 +188,35 @@ def print_runs(out: Console, rows: list[dict[str, Any]], as_json: bool) -> None:
         title="Runs",
     )
     for r in rows:
-        c = r.get("counts") or {}
+        c = r.counts or {}
         t.add_row(
-            str(r["id"]),
-            r["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
-            r["mode"],
-            r["status"],
+            str(r.id),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.mode,
+            r.status,
             *(str(c.get(k, "")) for k in ("created", "updated", "unchanged", "skipped", "failed")),
-            str(r["api_calls"] or 0),
-            f"{r['duration_s'] or 0:.2f}",
+            str(r.api_calls or 0),
+            f"{r.duration_s or 0:.2f}",
         )
     out.print(t)
 
 
-def print_dead_letters(out: Console, rows: list[dict[str, Any]], as_json: bool) -> None:
+def print_dead_letters(out: Console, rows: list[DeadLetter], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps([_jsonable(r) for r in rows]))
+        out.print_json(json.dumps([_jsonable(r.as_dict()) for r in rows]))
         return
     if not rows:
         out.print("No open dead letters.")
         return
     t = Table("id", "stage", "contract", "error", "tries", title="Dead letters")
     for r in rows:
-        code = f"{r['error_code']}: " if r["error_code"] else ""
+        code = f"{r.error_code}: " if r.error_code else ""
         t.add_row(
-            str(r["id"]),
-            r["stage"],
-            r["contract_id"] or "",
-            code + r["message"],
-            str(r["attempts"]),
+            str(r.id),
+            r.stage,
+            r.contract_id or "",
+            code + r.message,
+            str(r.attempts),
         )
     out.print(t)
 

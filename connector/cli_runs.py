@@ -17,7 +17,7 @@ def runs_cmd(ctx, limit: int, as_json: bool) -> None:
     """Run history: counts, API calls, duration."""
     context = open_context(ctx)
     try:
-        rows = context.store.list_runs(limit)
+        rows = context.store.runs.list(limit)
     finally:
         context.close()
     print_runs(out, rows, as_json)

@@ -91,7 +91,7 @@ def demo(ctx, seed_value, as_of: date | None) -> None:
         _demo_signals(out, context, summary)
         with progress_bar(enabled=True) as progress:
             report = sync(context, as_of=as_of, progress=progress)
-        print_sync(out, report, attention=context.store.list_dead_letters())
+        print_sync(out, report, attention=context.store.dead_letters.list())
         again = sync(context, as_of=as_of)
         figures = build_report(context.store, context.config, as_of)
     finally:

@@ -19,11 +19,11 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector import bootstrap, joblog
+from connector import bootstrap
 from connector.config import AppConfig
 from connector.config_sections import Job
-from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
+from connector.state.runlock import RunLockBusy, run_lock
 from jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def run_slot(
     lease = config.schedule.lease_seconds
     ctx = context_factory()
     try:
-        if not joblog.claim(ctx.store, name, slot, runner, lease, at=now):
+        if not ctx.store.jobs.claim(name, slot, runner, lease, at=now):
             log.info("%s %s: already run by another scheduler", name, slot.isoformat())
             return "claimed"
         try:
@@ -80,15 +80,15 @@ def run_slot(
             ):
                 detail = JOBS[name](ctx)
         except RunLockBusy as exc:
-            joblog.finish(ctx.store, name, slot, "busy", error=str(exc), runner=runner)
+            ctx.store.jobs.finish(name, slot, "busy", error=str(exc), runner=runner)
             return "busy"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            joblog.finish(ctx.store, name, slot, "failed", error=error, runner=runner)
+            ctx.store.jobs.finish(name, slot, "failed", error=error, runner=runner)
             log.exception("%s %s failed", name, slot.isoformat())
             return "failed"
         status = detail.get("status", "ok")
-        joblog.finish(ctx.store, name, slot, status, detail=detail, runner=runner)
+        ctx.store.jobs.finish(name, slot, status, detail=detail, runner=runner)
         log.info("%s %s: %s", name, slot.isoformat(), status)
         return status
     finally:
@@ -108,7 +108,7 @@ def retake_expired(
     now = clock() if clock else datetime.now(tz)
     ctx = context_factory()
     try:
-        lapsed = joblog.lapsed_claims(ctx.store, at=now)
+        lapsed = ctx.store.jobs.lapsed(at=now)
     finally:
         ctx.close()
     jobs = config.schedule.effective_jobs()
@@ -141,7 +141,7 @@ def _heartbeat(ctx: Context, name: str, slot: datetime, runner: str, lease: floa
     def beat() -> None:
         while not stop.wait(lease / 3):
             try:
-                if not joblog.renew(ctx.store, name, slot, runner, lease):
+                if not ctx.store.jobs.renew(name, slot, runner, lease):
                     log.warning("%s %s: the claim was taken over by another scheduler", name, slot)
                     return
             except Exception:  # a busy database: try again at the next beat

@@ -8,10 +8,8 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
 
-from connector.inbox import Inbox
-from connector.state import StateStore, runs
+from connector.state import PENDING, StateStore
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -116,10 +114,9 @@ class StateCollector:
             "renewals_inbox_deliveries_waiting",
             "Deliveries stored and acknowledged, not yet read into inbox events",
         )
-        inbox = Inbox(self.store)
-        counts = inbox.counts()
-        depth.add_metric([], sum(n for (_, st), n in counts.items() if st == "pending"))
-        waiting.add_metric([], inbox.waiting())
+        counts = self.store.inbox.counts()
+        depth.add_metric([], sum(n for (_, st), n in counts.items() if st == PENDING))
+        waiting.add_metric([], self.store.deliveries.waiting())
         for (source, status), n in sorted(counts.items()):
             by_status.add_metric([source, status], n)
         sync_runs = CounterMetricFamily(
@@ -128,13 +125,8 @@ class StateCollector:
             labels=["mode", "status"],
         )
         calls = CounterMetricFamily("renewals_crm_api_calls", "CRM API calls made by recorded runs")
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    runs.c.mode, runs.c.status, func.count(), func.sum(runs.c.api_calls)
-                ).group_by(runs.c.mode, runs.c.status)
-            ).all()
-        for mode, status, n, _ in rows:
+        totals = self.store.runs.totals()
+        for mode, status, n, _ in totals:
             sync_runs.add_metric([mode, status], n)
-        calls.add_metric([], sum(c or 0 for *_, c in rows))
+        calls.add_metric([], sum(c for *_, c in totals))
         yield from (depth, waiting, by_status, sync_runs, calls)

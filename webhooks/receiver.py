@@ -11,8 +11,8 @@ from typing import Any
 from flask import current_app
 
 from connector.config import AppConfig
-from connector.inbox import Inbox, InboxBusy
-from connector.state import StateStore
+from connector.inbox import Inbox
+from connector.state import InboxBusy, StateStore
 from webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)

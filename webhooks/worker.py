@@ -17,10 +17,10 @@ from connector import bootstrap
 from connector.adapters.hubspot_limits import bucket_waits
 from connector.config import AppConfig
 from connector.inbox import EXPAND_BATCH, Expanded, Inbox
-from connector.runlock import RunLockBusy, run_lock
 from connector.services.context import Context
 from connector.services.events import BatchOutcome, process_inbox
 from connector.services.refresh import Snapshot, sync_records
+from connector.state.runlock import RunLockBusy, run_lock
 from webhooks.deliveries import events_of
 from webhooks.metrics import Metrics
 

@@ -203,7 +203,7 @@ class Applier:
         self.pending_catch_up: list[dict[str, Any]] = []
         #: writes the CRM refused for good, by (kind, key): the same write is held back (not
         #: sent again to be refused again) until `deadletters retry` (retry=True) sends it
-        self.refused = ctx.store.refused_writes()
+        self.refused = ctx.store.dead_letters.refused_writes()
         self.retry = retry
         self.replanned: set[tuple[str, str]] = set()  # refused writes planned again this run
 
@@ -216,17 +216,17 @@ class Applier:
         earlier day, a step past its due date): a transient refusal by every run, any refusal
         on `deadletters retry`. A refused task is never lost."""
         for (kind, key), letter in sorted(self.refused.items()):
-            payload = letter["payload"]
+            payload = letter.payload
             if kind != "task" or (kind, key) in self.replanned or payload is None:
                 continue
-            if (self.retry or letter["retriable"]) and self.ledger.written(kind, key) is None:
+            if (self.retry or letter.retriable) and self.ledger.written(kind, key) is None:
                 task = validate(Task, {**payload["fields"], "dedupe_key": key})
                 self.add(
                     Write(
                         "task",
                         "create",
                         key,
-                        letter["contract_id"] or "",
+                        letter.contract_id or "",
                         task,
                         TASK_FIELDS,
                         payload.get("parent_key"),
@@ -280,9 +280,10 @@ class Applier:
                 letters.append(_letter(w, res))
                 if stage == 0:
                     self.failed_parents.add(w.key)
-        record_ledger(self.ctx, self.ledger, rows, self.run_id)
-        self.ctx.store.add_dead_letters(letters, self.run_id)
-        self.ctx.store.resolve_dead_letters(kind, [r["key"] for r in rows])
+        with self.ctx.store.begin() as uow:  # the batch's ledger and letters: all or none
+            record_ledger(self.ctx, self.ledger, rows, self.run_id, uow)
+            uow.dead_letters.add(letters, self.run_id)
+            uow.dead_letters.resolve(kind, [r["key"] for r in rows])
         if self.progress:
             self.progress(kind, len(batch))
         if stage == 0:
@@ -297,8 +298,8 @@ class Applier:
         return (
             not self.retry
             and letter is not None
-            and not letter["retriable"]
-            and letter["payload"] == _payload(w)
+            and not letter.retriable
+            and letter.payload == _payload(w)
         )
 
     def _send(self, kind: str, method: str, batch: list[Write]) -> list[WriteResult]:
@@ -368,9 +369,10 @@ def _row(
     }
 
 
-def record_ledger(ctx: Context, ledger: Ledger, rows: list[dict[str, Any]], run_id: int) -> None:
-    """Store ledger rows (fields None removes one) and keep the in-memory view in step."""
-    ctx.store.record_writes(rows, run_id)
+def record_ledger(ctx: Context, ledger: Ledger, rows: list, run_id: int, uow=None) -> None:
+    """Store ledger rows (fields None removes one; in a unit of work `uow` if given) and keep
+    the in-memory view in step."""
+    (uow or ctx.store).ledger.record(rows, run_id)
     for r in rows:
         if r["fields"] is None:
             ledger.rows.pop((r["kind"], r["key"]), None)

@@ -32,7 +32,7 @@ def waiting_forecasts(ctx: Context) -> list[str]:
     """Contracts whose renewal forecast is on (as last read, or as the connector set it) and
     whose CPQ renewal is not there, in the synced data."""
     book = load_book(ctx.store)
-    asked = ctx.store.ledger_keys("contract")
+    asked = ctx.store.ledger.keys("contract")
     return sorted(
         c.id
         for c in book.contracts.values()
@@ -61,7 +61,7 @@ def retry_forecasts(ctx: Context, contract_ids: Sequence[str] | None, as_of: dat
                 )
             ]
         )
-    run_id = ctx.store.start_run("cpq_retry", as_of.isoformat())
+    run_id = ctx.store.runs.start("cpq_retry", as_of.isoformat())
     out, started, calls = CpqRetry(run_id), time.monotonic(), ctx.crm.api_calls
     status = "failed"
     try:
@@ -71,7 +71,7 @@ def retry_forecasts(ctx: Context, contract_ids: Sequence[str] | None, as_of: dat
     finally:
         counts = {"reflagged": len(out.reflagged), "failed": len(out.failed)}
         duration = time.monotonic() - started
-        ctx.store.finish_run(run_id, status, counts, ctx.crm.api_calls - calls, duration)
+        ctx.store.runs.finish(run_id, status, counts, ctx.crm.api_calls - calls, duration)
     return out
 
 

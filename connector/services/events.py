@@ -13,9 +13,10 @@ from connector.config_sections import WebhookSettings
 from connector.domain.mapping import Mapping
 from connector.domain.models import READ_KINDS
 from connector.errors import CrmError
-from connector.inbox import DONE, IGNORED, Inbox
+from connector.inbox import Inbox
 from connector.services.context import Context
 from connector.services.refresh import sync_records
+from connector.state import DONE, IGNORED
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,14 @@ def process_inbox(
     ignored, wanted = [], []
     kinds_of: dict[str | None, list[str]] = {}
     for row in rows:
-        obj = row["object"]
+        obj = row.object
         if obj not in kinds_of:
             kinds_of[obj] = kinds_for_object(ctx.mapping, obj)
-        kinds = kinds_of[obj] if row["record_id"] else []
+        kinds = kinds_of[obj] if row.record_id else []
         (wanted if kinds else ignored).append((row, kinds))
-    inbox.settle([row["id"] for row, _ in ignored], IGNORED)
+    inbox.settle([row.id for row, _ in ignored], IGNORED)
     for row, _ in ignored:
-        out.ignored[row["source"]] += 1
+        out.ignored[row.source] += 1
     if not wanted:
         return out
     try:
@@ -93,36 +94,36 @@ def _run(ctx, inbox: Inbox, wanted, out: BatchOutcome, sync_fn) -> None:
     refs: dict[str, set[str]] = defaultdict(set)
     for row, kinds in wanted:
         for kind in kinds:
-            refs[kind].add(row["record_id"])
+            refs[kind].add(row.record_id)
     report = sync_fn(ctx, dict(refs))
-    inbox.settle([row["id"] for row, _ in wanted], DONE, report.run_id)
+    inbox.settle([row.id for row, _ in wanted], DONE, report.run_id)
     out.run_ids.append(report.run_id)
     for row, _ in wanted:
-        out.processed[row["source"]] += 1
+        out.processed[row.source] += 1
 
 
 def _failed(ctx, inbox: Inbox, settings: WebhookSettings, wanted, exc, out: BatchOutcome) -> None:
     error = f"{type(exc).__name__}: {exc}"
     letters = []
     for row, kinds in wanted:
-        attempts = row["attempts"] + 1
-        out.failed[row["source"]] += 1
+        attempts = row.attempts + 1
+        out.failed[row.source] += 1
         if attempts < settings.retry_attempts:
             inbox.retry_later(row, error, backoff_seconds(settings, attempts))
             continue
         inbox.give_up(row, error)
-        out.dead[row["source"]] += 1
+        out.dead[row.source] += 1
         letters.append(
             {
                 "stage": "webhook",
                 "kind": kinds[0],
-                "record_id": row["record_id"],
+                "record_id": row.record_id,
                 "contract_id": None,
                 "field": None,
                 "value": None,
                 "error_code": "WEBHOOK_GAVE_UP",
-                "message": f"{row['source']} event {row['event_id']} ({row['object']} "
-                f"{row['record_id']}): gave up after {attempts} attempts: {error}",
+                "message": f"{row.source} event {row.event_id} ({row.object} "
+                f"{row.record_id}): gave up after {attempts} attempts: {error}",
             }
         )
-    ctx.store.add_dead_letters(letters, None)
+    ctx.store.dead_letters.add(letters, None)

@@ -38,7 +38,7 @@ def gather(
 def load_book(store: StateStore) -> Book:
     """The synced book: the mirror's records (no CRM call)."""
     book = Book()
-    for kind, record_id, parent_id, deleted, data, error in store.iter_mirror():
+    for kind, record_id, parent_id, deleted, data, error in store.mirror.stream():
         if error is not None:
             if parent_id:
                 book.mark_broken(parent_id, f"{kind} {record_id}", error)
@@ -76,7 +76,7 @@ def pull_changes(
     new_cursors: dict[str, Cursor] = {}
     overlap = timedelta(seconds=ctx.config.sync.overlap_seconds)
     for kind in READ_KINDS:
-        since = None if full else ctx.store.cursor(kind)
+        since = None if full else ctx.store.cursors.get(kind)
         if since is not None:
             since = Cursor(since.modified_at - overlap, "")
         retry = ctx.retrying()
@@ -112,9 +112,9 @@ def ingest(
         else:
             fixed.append(rec.id)
     if mirror:
-        ctx.store.save_records(rows)
-        ctx.store.add_dead_letters(letters, run_id)
-        ctx.store.resolve_dead_letters(kind, fixed)
+        ctx.store.mirror.save(rows)
+        ctx.store.dead_letters.add(letters, run_id)
+        ctx.store.dead_letters.resolve(kind, fixed)
     return rows
 
 

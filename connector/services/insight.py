@@ -21,10 +21,10 @@ def assess(
 ) -> Planner:
     """Score every account (or just `accounts`: all a run plans for) from signals and earlier
     scores in the store, and build the planner."""
-    signals = ctx.store.latest_signals(datetime.combine(as_of, time.max, UTC), accounts)
+    signals = ctx.store.signals.latest(datetime.combine(as_of, time.max, UTC), accounts)
     previous = {
-        account: Previous(row["score"], row["grade"], row["values"])
-        for account, row in ctx.store.health_before(as_of.isoformat(), accounts).items()
+        account: Previous(row.score, row.grade, row.values)
+        for account, row in ctx.store.history.health_before(as_of.isoformat(), accounts).items()
     }
     computed = ctx.mapping.computed_fields("renewal_opportunity")
     return planner_for(ctx.config, book, signals, previous, as_of, accounts, computed)
@@ -65,9 +65,10 @@ def planner_for(
 
 def record(ctx: Context, book: Book, health: Mapping[str, Health], as_of: date) -> None:
     """Today's health history and the segment history (backfilled over the window)."""
-    ctx.store.save_health([history_row(h, as_of) for h in health.values()])
-    known = set(ctx.store.segment_periods())
+    ctx.store.history.save_health([history_row(h, as_of) for h in health.values()])
+    known = set(ctx.store.history.segment_periods())
     for rows in segment_periods(
         book, ctx.config.segments, ctx.config.renewals, as_of, health, known
     ):
-        ctx.store.save_segments(rows)  # a period at a time: a large book stays small in memory
+        # a period at a time: a large book stays small in memory
+        ctx.store.history.save_segments(rows)

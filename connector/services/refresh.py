@@ -34,8 +34,8 @@ class Snapshot:
 
     def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
         """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
-        if self.book is None or self.ledger is None or ctx.store.run_before(run_id) != self.run_id:
-            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.load_ledger())
+        if self.book is None or self.ledger is None or ctx.store.runs.before(run_id) != self.run_id:
+            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.ledger.load())
         return self.book, self.ledger
 
     def forget(self) -> None:

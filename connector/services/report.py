@@ -34,14 +34,16 @@ def build_report(
     book = load_book(store)
     items = outcomes(book, config.renewals)
     rows, total = retention_by_period(items, start, end, period)
-    health = store.health_on(as_of.isoformat())
-    grades = {a: r["grade"] for a, r in health.items() if r["grade"] and a in book.accounts}
+    health = store.history.health_on(as_of.isoformat())
+    grades = {a: r.grade for a, r in health.items() if r.grade and a in book.accounts}
     segs = config.segments
-    recorded = store.segment_periods()
+    recorded = store.history.segment_periods()
     before = _recorded(recorded, period_start(start, segs).isoformat())
     after = _recorded(recorded, period_start(end, segs).isoformat())
     matrix = (
-        migration(store.segments_in(before), store.segments_in(after)) if before and after else {}
+        migration(store.history.segments_in(before), store.history.segments_in(after))
+        if before and after
+        else {}
     )
     mix = health_mix(grades.values())
     return Report(

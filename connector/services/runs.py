@@ -25,7 +25,7 @@ def recorded_run(
     its report recorded there whatever happens: a ConnectorError marks it `stopped` (API
     allowance) or `failed`, Ctrl-C `interrupted`, with the writes made until then; the
     exception goes on up."""
-    run_id = None if dry_run else ctx.store.start_run(mode, as_of.isoformat())
+    run_id = None if dry_run else ctx.store.runs.start(mode, as_of.isoformat())
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
     try:
@@ -69,8 +69,8 @@ def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> Non
     report.api_calls = ctx.crm.api_calls - calls
     report.duration_s = time.monotonic() - started
     if report.run_id is not None:
-        report.dead_letters = len(ctx.store.list_dead_letters())
-        ctx.store.finish_run(
+        report.dead_letters = len(ctx.store.dead_letters.list())
+        ctx.store.runs.finish(
             report.run_id,
             report.status,
             _stored_counts(report),

@@ -18,7 +18,7 @@ from connector.state import StateStore
 
 def accept_signals(store: StateStore, items: Sequence[Signal]) -> int:
     """Store valid signals; a copy of one already stored is ignored. Returns how many were new."""
-    return store.add_signals(items)
+    return store.signals.add(items)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from connector.services.insight import assess
 from connector.services.insight import record as record_health
 from connector.services.runs import recorded_run, tally
 from connector.services.sync_report import Show, SyncReport, needs_attention
+from connector.state import DeadLetter
 
 
 def today() -> date:
@@ -70,7 +71,7 @@ class BookPlans:
 
 def plan(ctx: Context, book: Book, as_of: date) -> BookPlans:
     """Score every account and plan every contract of the book, against the ledger."""
-    ledger = Ledger(ctx.store.load_ledger())
+    ledger = Ledger(ctx.store.ledger.load())
     planner = assess(ctx, book, as_of)
     return BookPlans(book, ledger, planner.health, planner.plan_book(book, ledger))
 
@@ -130,7 +131,7 @@ def record(
     report.health = health_mix(h.grade for h in plans.health.values())
     if not report.dry_run:
         record_health(ctx, plans.book, plans.health, report.as_of)
-        ctx.store.advance_cursors(cursors)
+        ctx.store.cursors.advance(cursors)
     report.writes = dict(sorted(applied.writes.items()))
     report.plans = applied.shown
     tally(report, applied.run, applied.failed)
@@ -145,11 +146,11 @@ def _cpq_letters(ctx: Context, plans: list[Plan], run_id: int | None) -> None:
     it lasts: `renewals deadletters list` names it next to the records that failed."""
     overdue = {p.contract_id: p.detail for p in plans if _cpq_overdue(p)}
     settled = [
-        d["record_id"]
-        for d in ctx.store.list_dead_letters()
-        if d["kind"] == "cpq_forecast" and d["record_id"] not in overdue
+        d.record_id
+        for d in ctx.store.dead_letters.list()
+        if d.kind == "cpq_forecast" and d.record_id not in overdue
     ]
-    ctx.store.resolve_dead_letters("cpq_forecast", settled)
+    ctx.store.dead_letters.resolve("cpq_forecast", settled)
     letters = [
         {
             "stage": "plan",
@@ -163,7 +164,7 @@ def _cpq_letters(ctx: Context, plans: list[Plan], run_id: int | None) -> None:
         }
         for cid, detail in sorted(overdue.items())
     ]
-    ctx.store.add_dead_letters(letters, run_id)
+    ctx.store.dead_letters.add(letters, run_id)
 
 
 @dataclass
@@ -171,17 +172,17 @@ class Explanation:
     contract_id: str
     plan: Plan | None
     broken: str | None
-    dead_letters: list[dict[str, Any]]
+    dead_letters: list[DeadLetter]
 
 
 def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
     """Why this contract has or has no renewal: the planner's answer over the synced book."""
     book = load_book(ctx.store)
-    ledger = Ledger(ctx.store.load_ledger())
+    ledger = Ledger(ctx.store.ledger.load())
     planner = assess(ctx, book, as_of or today(), accounts_of(book, [contract_id]))
     known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
-    letters = [d for d in ctx.store.list_dead_letters() if d["contract_id"] == contract_id]
+    letters = [d for d in ctx.store.dead_letters.list() if d.contract_id == contract_id]
     return Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
 
 
@@ -193,17 +194,17 @@ def retry_dead_letters(
     (those refused for good included: their cause is taken as fixed)."""
     scratch = Book()  # map_record needs a book; the sync below loads the real one
     fixed = 0
-    for letter in ctx.store.list_dead_letters():
-        if letter["stage"] != "read":
+    for letter in ctx.store.dead_letters.list():
+        if letter.stage != "read":
             continue
-        record = ctx.store.mirrored(letter["kind"], letter["record_id"])
+        record = ctx.store.mirror.get(letter.kind, letter.record_id)
         if record is None:
             continue
-        row, failure = map_record(ctx.mapping, scratch, letter["kind"], record)
+        row, failure = map_record(ctx.mapping, scratch, letter.kind, record)
         if failure:
             continue
-        ctx.store.save_records([row])
-        ctx.store.resolve_dead_letters(letter["kind"], [letter["record_id"]])
+        ctx.store.mirror.save([row])
+        ctx.store.dead_letters.resolve(letter.kind, [letter.record_id])
         fixed += 1
     return fixed, sync(ctx, as_of=as_of, progress=progress, retry=True)
 

@@ -176,8 +176,8 @@ def test_a_line_refused_for_an_inactive_price_book_entry_waits_for_deadletters_r
         )
         org.edit("PricebookEntry", entry, {"IsActive": False})
         first = run(ctx)
-        (letter,) = ctx.store.list_dead_letters()
-        assert (first.failed, letter["error_code"]) == (1, "PRICEBOOK_ENTRY_MISSING")
+        (letter,) = ctx.store.dead_letters.list()
+        assert (first.failed, letter.error_code) == (1, "PRICEBOOK_ENTRY_MISSING")
         # refused for good: the next sync does not send it to be refused again
         second = run(ctx)
         assert second.writes == {"renewal_line.held": 1} and second.failed == 1
@@ -285,7 +285,7 @@ def test_faults_in_the_first_run_converge_to_the_fault_free_state_in_two_clean_r
             run(ctx)
             states.append(crm_state(org))
         assert states[-1] == expected
-        assert ctx.store.list_dead_letters() == []
+        assert ctx.store.dead_letters.list() == []
 
 
 def test_hubspot_per_item_rate_limits_in_a_207_are_sent_again_within_the_run(tmp_path, monkeypatch):

@@ -116,8 +116,8 @@ def test_demo_runs_end_to_end_as_a_new_user_would(tmp_path):
 
 def test_sync_refuses_to_overlap_a_run_in_progress(tmp_path):
     from connector.config import load_config
-    from connector.runlock import run_lock
     from connector.state import StateStore
+    from connector.state.runlock import run_lock
 
     config = write_config(tmp_path, schedule={"lock_wait_seconds": 0})
     store = StateStore(load_config(config).state_url)

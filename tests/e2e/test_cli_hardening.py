@@ -108,7 +108,7 @@ def damaged(path, how: str) -> None:
         path.write_bytes(os.urandom(8192))
         return
     store = StateStore(f"sqlite:///{path}")
-    store.add_signals([])  # a real database, with every table
+    store.signals.add([])  # a real database, with every table
     with store.engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE filler (x TEXT)")
         for _ in range(200):

@@ -31,7 +31,7 @@ def ctx(tmp_path):
 
 def signal(ctx, account, measure, value, day=AS_OF):
     at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=9)
-    ctx.store.add_signals([Signal(account, measure, value, at, "test")])
+    ctx.store.signals.add([Signal(account, measure, value, at, "test")])
 
 
 def run(ctx, day=AS_OF):
@@ -120,6 +120,6 @@ def test_segments_are_recorded_for_18_periods(ctx):
     book = Book(ctx.crm)
     healthy_account(ctx, book, 0.8)
     run(ctx)
-    periods = ctx.store.segment_periods()
+    periods = ctx.store.history.segment_periods()
     assert len(periods) == 18
-    assert set(ctx.store.segments_in(periods[-1]).values()) == {"one_time_buyer"}
+    assert set(ctx.store.history.segments_in(periods[-1]).values()) == {"one_time_buyer"}

@@ -180,15 +180,15 @@ def test_unmappable_record_is_dead_lettered_and_the_rest_carries_on(context, boo
     book.contract(acc, soon(), number="good")
     report = run(context)
     assert (report.created, report.failed) == (1, 2)
-    letters = {d["record_id"]: d for d in context.store.list_dead_letters()}
-    assert letters[bad]["field"] == "end_date" and letters[bad]["stage"] == "read"
+    letters = {d.record_id: d for d in context.store.dead_letters.list()}
+    assert letters[bad].field == "end_date" and letters[bad].stage == "read"
     (line_letter,) = [
-        d for d in letters.values() if d["contract_id"] == unknown and d["kind"] == "contract_line"
+        d for d in letters.values() if d.contract_id == unknown and d.kind == "contract_line"
     ]
-    assert line_letter["field"] == "product_code"
-    assert f"contract_line {line_letter['record_id']}" in line_letter["message"]
+    assert line_letter.field == "product_code"
+    assert f"contract_line {line_letter.record_id}" in line_letter.message
     again = run(context)
-    assert len(context.store.list_dead_letters()) == 2  # counted again, not duplicated
+    assert len(context.store.dead_letters.list()) == 2  # counted again, not duplicated
     assert again.failed == 2
 
 
@@ -198,14 +198,14 @@ def test_record_refused_by_the_crm_is_dead_lettered_then_written_once_fixed(cont
     book.contract(acc, soon(), number="fine")
     report = run(context)
     assert report.failed == 1 and report.created == 1
-    (letter,) = context.store.list_dead_letters()
-    assert (letter["stage"], letter["error_code"]) == ("write", "FIELD_INTEGRITY_EXCEPTION")
-    assert letter["contract_id"] == cid
+    (letter,) = context.store.dead_letters.list()
+    assert (letter.stage, letter.error_code) == ("write", "FIELD_INTEGRITY_EXCEPTION")
+    assert letter.contract_id == cid
     zero = next(ln for ln in context.crm.all("ContractLine") if ln["Quantity"] == 0)
     context.crm.edit("ContractLine", zero["Id"], {"Quantity": 3})
     fixed = run(context)
     assert fixed.failed == 0
-    assert context.store.list_dead_letters() == []
+    assert context.store.dead_letters.list() == []
     assert len(context.crm.all("OpportunityLineItem")) == 3
 
 
@@ -227,7 +227,7 @@ def test_fatal_error_stops_the_run_and_the_next_run_converges(context, book):
     context.crm.faults = [None] * 8 + [FatalCrmError("REQUEST_LIMIT_EXCEEDED", system="sandbox")]
     with pytest.raises(FatalCrmError):
         run(context)
-    assert context.store.list_runs()[0]["status"] == "failed"
+    assert context.store.runs.list()[0].status == "failed"
     report = run(context)
     assert report.status == "ok"
     assert len(book.opportunities()) == 3
@@ -239,7 +239,7 @@ def test_dry_run_plans_but_writes_nothing(context, book):
     book.contract(book.account(), soon())
     report = run(context, dry_run=True)
     assert report.writes["renewal_opportunity.create"] == 1
-    assert book.opportunities() == [] and context.store.list_runs() == []
+    assert book.opportunities() == [] and context.store.runs.list() == []
     assert run(context).created == 1
 
 
@@ -294,7 +294,7 @@ def test_tasks_name_every_renewal_contact_and_flag_accounts_without_one(context,
 
 
 def test_a_run_that_never_finished_is_shown_as_interrupted(context, book):
-    context.store.start_run("incremental", AS_OF.isoformat())  # a run killed mid-way
+    context.store.runs.start("incremental", AS_OF.isoformat())  # a run killed mid-way
     run(context)
-    statuses = [r["status"] for r in context.store.list_runs()]
+    statuses = [r.status for r in context.store.runs.list()]
     assert statuses == ["ok", "interrupted"]

@@ -79,9 +79,9 @@ def test_refused_renewal_goes_to_dead_letters_with_hubspots_category(hub_context
     del fake.properties["deals"]["renewal_contract_id"]  # an admin deleted the property
     report = sync(hub_context, as_of=AS_OF)
     assert report.failed == 1
-    (letter,) = hub_context.store.list_dead_letters()
-    assert letter["error_code"] == "VALIDATION_ERROR"
-    assert "renewal_contract_id" in letter["message"]
+    (letter,) = hub_context.store.dead_letters.list()
+    assert letter.error_code == "VALIDATION_ERROR"
+    assert "renewal_contract_id" in letter.message
 
 
 def test_a_deal_named_by_a_webhook_is_refetched_and_renewed(hub_context, hub, fake):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connector import bootstrap, joblog
+from connector import bootstrap
 from connector.config import load_config
 from connector.config_sections import Job
 from jobs.scheduler import retake_expired, run_slot, trigger_for
@@ -24,7 +24,7 @@ def setup(tmp_path, lease: int = 60):
 def rows(factory):
     ctx = factory()
     try:
-        return joblog.list_job_runs(ctx.store)
+        return ctx.store.jobs.list()
     finally:
         ctx.close()
 
@@ -33,7 +33,7 @@ def dead_claim(factory, at: datetime) -> None:
     """Scheduler `dead` claims the slot at `at`, then is killed: no heartbeat, no finish."""
     ctx = factory()
     try:
-        assert joblog.claim(ctx.store, "daily_renewal_scan", SLOT, "dead:1", 60, at=at)
+        assert ctx.store.jobs.claim("daily_renewal_scan", SLOT, "dead:1", 60, at=at)
     finally:
         ctx.close()
 
@@ -46,7 +46,7 @@ def test_a_live_claim_keeps_the_slot_from_a_second_scheduler(tmp_path):
         "daily_renewal_scan", cfg, trigger, context_factory=factory, runner="b", clock=lambda: at
     )
     assert outcome == "claimed"
-    assert [(r["runner"], r["status"]) for r in rows(factory)] == [("dead:1", "running")]
+    assert [(r.runner, r.status) for r in rows(factory)] == [("dead:1", "running")]
 
 
 def test_a_dead_schedulers_slot_is_run_by_another_once_its_lease_lapses(tmp_path):
@@ -57,9 +57,7 @@ def test_a_dead_schedulers_slot_is_run_by_another_once_its_lease_lapses(tmp_path
         "daily_renewal_scan", cfg, trigger, context_factory=factory, runner="b", clock=lambda: at
     )
     assert outcome == "ok"
-    ((runner, status, slot),) = [
-        (r["runner"], r["status"], r["scheduled_at"]) for r in rows(factory)
-    ]
+    ((runner, status, slot),) = [(r.runner, r.status, r.scheduled_at) for r in rows(factory)]
     assert (runner, status, slot) == ("b", "ok", SLOT)
 
 
@@ -70,7 +68,7 @@ def test_the_sweep_runs_slots_whose_claim_lapsed_within_the_grace(tmp_path):
     assert retake_expired(cfg, context_factory=factory, runner="b", clock=lambda: at) == {
         "daily_renewal_scan": "ok"
     }
-    assert [(r["runner"], r["status"]) for r in rows(factory)] == [("b", "ok")]
+    assert [(r.runner, r.status) for r in rows(factory)] == [("b", "ok")]
     # nothing left to take: a second sweep does nothing
     assert retake_expired(cfg, context_factory=factory, runner="c", clock=lambda: at) == {}
 
@@ -87,13 +85,11 @@ def test_a_running_job_renews_its_lease_so_it_is_not_taken_over(tmp_path):
     ctx = factory()
     try:
         start = SLOT + timedelta(seconds=1)
-        assert joblog.claim(ctx.store, "daily_renewal_scan", SLOT, "a", 60, at=start)
+        assert ctx.store.jobs.claim("daily_renewal_scan", SLOT, "a", 60, at=start)
         later = start + timedelta(seconds=50)
-        assert joblog.renew(ctx.store, "daily_renewal_scan", SLOT, "a", 60, at=later)
+        assert ctx.store.jobs.renew("daily_renewal_scan", SLOT, "a", 60, at=later)
         after_first_lease = start + timedelta(seconds=90)
-        assert not joblog.claim(
-            ctx.store, "daily_renewal_scan", SLOT, "b", 60, at=after_first_lease
-        )
-        assert not joblog.renew(ctx.store, "daily_renewal_scan", SLOT, "b", 60, at=later)
+        assert not ctx.store.jobs.claim("daily_renewal_scan", SLOT, "b", 60, at=after_first_lease)
+        assert not ctx.store.jobs.renew("daily_renewal_scan", SLOT, "b", 60, at=later)
     finally:
         ctx.close()

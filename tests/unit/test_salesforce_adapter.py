@@ -255,8 +255,8 @@ def test_request_limit_exceeded_stops_the_run_at_once_and_the_next_run_resumes(o
     org.fail_next(403, fixture("error_request_limit_exceeded.json"))
     with pytest.raises(ApiLimitReached, match="TotalRequests Limit exceeded"):
         sync(ctx, as_of=AS_OF)
-    assert waits == [] and ctx.store.list_runs()[0]["status"] == "stopped"
-    assert ctx.store.cursor("contract") is None  # nothing skipped next time
+    assert waits == [] and ctx.store.runs.list()[0].status == "stopped"
+    assert ctx.store.cursors.get("contract") is None  # nothing skipped next time
     assert sync(ctx, as_of=AS_OF).created == 3
 
 
@@ -266,7 +266,7 @@ def test_run_stops_cleanly_when_daily_usage_passes_the_configured_share(org_cont
     org.api_limit, org.api_used = 1000, 795  # the guard trips once usage reaches 80%
     with pytest.raises(ApiLimitReached, match=r"800 of its 1,000 daily API requests \(80%\)"):
         sync(ctx, as_of=AS_OF)
-    assert ctx.store.list_runs()[0]["status"] == "stopped"
+    assert ctx.store.runs.list()[0].status == "stopped"
     assert org.api_used == 800  # no call after the guard tripped
     org.api_used = 0  # a new day
     ctx.crm.api_usage = None
@@ -484,9 +484,9 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     stuck = sync(ctx, as_of=later)
     assert stuck.skip_reasons == {"cpq_overdue": 1}
     assert [p.contract_id for p in stuck.plans if p.reason == "cpq_overdue"] == [cid]
-    (letter,) = ctx.store.list_dead_letters()
-    assert (letter["error_code"], letter["record_id"]) == ("CPQ_RENEWAL_OVERDUE", cid)
-    assert f"since {AS_OF}" in letter["message"]
+    (letter,) = ctx.store.dead_letters.list()
+    assert (letter.error_code, letter.record_id) == ("CPQ_RENEWAL_OVERDUE", cid)
+    assert f"since {AS_OF}" in letter.message
 
     cpq.mode = "now"  # the cause is fixed in CPQ
     retried = retry_forecasts(ctx, None, later)
@@ -494,7 +494,7 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     renewal = org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
     assert renewal and org.get("Opportunity", renewal)["Amount"] == 1000.0
     done = sync(ctx, as_of=later)
-    assert set(done.writes) == {"task.create"} and ctx.store.list_dead_letters() == []
+    assert set(done.writes) == {"task.create"} and ctx.store.dead_letters.list() == []
     assert {t["WhatId"] for t in org.all("Task")} == {renewal}
 
 
@@ -546,7 +546,7 @@ def test_cpq_retry_on_the_command_line(cpq_context, tmp_path):
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["reflagged"] == [cid]
     assert org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
-    assert ctx.store.list_runs(1)[0]["mode"] == "cpq_retry"
+    assert ctx.store.runs.list(1)[0].mode == "cpq_retry"
 
 
 def test_a_renewal_cpq_creates_later_is_awaited_then_found(cpq_context):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
-from connector import bootstrap, joblog
+from connector import bootstrap
 from connector.cli import main
 from connector.config import load_config
 from connector.config_sections import Job
@@ -93,12 +93,12 @@ def test_a_slot_runs_once_however_many_schedulers_fire_it(tmp_path):
     assert run_slot("incremental_sync", cfg, trigger, runner="b", **kw) == "claimed"
     ctx = factory()
     try:
-        (row,) = joblog.list_job_runs(ctx.store)
-        assert (row["runner"], row["status"], row["scheduled_at"]) == (
+        (row,) = ctx.store.jobs.list()
+        assert (row.runner, row.status, row.scheduled_at) == (
             "a",
             "ok",
             datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
         )
-        assert len(ctx.store.list_runs()) == 1
+        assert len(ctx.store.runs.list()) == 1
     finally:
         ctx.close()

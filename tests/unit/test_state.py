@@ -43,26 +43,26 @@ def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
     store = StateStore(url)
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
-    assert store.refused_writes()[("task", "old")]["retriable"] is False
-    store.add_dead_letters([letter("locked", True, {"fields": {"subject": "x"}})], run_id=1)
-    assert store.refused_writes()[("task", "k1:at_risk:2026-11-23")]["payload"] == {
+    assert store.dead_letters.refused_writes()[("task", "old")].retriable is False
+    store.dead_letters.add([letter("locked", True, {"fields": {"subject": "x"}})], run_id=1)
+    assert store.dead_letters.refused_writes()[("task", "k1:at_risk:2026-11-23")].payload == {
         "fields": {"subject": "x"}
     }
 
 
 def test_a_refused_write_keeps_one_open_letter_with_its_latest_refusal(tmp_path):
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    store.add_dead_letters([letter("locked", True, {"fields": {"a": 1}})], run_id=1)
-    store.add_dead_letters([letter("a validation rule", False, {"fields": {"a": 2}})], run_id=2)
-    (open_,) = store.list_dead_letters()
-    assert (open_["message"], open_["retriable"], open_["attempts"]) == (
+    store.dead_letters.add([letter("locked", True, {"fields": {"a": 1}})], run_id=1)
+    store.dead_letters.add([letter("a validation rule", False, {"fields": {"a": 2}})], run_id=2)
+    (open_,) = store.dead_letters.list()
+    assert (open_.message, open_.retriable, open_.attempts) == (
         "a validation rule",
         False,
         2,
     )
-    assert open_["payload"] == {"fields": {"a": 2}}
-    store.resolve_dead_letters("task", ["k1:at_risk:2026-11-23"])
-    assert store.refused_writes() == {}
+    assert open_.payload == {"fields": {"a": 2}}
+    store.dead_letters.resolve("task", ["k1:at_risk:2026-11-23"])
+    assert store.dead_letters.refused_writes() == {}
 
 
 def test_a_database_of_a_newer_schema_version_is_refused_naming_both_versions(tmp_path):
@@ -74,3 +74,23 @@ def test_a_database_of_a_newer_schema_version_is_refused_naming_both_versions(tm
     engine.dispose()
     with pytest.raises(UnusableDatabaseError, match=f"version {SCHEMA_VERSION + 1}, newer"):
         StateStore(url)
+
+
+def test_a_unit_of_work_commits_its_ledger_rows_and_dead_letters_together_or_not_at_all(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    row = {"kind": "task", "key": "k1:t", "contract_id": "k1", "crm_id": "T1", "fields": {"a": 1}}
+    with pytest.raises(RuntimeError), store.begin() as uow:
+        uow.ledger.record([row], run_id=1)
+        uow.dead_letters.add([letter("locked", True)], run_id=1)
+        raise RuntimeError("the process dies before the batch is recorded")
+    assert store.ledger.load() == {} and store.dead_letters.list() == []
+    with store.begin() as uow:
+        uow.ledger.record([row], run_id=1)
+        uow.dead_letters.add([letter("locked", True)], run_id=1)
+    assert store.ledger.load() == {("task", "k1:t"): {"a": 1}}
+    (open_,) = store.dead_letters.list()
+    assert open_.as_dict()["message"] == "locked" and list(open_.as_dict())[:3] == [
+        "id",
+        "run_id",
+        "stage",
+    ]

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from connector import bootstrap
 from connector.config import load_config
-from connector.inbox import DEAD, DONE, IGNORED, Inbox
-from connector.state import StateStore, signals
+from connector.inbox import Inbox
+from connector.state import DEAD, DONE, IGNORED, StateStore
+from connector.state.schema import signals
 from tests.conftest import write_config
 from tests.webhooks.conftest import (
     SF_ORG,
@@ -205,7 +206,7 @@ def nothing_stuck(store: StateStore, ctx, worker: InboxWorker) -> None:
     worker.drain(ctx)
     inbox = Inbox(store)
     assert inbox.waiting() == 0
-    assert {r["status"] for r in inbox.all()} <= {DONE, IGNORED, DEAD}
+    assert {r.status for r in inbox.all()} <= {DONE, IGNORED, DEAD}
 
 
 @FUZZ

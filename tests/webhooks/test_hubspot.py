@@ -33,12 +33,12 @@ def test_official_vector_is_accepted_and_its_events_are_stored(client, inbox):
     )
     assert inbox.waiting() == 0
     rows = inbox.all()
-    assert [(r["event_id"], r["object"], r["record_id"]) for r in rows] == [
+    assert [(r.event_id, r.object, r.record_id) for r in rows] == [
         ("1001", "deal", "9876543210"),
         ("1002", "deal", "9876543211"),
         ("1003", "company", "1234567890"),
     ]
-    assert {r["status"] for r in rows} == {"pending"}
+    assert {r.status for r in rows} == {"pending"}
 
 
 def test_redelivery_of_the_same_batch_is_stored_once(client, inbox):

@@ -18,12 +18,12 @@ from connector.cli import main
 from connector.domain.signals import Signal
 from connector.errors import RetriableCrmError
 from connector.inbox import Inbox
-from connector.runlock import RunLockBusy, run_lock
 from connector.services import sync
 from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
 from connector.services.gather import load_book
 from connector.services.refresh import Snapshot, sync_records
 from connector.services.sync import today
+from connector.state.runlock import RunLockBusy, run_lock
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
 from webhooks import create_app
@@ -106,15 +106,15 @@ def test_contract_event_leads_via_the_worker_to_its_renewal(ctx, wh_config, stor
     try:
         resp = app.test_client().post("/webhooks/salesforce", data=outbound(cid))
         assert resp.status_code == 200
-        wait_for(lambda: [r["status"] for r in Inbox(store).all()] == ["done"])
+        wait_for(lambda: [r.status for r in Inbox(store).all()] == ["done"])
     finally:
         worker.stop()
     (opp,) = book.opportunities()
     assert opp["Renewal_Contract__c"] == cid and opp["StageName"] == "Prospecting"
-    runs = store.list_runs()
-    assert runs[0]["mode"] == "webhook" and runs[0]["counts"]["created"] == 1
+    runs = store.runs.list()
+    assert runs[0].mode == "webhook" and runs[0].counts["created"] == 1
     # the contract read by id; the renewal, its lines, its tasks written: no change reads
-    assert runs[0]["api_calls"] == 4
+    assert runs[0].api_calls == 4
     text = app.test_client().get("/metrics").data.decode()
     assert 'renewals_webhook_events_processed_total{source="salesforce"} 1.0' in text
     assert 'renewals_sync_runs_total{mode="webhook",status="ok"} 1.0' in text
@@ -169,7 +169,7 @@ def test_a_webhook_run_scores_the_accounts_it_plans_for_as_a_sync_would(ctx):
     cid = book.contract(scored, today() + timedelta(days=100), status="Draft")
     book.contract(other, today() + timedelta(days=100))
     at = datetime.combine(today(), datetime.min.time(), UTC)
-    ctx.store.add_signals(
+    ctx.store.signals.add(
         [Signal(a, "seat_utilisation", 0.95, at, "test") for a in (scored, other)]
         + [Signal(scored, "nps", 60, at, "test")]
     )
@@ -227,7 +227,7 @@ def test_a_crash_while_reading_deliveries_loses_nothing_and_stores_nothing_twice
     assert inbox.all() == [] and inbox.waiting() == 3  # rolled back, all still stored
     expanded = inbox.expand(events_of)
     assert (expanded.deliveries, expanded.new) == (3, {"salesforce": 2})
-    assert sorted(r["event_id"] for r in inbox.all()) == [
+    assert sorted(r.event_id for r in inbox.all()) == [
         "04l00000000000AAAA",
         "04l00000000000BAAA",
     ]
@@ -241,10 +241,10 @@ def test_an_unreadable_delivery_goes_to_the_dead_letters_whole(store):
     expanded = inbox.expand(events_of)
     assert expanded.unreadable == {"hubspot": 1} and expanded.new == {"hubspot": 1}
     assert inbox.waiting() == 0
-    (letter,) = store.list_dead_letters()
-    assert letter["error_code"] == "WEBHOOK_UNREADABLE"
-    assert json.loads(letter["value"]) == "[not json"  # values are stored as JSON
-    assert "body is not JSON" in letter["message"]
+    (letter,) = store.dead_letters.list()
+    assert letter.error_code == "WEBHOOK_UNREADABLE"
+    assert json.loads(letter.value) == "[not json"  # values are stored as JSON
+    assert "body is not JSON" in letter.message
 
 
 def test_unmapped_objects_are_ignored(ctx, store):
@@ -252,7 +252,7 @@ def test_unmapped_objects_are_ignored(ctx, store):
     deliver(inbox, "hubspot", hubspot_body((1, "ticket", 42)))
     outcome = process_inbox(ctx, inbox, ctx.config.webhooks)
     assert outcome.ignored == {"hubspot": 1}
-    assert inbox.all()[0]["status"] == "ignored"
+    assert inbox.all()[0].status == "ignored"
 
 
 class Later:
@@ -275,18 +275,18 @@ def test_failed_events_retry_with_backoff_then_go_to_the_dead_letters(ctx, store
     first = process_inbox(ctx, inbox, settings)
     assert first.failed == {"salesforce": 1}
     row = inbox.all()[0]
-    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert (row.status, row.attempts) == ("pending", 1)
     assert process_inbox(ctx, inbox, settings).total == 0  # not due for 10 s
     clock.now += timedelta(seconds=10)
     process_inbox(ctx, inbox, settings)
-    assert inbox.all()[0]["attempts"] == 2
+    assert inbox.all()[0].attempts == 2
     clock.now += timedelta(seconds=19)
     assert process_inbox(ctx, inbox, settings).total == 0  # backoff doubled: 20 s
     clock.now += timedelta(seconds=1)
     last = process_inbox(ctx, inbox, settings)
-    assert last.dead == {"salesforce": 1} and inbox.all()[0]["status"] == "dead"
-    (letter,) = [d for d in store.list_dead_letters() if d["stage"] == "webhook"]
-    assert letter["record_id"] == cid and "gave up after 3 attempts" in letter["message"]
+    assert last.dead == {"salesforce": 1} and inbox.all()[0].status == "dead"
+    (letter,) = [d for d in store.dead_letters.list() if d.stage == "webhook"]
+    assert letter.record_id == cid and "gave up after 3 attempts" in letter.message
     shown = CliRunner().invoke(
         main, ["--config", str(wh_config_path), "deadletters", "list", "--json"]
     )
@@ -324,7 +324,7 @@ def test_ack_stays_fast_while_the_crm_is_slow(ctx, wh_config, store):
             assert resp.status_code == 200  # acked while the CRM has not answered
         assert time.monotonic() - started < 2
         crm_answers.set()
-        wait_for(lambda: [r["status"] for r in Inbox(store).all()] == ["done"] * 3)
+        wait_for(lambda: [r.status for r in Inbox(store).all()] == ["done"] * 3)
     finally:
         worker.stop()
     assert calls and set(calls) == {"inbox-worker"}
@@ -352,12 +352,12 @@ def test_settled_events_are_forgotten_after_the_dedupe_window(store):
     clock = Later()
     inbox = Inbox(store, clock=clock)
     deliver(inbox, "hubspot", hubspot_body((1, "deal", 9), (2, "deal", 9)))
-    inbox.settle([inbox.all()[0]["id"]], "done")
+    inbox.settle([inbox.all()[0].id], "done")
     clock.now += timedelta(hours=71)
     assert inbox.purge(72) == 0
     clock.now += timedelta(hours=2)
     assert inbox.purge(72) == 1
-    assert [r["event_id"] for r in inbox.all()] == ["2"]  # pending ones stay
+    assert [r.event_id for r in inbox.all()] == ["2"]  # pending ones stay
 
 
 def test_waits_for_a_hubspot_bucket_count_as_rate_limit_waits(wh_config):

@@ -74,11 +74,11 @@ def test_a_delivery_that_cannot_be_stored_is_dead_lettered_and_the_rest_go_on(st
     expanded = read_deliveries(inbox)
     assert expanded.unreadable == {"hubspot": 1} and expanded.new == {"hubspot": 2}
     assert inbox.waiting() == 0
-    assert sorted(r["event_id"] for r in inbox.all()) == ["1", "3"]
-    (letter,) = store.list_dead_letters()
-    assert letter["error_code"] == "WEBHOOK_UNREADABLE"
-    assert "hubspot delivery 2" in letter["message"]
-    assert "sur-" in json.loads(letter["value"])  # the body is kept, so nothing is lost
+    assert sorted(r.event_id for r in inbox.all()) == ["1", "3"]
+    (letter,) = store.dead_letters.list()
+    assert letter.error_code == "WEBHOOK_UNREADABLE"
+    assert "hubspot delivery 2" in letter.message
+    assert "sur-" in json.loads(letter.value)  # the body is kept, so nothing is lost
     # and what comes after it is read on the next pass as usual
     inbox.receive("hubspot", batch(event(4)))
     assert read_deliveries(inbox).new == {"hubspot": 1}
@@ -164,7 +164,7 @@ def test_signals_out_of_range_or_of_the_wrong_kind_get_400_naming_the_field(
     resp = post_signals_body(client, body)
     assert resp.status_code == 400, resp.data
     assert resp.json["error"].startswith(f"signal 0: {field}")
-    assert store.latest_signals() == {}
+    assert store.signals.latest() == {}
 
 
 @pytest.mark.parametrize(

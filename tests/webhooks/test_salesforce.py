@@ -19,11 +19,11 @@ def test_outbound_message_fixture_is_stored_then_acked_byte_for_byte(client, inb
     assert inbox.waiting() == 1  # durable before the Ack
     read_deliveries(inbox)
     rows = inbox.all()
-    assert [(r["event_id"], r["object"], r["record_id"]) for r in rows] == [
+    assert [(r.event_id, r.object, r.record_id) for r in rows] == [
         ("04l000000000AbCAAU", "Contract", "800000000000AaAAAU"),
         ("04l000000000AbDAAU", "Contract", "800000000000AbAAAU"),
     ]
-    assert rows[0]["payload"]["fields"]["EndDate"] == "2027-03-31"
+    assert rows[0].payload["fields"]["EndDate"] == "2027-03-31"
 
 
 def test_redelivered_message_is_acked_and_stored_once(client, inbox):

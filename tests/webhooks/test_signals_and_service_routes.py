@@ -39,7 +39,7 @@ def post_signals(client, payload, ts: int = int(VECTOR_NOW), **kw):
 def test_signed_signals_are_stored_like_the_csv_import(client, store):
     resp = post_signals(client, {"signals": [SIGNAL, {**SIGNAL, "measure": "nps", "value": 35}]})
     assert resp.status_code == 200 and resp.json == {"accepted": 2, "new": 2}
-    latest = store.latest_signals()["001SB0000000001"]
+    latest = store.signals.latest()["001SB0000000001"]
     assert latest["seat_utilisation"].value == 0.93
     assert latest["nps"].at == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert post_signals(client, SIGNAL).json == {"accepted": 1, "new": 0}  # a copy
@@ -62,14 +62,14 @@ def test_signals_with_a_bad_signature_or_old_timestamp_are_refused(client, store
     assert post_signals(client, SIGNAL, secret="wrong").status_code == 401
     assert post_signals(client, SIGNAL, ts=int(VECTOR_NOW) - 301).status_code == 401
     assert post_signals(client, SIGNAL, ts=int(VECTOR_NOW) + 301).status_code == 401
-    assert store.latest_signals() == {}
+    assert store.signals.latest() == {}
 
 
 def test_an_invalid_signal_refuses_the_whole_request(client, store):
     resp = post_signals(client, [SIGNAL, {**SIGNAL, "measure": "mood"}])
     assert resp.status_code == 400
     assert resp.json["error"].startswith("signal 1: measure 'mood' is not in the scorecard")
-    assert store.latest_signals() == {}
+    assert store.signals.latest() == {}
 
 
 def test_health_reports_database_and_queue(client):

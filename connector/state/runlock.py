@@ -15,11 +15,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from connector.errors import ConnectorError
-from connector.state import StateStore
+
+if TYPE_CHECKING:
+    from connector.state.store import StateStore
 
 _local_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()

@@ -1,0 +1,55 @@
+"""The state store: a package of repositories, each the one owner of its table(s), with typed
+rows, and a unit of work (`with store.begin() as uow:`) for writes that commit together.
+
+    schema        every table, and the migrations (schema_version, ordered steps)
+    database      which URLs can be used; the engine; how repositories reach it
+    store         StateStore (the entry) and UnitOfWork
+    mirror        mirror and cursors: the sync's input
+    ledger        what the connector wrote to the CRM
+    runs, dead_letters, signals, history (health and segments)
+    deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
+"""
+
+from connector.state.database import (
+    database_failure,
+    database_name,
+    now,
+    sqlite_path,
+    url_problem,
+)
+from connector.state.dead_letters import DeadLetter, Letter
+from connector.state.deliveries import Delivery, InboxBusy
+from connector.state.history import HealthRecord
+from connector.state.inbox import DEAD, DONE, IGNORED, PENDING, DueEvent, InboxRow
+from connector.state.jobs import JobRun
+from connector.state.ledger import LedgerRow
+from connector.state.mirror import MirrorRow
+from connector.state.runs import Run
+from connector.state.schema import SCHEMA_VERSION
+from connector.state.store import StateStore, UnitOfWork
+
+__all__ = [
+    "DEAD",
+    "DONE",
+    "IGNORED",
+    "PENDING",
+    "SCHEMA_VERSION",
+    "DeadLetter",
+    "Delivery",
+    "DueEvent",
+    "HealthRecord",
+    "InboxBusy",
+    "InboxRow",
+    "JobRun",
+    "LedgerRow",
+    "Letter",
+    "MirrorRow",
+    "Run",
+    "StateStore",
+    "UnitOfWork",
+    "database_failure",
+    "database_name",
+    "now",
+    "sqlite_path",
+    "url_problem",
+]

@@ -1,0 +1,126 @@
+"""Dead letters: records that failed to map, writes the CRM refused, deliveries that could
+not be read, each kept (open) until it is resolved."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NotRequired, TypedDict
+
+from sqlalchemy import insert, select, update
+
+from connector.state.database import Db, now
+from connector.state.schema import dead_letters
+
+
+class Letter(TypedDict):
+    """A failure to record. A refused write also carries what was sent (`payload`) and
+    whether the refusal was transient (`retriable`)."""
+
+    stage: str  # read | plan | write | webhook
+    kind: str
+    record_id: str
+    contract_id: str | None
+    field: str | None
+    value: Any
+    error_code: str | None
+    message: str
+    payload: NotRequired[dict[str, Any] | None]
+    retriable: NotRequired[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A recorded dead letter (the dead_letters table's columns, in order)."""
+
+    id: int
+    run_id: int | None
+    stage: str
+    kind: str
+    record_id: str
+    contract_id: str | None
+    field: str | None
+    value: str | None  # JSON text
+    error_code: str | None
+    message: str
+    attempts: int
+    created_at: datetime
+    resolved_at: datetime | None
+    payload: dict[str, Any] | None
+    retriable: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class DeadLetterRepository:
+    """The dead_letters table."""
+
+    def __init__(self, db: Db):
+        self.db = db
+
+    def add(self, letters: Iterable[Letter], run_id: int | None) -> int:
+        """Record failures. A record keeps one open letter per error (a read) or one in all (a
+        refused write: its latest refusal); a repeat is counted again, not duplicated.
+        Returns how many letters are new."""
+        added = 0
+        with self.db.write() as conn:
+            for letter in letters:
+                same = [
+                    dead_letters.c.kind == letter["kind"],
+                    dead_letters.c.record_id == letter["record_id"],
+                    dead_letters.c.resolved_at.is_(None),
+                ]
+                if letter["stage"] == "write":
+                    same.append(dead_letters.c.stage == "write")
+                else:
+                    same.append(dead_letters.c.message == letter["message"])
+                found = conn.execute(select(dead_letters.c.id).where(*same)).scalar()
+                value = letter.get("value")
+                row = {**letter, "value": None if value is None else json.dumps(value, default=str)}
+                if found:
+                    conn.execute(
+                        update(dead_letters)
+                        .where(dead_letters.c.id == found)
+                        .values(**row, attempts=dead_letters.c.attempts + 1, run_id=run_id)
+                    )
+                    continue
+                conn.execute(insert(dead_letters).values(**row, run_id=run_id, created_at=now()))
+                added += 1
+        return added
+
+    def refused_writes(self) -> dict[tuple[str, str], DeadLetter]:
+        """Open letters of refused writes, by (kind, key)."""
+        query = select(dead_letters).where(
+            dead_letters.c.stage == "write", dead_letters.c.resolved_at.is_(None)
+        )
+        with self.db.read() as conn:
+            return {(r.kind, r.record_id): DeadLetter(*r) for r in conn.execute(query)}
+
+    def resolve(self, kind: str, record_ids: Iterable[str]) -> None:
+        """Close the open letters of these records."""
+        ids = list(record_ids)
+        if not ids:
+            return
+        with self.db.write() as conn:
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                conn.execute(
+                    update(dead_letters)
+                    .where(
+                        dead_letters.c.kind == kind,
+                        dead_letters.c.record_id.in_(chunk),
+                        dead_letters.c.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=now())
+                )
+
+    def list(self, include_resolved: bool = False) -> list[DeadLetter]:
+        """Open letters (or all of them), oldest first."""
+        query = select(dead_letters).order_by(dead_letters.c.id)
+        if not include_resolved:
+            query = query.where(dead_letters.c.resolved_at.is_(None))
+        with self.db.read() as conn:
+            return [DeadLetter(*r) for r in conn.execute(query)]

@@ -1,0 +1,104 @@
+"""Webhook deliveries as they arrived (the raw signed body), stored on the request path before
+the acknowledgement; the inbox worker expands each into inbox events and deletes it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, insert, select
+
+from connector.state.database import Db, aware, sqlite_pragmas
+from connector.state.schema import deliveries
+
+if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
+    import sqlite3
+
+_SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
+
+
+class InboxBusy(Exception):
+    """A delivery could not be stored without waiting (`receive(wait=False)`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stored delivery."""
+
+    id: int
+    source: str
+    body: bytes
+    received_at: datetime
+
+
+class DeliveryRepository:
+    """The deliveries table."""
+
+    def __init__(self, db: Db):
+        self.db = db
+        #: per wait mode, one sqlite3 connection and its lock
+        self._conns: dict[bool, sqlite3.Connection] = {}
+        self._locks = {True: threading.Lock(), False: threading.Lock()}
+
+    def receive(self, source: str, body: bytes, at: datetime, *, wait: bool = True) -> None:
+        """Store one delivery: the request path, so one autocommit statement. `wait=False`:
+        raise InboxBusy instead of waiting for the database (SQLite's write lock held by
+        another process), so an event-loop server can wait elsewhere."""
+        engine = self.db.engine
+        if engine.dialect.name == "sqlite" and engine.url.database:
+            import sqlite3
+
+            # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
+            stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+            try:
+                with self._locks[wait]:
+                    self._raw(wait).execute(_SQLITE_RECEIVE, (source, body, stamp))
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if wait or not busy:
+                    raise
+                raise InboxBusy(str(exc)) from None
+            return
+        if not wait:
+            raise InboxBusy("only SQLite is tried without waiting")
+        with self.db.write() as conn:
+            conn.execute(insert(deliveries).values(source=source, body=body, received_at=at))
+
+    def _raw(self, wait: bool) -> sqlite3.Connection:
+        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT) per wait mode, used
+        under its lock: one per process, whether requests run in threads or in greenlets (a
+        greenlet-local connection, under gevent, would open one per request)."""
+        if wait not in self._conns:
+            import sqlite3
+
+            conn = sqlite3.connect(
+                self.db.engine.url.database,
+                timeout=30 if wait else 0,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            sqlite_pragmas(conn, None)
+            self._conns[wait] = conn
+        return self._conns[wait]
+
+    def oldest(self, limit: int) -> list[Delivery]:
+        """Up to `limit` stored deliveries, oldest first."""
+        with self.db.read() as conn:
+            query = select(deliveries).order_by(deliveries.c.id).limit(limit)
+            return [Delivery(*r) for r in conn.execute(query)]
+
+    def delete(self, ids: list[int]) -> None:
+        with self.db.write() as conn:
+            conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+
+    def waiting(self) -> int:
+        """Deliveries stored and not yet expanded into events."""
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
+
+    def first_received(self) -> datetime | None:
+        """When the longest-waiting delivery arrived (None: none waits)."""
+        with self.db.read() as conn:
+            return aware(conn.execute(select(func.min(deliveries.c.received_at))).scalar())

@@ -1,0 +1,69 @@
+"""The write ledger: what the connector wrote to the CRM, by (kind, key), with the fields it
+sent, so that a run writes only what changed and never writes the same thing twice."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from sqlalchemy import delete, select
+
+from connector.state.database import Db, now
+from connector.state.schema import ledger
+
+
+class LedgerRow(TypedDict):
+    """One write as the ledger records it; fields None: the record was deleted."""
+
+    kind: str
+    key: str
+    contract_id: str | None
+    crm_id: str | None
+    fields: dict[str, Any] | None
+
+
+class LedgerRepository:
+    """The ledger table."""
+
+    def __init__(self, db: Db):
+        self.db = db
+
+    def load(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(kind, key) -> the fields written, for every record written."""
+        with self.db.read() as conn:
+            return {
+                (k, key): f
+                for k, key, f in conn.execute(select(ledger.c.kind, ledger.c.key, ledger.c.fields))
+            }
+
+    def keys(self, kind: str) -> set[str]:
+        """Keys of what the connector wrote of one kind."""
+        with self.db.read() as conn:
+            return set(conn.execute(select(ledger.c.key).where(ledger.c.kind == kind)).scalars())
+
+    def record(self, rows: list[LedgerRow], run_id: int) -> None:
+        """Upsert ledger rows written by `run_id`; a row whose fields are None is removed."""
+        if not rows:
+            return
+        with self.db.write() as conn:
+            for r in rows:
+                if r["fields"] is None:
+                    conn.execute(
+                        delete(ledger).where(ledger.c.kind == r["kind"], ledger.c.key == r["key"])
+                    )
+            keep = [
+                {**r, "run_id": run_id, "written_at": now()}
+                for r in rows
+                if r["fields"] is not None
+            ]
+            if keep:
+                stmt = self.db.upsert(ledger)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["kind", "key"],
+                        set_={
+                            c: stmt.excluded[c]
+                            for c in ("contract_id", "crm_id", "fields", "run_id", "written_at")
+                        },
+                    ),
+                    keep,
+                )

@@ -1,0 +1,93 @@
+"""Runs: one row per sync (or webhook batch, CPQ retry), with its outcome and cost."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from connector.state.database import Db, now
+from connector.state.schema import runs
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A recorded run (the runs table's columns, in order)."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    mode: str
+    as_of: str | None
+    counts: dict[str, Any] | None
+    api_calls: int | None
+    duration_s: float | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class RunRepository:
+    """The runs table."""
+
+    def __init__(self, db: Db):
+        self.db = db
+
+    def start(self, mode: str, as_of: str) -> int:
+        """A new run; runs still marked running were killed (runs do not overlap)."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(status="interrupted", error="the process stopped before the run ended")
+            )
+            return conn.execute(
+                insert(runs).values(started_at=now(), status="running", mode=mode, as_of=as_of)
+            ).inserted_primary_key[0]
+
+    def finish(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, Any],
+        api_calls: int,
+        duration_s: float,
+        error: str | None = None,
+    ) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=now(),
+                    status=status,
+                    counts=counts,
+                    api_calls=api_calls,
+                    duration_s=round(duration_s, 3),
+                    error=error,
+                )
+            )
+
+    def before(self, run_id: int) -> int | None:
+        """The id of the run started last before `run_id` (None: it is the first)."""
+        with self.db.read() as conn:
+            return conn.execute(select(func.max(runs.c.id)).where(runs.c.id < run_id)).scalar()
+
+    def list(self, limit: int = 20) -> list[Run]:
+        """The latest runs, newest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit))
+            return [Run(*r) for r in rows]
+
+    def totals(self) -> list[tuple[str, str, int, int]]:
+        """(mode, status, runs, CRM API calls) for every mode and status recorded."""
+        query = select(
+            runs.c.mode, runs.c.status, func.count(), func.sum(runs.c.api_calls)
+        ).group_by(runs.c.mode, runs.c.status)
+        with self.db.read() as conn:
+            return [(mode, status, n, calls or 0) for mode, status, n, calls in conn.execute(query)]

@@ -1,0 +1,226 @@
+"""The state database's schema and its migrations: every table, and the ordered steps that
+bring a database of an earlier version up to this one.
+
+Alembic or equivalent: this is the equivalent. Existing databases carry our own
+`schema_version` table (a single row) and the databases of earlier releases (fixtures v1, v2)
+must keep migrating, so the steps stay plain functions run in order by `migrate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from connector.errors import UnusableDatabaseError
+
+SCHEMA_VERSION = 3
+meta = MetaData()
+
+schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
+mirror = Table(
+    "mirror",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("id", String(80), primary_key=True),
+    Column("parent_id", String(80), index=True),
+    Column("modified_at", DateTime(timezone=True)),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("raw", JSON, nullable=False),
+    Column("data", JSON),
+    Column("error", Text),
+)
+cursors = Table(
+    "cursors",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("modified_at", DateTime(timezone=True), nullable=False),
+    Column("record_id", String(80), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+ledger = Table(
+    "ledger",
+    meta,
+    Column("kind", String(40), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("contract_id", String(80), index=True),
+    Column("crm_id", String(80)),
+    Column("fields", JSON, nullable=False),
+    Column("run_id", Integer),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+runs = Table(
+    "runs",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("as_of", String(10)),
+    Column("counts", JSON),
+    Column("api_calls", Integer, default=0),
+    Column("duration_s", Float),
+    Column("error", Text),
+)
+dead_letters = Table(
+    "dead_letters",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("stage", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("contract_id", String(80)),
+    Column("field", String(80)),
+    Column("value", Text),
+    Column("error_code", String(80)),
+    Column("message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    #: a refused write: what was sent ({"fields", "parent_key"}), so that it can be sent again
+    #: when nothing plans it any more (an at-risk task of an earlier day), and whether the
+    #: refusal was transient (sent again by every sync) or not (held until `deadletters retry`)
+    Column("payload", JSON),
+    Column("retriable", Boolean, nullable=False, default=False),
+)
+signals = Table(
+    "signals",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("measure", String(80), primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+#: Webhook deliveries as they arrived (the raw signed body), stored on the request path before
+#: the acknowledgement; the inbox worker expands each into inbox events and deletes it.
+deliveries = Table(
+    "deliveries",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+#: Webhook inbox: one row per accepted event, unique by (source, event id) so copies and
+#: redeliveries are stored once; kept for the dedupe window after processing (state/inbox.py).
+inbox = Table(
+    "inbox",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("object", String(80)),
+    Column("record_id", String(80)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | done | ignored | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Column("run_id", Integer),
+    Column("last_error", Text),
+    UniqueConstraint("source", "event_id", name="inbox_event"),
+    Index("inbox_due", "status", "id"),  # the oldest pending first, without a sort
+)
+#: Scheduled job runs: one row per (job, scheduled slot), so two schedulers on one database
+#: run each slot once (connector/state/jobs.py).
+job_runs = Table(
+    "job_runs",
+    meta,
+    Column("job", String(60), primary_key=True),
+    Column("scheduled_at", DateTime(timezone=True), primary_key=True),
+    Column("runner", String(120), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),  # running | ok | partial | failed | busy
+    Column("detail", JSON),
+    Column("error", Text),
+    #: the claim of a running slot holds until then, renewed while the job runs: the slot of a
+    #: scheduler that died is taken over by another once it lapses
+    Column("lease_until", DateTime(timezone=True)),
+)
+health_history = Table(
+    "health_history",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("as_of", String(10), primary_key=True),
+    Column("score", Integer),
+    Column("grade", String(10)),
+    Column("measures_used", Integer, nullable=False),
+    Column("low_confidence", Boolean, nullable=False),
+    Column("trend", String(20)),
+    Column("drivers", JSON, nullable=False),
+    Column("values", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+segment_history = Table(
+    "segment_history",
+    meta,
+    Column("account", String(80), primary_key=True),
+    Column("period_start", String(10), primary_key=True),
+    Column("segment", String(40), nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _v2_refused_writes(conn) -> None:
+    conn.execute(text("ALTER TABLE dead_letters ADD COLUMN payload JSON"))
+    conn.execute(
+        text("ALTER TABLE dead_letters ADD COLUMN retriable BOOLEAN NOT NULL DEFAULT false")
+    )
+
+
+def _v3_job_leases(conn) -> None:
+    kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE job_runs ADD COLUMN lease_until {kind}"))
+
+
+#: Ordered migrations after version 1: (version, callable(connection)).
+MIGRATIONS: list[tuple[int, Any]] = [(2, _v2_refused_writes), (3, _v3_job_leases)]
+
+
+def migrate(conn: Connection, name: str) -> None:
+    """Create the schema, or bring an earlier version's up to this one; refuse a newer one
+    (written by a later release: this one would misread it). `name`: the database, as told."""
+    version = None
+    if inspect(conn).has_table("schema_version"):
+        version = conn.execute(select(func.max(schema_version.c.version))).scalar()
+    if version is not None and version > SCHEMA_VERSION:
+        raise UnusableDatabaseError(
+            f"state database {name} is at schema version {version}, newer than "
+            f"this release's {SCHEMA_VERSION}: upgrade crm-renewals to use it (or point "
+            "state.url at another database)"
+        )
+    meta.create_all(conn)
+    if version is None:
+        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+        return
+    for target, step in MIGRATIONS:
+        if target > version:
+            step(conn)
+            conn.execute(update(schema_version).values(version=target))

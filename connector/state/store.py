@@ -1,0 +1,83 @@
+"""The state store and its unit of work: the repositories, each the one owner of its tables,
+reached through `StateStore(url)` (each call on its own) or `store.begin()` (together)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from connector.errors import UnusableDatabaseError
+from connector.state.database import Db, SharedDb, database_name, open_engine, url_problem
+from connector.state.dead_letters import DeadLetterRepository
+from connector.state.deliveries import DeliveryRepository
+from connector.state.history import HistoryRepository
+from connector.state.inbox import InboxRepository
+from connector.state.jobs import JobRunRepository
+from connector.state.ledger import LedgerRepository
+from connector.state.mirror import CursorRepository, MirrorRepository
+from connector.state.runs import RunRepository
+from connector.state.schema import migrate
+from connector.state.signals import SignalRepository
+
+
+class Repositories:
+    """Every repository, on one way of reaching the database."""
+
+    def __init__(self, db: Db):
+        self.mirror = MirrorRepository(db)
+        self.cursors = CursorRepository(db)
+        self.ledger = LedgerRepository(db)
+        self.runs = RunRepository(db)
+        self.dead_letters = DeadLetterRepository(db)
+        self.signals = SignalRepository(db)
+        self.history = HistoryRepository(db)
+        self.deliveries = DeliveryRepository(db)
+        self.inbox = InboxRepository(db)
+        self.jobs = JobRunRepository(db)
+
+
+class UnitOfWork(Repositories):
+    """The repositories on one connection, in one transaction: what is written through them
+    commits together when the `with store.begin()` block ends, or not at all if it raises."""
+
+    def __init__(self, conn: Connection):
+        super().__init__(SharedDb(conn))
+        self.connection = conn
+
+
+class StateStore(Repositories):
+    """The state database (SQLAlchemy; SQLite by default), its schema created or migrated as
+    it opens. A write through `store.<repository>` commits on its own; writes that belong
+    together go through `with store.begin() as uow:`."""
+
+    def __init__(self, url: str):
+        problem = url_problem(url)
+        if problem:
+            raise UnusableDatabaseError(f"state.url: {problem}")
+        self.name = database_name(url)
+        self.engine = open_engine(url, self.name)
+        try:
+            with self.engine.begin() as conn:
+                migrate(conn, self.name)
+        except OperationalError as exc:  # cannot connect (a server down, a wrong password)
+            self.engine.dispose()
+            raise UnusableDatabaseError(
+                f"cannot open the state database {self.name}: "
+                f"{str(exc.orig).strip().splitlines()[0]}"
+            ) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+        super().__init__(Db(self.engine))
+
+    @contextmanager
+    def begin(self) -> Iterator[UnitOfWork]:
+        """A unit of work: its repositories' writes commit together, or none of them."""
+        with self.engine.begin() as conn:
+            yield UnitOfWork(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
