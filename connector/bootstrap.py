@@ -110,13 +110,12 @@ def build_hubspot(config: AppConfig, mapping=None):
                 )
             ]
         )
-    crm = HubSpotCrm(
+    r = config.renewals
+    return HubSpotCrm(
         mapping,
         config.hubspot,
         token,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
+        stages=(r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages),
     )
-    r = config.renewals
-    crm.stages = (r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages)
-    return crm
