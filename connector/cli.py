@@ -21,8 +21,8 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from connector import bootstrap, logs
-from connector.adapters.sandbox_seed import seed as seed_book
-from connector.adapters.sandbox_seed import write_signals_csv
+from connector.adapters.sandbox.book import write_signals_csv
+from connector.adapters.sandbox.seed import seed as seed_book
 from connector.cli_cpq import register as register_cpq
 from connector.cli_render import (
     print_checks,

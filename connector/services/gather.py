@@ -63,15 +63,11 @@ def pull_changes(
         since = None if full else ctx.store.cursor(kind)
         if since is not None:
             since = Cursor(since.modified_at - overlap, "")
-        retry = ctx.retrying()
-        for attempt in retry:
-            with attempt:
-                for page in ctx.crm.read_changes(kind, since):
-                    _take_page(ctx, book, kind, page, dry_run, run_id)
-                    since = page[-1].cursor
-                    new_cursors[kind] = since
-                    if progress:
-                        progress(kind, len(page))
+        for page in ctx.crm.read_changes(kind, since):
+            _take_page(ctx, book, kind, page, dry_run, run_id)
+            new_cursors[kind] = page[-1].cursor
+            if progress:
+                progress(kind, len(page))
     return new_cursors
 
 

@@ -364,7 +364,7 @@ def _refetch(
         ids = sorted(set(refs.get(kind, ())))
         if not ids:
             continue
-        records = ctx.retrying()(ctx.crm.read_ids, kind, ids)
+        records = ctx.crm.read_ids(kind, ids)
         rows, letters, fixed = [], [], []
         for rec in records:
             row, letter = map_record(ctx.mapping, book, kind, rec)
