@@ -33,6 +33,13 @@ SCOPES = (
 )
 #: Statuses worth another try, with the wait HubSpot asks for when it names none (423: 2 s).
 RETRIABLE = {423: 2.0, 429: None, 477: None}
+#: What an HTTP status means (see `error_class` for the rest).
+ERRORS_BY_STATUS: dict[int, type[CrmError]] = {
+    401: FatalCrmError,
+    403: FatalCrmError,
+    404: CrmError,
+    **{status: RetriableCrmError for status in RETRIABLE},
+}
 
 
 class HubSpotTransport:
@@ -154,6 +161,7 @@ def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
         body=raw,
     )
     text = f"HubSpot {what}: HTTP {status} {message}"
+    cls = error_class(status, body)
     if status == 401:
         return FatalCrmError(
             f"HubSpot refused the access token in HUBSPOT_ACCESS_TOKEN ({message}). Set it to "
@@ -164,13 +172,24 @@ def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
         return FatalCrmError(
             f"{text}. The app behind HUBSPOT_ACCESS_TOKEN lacks a scope; it needs: {SCOPES}", **kw
         )
-    if status == 429 and body.get("policyName") == "DAILY":
+    if cls is ApiLimitReached:
         return ApiLimitReached(f"{text}: the portal's daily API limit is used up", **kw)
-    if status in RETRIABLE or status >= 500 or status == 0:
+    if cls is RetriableCrmError:
         return RetriableCrmError(text, retry_after=_retry_after(status, headers, window), **kw)
-    if 400 <= status < 500 and status != 404:
-        return RecordRejectedError(text, **kw)
-    return CrmError(text, **kw)
+    return cls(text, **kw)
+
+
+def error_class(status: int, body: dict) -> type[CrmError]:
+    """ERRORS_BY_STATUS, a 429's policyName refining it (DAILY: the day's allowance is spent);
+    other 5xx and no answer (status 0) are retriable, other 4xx one record's refusal."""
+    if status == 429 and body.get("policyName") == "DAILY":
+        return ApiLimitReached
+    found = ERRORS_BY_STATUS.get(status)
+    if found is not None:
+        return found
+    if status >= 500 or status == 0:
+        return RetriableCrmError
+    return RecordRejectedError if 400 <= status < 500 else CrmError
 
 
 def _retry_after(status: int, headers: Any, window: float) -> float | None:

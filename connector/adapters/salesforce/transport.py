@@ -38,6 +38,18 @@ AUTH_ENV = {
 }
 #: Per-record or per-call codes worth another try (Salesforce's own advice: retry later).
 RETRIABLE_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"}
+#: What a call's error means, by Salesforce's errorCode (checked first: it is more precise
+#: than the status, e.g. REQUEST_LIMIT_EXCEEDED arrives as 403, UNABLE_TO_LOCK_ROW as 400).
+ERRORS_BY_CODE: dict[str | None, type[CrmError]] = {
+    "REQUEST_LIMIT_EXCEEDED": ApiLimitReached,
+    **{code: RetriableCrmError for code in RETRIABLE_CODES},
+}
+#: ... else by HTTP status; any other 5xx is retriable, anything else fatal.
+ERRORS_BY_STATUS: dict[int, type[CrmError]] = {
+    401: FatalCrmError,
+    403: FatalCrmError,
+    429: RetriableCrmError,
+}
 
 
 def connect(
@@ -238,6 +250,8 @@ class SalesforceTransport:
             )
 
     def translate(self, exc: SalesforceError) -> CrmError:
+        """The library's error -> ours: by errorCode where Salesforce names one (ERRORS_BY_CODE),
+        else by HTTP status (ERRORS_BY_STATUS; other 5xx retriable, the rest fatal)."""
         content = exc.content
         first = content[0] if isinstance(content, list) and content else {}
         first = first if isinstance(first, dict) else {}
@@ -245,13 +259,15 @@ class SalesforceTransport:
         message = first.get("message") or (content if isinstance(content, str) else "")
         where = f"{exc.status} from {exc.url.split('?')[0]}"
         kw = {"system": self.system, "status": exc.status, "code": code, "body": str(content)}
-        if code == "REQUEST_LIMIT_EXCEEDED":
+        default = RetriableCrmError if exc.status >= 500 else FatalCrmError
+        cls = ERRORS_BY_CODE.get(code) or ERRORS_BY_STATUS.get(exc.status, default)
+        if cls is ApiLimitReached:
             return ApiLimitReached(
                 f"Salesforce refused the call: the org's API request limit is exceeded "
                 f"({message}); stopping: the next run resumes from its cursor",
                 **kw,
             )
-        if exc.status == 429 or exc.status >= 500 or code in RETRIABLE_CODES:
+        if cls is RetriableCrmError:
             return RetriableCrmError(
                 f"Salesforce is busy ({code or exc.status}: {message}) [{where}]",
                 retry_after=self._retry_after,
