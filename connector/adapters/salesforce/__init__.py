@@ -49,6 +49,7 @@ class SalesforceCrm:
     ):
         check_names(mapping)
         self.mapping, self.settings = mapping, settings
+        self.page_size = page_size
         self.policy = policy or RenewalPolicy()
         self.transport = SalesforceTransport(
             sf, settings, retry_attempts=retry_attempts, retry_max_wait=retry_max_wait, sleep=sleep
