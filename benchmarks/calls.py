@@ -19,7 +19,7 @@ import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
 from connector.adapters.sandbox import SandboxCrm
-from connector.adapters.sandbox_seed import seed
+from connector.adapters.sandbox.seed import seed
 from connector.bootstrap import build, build_sandbox, load
 from connector.domain.models import READ_KINDS
 from connector.services.apply import STAGES

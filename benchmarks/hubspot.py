@@ -33,7 +33,6 @@ import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
 from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.adapters.hubspot_calls import linked_types
 from connector.config import load_config
 from connector.domain.models import READ_KINDS
 from connector.mapping_file import load_mapping
@@ -136,14 +135,14 @@ class Meter:
                 continue
             objects.add(self.crm.object_type(kind))
             reads += max(1, math.ceil(n / 200))
-            if linked_types(self.crm, kind):  # live records, then archived ones
+            if self.crm.kinds.linked_types(kind):  # live records, then archived ones
                 live = n - self.deleted[kind]
                 reads += math.ceil(live / 1000) + math.ceil(self.deleted[kind] / 1000)
         reads += len(objects)
         writes = 0
         for (kind, method), n in self.sent.items():
             batches = math.ceil(n / 100)
-            links = bool(linked_types(self.crm, kind)) or kind == "renewal_line"
+            links = bool(self.crm.kinds.linked_types(kind)) or kind == "renewal_line"
             writes += batches * (2 if method == "create_missing" or links else 1)
         return reads, writes
 

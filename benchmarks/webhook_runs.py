@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
 from connector import bootstrap
-from connector.adapters.sandbox_seed import seed
+from connector.adapters.sandbox.seed import seed
 from connector.config import load_config
 from connector.services.gather import load_book
 from connector.services.refresh import Snapshot, sync_records

@@ -20,9 +20,6 @@ from connector.state import StateStore
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
     from connector.adapters.salesforce import SalesforceCrm
 
-#: Fault injection for crash tests: the sandbox kills the process after this many write calls.
-KILL_AFTER_WRITES_ENV = "RENEWALS_SANDBOX_KILL_AFTER_WRITES"
-
 
 def load(config_path: str | None) -> AppConfig:
     """The configuration at `config_path` (else $RENEWALS_CONFIG, else ./app.yaml)."""
@@ -94,18 +91,20 @@ def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
         settings,
         page_size=config.sync.page_size,
         policy=config.renewals,
+        retry_attempts=config.sync.retry_attempts,
+        retry_max_wait=config.sync.retry_max_wait_seconds,
     )
 
 
 def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
     mapping = mapping or load_mapping(config.mapping_path, expect_crm="sandbox")
-    kill = os.environ.get(KILL_AFTER_WRITES_ENV)
     return SandboxCrm(
         Path(config.sandbox_path),
         mapping,
         batch_size=config.sandbox.batch_size,
         page_size=config.sync.page_size,
-        kill_after_writes=int(kill) if kill else None,
+        retry_attempts=config.sync.retry_attempts,
+        retry_max_wait=config.sync.retry_max_wait_seconds,
     )
 
 
@@ -126,13 +125,12 @@ def build_hubspot(config: AppConfig, mapping=None):
                 )
             ]
         )
-    crm = HubSpotCrm(
+    r = config.renewals
+    return HubSpotCrm(
         mapping,
         config.hubspot,
         token,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
+        stages=(r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages),
     )
-    r = config.renewals
-    crm.stages = (r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages)
-    return crm

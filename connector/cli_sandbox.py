@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 
 from connector import bootstrap
-from connector.adapters.sandbox_seed import seed as seed_book
-from connector.adapters.sandbox_seed import write_signals_csv
+from connector.adapters.sandbox.book import write_signals_csv
+from connector.adapters.sandbox.seed import seed as seed_book
 from connector.cli_common import as_of_option, config_problem, fatal_errors, out
 from connector.cli_render import print_seed, print_sync, progress_bar
 from connector.cli_reports import demo_insights, print_import

@@ -7,7 +7,7 @@ take CRM field dicts produced by the mapping, keyed by our external keys. Batche
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -72,6 +72,8 @@ class CrmClient(Protocol):
     system: str
     max_batch: int
     api_calls: int
+    #: waits between the adapter's retries of a failed call (429, 5xx, timeouts); settable
+    sleep: Callable[[float], None]
 
     def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
         """Pages of records of `kind` changed after `since` (all when None), oldest first,

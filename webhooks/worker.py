@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 from connector import bootstrap
-from connector.adapters.hubspot_limits import bucket_waits
+from connector.adapters.hubspot.limits import bucket_waits
 from connector.config import AppConfig
 from connector.inbox import EXPAND_BATCH, Expanded, Inbox
 from connector.services.context import Context

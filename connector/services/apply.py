@@ -354,7 +354,7 @@ def _send(ctx: Context, kind: str, method: str, batch: list[Write]) -> list[Writ
             )
             for w in batch
         ]
-    return ctx.retrying()(call, kind, payload)
+    return call(kind, payload)
 
 
 def _row(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from connector.config import AppConfig
 from connector.domain.mapping import Mapping
 from connector.ports import CrmClient
-from connector.retry import retrying
 from connector.state import StateStore
 
 
@@ -19,11 +17,16 @@ class Context:
     mapping: Mapping
     crm: CrmClient
     store: StateStore
-    sleep: Callable[[float], None] = field(default=time.sleep)
 
-    def retrying(self):
-        s = self.config.sync
-        return retrying(s.retry_attempts, s.retry_max_wait_seconds, sleep=self.sleep)
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """Waits before retrying: the adapter's, so its own call retries and the services'
+        per-record retries wait alike (tests make it instant, the inbox worker counts it)."""
+        return self.crm.sleep
+
+    @sleep.setter
+    def sleep(self, value: Callable[[float], None]) -> None:
+        self.crm.sleep = value
 
     def close(self) -> None:
         self.crm.close()

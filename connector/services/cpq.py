@@ -85,7 +85,7 @@ def _reflag(ctx: Context, ids: list[str], as_of: date, out: CpqRetry) -> None:
             for c in ids
             if c not in out.failed
         ]
-        for res in ctx.retrying()(ctx.crm.upsert, "contract", records):
+        for res in ctx.crm.upsert("contract", records):
             if res.ok:
                 sent[res.key] = on
             else:

@@ -79,15 +79,11 @@ def pull_changes(
         since = None if full else ctx.store.cursors.get(kind)
         if since is not None:
             since = Cursor(since.modified_at - overlap, "")
-        retry = ctx.retrying()
-        for attempt in retry:
-            with attempt:
-                for page in ctx.crm.read_changes(kind, since):
-                    ingest(ctx, book, kind, page, run_id, mirror=not dry_run)
-                    since = page[-1].cursor
-                    new_cursors[kind] = since
-                    if progress:
-                        progress(kind, len(page))
+        for page in ctx.crm.read_changes(kind, since):
+            ingest(ctx, book, kind, page, run_id, mirror=not dry_run)
+            new_cursors[kind] = page[-1].cursor
+            if progress:
+                progress(kind, len(page))
     return new_cursors
 
 

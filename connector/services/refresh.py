@@ -89,6 +89,6 @@ def _refetch(
         ids = sorted(set(refs.get(kind, ())))
         if not ids:
             continue
-        records = ctx.retrying()(ctx.crm.read_ids, kind, ids)
+        records = ctx.crm.read_ids(kind, ids)
         out += ingest(ctx, book, kind, records, run_id)
     return out

@@ -9,9 +9,9 @@ the sandbox holds the same Opportunity, OpportunityLineItem and Task records as 
 one row (none deleted and created again), the book itself untouched, the ledger knows the same
 keys, the same dead letters are open, and one more sync writes nothing.
 
-Kills come two ways: the sandbox's fault injection (RENEWALS_SANDBOX_KILL_AFTER_WRITES=N: the
-process SIGKILLs itself right after the CRM committed its Nth write call, before the ledger
-records it), and SIGKILL from here at seeded random moments of a run.
+Kills come two ways: a test-only launcher (tests/e2e/crashing_sync.py N: the process SIGKILLs
+itself right after the CRM committed its Nth write call, before the ledger records it), and
+SIGKILL from here at seeded random moments of a run.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from pathlib import Path
 import pytest
 
 from connector.adapters.sandbox import SandboxCrm
-from connector.bootstrap import KILL_AFTER_WRITES_ENV
 from connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config
 
@@ -41,6 +40,8 @@ AS_OF = "2026-11-23"
 BATCH_SIZE = 10
 TIMEOUT_S = 120
 KILLED = -signal.SIGKILL
+#: The CLI with the sandbox's writes wrapped to SIGKILL the process after the Nth write call.
+CRASHING = Path(__file__).with_name("crashing_sync.py")
 #: Our objects in the sandbox, by canonical kind: (CRM object, external key field).
 OURS = {
     "renewal_opportunity": ("Opportunity", "Renewal_Key__c"),
@@ -174,15 +175,16 @@ class Workspace:
         self.sandbox_db = self.data / "sandbox.db"
         self.state_db = self.data / "state.db"
 
-    def env(self, kill_after: int | None = None) -> dict[str, str]:
-        drop = (KILL_AFTER_WRITES_ENV, "RENEWALS_CONFIG")
-        env = {k: v for k, v in os.environ.items() if k not in drop}
-        if kill_after is not None:
-            env[KILL_AFTER_WRITES_ENV] = str(kill_after)
-        return env
+    def env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "RENEWALS_CONFIG"}
 
-    def command(self, *args: str) -> list[str]:
-        return [*renewals_cli(), "--config", str(self.config), *args]
+    def command(self, *args: str, kill_after: int | None = None) -> list[str]:
+        cli = (
+            renewals_cli()
+            if kill_after is None
+            else [sys.executable, str(CRASHING), str(kill_after)]
+        )
+        return [*cli, "--config", str(self.config), *args]
 
     def seed(self) -> None:
         proc = subprocess.run(
@@ -205,9 +207,9 @@ class Workspace:
 
     def sync(self, kill_after: int | None = None) -> SyncOutcome:
         proc = subprocess.run(
-            self.command("sync", "--as-of", AS_OF, "--json"),
+            self.command("sync", "--as-of", AS_OF, "--json", kill_after=kill_after),
             cwd=self.root,
-            env=self.env(kill_after),
+            env=self.env(),
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,

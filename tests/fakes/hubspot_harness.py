@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.adapters.hubspot import HubSpotCrm
-from connector.adapters.hubspot_limits import PortalLimits, RollingBucket
+from connector.adapters.hubspot.limits import PortalLimits, RollingBucket
 from connector.ports import OutboundRecord
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import FakeHubSpot

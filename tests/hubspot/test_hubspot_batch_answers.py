@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from connector.adapters import hubspot_writes
+from connector.adapters.hubspot import writes as hubspot_writes
 from connector.ports import OutboundRecord
 from tests.hubspot.conftest import health_by_id
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from connector import bootstrap
-from connector.adapters import hubspot_writes
 from connector.adapters.hubspot import TOKEN_ENV
+from connector.adapters.hubspot import writes as hubspot_writes
 from connector.config import load_config
 from connector.services import sync
 from tests.conftest import AS_OF

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from connector import bootstrap
-from connector.adapters.hubspot_limits import limits_for
+from connector.adapters.hubspot.limits import limits_for
 from connector.cli import main
 from connector.domain.signals import Signal
 from connector.errors import RetriableCrmError

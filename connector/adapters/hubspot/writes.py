@@ -4,15 +4,15 @@ carrying HubSpot's category and message."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from connector.adapters.hubspot_calls import RETRIABLE, batch_read, split
+from connector.adapters.hubspot import queries
+from connector.adapters.hubspot.kinds import Kinds, check_batch
+from connector.adapters.hubspot.transport import RETRIABLE, HubSpotTransport
 from connector.errors import CrmError, RecordRejectedError
 from connector.ports import OutboundRecord, WriteResult
-
-if TYPE_CHECKING:
-    from connector.adapters.hubspot import HubSpotCrm
 
 TYPE_IDS = {
     ("deals", "companies"): 5,  # primary company
@@ -43,12 +43,12 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def _props(crm: HubSpotCrm, kind: str, rec: OutboundRecord) -> tuple[dict, dict[str, str]]:
-    props, links = split(crm, kind, rec)
+def _props(w: HubSpotWrites, kind: str, rec: OutboundRecord) -> tuple[dict, dict[str, str]]:
+    props, links = w.k.split(rec)
     props = {k: text(v) for k, v in props.items()}
     if kind == "renewal_opportunity" and "dealstage" in props:
-        props.setdefault("pipeline", crm.settings.renewal_pipeline)
-    spec = crm.mapping.models[kind].fields.get("renewal_key")
+        props.setdefault("pipeline", w.k.settings.renewal_pipeline)
+    spec = w.k.mapping.models[kind].fields.get("renewal_key")
     if kind in PARENT_KIND and rec.parent_key and spec and spec.field and spec.direction != "in":
         props.setdefault(spec.field, rec.parent_key)  # the parent's key, kept on the child
     return props, links
@@ -111,7 +111,7 @@ def _transient(err: dict) -> bool:
     return err.get("category") in TRANSIENT_CATEGORIES or code in RETRIABLE or code >= 500
 
 
-def _results(records, done, failed, kind: str, crm: HubSpotCrm) -> list[WriteResult]:
+def _results(records, done, failed, kind: str, w: HubSpotWrites) -> list[WriteResult]:
     """WriteResults in the order of `records`, whose trace ids are their indexes."""
     out = []
     for i, rec in enumerate(records):
@@ -120,86 +120,86 @@ def _results(records, done, failed, kind: str, crm: HubSpotCrm) -> list[WriteRes
             out.append(_failed(rec.key, failed[trace]))
         elif trace in done:
             obj = done[trace]
-            crm.ids[(kind, rec.key)] = str(obj["id"])
+            w.ids[(kind, rec.key)] = str(obj["id"])
             out.append(WriteResult(rec.key, True, str(obj["id"]), created=bool(obj.get("new"))))
         else:
             out.append(WriteResult(rec.key, False, error_code="NO_RESULT", message="not answered"))
     return out
 
 
-def _bisect(crm, kind, records, err, send) -> list[WriteResult]:
+def _bisect(w, kind, records, err, send) -> list[WriteResult]:
     """A whole batch refused (HTTP 400): halve it until the refused records are isolated."""
     if len(records) == 1:
         return [_failed(records[0].key, err)]
     mid = len(records) // 2
-    return send(crm, kind, records[:mid]) + send(crm, kind, records[mid:])
+    return send(w, kind, records[:mid]) + send(w, kind, records[mid:])
 
 
-def upsert_by_key(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+def upsert_by_key(w: HubSpotWrites, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
     from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert
 
-    om = crm.mapping.models[kind]
+    om = w.k.mapping.models[kind]
     # inputs as wire dicts: a model per input copies the client's configuration each time
     inputs = _traced(
         [
-            {"idProperty": om.key_field, "id": rec.key, "properties": _props(crm, kind, rec)[0]}
+            {"idProperty": om.key_field, "id": rec.key, "properties": _props(w, kind, rec)[0]}
             for rec in records
         ]
     )
     try:
-        data = crm.call(
+        data = w.t.call(
             f"batch upsert {om.object}",
-            crm.api("objects.batch_api").upsert,
+            w.t.api("objects.batch_api").upsert,
             om.object,
             BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs),
         )
     except RecordRejectedError as err:
-        return _bisect(crm, kind, records, err, upsert_by_key)
+        return _bisect(w, kind, records, err, upsert_by_key)
     done, failed = _outcome(data)
-    return _results(records, done, failed, kind, crm)
+    return _results(records, done, failed, kind, w)
 
 
-def update_by_id(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+def update_by_id(w: HubSpotWrites, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
     from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput
 
-    obj = crm.object_type(kind)
-    inputs = _traced([{"id": rec.key, "properties": _props(crm, kind, rec)[0]} for rec in records])
+    obj = w.k.object_type(kind)
+    inputs = _traced([{"id": rec.key, "properties": _props(w, kind, rec)[0]} for rec in records])
     try:
-        data = crm.call(
+        data = w.t.call(
             f"batch update {obj}",
-            crm.api("objects.batch_api").update,
+            w.t.api("objects.batch_api").update,
             obj,
             BatchInputSimplePublicObjectBatchInput(inputs=inputs),
         )
     except RecordRejectedError as err:
-        return _bisect(crm, kind, records, err, update_by_id)
+        return _bisect(w, kind, records, err, update_by_id)
     # the key is the object id here: an answer without a trace id is placed by its id
     done, failed = _outcome(data, {rec.key: str(i) for i, rec in enumerate(records)})
-    return _results(records, done, failed, kind, crm)
+    return _results(records, done, failed, kind, w)
 
 
-def ids_by_key(crm: HubSpotCrm, kind: str, keys: list[str]) -> dict[str, str]:
+def ids_by_key(w: HubSpotWrites, kind: str, keys: list[str]) -> dict[str, str]:
     """Object ids of records by their unique key property (cached from our own writes)."""
-    found = {k: crm.ids[(kind, k)] for k in keys if (kind, k) in crm.ids}
+    found = {k: w.ids[(kind, k)] for k in keys if (kind, k) in w.ids}
     missing = [k for k in dict.fromkeys(keys) if k not in found]
-    key_field = crm.mapping.models[kind].key_field
-    for i in range(0, len(missing), crm.max_batch):
-        for obj in batch_read(
-            crm, kind, missing[i : i + crm.max_batch], archived=False, id_property=key_field
+    key_field = w.k.mapping.models[kind].key_field
+    for i in range(0, len(missing), w.max_batch):
+        for obj in queries.batch_read(
+            w.t, w.k, kind, missing[i : i + w.max_batch], archived=False, id_property=key_field
         ):
             key = str((obj.get("properties") or {}).get(key_field))
-            found[key] = crm.ids[(kind, key)] = str(obj["id"])
+            found[key] = w.ids[(kind, key)] = str(obj["id"])
     return found
 
 
-def parents(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> dict[str, str]:
+def parents(w: HubSpotWrites, kind: str, records: list[OutboundRecord]) -> dict[str, str]:
     parent_kind = PARENT_KIND.get(kind)
     keys = [r.parent_key for r in records if r.parent_key]
-    return ids_by_key(crm, parent_kind, keys) if parent_kind and keys else {}
+    return ids_by_key(w, parent_kind, keys) if parent_kind and keys else {}
 
 
-def _links(crm, kind, rec, parent_ids) -> dict[str, str]:
-    links = _props(crm, kind, rec)[1]
+def _links(w, kind, rec, parent_ids) -> dict[str, str]:
+    links = _props(w, kind, rec)[1]
     if rec.parent_key and rec.parent_key in parent_ids:
         links["deals"] = parent_ids[rec.parent_key]
     return links
@@ -218,28 +218,28 @@ def _orphans(records, parent_ids) -> dict[str, WriteResult]:
     }
 
 
-def upsert(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+def upsert(w: HubSpotWrites, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
     """Upsert by key, then associate each written record (v4 create is idempotent). A record
     known to exist is associated with its parent already, and its parent never changes (its
     key holds the parent's): no lookup of the parent, no association again."""
     new = [r for r in records if not r.exists]
-    parent_ids = parents(crm, kind, new)
+    parent_ids = parents(w, kind, new)
     orphans = _orphans(new, parent_ids)
     sendable = [r for r in records if r.key not in orphans]
-    written = {r.key: r for r in upsert_by_key(crm, kind, sendable)} if sendable else {}
+    written = {r.key: r for r in upsert_by_key(w, kind, sendable)} if sendable else {}
     pairs: dict[str, list[tuple[str, str, str]]] = {}
     for rec in sendable:
         res = written[rec.key]
         if res.ok:
-            for target, to_id in _links(crm, kind, rec, parent_ids).items():
+            for target, to_id in _links(w, kind, rec, parent_ids).items():
                 pairs.setdefault(target, []).append((rec.key, res.crm_id, to_id))
     for target, rows in pairs.items():
-        for key, err in associate(crm, crm.object_type(kind), target, rows).items():
+        for key, err in associate(w, w.k.object_type(kind), target, rows).items():
             written[key] = _failed(key, err)
     return [orphans.get(r.key) or written[r.key] for r in records]
 
 
-def associate(crm: HubSpotCrm, source: str, target: str, rows: list) -> dict[str, Any]:
+def associate(w: HubSpotWrites, source: str, target: str, rows: list) -> dict[str, Any]:
     """Create associations (key, from id, to id); returns key -> error for refused ones."""
     from hubspot.crm.associations.v4 import (
         BatchInputPublicAssociationMultiPost,
@@ -248,16 +248,16 @@ def associate(crm: HubSpotCrm, source: str, target: str, rows: list) -> dict[str
 
     type_id = TYPE_IDS.get((source, target))
     failed: dict[str, Any] = {}
-    batch_api = crm.api("associations.v4.batch_api")
-    for i in range(0, len(rows), crm.max_batch):
-        chunk = rows[i : i + crm.max_batch]
+    batch_api = w.t.api("associations.v4.batch_api")
+    for i in range(0, len(rows), w.max_batch):
+        chunk = rows[i : i + w.max_batch]
         what = f"associate {source}->{target}"
         try:
             if type_id is None:
                 body = BatchInputPublicDefaultAssociationMultiPost(
                     inputs=[{"from": {"id": f}, "to": {"id": t}} for _, f, t in chunk]
                 )
-                data = crm.call(what, batch_api.create_default, source, target, body)
+                data = w.t.call(what, batch_api.create_default, source, target, body)
             else:
                 spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
                 body = BatchInputPublicAssociationMultiPost(
@@ -265,7 +265,7 @@ def associate(crm: HubSpotCrm, source: str, target: str, rows: list) -> dict[str
                         {"from": {"id": f}, "to": {"id": t}, "types": spec} for _, f, t in chunk
                     ]
                 )
-                data = crm.call(what, batch_api.create, source, target, body)
+                data = w.t.call(what, batch_api.create, source, target, body)
         except RecordRejectedError as err:
             failed.update({key: err for key, _, _ in chunk})
             continue
@@ -278,52 +278,87 @@ def associate(crm: HubSpotCrm, source: str, target: str, rows: list) -> dict[str
     return failed
 
 
-def create_missing(crm: HubSpotCrm, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
+def create_missing(w: HubSpotWrites, kind: str, records: list[OutboundRecord]) -> list[WriteResult]:
     """Create records whose key is not in HubSpot yet, with their associations inline."""
     from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputForCreate
 
-    om = crm.mapping.models[kind]
-    existing = ids_by_key(crm, kind, [r.key for r in records])
-    parent_ids = parents(crm, kind, [r for r in records if r.key not in existing])
+    om = w.k.mapping.models[kind]
+    existing = ids_by_key(w, kind, [r.key for r in records])
+    parent_ids = parents(w, kind, [r for r in records if r.key not in existing])
     out = {k: WriteResult(k, True, i, created=False) for k, i in existing.items()}
     out.update(_orphans([r for r in records if r.key not in out], parent_ids))
     todo = [r for r in records if r.key not in out]
     inputs = []
     for rec in todo:
-        props = {**_props(crm, kind, rec)[0], om.key_field: rec.key}
+        props = {**_props(w, kind, rec)[0], om.key_field: rec.key}
         assoc = [
             {
                 "to": {"id": to_id},
                 "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
             }
-            for target, to_id in _links(crm, kind, rec, parent_ids).items()
+            for target, to_id in _links(w, kind, rec, parent_ids).items()
             if (type_id := TYPE_IDS.get((om.object, target)))
         ]
         inputs.append({"properties": props, "associations": assoc})
     if inputs:
         try:
-            data = crm.call(
+            data = w.t.call(
                 f"batch create {om.object}",
-                crm.api("objects.batch_api").create,
+                w.t.api("objects.batch_api").create,
                 om.object,
                 BatchInputSimplePublicObjectBatchInputForCreate(inputs=_traced(inputs)),
             )
             done, failed = _outcome(data)
             for obj in done.values():
                 obj["new"] = True
-            out.update({r.key: r for r in _results(todo, done, failed, kind, crm)})
+            out.update({r.key: r for r in _results(todo, done, failed, kind, w)})
         except RecordRejectedError as err:
             out.update({r.key: _failed(r.key, err) for r in todo})
     return [out[r.key] for r in records]
 
 
-def archive(crm: HubSpotCrm, kind: str, ids: list[str]) -> None:
+def archive(w: HubSpotWrites, kind: str, ids: list[str]) -> None:
     from hubspot.crm.objects import BatchInputSimplePublicObjectId
 
-    obj = crm.object_type(kind)
-    crm.call(
+    obj = w.k.object_type(kind)
+    w.t.call(
         f"batch archive {obj}",
-        crm.api("objects.batch_api").archive,
+        w.t.api("objects.batch_api").archive,
         obj,
         BatchInputSimplePublicObjectId(inputs=[{"id": i} for i in ids]),
     )
+
+
+class HubSpotWrites:
+    """The port's writes; `ids` caches (kind, key) -> object id learnt from our writes."""
+
+    def __init__(self, transport: HubSpotTransport, kinds: Kinds, max_batch: int):
+        self.t, self.k = transport, kinds
+        self.max_batch = max_batch
+        self.ids: dict[tuple[str, str], str] = {}
+
+    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        check_batch(len(records), self.max_batch)
+        if not records:
+            return []
+        if self.k.by_id(kind):
+            return update_by_id(self, kind, list(records))
+        return upsert(self, kind, list(records))
+
+    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        check_batch(len(records), self.max_batch)
+        if not records:
+            return []
+        return create_missing(self, kind, list(records))
+
+    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
+        check_batch(len(keys), self.max_batch)
+        if not keys:
+            return []
+        ids = ids_by_key(self, kind, list(keys))
+        found = [ids[k] for k in keys if k in ids]
+        if found:
+            archive(self, kind, found)
+        for key in keys:
+            self.ids.pop((kind, key), None)
+        return [WriteResult(key, True, ids.get(key)) for key in keys]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.adapters.hubspot_calls import MERGED
+from connector.adapters.hubspot.kinds import MERGED, Kinds, synthetic
+from connector.adapters.hubspot.transport import SCOPES, HubSpotTransport
 from connector.errors import CrmError
 from connector.ports import Check
 
@@ -63,15 +64,17 @@ NOT_PROPERTIES = {"hs_object_id", MERGED}
 
 
 class HubSpotDiagnosis:
-    """Diagnosable, mixed into HubSpotCrm (uses its `call`, `api`, `mapping`, `settings`)."""
+    """Diagnosable: doctor, online mapping checks and setup over the transport."""
 
-    #: stage ids the run will write and compare (bootstrap sets them from `renewals:`)
-    stages: tuple[str, ...] = ()
+    def __init__(self, transport: HubSpotTransport, kinds: Kinds, stages: tuple[str, ...] = ()):
+        self.t, self.k = transport, kinds
+        #: stage ids the run will write and compare (the policy's initial and closed stages)
+        self.stages = stages
 
     def doctor(self) -> list[Check]:
-        checks = [Check("API base URL", True, self.base_url)]
+        checks = [Check("API base URL", True, self.t.base_url)]
         try:
-            self.call("list owners", self.api("owners.owners_api").get_page, limit=1)
+            self.t.call("list owners", self.t.api("owners.owners_api").get_page, limit=1)
         except CrmError as err:
             return checks + [Check("access token (HUBSPOT_ACCESS_TOKEN)", False, str(err), _fix())]
         checks.append(
@@ -85,12 +88,12 @@ class HubSpotDiagnosis:
 
     def _limits(self) -> Check:
         """The configured tier against what HubSpot's rate-limit headers say."""
-        lim = self.settings.limits
+        lim = self.k.settings.limits
         detail = (
             f"{lim.burst} requests per 10 s ({lim.app_type} app), search "
             f"{lim.search_per_second}/s; bucket shared by this process"
         )
-        said = {k.lower(): v for k, v in self.last_limits.items()}
+        said = {k.lower(): v for k, v in self.t.last_limits.items()}
         top = said.get("x-hubspot-ratelimit-max")
         window = said.get("x-hubspot-ratelimit-interval-milliseconds")
         if not top or window != "10000":
@@ -106,8 +109,6 @@ class HubSpotDiagnosis:
         return Check("rate limits", True, detail)
 
     def check_mapping_online(self) -> list[Check]:
-        from connector.adapters.hubspot_calls import synthetic
-
         checks = []
         for obj in self._objects():
             try:
@@ -115,7 +116,7 @@ class HubSpotDiagnosis:
             except CrmError as err:
                 checks.append(Check(f"object {obj}", False, str(err), _fix()))
                 continue
-            for kind, om in self.mapping.models.items():
+            for kind, om in self.k.mapping.models.items():
                 if om.object != obj:
                     continue
                 for spec in om.fields.values():
@@ -165,26 +166,26 @@ class HubSpotDiagnosis:
     # ------------------------------------------------------------------ helpers
 
     def _objects(self) -> list[str]:
-        objs = [om.object for om in self.mapping.models.values() if om.object != "owners"]
+        objs = [om.object for om in self.k.mapping.models.values() if om.object != "owners"]
         return list(dict.fromkeys(objs))
 
     def _access(self, obj: str) -> Check:
         try:
-            self.call(f"read {obj}", self.api("objects.basic_api").get_page, obj, limit=1)
+            self.t.call(f"read {obj}", self.t.api("objects.basic_api").get_page, obj, limit=1)
         except CrmError as err:
             return Check(f"object {obj}", False, str(err), _fix())
         return Check(f"object {obj}", True, "readable")
 
     def _properties(self, obj: str) -> dict[str, dict[str, Any]]:
-        data = self.call(f"properties of {obj}", self.api("properties.core_api").get_all, obj)
+        data = self.t.call(f"properties of {obj}", self.t.api("properties.core_api").get_all, obj)
         return {p["name"]: p for p in data.get("results") or []}
 
     def _pipeline(self) -> Check:
-        pipeline = self.settings.renewal_pipeline
+        pipeline = self.k.settings.renewal_pipeline
         title = f"renewal pipeline {pipeline}"
         try:
-            data = self.call(
-                "read pipeline", self.api("pipelines.pipelines_api").get_by_id, "deals", pipeline
+            data = self.t.call(
+                "read pipeline", self.t.api("pipelines.pipelines_api").get_by_id, "deals", pipeline
             )
         except CrmError as err:
             return Check(title, False, str(err), "set hubspot.renewal_pipeline to a deal pipeline")
@@ -202,10 +203,12 @@ class HubSpotDiagnosis:
     def _group(self, obj: str) -> Check:
         from hubspot.crm.properties import PropertyGroupCreate
 
-        group = self.settings.property_group
+        group = self.k.settings.property_group
         body = PropertyGroupCreate(name=group, label="Renewals", display_order=-1)
         try:
-            self.call(f"create group {obj}", self.api("properties.groups_api").create, obj, body)
+            self.t.call(
+                f"create group {obj}", self.t.api("properties.groups_api").create, obj, body
+            )
         except CrmError as err:
             if err.status != 409:  # already there
                 return Check(f"property group {obj}.{group}", False, str(err), _fix())
@@ -219,13 +222,13 @@ class HubSpotDiagnosis:
             label=label,
             type=type_,
             field_type=field_type,
-            group_name=self.settings.property_group,
+            group_name=self.k.settings.property_group,
             has_unique_value=unique,
             form_field=False,
         )
         try:
-            self.call(
-                f"create property {obj}.{name}", self.api("properties.core_api").create, obj, body
+            self.t.call(
+                f"create property {obj}.{name}", self.t.api("properties.core_api").create, obj, body
             )
         except CrmError as err:
             return Check(f"property {obj}.{name}", False, str(err), _fix())
@@ -262,6 +265,4 @@ def _dedupe(checks: list[Check]) -> list[Check]:
 
 
 def _fix() -> str:
-    from connector.adapters.hubspot_calls import SCOPES
-
     return f"set HUBSPOT_ACCESS_TOKEN to a private app token with the scopes: {SCOPES}"

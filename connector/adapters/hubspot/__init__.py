@@ -1,0 +1,142 @@
+"""The HubSpot adapter: the CRM port over hubspot-api-client (CRM v3 objects, v4 associations).
+
+Reads use the search API (sorted by the last-modified property, `after` paging, the window moved
+forward at the 10,000-result cap) plus one v4 association read per 1,000 records; archived
+records come from the archived listing, merged-away ones from `hs_merged_object_ids`. Writes
+are batch upserts by a unique-valued property, 100 inputs a call, then v4 associations; tasks
+are created once per dedupe key with inline associations. Every call takes a token from the
+portal's bucket and is retried with tenacity on 429, 5xx and timeouts (the transport).
+
+Parts: `transport` (client, limits, retries, errors), `kinds` (what a kind is in the portal),
+`queries` (search, associations, batch reads), `reads`, `writes`, `diagnosis`; `HubSpotCrm`
+only delegates to them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from connector.adapters.hubspot.diagnosis import HubSpotDiagnosis
+from connector.adapters.hubspot.kinds import Kinds, parse_time
+from connector.adapters.hubspot.limits import PortalLimits
+from connector.adapters.hubspot.queries import SEARCH_PAGE
+from connector.adapters.hubspot.reads import BATCH, HubSpotReads
+from connector.adapters.hubspot.transport import HubSpotTransport
+from connector.adapters.hubspot.writes import HubSpotWrites
+from connector.config_sections import HubspotSettings
+from connector.domain.mapping import Mapping
+from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
+
+__all__ = ["TOKEN_ENV", "HubSpotCrm", "parse_time"]
+
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
+
+
+class HubSpotCrm:
+    system = "hubspot"
+    max_batch = BATCH
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        settings: HubspotSettings,
+        token: str,
+        *,
+        page_size: int = SEARCH_PAGE,
+        retry_attempts: int = 5,
+        retry_max_wait: float = 30.0,
+        interval: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        stages: tuple[str, ...] = (),
+    ):
+        self.transport = HubSpotTransport(
+            settings,
+            token,
+            retry_attempts=retry_attempts,
+            retry_max_wait=retry_max_wait,
+            interval=interval,
+            sleep=sleep,
+        )
+        self.kinds = Kinds(mapping, settings)
+        self.page_size = min(page_size, SEARCH_PAGE)  # the search API's maximum
+        self.reads = HubSpotReads(self.transport, self.kinds, self.page_size)
+        self.writes = HubSpotWrites(self.transport, self.kinds, self.max_batch)
+        self.diagnosis = HubSpotDiagnosis(self.transport, self.kinds, stages)
+
+    # ------------------------------------------------------------------ shared state
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.kinds.mapping
+
+    @mapping.setter
+    def mapping(self, value: Mapping) -> None:
+        self.kinds.mapping = value
+
+    @property
+    def settings(self) -> HubspotSettings:
+        return self.kinds.settings
+
+    @property
+    def api_calls(self) -> int:
+        return self.transport.api_calls
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """Waits between retries (Context.sleep: tests and the inbox worker set it)."""
+        return self.transport.sleep
+
+    @sleep.setter
+    def sleep(self, value: Callable[[float], None]) -> None:
+        self.transport.sleep = value
+
+    @property
+    def limits(self) -> PortalLimits:
+        return self.transport.limits
+
+    @limits.setter
+    def limits(self, value: PortalLimits) -> None:
+        self.transport.limits = value
+
+    @property
+    def ids(self) -> dict[tuple[str, str], str]:
+        return self.writes.ids
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.diagnosis.stages
+
+    def object_type(self, kind: str) -> str:
+        return self.kinds.object_type(kind)
+
+    # ------------------------------------------------------------------ the port
+
+    def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
+        return self.reads.read_changes(kind, since)
+
+    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
+        return self.reads.read_ids(kind, ids)
+
+    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        return self.writes.upsert(kind, records)
+
+    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
+        return self.writes.create_missing(kind, records)
+
+    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
+        return self.writes.delete(kind, keys)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # ------------------------------------------------------------------ diagnosis
+
+    def doctor(self) -> list[Check]:
+        return self.diagnosis.doctor()
+
+    def check_mapping_online(self) -> list[Check]:
+        return self.diagnosis.check_mapping_online()
+
+    def setup(self, apply: bool) -> list[Check]:
+        return self.diagnosis.setup(apply)
