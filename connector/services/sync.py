@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connector.domain.book import Book
+from connector.domain.book import Book, affected_contracts, missing_parents
 from connector.domain.health import health_mix
 from connector.domain.models import READ_KINDS
-from connector.domain.renewals import Plan, Skip, planning_order
+from connector.domain.planning.planner import planning_order
+from connector.domain.planning.values import ContractPlan, Skip
 from connector.domain.writes import account_health_writes
 from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Applier, Collected, Ledger, collect
@@ -48,7 +49,7 @@ class SyncReport:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
     duration_s: float = 0.0
-    plans: list[Plan] = field(default_factory=list, repr=False)
+    plans: list[ContractPlan] = field(default_factory=list, repr=False)
     error: str | None = None
     #: accounts by health grade (green, yellow, red) as scored in this run
     health: dict[str, int] = field(default_factory=dict)
@@ -148,11 +149,13 @@ def sync(
     return report
 
 
-def _cpq_letters(ctx: Context, shown: list[Plan], run_id: int | None) -> None:
+def _cpq_letters(ctx: Context, shown: list[ContractPlan], run_id: int | None) -> None:
     """A renewal forecast CPQ has not honoured is a dead letter (CPQ_RENEWAL_OVERDUE) while
     it lasts: `renewals deadletters list` names it next to the records that failed."""
     overdue = {
-        p.contract_id: p.detail for p in shown if isinstance(p, Skip) and p.reason == "cpq_overdue"
+        p.contract_id: p.renewal.detail
+        for p in shown
+        if isinstance(p.renewal, Skip) and p.renewal.reason == "cpq_overdue"
     }
     settled = [
         d["record_id"]
@@ -250,7 +253,7 @@ def _stored_counts(report: SyncReport) -> dict[str, Any]:
 @dataclass
 class Explanation:
     contract_id: str
-    plan: Plan | None
+    plan: ContractPlan | None
     broken: str | None
     dead_letters: list[dict[str, Any]]
 
@@ -333,7 +336,7 @@ def sync_records(
             rows = _refetch(ctx, book, refs, run_id)
             contracts = affected_contracts(book, rows)
             for _ in range(2):  # a new contract's account, then that account's owner
-                rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
+                rows += _refetch(ctx, book, missing_parents(book, contracts), run_id)
             planner = assess(ctx, book, as_of, _accounts_of(book, contracts))
             applier = Applier(ctx, ledger, run_id)
             plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
@@ -375,55 +378,3 @@ def _refetch(
         ctx.store.resolve_dead_letters(kind, fixed)
         out += rows
     return out
-
-
-def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
-    """The contracts whose renewal planning reads these (mirror rows of) records."""
-    out: set[str] = set()
-    accounts: set[str] = set()
-    owners: set[str] = set()
-    renewal_contract: dict[str, str] | None = None  # renewal key -> contract, built if needed
-    for row in rows:
-        kind, data = row["kind"], row["data"] or {}
-        if kind == "contract":
-            out.add(row["id"])
-        elif kind in ("contract_line", "renewal_opportunity") or row["parent_id"]:
-            out.add(data.get("contract_id") or row["parent_id"])
-        elif kind == "renewal_line" and data.get("renewal_key"):
-            if renewal_contract is None:
-                renewal_contract = {r.key: r.contract_id for r in book.renewals.values()}
-            key = data["renewal_key"]
-            # keys are "<contract id>:<term end date>"
-            out.add(renewal_contract.get(key) or key.rsplit(":", 1)[0])
-        elif kind == "account":
-            accounts.add(row["id"])
-        elif kind == "contact" and data.get("account_id"):
-            accounts.add(data["account_id"])
-        elif kind == "owner":
-            owners.add(row["id"])
-    if owners:  # an owner leaving moves work to their manager: their reports' accounts too
-        owners |= {o.id for o in book.owners.values() if o.manager_id in owners}
-        accounts |= {a.id for a in book.accounts.values() if a.owner_id in owners}
-    out |= {
-        c.id for c in book.contracts.values() if c.account_id in accounts or c.owner_id in owners
-    }
-    out.discard(None)  # type: ignore[arg-type]
-    return out
-
-
-def _missing_parents(book: Book, contracts: set[str]) -> dict[str, set[str]]:
-    """Accounts and owners the affected contracts name but the book lacks (a contract created
-    since the last sync under a new account): read them too, so the contract can be planned."""
-    need: dict[str, set[str]] = {"account": set(), "owner": set()}
-    for cid in contracts:
-        contract = book.contracts.get(cid)
-        if contract is None:
-            continue
-        account = book.accounts.get(contract.account_id)
-        if account is None:
-            need["account"].add(contract.account_id)
-        elif account.owner_id and account.owner_id not in book.owners:
-            need["owner"].add(account.owner_id)
-        if contract.owner_id and contract.owner_id not in book.owners:
-            need["owner"].add(contract.owner_id)
-    return need
