@@ -5,7 +5,6 @@ what the guards found (its account, recurring lines, owner)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,9 +31,10 @@ class Term(NamedTuple):
     baseline: dict[str, Any] | None  # what the ledger says we last wrote to `existing`
 
 
-@dataclass(frozen=True, slots=True)
-class Eligible:
-    """A contract to plan a renewal for, with what the guards found."""
+class Eligible(NamedTuple):
+    """A contract to plan a renewal for, with what the guards found. Immutable; a tuple (as
+    `Term`) because one is built for every renewal planned: a frozen dataclass's __init__
+    costs several times as much, measurably so over a book."""
 
     contract: Contract
     account: Account
@@ -56,7 +56,7 @@ def eligibility(p: Planner, book: Book, ledger: LedgerView, contract_id: str) ->
     if contract is None or book.broken.get(contract_id):
         return _unplannable(p.policy, book, contract_id, contract)
     term = _term(p.policy, book, ledger, contract)
-    for reason, guard in GUARDS:
+    for reason, guard in CPQ_GUARDS if p.policy.renewal_mode == "cpq" else GUARDS:
         if (detail := guard(p, book, ledger, term)) is not None:
             return Skip(reason, detail)
     return _eligible(p.policy, book, term)
@@ -147,27 +147,9 @@ def _ended(p: Planner, book: Book, ledger: LedgerView, t: Term) -> str | None:
     return None
 
 
-def _no_account(p: Planner, book: Book, ledger: LedgerView, t: Term) -> str | None:
-    account_id = t.contract.account_id
-    if book.accounts.get(account_id) is not None:
-        return None
-    return f"account {account_id} is not in the synced book"
-
-
-def _no_recurring_lines(p: Planner, book: Book, ledger: LedgerView, t: Term) -> str | None:
-    if any(ln.recurring for ln in book.lines_of(t.contract.id)):
-        return None
-    return "contract has no recurring lines to renew"
-
-
-def _no_owner(p: Planner, book: Book, ledger: LedgerView, t: Term) -> str | None:
-    account = book.accounts[t.contract.account_id]
-    owner, note = owner_of(p.policy, book.owners, t.contract, account)
-    return note if owner is None else None
-
-
-#: The guards in the order they are asked: the first refusal is the contract's Skip.
-GUARDS: tuple[tuple[SkipReason, Guard], ...] = (
+#: The guards in the order they are asked: the first refusal is the contract's Skip. The
+#: last three (account, recurring lines, owner) find what planning needs: `_eligible`.
+CPQ_GUARDS: tuple[tuple[SkipReason, Guard], ...] = (
     ("renewal_deleted", _renewal_deleted),
     ("already_renewed", _renewed),
     ("closed_renewal_exists", _lost_this_term),
@@ -176,18 +158,22 @@ GUARDS: tuple[tuple[SkipReason, Guard], ...] = (
     ("cpq_overdue", _cpq_overdue),
     ("not_due", _not_due),
     ("contract_ended", _ended),
-    ("missing_data", _no_account),
-    ("missing_data", _no_recurring_lines),
-    ("no_active_owner", _no_owner),
 )
+#: Without CPQ (renewal_mode: connector) its guards never refuse: not asked.
+GUARDS = tuple((r, g) for r, g in CPQ_GUARDS if g not in (_awaiting_cpq, _cpq_overdue))
 
 
-def _eligible(policy: RenewalPolicy, book: Book, t: Term) -> Eligible:
-    """What the guards found, kept for building the renewal and its tasks."""
+def _eligible(policy: RenewalPolicy, book: Book, t: Term) -> Skip | Eligible:
+    """The last guards, which keep what they find for building the renewal and its tasks."""
     contract, existing = t.contract, t.existing
-    account = book.accounts[contract.account_id]
-    lines = tuple(ln for ln in book.lines_of(contract.id) if ln.recurring)
+    account = book.accounts.get(contract.account_id)
+    if account is None:
+        return Skip("missing_data", f"account {contract.account_id} is not in the synced book")
+    lines = tuple([ln for ln in book.lines_of(contract.id) if ln.recurring])
+    if not lines:
+        return Skip("missing_data", "contract has no recurring lines to renew")
     owner, note = owner_of(policy, book.owners, contract, account)
-    assert owner is not None  # the `_no_owner` guard
+    if owner is None:
+        return Skip("no_active_owner", note)
     key = existing.key if existing is not None else t.key
     return Eligible(contract, account, key, existing, t.baseline, lines, owner, note)

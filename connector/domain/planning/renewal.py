@@ -3,17 +3,16 @@ then planned as writes that respect what a rep has taken over; in CPQ mode, CPQ'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from connector.domain.book import Book
 from connector.domain.health import Health
 from connector.domain.models import RenewalLine, RenewalOpportunity
 from connector.domain.planning.cpq import cpq_renewal
 from connector.domain.planning.eligibility import Eligible
-from connector.domain.planning.terms import amount_of, renewal_line, uplift_of
+from connector.domain.planning.terms import amount_of, renewal_lines, uplift_of
 from connector.domain.planning.values import RenewalPlan
 from connector.domain.policy import RenewalPolicy
 from connector.domain.upsell import BookFacts, suggest
@@ -33,9 +32,9 @@ NAME_LIMIT = 120
 SALES_FIELDS = frozenset({"name", "stage", "close_date", "owner_id", "amount", "lines"})
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """The renewal as priced for the term: what its plan and its tasks both read."""
+class Priced(NamedTuple):
+    """The renewal as priced for the term: what its plan and its tasks both read (a tuple,
+    as `Eligible`: one per renewal planned)."""
 
     opportunity: RenewalOpportunity
     lines: tuple[RenewalLine, ...]  # the renewal lines, then the upsell suggestions
@@ -49,7 +48,7 @@ def price_renewal(p: Planner, e: Eligible) -> Priced:
     rules suggest, the account's health; the amount is the renewal lines' alone."""
     policy, contract, account = p.policy, e.contract, e.account
     uplift = uplift_of(policy, contract)
-    lines = tuple(renewal_line(e.key, ln, uplift) for ln in e.lines)
+    lines = renewal_lines(e.key, e.lines, uplift)
     health = p.health.get(account.id)
     facts = p.facts or BookFacts()
     usage = p.usage.get(account.id, {})
@@ -83,10 +82,7 @@ def build_renewal(
     if p.policy.renewal_mode == "cpq":
         return cpq_renewal(e.contract, priced.opportunity, notes, p.as_of)
     opportunity, existing, baseline = priced.opportunity, e.existing, e.baseline
-    locked = frozenset(
-        _locked_fields(p.policy, existing, book, ledger, priced.lines)
-        | value_locks(opportunity, existing, baseline, p.computed)
-    )
+    locked = _locks(p, book, ledger, e, priced) if existing is not None else frozenset()
     writes = renewal_writes(opportunity, existing, baseline, locked, p.computed)
     if "lines" not in locked:
         current = book.renewal_lines_of(e.key)
@@ -94,6 +90,17 @@ def build_renewal(
     action = "create" if existing is None and baseline is None else "update"
     return RenewalPlan(
         action, opportunity, priced.lines, locked, notes, tuple(writes), current=existing
+    )
+
+
+def _locks(
+    p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: Priced
+) -> frozenset[str]:
+    """What a rep has taken over of the existing renewal: fields and lines."""
+    existing, opportunity = e.existing, priced.opportunity
+    return frozenset(
+        _locked_fields(p.policy, existing, book, ledger, priced.lines)
+        | value_locks(opportunity, existing, e.baseline, p.computed)
     )
 
 

@@ -18,7 +18,7 @@ from connector.domain.planning.terms import (
     amount_of,
     owner_of,
     renewal_key,
-    renewal_line,
+    renewal_lines,
     uplift_of,
 )
 from connector.domain.planning.values import NO_TASKS, TaskPlan
@@ -80,7 +80,7 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
 
     def amount() -> Decimal:  # what the renewal will amount to; only a template may ask
         lines = book.lines_of(contract.id)
-        return amount_of([renewal_line("", ln, uplift) for ln in lines if ln.recurring])
+        return amount_of(renewal_lines("", (ln for ln in lines if ln.recurring), uplift))
 
     key = renewal_key(contract)
     tc = TaskContext(

@@ -61,16 +61,21 @@ def amount_of(lines: Iterable[RenewalLine]) -> Decimal:
     return total.quantize(CENT, ROUND_HALF_UP)
 
 
-def renewal_line(renewal_key_: str, line: ContractLine, uplift: Decimal) -> RenewalLine:
-    """A contract line renewed at the uplifted price."""
-    price = (line.unit_price * (1 + uplift / 100)).quantize(CENT, ROUND_HALF_UP)
-    return RenewalLine(
-        key=f"{renewal_key_}:{line.id}",
-        renewal_key=renewal_key_,
-        product_code=line.product_code,
-        quantity=line.quantity,
-        unit_price=price,
-        kind="renewal",
-        description=f"Renewal of {line.product_name or line.product_code}"
-        + (f" (+{uplift}% uplift)" if uplift else ""),
+def renewal_lines(
+    renewal_key_: str, lines: Iterable[ContractLine], uplift: Decimal
+) -> tuple[RenewalLine, ...]:
+    """Contract lines renewed at the uplifted price."""
+    factor = 1 + uplift / 100
+    suffix = f" (+{uplift}% uplift)" if uplift else ""
+    return tuple(
+        RenewalLine(
+            key=f"{renewal_key_}:{line.id}",
+            renewal_key=renewal_key_,
+            product_code=line.product_code,
+            quantity=line.quantity,
+            unit_price=(line.unit_price * factor).quantize(CENT, ROUND_HALF_UP),
+            kind="renewal",
+            description=f"Renewal of {line.product_name or line.product_code}{suffix}",
+        )
+        for line in lines
     )
