@@ -49,8 +49,8 @@ def vm_hwm_mb() -> float | None:
 def child(contracts: int, seed: int) -> dict:
     """The measured work; runs in the subprocess and returns its figures."""
     from benchmarks.synthetic import AS_OF, EmptyLedger, build_book
+    from connector.domain.planning.planner import Planner
     from connector.domain.policy import Playbook, RenewalPolicy
-    from connector.domain.renewals import Planner
     from connector.services.apply import collect
     from connector.services.sync_report import needs_attention
 

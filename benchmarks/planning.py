@@ -13,8 +13,9 @@ import time
 from benchmarks.common import Verdict, flush, heading, one_core, row, verdict
 from benchmarks.synthetic import AS_OF, SEED, EmptyLedger, build_book, summarize
 from connector.domain.book import Book
+from connector.domain.planning.planner import Planner
+from connector.domain.planning.values import ContractPlan
 from connector.domain.policy import Playbook, RenewalPolicy
-from connector.domain.renewals import Plan, Planner
 
 TARGET = 20_000  # contracts per second
 
@@ -70,10 +71,10 @@ def run(contracts: int = 20_000, repeat: int = 3, seed: int = SEED) -> list[Verd
 
 def _runs(
     planner: Planner, book: Book, contracts: int, repeat: int, label: str
-) -> tuple[list[float], list[Plan]]:
+) -> tuple[list[float], list[ContractPlan]]:
     """Time `repeat` full plannings of `book`; returns the times and the last run's plans."""
     times: list[float] = []
-    plans: list[Plan] = []
+    plans: list[ContractPlan] = []
     for i in range(repeat):
         plans = []
         book._index = None  # as after load_book: the index is built on first use

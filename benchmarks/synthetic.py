@@ -16,7 +16,7 @@ from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.models import Account, Contact, Contract, ContractLine, Owner
-from connector.domain.renewals import Plan, RenewalPlan
+from connector.domain.planning.values import ContractPlan, RenewalPlan
 
 AS_OF = date(2026, 3, 2)
 SEED = 1234
@@ -139,15 +139,17 @@ def _owners(book: Book) -> list[str]:
     return reps + [gone.id]
 
 
-def summarize(plans: Iterable[Plan]) -> dict[str, int]:
-    """Counts of plan outcomes (create/update, skip reasons) and of planned lines and tasks."""
+def summarize(plans: Iterable[ContractPlan]) -> dict[str, int]:
+    """Counts of plan outcomes (create/update, skip reasons) and of the lines, tasks and writes
+    of the renewals planned."""
     counts: Counter[str] = Counter(lines=0, tasks=0, writes=0)
     for plan in plans:
-        if isinstance(plan, RenewalPlan):
-            counts[f"plan.{plan.action}"] += 1
-            counts["lines"] += len(plan.lines)
-            counts["tasks"] += len(plan.tasks)
+        renewal = plan.renewal
+        if isinstance(renewal, RenewalPlan):
+            counts[f"plan.{renewal.action}"] += 1
+            counts["lines"] += len(renewal.lines)
+            counts["tasks"] += len(plan.tasks.tasks)
             counts["writes"] += len(plan.writes)
         else:
-            counts[f"skip.{plan.reason}"] += 1
+            counts[f"skip.{renewal.reason}"] += 1
     return dict(sorted(counts.items()))

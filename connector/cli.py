@@ -36,7 +36,7 @@ from connector.cli_render import (
     print_sync,
     progress_bar,
 )
-from connector.domain.renewals import Plan
+from connector.domain.planning.values import ContractPlan
 from connector.services import explain, retry_dead_letters, sync
 from connector.services.sync_report import Show, needs_attention
 
@@ -89,7 +89,7 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
-def _planned_or_attention(plan: Plan) -> bool:
+def _planned_or_attention(plan: ContractPlan) -> bool:
     return bool(plan.writes) or needs_attention(plan)
 
 

@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connector.domain.models import to_json
-from connector.domain.renewals import Plan, RenewalPlan, Skip
+from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
 from connector.services.sync import Explanation
 from connector.services.sync_report import SyncReport, needs_attention
 from connector.state import DeadLetter, Run
@@ -74,28 +74,31 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
     if needs or attention:
         a = Table("contract", "problem", title="Needs attention", title_style="bold red")
         for p in needs:
-            a.add_row(p.contract_id, f"{p.reason}: {p.detail}")
+            a.add_row(p.contract_id, f"{p.renewal.reason}: {p.renewal.detail}")
         for d in attention or []:
             if d.stage == "write":
                 a.add_row(d.contract_id or "", f"{d.error_code}: {d.message}")
         out.print(a)
 
 
-def print_plan_diff(out: Console, plans: list[Plan]) -> None:
+def print_plan_diff(out: Console, plans: list[ContractPlan]) -> None:
     shown = 0
     for plan in plans:
-        if not plan.writes:
+        writes, renewal = plan.writes, plan.renewal
+        if not writes:
             continue
         shown += 1
-        if isinstance(plan, Skip):  # renewal not due yet; playbook tasks are
-            out.print(f"[bold]contract {plan.contract_id}[/] (renewal {plan.reason}: tasks only)")
+        if isinstance(renewal, Skip):  # renewal not due yet; playbook tasks are
+            out.print(
+                f"[bold]contract {plan.contract_id}[/] (renewal {renewal.reason}: tasks only)"
+            )
         else:
-            out.print(f"[bold]contract {plan.contract_id}[/] ({plan.renewal.name})")
-        for w in plan.writes:
+            out.print(f"[bold]contract {plan.contract_id}[/] ({renewal.opportunity.name})")
+        current = renewal.current if isinstance(renewal, RenewalPlan) else None
+        for w in writes:
             sign = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-"}[w.op]
             out.print(f"  {sign} {w.op} {w.kind} {w.key}[/]", highlight=False)
             for name, value in w.fields.items():
-                current = getattr(plan, "current", None)
                 before = (
                     getattr(current, name, None)
                     if w.kind == "renewal_opportunity" and current is not None
@@ -108,7 +111,9 @@ def print_plan_diff(out: Console, plans: list[Plan]) -> None:
 
 
 def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
-    plan = e.plan
+    plan = e.plan.renewal if e.plan is not None else None
+    tasks = e.plan.tasks.tasks if e.plan is not None else ()
+    writes = e.plan.writes if e.plan is not None else ()
     if as_json:
         data: dict[str, Any] = {
             "contract_id": e.contract_id,
@@ -117,16 +122,16 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         }
         if isinstance(plan, Skip):
             data.update(decision="skip", reason=plan.reason, detail=plan.detail)
-            if plan.tasks:
-                data["tasks"] = [to_json(t) for t in plan.tasks]
+            if tasks:
+                data["tasks"] = [to_json(t) for t in tasks]
         elif isinstance(plan, RenewalPlan):
             data.update(
                 decision=plan.action,
-                renewal=to_json(plan.renewal),
+                renewal=to_json(plan.opportunity),
                 locked=sorted(plan.locked),
                 notes=list(plan.notes),
-                writes=[{"kind": w.kind, "op": w.op, "key": w.key} for w in plan.writes],
-                tasks=[to_json(t) for t in plan.tasks],
+                writes=[{"kind": w.kind, "op": w.op, "key": w.key} for w in writes],
+                tasks=[to_json(t) for t in tasks],
             )
         out.print_json(json.dumps(data))
         return
@@ -139,10 +144,10 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
     if isinstance(plan, Skip):
         out.print(f"Contract {e.contract_id}: [bold]no renewal[/] ({plan.reason})")
         out.print(f"  {plan.detail}", markup=False)
-        for t in plan.tasks:
+        for t in tasks:
             out.print(f"  task {t.dedupe_key} due {t.due_date}: {t.subject}", markup=False)
     else:
-        r = plan.renewal
+        r = plan.opportunity
         verb = "will be created" if plan.action == "create" else "exists"
         out.print(f"Contract {e.contract_id}: renewal [bold]{r.key}[/] {verb}")
         out.print(
@@ -164,7 +169,7 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
             out.print(f"  note: {note}", markup=False)
         if plan.locked:
             out.print(f"  rep-owned fields (not written): {', '.join(sorted(plan.locked))}")
-        out.print(f"  pending writes: {len(plan.writes)}; tasks planned: {len(plan.tasks)}")
+        out.print(f"  pending writes: {len(writes)}; tasks planned: {len(tasks)}")
     for d in e.dead_letters:
         out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
 

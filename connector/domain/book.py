@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from connector.domain.models import (
     Account,
@@ -104,6 +104,58 @@ class Book:
 
     def renewal_lines_of(self, renewal_key: str) -> tuple[RenewalLine, ...]:
         return self._indexes()["rlines"].get(renewal_key, ())
+
+
+def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
+    """The contracts whose renewal planning reads these (mirror rows of) records."""
+    out: set[str] = set()
+    accounts: set[str] = set()
+    owners: set[str] = set()
+    renewal_contract: dict[str, str] | None = None  # renewal key -> contract, built if needed
+    for row in rows:
+        kind, data = row["kind"], row["data"] or {}
+        if kind == "contract":
+            out.add(row["id"])
+        elif kind in ("contract_line", "renewal_opportunity") or row["parent_id"]:
+            out.add(data.get("contract_id") or row["parent_id"])
+        elif kind == "renewal_line" and data.get("renewal_key"):
+            if renewal_contract is None:
+                renewal_contract = {r.key: r.contract_id for r in book.renewals.values()}
+            key = data["renewal_key"]
+            # keys are "<contract id>:<term end date>"
+            out.add(renewal_contract.get(key) or key.rsplit(":", 1)[0])
+        elif kind == "account":
+            accounts.add(row["id"])
+        elif kind == "contact" and data.get("account_id"):
+            accounts.add(data["account_id"])
+        elif kind == "owner":
+            owners.add(row["id"])
+    if owners:  # an owner leaving moves work to their manager: their reports' accounts too
+        owners |= {o.id for o in book.owners.values() if o.manager_id in owners}
+        accounts |= {a.id for a in book.accounts.values() if a.owner_id in owners}
+    out |= {
+        c.id for c in book.contracts.values() if c.account_id in accounts or c.owner_id in owners
+    }
+    out.discard(None)  # type: ignore[arg-type]
+    return out
+
+
+def missing_parents(book: Book, contracts: set[str]) -> dict[str, set[str]]:
+    """Accounts and owners the affected contracts name but the book lacks (a contract created
+    since the last sync under a new account): read them too, so the contract can be planned."""
+    need: dict[str, set[str]] = {"account": set(), "owner": set()}
+    for cid in contracts:
+        contract = book.contracts.get(cid)
+        if contract is None:
+            continue
+        account = book.accounts.get(contract.account_id)
+        if account is None:
+            need["account"].add(contract.account_id)
+        elif account.owner_id and account.owner_id not in book.owners:
+            need["owner"].add(account.owner_id)
+        if contract.owner_id and contract.owner_id not in book.owners:
+            need["owner"].add(contract.owner_id)
+    return need
 
 
 def _grouped(

@@ -11,8 +11,9 @@ from typing import Any
 from connector.domain.book import Book
 from connector.domain.mapping import to_crm
 from connector.domain.models import Task, validate
+from connector.domain.planning.planner import account_of
+from connector.domain.planning.values import ContractPlan, Skip
 from connector.domain.playbook import on_account
-from connector.domain.renewals import Plan, RenewalPlan, Skip, account_of
 from connector.domain.writes import (
     LINE_FIELDS,
     RENEWAL_OWNED,
@@ -69,15 +70,15 @@ class Collected:
     writing: dict[str, str] = field(default_factory=dict)
     planned: Counter[str] = field(default_factory=Counter)
     #: the plans `collect` was asked to keep, in planning order
-    kept: list[Plan] = field(default_factory=list)
+    kept: list[ContractPlan] = field(default_factory=list)
 
 
 def collect(
-    plans: Iterable[Plan],
+    plans: Iterable[ContractPlan],
     book: Book,
     ledger: Ledger,
     applier: Applier | None,
-    keep: Callable[[Plan], bool],
+    keep: Callable[[ContractPlan], bool],
 ) -> Collected:
     """Consume plans (in `planning_order`); their writes and ledger catch-up go to `applier`
     (None: dry run); the plans `keep` picks are kept (`Collected.kept`)."""
@@ -89,74 +90,66 @@ def collect(
         plan = _without_repeats(plan, tasks)
         if keep(plan):
             out.kept.append(plan)
-        if isinstance(plan, Skip):
-            out.settled["failed" if plan.contract_id in book.broken else plan.reason] += 1
-            # a renewal not due yet can still have playbook tasks (onboarding, QBR, prep)
-            out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
-            if applier is not None:
-                for w in plan.writes:
-                    applier.add(w)
-            continue
-        if plan.writes:
-            out.writing[plan.contract_id] = plan.action
-            out.planned.update(f"{w.kind}.{w.op}" for w in plan.writes)
+        renewal, writes = plan.renewal, plan.writes
+        skipped = isinstance(renewal, Skip)
+        if skipped:  # its tasks are written all the same (onboarding, QBR, prep)
+            out.settled["failed" if plan.contract_id in book.broken else renewal.reason] += 1
+        elif writes:
+            out.writing[plan.contract_id] = renewal.action
         else:
             out.settled["unchanged"] += 1
+        out.planned.update(f"{w.kind}.{w.op}" for w in writes)
         if applier is not None:
-            applier.catch_up(catch_up_rows(plan, book, ledger))
-            for w in plan.writes:
+            if not skipped:
+                applier.catch_up(catch_up_rows(plan, book, ledger))
+            for w in writes:
                 applier.add(w)
     return out
 
 
-def _without_repeats(plan: Plan, seen: set[str]) -> Plan:
+def _without_repeats(plan: ContractPlan, seen: set[str]) -> ContractPlan:
     """The plan without the account tasks another contract of the account planned already
     (each of them plans them; plans come account by account: `planning_order`). The same
     plan when there are none: most plans."""
     kept, repeated = [], False
-    for w in plan.writes:
+    for w in plan.tasks.writes:
         if w.kind == "task" and on_account(w.source):
             if w.key in seen:
                 repeated = True
                 continue
             seen.add(w.key)
         kept.append(w)
-    return replace(plan, writes=tuple(kept)) if repeated else plan
+    return replace(plan, tasks=replace(plan.tasks, writes=tuple(kept))) if repeated else plan
 
 
-def catch_up_rows(plan: RenewalPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:
+def catch_up_rows(plan: ContractPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:
     """Ledger rows that bring the ledger up to what the CRM holds where a killed run left it
     behind (a run can die between the CRM accepting a write and the ledger recording it). A
     record under our key that the ledger lacks is adopted; a field whose CRM value is already
     what we want is taken as written; a line we deleted is dropped. Otherwise each would later
     look like a rep's edit."""
-    if plan.current is None:
+    renewal, cid = plan.renewal, plan.contract_id
+    if isinstance(renewal, Skip) or renewal.current is None:
         return []
-    key = plan.renewal.key
+    key = renewal.opportunity.key
     rows = _catch_up(
         "renewal_opportunity",
         key,
-        plan.contract_id,
-        plan.current,
-        plan.renewal,
+        cid,
+        renewal.current,
+        renewal.opportunity,
         RENEWAL_OWNED + RENEWAL_SALES,
         ledger,
     )
-    wanted = {ln.key: ln for ln in plan.lines}
+    wanted = {ln.key: ln for ln in renewal.lines}
     for line in book.renewal_lines_of(key):
         if line.key:
             rows += _catch_up(
-                "renewal_line",
-                line.key,
-                plan.contract_id,
-                line,
-                wanted.get(line.key),
-                LINE_FIELDS,
-                ledger,
+                "renewal_line", line.key, cid, line, wanted.get(line.key), LINE_FIELDS, ledger
             )
     for gone in book.deleted_lines_of(key) - wanted.keys():
         if ledger.written("renewal_line", gone) is not None:
-            rows.append(_row("renewal_line", gone, plan.contract_id, None, None))
+            rows.append(_row("renewal_line", gone, cid, None, None))
     return rows
 
 

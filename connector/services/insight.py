@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from connector.config import AppConfig
 from connector.domain.book import Book
 from connector.domain.health import Health, Previous, history_row, score_book
-from connector.domain.renewals import Planner
+from connector.domain.planning.planner import Planner
 from connector.domain.segments import segment_periods
 from connector.domain.signals import Signal
 from connector.domain.upsell import book_facts

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from connector.domain.book import Book
+from connector.domain.book import Book, affected_contracts, missing_parents
 from connector.domain.models import READ_KINDS
-from connector.domain.renewals import planning_order
+from connector.domain.planning.planner import planning_order
 from connector.services.apply import Applier, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import ingest, load_book
 from connector.services.insight import assess
 from connector.services.runs import recorded_run, tally
-from connector.services.sync import _missing_parents, accounts_of, affected_contracts, today
+from connector.services.sync import accounts_of, today
 from connector.services.sync_report import Show, SyncReport, needs_attention
 
 
@@ -64,7 +64,7 @@ def sync_records(
             rows = _refetch(ctx, book, refs, run_id)
             contracts = affected_contracts(book, rows)
             for _ in range(2):  # a new contract's account, then that account's owner
-                rows += _refetch(ctx, book, _missing_parents(book, contracts), run_id)
+                rows += _refetch(ctx, book, missing_parents(book, contracts), run_id)
             planner = assess(ctx, book, as_of, accounts_of(book, contracts))
             applier = Applier(ctx, ledger, run_id)
             plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.health import Health, health_mix
-from connector.domain.renewals import Plan, Skip
+from connector.domain.planning.values import ContractPlan, Skip
 from connector.domain.writes import Write, account_health_writes
 from connector.ports import Cursor
 from connector.services.apply import Applier, Collected, Ledger, collect
@@ -61,7 +60,7 @@ class BookPlans:
     book: Book
     ledger: Ledger
     health: Mapping[str, Health]
-    contracts: Iterable[Plan]
+    contracts: Iterable[ContractPlan]
 
     def health_writes(self) -> list[Write]:
         """Health onto accounts: what changed since the ledger last recorded it."""
@@ -84,7 +83,7 @@ class Applied:
     run: Collected
     writes: dict[str, int]
     failed: set[str]
-    shown: list[Plan]
+    shown: list[ContractPlan]
 
 
 def apply(
@@ -103,7 +102,7 @@ def apply(
         run.planned.update(f"{w.kind}.{w.op}" for w in plans.health_writes())
         return Applied(run, dict(run.planned), set(), run.kept)
 
-    def keep(p: Plan) -> bool:  # and the overdue CPQ forecasts, dead-lettered below
+    def keep(p: ContractPlan) -> bool:  # and the overdue CPQ forecasts, dead-lettered below
         return show(p) or _cpq_overdue(p)
 
     applier = Applier(ctx, plans.ledger, report.run_id, progress, retry=retry)
@@ -137,14 +136,14 @@ def record(
     tally(report, applied.run, applied.failed)
 
 
-def _cpq_overdue(plan: Plan) -> bool:
-    return isinstance(plan, Skip) and plan.reason == "cpq_overdue"
+def _cpq_overdue(plan: ContractPlan) -> bool:
+    return isinstance(plan.renewal, Skip) and plan.renewal.reason == "cpq_overdue"
 
 
-def _cpq_letters(ctx: Context, plans: list[Plan], run_id: int | None) -> None:
+def _cpq_letters(ctx: Context, plans: list[ContractPlan], run_id: int | None) -> None:
     """A renewal forecast CPQ has not honoured is a dead letter (CPQ_RENEWAL_OVERDUE) while
     it lasts: `renewals deadletters list` names it next to the records that failed."""
-    overdue = {p.contract_id: p.detail for p in plans if _cpq_overdue(p)}
+    overdue = {p.contract_id: p.renewal.detail for p in plans if _cpq_overdue(p)}
     settled = [
         d.record_id
         for d in ctx.store.dead_letters.list()
@@ -170,7 +169,7 @@ def _cpq_letters(ctx: Context, plans: list[Plan], run_id: int | None) -> None:
 @dataclass
 class Explanation:
     contract_id: str
-    plan: Plan | None
+    plan: ContractPlan | None
     broken: str | None
     dead_letters: list[DeadLetter]
 
@@ -212,55 +211,3 @@ def retry_dead_letters(
 def accounts_of(book: Book, contracts: Collection[str]) -> set[str]:
     """The accounts of these contracts: whose health planning them reads."""
     return {book.contracts[c].account_id for c in contracts if c in book.contracts}
-
-
-def affected_contracts(book: Book, rows: list[dict[str, Any]]) -> set[str]:
-    """The contracts whose renewal planning reads these (mirror rows of) records."""
-    out: set[str] = set()
-    accounts: set[str] = set()
-    owners: set[str] = set()
-    renewal_contract: dict[str, str] | None = None  # renewal key -> contract, built if needed
-    for row in rows:
-        kind, data = row["kind"], row["data"] or {}
-        if kind == "contract":
-            out.add(row["id"])
-        elif kind in ("contract_line", "renewal_opportunity") or row["parent_id"]:
-            out.add(data.get("contract_id") or row["parent_id"])
-        elif kind == "renewal_line" and data.get("renewal_key"):
-            if renewal_contract is None:
-                renewal_contract = {r.key: r.contract_id for r in book.renewals.values()}
-            key = data["renewal_key"]
-            # keys are "<contract id>:<term end date>"
-            out.add(renewal_contract.get(key) or key.rsplit(":", 1)[0])
-        elif kind == "account":
-            accounts.add(row["id"])
-        elif kind == "contact" and data.get("account_id"):
-            accounts.add(data["account_id"])
-        elif kind == "owner":
-            owners.add(row["id"])
-    if owners:  # an owner leaving moves work to their manager: their reports' accounts too
-        owners |= {o.id for o in book.owners.values() if o.manager_id in owners}
-        accounts |= {a.id for a in book.accounts.values() if a.owner_id in owners}
-    out |= {
-        c.id for c in book.contracts.values() if c.account_id in accounts or c.owner_id in owners
-    }
-    out.discard(None)  # type: ignore[arg-type]
-    return out
-
-
-def _missing_parents(book: Book, contracts: set[str]) -> dict[str, set[str]]:
-    """Accounts and owners the affected contracts name but the book lacks (a contract created
-    since the last sync under a new account): read them too, so the contract can be planned."""
-    need: dict[str, set[str]] = {"account": set(), "owner": set()}
-    for cid in contracts:
-        contract = book.contracts.get(cid)
-        if contract is None:
-            continue
-        account = book.accounts.get(contract.account_id)
-        if account is None:
-            need["account"].add(contract.account_id)
-        elif account.owner_id and account.owner_id not in book.owners:
-            need["owner"].add(account.owner_id)
-        if contract.owner_id and contract.owner_id not in book.owners:
-            need["owner"].add(contract.owner_id)
-    return need

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from connector.domain.renewals import Plan, Skip
+from connector.domain.planning.values import ContractPlan, Skip
 
 #: Picks the plans a run hands back in `SyncReport.plans` (the others are not kept: a large
 #: book plans hundreds of thousands of contracts).
-Show = Callable[[Plan], bool]
+Show = Callable[[ContractPlan], bool]
 
 #: Skip reasons an admin must act on (shown under "Needs attention").
 ATTENTION = (
@@ -24,9 +24,9 @@ ATTENTION = (
 )
 
 
-def needs_attention(plan: Plan) -> bool:
+def needs_attention(plan: ContractPlan) -> bool:
     """A contract with no renewal for a reason an admin must act on."""
-    return isinstance(plan, Skip) and plan.reason in ATTENTION
+    return isinstance(plan.renewal, Skip) and plan.renewal.reason in ATTENTION
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SyncReport:
     dead_letters: int = 0
     duration_s: float = 0.0
     #: the plans the run's `show` picked, in planning order
-    plans: list[Plan] = field(default_factory=list, repr=False)
+    plans: list[ContractPlan] = field(default_factory=list, repr=False)
     error: str | None = None
     #: accounts by health grade (green, yellow, red) as scored in this run
     health: dict[str, int] = field(default_factory=dict)

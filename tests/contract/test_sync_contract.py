@@ -150,7 +150,7 @@ def test_a_deleted_contract_gets_no_renewal_and_is_reported(crm):
     assert report.created == 1 and report.skip_reasons == {"contract_deleted": 1}
     assert [o["Renewal_Contract__c"] for o in book.opportunities()] == [kept]
     why = explain(ctx, gone, as_of=AS_OF)  # `renewals explain` knows it too
-    assert why.plan is not None and why.plan.reason == "contract_deleted"
+    assert why.plan is not None and why.plan.renewal.reason == "contract_deleted"
 
 
 def test_tasks_name_every_renewal_contact(crm):

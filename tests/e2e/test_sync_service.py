@@ -74,7 +74,7 @@ def test_owner_who_left_without_a_manager_is_reported_not_guessed(context, book)
     cid = book.contract(book.account("Acme", owner=gone), soon())
     report = run(context)
     assert report.skip_reasons == {"no_active_owner": 1}
-    why = explain(context, cid, AS_OF).plan
+    why = explain(context, cid, AS_OF).plan.renewal
     assert why.reason == "no_active_owner" and "fallback_owner" in why.detail
 
 
@@ -111,7 +111,7 @@ def test_rep_who_moved_the_stage_keeps_amount_and_lines_but_owned_fields_are_kep
     assert [ln["Quantity"] for ln in context.crm.all("OpportunityLineItem")] == [10]
     assert after["Type"] == "Renewal"  # the connector owns the type
     assert report.updated == 1
-    assert "amount" in explain(context, cid, AS_OF).plan.locked
+    assert "amount" in explain(context, cid, AS_OF).plan.renewal.locked
 
 
 def test_a_renewal_line_a_rep_changed_keeps_the_lines_and_the_amount(context, book):
@@ -126,7 +126,7 @@ def test_a_renewal_line_a_rep_changed_keeps_the_lines_and_the_amount(context, bo
     run(context)
     assert book.opportunity(opp["Renewal_Key__c"])["Amount"] == 1500.0
     assert [ln["Quantity"] for ln in context.crm.all("OpportunityLineItem")] == [15]
-    assert {"lines", "amount"} <= explain(context, cid, AS_OF).plan.locked
+    assert {"lines", "amount"} <= explain(context, cid, AS_OF).plan.renewal.locked
 
 
 def test_changed_contract_line_updates_the_untouched_renewal(context, book):
@@ -160,7 +160,7 @@ def test_closed_won_renewal_means_already_renewed(context, book):
     context.crm.edit("Opportunity", opp["Id"], {"StageName": "Closed Won"})
     report = run(context)
     assert report.skip_reasons == {"already_renewed": 1}
-    assert explain(context, cid, AS_OF).plan.reason == "already_renewed"
+    assert explain(context, cid, AS_OF).plan.renewal.reason == "already_renewed"
 
 
 def test_renewal_deleted_by_a_rep_is_not_created_again(context, book):
@@ -250,7 +250,7 @@ def test_a_run_hands_back_only_the_plans_its_caller_asks_for(context, book):
     dry = run(context, dry_run=True, show=lambda p: bool(p.writes))
     assert [p.contract_id for p in dry.plans] == [renewed]
     (attention,) = run(context).plans  # by default: the contracts an admin must act on
-    assert (attention.contract_id, attention.reason) == (broken, "missing_data")
+    assert (attention.contract_id, attention.renewal.reason) == (broken, "missing_data")
     assert run(context, show=lambda p: False).plans == []
 
 

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from connector.domain.book import Book
 from connector.domain.models import Account, Contact, Contract, ContractLine, CpqRenewal, Owner
+from connector.domain.planning.planner import Planner
+from connector.domain.planning.terms import resolve_owner
+from connector.domain.planning.values import RenewalPlan, Skip
 from connector.domain.policy import Playbook, RenewalPolicy
-from connector.domain.renewals import Planner, RenewalPlan, Skip, resolve_owner
 from connector.domain.writes import jsonable
 
 AS_OF = date(2026, 11, 23)
@@ -66,36 +68,38 @@ def planner(as_of=AS_OF, **policy) -> Planner:
 def apply(book: Book, ledger: Ledger, plans) -> None:
     """What a CRM plus the ledger end up holding after the writes succeed."""
     for plan in plans:
-        if not isinstance(plan, RenewalPlan):
+        renewal = plan.renewal
+        if not isinstance(renewal, RenewalPlan):
             continue
         for w in plan.writes:
             base = ledger.rows.get((w.kind, w.key), {})
             ledger.rows[(w.kind, w.key)] = {**base, **{k: jsonable(v) for k, v in w.fields.items()}}
         if any(w.kind == "renewal_opportunity" for w in plan.writes):
-            book.put("renewal_opportunity", plan.renewal.key, plan.renewal)
-        for rl in plan.lines:
+            book.put("renewal_opportunity", renewal.opportunity.key, renewal.opportunity)
+        for rl in renewal.lines:
             book.put("renewal_line", rl.key, rl)
 
 
 def test_renewal_amount_is_the_sum_of_uplifted_lines_rounded_to_cents():
     book = make_book([contract(uplift=Decimal("3"))], [line(qty="3", price="33.33")])
     plan = planner().plan(book, Ledger(), "k1")
-    assert plan.lines[0].unit_price == Decimal("34.33")
-    assert plan.renewal.amount == Decimal("102.99")
+    assert plan.renewal.lines[0].unit_price == Decimal("34.33")
+    assert plan.renewal.opportunity.amount == Decimal("102.99")
 
 
 def test_policy_uplift_applies_when_the_contract_has_no_override():
     book = make_book([contract()], [line(qty="1", price="100")])
     plan = planner(uplift_percent=Decimal("10")).plan(book, Ledger(), "k1")
-    assert plan.renewal.amount == Decimal("110.00")
+    assert plan.renewal.opportunity.amount == Decimal("110.00")
 
 
 def test_window_opens_at_lead_time_and_late_creation_is_noted():
     end = AS_OF + timedelta(days=120)
     book = make_book([contract(end=end)], [line()])
-    assert isinstance(planner(as_of=AS_OF - timedelta(days=1)).plan(book, Ledger(), "k1"), Skip)
-    assert planner().plan(book, Ledger(), "k1").action == "create"
-    late = planner(as_of=end - timedelta(days=30)).plan(book, Ledger(), "k1")
+    early = planner(as_of=AS_OF - timedelta(days=1)).plan(book, Ledger(), "k1")
+    assert isinstance(early.renewal, Skip)
+    assert planner().plan(book, Ledger(), "k1").renewal.action == "create"
+    late = planner(as_of=end - timedelta(days=30)).plan(book, Ledger(), "k1").renewal
     assert any(n.startswith("late") for n in late.notes)
 
 
@@ -119,7 +123,7 @@ def test_customer_notice_is_due_sixty_days_before_end_on_a_business_day():
     end = date(2027, 3, 21)  # a Sunday; end - 60 is a Thursday, end - 59 would be Friday
     book = make_book([contract(end=end)], [line()])
     plan = planner(as_of=end - timedelta(days=89)).plan(book, Ledger(), "k1")
-    notice = next(t for t in plan.tasks if t.dedupe_key.endswith("customer_notice"))
+    notice = next(t for t in plan.tasks.tasks if t.dedupe_key.endswith("customer_notice"))
     assert notice.due_date <= end - timedelta(days=60) and notice.due_date.weekday() < 5
     assert "Ann" in notice.description and notice.contact_id == "c1"
 
@@ -157,7 +161,7 @@ def test_replanning_after_applying_a_plan_yields_no_further_writes(book, as_of):
     ledger = Ledger()
     p = planner(as_of=as_of)
     apply(book, ledger, list(p.plan_book(book, ledger)))
-    again = [pl for pl in p.plan_book(book, ledger) if isinstance(pl, RenewalPlan)]
+    again = [pl for pl in p.plan_book(book, ledger) if isinstance(pl.renewal, RenewalPlan)]
     assert [w for pl in again for w in pl.writes] == []
 
 
@@ -165,13 +169,15 @@ def test_replanning_after_applying_a_plan_yields_no_further_writes(book, as_of):
 @given(book=books(), as_of=dates)
 def test_no_two_renewals_share_a_key_and_every_task_key_is_unique(book, as_of):
     plans = [
-        pl for pl in planner(as_of=as_of).plan_book(book, Ledger()) if isinstance(pl, RenewalPlan)
+        pl
+        for pl in planner(as_of=as_of).plan_book(book, Ledger())
+        if isinstance(pl.renewal, RenewalPlan)
     ]
-    keys = [pl.renewal.key for pl in plans]
+    keys = [pl.renewal.opportunity.key for pl in plans]
     assert len(keys) == len(set(keys))
-    task_keys = [t.dedupe_key for pl in plans for t in pl.tasks]
+    task_keys = [t.dedupe_key for pl in plans for t in pl.tasks.tasks]
     assert len(task_keys) == len(set(task_keys))
-    line_keys = [ln.key for pl in plans for ln in pl.lines]
+    line_keys = [ln.key for pl in plans for ln in pl.renewal.lines]
     assert len(line_keys) == len(set(line_keys))
 
 
@@ -201,8 +207,8 @@ def test_a_forecast_cpq_does_not_honour_in_a_day_needs_attention():
     ledger = Ledger()
     ledger.rows[("contract", "k1")] = {"renewal_forecast": True, "asked_on": str(AS_OF)}
     cpq = planner(renewal_mode="cpq")
-    assert cpq.plan(book, ledger, "k1").reason == "awaiting_cpq"
-    later = planner(AS_OF + timedelta(days=2), renewal_mode="cpq").plan(book, ledger, "k1")
+    assert cpq.plan(book, ledger, "k1").renewal.reason == "awaiting_cpq"
+    later = planner(AS_OF + timedelta(days=2), renewal_mode="cpq").plan(book, ledger, "k1").renewal
     assert later.reason == "cpq_overdue" and f"since {AS_OF}" in later.detail
     assert "renewals cpq retry k1" in later.detail
 
@@ -210,6 +216,6 @@ def test_a_forecast_cpq_does_not_honour_in_a_day_needs_attention():
 def test_a_forecast_past_the_latest_creation_point_or_the_end_stays_overdue():
     book = make_book([cpq_contract(end=AS_OF + timedelta(days=80))], [line()])
     overdue = planner(renewal_mode="cpq").plan(book, Ledger(), "k1")  # asked by someone else
-    assert overdue.reason == "cpq_overdue"
+    assert overdue.renewal.reason == "cpq_overdue"
     ended = planner(AS_OF + timedelta(days=100), renewal_mode="cpq").plan(book, Ledger(), "k1")
-    assert ended.reason == "cpq_overdue"  # not a plain contract_ended: CPQ failed it
+    assert ended.renewal.reason == "cpq_overdue"  # not a plain contract_ended: CPQ failed it

@@ -483,7 +483,7 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     later = AS_OF + timedelta(days=2)
     stuck = sync(ctx, as_of=later)
     assert stuck.skip_reasons == {"cpq_overdue": 1}
-    assert [p.contract_id for p in stuck.plans if p.reason == "cpq_overdue"] == [cid]
+    assert [p.contract_id for p in stuck.plans if p.renewal.reason == "cpq_overdue"] == [cid]
     (letter,) = ctx.store.dead_letters.list()
     assert (letter.error_code, letter.record_id) == ("CPQ_RENEWAL_OVERDUE", cid)
     assert f"since {AS_OF}" in letter.message

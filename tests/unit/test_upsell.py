@@ -8,6 +8,8 @@ from decimal import Decimal
 from connector.domain.book import Book
 from connector.domain.health import score_account
 from connector.domain.models import Account, Contact, Contract, ContractLine, Owner
+from connector.domain.planning.planner import Planner
+from connector.domain.planning.values import RenewalPlan
 from connector.domain.policy import (
     CrossSell,
     Playbook,
@@ -16,7 +18,6 @@ from connector.domain.policy import (
     TierUpgrade,
     Upsell,
 )
-from connector.domain.renewals import Planner, RenewalPlan
 from tests.unit.test_health import CARD
 
 AS_OF = date(2026, 11, 23)
@@ -108,7 +109,7 @@ def plan_for(values: dict, usage: dict | None = None) -> RenewalPlan:
         health=health,
         usage={"a1": usage or {}},
     )
-    plan = planner.plan(book_with_peers(), NoLedger(), "k1")
+    plan = planner.plan(book_with_peers(), NoLedger(), "k1").renewal
     assert isinstance(plan, RenewalPlan)
     return plan
 
@@ -144,9 +145,9 @@ def test_seat_expansion_tier_upgrade_and_cross_sell_worked_example():
     assert cross.kind == "cross_sell" and cross.unit_price == Decimal("900.00")
     assert cross.description == "Cross-sell: 5 of 6 SMB peers (83%) own Premium support"
     # the renewal amount stays the renewal: 50 seats at 100
-    assert plan.renewal.amount == Decimal("5000.00")
+    assert plan.opportunity.amount == Decimal("5000.00")
     # (30 * 100 + 20 * 87.5 + 20 * 100) / 70 = 96.4
-    assert (plan.renewal.health_score, plan.renewal.health_grade) == (96, "green")
+    assert (plan.opportunity.health_score, plan.opportunity.health_grade) == (96, "green")
 
 
 def test_no_suggestion_for_a_red_account_or_below_the_thresholds():
@@ -154,6 +155,6 @@ def test_no_suggestion_for_a_red_account_or_below_the_thresholds():
         {"seat_utilisation": 0.3, "late_payments": 3, "nps": -40}, {"capped_feature_usage": 1}
     )
     # (30 * 20 + 20 * 10 + 20 * 0) / 70 = 11.4: red, so no tier upgrade and no cross-sell
-    assert red.renewal.health_grade == "red" and suggestions(red) == {}
+    assert red.opportunity.health_grade == "red" and suggestions(red) == {}
     calm = plan_for({"seat_utilisation": 0.9, "late_payments": 0}, {"capped_feature_usage": 0.89})
     assert sorted(suggestions(calm)) == ["cross_sell:SUP"]  # 0.9 is not above 0.9

@@ -202,7 +202,7 @@ def test_new_contract_under_a_new_account_reads_the_account_and_owner_too(ctx):
     # lines of a contract never synced are unknown to a by-id read: the sync picks them up
     report = sync_records(ctx, {"contract": {cid}})
     assert report.skip_reasons == {"missing_data": 1}
-    assert "no recurring lines" in report.plans[0].detail
+    assert "no recurring lines" in report.plans[0].renewal.detail
     assert {a.name for a in load_book(ctx.store).accounts.values()} == {"Newco"}
     assert len(load_book(ctx.store).owners) == 2  # the account's owner and the book's manager
 

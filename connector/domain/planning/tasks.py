@@ -1,0 +1,97 @@
+"""A contract's playbook tasks, planned whichever way its renewal went: with the renewal
+(reminders, notices, QBRs, at risk, the account's own tasks), or before the renewal is due
+(onboarding, adoption, QBRs, prep, risk)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from connector.domain.book import Book
+from connector.domain.health import is_at_risk
+from connector.domain.models import Account, Contract, Task
+from connector.domain.planning.cpq import cpq_terms
+from connector.domain.planning.eligibility import Eligible
+from connector.domain.planning.renewal import Priced
+from connector.domain.planning.terms import (
+    amount_of,
+    owner_of,
+    renewal_key,
+    renewal_lines,
+    uplift_of,
+)
+from connector.domain.planning.values import NO_TASKS, TaskPlan
+from connector.domain.playbook import TaskContext, may_be_due, on_account
+from connector.domain.playbook import plan_tasks as playbook_tasks
+from connector.domain.writes import LedgerView, task_writes
+
+if TYPE_CHECKING:
+    from connector.domain.planning.planner import Planner
+
+
+def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: Priced) -> TaskPlan:
+    """The tasks of a renewal being planned, hung off it (CPQ: off CPQ's renewal, once CPQ has
+    made it; until then there is nothing to hang them off)."""
+    contract, owner = e.contract, e.owner
+    cpq = p.policy.renewal_mode == "cpq"
+    if cpq and contract.cpq_renewal_id is None:
+        return NO_TASKS
+    task_owner, amount, uplift = owner, priced.opportunity.amount, priced.uplift
+    if cpq:
+        terms = cpq_terms(p.policy, book.owners, contract, e.lines, owner, amount)
+        task_owner, amount, uplift = terms
+    health = priced.health
+    tc = TaskContext(
+        e.key,
+        e.key,
+        contract,
+        e.account,
+        task_owner,
+        book.contacts_of(e.account.id),
+        amount,
+        uplift,
+        health,
+        priced.upsell,
+        is_at_risk(p.scorecard, health),
+    )
+    tasks = playbook_tasks(p.playbook, p.as_of, tc)
+    if cpq:
+        # the account's own tasks (QBR, at risk) stay with the account's owner
+        tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
+    return _task_plan(contract, tasks, ledger, contract.cpq_renewal_id if cpq else None)
+
+
+def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) -> TaskPlan:
+    """Playbook tasks due before the renewal exists: onboarding, adoption, QBRs, prep, risk."""
+    account: Account | None = book.accounts.get(contract.account_id)
+    if account is None:
+        return NO_TASKS
+    health = p.health.get(account.id)
+    at_risk = is_at_risk(p.scorecard, health)
+    contacts = book.contacts_of(account.id)
+    named = any(c.renewal_contact for c in contacts)
+    if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
+        return NO_TASKS  # most contracts, most days: nothing to do, so nothing to compute
+    owner, _ = owner_of(p.policy, book.owners, contract, account)
+    if owner is None:
+        return NO_TASKS
+    uplift = uplift_of(p.policy, contract)
+
+    def amount() -> Decimal:  # what the renewal will amount to; only a template may ask
+        lines = book.lines_of(contract.id)
+        return amount_of(renewal_lines("", (ln for ln in lines if ln.recurring), uplift))
+
+    key = renewal_key(contract)
+    tc = TaskContext(
+        key, None, contract, account, owner, contacts, amount, uplift, health, (), at_risk
+    )
+    return _task_plan(contract, playbook_tasks(p.playbook, p.as_of, tc), ledger, None)
+
+
+def _task_plan(
+    contract: Contract, tasks: tuple[Task, ...], ledger: LedgerView, renewal_id: str | None
+) -> TaskPlan:
+    if not tasks:
+        return NO_TASKS
+    return TaskPlan(tasks, tuple(task_writes(contract.id, tasks, ledger, renewal_id)))
