@@ -107,10 +107,11 @@ def ingest(
             letters.append(letter)
         else:
             fixed.append(rec.id)
-    if mirror:
-        ctx.store.mirror.save(rows)
-        ctx.store.dead_letters.add(letters, run_id)
-        ctx.store.dead_letters.resolve(kind, fixed)
+    if mirror:  # a page's rows and its letters commit together
+        with ctx.store.begin() as uow:
+            uow.mirror.save(rows)
+            uow.dead_letters.add(letters, run_id)
+            uow.dead_letters.resolve(kind, fixed)
     return rows
 
 

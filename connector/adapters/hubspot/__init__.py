@@ -15,8 +15,9 @@ only delegates to them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 
+from connector.adapters.facade import AdapterFacade
 from connector.adapters.hubspot.diagnosis import HubSpotDiagnosis
 from connector.adapters.hubspot.kinds import Kinds, parse_time
 from connector.adapters.hubspot.limits import PortalLimits
@@ -26,14 +27,13 @@ from connector.adapters.hubspot.transport import HubSpotTransport
 from connector.adapters.hubspot.writes import HubSpotWrites
 from connector.config_sections import HubspotSettings
 from connector.domain.mapping import Mapping
-from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
 
 __all__ = ["TOKEN_ENV", "HubSpotCrm", "parse_time"]
 
 TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 
 
-class HubSpotCrm:
+class HubSpotCrm(AdapterFacade):
     system = "hubspot"
     max_batch = BATCH
 
@@ -79,19 +79,6 @@ class HubSpotCrm:
         return self.kinds.settings
 
     @property
-    def api_calls(self) -> int:
-        return self.transport.api_calls
-
-    @property
-    def sleep(self) -> Callable[[float], None]:
-        """Waits between retries (Context.sleep: tests and the inbox worker set it)."""
-        return self.transport.sleep
-
-    @sleep.setter
-    def sleep(self, value: Callable[[float], None]) -> None:
-        self.transport.sleep = value
-
-    @property
     def limits(self) -> PortalLimits:
         return self.transport.limits
 
@@ -109,34 +96,3 @@ class HubSpotCrm:
 
     def object_type(self, kind: str) -> str:
         return self.kinds.object_type(kind)
-
-    # ------------------------------------------------------------------ the port
-
-    def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
-        return self.reads.read_changes(kind, since)
-
-    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
-        return self.reads.read_ids(kind, ids)
-
-    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.upsert(kind, records)
-
-    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.create_missing(kind, records)
-
-    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
-        return self.writes.delete(kind, keys)
-
-    def close(self) -> None:
-        self.transport.close()
-
-    # ------------------------------------------------------------------ diagnosis
-
-    def doctor(self) -> list[Check]:
-        return self.diagnosis.doctor()
-
-    def check_mapping_online(self) -> list[Check]:
-        return self.diagnosis.check_mapping_online()
-
-    def setup(self, apply: bool) -> list[Check]:
-        return self.diagnosis.setup(apply)

@@ -14,10 +14,11 @@ Parts: `transport` (login, calls, budget guard, retries, errors), `soql` (querie
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 
 from simple_salesforce import Salesforce
 
+from connector.adapters.facade import AdapterFacade
 from connector.adapters.salesforce.diagnosis import SalesforceDiagnosis
 from connector.adapters.salesforce.reads import SalesforceReads
 from connector.adapters.salesforce.soql import check_names, parse_datetime
@@ -26,12 +27,11 @@ from connector.adapters.salesforce.writes import SalesforceWrites
 from connector.config_sections import SalesforceSettings
 from connector.domain.mapping import Mapping as FieldMapping
 from connector.domain.policy import RenewalPolicy
-from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
 
 __all__ = ["SalesforceCrm", "connect", "parse_datetime"]
 
 
-class SalesforceCrm:
+class SalesforceCrm(AdapterFacade):
     system = "salesforce"
     max_batch = SalesforceWrites.max_batch
 
@@ -61,10 +61,6 @@ class SalesforceCrm:
         self.diagnosis = SalesforceDiagnosis(self.transport, mapping, settings, self.policy)
 
     @property
-    def api_calls(self) -> int:
-        return self.transport.api_calls
-
-    @property
     def api_usage(self) -> tuple[int, int] | None:
         """(used, daily allowance) from the last Sforce-Limit-Info."""
         return self.transport.api_usage
@@ -72,43 +68,3 @@ class SalesforceCrm:
     @api_usage.setter
     def api_usage(self, value: tuple[int, int] | None) -> None:
         self.transport.api_usage = value
-
-    @property
-    def sleep(self) -> Callable[[float], None]:
-        """Waits between retries (Context.sleep: tests and the inbox worker set it)."""
-        return self.transport.sleep
-
-    @sleep.setter
-    def sleep(self, value: Callable[[float], None]) -> None:
-        self.transport.sleep = value
-
-    # ------------------------------------------------------------------ the port
-
-    def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
-        return self.reads.read_changes(kind, since)
-
-    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
-        return self.reads.read_ids(kind, ids)
-
-    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.upsert(kind, records)
-
-    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.create_missing(kind, records)
-
-    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
-        return self.writes.delete(kind, keys)
-
-    def close(self) -> None:
-        self.transport.close()
-
-    # ------------------------------------------------------------------ diagnosis
-
-    def doctor(self) -> list[Check]:
-        return self.diagnosis.doctor()
-
-    def check_mapping_online(self) -> list[Check]:
-        return self.diagnosis.check_mapping_online()
-
-    def setup(self, apply: bool) -> list[Check]:
-        return self.diagnosis.setup(apply)

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connector.adapters.facade import AdapterFacade
 from connector.adapters.sandbox.diagnosis import SandboxDiagnosis
 from connector.adapters.sandbox.reads import SandboxReads
 from connector.adapters.sandbox.transport import SandboxTransport, Tx
 from connector.adapters.sandbox.writes import SandboxWrites
 from connector.domain.mapping import Mapping
-from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
 
 
-class SandboxCrm:
+class SandboxCrm(AdapterFacade):
     system = "sandbox"
 
     def __init__(
@@ -42,7 +42,7 @@ class SandboxCrm:
         retry_max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.t = SandboxTransport(
+        self.transport = SandboxTransport(
             path,
             clock=clock,
             retry_attempts=retry_attempts,
@@ -52,108 +52,66 @@ class SandboxCrm:
         self.mapping = mapping
         self.max_batch = batch_size
         self.page_size = page_size
-        self.reads = SandboxReads(self.t, mapping, page_size)
-        self.writes = SandboxWrites(self.t, mapping, batch_size)
-        self.diagnosis = SandboxDiagnosis(self.t, mapping)
+        self.reads = SandboxReads(self.transport, mapping, page_size)
+        self.writes = SandboxWrites(self.transport, mapping, batch_size)
+        self.diagnosis = SandboxDiagnosis(self.transport, mapping)
 
     # ------------------------------------------------------------------ transport state
 
     @property
     def path(self) -> Path:
-        return self.t.path
+        return self.transport.path
 
     @property
     def db(self):
-        return self.t.db
-
-    @property
-    def api_calls(self) -> int:
-        return self.t.api_calls
+        return self.transport.db
 
     @property
     def faults(self) -> list[Exception | None]:
         """Fault injection: one entry per coming call, oldest first; None lets a call through."""
-        return self.t.faults
+        return self.transport.faults
 
     @faults.setter
     def faults(self, value: list[Exception | None]) -> None:
-        self.t.faults = value
-
-    @property
-    def sleep(self) -> Callable[[float], None]:
-        """Waits between retries (Context.sleep: tests and the inbox worker set it)."""
-        return self.t.sleep
-
-    @sleep.setter
-    def sleep(self, value: Callable[[float], None]) -> None:
-        self.t.sleep = value
-
-    # ------------------------------------------------------------------ the port
-
-    def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
-        return self.reads.read_changes(kind, since)
-
-    def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
-        return self.reads.read_ids(kind, ids)
-
-    def upsert(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.upsert(kind, records)
-
-    def create_missing(self, kind: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
-        return self.writes.create_missing(kind, records)
-
-    def delete(self, kind: str, keys: Sequence[str]) -> list[WriteResult]:
-        return self.writes.delete(kind, keys)
-
-    def close(self) -> None:
-        self.t.close()
-
-    def doctor(self) -> list[Check]:
-        return self.diagnosis.doctor()
-
-    def check_mapping_online(self) -> list[Check]:
-        return self.diagnosis.check_mapping_online()
-
-    def setup(self, apply: bool) -> list[Check]:
-        return self.diagnosis.setup(apply)
+        self.transport.faults = value
 
     # ------------------------------------------------------------------ admin (seed, tests)
 
     def insert(self, obj: str, fields: dict[str, Any], ext_key: str | None = None) -> str:
         """Create a record directly, as a user of the CRM would."""
-        record_id = self.t.new_id(obj)
-        now = self.t.now()
-        self.t.db.execute(
+        record_id = self.transport.new_id(obj)
+        now = self.transport.now()
+        self.transport.db.execute(
             "INSERT INTO records (object, id, ext_key, modstamp, fields) VALUES (?, ?, ?, ?, ?)",
             (obj, record_id, ext_key, now, json.dumps({**fields, "Id": record_id})),
         )
-        self.t.roll_up(obj, {fields.get("OpportunityId")}, now)
+        self.transport.roll_up(obj, {fields.get("OpportunityId")}, now)
         return record_id
 
     def edit(self, obj: str, record_id: str, changes: dict[str, Any]) -> None:
         """Change fields of a record as a rep would (bumps its modified stamp); an amount
         rolled up from line items is not editable."""
         fields = self.get(obj, record_id)
-        if obj == "Opportunity" and self.t.has_lines(record_id):
+        if obj == "Opportunity" and self.transport.has_lines(record_id):
             changes = {k: v for k, v in changes.items() if k != "Amount"}
         fields.update(changes)
-        now = self.t.now()
-        self.t.db.execute(
+        now = self.transport.now()
+        self.transport.db.execute(
             "UPDATE records SET fields = ?, modstamp = ? WHERE object = ? AND id = ?",
             (json.dumps(fields), now, obj, record_id),
         )
-        self.t.roll_up(obj, {fields.get("OpportunityId")}, now)
+        self.transport.roll_up(obj, {fields.get("OpportunityId")}, now)
 
     def remove(self, obj: str, record_id: str) -> None:
-        now = self.t.now()
-        self.t.db.execute(
+        now = self.transport.now()
+        self.transport.db.execute(
             "UPDATE records SET deleted = 1, modstamp = ? WHERE object = ? AND id = ?",
             (now, obj, record_id),
         )
-        self.t.roll_up(obj, {self.get(obj, record_id).get("OpportunityId")}, now)
+        self.transport.roll_up(obj, {self.get(obj, record_id).get("OpportunityId")}, now)
 
     def get(self, obj: str, record_id: str) -> dict[str, Any]:
-        row = self.t.db.execute(
+        row = self.transport.db.execute(
             "SELECT fields FROM records WHERE object = ? AND id = ?", (obj, record_id)
         ).fetchone()
         if row is None:
@@ -161,7 +119,7 @@ class SandboxCrm:
         return json.loads(row[0])
 
     def all(self, obj: str, include_deleted: bool = False) -> list[dict[str, Any]]:
-        rows = self.t.db.execute(
+        rows = self.transport.db.execute(
             "SELECT fields FROM records WHERE object = ? AND deleted <= ? ORDER BY id",
             (obj, int(include_deleted)),
         ).fetchall()
@@ -169,9 +127,9 @@ class SandboxCrm:
 
     def api_log(self, after: int = 0) -> list[tuple[int, str, str, int]]:
         """Write calls the sandbox committed, in order: (seq, method, kind, records)."""
-        return self.t.db.execute(
+        return self.transport.db.execute(
             "SELECT seq, method, kind, records FROM api_log WHERE seq > ? ORDER BY seq", (after,)
         ).fetchall()
 
     def transaction(self) -> Tx:
-        return self.t.transaction()
+        return self.transport.transaction()
