@@ -32,13 +32,13 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
+from connector import bootstrap
 from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
 from connector.config import load_config
 from connector.domain.models import READ_KINDS
 from connector.mapping_file import load_mapping
 from connector.services.context import Context
 from connector.services.sync import sync
-from connector.state import StateStore
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import FakeHubSpot
 
@@ -219,7 +219,7 @@ def _context(tmp: Path, url: str, token: str, interval: float) -> Context:
     mapping = load_mapping(config.mapping_path, expect_crm="hubspot")
     os.environ.setdefault(TOKEN_ENV, token)
     crm = HubSpotCrm(mapping, config.hubspot, token, interval=interval)
-    return Context(config, mapping, crm, StateStore(config.state_url))
+    return bootstrap.build(config, crm)
 
 
 def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Verdict]:

@@ -14,6 +14,7 @@ from connector.adapters.sandbox import SandboxCrm
 from connector.config import AppConfig, find_config, load_config
 from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
+from connector.ports import CrmClient
 from connector.services.context import Context
 from connector.state import StateStore
 
@@ -40,26 +41,24 @@ def open_store(config: AppConfig) -> StateStore:
     return StateStore(config.state_url)
 
 
-def build(config: AppConfig) -> Context:
-    """A use case's Context: mapping, CRM adapter and state store (close it when done)."""
+def build(config: AppConfig, crm: CrmClient | None = None) -> Context:
+    """A use case's Context: mapping, CRM adapter and state store (close it when done). A
+    `crm` given is used as it is (a benchmark's adapter with its own timing)."""
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
+    return Context(config, mapping, crm or build_crm(config, mapping), open_store(config))
+
+
+def build_crm(config: AppConfig, mapping) -> CrmClient:
+    """The adapter of the configured CRM."""
     if config.crm == "salesforce":
-        crm = build_salesforce(config, mapping)
-    elif config.crm == "hubspot":
-        crm = build_hubspot(config, mapping)
-    elif config.crm == "sandbox":
-        crm = build_sandbox(config, mapping)
-    else:
-        raise ConfigError(
-            [
-                Problem(
-                    "crm",
-                    f"the {config.crm} adapter is not available in this version",
-                    "app.yaml",
-                )
-            ]
-        )
-    return Context(config, mapping, crm, open_store(config))
+        return build_salesforce(config, mapping)
+    if config.crm == "hubspot":
+        return build_hubspot(config, mapping)
+    if config.crm == "sandbox":
+        return build_sandbox(config, mapping)
+    raise ConfigError(
+        [Problem("crm", f"the {config.crm} adapter is not available in this version", "app.yaml")]
+    )
 
 
 def context_factory(config: AppConfig) -> Callable[[], Context]:

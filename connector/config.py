@@ -25,18 +25,7 @@ from connector.config_sections import (
     SyncSettings,
     WebhookSettings,
 )
-from connector.domain.policy import (  # noqa: F401  (re-exported: the config vocabulary)
-    CrossSell,
-    Measure,
-    Playbook,
-    RenewalPolicy,
-    Scorecard,
-    SeatExpansion,
-    Segments,
-    Threshold,
-    TierUpgrade,
-    Upsell,
-)
+from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Segments, Upsell
 from connector.errors import ConfigError, Problem
 from connector.yamlsource import YamlSource, load_yaml, validate_all
 
