@@ -23,6 +23,7 @@ from connector.domain.writes import (
     jsonable,
     same,
 )
+from connector.interrupts import deferred_interrupt
 from connector.ports import OutboundRecord, WriteResult
 from connector.retry import backoff
 from connector.services.context import Context
@@ -263,20 +264,23 @@ class Applier:
         self.pending_catch_up = []
         kind, _, method = STAGES[stage]
         results = self._send(kind, method, batch)
-        rows, letters = [], []
+        rows, letters, done = [], [], []
         for w, res in zip(batch, results, strict=True):
             if res.ok:
-                self.outcome.count(kind, w.op if w.op != "create" or res.created else "update")
+                done.append(w.op if w.op != "create" or res.created else "update")
                 rows.append(_ledger_row(self.ledger, w, res))
             else:
                 self.outcome.failed_contracts.add(w.contract_id)
                 letters.append(_letter(w, res))
                 if stage == 0:
                     self.failed_parents.add(w.key)
-        with self.ctx.store.begin() as uow:  # the batch's ledger and letters: all or none
-            record_ledger(self.ctx, self.ledger, rows, self.run_id, uow)
-            uow.dead_letters.add(letters, self.run_id)
-            uow.dead_letters.resolve(kind, [r["key"] for r in rows])
+        with deferred_interrupt():  # the run's counts are what its ledger holds, even on Ctrl-C
+            with self.ctx.store.begin() as uow:  # the batch's ledger and letters: all or none
+                record_ledger(self.ctx, self.ledger, rows, self.run_id, uow)
+                uow.dead_letters.add(letters, self.run_id)
+                uow.dead_letters.resolve(kind, [r["key"] for r in rows])
+            for op in done:
+                self.outcome.count(kind, op)
         if self.progress:
             self.progress(kind, len(batch))
         if stage == 0:

@@ -4,7 +4,8 @@ connection of a unit of work)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.exc import (
 )
 
 from connector.errors import UnusableDatabaseError
+from connector.interrupts import deferred_interrupt
 
 #: Databases the store can use (it needs upsert: INSERT ... ON CONFLICT), and the package
 #: that provides each driver SQLAlchemy may pick for them.
@@ -149,8 +151,10 @@ class Db:
     def read(self) -> AbstractContextManager[Connection]:
         return self.engine.connect()
 
-    def write(self) -> AbstractContextManager[Connection]:
-        return self.engine.begin()
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with deferred_interrupt(), self.engine.begin() as conn:
+            yield conn
 
     def upsert(self, table: Table):
         """INSERT ... ON CONFLICT for this database's dialect."""

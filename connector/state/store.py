@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from connector.errors import UnusableDatabaseError
+from connector.interrupts import deferred_interrupt
 from connector.state.database import Db, SharedDb, database_name, open_engine, url_problem
 from connector.state.dead_letters import DeadLetterRepository
 from connector.state.deliveries import DeliveryRepository
@@ -76,7 +77,7 @@ class StateStore(Repositories):
     @contextmanager
     def begin(self) -> Iterator[UnitOfWork]:
         """A unit of work: its repositories' writes commit together, or none of them."""
-        with self.engine.begin() as conn:
+        with deferred_interrupt(), self.engine.begin() as conn:  # Ctrl-C waits for the commit
             yield UnitOfWork(conn)
 
     def close(self) -> None:
