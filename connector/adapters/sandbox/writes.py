@@ -146,38 +146,6 @@ class SandboxWrites:
 
     def _validate(self, obj: str, f: dict[str, Any]) -> tuple[str, str] | None:
         """The sandbox org's validation rules, with Salesforce's status codes."""
-        required = {
-            "Opportunity": ("Name", "StageName", "CloseDate", "OwnerId"),
-            "OpportunityLineItem": ("ProductCode", "Quantity", "UnitPrice"),
-            "Task": ("Subject", "OwnerId", "ActivityDate"),
-        }.get(obj, ())
-        for name in required:
-            if f.get(name) in (None, ""):
-                return "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{name}]"
-        if obj == "Opportunity" and len(f["Name"]) > 120:
-            return "STRING_TOO_LONG", "Name: data value too large (max length=120)"
-        if "OwnerId" in required:
-            owner = self.t.find("User", f["OwnerId"])
-            if owner is None or not owner.get("IsActive"):
-                return "INACTIVE_OWNER_OR_USER", f"owner {f['OwnerId']} is inactive or unknown"
-        if obj == "Opportunity" and self.t.find("Account", f.get("AccountId")) is None:
-            return "INVALID_CROSS_REFERENCE_KEY", f"account {f.get('AccountId')} does not exist"
-        if obj == "OpportunityLineItem":
-            if not self.t.db.execute(
-                "SELECT 1 FROM records WHERE object = 'Product2' AND deleted = 0 "
-                "AND json_extract(fields, '$.ProductCode') = ?",
-                (f["ProductCode"],),
-            ).fetchone():
-                return (
-                    "FIELD_INTEGRITY_EXCEPTION",
-                    f"product {f['ProductCode']} is not in the price book",
-                )
-            if float(f["Quantity"]) <= 0:
-                return "FIELD_INTEGRITY_EXCEPTION", "Quantity must be greater than zero"
-        return None
-
-    def _validate(self, obj: str, f: dict[str, Any]) -> tuple[str, str] | None:
-        """The sandbox org's validation rules, with Salesforce's status codes."""
         required = REQUIRED.get(obj, ())
         for name in required:
             if f.get(name) in (None, ""):
