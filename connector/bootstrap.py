@@ -16,6 +16,7 @@ from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import CrmClient
 from connector.services.context import Context
+from connector.services.versions import read_used_files
 from connector.state import StateStore
 
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
@@ -45,7 +46,8 @@ def build(config: AppConfig, crm: CrmClient | None = None) -> Context:
     """A use case's Context: mapping, CRM adapter and state store (close it when done). A
     `crm` given is used as it is (a benchmark's adapter with its own timing)."""
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
-    return Context(config, mapping, crm or build_crm(config, mapping), open_store(config))
+    files = read_used_files(config)  # right after loading them: the versions this Context uses
+    return Context(config, mapping, crm or build_crm(config, mapping), open_store(config), files)
 
 
 def build_crm(config: AppConfig, mapping) -> CrmClient:

@@ -20,6 +20,7 @@ from connector.cli_common import (
     open_context,
     out,
 )
+from connector.cli_history import mappings_diff, mappings_history
 from connector.cli_render import print_checks
 from connector.errors import ConfigError
 from connector.mapping_file import load_mapping
@@ -47,6 +48,10 @@ def config_check(ctx) -> None:
 @click.group("mappings")
 def mappings_group() -> None:
     """Field mappings (mappings/*.yaml)."""
+
+
+mappings_group.add_command(mappings_history)
+mappings_group.add_command(mappings_diff)
 
 
 @mappings_group.command("validate")

@@ -13,9 +13,10 @@ from rich.table import Table
 
 from connector.domain.models import to_json
 from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
-from connector.services.sync import Explanation
+from connector.services.sync import Explanation, Party
 from connector.services.sync_report import SyncReport, needs_attention
 from connector.state import DeadLetter, Run
+from connector.state.versions import short
 
 
 @contextmanager
@@ -119,6 +120,8 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
             "contract_id": e.contract_id,
             "known": plan is not None,
             "dead_letters": [_jsonable(d.as_dict()) for d in e.dead_letters],
+            **_party_json("account", e.account),
+            **_party_json("owner", e.owner),
         }
         if isinstance(plan, Skip):
             data.update(decision="skip", reason=plan.reason, detail=plan.detail)
@@ -143,6 +146,7 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         return
     if isinstance(plan, Skip):
         out.print(f"Contract {e.contract_id}: [bold]no renewal[/] ({plan.reason})")
+        out.print(f"  account {_named(e.account)} | owner {_named(e.owner)}", markup=False)
         out.print(f"  {plan.detail}", markup=False)
         for t in tasks:
             out.print(f"  task {t.dedupe_key} due {t.due_date}: {t.subject}", markup=False)
@@ -150,8 +154,9 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         r = plan.opportunity
         verb = "will be created" if plan.action == "create" else "exists"
         out.print(f"Contract {e.contract_id}: renewal [bold]{r.key}[/] {verb}")
+        out.print(f"  account {_named(e.account)}", markup=False)
         out.print(
-            f"  {r.name} | stage {r.stage} | closes {r.close_date} | owner {r.owner_id} | "
+            f"  {r.name} | stage {r.stage} | closes {r.close_date} | owner {_named(e.owner)} | "
             f"amount {r.amount}",
             markup=False,
         )
@@ -174,9 +179,20 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
 
 
+def _party_json(role: str, party: Party | None) -> dict[str, str | None]:
+    return {f"{role}_id": party and party.id, f"{role}_name": party and party.name}
+
+
+def _named(party: Party | None) -> str:
+    """`id (name)`, as explain shows accounts and owners."""
+    if party is None:
+        return "-"
+    return f"{party.id} ({party.name})" if party.name else f"{party.id} (not in the synced book)"
+
+
 def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps([_jsonable(r.as_dict()) for r in rows]))
+        out.print_json(json.dumps([_run_json(r) for r in rows]))
         return
     t = Table(
         "run",
@@ -190,6 +206,7 @@ def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
         "failed",
         "API calls",
         "seconds",
+        "mapping",
         title="Runs",
     )
     for r in rows:
@@ -202,8 +219,17 @@ def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
             *(str(c.get(k, "")) for k in ("created", "updated", "unchanged", "skipped", "failed")),
             str(r.api_calls or 0),
             f"{r.duration_s or 0:.2f}",
+            short(r.mapping_hash) or "",
         )
     out.print(t)
+
+
+def _run_json(r: Run) -> dict[str, Any]:
+    """A run's columns, its versions short (as `mappings history` names them)."""
+    data = _jsonable(r.as_dict())
+    data["mapping_version"] = short(data.pop("mapping_hash"))
+    data["config_version"] = short(data.pop("config_hash"))
+    return data
 
 
 def print_dead_letters(out: Console, rows: list[DeadLetter], as_json: bool) -> None:

@@ -59,6 +59,8 @@ class AppConfig(Section):
     webhooks: WebhookSettings = WebhookSettings()
     segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
+    #: the file it was read from (None: built in code); runs record its versions
+    source: Path | None = Field(None, exclude=True)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -91,8 +93,9 @@ def load_config(path: str | Path) -> AppConfig:
     src = load_yaml(path)
     if not isinstance(src.data, dict):
         raise ConfigError([src.problem((), "the top level must be a mapping of sections")])
+    where = Path(path).resolve()
     cfg, problems = validate_all(
-        AppConfig, src.data, src, {"base_dir": Path(path).resolve().parent}
+        AppConfig, src.data, src, {"base_dir": where.parent, "source": where}
     )
     if cfg is not None:
         problems += semantic_problems(cfg, src)

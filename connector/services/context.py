@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,12 +12,29 @@ from connector.ports import CrmClient
 from connector.state import StateStore
 
 
+@dataclass(frozen=True)
+class UsedFile:
+    """A file a run uses (`mapping` or `config`: app.yaml) as it was read when the Context was
+    built: its text, with no secret (services/versions.py), and where it came from."""
+
+    kind: str
+    path: str
+    content: str
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the text: of the file's bytes as they are (`sha256sum` says the same)."""
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
 @dataclass
 class Context:
     config: AppConfig
     mapping: Mapping
     crm: CrmClient
     store: StateStore
+    #: the mapping file and app.yaml, as read: each run records their versions
+    files: tuple[UsedFile, ...] = ()
 
     @property
     def sleep(self) -> Callable[[float], None]:

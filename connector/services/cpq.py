@@ -14,6 +14,7 @@ from connector.ports import OutboundRecord
 from connector.services.apply import Ledger, record_ledger
 from connector.services.context import Context
 from connector.services.gather import load_book
+from connector.services.versions import start_run
 
 
 @dataclass
@@ -61,7 +62,7 @@ def retry_forecasts(ctx: Context, contract_ids: Sequence[str] | None, as_of: dat
                 )
             ]
         )
-    run_id = ctx.store.runs.start("cpq_retry", as_of.isoformat())
+    run_id = start_run(ctx, "cpq_retry", as_of)
     out, started, calls = CpqRetry(run_id), time.monotonic(), ctx.crm.api_calls
     status = "failed"
     try:

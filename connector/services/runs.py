@@ -15,6 +15,7 @@ from connector.errors import ApiLimitReached, ConnectorError
 from connector.services.apply import Collected
 from connector.services.context import Context
 from connector.services.sync_report import SyncReport
+from connector.services.versions import start_run
 
 
 @contextmanager
@@ -25,7 +26,7 @@ def recorded_run(
     its report recorded there whatever happens: a ConnectorError marks it `stopped` (API
     allowance) or `failed`, Ctrl-C `interrupted`, with the writes made until then; the
     exception goes on up."""
-    run_id = None if dry_run else ctx.store.runs.start(mode, as_of.isoformat())
+    run_id = None if dry_run else start_run(ctx, mode, as_of)
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
     try:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 from connector.domain.book import Book
 from connector.domain.health import Health, health_mix
-from connector.domain.planning.values import ContractPlan, Skip
+from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
 from connector.domain.writes import Write, account_health_writes
 from connector.ports import Cursor
 from connector.services.apply import Applier, Collected, Ledger, collect
@@ -166,12 +166,23 @@ def _cpq_letters(ctx: Context, plans: list[ContractPlan], run_id: int | None) ->
     ctx.store.dead_letters.add(letters, run_id)
 
 
+@dataclass(frozen=True)
+class Party:
+    """A record named in an explanation: its CRM id and name (None: not in the synced book)."""
+
+    id: str
+    name: str | None
+
+
 @dataclass
 class Explanation:
     contract_id: str
     plan: ContractPlan | None
     broken: str | None
     dead_letters: list[DeadLetter]
+    #: the contract's account, and the renewal's owner (no renewal: the contract's owner)
+    account: Party | None = None
+    owner: Party | None = None
 
 
 def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
@@ -182,7 +193,29 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
     letters = [d for d in ctx.store.dead_letters.list() if d.contract_id == contract_id]
-    return Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
+    explained = Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
+    explained.account, explained.owner = _parties(ctx, book, contract_id, plan)
+    return explained
+
+
+def _parties(
+    ctx: Context, book: Book, contract_id: str, plan: ContractPlan | None
+) -> tuple[Party | None, Party | None]:
+    """The contract's account and the owner its renewal has (or would have), named."""
+    contract = book.contracts.get(contract_id)
+    if contract is None:
+        return None, None
+    account = book.accounts.get(contract.account_id)
+    owner_id = account.owner_id if account is not None else None
+    if ctx.config.renewals.owner_source == "contract":
+        owner_id = contract.owner_id or owner_id
+    if plan is not None and isinstance(plan.renewal, RenewalPlan):
+        owner_id = plan.renewal.opportunity.owner_id
+    owner = book.owners.get(owner_id) if owner_id else None
+    return (
+        Party(contract.account_id, account.name if account is not None else None),
+        Party(owner_id, owner.name if owner is not None else None) if owner_id else None,
+    )
 
 
 def retry_dead_letters(

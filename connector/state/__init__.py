@@ -7,6 +7,7 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
     mirror        mirror and cursors: the sync's input
     ledger        what the connector wrote to the CRM
     runs, dead_letters, signals, history (health and segments)
+    versions      the mapping files and app.yaml files runs used (config_versions)
     deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
 """
 
@@ -27,6 +28,7 @@ from connector.state.mirror import MirrorRow
 from connector.state.runs import Run
 from connector.state.schema import SCHEMA_VERSION
 from connector.state.store import StateStore, UnitOfWork
+from connector.state.versions import Version
 
 __all__ = [
     "DEAD",
@@ -47,6 +49,7 @@ __all__ = [
     "Run",
     "StateStore",
     "UnitOfWork",
+    "Version",
     "database_failure",
     "database_name",
     "now",

@@ -27,6 +27,9 @@ class Run:
     api_calls: int | None
     duration_s: float | None
     error: str | None
+    #: sha256 of the mapping file and app.yaml it used (None: recorded before schema 4)
+    mapping_hash: str | None = None
+    config_hash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -38,8 +41,11 @@ class RunRepository:
     def __init__(self, db: Db):
         self.db = db
 
-    def start(self, mode: str, as_of: str) -> int:
-        """A new run; runs still marked running were killed (runs do not overlap)."""
+    def start(
+        self, mode: str, as_of: str, mapping_hash: str | None = None, config_hash: str | None = None
+    ) -> int:
+        """A new run, with the versions of the mapping and app.yaml it uses; runs still marked
+        running were killed (runs do not overlap)."""
         with self.db.write() as conn:
             conn.execute(
                 update(runs)
@@ -47,7 +53,14 @@ class RunRepository:
                 .values(status="interrupted", error="the process stopped before the run ended")
             )
             return conn.execute(
-                insert(runs).values(started_at=now(), status="running", mode=mode, as_of=as_of)
+                insert(runs).values(
+                    started_at=now(),
+                    status="running",
+                    mode=mode,
+                    as_of=as_of,
+                    mapping_hash=mapping_hash,
+                    config_hash=config_hash,
+                )
             ).inserted_primary_key[0]
 
     def finish(

@@ -2,7 +2,8 @@
 bring a database of an earlier version up to this one.
 
 Alembic or equivalent: this is the equivalent. Existing databases carry our own
-`schema_version` table (a single row) and the databases of earlier releases (fixtures v1, v2)
+`schema_version` table (a single row) and the databases of earlier releases (fixtures v1, v2,
+v3)
 must keep migrating, so the steps stay plain functions run in order by `migrate`."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from connector.errors import UnusableDatabaseError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -82,6 +83,20 @@ runs = Table(
     Column("api_calls", Integer, default=0),
     Column("duration_s", Float),
     Column("error", Text),
+    #: the sha256 of the mapping file and of the app.yaml the run used (config_versions)
+    Column("mapping_hash", String(64)),
+    Column("config_hash", String(64)),
+)
+#: Every distinct mapping file and app.yaml a run used, stored once by its content's sha256
+#: (state/versions.py): `renewals mappings history` and `mappings diff` read them back.
+config_versions = Table(
+    "config_versions",
+    meta,
+    Column("kind", String(10), primary_key=True),  # mapping | config
+    Column("hash", String(64), primary_key=True),
+    Column("content", Text, nullable=False),
+    Column("path", Text, nullable=False),  # where it was read from when first used
+    Column("first_used_at", DateTime(timezone=True), nullable=False),
 )
 dead_letters = Table(
     "dead_letters",
@@ -200,8 +215,18 @@ def _v3_job_leases(conn) -> None:
     conn.execute(text(f"ALTER TABLE job_runs ADD COLUMN lease_until {kind}"))
 
 
+def _v4_config_versions(conn) -> None:
+    # the config_versions table itself is new: create_all made it before the steps run
+    conn.execute(text("ALTER TABLE runs ADD COLUMN mapping_hash VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN config_hash VARCHAR(64)"))
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
-MIGRATIONS: list[tuple[int, Any]] = [(2, _v2_refused_writes), (3, _v3_job_leases)]
+MIGRATIONS: list[tuple[int, Any]] = [
+    (2, _v2_refused_writes),
+    (3, _v3_job_leases),
+    (4, _v4_config_versions),
+]
 
 
 def migrate(conn: Connection, name: str) -> None:

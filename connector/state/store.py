@@ -22,6 +22,7 @@ from connector.state.mirror import CursorRepository, MirrorRepository
 from connector.state.runs import RunRepository
 from connector.state.schema import migrate
 from connector.state.signals import SignalRepository
+from connector.state.versions import ConfigVersionRepository
 
 
 class Repositories:
@@ -38,6 +39,7 @@ class Repositories:
         self.deliveries = DeliveryRepository(db)
         self.inbox = InboxRepository(db)
         self.jobs = JobRunRepository(db)
+        self.versions = ConfigVersionRepository(db)
 
 
 class UnitOfWork(Repositories):

@@ -32,6 +32,8 @@ def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
         conn.execute(text("ALTER TABLE dead_letters DROP COLUMN payload"))
         conn.execute(text("ALTER TABLE dead_letters DROP COLUMN retriable"))
         conn.execute(text("ALTER TABLE job_runs DROP COLUMN lease_until"))  # came in version 3
+        conn.execute(text("ALTER TABLE runs DROP COLUMN mapping_hash"))  # and these in 4
+        conn.execute(text("ALTER TABLE runs DROP COLUMN config_hash"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
         conn.execute(
             text(
