@@ -546,7 +546,9 @@ def test_cpq_retry_on_the_command_line(cpq_context, tmp_path):
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["reflagged"] == [cid]
     assert org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
-    assert ctx.store.runs.list(1)[0].mode == "cpq_retry"
+    (retry,) = ctx.store.runs.list(1)
+    assert retry.mode == "cpq_retry"
+    assert (retry.mapping_hash, retry.config_hash) == tuple(f.hash for f in ctx.files)
 
 
 def test_a_renewal_cpq_creates_later_is_awaited_then_found(cpq_context):

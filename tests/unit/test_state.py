@@ -3,6 +3,9 @@ keeps one open dead letter, its latest refusal with what was sent."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -96,3 +99,41 @@ def test_a_unit_of_work_commits_its_ledger_rows_and_dead_letters_together_or_not
         "run_id",
         "stage",
     ]
+
+
+def load_fixture(path, version: int) -> None:
+    """A state database as release `version` wrote it (tests/fixtures/state/v<version>.sql)."""
+    sql = Path(__file__).resolve().parents[1] / "fixtures" / "state" / f"v{version}.sql"
+    with sqlite3.connect(path) as db:
+        db.executescript(sql.read_text())
+
+
+def test_a_version_3_database_gains_the_config_versions_and_keeps_its_runs(tmp_path):
+    load_fixture(tmp_path / "state.db", 3)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == 4
+    (old,) = store.runs.list()
+    assert (old.status, old.api_calls) == ("partial", 7)
+    assert (old.mapping_hash, old.config_hash) == (None, None)
+    assert store.versions.history("mapping") == []  # a run of release 3 named no version
+    store.versions.keep("mapping", "ab" * 32, "version: 1\n", "mappings/sandbox.yaml")
+    run_id = store.runs.start("full", "2026-11-23", "ab" * 32, None)
+    (version,) = store.versions.history("mapping")
+    assert (version.short, version.runs, version.path) == ("abababab", 1, "mappings/sandbox.yaml")
+    assert store.runs.list(1)[0].id == run_id and store.runs.list(1)[0].mapping_hash == "ab" * 32
+
+
+def test_a_version_is_stored_once_and_listed_by_its_last_use(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    first, second = "a1" * 32, "a2" * 32
+    for digest, content in ((first, "one\n"), (second, "two\n"), (first, "one\n")):
+        store.versions.keep("mapping", digest, content, "m.yaml")
+        store.runs.start("incremental", "2026-11-23", digest, None)
+    history = store.versions.history("mapping")
+    assert [(v.hash, v.runs) for v in history] == [(first, 2), (second, 1)]  # used last first
+    assert history[0].first_used_at < history[1].first_used_at  # its first use is kept
+    assert store.versions.content("mapping", first) == "one\n"
+    assert store.versions.matching("mapping", "a") == [first, second]  # ambiguous
+    assert store.versions.matching("mapping", "A1A1") == [first]
+    assert store.versions.matching("mapping", "%") == [] and store.versions.history("config") == []
