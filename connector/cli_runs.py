@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from connector.cli_common import fatal_errors, json_option, open_context, out
+from connector import bootstrap
+from connector.cli_common import fatal_errors, json_option, out
 from connector.cli_render import print_runs
 
 
@@ -14,12 +15,12 @@ from connector.cli_render import print_runs
 @click.pass_context
 @fatal_errors
 def runs_cmd(ctx, limit: int, as_json: bool) -> None:
-    """Run history: counts, API calls, duration."""
-    context = open_context(ctx)
+    """Run history: counts, API calls, duration, the mapping version each used."""
+    store = bootstrap.open_store(bootstrap.load(ctx.obj["config"]))  # no CRM login, no mapping
     try:
-        rows = context.store.runs.list(limit)
+        rows = store.runs.list(limit)
     finally:
-        context.close()
+        store.close()
     print_runs(out, rows, as_json)
 
 

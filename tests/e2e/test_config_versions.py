@@ -206,3 +206,16 @@ def test_explain_names_the_account_and_owner_next_to_their_ids(context, book, co
     assert f"owner {gone} (Gone Owner)" in skipped.output and "(Initech)" in skipped.output
     unknown = json.loads(cli("explain", "800NOPE", "--json").output)
     assert (unknown["account_name"], unknown["owner_name"]) == (None, None)
+
+
+def test_runs_and_the_history_answer_while_the_mapping_file_is_broken(cli, mapping):
+    cli("sync", "--as-of", DAY)
+    first = sha256(mapping)
+    mapping.write_text("models: [\n")  # an edit gone wrong: what did it look like before?
+    assert cli("sync", "--as-of", DAY).exit_code == 2
+    (run,) = json.loads(cli("runs", "--json").output)  # no CRM login, no mapping needed
+    assert run["mapping_version"] == first[:8]
+    (version,) = json.loads(cli("mappings", "history", "--json").output)
+    assert (version["hash"], version["current"]) == (first, False)
+    data = json.loads(cli("mappings", "diff", first[:8], "--json").output)
+    assert data["changes"] is None and "+models: [\n" in data["diff"]  # the text diff still
