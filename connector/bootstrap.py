@@ -104,6 +104,7 @@ def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
         page_size=config.sync.page_size,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
+        policy=config.renewals,
     )
 
 
