@@ -125,12 +125,11 @@ def build_hubspot(config: AppConfig, mapping=None):
                 )
             ]
         )
-    r = config.renewals
     return HubSpotCrm(
         mapping,
         config.hubspot,
         token,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
-        stages=(r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages),
+        policy=config.renewals,
     )

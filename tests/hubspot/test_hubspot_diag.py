@@ -52,6 +52,7 @@ def test_doctor_names_the_token_setting_and_scopes_when_refused(tmp_path, fake, 
 def test_doctor_flags_a_missing_scope(tmp_path, monkeypatch):
     fake = FakeHubSpot(search_per_second=0, scopes_denied={"line_items"})
     fake.start()
+    fake.define_connector_properties()  # doctor checks the mapping too: only the scope is wrong
     try:
         code, data = cli(tmp_path, fake, monkeypatch, "doctor", "--json")
     finally:
@@ -104,6 +105,7 @@ def test_online_mapping_check_finds_missing_properties_and_a_key_that_is_not_uni
 def test_doctor_flags_a_tier_above_what_hubspot_allows(tmp_path, monkeypatch):
     fake = FakeHubSpot(search_per_second=0, burst=100)  # headers: X-HubSpot-RateLimit-Max 100
     fake.start()
+    fake.define_connector_properties()
     try:
         monkeypatch.setenv(TOKEN_ENV, fake.token)
         config = hubspot_config(tmp_path, fake, hubspot={"limits": {"requests_per_10s": 190}})
