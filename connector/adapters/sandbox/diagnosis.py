@@ -104,7 +104,7 @@ class SandboxDiagnosis:
         name = f"field {om.object}.{path} ({kind}.{canonical})"
         found = lookup(om.object, path)
         if found is None:
-            near = get_close_matches(path, OBJECTS[om.object], 1)
+            near = get_close_matches(path, OBJECTS[om.object], 1, 0.5)
             hint = f"did you mean {near[0]}?" if near else f"it has {', '.join(OBJECTS[om.object])}"
             return Check(
                 name,
