@@ -106,6 +106,7 @@ def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
         page_size=config.sync.page_size,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
+        policy=config.renewals,
     )
 
 
@@ -126,12 +127,11 @@ def build_hubspot(config: AppConfig, mapping=None):
                 )
             ]
         )
-    r = config.renewals
     return HubSpotCrm(
         mapping,
         config.hubspot,
         token,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
-        stages=(r.initial_stage, *r.closed_won_stages, *r.closed_lost_stages),
+        policy=config.renewals,
     )

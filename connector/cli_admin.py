@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import wraps
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from connector import bootstrap
 from connector.cli_common import (
+    EXIT_FATAL,
     EXIT_PARTIAL,
     config_problem,
     fatal_errors,
@@ -22,9 +24,31 @@ from connector.cli_common import (
 )
 from connector.cli_history import mappings_diff, mappings_history
 from connector.cli_render import print_checks
-from connector.errors import ConfigError
+from connector.domain.value_maps import value_map_problems
+from connector.errors import ConfigError, ConnectorError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
+from connector.yamlsource import load_yaml
+
+
+def json_errors(fn: Callable) -> Callable:
+    """With --json, an error is a JSON object on stdout too (`ok: false`, `error`, `problems`
+    with file, line, path, message), with the exit code fatal_errors gives it (2)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not kwargs.get("as_json"):
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            error, problems = "configuration", _problems(exc.problems)
+        except ConnectorError as exc:
+            error, problems = type(exc).__name__, [{"message": str(exc)}]
+        out.print_json(data={"ok": False, "error": error, "problems": problems})
+        sys.exit(EXIT_FATAL)
+
+    return wrapper
 
 
 @click.group("config")
@@ -38,7 +62,8 @@ def config_group() -> None:
 def config_check(ctx) -> None:
     """Validate app.yaml and its mapping file; print every problem with file and line."""
     cfg = bootstrap.load(ctx.parent.obj["config"])
-    load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
+    mapping = load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
+    _raise_value_problems(cfg, mapping)
     out.print(
         f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
         f"state: {_safe_url(cfg.state_url)})"
@@ -62,22 +87,32 @@ mappings_group.add_command(mappings_diff)
 @json_option
 @click.pass_context
 @fatal_errors
+@json_errors
 def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool) -> None:
-    """Check mapping FILES (default: the one app.yaml selects) against the canonical models."""
+    """Check mapping FILES (default: the one app.yaml selects) against the canonical models
+    (and the selected one against the stages app.yaml names)."""
     if online:
         if files:
             raise click.UsageError("--online checks the mapping app.yaml selects; give no FILES")
         _run_checks(ctx.parent, lambda crm: crm.check_mapping_online(), as_json)
         return
-    if not files:
-        files = (bootstrap.load(ctx.parent.obj["config"]).mapping_path,)
-    problems = []
-    for path in files:
+    cfg = None if files else bootstrap.load(ctx.parent.obj["config"])
+    checked, problems = [], []
+    for path in files or (cfg.mapping_path,):
         try:
             mapping = load_mapping(path)
-            out.print(f"[green]OK[/]: {path} ({mapping.crm}, {len(mapping.models)} models)")
+            if cfg is not None:
+                _raise_value_problems(cfg, mapping)
+            checked.append({"file": str(path), "crm": mapping.crm, "models": len(mapping.models)})
         except ConfigError as exc:
             problems += exc.problems
+    if as_json:
+        out.print_json(data={"ok": not problems, "files": checked, "problems": _problems(problems)})
+        if problems:
+            sys.exit(EXIT_FATAL)
+        return
+    for f in checked:
+        out.print(f"[green]OK[/]: {f['file']} ({f['crm']}, {f['models']} models)")
     if problems:
         raise ConfigError(problems)
 
@@ -86,8 +121,10 @@ def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool)
 @json_option
 @click.pass_context
 @fatal_errors
+@json_errors
 def doctor(ctx, as_json: bool) -> None:
-    """Check credentials, API version, object and field access, limits; print what to fix."""
+    """Check credentials, API version, object and field access, limits, and the mapping
+    against the CRM's schema (what `mappings validate --online` checks); print what to fix."""
     _run_checks(ctx, lambda crm: crm.doctor(), as_json)
 
 
@@ -97,6 +134,7 @@ def doctor(ctx, as_json: bool) -> None:
 @json_option
 @click.pass_context
 @fatal_errors
+@json_errors
 def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
     """Show (or with --apply create) the custom fields/properties the connector needs."""
     cfg = bootstrap.load(ctx.obj["config"])
@@ -121,6 +159,19 @@ def _run_checks(
         print_checks(out, checks)
     if not all(c.ok for c in checks):
         sys.exit(EXIT_PARTIAL)
+
+
+def _problems(problems: list[Problem]) -> list[dict]:
+    return [asdict(p) for p in problems]
+
+
+def _raise_value_problems(cfg, mapping) -> None:
+    """The mapping's value maps against the values app.yaml names (a stage map without the
+    closed-lost stage): configuration problems, located in the mapping file."""
+    found = value_map_problems(mapping, cfg.renewals)
+    if found:
+        src = load_yaml(cfg.mapping_path)
+        raise ConfigError([src.problem(path, message) for path, message in found])
 
 
 def _safe_url(url: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 
-def _p(name: str, type_: str = "string", field_type: str = "text") -> dict:
+def _p(name: str, type_: str = "string", field_type: str = "text", options=()) -> dict:
+    """A property as GET /crm/v3/properties/{object} lists it; an enumeration's `options`
+    carry label, value, displayOrder, hidden."""
     return {
         "name": name,
         "label": name.replace("_", " ").title(),
@@ -14,12 +16,17 @@ def _p(name: str, type_: str = "string", field_type: str = "text") -> dict:
         "formField": False,
         "calculated": False,
         "externalOptions": False,
-        "options": [],
+        "options": [
+            {"label": label, "value": value, "displayOrder": i, "hidden": False}
+            for i, (value, label) in enumerate(options)
+        ],
         "description": "",
         "displayOrder": 0,
     }
 
 
+#: Stage ids of the default deal pipeline (also the dealstage property's options).
+DEAL_STAGES = ("appointmentscheduled", "qualifiedtobuy", "closedwon", "closedlost")
 _COMMON = [
     _p("hs_object_id", "number", "number"),
     _p("createdate", "datetime", "date"),
@@ -31,11 +38,17 @@ DEFAULT_PROPERTIES = {
     "deals": _COMMON
     + [
         _p("dealname"),
-        _p("dealstage", "enumeration", "radio"),
+        _p("dealstage", "enumeration", "radio", [(s, s) for s in DEAL_STAGES]),
         _p("pipeline", "enumeration", "select"),
         _p("closedate", "datetime", "date"),
         _p("amount", "number", "number"),
-        _p("dealtype", "enumeration", "radio"),
+        # HubSpot's default deal types
+        _p(
+            "dealtype",
+            "enumeration",
+            "radio",
+            [("newbusiness", "New Business"), ("existingbusiness", "Existing Business")],
+        ),
         _p("deal_currency_code", "enumeration", "select"),
     ],
     "companies": _COMMON + [_p("name"), _p("domain")],
@@ -62,8 +75,20 @@ DEFAULT_PROPERTIES = {
         _p("hs_task_subject"),
         _p("hs_task_body", "string", "html"),
         _p("hs_timestamp", "datetime", "date"),
-        _p("hs_task_status", "enumeration", "select"),
-        _p("hs_task_priority", "enumeration", "select"),
+        # "either COMPLETED or NOT_STARTED"; "LOW, MEDIUM, or HIGH" (developers.hubspot.com,
+        # CRM API | Tasks, Properties)
+        _p(
+            "hs_task_status",
+            "enumeration",
+            "select",
+            [("NOT_STARTED", "Not started"), ("COMPLETED", "Completed")],
+        ),
+        _p(
+            "hs_task_priority",
+            "enumeration",
+            "select",
+            [("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High")],
+        ),
         _p("hs_task_type", "enumeration", "select"),
     ],
 }
@@ -118,9 +143,7 @@ PIPELINES = {
                     "updatedAt": "2024-01-01T00:00:00.000Z",
                     "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
                 }
-                for i, stage in enumerate(
-                    ["appointmentscheduled", "qualifiedtobuy", "closedwon", "closedlost"]
-                )
+                for i, stage in enumerate(DEAL_STAGES)
             ],
         }
     }

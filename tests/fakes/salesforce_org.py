@@ -611,7 +611,13 @@ class FakeOrg:
                     "referenceTo": _targets(REFERENCES.get(name, ())),
                     "relationshipName": name[:-2] if name.endswith("Id") and name != "Id" else None,
                     "picklistValues": [
-                        {"value": v, "label": v, "active": True}
+                        {
+                            "active": True,
+                            "defaultValue": False,
+                            "label": v,
+                            "validFor": None,
+                            "value": v,
+                        }
                         for v in PICKLISTS.get((obj, name), ())
                     ],
                 }
@@ -630,9 +636,22 @@ class FakeOrg:
         return self.now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+#: Picklist values describe serves (`picklistValues`: active, defaultValue, label, validFor,
+#: value). Contract.Status and the Task ones are Salesforce's defaults; Line_Type__c is what
+#: `renewals setup salesforce --apply` creates (the mapping's value map keys).
 PICKLISTS = {
     ("Opportunity", "Type"): ("New Business", "Renewal"),
     ("Opportunity", "StageName"): ("Prospecting", "Negotiation", "Closed Won", "Closed Lost"),
+    ("Contract", "Status"): ("Draft", "In Approval Process", "Activated"),
+    ("Task", "Status"): (
+        "Not Started",
+        "In Progress",
+        "Completed",
+        "Waiting on someone else",
+        "Deferred",
+    ),
+    ("Task", "Priority"): ("High", "Normal", "Low"),
+    ("OpportunityLineItem", "Line_Type__c"): ("Renewal", "Upsell", "Cross-sell"),
 }
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
-from connector.adapters.hubspot import TOKEN_ENV
+from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
 from connector.cli import main
+from connector.domain.mapping import Mapping
+from connector.domain.policy import RenewalPolicy
 from tests.fakes.hubspot_server import FakeHubSpot
-from tests.hubspot.conftest import hubspot_config
+from tests.hubspot.conftest import MAPPING, hubspot_config, settings
 
 
 @pytest.fixture
@@ -52,6 +55,7 @@ def test_doctor_names_the_token_setting_and_scopes_when_refused(tmp_path, fake, 
 def test_doctor_flags_a_missing_scope(tmp_path, monkeypatch):
     fake = FakeHubSpot(search_per_second=0, scopes_denied={"line_items"})
     fake.start()
+    fake.define_connector_properties()  # doctor checks the mapping too: only the scope is wrong
     try:
         code, data = cli(tmp_path, fake, monkeypatch, "doctor", "--json")
     finally:
@@ -104,6 +108,7 @@ def test_online_mapping_check_finds_missing_properties_and_a_key_that_is_not_uni
 def test_doctor_flags_a_tier_above_what_hubspot_allows(tmp_path, monkeypatch):
     fake = FakeHubSpot(search_per_second=0, burst=100)  # headers: X-HubSpot-RateLimit-Max 100
     fake.start()
+    fake.define_connector_properties()
     try:
         monkeypatch.setenv(TOKEN_ENV, fake.token)
         config = hubspot_config(tmp_path, fake, hubspot={"limits": {"requests_per_10s": 190}})
@@ -113,3 +118,29 @@ def test_doctor_flags_a_tier_above_what_hubspot_allows(tmp_path, monkeypatch):
     (bad,) = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
     assert bad["name"] == "rate limits" and "HubSpot says 100" in bad["detail"]
     assert "requests_per_10s to 100" in bad["fix"]
+
+
+def test_doctor_and_online_check_catch_a_wrong_property_and_a_stage_map_without_closed_lost(fake):
+    """The issue's scenario on the fake portal: `amount` on a property the portal lacks, and a
+    `stage` value map (pipeline stage ids -> app.yaml's stage names) without "Closed Lost"."""
+    data = yaml.safe_load(MAPPING.read_text())
+    fields = data["models"]["renewal_opportunity"]["fields"]
+    fields["amount"] = {"field": "amount_total", "type": "number"}
+    stages = {"appointmentscheduled": "Prospecting", "qualifiedtobuy": "Negotiation"}
+    fields["stage"] = {"field": "dealstage", "map": {**stages, "closedwon": "Closed Won"}}
+    crm = HubSpotCrm(
+        Mapping.model_validate(data), settings(fake), fake.token, policy=RenewalPolicy()
+    )
+    try:
+        online = {c.name: c for c in crm.check_mapping_online() if not c.ok}
+        doctor = {c.name: c for c in crm.doctor() if not c.ok}
+    finally:
+        crm.close()
+    assert doctor == online and set(online) == {
+        "property deals.amount_total",
+        "value map deals.dealstage (renewal_opportunity.stage)",
+        "renewals.closed_lost_stages 'Closed Lost' in the value map of deals.dealstage",
+    }
+    assert "'closedlost'" in online["value map deals.dealstage (renewal_opportunity.stage)"].detail
+    fix = online["renewals.closed_lost_stages 'Closed Lost' in the value map of deals.dealstage"]
+    assert "models.renewal_opportunity.fields.stage.map" in fix.fix

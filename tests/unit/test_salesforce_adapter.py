@@ -14,6 +14,7 @@ from connector import bootstrap
 from connector.adapters.salesforce import SalesforceCrm, connect
 from connector.config import load_config
 from connector.config_sections import SalesforceSettings
+from connector.domain.mapping import Mapping
 from connector.errors import ApiLimitReached, ConfigError, FatalCrmError
 from connector.mapping_file import load_mapping
 from connector.ports import OutboundRecord
@@ -568,3 +569,31 @@ def test_a_renewal_cpq_creates_later_is_awaited_then_found(cpq_context):
     found = sync(ctx, as_of=AS_OF + timedelta(days=1))
     assert set(found.writes) == {"task.create"} and found.skip_reasons == {}
     assert {t["WhatId"] for t in org.all("Task")} == {renewal}
+
+
+def test_doctor_and_online_check_catch_a_wrong_field_and_a_stage_map_without_closed_lost(rsps):
+    """The issue's scenario on the fake org: `amount` on a field the org lacks, and a `stage`
+    value map without "Closed Lost" (describe's StageName picklist has it, and app.yaml's
+    closed_lost_stages names it)."""
+    org = FakeOrg(rsps)
+    env = {**SESSION_ENV, "SALESFORCE_SESSION_ID": org.session}
+    data = yaml.safe_load((ROOT / "mappings" / "salesforce.yaml").read_text())
+    fields = data["models"]["renewal_opportunity"]["fields"]
+    fields["amount"] = {"field": "Amount_Total__c", "type": "number", "computed": True}
+    stages = {"Prospecting": "Prospecting", "Negotiation": "Negotiation"}
+    fields["stage"] = {"field": "StageName", "map": {**stages, "Closed Won": "Closed Won"}}
+    s = SalesforceSettings(auth="session")
+    good = SalesforceCrm(connect(s, env), load_mapping(ROOT / "mappings" / "salesforce.yaml"), s)
+    assert all(c.ok for c in good.doctor())
+    crm = SalesforceCrm(connect(s, env), Mapping.model_validate(data), s)
+    online = {c.name: c for c in crm.check_mapping_online() if not c.ok}
+    doctor = {c.name: c for c in crm.doctor() if not c.ok}
+    assert doctor == online and set(online) == {
+        "field Opportunity.Amount_Total__c (renewal_opportunity.amount)",
+        "value map Opportunity.StageName (renewal_opportunity.stage)",
+        "renewals.closed_lost_stages 'Closed Lost' in the value map of Opportunity.StageName",
+    }
+    assert (
+        "'Closed Lost'"
+        in online["value map Opportunity.StageName (renewal_opportunity.stage)"].detail
+    )

@@ -95,3 +95,47 @@ def test_read_ids_returns_current_state_deleted_flagged_unknown_absent(crm):
     assert set(got) == {a, b}
     assert got[b].deleted and not got[a].deleted
     assert got[a].fields["Name"] == "A"
+
+
+def test_writes_are_checked_against_the_schema_as_salesforce_checks_them(crm):
+    user = crm.insert("User", {"Name": "Sam", "IsActive": True})
+    acc = crm.insert("Account", {"Name": "Acme", "OwnerId": user})
+    base = {"Name": "R", "StageName": "Prospecting", "CloseDate": "2027-01-01", "OwnerId": user}
+    base["AccountId"] = acc
+    results = crm.upsert(
+        "renewal_opportunity",
+        [
+            OutboundRecord("A", {**base, "Amount_Total__c": 10}),
+            OutboundRecord("B", {**base, "StageName": "Won-ish"}),
+            OutboundRecord("C", base),
+        ],
+    )
+    assert [(r.ok, r.error_code) for r in results] == [
+        (False, "INVALID_FIELD"),
+        (False, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        (True, None),
+    ]
+    assert "No such column 'Amount_Total__c' on sobject of type Opportunity" in results[0].message
+    task = {"Subject": "Call", "OwnerId": user, "ActivityDate": "2027-01-01", "AccountId": acc}
+    (refused,) = crm.upsert("task", [OutboundRecord("T1", task)])
+    assert refused.error_code == "INVALID_FIELD_FOR_INSERT_UPDATE"  # derived from WhatId
+
+
+def test_the_demo_book_fits_the_sandbox_schema(tmp_path):
+    """One source of truth: every field the seed writes is in the schema, every picklist
+    value among its values (the schema is what `mappings validate --online` checks)."""
+    from datetime import date
+
+    from connector.adapters.sandbox.schema import OBJECTS
+    from connector.adapters.sandbox.seed import seed
+
+    mapping = load_mapping(ROOT / "mappings" / "sandbox.yaml")
+    crm = SandboxCrm(tmp_path / "demo.db", mapping)
+    seed(crm, as_of=date(2026, 11, 30))
+    for obj, fields in OBJECTS.items():
+        for record in crm.all(obj):
+            assert set(record) <= set(fields), (obj, set(record) - set(fields))
+            for name, value in record.items():
+                allowed = fields[name].picklist
+                assert not allowed or value is None or value in allowed, (obj, name, value)
+    crm.close()

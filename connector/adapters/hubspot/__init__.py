@@ -27,6 +27,7 @@ from connector.adapters.hubspot.transport import HubSpotTransport
 from connector.adapters.hubspot.writes import HubSpotWrites
 from connector.config_sections import HubspotSettings
 from connector.domain.mapping import Mapping
+from connector.domain.policy import RenewalPolicy
 
 __all__ = ["TOKEN_ENV", "HubSpotCrm", "parse_time"]
 
@@ -48,7 +49,7 @@ class HubSpotCrm(AdapterFacade):
         retry_max_wait: float = 30.0,
         interval: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
-        stages: tuple[str, ...] = (),
+        policy: RenewalPolicy | None = None,
     ):
         self.transport = HubSpotTransport(
             settings,
@@ -62,7 +63,7 @@ class HubSpotCrm(AdapterFacade):
         self.page_size = min(page_size, SEARCH_PAGE)  # the search API's maximum
         self.reads = HubSpotReads(self.transport, self.kinds, self.page_size)
         self.writes = HubSpotWrites(self.transport, self.kinds, self.max_batch)
-        self.diagnosis = HubSpotDiagnosis(self.transport, self.kinds, stages)
+        self.diagnosis = HubSpotDiagnosis(self.transport, self.kinds, policy)
 
     # ------------------------------------------------------------------ shared state
 
@@ -89,10 +90,6 @@ class HubSpotCrm(AdapterFacade):
     @property
     def ids(self) -> dict[tuple[str, str], str]:
         return self.writes.ids
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return self.diagnosis.stages
 
     def object_type(self, kind: str) -> str:
         return self.kinds.object_type(kind)

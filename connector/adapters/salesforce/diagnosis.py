@@ -1,6 +1,7 @@
 """`renewals doctor`, `mappings validate --online` and `setup salesforce` for the Salesforce
 adapter: login, API version, the daily allowance, every mapped object and field against the
-org's describe results, picklist values, and the custom fields created through the Tooling
+org's describe results, picklist values against value maps and app.yaml's stages, and the
+custom fields created through the Tooling
 API."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from connector.config_sections import SalesforceSettings
 from connector.domain.mapping import Mapping as FieldMapping
 from connector.domain.models import WRITE_KINDS
 from connector.domain.policy import RenewalPolicy
+from connector.domain.value_maps import value_checks, wants_values
 from connector.errors import FatalCrmError
 from connector.ports import Check
 
@@ -191,26 +193,11 @@ class SalesforceDiagnosis:
                     None if ok else "edit the field: tick External ID and Unique",
                 )
             )
-        if kind == "renewal_opportunity":
-            checks += self._picklist_checks(fields)
-        return checks
-
-    def _picklist_checks(self, fields: dict[str, dict]) -> list[Check]:
-        checks = []
-        for field, value, setting in (
-            ("Type", self.policy.opportunity_type, "renewals.opportunity_type"),
-            ("StageName", self.policy.initial_stage, "renewals.initial_stage"),
-        ):
-            values = [p["value"] for p in fields.get(field, {}).get("picklistValues", [])]
-            ok = value in values
-            checks.append(
-                Check(
-                    f"picklist Opportunity.{field} has {value!r}",
-                    ok,
-                    f"values: {', '.join(values)}",
-                    None if ok else f"add {value!r} to the picklist or change {setting}",
-                )
-            )
+        for canonical, spec in om.fields.items():
+            if spec.field and "." not in spec.field and wants_values(kind, canonical, spec):
+                values = _picklist(fields.get(spec.field))
+                where = f"{om.object}.{spec.field}"
+                checks += value_checks(kind, canonical, spec, where, values, self.policy)
         return checks
 
 
@@ -226,6 +213,16 @@ COMPATIBLE = {
 
 #: Mapped fields the adapter turns into others on write (ProductCode -> PricebookEntryId).
 TRANSLATED = {("OpportunityLineItem", "ProductCode")}
+
+
+def _picklist(found: dict[str, Any] | None) -> list[str] | None:
+    """A field's active picklist values from describe ([] for a missing field; None when it
+    is not a picklist)."""
+    if found is None:
+        return []
+    if found.get("type") not in ("picklist", "multipicklist"):
+        return None
+    return [p["value"] for p in found.get("picklistValues") or [] if p.get("active", True)]
 
 
 def _writable(found: dict[str, Any]) -> bool:

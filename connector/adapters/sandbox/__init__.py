@@ -6,7 +6,8 @@ batch, last-modified stamps shared by records written in the same call, soft del
 change reads (like queryAll), and one counted API call per page read or batch written.
 
 Parts: `transport` (the database file, call counting, faults, retries), `reads`, `writes`,
-`diagnosis`; `SandboxCrm` delegates to them and adds the admin methods a CRM's users have
+`diagnosis`, and `schema` (its objects and fields, as a describe would give them);
+`SandboxCrm` delegates to them and adds the admin methods a CRM's users have
 (insert, edit, remove), used by `seed` (the demo book, from `book`) and tests.
 """
 
@@ -25,6 +26,7 @@ from connector.adapters.sandbox.reads import SandboxReads
 from connector.adapters.sandbox.transport import SandboxTransport, Tx
 from connector.adapters.sandbox.writes import SandboxWrites
 from connector.domain.mapping import Mapping
+from connector.domain.policy import RenewalPolicy
 
 
 class SandboxCrm(AdapterFacade):
@@ -41,6 +43,7 @@ class SandboxCrm(AdapterFacade):
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        policy: RenewalPolicy | None = None,
     ):
         self.transport = SandboxTransport(
             path,
@@ -54,7 +57,8 @@ class SandboxCrm(AdapterFacade):
         self.page_size = page_size
         self.reads = SandboxReads(self.transport, mapping, page_size)
         self.writes = SandboxWrites(self.transport, mapping, batch_size)
-        self.diagnosis = SandboxDiagnosis(self.transport, mapping)
+        #: app.yaml's stages and opportunity type, checked against the schema by `doctor`
+        self.diagnosis = SandboxDiagnosis(self.transport, mapping, policy)
 
     # ------------------------------------------------------------------ transport state
 

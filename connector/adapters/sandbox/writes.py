@@ -1,6 +1,7 @@
 """Sandbox writes with a real CRM's semantics: upsert by external key, create-once, soft
 delete; per-record validation errors inside a batch (Salesforce's status codes), a batch limit,
-derived fields refused (Task.AccountId), Amount rolled up from line items. Each batch is one API
+fields checked against the org's schema (unknown, read-only such as Task.AccountId, restricted
+picklists), Amount rolled up from line items. Each batch is one API
 call, committed in one transaction and logged, retried by the transport."""
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from connector.adapters.sandbox.schema import write_error
 from connector.adapters.sandbox.transport import PREFIXES, SandboxTransport
 from connector.domain.mapping import Mapping
 from connector.ports import OutboundRecord, WriteResult
 
 #: Where a child record points at its parent (kind -> field holding the parent's id).
 PARENT_FIELD = {"renewal_line": "OpportunityId", "task": "WhatId"}
-#: Fields the CRM derives on save (Task.AccountId from WhatId / WhoId): not writable.
-DERIVED = {"Task": {"AccountId"}}
 #: The sandbox org's required fields, by object.
 REQUIRED = {
     "Opportunity": ("Name", "StageName", "CloseDate", "OwnerId"),
@@ -90,15 +90,9 @@ class SandboxWrites:
             return _refused(rec.key, "ENTITY_IS_DELETED", f"{obj} {rec.key} not found"), None
         if row is not None and not update_existing:
             return WriteResult(rec.key, True, row[0], created=False), None
-        if obj in DERIVED and DERIVED[obj] & rec.fields.keys():
-            fields_ = ", ".join(sorted(DERIVED[obj] & rec.fields.keys()))
-            return _refused(
-                rec.key,
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                f"Unable to create/update fields: {fields_}. Please check the security settings "
-                "of this field and verify that it is read/write for your profile or permission "
-                "set.",
-            ), None
+        refused = write_error(obj, rec.fields)  # the schema: unknown, read-only, picklists
+        if refused:
+            return _refused(rec.key, *refused), None
         fields = json.loads(row[1]) if row else {}
         fields.update(rec.fields)
         if not by_id:
