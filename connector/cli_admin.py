@@ -20,6 +20,7 @@ from connector.cli_common import (
     open_context,
     out,
 )
+from connector.cli_preview import preview_cmd
 from connector.cli_render import print_checks
 from connector.errors import ConfigError
 from connector.mapping_file import load_mapping
@@ -121,5 +122,7 @@ def _run_checks(
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
+
+mappings_group.add_command(preview_cmd)  # `mappings preview FILE` (connector/cli_preview.py)
 
 COMMANDS = (config_group, mappings_group, doctor, setup)
