@@ -3,9 +3,14 @@ it before its first write, and when they do not."""
 
 from __future__ import annotations
 
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config import load_config
 from connector.errors import MappingError, UnmappedValueError
 from connector.services.guard import HANDFUL, Baseline, skip_change, verdict
 from connector.services.reading import Reading
+from tests.conftest import write_config
 
 AFTER_RUN_1 = Baseline(1, {}, frozenset({"contract"}), "after run 1")
 
@@ -54,3 +59,10 @@ def test_skip_reasons_change_lists_what_moved_and_is_none_without_a_run_to_compa
         "not_due": {"before": 5, "after": 0},
     }
     assert skip_change(Baseline(), {"not_due": 1}) is None
+
+
+def test_max_map_failure_share_is_a_share_from_0_to_1(tmp_path):
+    config = write_config(tmp_path, sync={"max_map_failure_share": 1.5})
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "check"])
+    assert result.exit_code == 2 and "sync.max_map_failure_share" in result.output
+    assert load_config(write_config(tmp_path)).sync.max_map_failure_share == 0.02
