@@ -172,7 +172,8 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     else:
         out.print(f"Re-mapped {fixed} record(s); {remaining} dead letter(s) remain.")
         print_sync(out, report)
-    sys.exit(_exit_code(report) or (EXIT_PARTIAL if remaining else EXIT_OK))
+    code = _exit_code(report)  # a run the guard stopped: 2
+    sys.exit(code if code == EXIT_FATAL else EXIT_PARTIAL if remaining else EXIT_OK)
 
 
 for module in (cli_runs, cli_admin, cli_sandbox, cli_reports, cli_cpq, cli_serve):
