@@ -20,9 +20,11 @@ import click
 
 from connector import cli_admin, cli_cpq, cli_reports, cli_runs, cli_sandbox, cli_serve, logs
 from connector.cli_common import (
+    EXIT_FATAL,
     EXIT_OK,
     EXIT_PARTIAL,
     as_of_option,
+    err,
     fatal_errors,
     json_option,
     one_run,
@@ -62,11 +64,16 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     "--full", is_flag=True, help="Re-read everything instead of changes since the last cursor."
 )
 @click.option("--dry-run", is_flag=True, help="Print the planned writes as a diff; write nothing.")
+@click.option(
+    "--force", is_flag=True, help="Write even when too many records failed to map (the guard)."
+)
 @as_of_option
 @json_option
 @click.pass_context
 @fatal_errors
-def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) -> None:
+def sync_cmd(
+    ctx, full: bool, dry_run: bool, force: bool, as_of: date | None, as_json: bool
+) -> None:
     """Pull changes, plan renewals and tasks, write them to the CRM."""
     context = open_context(ctx)
     # a dry run prints every plan with writes, as a diff; every run those needing attention
@@ -76,7 +83,13 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
         lock = nullcontext() if dry_run else one_run(context)
         with lock, progress_bar(enabled=not as_json) as progress:
             report = sync(
-                context, full=full, dry_run=dry_run, as_of=as_of, progress=progress, show=show
+                context,
+                full=full,
+                dry_run=dry_run,
+                as_of=as_of,
+                progress=progress,
+                show=show,
+                force=force,
             )
     finally:
         context.close()
@@ -86,7 +99,15 @@ def sync_cmd(ctx, full: bool, dry_run: bool, as_of: date | None, as_json: bool) 
         if dry_run:
             print_plan_diff(out, report.plans)
         print_sync(out, report)
-    sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
+    sys.exit(_exit_code(report))
+
+
+def _exit_code(report) -> int:
+    """2 for a run the guard stopped (its reason on stderr), 1 if some contracts failed."""
+    if report.status == "stopped":
+        err.print(report.error or "stopped", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_FATAL
+    return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
 def _planned_or_attention(plan: ContractPlan) -> bool:
@@ -151,7 +172,8 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     else:
         out.print(f"Re-mapped {fixed} record(s); {remaining} dead letter(s) remain.")
         print_sync(out, report)
-    sys.exit(EXIT_PARTIAL if remaining else EXIT_OK)
+    code = _exit_code(report)  # a run the guard stopped: 2
+    sys.exit(code if code == EXIT_FATAL else EXIT_PARTIAL if remaining else EXIT_OK)
 
 
 for module in (cli_runs, cli_admin, cli_sandbox, cli_reports, cli_cpq, cli_serve):

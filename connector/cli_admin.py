@@ -23,6 +23,7 @@ from connector.cli_common import (
     out,
 )
 from connector.cli_history import mappings_diff, mappings_history
+from connector.cli_preview import preview_cmd
 from connector.cli_render import print_checks
 from connector.domain.value_maps import value_map_problems
 from connector.errors import ConfigError, ConnectorError, Problem
@@ -77,6 +78,7 @@ def mappings_group() -> None:
 
 mappings_group.add_command(mappings_history)
 mappings_group.add_command(mappings_diff)
+mappings_group.add_command(preview_cmd)
 
 
 @mappings_group.command("validate")

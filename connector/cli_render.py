@@ -71,15 +71,69 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
         for reason, count in r.skip_reasons.items():
             s.add_row(reason, str(count))
         out.print(s)
-    needs = [p for p in r.plans if needs_attention(p)]
-    if needs or attention:
-        a = Table("contract", "problem", title="Needs attention", title_style="bold red")
-        for p in needs:
-            a.add_row(p.contract_id, f"{p.renewal.reason}: {p.renewal.detail}")
-        for d in attention or []:
-            if d.stage == "write":
-                a.add_row(d.contract_id or "", f"{d.error_code}: {d.message}")
-        out.print(a)
+    print_attention(out, r, attention or [])
+    print_map_check(out, r)
+
+
+def print_attention(out: Console, r: SyncReport, letters: list[DeadLetter]) -> None:
+    """Contracts an admin must act on: those counted in `failed` (the same number), then
+    those skipped for a reason to act on (no active owner, a deleted renewal, ...)."""
+    plans = {p.contract_id: p for p in r.plans if needs_attention(p)}
+    refused: dict[str, list[str]] = {}
+    for d in letters:
+        if d.stage == "write" and d.contract_id:
+            refused.setdefault(d.contract_id, []).append(f"{d.error_code}: {d.message}")
+    rows = []
+    for cid in r.failed_ids:
+        plan = plans.pop(cid, None)
+        why = (
+            f"{plan.renewal.reason}: {plan.renewal.detail}"
+            if plan is not None
+            else "; ".join(refused.get(cid, ["writes refused: see renewals deadletters list"]))
+        )
+        rows.append((cid, "failed", why))
+    rows += [(c, "skipped", f"{p.renewal.reason}: {p.renewal.detail}") for c, p in plans.items()]
+    if not rows:
+        return
+    skipped = len(rows) - len(r.failed_ids)
+    a = Table(
+        "contract",
+        "counted as",
+        "problem",
+        title=f"Needs attention: {len(r.failed_ids)} failed, {skipped} skipped",
+        title_style="bold red",
+    )
+    for row in rows:
+        a.add_row(*row)
+    out.print(a)
+
+
+def print_map_check(out: Console, r: SyncReport) -> None:
+    """What the mapping made of the records read: failures, the skip reasons that moved
+    since the last completed sync, and the guard's verdict."""
+    if r.map_failures:
+        verb = "would fail" if r.dry_run else "failed"
+        t = Table(
+            "kind.field",
+            "reason",
+            "records",
+            "sample ids",
+            title=f"Records that {verb} to map ({sum(r.records_read.values())} read)",
+        )
+        for f in r.map_failures:
+            t.add_row(
+                f"{f['kind']}.{f['field']}", f["reason"], str(f["count"]), " ".join(f["sample_ids"])
+            )
+        out.print(t)
+    if r.skip_reasons_change:
+        c = Table("reason", "last sync", "now", "change", title="Skip reasons since the last sync")
+        for reason, n in r.skip_reasons_change.items():
+            c.add_row(reason, str(n["before"]), str(n["after"]), f"{n['after'] - n['before']:+d}")
+        out.print(c)
+    if r.guard and r.status != "stopped":
+        head = "A real sync would stop before writing: " if r.dry_run else "Forced past: "
+        out.print(f"[bold red]{head}[/]", end="")
+        out.print(r.guard, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_plan_diff(out: Console, plans: list[ContractPlan]) -> None:
@@ -222,6 +276,16 @@ def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
             short(r.mapping_hash) or "",
         )
     out.print(t)
+    print_run_errors(out, rows)
+
+
+def print_run_errors(out: Console, rows: list[Run]) -> None:
+    """Why runs stopped or failed (a mapping guard's verdict, a CRM error), under the table."""
+    for r in rows:
+        if r.error and r.status in ("stopped", "failed"):
+            out.print(
+                f"run {r.id} {r.status}: {r.error}", markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def _run_json(r: Run) -> dict[str, Any]:

@@ -23,6 +23,9 @@ class SyncSettings(Section):
     page_size: int = Field(2000, ge=200, le=2000)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_max_wait_seconds: float = Field(30, ge=0, le=600)
+    #: a run whose share of records failing to map exceeds this writes nothing (see
+    #: connector/services/guard.py; `renewals sync --force` overrides)
+    max_map_failure_share: float = Field(0.02, ge=0, le=1)
 
 
 class SandboxSettings(Section):

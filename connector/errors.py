@@ -45,6 +45,16 @@ class MappingError(ConnectorError):
         super().__init__(f"{kind} {record_id or '?'}: field {field!r} value {value!r}: {reason}")
 
 
+class UnmappedValueError(MappingError):
+    """A value the field's value map (`map:`) has no entry for."""
+
+
+class MappingGuardStop(ConnectorError):
+    """A run stopped before its first write: too many of the records it read failed to map
+    (`sync.max_map_failure_share`, or a kind that mapped cleanly now fails); `--force` writes
+    anyway. The message names the field and reason that dominate."""
+
+
 class CrmError(ConnectorError):
     """A CRM call failed."""
 

@@ -14,7 +14,7 @@ def load_mapping(path: str | Path, expect_crm: str | None = None) -> Mapping:
     mapping, problems = validate_all(Mapping, src.data, src)
     if mapping is not None:
         problems += [src.problem(p, m) for p, m in check_mapping(mapping)]
-    if expect_crm and mapping.crm != expect_crm:
+    if expect_crm and mapping is not None and mapping.crm != expect_crm:
         problems.append(
             src.problem(
                 ("crm",), f"mapping is for {mapping.crm!r} but app.yaml selects crm: {expect_crm}"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from connector.domain.models import GROUPS, MODELS, READ_KINDS, WRITE_KINDS, Record, validate
-from connector.errors import MappingError
+from connector.errors import MappingError, UnmappedValueError
 
 CrmType = Literal["string", "number", "integer", "boolean", "date", "datetime"]
 Direction = Literal["both", "in", "out"]
@@ -235,7 +235,7 @@ def to_model(mapping: Mapping, kind: str, raw: dict[str, Any]) -> Record:
         elif spec.map is not None:
             key = _text(value)
             if key not in spec.map:
-                raise MappingError(
+                raise UnmappedValueError(
                     kind,
                     record_id,
                     name,

@@ -67,6 +67,8 @@ class Collected:
 
     #: contracts whose outcome is settled at planning: skip reasons, "unchanged", "failed"
     settled: Counter[str] = field(default_factory=Counter)
+    #: contracts settled as "failed": not planned, their data could not be mapped
+    broken: list[str] = field(default_factory=list)
     #: contract id -> "create" | "update" for contracts with writes (these can still fail)
     writing: dict[str, str] = field(default_factory=dict)
     planned: Counter[str] = field(default_factory=Counter)
@@ -94,6 +96,8 @@ def collect(
         renewal, writes = plan.renewal, plan.writes
         skipped = isinstance(renewal, Skip)
         if skipped:  # its tasks are written all the same (onboarding, QBR, prep)
+            if plan.contract_id in book.broken:
+                out.broken.append(plan.contract_id)
             out.settled["failed" if plan.contract_id in book.broken else renewal.reason] += 1
         elif writes:
             out.writing[plan.contract_id] = renewal.action

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.domain.book import Book
 from connector.domain.mapping import Mapping, get_path, to_model
@@ -13,11 +13,20 @@ from connector.domain.models import MODELS, READ_KINDS, to_json, validate
 from connector.errors import MappingError
 from connector.ports import Cursor, SourceRecord
 from connector.services.context import Context
+from connector.services.reading import Reading
 from connector.state import StateStore
 
 Progress = Callable[[str, int], None]
-#: For each kind whose failure makes a contract unplannable: canonical field naming the contract.
-CONTRACT_OF = {"contract": "id", "contract_line": "contract_id"}
+#: For each kind whose failure makes a contract unplannable: canonical field naming the contract
+#: (a renewal line names it through its renewal's key, "<contract id>:<term end date>"). A
+#: contract whose renewal or renewal line cannot be read is not planned: its plan would not
+#: see them (and could write over them).
+CONTRACT_OF = {
+    "contract": "id",
+    "contract_line": "contract_id",
+    "renewal_opportunity": "contract_id",
+    "renewal_line": "renewal_key",
+}
 
 
 def gather(
@@ -27,12 +36,15 @@ def gather(
     dry_run: bool,
     run_id: int | None,
     progress: Progress | None = None,
-) -> tuple[Book, dict[str, Cursor]]:
+) -> tuple[Book, dict[str, Cursor], Reading]:
     """The book as the CRM holds it now: the mirror, then the changes since each cursor (all
-    of them if `full`). Returns it and the cursors to commit once the run's writes succeed."""
-    book = load_book(ctx.store)
-    cursors = pull_changes(ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress)
-    return book, cursors
+    of them if `full`). Returns it, the cursors to commit once the run's writes succeed, and
+    what was read (every record is mapped here, before any write)."""
+    book, reading = load_book(ctx.store), Reading()
+    cursors = pull_changes(
+        ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress, reading=reading
+    )
+    return book, cursors, reading
 
 
 def load_book(store: StateStore) -> Book:
@@ -70,6 +82,7 @@ def pull_changes(
     dry_run: bool,
     run_id: int | None,
     progress: Progress | None = None,
+    reading: Reading | None = None,
 ) -> dict[str, Cursor]:
     """Read every kind's changes into the book (and the mirror unless dry-run).
     Returns the cursors to commit once the run's writes succeed."""
@@ -80,7 +93,7 @@ def pull_changes(
         if since is not None:
             since = Cursor(since.modified_at - overlap, "")
         for page in ctx.crm.read_changes(kind, since):
-            ingest(ctx, book, kind, page, run_id, mirror=not dry_run)
+            ingest(ctx, book, kind, page, run_id, mirror=not dry_run, reading=reading)
             new_cursors[kind] = page[-1].cursor
             if progress:
                 progress(kind, len(page))
@@ -95,18 +108,23 @@ def ingest(
     run_id: int | None,
     *,
     mirror: bool = True,
+    reading: Reading | None = None,
 ) -> list[dict[str, Any]]:
     """Map CRM records of one kind into the book and, if `mirror` (not in a dry run), into the
     mirror: their rows saved, their mapping failures dead-lettered, earlier failures of those
-    that map now resolved. Returns their mirror rows."""
+    that map now resolved. `reading` counts them and their failures. Returns their rows."""
     rows, letters, fixed = [], [], []
     for rec in records:
-        row, letter = map_record(ctx.mapping, book, kind, rec)
+        row, letter, error = map_record(ctx.mapping, book, kind, rec)
         rows.append(row)
         if letter:
             letters.append(letter)
         else:
             fixed.append(rec.id)
+        if reading is not None:
+            reading.read[kind] += 1
+            if letter and error:
+                reading.fail(error)
     if mirror:  # a page's rows and its letters commit together
         with ctx.store.begin() as uow:
             uow.mirror.save(rows)
@@ -115,10 +133,17 @@ def ingest(
     return rows
 
 
-def map_record(
-    mapping: Mapping, book: Book, kind: str, rec: SourceRecord
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Map one CRM record into the book; returns its mirror row and a dead letter if it failed."""
+class Mapped(NamedTuple):
+    """One record mapped: its mirror row; if it failed, its dead letter and the error."""
+
+    row: dict[str, Any]
+    letter: dict[str, Any] | None
+    error: MappingError | None
+
+
+def map_record(mapping: Mapping, book: Book, kind: str, rec: SourceRecord) -> Mapped:
+    """Map one CRM record into the book. A failure is dead-lettered (a deleted record's is
+    not: it is gone) naming its contract, which is then not planned."""
     row = {
         "kind": kind,
         "id": rec.id,
@@ -138,11 +163,11 @@ def map_record(
         if rec.deleted:
             if contract_id:
                 book.clear_broken(contract_id, ref)
-            return row, None
+            return Mapped(row, None, err)
         row.update(error=str(err), parent_id=contract_id)
         if contract_id:
             book.mark_broken(contract_id, ref, str(err))
-        return row, {
+        letter = {
             "stage": "read",
             "kind": kind,
             "record_id": rec.id,
@@ -152,6 +177,7 @@ def map_record(
             "error_code": "MAPPING_ERROR",
             "message": str(err),
         }
+        return Mapped(row, letter, err)
     if contract_id:
         book.clear_broken(contract_id, ref)
     row["data"] = to_json(model)
@@ -160,14 +186,17 @@ def map_record(
         _note_deleted(book, kind, model)
     else:
         book.put(kind, rec.id, model)
-    return row, None
+    return Mapped(row, None, None)
 
 
 def _contract_ref(mapping: Mapping, kind: str, rec: SourceRecord) -> str | None:
+    """The contract a record belongs to, read from its raw fields (it may not map)."""
     if kind not in CONTRACT_OF:
         return None
     if kind == "contract":
         return rec.id
-    spec = mapping.models[kind].fields.get("contract_id")
-    value = get_path(rec.fields, spec.field) if spec else None
-    return str(value) if value else None
+    spec = mapping.models[kind].fields.get(CONTRACT_OF[kind])
+    value = get_path(rec.fields, spec.field) if spec and spec.field else None
+    if not value:
+        return None
+    return str(value).rsplit(":", 1)[0] if kind == "renewal_line" else str(value)

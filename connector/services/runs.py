@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from connector.errors import ApiLimitReached, ConnectorError
+from connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
 from connector.services.apply import Collected
 from connector.services.context import Context
 from connector.services.sync_report import SyncReport
@@ -24,15 +24,16 @@ def recorded_run(
 ) -> Iterator[SyncReport]:
     """A run of `mode` (full, incremental, webhook) in the run history (a dry run has none),
     its report recorded there whatever happens: a ConnectorError marks it `stopped` (API
-    allowance) or `failed`, Ctrl-C `interrupted`, with the writes made until then; the
-    exception goes on up."""
+    allowance, mapping guard) or `failed`, Ctrl-C `interrupted`, with the writes made until
+    then; the exception goes on up."""
     run_id = None if dry_run else start_run(ctx, mode, as_of)
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
     try:
         yield report
     except ConnectorError as exc:
-        report.status = "stopped" if isinstance(exc, ApiLimitReached) else "failed"
+        stopped = isinstance(exc, (ApiLimitReached, MappingGuardStop))
+        report.status = "stopped" if stopped else "failed"
         report.error = str(exc)
         _partial_counts(report)
         raise
@@ -56,6 +57,7 @@ def tally(report: SyncReport, run: Collected, failed: set[str]) -> None:
     report.unchanged, report.failed = counts.pop("unchanged", 0), counts.pop("failed", 0)
     report.skipped = sum(counts.values())
     report.skip_reasons = dict(sorted(counts.items()))
+    report.failed_ids = sorted({*run.broken, *(c for c in run.writing if c in failed)})
     report.status = "partial" if report.failed else "ok"
 
 
@@ -69,8 +71,8 @@ def _partial_counts(report: SyncReport) -> None:
 def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:
     report.api_calls = ctx.crm.api_calls - calls
     report.duration_s = time.monotonic() - started
+    report.dead_letters = len(ctx.store.dead_letters.list())  # open ones (a dry run's too)
     if report.run_id is not None:
-        report.dead_letters = len(ctx.store.dead_letters.list())
         ctx.store.runs.finish(
             report.run_id,
             report.status,
@@ -91,6 +93,8 @@ def _stored_counts(report: SyncReport) -> dict[str, Any]:
         "writes",
         "skip_reasons",
         "tasks_created",
+        "records_read",
+        "map_failures",
     )
     data = report.to_json()
     return {k: data[k] for k in keys}

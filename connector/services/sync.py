@@ -11,10 +11,12 @@ from connector.domain.book import Book
 from connector.domain.health import Health, health_mix
 from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
 from connector.domain.writes import Write, account_health_writes
+from connector.errors import MappingGuardStop
 from connector.ports import Cursor
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
 from connector.services.gather import Progress, gather, load_book, map_record
+from connector.services.guard import baseline, skip_change, weigh
 from connector.services.insight import assess
 from connector.services.insight import record as record_health
 from connector.services.runs import recorded_run, tally
@@ -35,20 +37,29 @@ def sync(
     progress: Progress | None = None,
     retry: bool = False,
     show: Show = needs_attention,
+    force: bool = False,
 ) -> SyncReport:
     """One run. A killed run leaves nothing half-done that the next run cannot converge from:
     CRM writes are upserts by key, the ledger records them after, cursors move last. Writes
-    the CRM refused for good are held back unless `retry` (`deadletters retry`). The report
-    hands back the plans `show` picks (by default those an admin must act on)."""
+    the CRM refused for good are held back unless `retry` (`deadletters retry`). Every record
+    read is mapped before the first write; too many failures stop the run there (status
+    `stopped`, see connector.services.guard) unless `force`. The report hands back the plans
+    `show` picks (by default those an admin must act on)."""
     as_of = as_of or today()
     mode = "full" if full else "incremental"
-    with recorded_run(ctx, mode, as_of, dry_run=dry_run, full=full) as report:
-        book, cursors = gather(
-            ctx, full=full, dry_run=dry_run, run_id=report.run_id, progress=progress
-        )
-        plans = plan(ctx, book, as_of)
-        outcome = apply(ctx, plans, report, progress=progress, retry=retry, show=show)
-        record(ctx, report, plans, outcome, cursors)
+    try:
+        with recorded_run(ctx, mode, as_of, dry_run=dry_run, full=full) as report:
+            base = baseline(ctx)
+            book, cursors, reading = gather(
+                ctx, full=full, dry_run=dry_run, run_id=report.run_id, progress=progress
+            )
+            weigh(ctx, report, reading, base, enforce=not (dry_run or force))
+            plans = plan(ctx, book, as_of)
+            outcome = apply(ctx, plans, report, progress=progress, retry=retry, show=show)
+            record(ctx, report, plans, outcome, cursors)
+            report.skip_reasons_change = skip_change(base, report.skip_reasons)
+    except MappingGuardStop:
+        pass  # recorded as stopped, with why: the report says it
     return report
 
 
@@ -232,7 +243,7 @@ def retry_dead_letters(
         record = ctx.store.mirror.get(letter.kind, letter.record_id)
         if record is None:
             continue
-        row, failure = map_record(ctx.mapping, scratch, letter.kind, record)
+        row, failure, _ = map_record(ctx.mapping, scratch, letter.kind, record)
         if failure:
             continue
         ctx.store.mirror.save([row])

@@ -51,6 +51,18 @@ class SyncReport:
     error: str | None = None
     #: accounts by health grade (green, yellow, red) as scored in this run
     health: dict[str, int] = field(default_factory=dict)
+    #: records read by kind, and those that failed to map ({kind, field, reason, count,
+    #: sample_ids}, most first)
+    records_read: dict[str, int] = field(default_factory=dict)
+    map_failures: list[dict[str, Any]] = field(default_factory=list)
+    #: skip reasons whose count changed since the last completed sync: {reason: {before,
+    #: after}}; None when there is none to compare with
+    skip_reasons_change: dict[str, dict[str, int]] | None = None
+    #: the mapping guard's verdict (why a run should write nothing), None when it passes;
+    #: a run that went on all the same was forced (or is a dry run)
+    guard: str | None = None
+    #: contracts counted in `failed` (could not be planned, or writes refused), by id
+    failed_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
     def tasks_created(self) -> int:
@@ -76,4 +88,8 @@ class SyncReport:
             "duration_s": round(self.duration_s, 3),
             "error": self.error,
             "health": self.health,
+            "records_read": self.records_read,
+            "map_failures": self.map_failures,
+            "skip_reasons_change": self.skip_reasons_change,
+            "guard": self.guard,
         }

@@ -63,6 +63,18 @@ class MirrorRepository:
             )
             yield from result
 
+    def records(self, kind: str) -> Iterator[SourceRecord]:
+        """Every mirrored CRM record of `kind` as last read (raw), streamed: to re-map them
+        with another mapping without calling the CRM (`renewals mappings preview`)."""
+        query = select(mirror.c.id, mirror.c.modified_at, mirror.c.raw, mirror.c.deleted).where(
+            mirror.c.kind == kind
+        )
+        with self.db.read() as conn:
+            for rid, modified, raw, deleted in conn.execution_options(yield_per=5000).execute(
+                query.order_by(mirror.c.id)
+            ):
+                yield SourceRecord(rid, aware(modified), raw, deleted)
+
     def get(self, kind: str, record_id: str) -> SourceRecord | None:
         """The CRM record as last read, to re-map it without calling the CRM."""
         with self.db.read() as conn:

@@ -91,6 +91,18 @@ class RunRepository:
         with self.db.read() as conn:
             return conn.execute(select(func.max(runs.c.id)).where(runs.c.id < run_id)).scalar()
 
+    def last(self, modes: tuple[str, ...], statuses: tuple[str, ...]) -> Run | None:
+        """The latest run of one of these modes that ended in one of these statuses."""
+        query = (
+            select(runs)
+            .where(runs.c.mode.in_(modes), runs.c.status.in_(statuses))
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return Run(*row) if row else None
+
     def list(self, limit: int = 20) -> list[Run]:
         """The latest runs, newest first."""
         with self.db.read() as conn:

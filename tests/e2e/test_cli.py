@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,16 @@ def test_demo_runs_end_to_end_as_a_new_user_would(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "renewals created" in result.stdout and "Needs attention" in result.stdout
     assert "Second run: 0 writes" in result.stdout
+
+
+def test_the_demos_needs_attention_counts_the_failed_contracts_the_run_reports(tmp_path):
+    result = cli_for(write_config(tmp_path))("demo", "--as-of", AS_OF)
+    failed = re.search(r"│ failed +│ (\d+) +│", result.stdout)
+    attention = re.search(r"Needs attention: (\d+) failed, (\d+) skipped", result.stdout)
+    assert failed and attention, result.stdout
+    rows = re.findall(r"│ 800\w+ +│ (failed|skipped) +│", result.stdout)
+    assert failed[1] == attention[1] == str(rows.count("failed")) == "4"
+    assert attention[2] == str(rows.count("skipped")) == "2"  # no active owner: not failed
 
 
 def test_sync_refuses_to_overlap_a_run_in_progress(tmp_path):

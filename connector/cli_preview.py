@@ -1,0 +1,141 @@
+"""`renewals mappings preview FILE`: the dry run of a candidate mapping next to the current
+one, over the mirror (no CRM call, nothing stored, app.yaml unchanged). Registered on the
+`mappings` group by connector.cli_admin."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from connector.cli_common import (
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    as_of_option,
+    fatal_errors,
+    json_option,
+    open_context,
+    out,
+)
+from connector.errors import ConfigError
+from connector.mapping_file import load_mapping
+from connector.services.preview import Preview, preview
+from connector.services.sync import today
+
+COUNTS = ("created", "updated", "unchanged", "skipped", "failed")
+
+
+@click.command("preview")
+@click.argument("file", type=click.Path(path_type=Path))
+@as_of_option
+@json_option
+@click.pass_context
+@fatal_errors
+def preview_cmd(ctx, file: Path, as_of: date | None, as_json: bool) -> None:
+    """What mapping FILE would change: planned writes, skip reasons and records failing to
+    map, next to the current mapping's, re-mapping the synced records (no CRM call)."""
+    context = open_context(ctx.find_root())
+    try:
+        candidate = _candidate(file, context.config.crm, as_json)
+        result = preview(context, candidate, as_of or today())
+    finally:
+        context.close()
+    data = to_json(result, context.config.mapping_path, file)
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        print_preview(out, result, data)
+    sys.exit(EXIT_PARTIAL if _worse(data) else EXIT_OK)
+
+
+def _worse(data: dict[str, Any]) -> bool:
+    """The guard would stop the candidate, or it fails to map more records than the current."""
+    failing = (sum(g["count"] for g in data[k]) for k in ("current_map_failures", "map_failures"))
+    return bool(data["guard"]) or next(failing) < next(failing)
+
+
+def _candidate(file: Path, crm: str, as_json: bool):
+    """The candidate, checked offline first; its problems as one error (JSON with --json)."""
+    try:
+        return load_mapping(file, expect_crm=crm)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        problems = [str(p) for p in exc.problems]
+        error = f"{file} is not a usable {crm} mapping"
+        click.echo(json.dumps({"ok": False, "error": error, "problems": problems}))
+        sys.exit(EXIT_FATAL)
+
+
+def to_json(p: Preview, current: Path, candidate: Path) -> dict[str, Any]:
+    now, then = p.current.to_json(), p.candidate.to_json()
+    return {
+        "ok": True,
+        "as_of": now["as_of"],
+        "current": str(current),
+        "candidate": str(candidate),
+        "records": sum(p.current.records_read.values()),
+        "contracts": {k: _change(now[k], then[k]) for k in COUNTS},
+        "writes": _changes(p.current.writes, p.candidate.writes),
+        "skip_reasons": _changes(p.current.skip_reasons, p.candidate.skip_reasons),
+        "map_failures": p.candidate.map_failures,
+        "current_map_failures": p.current.map_failures,
+        "guard": p.candidate.guard,
+        "unread_fields": p.unread_fields,
+    }
+
+
+def _change(now: int, then: int) -> dict[str, int]:
+    return {"current": now, "candidate": then, "change": then - now}
+
+
+def _changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
+    return {k: _change(now.get(k, 0), then.get(k, 0)) for k in sorted({*now, *then})}
+
+
+def print_preview(console: Console, p: Preview, data: dict[str, Any]) -> None:
+    console.print(
+        f"Preview of {data['candidate']} against {data['current']}: {data['records']} synced "
+        f"records re-mapped (no CRM call, nothing written), as of {data['as_of']}",
+        markup=False,
+        highlight=False,
+    )
+    for title, rows in (
+        ("Contracts", data["contracts"]),
+        ("Writes planned", data["writes"]),
+        ("Skipped, by reason", data["skip_reasons"]),
+    ):
+        if not rows:
+            console.print(f"{title}: none, with either mapping.")
+            continue
+        t = Table("", "current", "candidate", "change", title=title)
+        for name, n in rows.items():
+            change = f"{n['change']:+d}" if n["change"] else ""
+            t.add_row(name, str(n["current"]), str(n["candidate"]), change)
+        console.print(t)
+    if data["map_failures"]:
+        f = Table("kind.field", "reason", "records", "sample ids", title="Candidate: map failures")
+        for g in data["map_failures"]:
+            f.add_row(
+                f"{g['kind']}.{g['field']}", g["reason"], str(g["count"]), " ".join(g["sample_ids"])
+            )
+        console.print(f)
+    for kind, fields in data["unread_fields"].items():
+        console.print(
+            f"Not in the mirror (previewed as empty): {kind} {', '.join(fields)}; install the "
+            "candidate and run renewals sync --dry-run --full to read them",
+            markup=False,
+            highlight=False,
+        )
+    if p.candidate.guard:
+        console.print("[bold red]A sync with the candidate would stop before writing:[/] ", end="")
+        console.print(p.candidate.guard, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print("The mapping guard would let a sync with the candidate write.")
