@@ -1,11 +1,13 @@
 """`renewals mappings preview FILE`: the dry run of a candidate mapping next to the current
-one, over the mirror (no CRM call, nothing stored, app.yaml unchanged). Registered on the
+one, over the mirror, and the candidate against the CRM's schema (nothing written or stored,
+app.yaml unchanged). Registered on the
 `mappings` group by connector.cli_admin."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connector import bootstrap
 from connector.cli_common import (
     EXIT_FATAL,
     EXIT_OK,
@@ -24,8 +27,10 @@ from connector.cli_common import (
     open_context,
     out,
 )
+from connector.cli_render import print_check_lines
 from connector.errors import ConfigError
 from connector.mapping_file import load_mapping
+from connector.ports import Check
 from connector.services.preview import Preview, preview
 from connector.services.sync import today
 
@@ -40,14 +45,17 @@ COUNTS = ("created", "updated", "unchanged", "skipped", "failed")
 @fatal_errors
 def preview_cmd(ctx, file: Path, as_of: date | None, as_json: bool) -> None:
     """What mapping FILE would change: planned writes, skip reasons and records failing to
-    map, next to the current mapping's, re-mapping the synced records (no CRM call)."""
+    map, next to the current mapping's, re-mapping the synced records; and FILE against the
+    CRM's schema (what `mappings validate --online` reads). Nothing is written."""
     context = open_context(ctx.find_root())
     try:
         candidate = _candidate(file, context.config.crm, as_json)
         result = preview(context, candidate, as_of or today())
+        problems = _schema_problems(context.config, candidate)
     finally:
         context.close()
     data = to_json(result, context.config.mapping_path, file)
+    data["schema_problems"] = [asdict(c) for c in problems]
     if as_json:
         click.echo(json.dumps(data))
     else:
@@ -56,9 +64,20 @@ def preview_cmd(ctx, file: Path, as_of: date | None, as_json: bool) -> None:
 
 
 def _worse(data: dict[str, Any]) -> bool:
-    """The guard would stop the candidate, or it fails to map more records than the current."""
+    """The guard would stop the candidate, the CRM's schema refuses it, or it fails to map more
+    records than the current."""
     failing = (sum(g["count"] for g in data[k]) for k in ("current_map_failures", "map_failures"))
-    return bool(data["guard"]) or next(failing) < next(failing)
+    return bool(data["guard"] or data["schema_problems"]) or next(failing) < next(failing)
+
+
+def _schema_problems(config, candidate) -> list[Check]:
+    """The candidate's failing online checks: a field the CRM does not have, a wrong type, a
+    value map the CRM's picklist or app.yaml's stages make incomplete (read-only calls)."""
+    crm = bootstrap.build_crm(config, candidate)
+    try:
+        return [c for c in crm.check_mapping_online() if not c.ok]
+    finally:
+        crm.close()
 
 
 def _candidate(file: Path, crm: str, as_json: bool):
@@ -103,7 +122,7 @@ def _changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, i
 def print_preview(console: Console, p: Preview, data: dict[str, Any]) -> None:
     console.print(
         f"Preview of {data['candidate']} against {data['current']}: {data['records']} synced "
-        f"records re-mapped (no CRM call, nothing written), as of {data['as_of']}",
+        f"records re-mapped (nothing written), as of {data['as_of']}",
         markup=False,
         highlight=False,
     )
@@ -134,6 +153,12 @@ def print_preview(console: Console, p: Preview, data: dict[str, Any]) -> None:
             markup=False,
             highlight=False,
         )
+    problems = [Check(**c) for c in data["schema_problems"]]
+    if problems:
+        console.print(f"[bold red]Candidate against the CRM's schema: {len(problems)} to fix[/]")
+        print_check_lines(console, problems)
+    else:
+        console.print("The candidate fits the CRM's schema.")
     if p.candidate.guard:
         console.print("[bold red]A sync with the candidate would stop before writing:[/] ", end="")
         console.print(p.candidate.guard, markup=False, highlight=False, soft_wrap=True)

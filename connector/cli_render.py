@@ -283,9 +283,8 @@ def print_run_errors(out: Console, rows: list[Run]) -> None:
     """Why runs stopped or failed (a mapping guard's verdict, a CRM error), under the table."""
     for r in rows:
         if r.error and r.status in ("stopped", "failed"):
-            out.print(
-                f"run {r.id} {r.status}: {r.error}", markup=False, highlight=False, soft_wrap=True
-            )
+            said = "" if r.error.startswith(r.status) else f" {r.status}"  # "stopped before..."
+            out.print(f"run {r.id}{said}: {r.error}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_json(r: Run) -> dict[str, Any]:
@@ -330,13 +329,18 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_checks(console: Console, checks: list) -> None:
+    print_check_lines(console, checks)
+    bad = sum(not c.ok for c in checks)
+    console.print(
+        f"\n{len(checks) - bad} ok, {bad} to fix" if bad else f"\nAll {len(checks)} checks passed."
+    )
+
+
+def print_check_lines(console: Console, checks: list) -> None:
+    """Each check a line (`ok` or `FIX`), what to do under a failing one."""
     for c in checks:
         mark = "[green]ok[/]  " if c.ok else "[bold red]FIX[/] "
         console.print(f"{mark} {c.name}", end="")
         console.print(f": {c.detail}" if c.detail else "", markup=False, highlight=False)
         if not c.ok and c.fix:
             console.print(f"      -> {c.fix}", markup=False, highlight=False, soft_wrap=True)
-    bad = sum(not c.ok for c in checks)
-    console.print(
-        f"\n{len(checks) - bad} ok, {bad} to fix" if bad else f"\nAll {len(checks)} checks passed."
-    )

@@ -184,3 +184,25 @@ def test_mappings_preview_refuses_an_invalid_candidate_with_one_error(demo):
     assert any("crm: sandbox" in p for p in refused["problems"])
     missing = json.loads(good("mappings", "preview", str(folder / "nope.yaml"), "--json").stdout)
     assert missing["ok"] is False and "cannot read file" in missing["problems"][0]
+
+
+def test_mappings_preview_checks_the_candidate_against_the_crms_schema(demo):
+    """The issue's other half: `amount` pointed at a field the CRM does not have is named by
+    the preview (the CRM's schema, as `mappings validate --online` reads it), not only by doctor."""
+    good, _, folder = demo
+    amount = "      amount: {field: Amount, type: number, computed: true}\n"
+    wrong = "      amount: {field: Amount_Total__c, type: number, computed: true}\n"
+    mapping = broken_mapping(folder, amount, wrong)
+    result = good("mappings", "preview", str(mapping), "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    (problem,) = data["schema_problems"]
+    assert problem["name"] == "field Opportunity.Amount_Total__c (renewal_opportunity.amount)"
+    assert "does not exist" in problem["detail"] and "did you mean Amount?" in problem["fix"]
+    text = good("mappings", "preview", str(mapping)).stdout
+    assert "Candidate against the CRM's schema: 1 to fix" in text
+    assert "Opportunity.Amount_Total__c" in text
+    clean = json.loads(
+        good("mappings", "preview", str(ROOT / "mappings/sandbox.yaml"), "--json").stdout
+    )
+    assert clean["schema_problems"] == []

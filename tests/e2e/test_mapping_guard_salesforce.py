@@ -62,3 +62,28 @@ def test_renewals_closed_lost_in_the_org_stop_a_sync_with_an_incomplete_stage_ma
         assert all(o["StageName"] == "Closed Lost" for o in book.opportunities())
         runs = json.loads(good("runs", "--json").stdout)
         assert [r["status"] for r in runs] == ["stopped", "ok"]
+
+
+def test_mappings_preview_names_the_wrong_field_and_the_stage_map_from_the_orgs_describe(
+    tmp_path, monkeypatch
+):
+    """The issue's scenario as `mappings preview` sees it on the Salesforce fake: the candidate
+    is checked against describe (the org has no Amount_Total__c; StageName has Closed Lost)."""
+    text = (ROOT / "mappings" / "salesforce.yaml").read_text()
+    amount = "      amount: {field: Amount, type: number, computed: true}\n"
+    wrong = "      amount: {field: Amount_Total__c, type: number, computed: true}\n"
+    candidate = tmp_path / "CANDIDATE.yaml"
+    candidate.write_text(text.replace(amount, wrong).replace("      stage: StageName\n", STAGE_MAP))
+    good = cli_for(salesforce_config(tmp_path, monkeypatch))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        org = FakeOrg(rsps)
+        book = SalesforceBook(org)
+        book.contract(book.account("Acme"), AS_OF + timedelta(days=100), number="00001")
+        assert good("sync", "--as-of", AS_OF.isoformat()).exit_code == 0
+        sent = writes_to(org)
+        result = good("mappings", "preview", str(candidate), "--as-of", AS_OF.isoformat(), "--json")
+        assert writes_to(org) == sent  # a preview writes nothing
+    assert result.exit_code == 1
+    names = {p["name"] for p in json.loads(result.stdout)["schema_problems"]}
+    assert "field Opportunity.Amount_Total__c (renewal_opportunity.amount)" in names
+    assert any("StageName" in n and "Closed Lost" in n for n in names)

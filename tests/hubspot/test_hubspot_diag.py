@@ -144,3 +144,21 @@ def test_doctor_and_online_check_catch_a_wrong_property_and_a_stage_map_without_
     assert "'closedlost'" in online["value map deals.dealstage (renewal_opportunity.stage)"].detail
     fix = online["renewals.closed_lost_stages 'Closed Lost' in the value map of deals.dealstage"]
     assert "models.renewal_opportunity.fields.stage.map" in fix.fix
+
+
+def test_mappings_preview_checks_the_candidate_against_the_portals_properties(
+    tmp_path, fake, monkeypatch
+):
+    """`mappings preview` on the fake portal names what doctor names: a property the portal
+    lacks and a stage map without the pipeline's closed-lost stage."""
+    data = yaml.safe_load(MAPPING.read_text())
+    fields = data["models"]["renewal_opportunity"]["fields"]
+    fields["amount"] = {"field": "amount_total", "type": "number"}
+    stages = {"appointmentscheduled": "appointmentscheduled", "closedwon": "closedwon"}
+    fields["stage"] = {"field": "dealstage", "map": stages}
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump(data))
+    code, out = cli(tmp_path, fake, monkeypatch, "mappings", "preview", str(candidate), "--json")
+    names = {p["name"] for p in out["schema_problems"]}
+    assert code == 1 and "property deals.amount_total" in names
+    assert "value map deals.dealstage (renewal_opportunity.stage)" in names
