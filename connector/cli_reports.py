@@ -20,13 +20,14 @@ from connector.cli_common import (
     as_of_option,
     fatal_errors,
     json_option,
+    one_run,
     out,
     parse_date,
 )
 from connector.domain.health import signal_measures
 from connector.domain.reports import Report
 from connector.services.report import build_report
-from connector.services.signals import import_signals
+from connector.services.signals import apply_signals, import_signals
 from connector.services.sync import today
 
 
@@ -37,32 +38,65 @@ def signals_group() -> None:
 
 @signals_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--no-apply", is_flag=True, help="Only store the signals (the next sync applies them)."
+)
 @json_option
 @click.pass_context
 @fatal_errors
-def signals_import(ctx, file: Path, as_json: bool) -> None:
+def signals_import(ctx, file: Path, no_apply: bool, as_json: bool) -> None:
     """Load signals from FILE.csv (columns: account, measure, value, timestamp[, source]).
-    Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad)."""
+    Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad).
+    Then one run over the accounts that got new signals: re-scored, their contracts planned
+    and written (unless --no-apply)."""
     cfg = bootstrap.load(ctx.parent.obj["config"])
     store = bootstrap.open_store(cfg)
     try:
         result = import_signals(store, signal_measures(cfg.scorecard), file)
     finally:
         store.close()
+    report = None if no_apply else _apply(cfg, result.accounts)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "rows": result.rows,
-                    "stored": result.stored,
-                    "duplicates": result.duplicates,
-                    "errors": [{"line": ln, "error": msg} for ln, msg in result.errors],
-                }
-            )
-        )
+        click.echo(json.dumps(_import_json(result, report)))
     else:
         print_import(out, file, result)
-    sys.exit(EXIT_PARTIAL if result.errors else EXIT_OK)
+        if report is not None:
+            print_applied(out, len(result.accounts), report)
+    failed = result.errors or (report is not None and report.status != "ok")
+    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def _apply(cfg, accounts: list[str]):
+    """One run over the accounts the import touched (None: none)."""
+    if not accounts:
+        return None
+    context = bootstrap.build(cfg)
+    try:
+        with one_run(context):
+            return apply_signals(context, accounts)
+    finally:
+        context.close()
+
+
+def _import_json(result, report) -> dict:
+    return {
+        "rows": result.rows,
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "errors": [{"line": ln, "error": msg} for ln, msg in result.errors],
+        "accounts": len(result.accounts),
+        "run_id": report.run_id if report is not None else None,
+        "writes": dict(report.writes) if report is not None else {},
+    }
+
+
+def print_applied(console, accounts: int, report) -> None:
+    writes = ", ".join(f"{k} {v}" for k, v in report.writes.items()) or "nothing to write"
+    console.print(
+        f"Applied to {accounts} account(s) in run {report.run_id} ({report.status}): {writes}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @click.command("report")

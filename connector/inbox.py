@@ -47,7 +47,7 @@ def storable(text: str, max_chars: int | None = None) -> str | None:
 class InboxEvent:
     """One accepted event: where from, its id (the dedupe key), what it points at."""
 
-    source: str  # hubspot | salesforce
+    source: str  # hubspot | salesforce | signals
     event_id: str
     object: str | None  # the CRM object it names, e.g. deal, Contract
     record_id: str | None  # that record's CRM id
@@ -151,6 +151,11 @@ class Inbox:
         """Pending events whose next attempt is due, oldest first: what processing reads."""
         return self.store.inbox.due(self.clock(), limit)
 
+    def claim(self, ids: Iterable[int]) -> None:
+        """Take up these signal events: their ids become their own, so that a signal stored
+        from now on makes a new event instead of joining one being processed."""
+        self.store.inbox.claim(ids)
+
     def settle(self, ids: Iterable[int], status: str, run_id: int | None = None) -> None:
         self.store.inbox.settle(ids, status, self.clock(), run_id)
 
@@ -187,6 +192,23 @@ class Inbox:
 
     def all(self) -> list[InboxRow]:
         return self.store.inbox.all()
+
+
+#: the source of the events stored signals make: one per account, object "account"
+SIGNALS, SIGNALS_OBJECT = "signals", "account"
+
+
+def signal_event(account: str) -> InboxEvent:
+    """The piece of work new signals of an account make. Its id is the account's while it
+    waits: a burst of signals for one account is one event (stored once by (source, event
+    id)). The inbox worker renames it when it takes it up (`claim`), so a signal stored from
+    then on is new work."""
+    return InboxEvent(SIGNALS, f"{account}:pending", SIGNALS_OBJECT, account)
+
+
+def event_row(e: InboxEvent, at: datetime) -> dict[str, Any]:
+    """The inbox row of a new event received at `at` (due at once)."""
+    return _row(e, at)
 
 
 def _describe(exc: Exception) -> str:

@@ -13,12 +13,16 @@ from connector.config_sections import WebhookSettings
 from connector.domain.mapping import Mapping
 from connector.domain.models import READ_KINDS
 from connector.errors import CrmError
-from connector.inbox import Inbox
+from connector.inbox import SIGNALS, Inbox
 from connector.services.context import Context
 from connector.services.refresh import sync_records
 from connector.state import DONE, IGNORED
 
 log = logging.getLogger(__name__)
+
+
+#: what a signals event asks for: its account re-scored (and its contracts planned), unread
+RESCORE = "rescore"
 
 
 @dataclass
@@ -67,11 +71,16 @@ def process_inbox(
     kinds_of: dict[str | None, list[str]] = {}
     for row in rows:
         obj = row.object
-        if obj not in kinds_of:
-            kinds_of[obj] = kinds_for_object(ctx.mapping, obj)
-        kinds = kinds_of[obj] if row.record_id else []
+        if row.source == SIGNALS:  # the signals are the change: nothing to read again
+            kinds = [RESCORE] if row.record_id else []
+        else:
+            if obj not in kinds_of:
+                kinds_of[obj] = kinds_for_object(ctx.mapping, obj)
+            kinds = kinds_of[obj] if row.record_id else []
         (wanted if kinds else ignored).append((row, kinds))
     inbox.settle([row.id for row, _ in ignored], IGNORED)
+    # signals stored from now on are new work, not part of this batch's (already read)
+    inbox.claim([row.id for row, kinds in wanted if kinds == [RESCORE]])
     for row, _ in ignored:
         out.ignored[row.source] += 1
     if not wanted:
@@ -95,7 +104,8 @@ def _run(ctx, inbox: Inbox, wanted, out: BatchOutcome, sync_fn) -> None:
     for row, kinds in wanted:
         for kind in kinds:
             refs[kind].add(row.record_id)
-    report = sync_fn(ctx, dict(refs))
+    accounts = refs.pop(RESCORE, None)
+    report = sync_fn(ctx, dict(refs), rescore=accounts) if accounts else sync_fn(ctx, dict(refs))
     inbox.settle([row.id for row, _ in wanted], DONE, report.run_id)
     out.run_ids.append(report.run_id)
     for row, _ in wanted:
@@ -116,7 +126,7 @@ def _failed(ctx, inbox: Inbox, settings: WebhookSettings, wanted, exc, out: Batc
         letters.append(
             {
                 "stage": "webhook",
-                "kind": kinds[0],
+                "kind": "account" if kinds[0] == RESCORE else kinds[0],
                 "record_id": row.record_id,
                 "contract_id": None,
                 "field": None,

@@ -16,7 +16,7 @@ from connector.services.context import Context
 from connector.services.gather import ingest, load_book
 from connector.services.insight import assess
 from connector.services.runs import recorded_run, tally
-from connector.services.sync import accounts_of, today
+from connector.services.sync import BookPlans, accounts_of, today
 from connector.services.sync_report import Show, SyncReport, needs_attention
 
 
@@ -49,12 +49,16 @@ def sync_records(
     as_of: date | None = None,
     snapshot: Snapshot | None = None,
     show: Show = needs_attention,
+    rescore: Collection[str] = (),
 ) -> SyncReport:
     """A sync for just these records (kind -> CRM ids), as a webhook names them: refetch them
     from the CRM (an event is a hint, the CRM holds the truth), then plan and apply the
     contracts they affect exactly as `sync` does. Cursors do not move: the next incremental
     sync re-reads these records and finds nothing to do. With a `snapshot`, the book and the
-    ledger of the previous such run are used again when no other run came in between."""
+    ledger of the previous such run are used again when no other run came in between.
+    `rescore`: accounts whose signals changed, planned without reading them again (the
+    signals are the change). The health of every account planned is written onto it when it
+    changed, as `sync` does."""
     as_of = as_of or today()
     snapshot = snapshot or Snapshot()
     with recorded_run(ctx, "webhook", as_of) as report:
@@ -62,7 +66,7 @@ def sync_records(
         try:
             book, ledger = snapshot.take(ctx, run_id)
             rows = _refetch(ctx, book, refs, run_id)
-            contracts = affected_contracts(book, rows)
+            contracts = affected_contracts(book, rows) | _contracts_of(book, rescore)
             for _ in range(2):  # a new contract's account, then that account's owner
                 rows += _refetch(ctx, book, missing_parents(book, contracts), run_id)
             planner = assess(ctx, book, as_of, accounts_of(book, contracts))
@@ -70,6 +74,10 @@ def sync_records(
             plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
             run = collect(plans, book, ledger, applier, show)
             report.plans = run.kept
+            applier.finish()
+            health = BookPlans(book, ledger, planner.health, ())
+            for w in health.health_writes():  # onto the accounts last, as `sync` does
+                applier.add(w)
             outcome = applier.finish()
         except BaseException:
             snapshot.forget()  # half-applied: the next run loads the store again
@@ -92,3 +100,11 @@ def _refetch(
         records = ctx.crm.read_ids(kind, ids)
         out += ingest(ctx, book, kind, records, run_id)
     return out
+
+
+def _contracts_of(book: Book, accounts: Collection[str]) -> set[str]:
+    """The contracts of these accounts."""
+    wanted = set(accounts)
+    if not wanted:
+        return set()
+    return {c.id for c in book.contracts.values() if c.account_id in wanted}

@@ -6,19 +6,56 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from connector.domain.signals import Signal, parse_signal
 from connector.errors import InputFileError
-from connector.state import StateStore
+from connector.inbox import event_row, signal_event
+from connector.services.context import Context
+from connector.services.refresh import sync_records
+from connector.services.sync_report import SyncReport
+from connector.state import StateStore, now
 
 
-def accept_signals(store: StateStore, items: Sequence[Signal]) -> int:
-    """Store valid signals; a copy of one already stored is ignored. Returns how many were new."""
-    return store.signals.add(items)
+def accept_signals(store: StateStore, items: Sequence[Signal], *, events: bool = True) -> int:
+    """Store valid signals; a copy of one already stored is ignored. Returns how many were new.
+    With `events`, each account with a new signal gets an inbox event (one while it waits,
+    however many signals come: see connector.inbox.signal_event), stored in the same unit of
+    work as the signals, so that neither is kept without the other."""
+    return store_signals(store, items, events=events)[0]
+
+
+def store_signals(
+    store: StateStore, items: Sequence[Signal], *, events: bool = True
+) -> tuple[int, list[str]]:
+    """accept_signals, and the accounts that got a new signal (sorted)."""
+    by_account: dict[str, list[Signal]] = defaultdict(list)
+    for item in items:
+        by_account[item.account].append(item)
+    new, touched = 0, []
+    with store.begin() as uow:
+        for account, group in by_account.items():
+            added = uow.signals.add(group)
+            new += added
+            if added:
+                touched.append(account)
+        if events and touched:
+            at = now()
+            uow.inbox.add([event_row(signal_event(a), at) for a in touched])
+    return new, sorted(touched)
+
+
+def apply_signals(ctx: Context, accounts: Collection[str]) -> SyncReport | None:
+    """One webhook-style run over these accounts (re-scored from their latest signals, their
+    contracts planned and written as a sync does; the accounts are not read again). None
+    when there is none. The caller holds the run lock."""
+    if not accounts:
+        return None
+    return sync_records(ctx, {}, rescore=sorted(accounts))
 
 
 @dataclass
@@ -26,6 +63,8 @@ class SignalImport:
     rows: int = 0
     stored: int = 0
     duplicates: int = 0
+    #: the accounts that got a new signal, sorted
+    accounts: list[str] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -62,7 +101,9 @@ def import_signals(store: StateStore, measures: tuple[str, ...], path: Path) -> 
                 result.errors.append((reader.line_num, problem))
             else:
                 good.append(signal)
-    result.stored = accept_signals(store, good)
+    # no inbox events: the import applies them itself, in one run (or leaves them to the
+    # next sync with --no-apply)
+    result.stored, result.accounts = store_signals(store, good, events=False)
     result.duplicates = len(good) - result.stored
     return result
 

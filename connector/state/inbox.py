@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, select, update
 
 from connector.state.database import Db, aware
 from connector.state.schema import inbox
@@ -81,6 +81,16 @@ class InboxRepository:
         )
         with self.db.read() as conn:
             return [DueEvent(*r) for r in conn.execute(query)]
+
+    def claim(self, ids: Iterable[int]) -> None:
+        """Give these events ids of their own: `<record id>:<row id>` (an event stored under
+        a shared id, such as an account's pending signals, no longer takes in new copies)."""
+        ids = list(ids)
+        if not ids:
+            return
+        own = inbox.c.record_id + ":" + cast(inbox.c.id, String)
+        with self.db.write() as conn:
+            conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(event_id=own))
 
     def settle(self, ids: Iterable[int], status: str, at: datetime, run_id: int | None) -> None:
         ids = list(ids)
