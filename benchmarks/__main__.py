@@ -17,6 +17,7 @@ NAMES = (
     "salesforce",
     "webhooks",
     "webhook_runs",
+    "signals",
     "hubspot",
 )
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhooks-requests", type=int, default=3000)
     parser.add_argument("--webhooks-clients", type=int, default=8)
     parser.add_argument("--webhook-runs-contracts", type=int, default=10_000)
+    parser.add_argument("--signals-contracts", type=int, default=10_000)
+    parser.add_argument("--signals-rate", type=float, default=20.0, help="signals a second")
+    parser.add_argument("--signals-seconds", type=float, default=30.0)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
     parser.add_argument(
         "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
@@ -73,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import webhook_runs
 
             verdicts += webhook_runs.run(args.webhook_runs_contracts)
+        elif name == "signals":
+            from benchmarks import signal_lag
+
+            verdicts += signal_lag.run(
+                args.signals_contracts, args.signals_rate, args.signals_seconds
+            )
         elif name == "memory":
             from benchmarks import memory
 

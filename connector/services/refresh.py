@@ -69,7 +69,8 @@ def sync_records(
             contracts = affected_contracts(book, rows) | _contracts_of(book, rescore)
             for _ in range(2):  # a new contract's account, then that account's owner
                 rows += _refetch(ctx, book, missing_parents(book, contracts), run_id)
-            planner = assess(ctx, book, as_of, accounts_of(book, contracts))
+            scored = accounts_of(book, contracts) | {a for a in rescore if a in book.accounts}
+            planner = assess(ctx, book, as_of, scored)
             applier = Applier(ctx, ledger, run_id)
             plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
             run = collect(plans, book, ledger, applier, show)

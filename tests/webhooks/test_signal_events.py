@@ -149,3 +149,12 @@ def test_signals_import_no_apply_only_stores(ctx, wh_config_path, tmp_path):
     assert (data["stored"], data["run_id"], data["accounts"], data["writes"]) == (5, None, 1, {})
     assert ctx.crm.get("Account", acc)["Health_Grade__c"] == "green"
     assert set(ctx.store.signals.latest()[acc]) == set(RED)
+
+
+def test_an_account_without_contracts_gets_its_health_from_its_signals(ctx, client, store):
+    acc = Book(ctx.crm).account("Solo")
+    ctx.crm.edit("Account", acc, {"NPS__c": 40, "Late_Payments__c": 0, "Open_Tickets__c": 0})
+    sync(ctx)
+    post(client, red_signals(acc))
+    process_inbox(ctx, Inbox(store), ctx.config.webhooks)
+    assert ctx.crm.get("Account", acc)["Health_Grade__c"] == "red"
