@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from connector.domain.book import Book
 from connector.domain.health import is_at_risk
+from connector.domain.journey import Segment, due_segments, journey_tasks
 from connector.domain.models import Account, Contract, Task
 from connector.domain.planning.cpq import cpq_terms
 from connector.domain.planning.eligibility import Eligible
@@ -56,6 +57,8 @@ def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: 
         is_at_risk(p.scorecard, health),
     )
     tasks = playbook_tasks(p.playbook, p.as_of, tc)
+    segments = due_segments(p.playbook, p.as_of, e.account.id, book.contracts_of(e.account.id))
+    tasks += journey_tasks(p.playbook, p.as_of, tc, segments)
     if cpq:
         # the account's own tasks (QBR, at risk) stay with the account's owner
         tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
@@ -71,7 +74,8 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     at_risk = is_at_risk(p.scorecard, health)
     contacts = book.contacts_of(account.id)
     named = any(c.renewal_contact for c in contacts)
-    if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
+    segments = _pending(p, book, ledger, account.id)
+    if named and not at_risk and not segments and not may_be_due(p.playbook, p.as_of, contract):
         return NO_TASKS  # most contracts, most days: nothing to do, so nothing to compute
     owner, _ = owner_of(p.policy, book.owners, contract, account)
     if owner is None:
@@ -86,7 +90,19 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     tc = TaskContext(
         key, None, contract, account, owner, contacts, amount, uplift, health, (), at_risk
     )
-    return _task_plan(contract, playbook_tasks(p.playbook, p.as_of, tc), ledger, None)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc) + journey_tasks(
+        p.playbook, p.as_of, tc, segments
+    )
+    return _task_plan(contract, tasks, ledger, None)
+
+
+def _pending(p: Planner, book: Book, ledger: LedgerView, account_id: str) -> list[Segment]:
+    """The account's journey segments due today, if any of their tasks is not written yet
+    (most days, for most accounts, all are: nothing to plan)."""
+    segments = due_segments(p.playbook, p.as_of, account_id, book.contracts_of(account_id))
+    if all(ledger.written("task", s.key) is not None for s in segments):
+        return []
+    return segments
 
 
 def _task_plan(
