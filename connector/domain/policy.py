@@ -6,7 +6,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from connector.domain.models import ContractStatus, Priority
 
@@ -127,15 +134,21 @@ class Journey(Section):
                     raise ValueError(f"segments {k!r} and {k2!r} overlap with the same width")
         return value
 
+    _by_segment: tuple[Touchpoint, ...] = PrivateAttr(())
+
     @model_validator(mode="after")
     def _within(self) -> Journey:
         for key in self.touchpoints:
             if segment_span(key)[1] > self.segments:
                 raise ValueError(f"touchpoint {key!r} is past the last segment ({self.segments})")
+        self._by_segment = tuple(self._narrowest(n) for n in range(1, self.segments + 1))
         return self
 
     def touchpoint(self, segment: int) -> Touchpoint:
         """The touchpoint of segment n (1-based): the narrowest entry holding it, else default."""
+        return self._by_segment[segment - 1]
+
+    def _narrowest(self, segment: int) -> Touchpoint:
         best, width = self.default, None
         for key, tp in self.touchpoints.items():
             lo, hi = segment_span(key)

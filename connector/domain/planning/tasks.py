@@ -56,9 +56,7 @@ def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: 
         priced.upsell,
         is_at_risk(p.scorecard, health),
     )
-    tasks = playbook_tasks(p.playbook, p.as_of, tc)
-    segments = due_segments(p.playbook, p.as_of, e.account.id, book.contracts_of(e.account.id))
-    tasks += journey_tasks(p.playbook, p.as_of, tc, segments)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, None)
     if cpq:
         # the account's own tasks (QBR, at risk) stay with the account's owner
         tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
@@ -90,19 +88,42 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     tc = TaskContext(
         key, None, contract, account, owner, contacts, amount, uplift, health, (), at_risk
     )
-    tasks = playbook_tasks(p.playbook, p.as_of, tc) + journey_tasks(
-        p.playbook, p.as_of, tc, segments
-    )
+    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, segments)
     return _task_plan(contract, tasks, ledger, None)
 
 
 def _pending(p: Planner, book: Book, ledger: LedgerView, account_id: str) -> list[Segment]:
     """The account's journey segments due today, if any of their tasks is not written yet
     (most days, for most accounts, all are: nothing to plan)."""
-    segments = due_segments(p.playbook, p.as_of, account_id, book.contracts_of(account_id))
+    segments = _segments(p, book, account_id)
     if all(ledger.written("task", s.key) is not None for s in segments):
         return []
     return segments
+
+
+def _segments(p: Planner, book: Book, account_id: str) -> list[Segment]:
+    memo = p.memo
+    if memo.get("segments_of") != account_id:
+        contracts = book.contracts_of(account_id)
+        memo.update(segments_of=account_id, tasks_of=None)
+        memo["segments"] = due_segments(p.playbook, p.as_of, account_id, contracts)
+    return memo["segments"]
+
+
+def _journey(
+    p: Planner, book: Book, tc: TaskContext, segments: list[Segment] | None
+) -> tuple[Task, ...]:
+    """The account's journey tasks, built by its first contract that plans tasks and handed
+    to the others as they are (a run sends them once: services.apply)."""
+    account_id = tc.account.id
+    if segments is None:
+        segments = _segments(p, book, account_id)
+    if not segments:
+        return ()
+    memo = p.memo
+    if memo.get("tasks_of") != account_id:
+        memo.update(tasks_of=account_id, tasks=journey_tasks(p.playbook, p.as_of, tc, segments))
+    return memo["tasks"]
 
 
 def _task_plan(
