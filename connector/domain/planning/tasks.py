@@ -102,6 +102,8 @@ def _pending(p: Planner, book: Book, ledger: LedgerView, account_id: str) -> lis
 
 
 def _segments(p: Planner, book: Book, account_id: str) -> list[Segment]:
+    if not p.playbook.journey.enabled:
+        return []
     memo = p.memo
     if memo.get("segments_of") != account_id:
         contracts = book.contracts_of(account_id)
