@@ -160,11 +160,16 @@ def _covered(playbook: Playbook, seg: Segment, contracts) -> bool:
 
 def summary(playbook: Playbook, account_id: str, contracts, day: date) -> dict | None:
     """Where the account is in its journey on `day`: the current segment (None while no
-    contract is in force) and the next touchpoint, due on its segment's first business day."""
+    contract is in force) and the next touchpoint (the next segment a playbook step does not
+    cover), due on its segment's first business day."""
     j = playbook.journey
     if not j.enabled:
         return None
     now, nxt = current(j, account_id, contracts, day), upcoming(j, account_id, contracts, day)
+    for _ in range(j.segments):  # a segment a playbook step covers gets no journey task
+        if nxt is None or not (j.skip_when_step_covers and _covered(playbook, nxt, contracts)):
+            break
+        nxt = upcoming(j, account_id, contracts, nxt.start)
     touchpoint = None
     if nxt is not None:
         due = business_day(nxt.start, playbook.weekend_days, False, playbook.holiday_country)

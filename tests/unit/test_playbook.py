@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from connector.domain.health import Previous, score_account
-from connector.domain.journey import current, due_segments, journey_tasks, upcoming
+from connector.domain.journey import current, due_segments, journey_tasks, summary, upcoming
 from connector.domain.models import Account, Contact, Contract, Owner
 from connector.domain.playbook import TaskContext, business_day, plan_tasks
 from connector.domain.policy import (
@@ -287,3 +287,19 @@ def test_a_step_of_the_same_theme_in_the_segment_covers_it():
 def test_the_journey_is_off_unless_enabled():
     c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
     assert due_segments(Playbook(steps=()), date(2026, 3, 1), "a1", [c]) == []
+
+
+def test_the_summary_names_the_segment_and_the_next_touchpoint_a_step_leaves_to_the_journey():
+    c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
+    qbr = QBR.model_copy(update={"create_before_days": 0, "offset_days": 31})  # on 2026-05-05
+    day = date(2026, 4, 20)  # segment 4 (2026-04-05 .. 2026-05-04)
+    assert summary(JOURNEY_BOOK, "a1", [c], day) == {
+        "segment": 4,
+        "segments": 18,
+        "theme": "check_in",
+        "next_touchpoint": {"segment": 5, "theme": "qbr", "due": "2026-05-05"},
+    }
+    covered = summary(Playbook(steps=(qbr,), journey=JOURNEY), "a1", [c], day)
+    assert covered["next_touchpoint"] == {"segment": 6, "theme": "check_in", "due": "2026-06-04"}
+    assert summary(JOURNEY_BOOK, "a1", [c], date(2027, 2, 1))["segment"] is None
+    assert summary(Playbook(), "a1", [c], day) is None
