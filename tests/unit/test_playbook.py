@@ -214,9 +214,8 @@ def journey_contract(cid: str, start: date, end: date, status="active") -> Contr
 def test_touchpoints_by_segment_and_range_the_narrowest_wins():
     themes = [JOURNEY.touchpoint(n).theme for n in range(1, 19)]
     assert themes[0] == "onboarding" and themes[4] == "qbr"
-    assert themes[7:11] == ["renewal_preparation", "expansion", "renewal_preparation"] * 1 + [
-        "renewal_preparation"
-    ]
+    prep = "renewal_preparation"
+    assert themes[7:11] == [prep, "expansion", prep, prep]  # "9" inside "8-11"
     assert themes[1] == "check_in"  # the default touchpoint
 
 
