@@ -176,6 +176,7 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
             "dead_letters": [_jsonable(d.as_dict()) for d in e.dead_letters],
             **_party_json("account", e.account),
             **_party_json("owner", e.owner),
+            "journey": e.journey,
         }
         if isinstance(plan, Skip):
             data.update(decision="skip", reason=plan.reason, detail=plan.detail)
@@ -229,8 +230,20 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         if plan.locked:
             out.print(f"  rep-owned fields (not written): {', '.join(sorted(plan.locked))}")
         out.print(f"  pending writes: {len(writes)}; tasks planned: {len(tasks)}")
+    if e.journey is not None:
+        out.print(f"  {_journey_line(e.journey)}", markup=False)
     for d in e.dead_letters:
         out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
+
+
+def _journey_line(j: dict) -> str:
+    """`journey: segment 5 of 18 (qbr); next touchpoint: segment 6 (survey) due 2027-05-03`"""
+    where = f"segment {j['segment']} of {j['segments']} ({j['theme']})"
+    if j["segment"] is None:
+        where = "no contract in force"
+    nxt = j["next_touchpoint"]
+    after = f"segment {nxt['segment']} ({nxt['theme']}) due {nxt['due']}" if nxt else "none"
+    return f"journey: {where}; next touchpoint: {after}"
 
 
 def _party_json(role: str, party: Party | None) -> dict[str, str | None]:

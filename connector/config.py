@@ -25,7 +25,14 @@ from connector.config_sections import (
     SyncSettings,
     WebhookSettings,
 )
-from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Segments, Upsell
+from connector.domain.policy import (
+    Journey,
+    Playbook,
+    RenewalPolicy,
+    Scorecard,
+    Segments,
+    Upsell,
+)
 from connector.errors import ConfigError, Problem
 from connector.yamlsource import YamlSource, load_yaml, validate_all
 
@@ -149,6 +156,7 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 getattr(getattr(cfg.playbook, event), attr),
                 TASK_FIELDS,
             )
+    out += _journey_problems(src, cfg.playbook.journey)
     out += _hubspot_problems(cfg, src)
     out += _storage_problems(cfg, src)
     if cfg.scorecard.yellow >= cfg.scorecard.green:
@@ -228,6 +236,19 @@ TASK_FIELDS = {
     "upsell": "10 more seats",
     "period": "2027-Q1",
 }
+
+
+def _journey_problems(src: YamlSource, journey: Journey) -> list[Problem]:
+    """The journey's templates: a step's placeholders, plus {segment} and {segments}."""
+    fields = {**TASK_FIELDS, "segment": 4, "segments": 18}
+    where = [(("touchpoints", k), tp) for k, tp in journey.touchpoints.items()]
+    out = []
+    for path, tp in [*where, (("default",), journey.default)]:
+        for attr in ("subject", "description"):
+            out += _template_problems(
+                src, ("playbook", "journey", *path, attr), getattr(tp, attr), fields
+            )
+    return out
 
 
 def _template_problems(src: YamlSource, path: tuple, template: str, fields: dict) -> list[Problem]:

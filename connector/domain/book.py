@@ -75,6 +75,7 @@ class Book:
         if self._index is None:
             self._index = {
                 "contacts": _grouped(self.contacts.values(), attrgetter("account_id")),
+                "contracts": _grouped(self.contracts.values(), attrgetter("account_id")),
                 "lines": _grouped(
                     self.contract_lines.values(), attrgetter("contract_id"), attrgetter("id")
                 ),
@@ -94,6 +95,9 @@ class Book:
 
     def contacts_of(self, account_id: str) -> tuple[Contact, ...]:
         return self._indexes()["contacts"].get(account_id, ())
+
+    def contracts_of(self, account_id: str) -> tuple[Contract, ...]:
+        return self._indexes()["contracts"].get(account_id, ())
 
     def lines_of(self, contract_id: str) -> tuple[ContractLine, ...]:
         """The contract's lines in id order."""

@@ -21,7 +21,7 @@ from functools import cache
 
 from connector.domain.health import Health
 from connector.domain.models import Account, Contact, Contract, Owner, RenewalLine, Task
-from connector.domain.policy import EventStep, Playbook, PlaybookStep
+from connector.domain.policy import EventStep, Playbook, PlaybookStep, Touchpoint
 
 #: More than any run of weekend days and public holidays a due date can be moved across.
 SHIFT_DAYS = 14
@@ -188,7 +188,7 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
 
 def _task(
     key: str,
-    step: PlaybookStep | EventStep,
+    step: PlaybookStep | EventStep | Touchpoint,
     due: date,
     values: dict,
     tc: TaskContext,

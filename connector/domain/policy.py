@@ -6,7 +6,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from connector.domain.models import ContractStatus, Priority
 
@@ -51,6 +58,9 @@ class PlaybookStep(Section):
     #: it exists; account: one task per account and quarter however many contracts it has
     #: (QBR, adoption check), on the account
     scope: Literal["contract", "account"] = "contract"
+    #: what the step is about (default: its id); a journey touchpoint of the same theme in
+    #: the same segment is not planned (`playbook.journey.skip_when_step_covers`)
+    theme: str | None = None
 
 
 DEFAULT_STEPS = (
@@ -83,6 +93,82 @@ class EventStep(Section):
     priority: Priority = "high"
 
 
+class Touchpoint(Section):
+    """A journey segment's task: what it is about and how it reads."""
+
+    theme: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    subject: str
+    description: str = ""
+    priority: Priority = "normal"
+    create_before_days: int = Field(7, ge=0, le=365)
+
+
+class Journey(Section):
+    """The customer journey: `segments` segments of `segment_days` from the account's first
+    contract start, one touchpoint task in each (see connector.domain.journey)."""
+
+    enabled: bool = False
+    segments: int = Field(18, ge=1, le=120)
+    segment_days: int = Field(30, ge=7, le=366)
+    #: a gap between contract terms longer than this restarts the journey at segment 1
+    restart_after_lapse_days: int = Field(90, ge=0, le=3650)
+    #: after the last segment the journey starts over at segment 1 (else it ends)
+    repeat: bool = True
+    #: no journey task where a playbook step of the same theme falls in the same segment
+    skip_when_step_covers: bool = True
+    #: by segment number or range ("4", "8-11"); the narrowest entry holding a segment wins
+    touchpoints: dict[str, Touchpoint] = {}
+    default: Touchpoint = Touchpoint(
+        theme="check_in",
+        subject="Check in with {account_name} (segment {segment} of {segments})",
+        description="A touchpoint of the customer journey with {account_name}.",
+    )
+
+    @field_validator("touchpoints")
+    @classmethod
+    def _ranges(cls, value: dict[str, Touchpoint]) -> dict[str, Touchpoint]:
+        spans = [(k, *segment_span(k)) for k in value]
+        for i, (k, lo, hi) in enumerate(spans):
+            for k2, lo2, hi2 in spans[i + 1 :]:
+                if hi - lo == hi2 - lo2 and lo <= hi2 and lo2 <= hi:
+                    raise ValueError(f"segments {k!r} and {k2!r} overlap with the same width")
+        return value
+
+    _by_segment: tuple[Touchpoint, ...] = PrivateAttr(())
+
+    @model_validator(mode="after")
+    def _within(self) -> Journey:
+        for key in self.touchpoints:
+            if segment_span(key)[1] > self.segments:
+                raise ValueError(f"touchpoint {key!r} is past the last segment ({self.segments})")
+        self._by_segment = tuple(self._narrowest(n) for n in range(1, self.segments + 1))
+        return self
+
+    def touchpoint(self, segment: int) -> Touchpoint:
+        """The touchpoint of segment n (1-based): the narrowest entry holding it, else default."""
+        return self._by_segment[segment - 1]
+
+    def _narrowest(self, segment: int) -> Touchpoint:
+        best, width = self.default, None
+        for key, tp in self.touchpoints.items():
+            lo, hi = segment_span(key)
+            if lo <= segment <= hi and (width is None or hi - lo < width):
+                best, width = tp, hi - lo
+        return best
+
+
+def segment_span(key: str) -> tuple[int, int]:
+    """ "4" -> (4, 4), "8-11" -> (8, 11); a ValueError names a key that is neither."""
+    lo, _, hi = key.partition("-")
+    try:
+        first, last = int(lo), int(hi or lo)
+    except ValueError:
+        raise ValueError(f"{key!r} is not a segment number or range such as 4 or 8-11") from None
+    if not 1 <= first <= last:
+        raise ValueError(f"{key!r}: segments count from 1 and a range runs upwards")
+    return first, last
+
+
 class Playbook(Section):
     weekend_days: tuple[int, ...] = (5, 6)
     holiday_country: str | None = None
@@ -97,6 +183,7 @@ class Playbook(Section):
         "{account_name} is marked as a renewal contact.",
         priority="normal",
     )
+    journey: Journey = Journey()
 
     @field_validator("holiday_country")
     @classmethod

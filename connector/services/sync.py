@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from connector.domain.book import Book
 from connector.domain.health import Health, health_mix
+from connector.domain.journey import summary as journey_summary
 from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
 from connector.domain.writes import Write, account_health_writes
 from connector.errors import MappingGuardStop
@@ -194,6 +195,8 @@ class Explanation:
     #: the contract's account, and the renewal's owner (no renewal: the contract's owner)
     account: Party | None = None
     owner: Party | None = None
+    #: the account's place in the customer journey (playbook.journey): segment, next touchpoint
+    journey: dict | None = None
 
 
 def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
@@ -206,6 +209,14 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     letters = [d for d in ctx.store.dead_letters.list() if d.contract_id == contract_id]
     explained = Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
     explained.account, explained.owner = _parties(ctx, book, contract_id, plan)
+    contract = book.contracts.get(contract_id)
+    if contract is not None:
+        explained.journey = journey_summary(
+            ctx.config.playbook,
+            contract.account_id,
+            book.contracts_of(contract.account_id),
+            planner.as_of,
+        )
     return explained
 
 

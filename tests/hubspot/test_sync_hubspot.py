@@ -39,8 +39,16 @@ def test_sync_creates_renewal_deals_lines_and_tasks_then_a_second_run_writes_not
     assert all(
         set(fake.associated("line_items", ln["hs_object_id"], "deals")) == {rid} for ln in lines
     )
-    tasks = fake.live("tasks")
-    assert tasks and all(t["renewal_task_key"] for t in tasks)
+    every = fake.live("tasks")
+    assert every and all(t["renewal_task_key"] for t in every)
+    # the customer journey's task is the account's: on the company, not on the deal
+    journey = [t for t in every if ":journey:" in t["renewal_task_key"]]
+    assert journey and all(
+        set(fake.associated("tasks", t["hs_object_id"], "companies")) == {company}
+        and not fake.associated("tasks", t["hs_object_id"], "deals")
+        for t in journey
+    )
+    tasks = [t for t in every if t not in journey]
     assert all(set(fake.associated("tasks", t["hs_object_id"], "deals")) == {rid} for t in tasks)
     assert all(
         fake.associated("tasks", t["hs_object_id"], "contacts") == {ann: {("HUBSPOT_DEFINED", 204)}}

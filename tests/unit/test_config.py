@@ -91,3 +91,49 @@ def test_salesforce_settings_are_checked_with_their_key_paths(tmp_path):
     path.write_text("crm: sandbox\nrenewals:\n  renewal_mode: cpq\n")
     with pytest.raises(ConfigError, match=r"app.yaml:3: renewals.renewal_mode: .*crm: salesforce"):
         load_config(path)
+
+
+def test_journey_problems_name_their_key_path_and_line(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "crm: sandbox\n"
+        "playbook:\n"
+        "  journey:\n"
+        "    enabled: true\n"
+        "    segmnts: 18\n"
+        "    touchpoints:\n"
+        "      '4':\n"
+        "        theme: value_review\n"
+        "        subject: 'Value review {segment}/{segmnts}'\n"
+        "      '19':\n"
+        "        theme: late\n"
+        "        subject: 'x'\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    found = {p.path: p for p in exc.value.problems}
+    assert found["playbook.journey.segmnts"].line == 5
+    assert found["playbook.journey"].line == 3
+    assert "touchpoint '19' is past the last segment (18)" in found["playbook.journey"].message
+
+
+def test_journey_templates_take_segment_placeholders(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "crm: sandbox\n"
+        "playbook:\n"
+        "  journey:\n"
+        "    touchpoints:\n"
+        "      '4':\n"
+        "        theme: value_review\n"
+        "        subject: 'Value review {segment}/{segmnts}'\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    assert problem.path == "playbook.journey.touchpoints.4.subject"
+    assert problem.line == 7 and "{segmnts}" in problem.message and "segments" in problem.message
+    cfg = load_config(ROOT / "app.yaml")
+    journey = cfg.playbook.journey
+    assert journey.enabled and (journey.segments, journey.segment_days) == (18, 30)
+    assert journey.touchpoints and all(journey.touchpoint(n) for n in range(1, 19))

@@ -7,13 +7,23 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from connector.domain.health import Previous, score_account
+from connector.domain.journey import current, due_segments, journey_tasks, summary, upcoming
 from connector.domain.models import Account, Contact, Contract, Owner
 from connector.domain.playbook import TaskContext, business_day, plan_tasks
-from connector.domain.policy import EventStep, Playbook, PlaybookStep, Scorecard
+from connector.domain.policy import (
+    EventStep,
+    Journey,
+    Playbook,
+    PlaybookStep,
+    Scorecard,
+    Touchpoint,
+)
 from tests.unit.test_health import CARD
 
 QBR = PlaybookStep(
@@ -180,3 +190,115 @@ def test_no_task_key_twice_over_contracts_and_days(terms, days, risky):
             for t in tasks:
                 # a key always names the same task (contract, step, period)
                 assert planned.setdefault(t.dedupe_key, t.subject) == t.subject
+
+
+# ---------------------------------------------------------------- the customer journey
+
+JOURNEY = Journey(
+    enabled=True,
+    restart_after_lapse_days=60,
+    touchpoints={
+        "1": Touchpoint(theme="onboarding", subject="Welcome {account_name}"),
+        "8-11": Touchpoint(theme="renewal_preparation", subject="Prep {segment}/{segments}"),
+        "9": Touchpoint(theme="expansion", subject="Expand {account_name}", priority="high"),
+        "5": Touchpoint(theme="qbr", subject="Review {segment}"),
+    },
+)
+JOURNEY_BOOK = Playbook(steps=(), journey=JOURNEY)
+
+
+def journey_contract(cid: str, start: date, end: date, status="active") -> Contract:
+    return Contract(id=cid, account_id="a1", status=status, start_date=start, end_date=end)
+
+
+def test_touchpoints_by_segment_and_range_the_narrowest_wins():
+    themes = [JOURNEY.touchpoint(n).theme for n in range(1, 19)]
+    assert themes[0] == "onboarding" and themes[4] == "qbr"
+    prep = "renewal_preparation"
+    assert themes[7:11] == [prep, "expansion", prep, prep]  # "9" inside "8-11"
+    assert themes[1] == "check_in"  # the default touchpoint
+
+
+def test_journey_settings_refuse_bad_ranges():
+    with pytest.raises(ValidationError, match="segment number or range"):
+        Journey(touchpoints={"four": Touchpoint(theme="x", subject="s")})
+    with pytest.raises(ValidationError, match="past the last segment"):
+        Journey(touchpoints={"17-19": Touchpoint(theme="x", subject="s")})
+    with pytest.raises(ValidationError, match="overlap"):
+        Journey(
+            touchpoints={
+                "2-3": Touchpoint(theme="x", subject="s"),
+                "3-4": Touchpoint(theme="y", subject="s"),
+            }
+        )
+
+
+def test_one_journey_task_per_segment_on_the_account_created_ahead():
+    c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
+    # 7 days before segment 1 starts: created, due on its start, on the account
+    (seg,) = due_segments(JOURNEY_BOOK, date(2025, 12, 29), "a1", [c])
+    tasks = journey_tasks(JOURNEY_BOOK, date(2025, 12, 29), context(c), [seg])
+    (t,) = tasks
+    assert t.dedupe_key == "a1:journey:1:2026-01-05"
+    assert (t.subject, t.due_date, t.renewal_key, t.account_id) == (
+        "Welcome Acme",
+        date(2026, 1, 5),
+        None,
+        "a1",
+    )
+    assert "Renewal contacts: Ann <ann@x.test>." in t.description
+    assert due_segments(JOURNEY_BOOK, date(2025, 12, 28), "a1", [c]) == []  # not yet
+    # segment 9 (days 240-269): the narrowest touchpoint
+    (nine,) = due_segments(JOURNEY_BOOK, date(2026, 9, 5), "a1", [c])
+    assert (nine.number, nine.start, nine.touchpoint.theme) == (9, date(2026, 9, 2), "expansion")
+    # three days before segment 10 starts: the current one and the next
+    both = due_segments(JOURNEY_BOOK, date(2026, 9, 29), "a1", [c])
+    assert [s.number for s in both] == [9, 10]
+
+
+def test_the_journey_counts_from_the_first_contract_and_restarts_after_a_lapse():
+    first = journey_contract("k1", date(2025, 1, 1), date(2025, 12, 31), "expired")
+    second = journey_contract("k2", date(2026, 1, 1), date(2026, 12, 31))  # renewed: one run
+    (seg,) = due_segments(JOURNEY_BOOK, date(2026, 1, 10), "a1", [first, second])
+    assert (seg.number, seg.start) == (13, date(2025, 1, 1) + timedelta(days=360))
+    lapsed = journey_contract("k3", date(2027, 6, 1), date(2028, 5, 31))  # 151 days later
+    assert due_segments(JOURNEY_BOOK, date(2027, 3, 1), "a1", [first, second, lapsed]) == []
+    (again,) = due_segments(JOURNEY_BOOK, date(2027, 6, 10), "a1", [first, second, lapsed])
+    assert (again.number, again.start) == (1, date(2027, 6, 1))
+    assert current(JOURNEY, "a1", [first, second, lapsed], date(2027, 3, 1)) is None
+    nxt = upcoming(JOURNEY, "a1", [first, second, lapsed], date(2027, 3, 1))
+    assert (nxt.number, nxt.start) == (1, date(2027, 6, 1))
+
+
+def test_a_step_of_the_same_theme_in_the_segment_covers_it():
+    c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
+    qbr = QBR.model_copy(update={"create_before_days": 0})
+    # segment 5 runs 2026-05-05 .. 2026-06-03; no QBR falls in it (April 5, July 5)
+    day = date(2026, 5, 10)
+    covered = Playbook(steps=(qbr,), journey=JOURNEY)
+    assert [s.number for s in due_segments(covered, day, "a1", [c])] == [5]
+    moved = qbr.model_copy(update={"offset_days": 31})  # a QBR now falls on 2026-05-05
+    assert due_segments(Playbook(steps=(moved,), journey=JOURNEY), day, "a1", [c]) == []
+    off = JOURNEY.model_copy(update={"skip_when_step_covers": False})
+    assert len(due_segments(Playbook(steps=(moved,), journey=off), day, "a1", [c])) == 1
+
+
+def test_the_journey_is_off_unless_enabled():
+    c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
+    assert due_segments(Playbook(steps=()), date(2026, 3, 1), "a1", [c]) == []
+
+
+def test_the_summary_names_the_segment_and_the_next_touchpoint_a_step_leaves_to_the_journey():
+    c = journey_contract("k1", date(2026, 1, 5), date(2027, 1, 4))
+    qbr = QBR.model_copy(update={"create_before_days": 0, "offset_days": 31})  # on 2026-05-05
+    day = date(2026, 4, 20)  # segment 4 (2026-04-05 .. 2026-05-04)
+    assert summary(JOURNEY_BOOK, "a1", [c], day) == {
+        "segment": 4,
+        "segments": 18,
+        "theme": "check_in",
+        "next_touchpoint": {"segment": 5, "theme": "qbr", "due": "2026-05-05"},
+    }
+    covered = summary(Playbook(steps=(qbr,), journey=JOURNEY), "a1", [c], day)
+    assert covered["next_touchpoint"] == {"segment": 6, "theme": "check_in", "due": "2026-06-04"}
+    assert summary(JOURNEY_BOOK, "a1", [c], date(2027, 2, 1))["segment"] is None
+    assert summary(Playbook(), "a1", [c], day) is None

@@ -349,7 +349,8 @@ def test_cpq_mode_asks_cpq_for_the_renewal_then_adds_tasks_to_it(cpq_context):
     org.edit("Contract", cid, {"SBQQ__RenewalOpportunity__c": cpq_opp})
     enriched = sync(ctx, as_of=AS_OF)
     assert enriched.writes.get("task.create", 0) >= 1 and set(enriched.writes) == {"task.create"}
-    tasks = org.all("Task")
+    tasks, journey = term_tasks(org), journey_tasks(org)
+    assert journey and all(t["WhatId"].startswith("001") for t in journey)  # on the account
     assert {t["WhatId"] for t in tasks} == {cpq_opp}
     assert any("Ann Lee" in (t.get("Description") or "") for t in tasks)
     assert book.opportunities() == [] and renewal_items(org) == []  # CPQ's, untouched
@@ -384,7 +385,7 @@ def test_cpq_tasks_go_on_cpqs_renewal_without_looking_it_up(cpq_context, rsps):
     report = sync(ctx, as_of=AS_OF)
     queries = [c.request.url for c in rsps.calls[start:] if "/query/" in c.request.url]
     assert not [q for q in queries if "Renewal_Key__c+IN" in q or "FROM+Contract+WHERE+Id" in q]
-    assert {t["WhatId"] for t in org.all("Task")} == renewals
+    assert {t["WhatId"] for t in term_tasks(org)} == renewals
     # 7 kinds read, then the tasks in one call
     assert (report.api_calls, report.writes) == (8, {"task.create": report.tasks_created})
 
@@ -496,7 +497,7 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     assert renewal and org.get("Opportunity", renewal)["Amount"] == 1000.0
     done = sync(ctx, as_of=later)
     assert set(done.writes) == {"task.create"} and ctx.store.dead_letters.list() == []
-    assert {t["WhatId"] for t in org.all("Task")} == {renewal}
+    assert {t["WhatId"] for t in term_tasks(org)} == {renewal}
 
 
 def test_cpq_renewal_tasks_go_to_cpqs_owner_quoting_cpqs_amount_and_uplift(cpq_context):
@@ -568,7 +569,7 @@ def test_a_renewal_cpq_creates_later_is_awaited_then_found(cpq_context):
     renewal = org.get("Contract", cid)["SBQQ__RenewalOpportunity__c"]
     found = sync(ctx, as_of=AS_OF + timedelta(days=1))
     assert set(found.writes) == {"task.create"} and found.skip_reasons == {}
-    assert {t["WhatId"] for t in org.all("Task")} == {renewal}
+    assert {t["WhatId"] for t in term_tasks(org)} == {renewal}
 
 
 def test_doctor_and_online_check_catch_a_wrong_field_and_a_stage_map_without_closed_lost(rsps):
@@ -597,3 +598,13 @@ def test_doctor_and_online_check_catch_a_wrong_field_and_a_stage_map_without_clo
         "'Closed Lost'"
         in online["value map Opportunity.StageName (renewal_opportunity.stage)"].detail
     )
+
+
+def journey_tasks(org) -> list[dict]:
+    """The customer journey's tasks (app.yaml enables it): the account's, on the account."""
+    return [t for t in org.all("Task") if ":journey:" in t["Dedupe_Key__c"]]
+
+
+def term_tasks(org) -> list[dict]:
+    """The tasks of contract terms and the account's other steps (not the journey's)."""
+    return [t for t in org.all("Task") if ":journey:" not in t["Dedupe_Key__c"]]

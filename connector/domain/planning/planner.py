@@ -32,6 +32,9 @@ class Planner:
     facts: BookFacts | None = None
     #: renewal fields the CRM computes (mapping `computed: true`): never a rep's edit
     computed: frozenset[str] = frozenset()
+    #: the last account's journey segments and tasks (plans come account by account: each of
+    #: its contracts would plan the same ones; see planning.tasks)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def with_facts(self, book: Book) -> Planner:
         """The planner with the book-wide facts the upsell rules read (computed once)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from connector.domain.book import Book
 from connector.domain.health import is_at_risk
+from connector.domain.journey import Segment, due_segments, journey_tasks
 from connector.domain.models import Account, Contract, Task
 from connector.domain.planning.cpq import cpq_terms
 from connector.domain.planning.eligibility import Eligible
@@ -55,7 +56,7 @@ def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: 
         priced.upsell,
         is_at_risk(p.scorecard, health),
     )
-    tasks = playbook_tasks(p.playbook, p.as_of, tc)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, None)
     if cpq:
         # the account's own tasks (QBR, at risk) stay with the account's owner
         tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
@@ -71,7 +72,8 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     at_risk = is_at_risk(p.scorecard, health)
     contacts = book.contacts_of(account.id)
     named = any(c.renewal_contact for c in contacts)
-    if named and not at_risk and not may_be_due(p.playbook, p.as_of, contract):
+    segments = _pending(p, book, ledger, account.id)
+    if named and not at_risk and not segments and not may_be_due(p.playbook, p.as_of, contract):
         return NO_TASKS  # most contracts, most days: nothing to do, so nothing to compute
     owner, _ = owner_of(p.policy, book.owners, contract, account)
     if owner is None:
@@ -86,7 +88,44 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     tc = TaskContext(
         key, None, contract, account, owner, contacts, amount, uplift, health, (), at_risk
     )
-    return _task_plan(contract, playbook_tasks(p.playbook, p.as_of, tc), ledger, None)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, segments)
+    return _task_plan(contract, tasks, ledger, None)
+
+
+def _pending(p: Planner, book: Book, ledger: LedgerView, account_id: str) -> list[Segment]:
+    """The account's journey segments due today, if any of their tasks is not written yet
+    (most days, for most accounts, all are: nothing to plan)."""
+    segments = _segments(p, book, account_id)
+    if all(ledger.written("task", s.key) is not None for s in segments):
+        return []
+    return segments
+
+
+def _segments(p: Planner, book: Book, account_id: str) -> list[Segment]:
+    if not p.playbook.journey.enabled:
+        return []
+    memo = p.memo
+    if memo.get("segments_of") != account_id:
+        contracts = book.contracts_of(account_id)
+        memo.update(segments_of=account_id, tasks_of=None)
+        memo["segments"] = due_segments(p.playbook, p.as_of, account_id, contracts)
+    return memo["segments"]
+
+
+def _journey(
+    p: Planner, book: Book, tc: TaskContext, segments: list[Segment] | None
+) -> tuple[Task, ...]:
+    """The account's journey tasks, built by its first contract that plans tasks and handed
+    to the others as they are (a run sends them once: services.apply)."""
+    account_id = tc.account.id
+    if segments is None:
+        segments = _segments(p, book, account_id)
+    if not segments:
+        return ()
+    memo = p.memo
+    if memo.get("tasks_of") != account_id:
+        memo.update(tasks_of=account_id, tasks=journey_tasks(p.playbook, p.as_of, tc, segments))
+    return memo["tasks"]
 
 
 def _task_plan(
