@@ -75,7 +75,6 @@ class Book:
         if self._index is None:
             self._index = {
                 "contacts": _grouped(self.contacts.values(), attrgetter("account_id")),
-                "contracts": _grouped(self.contracts.values(), attrgetter("account_id")),
                 "lines": _grouped(
                     self.contract_lines.values(), attrgetter("contract_id"), attrgetter("id")
                 ),
@@ -97,7 +96,12 @@ class Book:
         return self._indexes()["contacts"].get(account_id, ())
 
     def contracts_of(self, account_id: str) -> tuple[Contract, ...]:
-        return self._indexes()["contracts"].get(account_id, ())
+        """The account's contracts; indexed on first use only (the customer journey asks), so
+        a book planned without it carries no such index."""
+        index = self._indexes()
+        if "contracts" not in index:
+            index["contracts"] = _grouped(self.contracts.values(), attrgetter("account_id"))
+        return index["contracts"].get(account_id, ())
 
     def lines_of(self, contract_id: str) -> tuple[ContractLine, ...]:
         """The contract's lines in id order."""
