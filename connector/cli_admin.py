@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import wraps
 from pathlib import Path
 
 import click
@@ -26,30 +25,10 @@ from connector.cli_history import mappings_diff, mappings_history
 from connector.cli_preview import preview_cmd
 from connector.cli_render import print_checks
 from connector.domain.value_maps import value_map_problems
-from connector.errors import ConfigError, ConnectorError, Problem
+from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
 from connector.yamlsource import load_yaml
-
-
-def json_errors(fn: Callable) -> Callable:
-    """With --json, an error is a JSON object on stdout too (`ok: false`, `error`, `problems`
-    with file, line, path, message), with the exit code fatal_errors gives it (2)."""
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        if not kwargs.get("as_json"):
-            return fn(*args, **kwargs)
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            error, problems = "configuration", _problems(exc.problems)
-        except ConnectorError as exc:
-            error, problems = type(exc).__name__, [{"message": str(exc)}]
-        out.print_json(data={"ok": False, "error": error, "problems": problems})
-        sys.exit(EXIT_FATAL)
-
-    return wrapper
 
 
 @click.group("config")
@@ -89,7 +68,6 @@ mappings_group.add_command(preview_cmd)
 @json_option
 @click.pass_context
 @fatal_errors
-@json_errors
 def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool) -> None:
     """Check mapping FILES (default: the one app.yaml selects) against the canonical models
     (and the selected one against the stages app.yaml names)."""
@@ -123,7 +101,6 @@ def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool)
 @json_option
 @click.pass_context
 @fatal_errors
-@json_errors
 def doctor(ctx, as_json: bool) -> None:
     """Check credentials, API version, object and field access, limits, and the mapping
     against the CRM's schema (what `mappings validate --online` checks); print what to fix."""
@@ -136,7 +113,6 @@ def doctor(ctx, as_json: bool) -> None:
 @json_option
 @click.pass_context
 @fatal_errors
-@json_errors
 def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
     """Show (or with --apply create) the custom fields/properties the connector needs."""
     cfg = bootstrap.load(ctx.obj["config"])

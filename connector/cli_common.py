@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from datetime import date
 from functools import wraps
 
@@ -54,10 +55,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 def fatal_errors(fn: Callable) -> Callable:
     """The one place that turns an error into one clear line on stderr and its exit code:
     2 for our errors (bad configuration or input, an unusable database or CRM) and for a file
-    the system refuses, 130 for Ctrl-C. Anything else is a bug and keeps its traceback."""
+    the system refuses, 130 for Ctrl-C. With --json the error is also a JSON object on stdout
+    (`ok: false`, `error`, `problems`), so a script reads JSON in every outcome. Anything else
+    is a bug and keeps its traceback."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
@@ -67,30 +71,36 @@ def fatal_errors(fn: Callable) -> Callable:
                 err.print("[bold red]Configuration problems:[/]")
                 for problem in exc.problems:
                     err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
-            sys.exit(EXIT_FATAL)
+            _fail(as_json, "configuration", [asdict(p) for p in exc.problems], EXIT_FATAL)
         except CrmError as exc:
-            _say(
-                f"Error: {type(exc).__name__}: ",
-                f"{exc} (nothing is lost: the next run resumes from the last recorded state)",
-            )
-            sys.exit(EXIT_FATAL)
+            message = f"{exc} (nothing is lost: the next run resumes from the last recorded state)"
+            _say(f"Error: {type(exc).__name__}: ", message)
+            _fail(as_json, type(exc).__name__, [{"message": message}], EXIT_FATAL)
         except ConnectorError as exc:
             _say("Error: ", str(exc))
-            sys.exit(EXIT_FATAL)
+            _fail(as_json, type(exc).__name__, [{"message": str(exc)}], EXIT_FATAL)
         except OSError as exc:  # the system refused a file: say which and why
             if exc.filename is None:
                 raise
-            _say("Error: ", f"{exc.filename}: {exc.strerror or exc}")
-            sys.exit(EXIT_FATAL)
+            message = f"{exc.filename}: {exc.strerror or exc}"
+            _say("Error: ", message)
+            _fail(as_json, type(exc).__name__, [{"message": message}], EXIT_FATAL)
         except KeyboardInterrupt:
-            _say(
-                "Interrupted (Ctrl-C): ",
+            message = (
                 "a run in progress is recorded as interrupted with what it wrote (renewals runs); "
-                "the next run carries on from there",
+                "the next run carries on from there"
             )
-            sys.exit(EXIT_INTERRUPTED)
+            _say("Interrupted (Ctrl-C): ", message)
+            _fail(as_json, "interrupted", [{"message": message}], EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def _fail(as_json: bool, error: str, problems: list[dict], code: int) -> None:
+    """Exit with `code`; with --json, after the error as JSON on stdout."""
+    if as_json:
+        out.print_json(data={"ok": False, "error": error, "problems": problems})
+    sys.exit(code)
 
 
 def _say(head: str, message: str) -> None:
