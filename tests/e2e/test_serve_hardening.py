@@ -162,3 +162,54 @@ def test_deliveries_waiting_on_a_locked_database_stall_no_worker(tmp_path):
         other.close()
         assert [a.result(timeout=30) for a in acks] == [200] * 4
     assert answers == [True] * 4
+
+
+def send_signal(port: int, value: float) -> int:
+    """One signed signal (README "Sending signals": v1= HMAC-SHA256(ts + "." + body))."""
+    import hashlib
+    import hmac
+
+    signal = {
+        "account": "001A",
+        "measure": "nps",
+        "value": value,
+        "timestamp": "2026-11-20T10:00:00Z",
+    }
+    body = json.dumps(signal).encode()
+    ts = str(int(time.time()))
+    mac = hmac.new(SIGNALS_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Signals-Timestamp": ts,
+        "X-Signals-Signature": f"v1={mac.hexdigest()}",
+    }
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/webhooks/signals", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_signals_waiting_on_a_locked_database_stall_no_worker(tmp_path):
+    """As deliveries: a signal (stored with its inbox event) waits for the state database's
+    write lock in a native thread, while the web workers go on answering /healthz at once."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serving(tmp_path) as (port, _), ThreadPoolExecutor(4) as pool:
+        other = sqlite3.connect(tmp_path / "data" / "state.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        sent = [pool.submit(send_signal, port, v) for v in (10, 20, 30, 40)]
+        time.sleep(0.5)  # the signals are in, waiting for the lock
+        answers = []
+        for _ in range(4):
+            started = time.monotonic()
+            answers.append(healthy(port) and time.monotonic() - started < 1)
+        assert not any(s.done() for s in sent), "the lock did not hold the signals"
+        other.execute("COMMIT")
+        other.close()
+        assert [s.result(timeout=30) for s in sent] == [200] * 4
+    assert answers == [True] * 4

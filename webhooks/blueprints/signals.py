@@ -27,7 +27,9 @@ def receive():
         rx.config.webhooks.signature_tolerance_seconds,
     )
     items = parse_signals(body, rx.config.scorecard.measures.keys())
-    new = accept_signals(rx.store, items)
+    # in the worker's native thread: a write waiting on the database's lock must not stall
+    # the worker's other connections (as deliveries: Receiver.accept)
+    new = rx.blocking(accept_signals, rx.store, items)
     rx.received["signals"].inc(len(items))
     return jsonify(accepted=len(items), new=new)
 
