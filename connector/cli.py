@@ -162,7 +162,7 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     try:
         with one_run(context):
             fixed, report = retry_dead_letters(context, as_of)
-        remaining = len(context.store.dead_letters.list())
+        remaining = context.store.dead_letters.open_count()
     finally:
         context.close()
     if as_json:

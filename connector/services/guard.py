@@ -45,11 +45,7 @@ def baseline(ctx: Context) -> Baseline:
     last = ctx.store.runs.last(BASELINE_MODES, BASELINE_STATUSES)
     if last is None or last.finished_at is None:
         return Baseline()
-    failing = {
-        d.kind
-        for d in ctx.store.dead_letters.list()
-        if d.stage == "read" and d.created_at <= last.finished_at
-    }
+    failing = ctx.store.dead_letters.kinds_failing_to_map(last.finished_at)
     reasons = (last.counts or {}).get("skip_reasons")
     return Baseline(last.id, reasons, frozenset(failing), f"after run {last.id}")
 

@@ -71,7 +71,7 @@ def _partial_counts(report: SyncReport) -> None:
 def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> None:
     report.api_calls = ctx.crm.api_calls - calls
     report.duration_s = time.monotonic() - started
-    report.dead_letters = len(ctx.store.dead_letters.list())  # open ones (a dry run's too)
+    report.dead_letters = ctx.store.dead_letters.open_count()  # open ones (a dry run's too)
     if report.run_id is not None:
         ctx.store.runs.finish(
             report.run_id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from connector.state.database import Db, now
 from connector.state.schema import dead_letters
@@ -124,3 +124,22 @@ class DeadLetterRepository:
             query = query.where(dead_letters.c.resolved_at.is_(None))
         with self.db.read() as conn:
             return [DeadLetter(*r) for r in conn.execute(query)]
+
+    def open_count(self) -> int:
+        with self.db.read() as conn:
+            query = select(func.count()).where(dead_letters.c.resolved_at.is_(None))
+            return conn.execute(query).scalar_one()
+
+    def kinds_failing_to_map(self, until: datetime) -> set[str]:
+        """Kinds with an open mapping (read) failure recorded at or before `until`."""
+        query = (
+            select(dead_letters.c.kind)
+            .distinct()
+            .where(
+                dead_letters.c.resolved_at.is_(None),
+                dead_letters.c.stage == "read",
+                dead_letters.c.created_at <= until,
+            )
+        )
+        with self.db.read() as conn:
+            return set(conn.execute(query).scalars())
