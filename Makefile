@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/renewals demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tools.layout
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's chromium (never a downloaded browser): installed
+# here when missing and we may (root); without it those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { echo "Installing Debian's chromium for the console's browser tests..."; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "Could not install chromium: the browser tests will skip."; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

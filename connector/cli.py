@@ -18,7 +18,16 @@ from datetime import date
 
 import click
 
-from connector import cli_admin, cli_cpq, cli_reports, cli_runs, cli_sandbox, cli_serve, logs
+from connector import (
+    cli_admin,
+    cli_cpq,
+    cli_reports,
+    cli_runs,
+    cli_sandbox,
+    cli_serve,
+    cli_users,
+    logs,
+)
 from connector.cli_common import (
     EXIT_FATAL,
     EXIT_OK,
@@ -176,6 +185,6 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     sys.exit(code if code == EXIT_FATAL else EXIT_PARTIAL if remaining else EXIT_OK)
 
 
-for module in (cli_runs, cli_admin, cli_sandbox, cli_reports, cli_cpq, cli_serve):
+for module in (cli_runs, cli_admin, cli_sandbox, cli_reports, cli_cpq, cli_serve, cli_users):
     for command in module.COMMANDS:
         main.add_command(command)

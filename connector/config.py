@@ -15,6 +15,7 @@ from pydantic import Field
 
 from connector.config_sections import (
     DEFAULT_JOBS,
+    ConsoleSettings,
     HubspotSettings,
     Job,
     SalesforceSettings,
@@ -46,6 +47,7 @@ SECRET_ENV_VARS = (
     "HUBSPOT_ACCESS_TOKEN",
     "HUBSPOT_CLIENT_SECRET",
     "SIGNALS_WEBHOOK_SECRET",
+    "RENEWALS_SECRET_KEY",
 )
 
 
@@ -64,6 +66,7 @@ class AppConfig(Section):
     playbook: Playbook = Playbook()
     schedule: Schedule = Schedule()
     webhooks: WebhookSettings = WebhookSettings()
+    console: ConsoleSettings = ConsoleSettings()
     segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions

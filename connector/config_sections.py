@@ -147,3 +147,17 @@ class WebhookSettings(Section):
     retry_attempts: int = Field(5, ge=1, le=50)
     retry_backoff_seconds: float = Field(30, ge=0, le=3600)
     retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)
+
+
+class ConsoleSettings(Section):
+    """The admin console under /admin on `renewals serve` (on once a user exists and
+    RENEWALS_SECRET_KEY is set)."""
+
+    #: a signed-in session lasts this long
+    session_hours: float = Field(8, gt=0, le=24 * 30)
+    #: failed sign-ins for one email (or one client address, x4) within `lockout_minutes`
+    #: before further attempts are refused until the window passes
+    login_attempts: int = Field(5, ge=1, le=100)
+    lockout_minutes: int = Field(15, ge=1, le=24 * 60)
+    #: behind one reverse proxy: trust its X-Forwarded-Proto/-For (https, the client address)
+    trust_proxy: bool = False

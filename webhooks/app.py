@@ -2,8 +2,8 @@
 once; the inbox worker (webhooks/worker.py) reads its events and processes them.
 
 `create_app` only assembles: the Receiver (webhooks/receiver.py), the blueprints
-(webhooks/blueprints/), the error handlers that turn a refusal into its HTTP answer, and the
-latency middleware."""
+(webhooks/blueprints/), the error handlers that turn a refusal into its HTTP answer, the
+latency middleware, and the admin console under /admin (console/)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import console
 from connector import bootstrap
 from connector.config import AppConfig
 from connector.state import StateStore
@@ -46,6 +47,7 @@ def create_app(
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    console.install(app, config, store, rx.env)
     return app
 
 

@@ -7,10 +7,12 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
     mirror        mirror and cursors: the sync's input
     ledger        what the connector wrote to the CRM
     runs, dead_letters, signals, history (health and segments)
+    users, audit  console users and failed sign-ins; who changed or triggered what
     versions      the mapping files and app.yaml files runs used (config_versions)
     deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
 """
 
+from connector.state.audit import AuditEntry
 from connector.state.database import (
     database_failure,
     database_name,
@@ -28,9 +30,12 @@ from connector.state.mirror import MirrorRow
 from connector.state.runs import Run
 from connector.state.schema import SCHEMA_VERSION
 from connector.state.store import StateStore, UnitOfWork
+from connector.state.users import User
 from connector.state.versions import Version
 
 __all__ = [
+    "AuditEntry",
+    "User",
     "DEAD",
     "DONE",
     "IGNORED",

@@ -30,6 +30,8 @@ class Run:
     #: sha256 of the mapping file and app.yaml it used (None: recorded before schema 4)
     mapping_hash: str | None = None
     config_hash: str | None = None
+    #: while running: {"stage": ..., "done": {kind: n}, ...} (None: before schema 5)
+    progress: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -85,6 +87,16 @@ class RunRepository:
                     error=error,
                 )
             )
+
+    def report_progress(self, run_id: int, progress: dict[str, Any]) -> None:
+        """Where a running run is (its stage and counts so far): the console shows it."""
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(progress=progress))
+
+    def get(self, run_id: int) -> Run | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        return Run(*row) if row else None
 
     def before(self, run_id: int) -> int | None:
         """The id of the run started last before `run_id` (None: it is the first)."""

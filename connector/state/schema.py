@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from connector.errors import UnusableDatabaseError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -86,6 +86,8 @@ runs = Table(
     #: the sha256 of the mapping file and of the app.yaml the run used (config_versions)
     Column("mapping_hash", String(64)),
     Column("config_hash", String(64)),
+    #: while it runs: its stage and counts so far (the console's progress), as the sync says
+    Column("progress", JSON),
 )
 #: Every distinct mapping file and app.yaml a run used, stored once by its content's sha256
 #: (state/versions.py): `renewals mappings history` and `mappings diff` read them back.
@@ -201,6 +203,36 @@ segment_history = Table(
     Column("facts", JSON, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+#: Admin console users: the password as a salted KDF hash (connector/services/users.py).
+users = Table(
+    "users",
+    meta,
+    Column("email", String(254), primary_key=True),
+    Column("role", String(10), nullable=False),  # admin | viewer
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_login_at", DateTime(timezone=True)),
+)
+#: Failed sign-ins, kept for the throttle window (by email and by client address).
+login_failures = Table(
+    "login_failures",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, index=True),
+    Column("address", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+#: Who changed or triggered what, from the console or the CLI, newest last.
+audit_log = Table(
+    "audit_log",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(254), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False, default=""),
+    Column("detail", JSON),
+)
 
 
 def _v2_refused_writes(conn) -> None:
@@ -221,11 +253,17 @@ def _v4_config_versions(conn) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN config_hash VARCHAR(64)"))
 
 
+def _v5_console(conn) -> None:
+    # users, login_failures and audit_log are new: create_all made them
+    conn.execute(text("ALTER TABLE runs ADD COLUMN progress JSON"))
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = [
     (2, _v2_refused_writes),
     (3, _v3_job_leases),
     (4, _v4_config_versions),
+    (5, _v5_console),
 ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from connector.errors import UnusableDatabaseError
 from connector.interrupts import deferred_interrupt
+from connector.state.audit import AuditRepository
 from connector.state.database import Db, SharedDb, database_name, open_engine, url_problem
 from connector.state.dead_letters import DeadLetterRepository
 from connector.state.deliveries import DeliveryRepository
@@ -22,6 +23,7 @@ from connector.state.mirror import CursorRepository, MirrorRepository
 from connector.state.runs import RunRepository
 from connector.state.schema import migrate
 from connector.state.signals import SignalRepository
+from connector.state.users import UserRepository
 from connector.state.versions import ConfigVersionRepository
 
 
@@ -40,6 +42,8 @@ class Repositories:
         self.inbox = InboxRepository(db)
         self.jobs = JobRunRepository(db)
         self.versions = ConfigVersionRepository(db)
+        self.users = UserRepository(db)
+        self.audit = AuditRepository(db)
 
 
 class UnitOfWork(Repositories):

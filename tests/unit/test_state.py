@@ -37,6 +37,7 @@ def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
         conn.execute(text("ALTER TABLE job_runs DROP COLUMN lease_until"))  # came in version 3
         conn.execute(text("ALTER TABLE runs DROP COLUMN mapping_hash"))  # and these in 4
         conn.execute(text("ALTER TABLE runs DROP COLUMN config_hash"))
+        conn.execute(text("ALTER TABLE runs DROP COLUMN progress"))  # and this in 5
         conn.execute(text("UPDATE schema_version SET version = 1"))
         conn.execute(
             text(
@@ -112,7 +113,7 @@ def test_a_version_3_database_gains_the_config_versions_and_keeps_its_runs(tmp_p
     load_fixture(tmp_path / "state.db", 3)
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == 4
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
     (old,) = store.runs.list()
     assert (old.status, old.api_calls) == ("partial", 7)
     assert (old.mapping_hash, old.config_hash) == (None, None)
@@ -137,3 +138,18 @@ def test_a_version_is_stored_once_and_listed_by_its_last_use(tmp_path):
     assert store.versions.matching("mapping", "a") == [first, second]  # ambiguous
     assert store.versions.matching("mapping", "A1A1") == [first]
     assert store.versions.matching("mapping", "%") == [] and store.versions.history("config") == []
+
+
+def test_a_version_3_database_gains_console_users_an_audit_log_and_run_progress(tmp_path):
+    load_fixture(tmp_path / "state.db", 3)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    (old,) = store.runs.list()
+    assert old.progress is None
+    assert store.users.count() == 0 and store.audit.list() == []
+    run_id = store.runs.start("full", "2026-11-23")
+    store.runs.report_progress(run_id, {"stage": "writing", "done": {"task": 3}})
+    assert store.runs.get(run_id).progress == {"stage": "writing", "done": {"task": 3}}
+    assert store.users.add("a@example.com", "admin", "hash")
+    assert not store.users.add("a@example.com", "viewer", "hash")
+    store.audit.record("a@example.com", "login", "127.0.0.1")
+    assert [(e.actor, e.action) for e in store.audit.list()] == [("a@example.com", "login")]

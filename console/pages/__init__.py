@@ -1,0 +1,5 @@
+"""The console's pages, one blueprint each (registered under /admin by console.app)."""
+
+from console.pages import overview
+
+PAGES = [overview.bp]
