@@ -5,6 +5,7 @@ mapping file changes, one use at a time)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,10 +14,27 @@ from flask import current_app
 
 from connector import bootstrap
 from connector.config import AppConfig
+from connector.errors import ConnectorError
+from connector.ports import Check
 from connector.services.context import Context
 from connector.state import StateStore
 
 SECRET_ENV = "RENEWALS_SECRET_KEY"
+#: the `doctor` verdict is kept this long: every page view would otherwise cost CRM calls
+DOCTOR_TTL_S = 600
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`renewals doctor`'s checks as of `at` (epoch seconds); `error`: it could not run."""
+
+    checks: tuple[Check, ...]
+    at: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(c.ok for c in self.checks)
 
 
 @dataclass
@@ -27,6 +45,7 @@ class ConsoleState:
     _context: Context | None = None
     _mapping_stamp: tuple[int, int] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _verdict: Verdict | None = None
 
     @property
     def secret_key(self) -> str | None:
@@ -43,6 +62,20 @@ class ConsoleState:
                 self._context = bootstrap.build(self.config)
                 self._mapping_stamp = stamp
             yield self._context
+
+    def doctor(self, refresh: bool = False) -> Verdict:
+        """The CRM connection's `doctor` checks (what `renewals doctor` prints), run again when
+        asked or older than DOCTOR_TTL_S."""
+        with self._lock:
+            fresh = self._verdict and time.time() - self._verdict.at < DOCTOR_TTL_S
+            if refresh or not fresh:
+                try:
+                    with self.context() as ctx:
+                        self._verdict = Verdict(tuple(ctx.crm.doctor()), time.time())
+                except ConnectorError as exc:  # cannot even connect: that is the verdict
+                    self.close()
+                    self._verdict = Verdict((), time.time(), f"{type(exc).__name__}: {exc}")
+            return self._verdict
 
     def close(self) -> None:
         with self._lock:
