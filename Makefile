@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 	    apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	    echo "Could not install chromium: the browser tests will skip."; }
+
+# The console's screenshots in README (docs/screenshots/), taken by its browser tests.
+screenshots: $(STAMP) browser
+	RENEWALS_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
