@@ -19,6 +19,7 @@ NAMES = (
     "webhook_runs",
     "signals",
     "hubspot",
+    "console",
 )
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
     )
+    parser.add_argument("--console-contracts", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import webhook_runs
 
             verdicts += webhook_runs.run(args.webhook_runs_contracts)
+        elif name == "console":
+            from benchmarks import console
+
+            verdicts += console.run(args.console_contracts)
         elif name == "signals":
             from benchmarks import signal_lag
 
