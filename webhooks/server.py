@@ -39,6 +39,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_CONNECTIONS = 1000
 #: seconds a connection may take to send a request's headers (and may stay idle between them)
 KEEPALIVE_S = 5
+#: console requests one web worker handles at once, each in a native thread (ConsoleInThreads)
+CONSOLE_THREADS = 2
 #: a query parameter's value, in a request line, a query string or a Referer
 _QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 
@@ -170,7 +172,7 @@ class WebhookServer(BaseApplication):
         app = create_app(self.app_config)
         app.extensions["renewals"].blocking = NativeThread()
         app.wsgi_app = BodyDeadline(
-            app.wsgi_app,
+            ConsoleInThreads(app.wsgi_app),
             self.app_config.webhooks.request_body_seconds,
             self.app_config.webhooks.max_body_bytes,
             self.handling,
@@ -199,6 +201,42 @@ class NativeThread:
 
             self._pool = ThreadPool(1)
         return self._pool.apply(fn, args)
+
+
+class ConsoleInThreads:
+    """WSGI middleware for gevent workers: the admin console's pages (/admin) run in native
+    threads of the worker, CONSOLE_THREADS at a time. A page that computes for a few hundred
+    ms (a report over a large book) then shares the interpreter with the worker's greenlets
+    every few ms instead of holding it: webhooks are still acknowledged meanwhile."""
+
+    def __init__(self, app):
+        self.app, self._pool = app, None
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/admin") or path.startswith("/admin/static/"):
+            return self.app(environ, start_response)
+        if self._pool is None:  # made in the worker, after the fork
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(CONSOLE_THREADS)
+        answer: list = []
+
+        def handle() -> bytes:
+            def started(status, headers, exc_info=None):
+                answer[:] = [status, headers, exc_info]
+                return lambda _data: None
+
+            body = self.app(environ, started)
+            try:
+                return b"".join(body)  # pages are small: no streaming
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+        data = self._pool.apply(handle)
+        start_response(*answer)
+        return [data]
 
 
 class BodyDeadline:
