@@ -5,12 +5,15 @@ lock, records its run and its progress exactly as from a terminal, and outlives 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,14 +79,30 @@ def launch(
     """Start `renewals <command>` in the background (RunBusy: a run is going), audited."""
     if command not in COMMANDS:
         raise ConnectorError(f"unknown command {command!r}")
-    last = last_launch(config)
-    if run_in_progress(store) or (last is not None and process_alive(last.pid)):
-        raise RunBusy("a run is in progress: wait for it to finish")
     if config.source is None:
         raise ConnectorError("the configuration was not read from a file: cannot start a run")
     folder = _folder(config)
     folder.mkdir(parents=True, exist_ok=True)
-    newest = store.runs.list(1)
+    with _one_launch(folder):  # two requests at once (a double click, two web workers): one runs
+        last = last_launch(config)
+        if run_in_progress(store) or (last is not None and process_alive(last.pid)):
+            raise RunBusy("a run is in progress: wait for it to finish")
+        newest = store.runs.list(1)
+        started = _start(config, folder, command, list(extra))
+        note = LastLaunch(
+            command,
+            started.pid,
+            started.log.name,
+            newest[0].id if newest else 0,
+            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            actor,
+        )
+        _write_json(folder / LAST, asdict(note))
+    store.audit.record(actor, f"run.{command}", " ".join(extra), {"pid": started.pid})
+    return started
+
+
+def _start(config: AppConfig, folder: Path, command: str, extra: list[str]) -> Launched:
     log = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{command}.log"
     argv = [sys.executable, "-m", "connector", "--config", str(config.source.resolve())]
     with open(log, "wb") as out:
@@ -96,17 +115,18 @@ def launch(
             cwd=str(config.base_dir),
         )
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    note = LastLaunch(
-        command,
-        proc.pid,
-        log.name,
-        newest[0].id if newest else 0,
-        datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        actor,
-    )
-    _write_json(folder / LAST, asdict(note))
-    store.audit.record(actor, f"run.{command}", " ".join(extra), {"pid": proc.pid})
     return Launched(command, proc.pid, log)
+
+
+@contextmanager
+def _one_launch(folder: Path) -> Iterator[None]:
+    """One launch at a time in this data_dir (held for the few milliseconds of a start)."""
+    with open(folder / ".launch.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def last_launch(config: AppConfig) -> LastLaunch | None:

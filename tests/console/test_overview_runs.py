@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -257,6 +258,27 @@ def test_a_second_sync_while_one_goes_says_a_run_is_in_progress(app, admin):
         wait_for(lambda: launched_run(app, before), "the first sync to end")
         wait_for(lambda: launch_over(app), "its process to end")
     assert store_of(app).runs.first_after(before + 1) is None  # the second never started
+
+
+def test_two_starts_at_the_same_moment_start_one_run(app):
+    from connector.services.launch import RunBusy, launch
+
+    state, gate, outcomes = app.extensions["console"], threading.Barrier(2), []
+
+    def start() -> None:
+        gate.wait()
+        try:
+            outcomes.append(launch(state.config, state.store, "dry_run", "test").pid)
+        except RunBusy:
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_for(lambda: launch_over(app), "the dry run to end")
+    assert sorted(outcomes, key=str).count("busy") == 1
 
 
 def test_sync_now_is_refused_while_another_process_holds_the_run_lock(app, admin):
