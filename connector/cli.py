@@ -25,6 +25,7 @@ from connector import (
     cli_runs,
     cli_sandbox,
     cli_serve,
+    cli_status,
     cli_users,
     logs,
 )
@@ -185,6 +186,15 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
     sys.exit(code if code == EXIT_FATAL else EXIT_PARTIAL if remaining else EXIT_OK)
 
 
-for module in (cli_runs, cli_admin, cli_sandbox, cli_reports, cli_cpq, cli_serve, cli_users):
+for module in (
+    cli_runs,
+    cli_status,
+    cli_admin,
+    cli_sandbox,
+    cli_reports,
+    cli_cpq,
+    cli_serve,
+    cli_users,
+):
     for command in module.COMMANDS:
         main.add_command(command)

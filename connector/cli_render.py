@@ -259,7 +259,7 @@ def _named(party: Party | None) -> str:
 
 def print_runs(out: Console, rows: list[Run], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps([_run_json(r) for r in rows]))
+        out.print_json(json.dumps([run_json(r) for r in rows]))
         return
     t = Table(
         "run",
@@ -300,7 +300,7 @@ def print_run_errors(out: Console, rows: list[Run]) -> None:
             out.print(f"run {r.id}{said}: {r.error}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _run_json(r: Run) -> dict[str, Any]:
+def run_json(r: Run) -> dict[str, Any]:
     """A run's columns, its versions short (as `mappings history` names them)."""
     data = _jsonable(r.as_dict())
     data["mapping_version"] = short(data.pop("mapping_hash"))

@@ -10,7 +10,8 @@ import socket
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -23,6 +24,7 @@ from connector import bootstrap
 from connector.config import AppConfig
 from connector.config_sections import Job
 from connector.services.context import Context
+from connector.state import JobRun, StateStore
 from connector.state.runlock import RunLockBusy, run_lock
 from jobs.tasks import JOBS
 
@@ -38,6 +40,44 @@ def trigger_for(job: Job, tz: ZoneInfo) -> BaseTrigger:
         return CronTrigger.from_crontab(job.cron, timezone=tz)
     seconds = job.interval_seconds or (job.interval_minutes or 0) * 60
     return IntervalTrigger(seconds=seconds, start_date=ANCHOR.replace(tzinfo=tz), timezone=tz)
+
+
+def describe(job: Job) -> str:
+    """A job's schedule in words: its crontab, or its interval."""
+    if job.cron is not None:
+        return f"cron {job.cron}"
+    if job.interval_seconds:
+        return f"every {job.interval_seconds} s"
+    minutes = job.interval_minutes or 0
+    return f"every {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A scheduled job: its schedule, when it fires next (None: disabled) and, if a
+    scheduler ran it, how its last slot went."""
+
+    job: str
+    schedule: str
+    enabled: bool
+    next_at: datetime | None
+    last: JobRun | None
+
+
+def upcoming(
+    config: AppConfig, store: StateStore | None = None, now: datetime | None = None
+) -> list[Upcoming]:
+    """Each job of `schedule` with its next fire time from the triggers the scheduler builds
+    (no scheduler is started), soonest first, and its last recorded slot (given `store`)."""
+    tz = ZoneInfo(config.schedule.timezone)
+    moment = (now or datetime.now(tz)).astimezone(tz)
+    out = []
+    for name, job in config.schedule.effective_jobs().items():
+        fire = trigger_for(job, tz).get_next_fire_time(None, moment) if job.enabled else None
+        last = store.jobs.list(name, limit=1) if store is not None else []
+        out.append(Upcoming(name, describe(job), job.enabled, fire, last[0] if last else None))
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(out, key=lambda u: (u.next_at or far, u.job))
 
 
 def current_slot(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:

@@ -5,12 +5,19 @@ lock, records its run and its progress exactly as from a terminal, and outlives 
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from connector.config import AppConfig
 from connector.errors import ConnectorError
@@ -25,6 +32,12 @@ COMMANDS = {
 }
 
 
+#: the note of the run the console started last, beside the logs
+LAST = "last.json"
+#: the end of a log read for the command's `--json` answer
+TAIL_BYTES = 65_536
+
+
 class RunBusy(ConnectorError):
     """Another run holds the run lock."""
 
@@ -34,6 +47,21 @@ class Launched:
     command: str
     pid: int
     log: Path
+
+
+@dataclass(frozen=True)
+class LastLaunch:
+    """The run the console started last, as noted beside its log (`last.json`): every web
+    worker reads it, whichever started the run."""
+
+    command: str
+    pid: int
+    #: the log's file name under data_dir/console-runs
+    log: str
+    #: the newest run when it started: its own run is the first after it
+    after_run: int
+    started_at: str
+    actor: str
 
 
 def run_in_progress(store: StateStore) -> bool:
@@ -51,12 +79,30 @@ def launch(
     """Start `renewals <command>` in the background (RunBusy: a run is going), audited."""
     if command not in COMMANDS:
         raise ConnectorError(f"unknown command {command!r}")
-    if run_in_progress(store):
-        raise RunBusy("a run is in progress: wait for it to finish")
     if config.source is None:
         raise ConnectorError("the configuration was not read from a file: cannot start a run")
-    folder = config.data_path / "console-runs"
+    folder = _folder(config)
     folder.mkdir(parents=True, exist_ok=True)
+    with _one_launch(folder):  # two requests at once (a double click, two web workers): one runs
+        last = last_launch(config)
+        if run_in_progress(store) or (last is not None and process_alive(last.pid)):
+            raise RunBusy("a run is in progress: wait for it to finish")
+        newest = store.runs.list(1)
+        started = _start(config, folder, command, list(extra))
+        note = LastLaunch(
+            command,
+            started.pid,
+            started.log.name,
+            newest[0].id if newest else 0,
+            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            actor,
+        )
+        _write_json(folder / LAST, asdict(note))
+    store.audit.record(actor, f"run.{command}", " ".join(extra), {"pid": started.pid})
+    return started
+
+
+def _start(config: AppConfig, folder: Path, command: str, extra: list[str]) -> Launched:
     log = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{command}.log"
     argv = [sys.executable, "-m", "connector", "--config", str(config.source.resolve())]
     with open(log, "wb") as out:
@@ -69,5 +115,66 @@ def launch(
             cwd=str(config.base_dir),
         )
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    store.audit.record(actor, f"run.{command}", " ".join(extra), {"pid": proc.pid})
     return Launched(command, proc.pid, log)
+
+
+@contextmanager
+def _one_launch(folder: Path) -> Iterator[None]:
+    """One launch at a time in this data_dir (held for the few milliseconds of a start)."""
+    with open(folder / ".launch.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def last_launch(config: AppConfig) -> LastLaunch | None:
+    """The run the console started last (None: none, or its note is unreadable)."""
+    try:
+        data = json.loads((_folder(config) / LAST).read_text())
+        return LastLaunch(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (it is reaped by the worker that started it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: the pid was reused
+        return False
+    return True
+
+
+def outcome(config: AppConfig, last: LastLaunch) -> dict[str, Any] | None:
+    """What the launched command printed last as `--json` (its report, or `{"ok": false,
+    "error": ...}`); None when it printed none."""
+    path = _folder(config) / Path(last.log).name
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    return None
+
+
+def _folder(config: AppConfig) -> Path:
+    return config.data_path / "console-runs"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Whole or not at all: a reader never sees half of it."""
+    part = path.with_suffix(".part")
+    part.write_text(json.dumps(data))
+    os.replace(part, path)

@@ -95,6 +95,7 @@ def _stored_counts(report: SyncReport) -> dict[str, Any]:
         "tasks_created",
         "records_read",
         "map_failures",
+        "guard",
     )
     data = report.to_json()
     return {k: data[k] for k in keys}

@@ -3,6 +3,7 @@ dead-letter retry, which reuse them."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,6 +21,7 @@ from connector.services.gather import Progress, gather, load_book, map_record
 from connector.services.guard import baseline, skip_change, weigh
 from connector.services.insight import assess
 from connector.services.insight import record as record_health
+from connector.services.progress import RunProgress
 from connector.services.runs import recorded_run, tally
 from connector.services.sync_report import Show, SyncReport, needs_attention
 from connector.state import DeadLetter
@@ -50,15 +52,19 @@ def sync(
     mode = "full" if full else "incremental"
     try:
         with recorded_run(ctx, mode, as_of, dry_run=dry_run, full=full) as report:
+            tracker = RunProgress(ctx.store, report, progress)  # the console shows it
             base = baseline(ctx)
             book, cursors, reading = gather(
-                ctx, full=full, dry_run=dry_run, run_id=report.run_id, progress=progress
+                ctx, full=full, dry_run=dry_run, run_id=report.run_id, progress=tracker.read
             )
             weigh(ctx, report, reading, base, enforce=not (dry_run or force))
+            tracker.stage("planning")
             plans = plan(ctx, book, as_of)
-            outcome = apply(ctx, plans, report, progress=progress, retry=retry, show=show)
+            outcome = apply(ctx, plans, report, progress=tracker, retry=retry, show=show)
+            tracker.stage("recording")
             record(ctx, report, plans, outcome, cursors)
             report.skip_reasons_change = skip_change(base, report.skip_reasons)
+            tracker.flush()
     except MappingGuardStop:
         pass  # recorded as stopped, with why: the report says it
     return report
@@ -103,27 +109,32 @@ def apply(
     plans: BookPlans,
     report: SyncReport,
     *,
-    progress: Progress | None,
+    progress: RunProgress | None,
     retry: bool,
     show: Show,
 ) -> Applied:
     """Send the plans' writes as they come, the health onto accounts last: the renewal work
     comes first. A dry run sends nothing and counts them."""
+    contracts = progress.planning(plans.contracts) if progress else plans.contracts
     if report.dry_run:
-        run = collect(plans.contracts, plans.book, plans.ledger, None, show)
+        run = collect(contracts, plans.book, plans.ledger, None, show)
         run.planned.update(f"{w.kind}.{w.op}" for w in plans.health_writes())
         return Applied(run, dict(run.planned), set(), run.kept)
 
     def keep(p: ContractPlan) -> bool:  # and the overdue CPQ forecasts, dead-lettered below
         return show(p) or _cpq_overdue(p)
 
-    applier = Applier(ctx, plans.ledger, report.run_id, progress, retry=retry)
+    written = progress.written if progress else None
+    applier = Applier(ctx, plans.ledger, report.run_id, written, retry=retry)
     report.writes = applier.outcome.writes  # so that a run stopped halfway records what it wrote
-    run = collect(plans.contracts, plans.book, plans.ledger, applier, keep)
+    run = collect(contracts, plans.book, plans.ledger, applier, keep)
     _cpq_letters(ctx, run.kept, report.run_id)
     applier.replay_refused_tasks()
     applier.finish()
-    for w in plans.health_writes():
+    health = plans.health_writes()
+    if progress:
+        progress.plan_total(run.planned + Counter(f"{w.kind}.{w.op}" for w in health))
+    for w in health:
         applier.add(w)
     outcome = applier.finish()
     shown = [p for p in run.kept if show(p)]

@@ -125,6 +125,21 @@ class DeadLetterRepository:
         with self.db.read() as conn:
             return [DeadLetter(*r) for r in conn.execute(query)]
 
+    def of_run(self, run_id: int, limit: int = 100) -> tuple[list[DeadLetter], int]:
+        """The letters run `run_id` recorded last (a repeat names its latest run), open ones
+        first, at most `limit`, and how many there are."""
+        mine = dead_letters.c.run_id == run_id
+        query = (
+            select(dead_letters)
+            .where(mine)
+            .order_by(dead_letters.c.resolved_at.is_not(None), dead_letters.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            rows = [DeadLetter(*r) for r in conn.execute(query)]
+            total = conn.execute(select(func.count()).where(mine)).scalar_one()
+        return rows, total
+
     def open_count(self) -> int:
         with self.db.read() as conn:
             query = select(func.count()).where(dead_letters.c.resolved_at.is_(None))

@@ -58,6 +58,26 @@ class HistoryRepository:
         """Each account's last recorded health on or before `day` (ISO date)."""
         return self._latest(health_history.c.as_of <= day)
 
+    def grades_on(self, day: str) -> dict[str | None, int]:
+        """Accounts by the grade of their last recorded health on or before `day` (None: scored
+        without a grade), counted in the database (no row loaded per account)."""
+        table = health_history
+        newest = (
+            select(table.c.account, func.max(table.c.as_of).label("as_of"))
+            .where(table.c.as_of <= day)
+            .group_by(table.c.account)
+            .subquery()
+        )
+        latest = and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
+        query = select(table.c.grade, func.count()).join(newest, latest).group_by(table.c.grade)
+        with self.db.read() as conn:
+            return dict(conn.execute(query).all())
+
+    def last_day(self) -> str | None:
+        """The newest day a health was recorded."""
+        with self.db.read() as conn:
+            return conn.execute(select(func.max(health_history.c.as_of))).scalar()
+
     def save_segments(self, rows: list[dict[str, Any]]) -> None:
         """One row per account and period (period_start); a re-run replaces the period's."""
         self._replace(segment_history, ["account", "period_start"], rows)

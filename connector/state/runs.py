@@ -115,11 +115,38 @@ class RunRepository:
             row = conn.execute(query).first()
         return Run(*row) if row else None
 
-    def list(self, limit: int = 20) -> list[Run]:
-        """The latest runs, newest first."""
+    def list(
+        self,
+        limit: int = 20,
+        offset: int = 0,
+        mode: str | None = None,
+        status: str | None = None,
+    ) -> list[Run]:
+        """The latest runs (of `mode` and `status`, if given), newest first, `offset` skipped."""
+        query = select(runs).where(*_filters(mode, status))
         with self.db.read() as conn:
-            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit))
+            rows = conn.execute(query.order_by(runs.c.id.desc()).limit(limit).offset(offset))
             return [Run(*r) for r in rows]
+
+    def count(self, mode: str | None = None, status: str | None = None) -> int:
+        """How many runs (of `mode` and `status`, if given) are recorded."""
+        with self.db.read() as conn:
+            query = select(func.count()).select_from(runs).where(*_filters(mode, status))
+            return conn.execute(query).scalar_one()
+
+    def first_after(self, run_id: int) -> Run | None:
+        """The first run started after run `run_id`."""
+        query = select(runs).where(runs.c.id > run_id).order_by(runs.c.id).limit(1)
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return Run(*row) if row else None
+
+    def api_calls_since(self, moment: datetime) -> int:
+        """CRM API calls recorded by the runs started at or after `moment` (a running run's
+        count once it ends)."""
+        query = select(func.sum(runs.c.api_calls)).where(runs.c.started_at >= moment)
+        with self.db.read() as conn:
+            return conn.execute(query).scalar() or 0
 
     def totals(self) -> list[tuple[str, str, int, int]]:
         """(mode, status, runs, CRM API calls) for every mode and status recorded."""
@@ -128,3 +155,10 @@ class RunRepository:
         ).group_by(runs.c.mode, runs.c.status)
         with self.db.read() as conn:
             return [(mode, status, n, calls or 0) for mode, status, n, calls in conn.execute(query)]
+
+
+def _filters(mode: str | None, status: str | None) -> list:
+    return [
+        *([runs.c.mode == mode] if mode else []),
+        *([runs.c.status == status] if status else []),
+    ]

@@ -1,5 +1,5 @@
 """The console's pages, one blueprint each (registered under /admin by console.app)."""
 
-from console.pages import overview
+from console.pages import overview, runs
 
-PAGES = [overview.bp]
+PAGES = [overview.bp, runs.bp]

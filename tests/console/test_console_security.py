@@ -11,8 +11,10 @@ from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign
 
 #: every page (GET); each page's module adds its own
 PAGES = ["/admin/"]
+PAGES += ["/admin/runs", "/admin/runs?page=2&mode=incremental", "/admin/runs/1", "/admin/runs/live"]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []
+FORMS += [("/admin/doctor", {}), ("/admin/runs/start", {"command": "sync"})]
 #: secret values set in the environment of the app: none may appear on any page
 SECRETS = {
     "RENEWALS_SECRET_KEY": SECRET,
