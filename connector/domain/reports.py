@@ -197,13 +197,12 @@ def coming_due(
     for _ in range(months):
         window.append(f"{year:04d}-{month_no:02d}")
         year, month_no = (year + 1, 1) if month_no == 12 else (year, month_no + 1)
+    by_month: dict[str, list[Outcome]] = {month: [] for month in window}
+    for o in items:  # one pass: a large book is not walked once a month
+        if o.status == "open" and o.end_date >= as_of:
+            by_month.get(f"{o.end_date.year:04d}-{o.end_date.month:02d}", []).append(o)
     out = []
-    for month in window:
-        due = [
-            o
-            for o in items
-            if o.status == "open" and o.end_date >= as_of and f"{o.end_date:%Y-%m}" == month
-        ]
+    for month, due in by_month.items():
         mix = Counter(grades.get(o.account_id, "unknown") for o in due)
         out.append(
             DueMonth(

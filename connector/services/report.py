@@ -4,14 +4,18 @@ checks its query string with report_options, as the CLI's options are checked.""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from connector.config import AppConfig
 from connector.dates import parse_day
 from connector.domain.health import health_mix
+from connector.domain.models import Owner
 from connector.domain.report_tables import Report
 from connector.domain.reports import (
+    Outcome,
     Period,
     by_owner,
     coming_due,
@@ -66,6 +70,21 @@ def report_window(as_of: date, start: date | None, end: date | None) -> tuple[da
     return start, end
 
 
+@dataclass(frozen=True)
+class BookFigures:
+    """What a report reads from the synced book (the costly part: the whole book is loaded):
+    each bought contract's outcome, the owners, the accounts."""
+
+    items: list[Outcome]
+    owners: dict[str, Owner]
+    accounts: frozenset[str]
+
+
+def book_figures(store: StateStore, config: AppConfig) -> BookFigures:
+    book = load_book(store)
+    return BookFigures(outcomes(book, config.renewals), book.owners, frozenset(book.accounts))
+
+
 def build_report(
     store: StateStore,
     config: AppConfig,
@@ -73,13 +92,15 @@ def build_report(
     start: date | None = None,
     end: date | None = None,
     period: Period = "quarter",
+    figures: BookFigures | None = None,
 ) -> Report:
+    """The report; `figures` (book_figures) saves loading the book again when still current."""
     start, end = report_window(as_of, start, end)
-    book = load_book(store)
-    items = outcomes(book, config.renewals)
+    figures = figures or book_figures(store, config)
+    items = figures.items
     rows, total = retention_by_period(items, start, end, period)
     health = store.history.health_on(as_of.isoformat())
-    grades = {a: r.grade for a, r in health.items() if r.grade and a in book.accounts}
+    grades = {a: r.grade for a, r in health.items() if r.grade and a in figures.accounts}
     segs = config.segments
     recorded = store.history.segment_periods()
     before = _recorded(recorded, period_start(start, segs).isoformat())
@@ -102,8 +123,44 @@ def build_report(
         after,
         matrix,
         health_mix(grades.values()),
-        by_owner(items, book.owners, start, end),
+        by_owner(items, figures.owners, start, end),
     )
+
+
+class ReportCache:
+    """Reports kept until the next run starts or ends: every change to the synced book and its
+    history is a run's (a sync, a webhook batch, a retry). The book's figures are kept for the
+    latest run, so only the first view after a run loads the book; the reports of the last
+    `size` option sets are kept whole."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._lock = threading.Lock()
+        self._reports: OrderedDict[tuple, Report] = OrderedDict()
+        self._figures: tuple[tuple | None, BookFigures] | None = None
+
+    def get(
+        self, store: StateStore, config: AppConfig, options: ReportOptions, today: date
+    ) -> Report:
+        last = store.runs.list(limit=1)
+        stamp = (last[0].id, last[0].status, last[0].finished_at) if last else None
+        as_of = options.as_of or today
+        key = (stamp, as_of, options.start, options.end, options.period)
+        with self._lock:
+            if key in self._reports:
+                self._reports.move_to_end(key)
+                return self._reports[key]
+            kept = self._figures[1] if self._figures and self._figures[0] == stamp else None
+        figures = kept or book_figures(store, config)
+        report = build_report(
+            store, config, as_of, options.start, options.end, options.period, figures
+        )
+        with self._lock:
+            self._figures = (stamp, figures)
+            self._reports[key] = report
+            while len(self._reports) > self.size:
+                self._reports.popitem(last=False)
+        return report
 
 
 def _recorded(periods: list[str], wanted: str) -> str | None:

@@ -1,5 +1,5 @@
 """The console's pages, one blueprint each (registered under /admin by console.app)."""
 
-from console.pages import overview
+from console.pages import overview, reports
 
-PAGES = [overview.bp]
+PAGES = [overview.bp, reports.bp]
