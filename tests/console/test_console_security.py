@@ -15,6 +15,9 @@ PAGES = [
     "/admin/reports",
     "/admin/reports/by_owner.csv",
     "/admin/reports/report.csv",
+    "/admin/settings",
+    "/admin/audit",
+    "/admin/audit?action=login&page=1",
 ]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -203,3 +204,151 @@ def test_a_renewal_lost_in_the_crm_shows_once_a_sync_has_read_it(app, admin, cli
     assert reasons_drawn(admin) == before  # the synced data has not changed yet
     assert cli("sync", "--as-of", DAY).exit_code in (0, 1)  # 1: the demo's broken records
     assert reasons_drawn(admin) == {**before, "Budget cut": before.get("Budget cut", 0) + 1}
+
+
+# ------------------------------------------------------------------ settings
+
+
+def settings_page(config_path, env: dict | None = None) -> str:
+    from connector.config import load_config
+    from tests.console.conftest import SECRET, VIEWER, sign_in
+    from webhooks.app import create_app
+
+    app = create_app(load_config(config_path), env=env or {"RENEWALS_SECRET_KEY": SECRET})
+    try:
+        answer = sign_in(app.test_client(), VIEWER).get("/admin/settings")
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+        return answer.get_data(as_text=True)
+    finally:
+        app.extensions["console"].close()
+        app.extensions["renewals"].store.close()
+
+
+def test_settings_shows_which_secrets_are_set_but_never_a_value(console_config):
+    from tests.console.test_console_security import SECRETS
+
+    page = settings_page(console_config, SECRETS)
+    shown = {row[0]: row[1] for row in table_rows(page, "secrets-table")}
+    assert shown == {name: "set" if name in SECRETS else "unset" for name in shown}
+    assert shown["SALESFORCE_PASSWORD"] == "set" and shown["SALESFORCE_SESSION_ID"] == "unset"
+    for name, value in SECRETS.items():
+        assert value not in page, name
+
+
+def test_settings_masks_a_database_password_in_the_state_url(console_config):
+    from tests.conftest import write_config
+
+    folder = console_config.parent
+    url = f"sqlite:///file:{folder}/data/state.db?mode=rwc&uri=true&password=db-pass-do-not-show"
+    page = settings_page(write_config(folder, state={"url": url}))
+    assert "db-pass-do-not-show" not in page
+    assert "password=***" in page
+    assert "state database" in page and 'id="config-yaml"' in page
+
+
+def test_settings_shows_the_effective_config_the_console_and_its_users(console_config):
+    page = settings_page(console_config)
+    yaml_text = re.search(r'<pre id="config-yaml">(.*?)</pre>', page, re.S).group(1)
+    for section in ("crm: sandbox", "renewals:", "scorecard:", "schedule:", "console:"):
+        assert section in yaml_text
+    assert "daily_renewal_scan:" in yaml_text  # the jobs' default schedules, filled in
+    users = {row[0]: row[1] for row in table_rows(page, "users-table")}
+    assert users == {"admin@example.com": "admin", "viewer@example.com": "viewer"}
+    console_rows = table_rows(page, "console-settings")
+    assert any("8" in cells[-1] and "hours" in cells[-1] for cells in console_rows)
+
+
+def test_settings_lists_the_doctor_checks_with_pass_badges(console_config):
+    page = settings_page(console_config)
+    checks = table_rows(page, "doctor-table")
+    assert len(checks) > 10
+    assert checks[0][:2] == ["sandbox database", "pass"]
+    assert all(cells[1] == "pass" for cells in checks)
+    assert 'action="/admin/doctor"' not in page  # a viewer is not offered "Check again"
+
+
+def test_an_admin_may_check_the_crm_again_from_settings(admin):
+    page = admin.get("/admin/settings").get_data(as_text=True)
+    form = re.search(r'<form[^>]*action="/admin/doctor".*?</form>', page, re.S).group(0)
+    assert 'name="next" value="/admin/settings"' in form and 'name="csrf_token"' in form
+
+
+def test_settings_says_why_the_crm_cannot_be_reached(console_config, monkeypatch):
+    from tests.conftest import ROOT, write_config
+
+    for name in [n for n in os.environ if n.startswith("SALESFORCE_")]:
+        monkeypatch.delenv(name)
+    salesforce = write_config(
+        console_config.parent, crm="salesforce", mapping=str(ROOT / "mappings" / "salesforce.yaml")
+    )
+    page = settings_page(salesforce)
+    assert "cannot connect" in page
+    assert "SALESFORCE_USERNAME" in re.search(r'id="doctor-error">(.*?)</p>', page, re.S).group(1)
+
+
+def test_config_show_prints_the_effective_config_and_secrets_as_set_or_unset(console_config):
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    env = {"HUBSPOT_ACCESS_TOKEN": "pat-na1-do-not-show", "SALESFORCE_PASSWORD": ""}
+    args = ["--config", str(console_config), "config", "show"]
+    shown = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["secrets"]["HUBSPOT_ACCESS_TOKEN"] is True
+    assert data["secrets"]["SALESFORCE_PASSWORD"] is False
+    assert (
+        data["config"]["crm"] == "sandbox"
+        and "daily_renewal_scan" in data["config"]["schedule"]["jobs"]
+    )
+    text = CliRunner().invoke(main, args, env=env).output
+    assert "pat-na1-do-not-show" not in text and "pat-na1-do-not-show" not in shown.output
+    assert "HUBSPOT_ACCESS_TOKEN" in text and "renewals:" in text
+
+
+# ------------------------------------------------------------------ audit
+
+
+def test_the_audit_log_shows_a_sign_in_and_a_user_added_with_the_cli(admin, console_config):
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    added = CliRunner().invoke(
+        main,
+        ["--config", str(console_config), "users", "add", "new@example.com", "--role", "viewer"]
+        + ["--password-stdin"],
+        input="a long enough password\n",
+    )
+    assert added.exit_code == 0, added.output
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    rows = table_rows(page, "audit-table")
+    who, what, target, said = rows[0][1:]
+    assert who.startswith("cli") and what.startswith("added a console user")
+    assert (target, said) == ("new@example.com", "role viewer")
+    signed_in = [r for r in rows if r[1] == "admin@example.com" and r[2].startswith("signed in")]
+    assert signed_in and signed_in[0][3] == "127.0.0.1"
+
+
+def test_the_audit_log_filters_by_who_and_action_and_pages(app, admin):
+    store = app.extensions["console"].store
+    for i in range(60):
+        store.audit.record("cli:ops", "run.sync", f"run {i}", {"pid": 1000 + i})
+    page = admin.get("/admin/audit?actor=admin@example.com&action=login").get_data(as_text=True)
+    rows = table_rows(page, "audit-table")
+    assert rows and all(r[1] == "admin@example.com" and r[2].startswith("signed in") for r in rows)
+    first = table_rows(admin.get("/admin/audit?action=run").get_data(as_text=True), "audit-table")
+    assert len(first) == 50 and first[0][3:] == ["run 59", "pid 1059"]
+    second = admin.get("/admin/audit?action=run&page=2").get_data(as_text=True)
+    assert [r[3] for r in table_rows(second, "audit-table")] == [
+        f"run {i}" for i in range(9, -1, -1)
+    ]
+    assert "page 2 of 2" in second and "action=run" in second.split('rel="prev"')[0]
+
+
+@pytest.mark.parametrize("page", ["0", "abc", "-1", "1.5"])
+def test_a_bad_audit_page_number_is_refused(admin, page):
+    answer = admin.get(f"/admin/audit?page={page}")
+    assert answer.status_code == 400
+    assert "page must be a whole number" in answer.get_data(as_text=True)
