@@ -29,6 +29,13 @@ def _pct(value: Decimal | None) -> float | None:
     return None if value is None else float(value * 100)
 
 
+def _migration_title(report: Report) -> str:
+    if report.migration_from and report.migration_to:
+        span = f"{report.migration_from} → {report.migration_to}"
+        return f"Segment migration {span} (accounts)"
+    return "Segment migration (accounts)"
+
+
 def report_charts(report: Report) -> dict[str, Markup]:
     """Chart id -> its SVG: renewals coming due by month and health grade, renewal rate and
     churn by period, gross and net revenue retention by period, reasons for non-renewal and
@@ -72,7 +79,7 @@ def report_charts(report: Report) -> dict[str, Markup]:
         ),
         "chart-migration": heat_map(
             "chart-migration",
-            f"Segment migration {report.migration_from} → {report.migration_to} (accounts)",
+            _migration_title(report),
             report.migration,
             "from ↓  to →",
         ),
