@@ -10,15 +10,9 @@ from connector.config import load_config
 from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign_in
 
 #: every page (GET); each page's module adds its own
-PAGES = [
-    "/admin/",
-    "/admin/reports",
-    "/admin/reports/by_owner.csv",
-    "/admin/reports/report.csv",
-    "/admin/settings",
-    "/admin/audit",
-    "/admin/audit?action=login&page=1",
-]
+PAGES = ["/admin/"]
+PAGES += ["/admin/reports", "/admin/reports/by_owner.csv", "/admin/reports/report.csv"]
+PAGES += ["/admin/settings", "/admin/audit", "/admin/audit?action=login&page=1"]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []
 #: secret values set in the environment of the app: none may appear on any page
