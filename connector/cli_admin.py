@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import make_url
+from rich.table import Table
 
 from connector import bootstrap
 from connector.cli_common import (
@@ -28,6 +29,8 @@ from connector.domain.value_maps import value_map_problems
 from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
+from connector.services.settings import config_files, effective_config, effective_yaml, secrets_set
+from connector.services.versions import mask_passwords
 from connector.yamlsource import load_yaml
 
 
@@ -46,8 +49,32 @@ def config_check(ctx) -> None:
     _raise_value_problems(cfg, mapping)
     out.print(
         f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
-        f"state: {_safe_url(cfg.state_url)})"
+        f"state: {mask_passwords(cfg.state_url)})"
     )
+
+
+@config_group.command("show")
+@json_option
+@click.pass_context
+@fatal_errors
+def config_show(ctx, as_json: bool) -> None:
+    """Print the effective configuration (every key, defaults included), the files it points
+    at, and which secret environment variables are set (never their values)."""
+    cfg = bootstrap.load(ctx.parent.obj["config"])
+    secrets = secrets_set(os.environ)
+    if as_json:
+        data = {"config": effective_config(cfg), "files": config_files(cfg), "secrets": secrets}
+        out.print_json(data=data)
+        return
+    out.print(effective_yaml(cfg), markup=False, highlight=False, end="")
+    files = Table("file", "path", title="Files")
+    for name, path in config_files(cfg).items():
+        files.add_row(name, path)
+    out.print(files)
+    table = Table("environment variable", "secret", title="Secrets (from the environment)")
+    for name, is_set in secrets.items():
+        table.add_row(name, "[green]set[/]" if is_set else "[dim]unset[/]")
+    out.print(table)
 
 
 @click.group("mappings")
@@ -150,10 +177,6 @@ def _raise_value_problems(cfg, mapping) -> None:
     if found:
         src = load_yaml(cfg.mapping_path)
         raise ConfigError([src.problem(path, message) for path, message in found])
-
-
-def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 COMMANDS = (config_group, mappings_group, doctor, setup)

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 from connector import bootstrap
+from connector.dates import parse_day
 from connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from connector.services.context import Context
 from connector.state.runlock import RunLockBusy, run_lock
@@ -27,23 +28,14 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-#: Dates the options accept: planning and reports reach back and ahead from them by years
-EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2999, 12, 31)
-
-
 def parse_date(_ctx, _param, value: str | None) -> date | None:
-    """Click callback: a YYYY-MM-DD option within EARLIEST_DATE .. LATEST_DATE."""
+    """Click callback: a YYYY-MM-DD option in the range connector.dates takes."""
     if value is None:
         return None
     try:
-        day = date.fromisoformat(value)
+        return parse_day(value)
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise click.BadParameter(
-            f"{value} is out of range: give a date from {EARLIEST_DATE} to {LATEST_DATE}"
-        )
-    return day
+        raise click.BadParameter(str(exc)) from exc
 
 
 as_of_option = click.option(

@@ -3,8 +3,6 @@ Registered by connector.cli."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -25,8 +23,8 @@ from connector.cli_common import (
     parse_date,
 )
 from connector.domain.health import signal_measures
-from connector.domain.reports import Report
-from connector.services.report import build_report
+from connector.domain.report_tables import Report, report_csv
+from connector.services.report import PERIODS, build_report
 from connector.services.signals import apply_signals, import_signals
 from connector.services.sync import today
 
@@ -102,7 +100,7 @@ def print_applied(console, accounts: int, report) -> None:
 @click.command("report")
 @click.option(
     "--period",
-    type=click.Choice(["month", "quarter", "year"]),
+    type=click.Choice(PERIODS),
     default="quarter",
     show_default=True,
     help="Bucket the renewal figures by contract end date.",
@@ -116,11 +114,10 @@ def print_applied(console, accounts: int, report) -> None:
 @fatal_errors
 def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> None:
     """Renewal and churn rates, revenue retention, renewals coming due with their health,
-    reasons for non-renewal and segment migration, from the last synced data."""
+    reasons for non-renewal, segment migration and the figures by owner (rep), from the last
+    synced data."""
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    if start and end and start > end:
-        raise click.UsageError("--from must not be after --to")
     cfg = bootstrap.load(ctx.obj["config"])
     store = bootstrap.open_store(cfg)  # the synced data only: no CRM login
     try:
@@ -133,14 +130,6 @@ def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> N
         click.echo(report_csv(report), nl=False)
     else:
         print_report(out, report)
-
-
-def report_csv(report: Report) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("section", "key", "metric", "value"))
-    writer.writerows(("" if v is None else v for v in row) for row in report.rows())
-    return buffer.getvalue()
 
 
 def print_import(out: Console, file: Path, result) -> None:
@@ -218,6 +207,33 @@ def print_report(out: Console, r: Report) -> None:
     for src, row in matrix.items():
         m.add_row(src, *(str(row.get(dst, 0)) for dst in targets))
     out.print(m)
+    print_by_owner(out, r)
+
+
+def print_by_owner(out: Console, r: Report) -> None:
+    t = Table(
+        "owner",
+        "due",
+        "renewed",
+        "lost",
+        "open",
+        "value",
+        "renewal amount",
+        "renewal rate",
+        title=f"By owner: contracts ending {r.start} .. {r.end}",
+    )
+    for row in r.by_owner:
+        t.add_row(
+            row.owner,
+            str(row.due),
+            str(row.renewed),
+            str(row.lost),
+            str(row.open),
+            _money(row.value),
+            _money(row.renewal_amount),
+            _pct(row.renewal_rate),
+        )
+    out.print(t)
 
 
 def print_health_mix(out: Console, mix: dict[str, int]) -> None:

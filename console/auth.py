@@ -77,7 +77,7 @@ def login():
             session.clear()
             session.permanent = True
             session["email"] = user.email
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     elif g.user is not None:
         return redirect(url_for("admin.overview.index"))
     return render_template("console/login.html", error=error, email=email), status
@@ -89,7 +89,7 @@ def logout():
     return redirect(url_for("admin.auth.login"))
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path of the console: never another site."""
     if target:
         parts = urlsplit(target)

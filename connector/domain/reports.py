@@ -9,18 +9,24 @@
 - coming due: open contracts ending in the next months, by month, with their health mix
 - reasons for non-renewal: lost renewals counted by their loss reason
 - segment migration: accounts counted by (segment in one period -> segment in another)
+- by owner: the retention figures per rep (the renewal's owner, else the owner planning would
+  give the renewal)
+
+The report as one value (its JSON and CSV): connector.domain.report_tables.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from connector.domain.book import Book
+from connector.domain.models import Contract, Owner
+from connector.domain.planning.terms import owner_of
 from connector.domain.policy import RenewalPolicy
 from connector.domain.segments import NOT_BOUGHT
 
@@ -39,26 +45,43 @@ class Outcome:
     status: Literal["renewed", "lost", "open"]
     renewal_amount: Decimal = Decimal(0)
     loss_reason: str | None = None
+    #: the rep: the renewal's owner, else the owner planning would give the renewal
+    owner_id: str | None = None
 
 
 def outcomes(book: Book, policy: RenewalPolicy) -> list[Outcome]:
     """Every bought contract with what became of its renewal."""
-    out = []
-    for c in sorted(book.contracts.values(), key=lambda c: c.id):
-        if c.status in NOT_BOUGHT:
-            continue
-        value = sum(
-            (ln.quantity * ln.unit_price for ln in book.lines_of(c.id) if ln.recurring),
-            Decimal(0),
-        )
-        status, amount, reason = "open", Decimal(0), None
-        for r in sorted(book.renewals_of(c.id), key=lambda r: r.close_date):
-            if r.stage in policy.closed_won_stages:
-                status, amount, reason = "renewed", r.amount, None
-            elif r.stage in policy.closed_lost_stages:
-                status, amount, reason = "lost", Decimal(0), r.loss_reason
-        out.append(Outcome(c.id, c.account_id, c.end_date, value, status, amount, reason))
-    return out
+    return [
+        _outcome(book, policy, c)
+        for c in sorted(book.contracts.values(), key=lambda c: c.id)
+        if c.status not in NOT_BOUGHT
+    ]
+
+
+def _outcome(book: Book, policy: RenewalPolicy, c: Contract) -> Outcome:
+    """The last decided renewal decides (by close date); none decided: open."""
+    value = sum(
+        (ln.quantity * ln.unit_price for ln in book.lines_of(c.id) if ln.recurring), Decimal(0)
+    )
+    renewals = sorted(book.renewals_of(c.id), key=lambda r: r.close_date)
+    status, amount, reason, decider = "open", Decimal(0), None, None
+    for r in renewals:
+        if r.stage in policy.closed_won_stages:
+            status, amount, reason, decider = "renewed", r.amount, None, r
+        elif r.stage in policy.closed_lost_stages:
+            status, amount, reason, decider = "lost", Decimal(0), r.loss_reason, r
+    rep = decider or (renewals[-1] if renewals else None)
+    owner = rep.owner_id if rep else _planned_owner(book, policy, c)
+    return Outcome(c.id, c.account_id, c.end_date, value, status, amount, reason, owner)
+
+
+def _planned_owner(book: Book, policy: RenewalPolicy, c: Contract) -> str | None:
+    """No renewal yet: the rep planning would give it (connector.domain.planning.terms)."""
+    account = book.accounts.get(c.account_id)
+    if account is None:
+        return c.owner_id
+    owner, _ = owner_of(policy, book.owners, c, account)
+    return owner.id if owner else (c.owner_id or account.owner_id)
 
 
 def period_label(day: date, period: Period) -> str:
@@ -174,13 +197,12 @@ def coming_due(
     for _ in range(months):
         window.append(f"{year:04d}-{month_no:02d}")
         year, month_no = (year + 1, 1) if month_no == 12 else (year, month_no + 1)
+    by_month: dict[str, list[Outcome]] = {month: [] for month in window}
+    for o in items:  # one pass: a large book is not walked once a month
+        if o.status == "open" and o.end_date >= as_of:
+            by_month.get(f"{o.end_date.year:04d}-{o.end_date.month:02d}", []).append(o)
     out = []
-    for month in window:
-        due = [
-            o
-            for o in items
-            if o.status == "open" and o.end_date >= as_of and f"{o.end_date:%Y-%m}" == month
-        ]
+    for month, due in by_month.items():
         mix = Counter(grades.get(o.account_id, "unknown") for o in due)
         out.append(
             DueMonth(
@@ -211,66 +233,49 @@ def migration(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, 
     return {k: dict(sorted(v.items())) for k, v in sorted(matrix.items())}
 
 
-@dataclass
-class Report:
-    as_of: date
-    start: date
-    end: date
-    period: Period
-    periods: list[Retention]
-    total: Retention
-    coming_due: list[DueMonth]
-    loss_reasons: dict[str, int]
-    migration_from: str | None
-    migration_to: str | None
-    migration: dict[str, dict[str, int]] = field(default_factory=dict)
-    health: dict[str, int] = field(default_factory=dict)
+@dataclass(frozen=True, slots=True)
+class OwnerRow:
+    """One rep's contracts that reached their end date in the report's window."""
 
-    def to_json(self) -> dict[str, Any]:
-        return _jsonable(
-            {
-                "as_of": self.as_of,
-                "from": self.start,
-                "to": self.end,
-                "period": self.period,
-                "health": self.health,
-                "periods": [asdict(r) for r in self.periods],
-                "total": asdict(self.total),
-                "coming_due": [asdict(d) for d in self.coming_due],
-                "non_renewal_reasons": self.loss_reasons,
-                "segment_migration": {
-                    "from_period": self.migration_from,
-                    "to_period": self.migration_to,
-                    "matrix": self.migration,
-                },
-            }
+    owner_id: str | None
+    #: the owner's name (their id when the book lacks them; UNASSIGNED: none found)
+    owner: str
+    due: int
+    renewed: int
+    lost: int
+    open: int
+    #: recurring value of the contracts due
+    value: Decimal
+    renewal_amount: Decimal
+    renewal_rate: Decimal | None
+
+
+UNASSIGNED = "(no owner)"
+
+
+def by_owner(
+    items: list[Outcome], owners: Mapping[str, Owner], start: date, end: date
+) -> list[OwnerRow]:
+    """The retention figures per rep over contracts ending in [start, end], most value first."""
+    mine: dict[str | None, list[Outcome]] = {}
+    for o in items:
+        if start <= o.end_date <= end:
+            mine.setdefault(o.owner_id, []).append(o)
+    rows = []
+    for owner_id, due in mine.items():
+        r = retention("", due)
+        name = owners[owner_id].name if owner_id in owners else owner_id or UNASSIGNED
+        rows.append(
+            OwnerRow(
+                owner_id,
+                name,
+                r.due,
+                r.renewed,
+                r.lost,
+                r.open,
+                r.due_value,
+                r.renewal_amount,
+                r.renewal_rate,
+            )
         )
-
-    def rows(self) -> list[tuple[str, str, str, Any]]:
-        """(section, key, metric, value) rows, for CSV."""
-        out: list[tuple[str, str, str, Any]] = []
-        data = self.to_json()
-        for r in [*data["periods"], data["total"]]:
-            out += [("retention", r["period"], k, v) for k, v in r.items() if k != "period"]
-        for d in data["coming_due"]:
-            out += [("coming_due", d["month"], "contracts", d["contracts"])]
-            out += [("coming_due", d["month"], "value", d["value"])]
-            out += [("coming_due", d["month"], f"health_{g}", n) for g, n in d["health"].items()]
-        out += [("non_renewal_reasons", r, "count", n) for r, n in self.loss_reasons.items()]
-        span = f"{self.migration_from}->{self.migration_to}"
-        for src, row in self.migration.items():
-            out += [("segment_migration", span, f"{src}->{dst}", n) for dst, n in row.items()]
-        out += [("health", "accounts", g, n) for g, n in self.health.items()]
-        return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    return sorted(rows, key=lambda r: (-r.value, r.owner.casefold()))

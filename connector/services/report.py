@@ -1,15 +1,23 @@
 """The report use case: renewal figures over the synced book and the recorded history (no CRM
-call)."""
+call). `renewals report` and the console's report page both call build_report; the console
+checks its query string with report_options, as the CLI's options are checked."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from connector.config import AppConfig
+from connector.dates import parse_day
 from connector.domain.health import health_mix
+from connector.domain.models import Owner
+from connector.domain.report_tables import Report
 from connector.domain.reports import (
+    Outcome,
     Period,
-    Report,
+    by_owner,
     coming_due,
     loss_reasons,
     migration,
@@ -17,8 +25,64 @@ from connector.domain.reports import (
     retention_by_period,
 )
 from connector.domain.segments import period_start
+from connector.errors import ConnectorError
 from connector.services.gather import load_book
 from connector.state import StateStore
+
+PERIODS: tuple[Period, ...] = ("month", "quarter", "year")
+
+
+class ReportOptionsError(ConnectorError):
+    """A report asked for with a period or dates it cannot be built for."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What `renewals report` takes: --period, --from, --to, --as-of (None: the default)."""
+
+    period: Period = "quarter"
+    start: date | None = None
+    end: date | None = None
+    as_of: date | None = None
+
+
+def report_options(
+    period: str | None, start: str | None, end: str | None, as_of: str | None
+) -> ReportOptions:
+    """Options given as text (a query string): empty means the default."""
+    if period and period not in PERIODS:
+        raise ReportOptionsError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+    days = {}
+    for name, text in (("from", start), ("to", end), ("as_of", as_of)):
+        try:
+            days[name] = parse_day(text.strip()) if text and text.strip() else None
+        except ValueError as exc:
+            raise ReportOptionsError(f"{name}: {exc}") from exc
+    return ReportOptions(period or "quarter", days["from"], days["to"], days["as_of"])
+
+
+def report_window(as_of: date, start: date | None, end: date | None) -> tuple[date, date]:
+    """[start, end]: end defaults to as_of, start to a year before end; never backwards."""
+    end = end or as_of
+    start = start or end - timedelta(days=365)
+    if start > end:
+        raise ReportOptionsError(f"from ({start}) is after to ({end}): give from <= to")
+    return start, end
+
+
+@dataclass(frozen=True)
+class BookFigures:
+    """What a report reads from the synced book (the costly part: the whole book is loaded):
+    each bought contract's outcome, the owners, the accounts."""
+
+    items: list[Outcome]
+    owners: dict[str, Owner]
+    accounts: frozenset[str]
+
+
+def book_figures(store: StateStore, config: AppConfig) -> BookFigures:
+    book = load_book(store)
+    return BookFigures(outcomes(book, config.renewals), book.owners, frozenset(book.accounts))
 
 
 def build_report(
@@ -28,14 +92,15 @@ def build_report(
     start: date | None = None,
     end: date | None = None,
     period: Period = "quarter",
+    figures: BookFigures | None = None,
 ) -> Report:
-    end = end or as_of
-    start = start or end - timedelta(days=365)
-    book = load_book(store)
-    items = outcomes(book, config.renewals)
+    """The report; `figures` (book_figures) saves loading the book again when still current."""
+    start, end = report_window(as_of, start, end)
+    figures = figures or book_figures(store, config)
+    items = figures.items
     rows, total = retention_by_period(items, start, end, period)
     health = store.history.health_on(as_of.isoformat())
-    grades = {a: r.grade for a, r in health.items() if r.grade and a in book.accounts}
+    grades = {a: r.grade for a, r in health.items() if r.grade and a in figures.accounts}
     segs = config.segments
     recorded = store.history.segment_periods()
     before = _recorded(recorded, period_start(start, segs).isoformat())
@@ -45,7 +110,6 @@ def build_report(
         if before and after
         else {}
     )
-    mix = health_mix(grades.values())
     return Report(
         as_of,
         start,
@@ -58,8 +122,45 @@ def build_report(
         before,
         after,
         matrix,
-        mix,
+        health_mix(grades.values()),
+        by_owner(items, figures.owners, start, end),
     )
+
+
+class ReportCache:
+    """Reports kept until the next run starts or ends: every change to the synced book and its
+    history is a run's (a sync, a webhook batch, a retry). The book's figures are kept for the
+    latest run, so only the first view after a run loads the book; the reports of the last
+    `size` option sets are kept whole."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._lock = threading.Lock()
+        self._reports: OrderedDict[tuple, Report] = OrderedDict()
+        self._figures: tuple[tuple | None, BookFigures] | None = None
+
+    def get(
+        self, store: StateStore, config: AppConfig, options: ReportOptions, today: date
+    ) -> Report:
+        last = store.runs.list(limit=1)
+        stamp = (last[0].id, last[0].status, last[0].finished_at) if last else None
+        as_of = options.as_of or today
+        key = (stamp, as_of, options.start, options.end, options.period)
+        with self._lock:
+            if key in self._reports:
+                self._reports.move_to_end(key)
+                return self._reports[key]
+            kept = self._figures[1] if self._figures and self._figures[0] == stamp else None
+        figures = kept or book_figures(store, config)
+        report = build_report(
+            store, config, as_of, options.start, options.end, options.period, figures
+        )
+        with self._lock:
+            self._figures = (stamp, figures)
+            self._reports[key] = report
+            while len(self._reports) > self.size:
+                self._reports.popitem(last=False)
+        return report
 
 
 def _recorded(periods: list[str], wanted: str) -> str | None:

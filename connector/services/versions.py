@@ -32,13 +32,18 @@ def read_used_files(config: AppConfig) -> tuple[UsedFile, ...]:
     may be written into state.url, which is masked here before the text is hashed or stored."""
     files = [UsedFile("mapping", str(config.mapping_path), _read(config.mapping_path))]
     if config.source is not None:
-        text = _URL_PASSWORD.sub(_masked, _read(config.source))
+        text = mask_passwords(_read(config.source))
         files.append(UsedFile("config", str(config.source), text))
     return tuple(files)
 
 
 def _read(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def mask_passwords(text: str) -> str:
+    """`text` with every database password in a URL (user:PASSWORD@, ?password=) as ***."""
+    return _URL_PASSWORD.sub(_masked, text)
 
 
 def _masked(match: re.Match) -> str:

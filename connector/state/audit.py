@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 
 from connector.state.database import Db, aware, now
 from connector.state.schema import audit_log
@@ -38,17 +38,44 @@ class AuditRepository:
                 )
             )
 
-    def list(self, limit: int = 100, offset: int = 0, actor: str | None = None) -> list[AuditEntry]:
+    def list(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first; only `actor`'s, only actions starting with `action` (e.g. "run")."""
         a = audit_log.c
-        query = select(audit_log).order_by(a.id.desc()).limit(limit).offset(offset)
-        if actor:
-            query = query.where(a.actor == actor)
+        query = _filtered(select(audit_log), actor, action)
+        query = query.order_by(a.id.desc()).limit(limit).offset(offset)
         with self.db.read() as conn:
             return [
                 AuditEntry(i, aware(at), who, what, target or "", detail)
                 for i, at, who, what, target, detail in conn.execute(query)
             ]
 
-    def count(self) -> int:
+    def count(self, actor: str | None = None, action: str | None = None) -> int:
+        query = _filtered(select(func.count()).select_from(audit_log), actor, action)
         with self.db.read() as conn:
-            return conn.execute(select(func.count()).select_from(audit_log)).scalar() or 0
+            return conn.execute(query).scalar() or 0
+
+    def actors(self) -> list[str]:
+        """Everyone who is in the log, by name."""
+        with self.db.read() as conn:
+            query = select(audit_log.c.actor).distinct().order_by(audit_log.c.actor)
+            return list(conn.execute(query).scalars())
+
+    def actions(self) -> list[str]:
+        """Every action in the log, by name."""
+        with self.db.read() as conn:
+            query = select(audit_log.c.action).distinct().order_by(audit_log.c.action)
+            return list(conn.execute(query).scalars())
+
+
+def _filtered(query: Select, actor: str | None, action: str | None) -> Select:
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    if action:  # a prefix: % and _ in it are themselves, not wildcards
+        query = query.where(audit_log.c.action.startswith(action, autoescape=True))
+    return query

@@ -1,5 +1,5 @@
 """The console's pages, one blueprint each (registered under /admin by console.app)."""
 
-from console.pages import overview, runs
+from console.pages import audit, overview, reports, runs, settings
 
-PAGES = [overview.bp, runs.bp]
+PAGES = [overview.bp, runs.bp, reports.bp, settings.bp, audit.bp]

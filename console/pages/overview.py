@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request
 
 from connector.services.live import live
 from connector.services.status import status
-from console.auth import actor
+from console.auth import actor, safe_next
 from console.state import console
 from jobs.scheduler import upcoming
 
@@ -48,4 +48,4 @@ def doctor():
         flash(f"The {state.config.crm} CRM answers: every check passed.", "success")
     else:
         flash(f"The {state.config.crm} CRM check found problems: see below.", "error")
-    return redirect(url_for("admin.overview.index"))
+    return redirect(safe_next(request.form.get("next")))

@@ -12,6 +12,8 @@ from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign
 #: every page (GET); each page's module adds its own
 PAGES = ["/admin/"]
 PAGES += ["/admin/runs", "/admin/runs?page=2&mode=incremental", "/admin/runs/1", "/admin/runs/live"]
+PAGES += ["/admin/reports", "/admin/reports/by_owner.csv", "/admin/reports/report.csv"]
+PAGES += ["/admin/settings", "/admin/audit", "/admin/audit?action=login&page=1"]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []
 FORMS += [("/admin/doctor", {}), ("/admin/runs/start", {"command": "sync"})]

@@ -105,3 +105,24 @@ def test_the_report_reads_the_synced_data_without_logging_in_to_the_crm(tmp_path
     report = json.loads(out.output)
     assert report["health"] == {"green": 0, "yellow": 0, "red": 0}  # nothing synced yet
     assert sum(p["due"] for p in report["periods"]) == 0
+
+
+def test_report_by_owner_names_the_reps_in_json_csv_and_the_table(cli):
+    assert cli("sandbox", "seed", "--as-of", AS_OF).exit_code == 0
+    cli("sync", "--as-of", AS_OF, "--json")
+    report = json.loads(cli("report", "--as-of", AS_OF, "--json").output)
+    owners, total = report["by_owner"], report["total"]
+    assert len(owners) > 3
+    for key in ("due", "renewed", "lost", "open"):
+        assert sum(r[key] for r in owners) == total[key]
+    assert sum(r["value"] for r in owners) == pytest.approx(total["due_value"])
+    assert all(r["owner"] != r["owner_id"] and " " in r["owner"] for r in owners)  # names
+    out = cli("report", "--as-of", AS_OF, "--csv").output
+    rows = [r for r in csv.DictReader(io.StringIO(out)) if r["section"] == "by_owner"]
+    assert {r["key"] for r in rows} == {r["owner"] for r in owners}
+    first = owners[0]
+    assert {"key": first["owner"], "metric": "due", "value": str(first["due"])} in [
+        {k: r[k] for k in ("key", "metric", "value")} for r in rows
+    ]
+    table = cli("report", "--as-of", AS_OF).output
+    assert "By owner" in table and first["owner"] in table

@@ -7,10 +7,13 @@ from decimal import Decimal
 
 from connector.domain.book import Book
 from connector.domain.health import score_account
-from connector.domain.models import Account, Contract, ContractLine, RenewalOpportunity
+from connector.domain.models import Account, Contract, ContractLine, Owner, RenewalOpportunity
 from connector.domain.policy import RenewalPolicy, Segments
+from connector.domain.report_tables import Report, report_csv
 from connector.domain.reports import (
+    UNASSIGNED,
     Outcome,
+    by_owner,
     coming_due,
     loss_reasons,
     migration,
@@ -150,6 +153,91 @@ def test_segment_migration_matrix():
         "loyalist": {"loyalist": 1, "under_performer": 1},
         "one_time_buyer": {"loyalist": 1},
     }
+
+
+def owners_book() -> Book:
+    """Uma won A and lost B; C has no renewal yet and its account's owner Vic has left (his
+    manager Wen gets it, as planning would); D's account has no owner; E ends after the window."""
+    b = Book()
+    b.put("owner", "u1", Owner(id="u1", name="Uma Reyes"))
+    b.put("owner", "u2", Owner(id="u2", name="Vic Olsen", active=False, manager_id="u3"))
+    b.put("owner", "u3", Owner(id="u3", name="Wen Li"))
+    b.put("account", "a1", Account(id="a1", name="Acme", owner_id="u2"))
+    b.put("account", "a2", Account(id="a2", name="Globex"))
+    spec = [  # id, account, end, value, renewal (stage, amount) or None
+        ("A", "a1", date(2026, 2, 1), "1000", ("Closed Won", "1100")),
+        ("B", "a1", date(2026, 3, 1), "500", ("Closed Lost", "0")),
+        ("C", "a1", date(2026, 3, 10), "300", None),
+        ("D", "a2", date(2026, 3, 20), "200", None),
+        ("E", "a1", date(2026, 9, 1), "900", ("Closed Won", "900")),
+    ]
+    for cid, account, end, value, renewal in spec:
+        b.put("contract", cid, Contract(id=cid, account_id=account, status="active", end_date=end))
+        line = ContractLine(
+            id=f"{cid}1", contract_id=cid, product_code="X", quantity=D(1), unit_price=D(value)
+        )
+        b.put("contract_line", f"{cid}1", line)
+        if renewal:
+            stage, amount = renewal
+            b.put(
+                "renewal_opportunity",
+                f"o{cid}",
+                RenewalOpportunity(
+                    key=f"{cid}:{end}",
+                    contract_id=cid,
+                    account_id=account,
+                    name=cid,
+                    stage=stage,
+                    close_date=end,
+                    owner_id="u1",
+                    amount=D(amount),
+                ),
+            )
+    return b
+
+
+def test_figures_by_owner_name_the_rep_of_each_renewal_most_value_first():
+    b = owners_book()
+    rows = by_owner(outcomes(b, RenewalPolicy()), b.owners, date(2026, 1, 1), date(2026, 3, 31))
+    assert [(r.owner, r.due, r.renewed, r.lost, r.open) for r in rows] == [
+        ("Uma Reyes", 2, 1, 1, 0),
+        ("Wen Li", 1, 0, 0, 1),
+        (UNASSIGNED, 1, 0, 0, 1),
+    ]
+    uma, wen, nobody = rows
+    assert (uma.owner_id, uma.value, uma.renewal_amount, uma.renewal_rate) == (
+        "u1",
+        D(1500),
+        D(1100),
+        D("0.5000"),
+    )
+    assert (wen.owner_id, wen.value, wen.renewal_rate) == ("u3", D(300), None)
+    assert (nobody.owner_id, nobody.value) == (None, D(200))
+
+
+def test_by_owner_is_in_the_reports_json_and_its_csv_table():
+    b = owners_book()
+    items = outcomes(b, RenewalPolicy())
+    start, end = date(2026, 1, 1), date(2026, 3, 31)
+    rows, total = retention_by_period(items, start, end, "quarter")
+    report = Report(end, start, end, "quarter", rows, total, [], {}, None, None)
+    report.by_owner = by_owner(items, b.owners, start, end)
+    assert report.to_json()["by_owner"][0] == {
+        "owner_id": "u1",
+        "owner": "Uma Reyes",
+        "due": 2,
+        "renewed": 1,
+        "lost": 1,
+        "open": 0,
+        "value": 1500.0,
+        "renewal_amount": 1100.0,
+        "renewal_rate": 0.5,
+    }
+    lines = report_csv(report, "by_owner").splitlines()
+    assert lines[0] == "section,key,metric,value"
+    assert "by_owner,Uma Reyes,renewed,1" in lines and "by_owner,Wen Li,renewal_rate," in lines
+    assert {line.split(",")[0] for line in lines[1:]} == {"by_owner"}
+    assert report_csv(report).endswith(report_csv(report, "by_owner").split("\n", 1)[1])
 
 
 def test_segments_by_rules_over_30_day_periods_with_18_periods_of_history():

@@ -153,3 +153,27 @@ def test_a_version_3_database_gains_console_users_an_audit_log_and_run_progress(
     assert not store.users.add("a@example.com", "viewer", "hash")
     store.audit.record("a@example.com", "login", "127.0.0.1")
     assert [(e.actor, e.action) for e in store.audit.list()] == [("a@example.com", "login")]
+
+
+def test_the_audit_log_pages_newest_first_and_filters_by_actor_and_action_prefix(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    for actor, action in [
+        ("a@example.com", "login"),
+        ("cli:ops", "user.add"),
+        ("a@example.com", "run.sync"),
+        ("a@example.com", "login.failed"),
+        ("b@example.com", "run_%x"),  # not a wildcard when filtering by "run_%"
+        ("a@example.com", "run.dry_run"),
+    ]:
+        store.audit.record(actor, action, "target")
+    newest = [e.action for e in store.audit.list(limit=2)]
+    assert newest == ["run.dry_run", "run_%x"]
+    assert [e.action for e in store.audit.list(limit=2, offset=2)] == ["login.failed", "run.sync"]
+    mine = store.audit.list(actor="a@example.com", action="run.")
+    assert [e.action for e in mine] == ["run.dry_run", "run.sync"]
+    assert [e.action for e in store.audit.list(action="login")] == ["login.failed", "login"]
+    assert [e.action for e in store.audit.list(action="run_%")] == ["run_%x"]
+    assert store.audit.count() == 6 and store.audit.count("a@example.com", "run") == 2
+    assert store.audit.actors() == ["a@example.com", "b@example.com", "cli:ops"]
+    assert "user.add" in store.audit.actions()
+    store.close()
