@@ -233,7 +233,8 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
     if e.journey is not None:
         out.print(f"  {_journey_line(e.journey)}", markup=False)
     for d in e.dead_letters:
-        out.print(f"  [red]dead letter[/] {d['kind']} {d['record_id']}: {d['message']}")
+        out.print("  [red]dead letter[/] ", end="")
+        out.print(f"{d.kind} {d.record_id}: {d.message}", markup=False, highlight=False)
 
 
 def _journey_line(j: dict) -> str:
