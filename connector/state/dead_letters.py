@@ -51,6 +51,12 @@ class DeadLetter:
     resolved_at: datetime | None
     payload: dict[str, Any] | None
     retriable: bool
+    #: how an admin closed it, if one did: {"action": "discarded", "by": ..., "reason": ...}
+    resolution: dict[str, Any] | None = None
+
+    @property
+    def discarded(self) -> bool:
+        return (self.resolution or {}).get("action") == "discarded"
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -79,6 +85,8 @@ class DeadLetterRepository:
                 else:
                     same.append(dead_letters.c.message == letter["message"])
                 found = conn.execute(select(dead_letters.c.id).where(*same)).scalar()
+                if not found and letter["stage"] != "write" and _discarded(conn, letter):
+                    continue  # an admin discarded this very failure: not opened again
                 value = letter.get("value")
                 row = {**letter, "value": None if value is None else json.dumps(value, default=str)}
                 if found:
@@ -91,6 +99,19 @@ class DeadLetterRepository:
                 conn.execute(insert(dead_letters).values(**row, run_id=run_id, created_at=now()))
                 added += 1
         return added
+
+    def discarded_writes(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """What was sent in the refused writes an admin discarded, by (kind, key) (None: a
+        delete)."""
+        c = dead_letters.c
+        query = select(c.kind, c.record_id, c.payload).where(
+            c.stage == "write", c.resolution.is_not(None)
+        )
+        out: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+        with self.db.read() as conn:
+            for kind, key, payload in conn.execute(query):
+                out.setdefault((kind, key), []).append(payload)
+        return out
 
     def refused_writes(self) -> dict[tuple[str, str], DeadLetter]:
         """Open letters of refused writes, by (kind, key)."""
@@ -140,6 +161,59 @@ class DeadLetterRepository:
             total = conn.execute(select(func.count()).where(mine)).scalar_one()
         return rows, total
 
+    def get_many(self, ids: Iterable[int]) -> list[DeadLetter]:
+        """These letters (open or not), by id; ids that name none are left out."""
+        wanted = sorted(set(ids))
+        with self.db.read() as conn:
+            query = select(dead_letters).where(dead_letters.c.id.in_(wanted))
+            return [DeadLetter(*r) for r in conn.execute(query.order_by(dead_letters.c.id))]
+
+    def of_contract(self, contract_id: str) -> list[DeadLetter]:
+        """The contract's open letters, oldest first."""
+        query = select(dead_letters).where(
+            dead_letters.c.contract_id == contract_id, dead_letters.c.resolved_at.is_(None)
+        )
+        with self.db.read() as conn:
+            return [DeadLetter(*r) for r in conn.execute(query.order_by(dead_letters.c.id))]
+
+    def search(
+        self, include_resolved: bool, filters: dict[str, str], limit: int, offset: int
+    ) -> tuple[list[DeadLetter], int]:
+        """One page of letters (newest first) whose `kind`, `error_code` and `field` are those
+        in `filters` (each optional), and how many there are in all."""
+        c = dead_letters.c
+        where = [c[name] == value for name, value in filters.items() if value]
+        if not include_resolved:
+            where.append(c.resolved_at.is_(None))
+        query = select(dead_letters).where(*where).order_by(c.id.desc())
+        with self.db.read() as conn:
+            count = select(func.count()).select_from(dead_letters).where(*where)
+            total = conn.execute(count).scalar_one()
+            rows = conn.execute(query.limit(limit).offset(offset))
+            return [DeadLetter(*r) for r in rows], total
+
+    def facets(self, include_resolved: bool) -> dict[str, list[str]]:
+        """The kinds, error codes and fields letters name (open ones, or all), each sorted."""
+        c = dead_letters.c
+        out = {}
+        with self.db.read() as conn:
+            for name in ("kind", "error_code", "field"):
+                query = select(c[name]).distinct().where(c[name].is_not(None))
+                if not include_resolved:
+                    query = query.where(c.resolved_at.is_(None))
+                out[name] = sorted(conn.execute(query).scalars())
+        return out
+
+    def discard(self, ids: Iterable[int], resolution: dict[str, Any]) -> int:
+        """Close these open letters with how (`resolution`); returns how many were open."""
+        wanted = sorted(set(ids))
+        with self.db.write() as conn:
+            return conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id.in_(wanted), dead_letters.c.resolved_at.is_(None))
+                .values(resolved_at=now(), resolution=resolution)
+            ).rowcount
+
     def open_count(self) -> int:
         with self.db.read() as conn:
             query = select(func.count()).where(dead_letters.c.resolved_at.is_(None))
@@ -158,3 +232,16 @@ class DeadLetterRepository:
         )
         with self.db.read() as conn:
             return set(conn.execute(query).scalars())
+
+
+def _discarded(conn, letter: Letter) -> bool:
+    """Whether an admin discarded the same failure of the same record."""
+    c = dead_letters.c
+    query = select(c.id).where(
+        c.kind == letter["kind"],
+        c.record_id == letter["record_id"],
+        c.stage == letter["stage"],
+        c.message == letter["message"],
+        c.resolution.is_not(None),
+    )
+    return conn.execute(query.limit(1)).first() is not None

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from connector.errors import UnusableDatabaseError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -121,6 +121,9 @@ dead_letters = Table(
     #: refusal was transient (sent again by every sync) or not (held until `deadletters retry`)
     Column("payload", JSON),
     Column("retriable", Boolean, nullable=False, default=False),
+    #: how an admin closed it, if one did: {"action": "discarded", "by", "reason"}; a refused
+    #: write discarded is not sent again (connector/services/discards.py)
+    Column("resolution", JSON(none_as_null=True)),
 )
 signals = Table(
     "signals",
@@ -258,12 +261,17 @@ def _v5_console(conn) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN progress JSON"))
 
 
+def _v6_discards(conn) -> None:
+    conn.execute(text("ALTER TABLE dead_letters ADD COLUMN resolution JSON"))
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = [
     (2, _v2_refused_writes),
     (3, _v3_job_leases),
     (4, _v4_config_versions),
     (5, _v5_console),
+    (6, _v6_discards),
 ]
 
 

@@ -38,6 +38,7 @@ def test_a_version_1_database_gains_the_refused_write_columns(tmp_path):
         conn.execute(text("ALTER TABLE runs DROP COLUMN mapping_hash"))  # and these in 4
         conn.execute(text("ALTER TABLE runs DROP COLUMN config_hash"))
         conn.execute(text("ALTER TABLE runs DROP COLUMN progress"))  # and this in 5
+        conn.execute(text("ALTER TABLE dead_letters DROP COLUMN resolution"))  # and this in 6
         conn.execute(text("UPDATE schema_version SET version = 1"))
         conn.execute(
             text(
@@ -177,3 +178,24 @@ def test_the_audit_log_pages_newest_first_and_filters_by_actor_and_action_prefix
     assert store.audit.actors() == ["a@example.com", "b@example.com", "cli:ops"]
     assert "user.add" in store.audit.actions()
     store.close()
+
+
+def test_a_version_5_database_gains_how_a_dead_letter_was_discarded(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = StateStore(url)
+    store.dead_letters.add([letter("refused", False, {"fields": {"subject": "x"}})], run_id=1)
+    with store.engine.begin() as conn:  # back to how version 5 stored dead letters
+        conn.execute(text("ALTER TABLE dead_letters DROP COLUMN resolution"))
+        conn.execute(text("UPDATE schema_version SET version = 5"))
+    store.close()
+    store = StateStore(url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
+    (old,) = store.dead_letters.list()
+    assert old.resolution is None and not old.discarded
+    assert store.dead_letters.discard([old.id], {"action": "discarded", "by": "a", "reason": "b"})
+    (gone,) = store.dead_letters.list(include_resolved=True)
+    assert gone.discarded and gone.resolved_at is not None and store.dead_letters.list() == []
+    assert store.dead_letters.discarded_writes() == {
+        ("task", "k1:at_risk:2026-11-23"): [{"fields": {"subject": "x"}}]
+    }
