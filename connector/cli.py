@@ -19,6 +19,7 @@ from datetime import date
 import click
 
 from connector import (
+    bootstrap,
     cli_admin,
     cli_cpq,
     cli_reports,
@@ -34,6 +35,7 @@ from connector.cli_common import (
     EXIT_OK,
     EXIT_PARTIAL,
     as_of_option,
+    cli_actor,
     err,
     fatal_errors,
     json_option,
@@ -50,6 +52,7 @@ from connector.cli_render import (
 )
 from connector.domain.planning.values import ContractPlan
 from connector.services import explain, retry_dead_letters, sync
+from connector.services.deadletters import discard
 from connector.services.sync_report import Show, needs_attention
 
 
@@ -162,16 +165,24 @@ def deadletters_list(ctx, include_resolved: bool, as_json: bool) -> None:
 
 
 @deadletters.command("retry")
+@click.option(
+    "--id",
+    "ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Only this open dead letter (repeat for more); the sync runs all the same.",
+)
 @as_of_option
 @json_option
 @click.pass_context
 @fatal_errors
-def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
+def deadletters_retry(ctx, ids: tuple[int, ...], as_of: date | None, as_json: bool) -> None:
     """Re-map failed records with the current mapping, then sync (re-sends refused writes)."""
     context = open_context(ctx.parent)
     try:
         with one_run(context):
-            fixed, report = retry_dead_letters(context, as_of)
+            fixed, report = retry_dead_letters(context, as_of, ids=ids or None)
         remaining = context.store.dead_letters.open_count()
     finally:
         context.close()
@@ -184,6 +195,27 @@ def deadletters_retry(ctx, as_of: date | None, as_json: bool) -> None:
         print_sync(out, report)
     code = _exit_code(report)  # a run the guard stopped: 2
     sys.exit(code if code == EXIT_FATAL else EXIT_PARTIAL if remaining else EXIT_OK)
+
+
+@deadletters.command("discard")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--reason", required=True, help="Why (3 to 500 characters): kept on each letter.")
+@json_option
+@click.pass_context
+@fatal_errors
+def deadletters_discard(ctx, ids: tuple[int, ...], reason: str, as_json: bool) -> None:
+    """Close open dead letters IDS without retrying them; a refused write discarded is not
+    sent again (unless what it would send changes). Audited."""
+    store = bootstrap.open_store(bootstrap.load(ctx.parent.obj["config"]))
+    try:
+        letters = discard(store, ids, reason, cli_actor())
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"ok": True, "discarded": [d.id for d in letters]}))
+    else:
+        named = ", ".join(str(d.id) for d in letters)
+        out.print(f"Discarded {len(letters)} dead letter(s): {named}.")
 
 
 for module in (

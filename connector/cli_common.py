@@ -4,6 +4,7 @@ connector/cli.py and every connector/cli_*.py import this; it imports none of th
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -99,6 +100,14 @@ def _say(head: str, message: str) -> None:
     """One line on stderr: a red head, then the message as is (never wrapped or marked up)."""
     err.print(f"[bold red]{head}[/]", end="")
     err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def cli_actor() -> str:
+    """Who ran the command, for the audit log: `cli:<user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def open_context(ctx: click.Context) -> Context:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from connector.domain.models import to_json
 from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
-from connector.services.sync import Explanation, Party
+from connector.services.explanation import Explanation, Party
 from connector.services.sync_report import SyncReport, needs_attention
 from connector.state import DeadLetter, Run
 from connector.state.versions import short
@@ -61,10 +61,7 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
     if r.writes:
         w = Table("write", "count", title="Writes" + (" planned" if r.dry_run else " sent"))
         for name, count in r.writes.items():
-            held = name.endswith(".held")  # refused for good earlier: not sent again
-            w.add_row(
-                name + (" (not sent: see renewals deadletters list)" if held else ""), str(count)
-            )
+            w.add_row(name + _NOT_SENT.get(name.rsplit(".", 1)[-1], ""), str(count))
         out.print(w)
     if r.skip_reasons:
         s = Table("reason", "contracts", title="Skipped, by reason")
@@ -73,6 +70,13 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
         out.print(s)
     print_attention(out, r, attention or [])
     print_map_check(out, r)
+
+
+#: writes counted but not sent: refused for good earlier (held), or discarded by an admin
+_NOT_SENT = {
+    "held": " (not sent: see renewals deadletters list)",
+    "discarded": " (not sent: discarded, see renewals deadletters list --all)",
+}
 
 
 def print_attention(out: Console, r: SyncReport, letters: list[DeadLetter]) -> None:
@@ -317,16 +321,24 @@ def print_dead_letters(out: Console, rows: list[DeadLetter], as_json: bool) -> N
         out.print("No open dead letters.")
         return
     t = Table("id", "stage", "contract", "error", "tries", title="Dead letters")
+    discards = any(r.discarded for r in rows)
+    if discards:
+        t.add_column("discarded")
     for r in rows:
         code = f"{r.error_code}: " if r.error_code else ""
-        t.add_row(
-            str(r.id),
-            r.stage,
-            r.contract_id or "",
-            code + r.message,
-            str(r.attempts),
-        )
+        row = [str(r.id), r.stage, r.contract_id or "", code + r.message, str(r.attempts)]
+        if discards:
+            row.append(_discard_note(r))
+        t.add_row(*row)
     out.print(t)
+
+
+def _discard_note(r: DeadLetter) -> str:
+    """`by admin@example.com: the reason` for a discarded letter."""
+    if not r.discarded:
+        return ""
+    how = r.resolution or {}
+    return f"by {how.get('by')}: {how.get('reason')}"
 
 
 def print_seed(out: Console, s, path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
@@ -10,16 +9,8 @@ import click
 from rich.table import Table
 
 from connector import bootstrap
-from connector.cli_common import fatal_errors, json_option, out
+from connector.cli_common import cli_actor, fatal_errors, json_option, out
 from connector.services.users import ROLES, UserError, add_user, remove_user
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit log."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _store(ctx):
@@ -50,7 +41,7 @@ def users_add(ctx, email: str, role: str, password_stdin: bool, as_json: bool) -
         raise UserError("no terminal to ask the password on: pass it with --password-stdin")
     store = _store(ctx.parent)
     try:
-        user = add_user(store, email, role, password, _actor())
+        user = add_user(store, email, role, password, cli_actor())
     finally:
         store.close()
     if as_json:
@@ -101,7 +92,7 @@ def users_remove(ctx, email: str, as_json: bool) -> None:
     """Remove EMAIL: their sessions end at their next request."""
     store = _store(ctx.parent)
     try:
-        remove_user(store, email, _actor())
+        remove_user(store, email, cli_actor())
     finally:
         store.close()
     if as_json:

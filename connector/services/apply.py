@@ -300,7 +300,7 @@ class Applier:
             not self.retry
             and letter is not None
             and not letter.retriable
-            and letter.payload == _payload(w)
+            and letter.payload == sent_payload(w)
         )
 
     def _send(self, kind: str, method: str, batch: list[Write]) -> list[WriteResult]:
@@ -319,7 +319,7 @@ class Applier:
         return results
 
 
-def _payload(w: Write) -> dict[str, Any]:
+def sent_payload(w: Write) -> dict[str, Any]:
     """What a refused write sent, as stored with its dead letter."""
     fields = {k: jsonable(v) for k, v in w.fields.items()}
     return {"fields": fields, "parent_key": w.parent_key, "parent_id": w.parent_id}
@@ -391,6 +391,6 @@ def _letter(w: Write, res: WriteResult) -> dict[str, Any]:
         "value": None,
         "error_code": res.error_code,
         "message": res.message or res.error_code or "refused by the CRM",
-        "payload": None if w.op == "delete" else _payload(w),
+        "payload": None if w.op == "delete" else sent_payload(w),
         "retriable": res.retriable,
     }

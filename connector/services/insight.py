@@ -12,22 +12,26 @@ from connector.domain.health import Health, Previous, history_row, score_book
 from connector.domain.planning.planner import Planner
 from connector.domain.segments import segment_periods
 from connector.domain.signals import Signal
-from connector.domain.upsell import book_facts
+from connector.domain.upsell import BookFacts, book_facts
 from connector.services.context import Context
 
 
 def assess(
-    ctx: Context, book: Book, as_of: date, accounts: Collection[str] | None = None
+    ctx: Context,
+    book: Book,
+    as_of: date,
+    accounts: Collection[str] | None = None,
+    facts: BookFacts | None = None,
 ) -> Planner:
     """Score every account (or just `accounts`: all a run plans for) from signals and earlier
-    scores in the store, and build the planner."""
+    scores in the store, and build the planner (with the book's `facts` if known already)."""
     signals = ctx.store.signals.latest(datetime.combine(as_of, time.max, UTC), accounts)
     previous = {
         account: Previous(row.score, row.grade, row.values)
         for account, row in ctx.store.history.health_before(as_of.isoformat(), accounts).items()
     }
     computed = ctx.mapping.computed_fields("renewal_opportunity")
-    return planner_for(ctx.config, book, signals, previous, as_of, accounts, computed)
+    return planner_for(ctx.config, book, signals, previous, as_of, accounts, computed, facts)
 
 
 def planner_for(
@@ -38,10 +42,13 @@ def planner_for(
     as_of: date,
     accounts: Collection[str] | None = None,
     computed: frozenset[str] = frozenset(),
+    facts: BookFacts | None = None,
 ) -> Planner:
     """No I/O: the health (of every account, or of `accounts`), usage and upsell facts of the
-    book, and the planner that reads them."""
-    facts = book_facts(book, cfg.renewals.active_statuses, cfg.upsell.seat_expansion.seat_products)
+    book (computed unless given), and the planner that reads them."""
+    if facts is None:
+        seat_products = cfg.upsell.seat_expansion.seat_products
+        facts = book_facts(book, cfg.renewals.active_statuses, seat_products)
     scored = (
         book.accounts
         if accounts is None

@@ -13,6 +13,7 @@ from connector.domain.models import READ_KINDS
 from connector.domain.planning.planner import planning_order
 from connector.services.apply import Applier, Ledger, collect
 from connector.services.context import Context
+from connector.services.deadletters import Discards
 from connector.services.gather import ingest, load_book
 from connector.services.insight import assess
 from connector.services.runs import recorded_run, tally
@@ -73,7 +74,9 @@ def sync_records(
             planner = assess(ctx, book, as_of, scored)
             applier = Applier(ctx, ledger, run_id)
             plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
-            run = collect(plans, book, ledger, applier, show)
+            discards = Discards.of(ctx.store)
+            run = collect(discards.filter(plans), book, ledger, applier, show)
+            applier.outcome.writes.update(discards.dropped)
             report.plans = run.kept
             applier.finish()
             health = BookPlans(book, ledger, planner.health, ())

@@ -1,30 +1,32 @@
-"""The sync use case, four steps: gather -> plan -> apply -> record; and `explain` and
-dead-letter retry, which reuse them."""
+"""The sync use case, four steps: gather -> plan -> apply -> record; and dead-letter retry,
+which reuses them (`explain`: connector/services/explanation.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from connector.domain.book import Book
 from connector.domain.health import Health, health_mix
-from connector.domain.journey import summary as journey_summary
-from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
+from connector.domain.planning.values import ContractPlan, Skip
 from connector.domain.writes import Write, account_health_writes
 from connector.errors import MappingGuardStop
 from connector.ports import Cursor
 from connector.services.apply import Applier, Collected, Ledger, collect
 from connector.services.context import Context
-from connector.services.gather import Progress, gather, load_book, map_record
+from connector.services.deadletters import Discards, open_letters
+from connector.services.gather import Progress, gather, map_record
 from connector.services.guard import baseline, skip_change, weigh
 from connector.services.insight import assess
 from connector.services.insight import record as record_health
 from connector.services.progress import RunProgress
 from connector.services.runs import recorded_run, tally
 from connector.services.sync_report import Show, SyncReport, needs_attention
-from connector.state import DeadLetter
+
+#: which refused writes a run sends again: all (True), none (False), or these letters'
+Retry = bool | frozenset[int]
 
 
 def today() -> date:
@@ -38,13 +40,15 @@ def sync(
     dry_run: bool = False,
     as_of: date | None = None,
     progress: Progress | None = None,
-    retry: bool = False,
+    retry: Retry = False,
     show: Show = needs_attention,
     force: bool = False,
 ) -> SyncReport:
     """One run. A killed run leaves nothing half-done that the next run cannot converge from:
     CRM writes are upserts by key, the ledger records them after, cursors move last. Writes
-    the CRM refused for good are held back unless `retry` (`deadletters retry`). Every record
+    the CRM refused for good are held back unless `retry` (`deadletters retry`: True for all
+    of them, else the ids of the dead letters to send again); writes an admin discarded are
+    never sent again (connector.services.deadletters.Discards). Every record
     read is mapped before the first write; too many failures stop the run there (status
     `stopped`, see connector.services.guard) unless `force`. The report hands back the plans
     `show` picks (by default those an admin must act on)."""
@@ -110,24 +114,31 @@ def apply(
     report: SyncReport,
     *,
     progress: RunProgress | None,
-    retry: bool,
+    retry: Retry,
     show: Show,
 ) -> Applied:
     """Send the plans' writes as they come, the health onto accounts last: the renewal work
     comes first. A dry run sends nothing and counts them."""
-    contracts = progress.planning(plans.contracts) if progress else plans.contracts
+    discards = Discards.of(ctx.store)
+    contracts = discards.filter(plans.contracts)
+    if progress:
+        contracts = progress.planning(contracts)
     if report.dry_run:
         run = collect(contracts, plans.book, plans.ledger, None, show)
         run.planned.update(f"{w.kind}.{w.op}" for w in plans.health_writes())
+        run.planned.update(discards.dropped)
         return Applied(run, dict(run.planned), set(), run.kept)
 
     def keep(p: ContractPlan) -> bool:  # and the overdue CPQ forecasts, dead-lettered below
         return show(p) or _cpq_overdue(p)
 
     written = progress.written if progress else None
-    applier = Applier(ctx, plans.ledger, report.run_id, written, retry=retry)
+    applier = Applier(ctx, plans.ledger, report.run_id, written, retry=retry is True)
+    if not isinstance(retry, bool):
+        _release(applier, retry)
     report.writes = applier.outcome.writes  # so that a run stopped halfway records what it wrote
     run = collect(contracts, plans.book, plans.ledger, applier, keep)
+    applier.outcome.writes.update(discards.dropped)
     _cpq_letters(ctx, run.kept, report.run_id)
     applier.replay_refused_tasks()
     applier.finish()
@@ -189,77 +200,30 @@ def _cpq_letters(ctx: Context, plans: list[ContractPlan], run_id: int | None) ->
     ctx.store.dead_letters.add(letters, run_id)
 
 
-@dataclass(frozen=True)
-class Party:
-    """A record named in an explanation: its CRM id and name (None: not in the synced book)."""
-
-    id: str
-    name: str | None
-
-
-@dataclass
-class Explanation:
-    contract_id: str
-    plan: ContractPlan | None
-    broken: str | None
-    dead_letters: list[DeadLetter]
-    #: the contract's account, and the renewal's owner (no renewal: the contract's owner)
-    account: Party | None = None
-    owner: Party | None = None
-    #: the account's place in the customer journey (playbook.journey): segment, next touchpoint
-    journey: dict | None = None
-
-
-def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explanation:
-    """Why this contract has or has no renewal: the planner's answer over the synced book."""
-    book = load_book(ctx.store)
-    ledger = Ledger(ctx.store.ledger.load())
-    planner = assess(ctx, book, as_of or today(), accounts_of(book, [contract_id]))
-    known = contract_id in book.plannable_ids()
-    plan = planner.plan(book, ledger, contract_id) if known else None
-    letters = [d for d in ctx.store.dead_letters.list() if d.contract_id == contract_id]
-    explained = Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
-    explained.account, explained.owner = _parties(ctx, book, contract_id, plan)
-    contract = book.contracts.get(contract_id)
-    if contract is not None:
-        explained.journey = journey_summary(
-            ctx.config.playbook,
-            contract.account_id,
-            book.contracts_of(contract.account_id),
-            planner.as_of,
-        )
-    return explained
-
-
-def _parties(
-    ctx: Context, book: Book, contract_id: str, plan: ContractPlan | None
-) -> tuple[Party | None, Party | None]:
-    """The contract's account and the owner its renewal has (or would have), named."""
-    contract = book.contracts.get(contract_id)
-    if contract is None:
-        return None, None
-    account = book.accounts.get(contract.account_id)
-    owner_id = account.owner_id if account is not None else None
-    if ctx.config.renewals.owner_source == "contract":
-        owner_id = contract.owner_id or owner_id
-    if plan is not None and isinstance(plan.renewal, RenewalPlan):
-        owner_id = plan.renewal.opportunity.owner_id
-    owner = book.owners.get(owner_id) if owner_id else None
-    return (
-        Party(contract.account_id, account.name if account is not None else None),
-        Party(owner_id, owner.name if owner is not None else None) if owner_id else None,
-    )
+def _release(applier: Applier, ids: frozenset[int]) -> None:
+    """The refused writes of these dead letters go again this run, as a transient refusal
+    would (their cause is taken as fixed); the others stay held."""
+    applier.refused = {
+        key: replace(letter, retriable=True) if letter.id in ids else letter
+        for key, letter in applier.refused.items()
+    }
 
 
 def retry_dead_letters(
-    ctx: Context, as_of: date | None = None, progress: Progress | None = None
+    ctx: Context,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+    ids: Collection[int] | None = None,
 ) -> tuple[int, SyncReport]:
     """Re-map records that failed to map (say, after a mapping fix) from their mirrored CRM
     data, then run a sync, which re-plans every contract and re-sends every refused write
-    (those refused for good included: their cause is taken as fixed)."""
+    (those refused for good included: their cause is taken as fixed). With `ids`, only those
+    open letters are re-mapped and re-sent (DeadLetterError if one is not open); the sync
+    runs all the same."""
+    letters = ctx.store.dead_letters.list() if ids is None else open_letters(ctx.store, ids)
     scratch = Book()  # map_record needs a book; the sync below loads the real one
     fixed = 0
-    for letter in ctx.store.dead_letters.list():
+    for letter in letters:
         if letter.stage != "read":
             continue
         record = ctx.store.mirror.get(letter.kind, letter.record_id)
@@ -271,7 +235,8 @@ def retry_dead_letters(
         ctx.store.mirror.save([row])
         ctx.store.dead_letters.resolve(letter.kind, [letter.record_id])
         fixed += 1
-    return fixed, sync(ctx, as_of=as_of, progress=progress, retry=True)
+    release: Retry = True if ids is None else frozenset(d.id for d in letters)
+    return fixed, sync(ctx, as_of=as_of, progress=progress, retry=release)
 
 
 def accounts_of(book: Book, contracts: Collection[str]) -> set[str]:

@@ -8,6 +8,7 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
     ledger        what the connector wrote to the CRM
     runs, dead_letters, signals, history (health and segments)
     users, audit  console users and failed sign-ins; who changed or triggered what
+    browse        read-only joins the console pages through (latest health, contract labels)
     versions      the mapping files and app.yaml files runs used (config_versions)
     deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
 """

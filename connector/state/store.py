@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from connector.errors import UnusableDatabaseError
 from connector.interrupts import deferred_interrupt
 from connector.state.audit import AuditRepository
+from connector.state.browse import BrowseRepository
 from connector.state.database import Db, SharedDb, database_name, open_engine, url_problem
 from connector.state.dead_letters import DeadLetterRepository
 from connector.state.deliveries import DeliveryRepository
@@ -44,6 +45,7 @@ class Repositories:
         self.versions = ConfigVersionRepository(db)
         self.users = UserRepository(db)
         self.audit = AuditRepository(db)
+        self.browse = BrowseRepository(db)
 
 
 class UnitOfWork(Repositories):

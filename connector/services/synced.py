@@ -1,0 +1,81 @@
+"""The synced book as the last run left it, loaded once per process and kept until a run
+changes the state database: `explain` and the console's contract search read it instead of
+loading the whole mirror and ledger on every call (seconds on a 10,000-contract book).
+
+Only runs change the mirror and the ledger (sync, `deadletters retry`, webhook runs, signals
+applied), and each run starts and finishes in the run history: the latest run's id, status
+and end are the key. A run still going is the same key until it ends (its reads show after
+it). Readers must not change what they get: a sync loads its own book (and the inbox
+worker keeps its own, connector/services/refresh.py)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from connector.config import AppConfig
+from connector.domain.book import Book
+from connector.domain.upsell import BookFacts, book_facts
+from connector.services.apply import Ledger
+from connector.services.gather import load_book
+from connector.state import StateStore
+
+
+@dataclass
+class SyncedBook:
+    """The book and ledger as of `stamp`, and what is derived from them on first use."""
+
+    stamp: tuple[Any, ...]
+    book: Book
+    ledger: Ledger
+    _facts: dict[tuple, BookFacts] = field(default_factory=dict, repr=False)
+
+    def facts(self, config: AppConfig) -> BookFacts:
+        """The book-wide facts the planner reads (seats, medians): O(book), so kept."""
+        seats = tuple(config.upsell.seat_expansion.seat_products)
+        key = (tuple(config.renewals.active_statuses), seats)
+        if key not in self._facts:
+            self._facts[key] = book_facts(self.book, key[0], seats)
+        return self._facts[key]
+
+
+_lock = threading.Lock()
+_current: SyncedBook | None = None
+
+
+def stamp(store: StateStore) -> tuple[Any, ...]:
+    """What changes whenever a run may have changed the mirror or the ledger."""
+    latest = store.runs.list(1)
+    run = latest[0] if latest else None
+    if run is None:
+        return (store.name, None)
+    return (store.name, run.id, run.status, run.finished_at)
+
+
+def synced_book(store: StateStore) -> SyncedBook:
+    """The synced book of `store`'s database, loaded again only after a run changed it."""
+    global _current
+    key = stamp(store)
+    with _lock:  # one load at a time: a second caller waits for the first's book
+        if _current is None or _current.stamp != key:
+            _current = None  # the old book can go before the new one is built
+            _current = SyncedBook(key, load_book(store), Ledger(store.ledger.load()))
+        return _current
+
+
+def forget() -> None:
+    """Drop the kept book (tests; a process that wants its memory back)."""
+    global _current
+    with _lock:
+        _current = None
+
+
+def contract_value(book: Book, contract_id: str) -> Decimal:
+    """The recurring value of the contract's term (its recurring lines), as the reports
+    count it."""
+    return sum(
+        (ln.quantity * ln.unit_price for ln in book.lines_of(contract_id) if ln.recurring),
+        Decimal(0),
+    )
