@@ -238,7 +238,8 @@ def print_explanation(out: Console, e: Explanation, as_json: bool) -> None:
         out.print(f"  {_journey_line(e.journey)}", markup=False)
     for d in e.dead_letters:
         out.print("  [red]dead letter[/] ", end="")
-        out.print(f"{d.kind} {d.record_id}: {d.message}", markup=False, highlight=False)
+        note = f" (discarded {_discard_note(d)})" if d.discarded else ""
+        out.print(f"{d.kind} {d.record_id}: {d.message}{note}", markup=False, highlight=False)
 
 
 def _journey_line(j: dict) -> str:

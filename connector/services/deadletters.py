@@ -133,9 +133,10 @@ class Discards:
             yield from plans
             return
         for plan in plans:
-            yield self._without(plan)
+            yield self.apply(plan)
 
-    def _without(self, plan: ContractPlan) -> ContractPlan:
+    def apply(self, plan: ContractPlan) -> ContractPlan:
+        """The plan without its discarded writes (the same plan when it has none)."""
         gone: set[str] = set()
         for w in plan.writes:  # parents come first
             sent = None if w.op == "delete" else sent_payload(w)

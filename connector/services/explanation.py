@@ -16,6 +16,7 @@ from connector.domain.models import Contract
 from connector.domain.planning.terms import uplift_of
 from connector.domain.planning.values import ContractPlan, RenewalPlan
 from connector.services.context import Context
+from connector.services.deadletters import Discards
 from connector.services.insight import assess
 from connector.services.sync import accounts_of, today
 from connector.services.synced import contract_value, synced_book
@@ -50,7 +51,7 @@ class Explanation:
     #: a renewal's uplift (percent), and each renewal line's contract price before it
     uplift: Decimal | None = None
     prior_prices: dict[str, Decimal] = field(default_factory=dict)
-    #: names of the owners and contacts the plan's tasks name, by id
+    #: names of the owners and contacts the plan names (its tasks, the renewal now), by id
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,6 +63,8 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     planner = assess(ctx, book, as_of or today(), accounts, synced.facts(ctx.config))
     known = contract_id in book.plannable_ids()
     plan = planner.plan(book, ledger, contract_id) if known else None
+    if plan is not None:  # what a sync would send: not the writes an admin discarded
+        plan = Discards.of(ctx.store).apply(plan)
     letters = ctx.store.dead_letters.of_contract(contract_id)
     explained = Explanation(contract_id, plan, book.broken_reason(contract_id), letters)
     contract = book.contracts.get(contract_id)
@@ -76,7 +79,7 @@ def explain(ctx: Context, contract_id: str, as_of: date | None = None) -> Explan
     explained.account = account_party(book, contract)
     explained.owner = owner_party(ctx.config, book, contract, planned_owner)
     explained.health = planner.health.get(contract.account_id)
-    explained.names = _task_names(book, plan)
+    explained.names = _names(book, plan)
     explained.journey = journey_summary(
         ctx.config.playbook,
         contract.account_id,
@@ -119,14 +122,15 @@ def _prior_prices(book: Book, renewal: RenewalPlan) -> dict[str, Decimal]:
     return out
 
 
-def _task_names(book: Book, plan: ContractPlan | None) -> dict[str, str]:
-    """The owners and contacts the plan's tasks are for, by id."""
-    names: dict[str, str] = {}
-    for task in plan.tasks.tasks if plan is not None else ():
-        owner = book.owners.get(task.owner_id)
-        if owner is not None:
-            names[owner.id] = owner.name
-        contact = book.contacts.get(task.contact_id) if task.contact_id else None
-        if contact is not None:
-            names[contact.id] = contact.name
+def _names(book: Book, plan: ContractPlan | None) -> dict[str, str]:
+    """The owners and contacts the plan's tasks are for, and the renewal's owner in the CRM
+    now, by id."""
+    if plan is None:
+        return {}
+    owners = [t.owner_id for t in plan.tasks.tasks]
+    if isinstance(plan.renewal, RenewalPlan) and plan.renewal.current is not None:
+        owners.append(plan.renewal.current.owner_id)
+    names = {o: book.owners[o].name for o in owners if o in book.owners}
+    contacts = (t.contact_id for t in plan.tasks.tasks if t.contact_id)
+    names |= {c: book.contacts[c].name for c in contacts if c in book.contacts}
     return names

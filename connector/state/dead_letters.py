@@ -169,9 +169,10 @@ class DeadLetterRepository:
             return [DeadLetter(*r) for r in conn.execute(query.order_by(dead_letters.c.id))]
 
     def of_contract(self, contract_id: str) -> list[DeadLetter]:
-        """The contract's open letters, oldest first."""
+        """The contract's open letters and those an admin discarded, oldest first."""
+        c = dead_letters.c
         query = select(dead_letters).where(
-            dead_letters.c.contract_id == contract_id, dead_letters.c.resolved_at.is_(None)
+            c.contract_id == contract_id, c.resolved_at.is_(None) | c.resolution.is_not(None)
         )
         with self.db.read() as conn:
             return [DeadLetter(*r) for r in conn.execute(query.order_by(dead_letters.c.id))]
