@@ -1,0 +1,26 @@
+"""Accounts' health (/admin/health): each account's latest score, grade, trend and drivers in
+words, filtered by grade or name, sorted by grade, score, trend or name, paged."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from connector.services.health_table import GRADES, SORTS, health_table
+from console import params
+from console.state import console
+
+bp = Blueprint("health", __name__)
+bp.register_error_handler(params.BadParam, params.bad_param)
+
+
+@bp.get("/health")
+def index():
+    grade = params.choice(request.args, "grade", GRADES)
+    sort = params.choice(request.args, "sort", SORTS, "grade")
+    query = params.text(request.args, "q")
+    page = params.page_number(request.args)
+    table = health_table(console().store, grade=grade, query=query, sort=sort, page=page)
+    args = {k: v for k, v in (("grade", grade), ("q", query), ("sort", sort)) if v}
+    return render_template(
+        "console/health.html", table=table, grade=grade, q=query, sort=sort, args=args
+    )
