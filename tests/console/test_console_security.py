@@ -14,9 +14,14 @@ PAGES = ["/admin/"]
 PAGES += ["/admin/runs", "/admin/runs?page=2&mode=incremental", "/admin/runs/1", "/admin/runs/live"]
 PAGES += ["/admin/reports", "/admin/reports/by_owner.csv", "/admin/reports/report.csv"]
 PAGES += ["/admin/settings", "/admin/audit", "/admin/audit?action=login&page=1"]
+PAGES += ["/admin/contracts", "/admin/contracts?q=sterling", "/admin/contracts/800SB0000000039"]
+PAGES += ["/admin/health", "/admin/health?grade=red&sort=score", "/admin/deadletters"]
+PAGES += ["/admin/deadletters?all=1&kind=contract", "/admin/deadletters/1"]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []
 FORMS += [("/admin/doctor", {}), ("/admin/runs/start", {"command": "sync"})]
+FORMS += [("/admin/deadletters/retry", {"ids": "1"})]
+FORMS += [("/admin/deadletters/discard", {"ids": "1", "reason": "no longer needed"})]
 #: secret values set in the environment of the app: none may appear on any page
 SECRETS = {
     "RENEWALS_SECRET_KEY": SECRET,
