@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from connector.errors import ConnectorError
 from connector.services import explain
 from connector.services.contracts import search_contracts
 from connector.services.sync import today
@@ -32,8 +33,12 @@ def show(contract_id: str):
     as_of = params.day(request.args)
     if len(contract_id) > MAX_ID:
         return _unknown(contract_id)
-    with console().context() as ctx:
-        explained = explain(ctx, contract_id, as_of)
+    try:
+        with console().context() as ctx:
+            explained = explain(ctx, contract_id, as_of)
+    except ConnectorError as exc:  # the mapping or the CRM connection cannot be set up
+        message = f"The contract cannot be explained now: {type(exc).__name__}: {exc}"
+        return render_template("console/error.html", message=message), 503
     if explained.plan is None:
         return _unknown(contract_id)
     return render_template("console/contract.html", e=explained, as_of=as_of or today())

@@ -5,17 +5,20 @@ with a reason), through the Flask test client."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connector import bootstrap
 from connector.config import load_config
 from connector.services.contracts import search_contracts
-from tests.conftest import AS_OF, cli_for
-from tests.console.conftest import ADMIN, post
+from tests.conftest import AS_OF, ROOT, cli_for, write_config
+from tests.console.conftest import ADMIN, SECRET, post, sign_in
 
 #: the demo book (seed 7): contract 800SB0000000039 is number 00000039 of Sterling Labs, its
 #: renewal (open, Prospecting) owned by Pia Larsen
@@ -90,6 +93,23 @@ def test_a_contract_that_failed_to_map_says_why_and_names_its_dead_letter(admin)
     html = page(admin, "/admin/contracts/800SB0000000041")
     assert "missing_data" in html and "required value missing (CRM field EndDate)" in html
     assert "/admin/deadletters/1" in html
+
+
+def test_a_crm_that_cannot_be_reached_leaves_search_working_and_explain_saying_why(
+    demo_book, tmp_path
+):
+    from webhooks.app import create_app
+
+    shutil.copytree(demo_book / "data", tmp_path / "data")
+    mapping = str(ROOT / "mappings" / "salesforce.yaml")
+    config = load_config(write_config(tmp_path, crm="salesforce", mapping=mapping))
+    app = create_app(config, env={"RENEWALS_SECRET_KEY": SECRET})
+    client = sign_in(app.test_client(), ADMIN)
+    assert STERLING in page(client, "/admin/contracts?q=sterling")
+    html = page(client, f"/admin/contracts/{STERLING}", 503)  # no credentials in the env
+    assert "cannot be explained now" in html and "SALESFORCE" in html
+    app.extensions["console"].close()
+    app.extensions["renewals"].store.close()
 
 
 @pytest.mark.parametrize(
@@ -263,3 +283,22 @@ def test_a_viewer_cannot_discard_or_retry_a_dead_letter_and_sees_no_buttons(app,
     store = app.extensions["console"].store
     assert len(store.dead_letters.list()) == 4
     assert not [e for e in store.audit.list() if e.action.startswith(("deadletters", "run"))]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    path=st.sampled_from(["/admin/contracts", "/admin/health", "/admin/deadletters"]),
+    query=st.dictionaries(
+        st.sampled_from(["q", "page", "as_of", "sort", "grade", "kind", "code", "field", "all"]),
+        st.text(max_size=300),
+        max_size=4,
+    ),
+)
+def test_no_query_string_makes_a_record_page_fail(admin, path, query):
+    answer = admin.get(path, query_string=query)
+    assert answer.status_code in (200, 400), (path, query, answer.status_code)
+    assert "Traceback" not in answer.get_data(as_text=True)
