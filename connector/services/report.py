@@ -26,7 +26,7 @@ from connector.domain.reports import (
 )
 from connector.domain.segments import period_start
 from connector.errors import ConnectorError
-from connector.services.gather import load_book
+from connector.services.synced import synced_book
 from connector.state import StateStore
 
 PERIODS: tuple[Period, ...] = ("month", "quarter", "year")
@@ -81,7 +81,7 @@ class BookFigures:
 
 
 def book_figures(store: StateStore, config: AppConfig) -> BookFigures:
-    book = load_book(store)
+    book = synced_book(store).book  # loaded once per run for explain and the console too
     return BookFigures(outcomes(book, config.renewals), book.owners, frozenset(book.accounts))
 
 
