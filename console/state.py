@@ -17,6 +17,7 @@ from connector.config import AppConfig
 from connector.errors import ConnectorError
 from connector.ports import Check
 from connector.services.context import Context
+from connector.services.synced import synced_book
 from connector.state import StateStore
 
 SECRET_ENV = "RENEWALS_SECRET_KEY"
@@ -76,6 +77,13 @@ class ConsoleState:
                     self.close()
                     self._verdict = Verdict((), time.time(), f"{type(exc).__name__}: {exc}")
             return self._verdict
+
+    def warm(self) -> None:
+        """Load the synced book now if a run changed it and none is going: the first page
+        after a run then finds it loaded (`renewals serve` calls this every few seconds)."""
+        latest = self.store.runs.list(1)
+        if not latest or latest[0].status != "running":
+            synced_book(self.store)
 
     def close(self) -> None:
         with self._lock:

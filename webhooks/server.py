@@ -41,6 +41,8 @@ WORKER_CONNECTIONS = 1000
 KEEPALIVE_S = 5
 #: console requests one web worker handles at once, each in a native thread (ConsoleInThreads)
 CONSOLE_THREADS = 2
+#: seconds between two looks for a run that changed the synced book (ConsoleInThreads)
+WARM_EVERY_S = 5
 #: a query parameter's value, in a request line, a query string or a Referer
 _QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 
@@ -172,7 +174,7 @@ class WebhookServer(BaseApplication):
         app = create_app(self.app_config)
         app.extensions["renewals"].blocking = NativeThread()
         app.wsgi_app = BodyDeadline(
-            ConsoleInThreads(app.wsgi_app),
+            ConsoleInThreads(app.wsgi_app, app.extensions["console"].warm),
             self.app_config.webhooks.request_body_seconds,
             self.app_config.webhooks.max_body_bytes,
             self.handling,
@@ -207,10 +209,12 @@ class ConsoleInThreads:
     """WSGI middleware for gevent workers: the admin console's pages (/admin) run in native
     threads of the worker, CONSOLE_THREADS at a time. A page that computes for a few hundred
     ms (a report over a large book) then shares the interpreter with the worker's greenlets
-    every few ms instead of holding it: webhooks are still acknowledged meanwhile."""
+    every few ms instead of holding it: webhooks are still acknowledged meanwhile. One more
+    native thread calls `warm` every WARM_EVERY_S: what the pages read after a run (the synced
+    book: seconds to load on a large book) is loaded before anyone asks."""
 
-    def __init__(self, app):
-        self.app, self._pool = app, None
+    def __init__(self, app, warm=lambda: None):
+        self.app, self.warm, self._pool = app, warm, None
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -219,7 +223,8 @@ class ConsoleInThreads:
         if self._pool is None:  # made in the worker, after the fork
             from gevent.threadpool import ThreadPool
 
-            self._pool = ThreadPool(CONSOLE_THREADS)
+            self._pool = ThreadPool(CONSOLE_THREADS + 1)
+            self._pool.spawn(self._keep_warm)
         answer: list = []
 
         def handle() -> bytes:
@@ -237,6 +242,17 @@ class ConsoleInThreads:
         data = self._pool.apply(handle)
         start_response(*answer)
         return [data]
+
+    def _keep_warm(self) -> None:
+        from gevent.monkey import get_original
+
+        sleep = get_original("time", "sleep")  # a native thread: the real sleep
+        while True:
+            try:
+                self.warm()
+            except Exception:  # a database briefly locked or gone: try again later
+                log.warning("console: could not load the synced book", exc_info=True)
+            sleep(WARM_EVERY_S)
 
 
 class BodyDeadline:
