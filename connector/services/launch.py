@@ -8,9 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,20 +100,53 @@ def launch(
     return started
 
 
+#: starts the run in the background and says its pid: the shell exits at once, so the run
+#: belongs to no web worker (none waits for it, it leaves no zombie, it outlives the worker)
+_DETACH = 'cd "$1" && shift && "$@" </dev/null >"$RENEWALS_RUN_LOG" 2>&1 & echo $!'
+
+
 def _start(config: AppConfig, folder: Path, command: str, extra: list[str]) -> Launched:
     log = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{command}.log"
     argv = [sys.executable, "-m", "connector", "--config", str(config.source.resolve())]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*argv, *COMMANDS[command], *extra],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # not stopped with the web worker that started it
-            cwd=str(config.base_dir),
+    env = {**os.environ, "RENEWALS_RUN_LOG": str(log)}
+    pid = _detached([str(config.base_dir), *argv, *COMMANDS[command], *extra], env)
+    return Launched(command, pid, log)
+
+
+def _detached(args: list[str], env: dict[str, str]) -> int:
+    """Run _DETACH with `args` in a session of its own; the started process's pid."""
+    read, write = os.pipe()
+    try:
+        shell = _unpatched("posix_spawn")(
+            "/bin/sh",
+            ["sh", "-c", _DETACH, "sh", *args],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write, 1),
+            ],
+            setsid=True,  # not stopped with the web worker that started it
         )
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    return Launched(command, proc.pid, log)
+    finally:
+        os.close(write)
+    with os.fdopen(read) as said:
+        pid = said.read().strip()
+    _unpatched("waitpid")(shell, 0)
+    if not pid.isdigit():
+        raise ConnectorError(f"could not start the run (the shell said {pid!r})")
+    return int(pid)
+
+
+def _unpatched(name: str):
+    """os.<name> as the standard library has it: under `renewals serve` gevent patches the
+    process functions into ones that must run on the worker's main loop, and the console's
+    views run in native threads (webhooks/server.py ConsoleInThreads)."""
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("os"):
+            return monkey.get_original("os", name)
+    return getattr(os, name)
 
 
 @contextmanager
@@ -139,14 +170,19 @@ def last_launch(config: AppConfig) -> LastLaunch | None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process `pid` still runs (it is reaped by the worker that started it)."""
+    """Whether process `pid` still runs (once it ends, init reaps it: its shell is gone; a
+    zombie that nothing reaps, under an init that does not, counts as ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: the pid was reused
         return False
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux): kill's answer stands
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def outcome(config: AppConfig, last: LastLaunch) -> dict[str, Any] | None:

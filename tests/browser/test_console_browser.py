@@ -66,3 +66,63 @@ def test_every_page_opens_with_no_console_error_and_is_screenshotted(signed_in, 
     assert page.locator("main h1").first.is_visible()
     signed_in.clean()
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def _until_ended(page, timeout_ms: int = 90_000) -> None:
+    """The live panel shows the launched run's outcome (it polls while the run goes)."""
+    page.wait_for_selector("#live-run[data-state=ended]", timeout=timeout_ms)
+
+
+def test_a_dry_run_and_a_sync_started_from_the_overview_show_their_outcome(signed_in, shots):
+    page = signed_in.page
+    page.on("dialog", lambda dialog: dialog.accept())  # "Start a sync now?"
+    page.goto("/admin/")
+    page.click("#dry-run")
+    _until_ended(page)
+    assert "Dry run" in page.inner_text("#live-run")
+    page.click("#sync-now")
+    page.wait_for_selector("#live-outcome", timeout=90_000)
+    outcome = page.inner_text("#live-outcome")
+    assert "API calls" in outcome
+    page.screenshot(path=str(shots / "overview-after-sync.png"), full_page=True)
+    page.click("#live-outcome a")  # the run's own page
+    page.wait_for_url(re.compile(r".*/admin/runs/\d+$"))
+    assert "Writes" in page.inner_text("main") or "writes" in page.inner_text("main")
+    signed_in.clean()
+
+
+def test_a_dead_letter_is_retried_from_its_page(signed_in):
+    page = signed_in.page
+    page.goto("/admin/deadletters")
+    page.locator("#deadletters-form input[name=ids]").first.check()
+    page.click("#deadletters-form button:has-text('Retry selected')")
+    page.wait_for_selector(".flash.success")
+    assert "Retry of" in page.inner_text(".flash.success")
+    page.goto("/admin/")
+    _until_ended(page)
+    page.goto("/admin/audit")
+    assert "run.retry" in page.inner_text("main")
+    signed_in.clean()
+
+
+def test_a_contracts_explanation_opens_from_the_search(signed_in, shots):
+    page = signed_in.page
+    page.goto("/admin/contracts")
+    page.locator("main table a[href*='/admin/contracts/']").first.click()
+    page.wait_for_url(re.compile(r".*/admin/contracts/[^/?]+$"))
+    text = page.inner_text("main")
+    assert "renewal" in text.lower()
+    page.screenshot(path=str(shots / "contract.png"), full_page=True)
+    signed_in.clean()
+
+
+def test_the_report_page_draws_its_charts(signed_in):
+    page = signed_in.page
+    page.goto("/admin/reports")
+    charts = page.locator("figure.chart svg")
+    assert charts.count() >= 5
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100
+        assert charts.nth(i).locator("rect, path, circle, polyline").count() > 0
+    signed_in.clean()
