@@ -77,10 +77,12 @@ def test_a_dry_run_and_a_sync_started_from_the_overview_show_their_outcome(signe
     page = signed_in.page
     page.on("dialog", lambda dialog: dialog.accept())  # "Start a sync now?"
     page.goto("/admin/")
-    page.click("#dry-run")
+    with page.expect_navigation():  # the overview again, showing this launch
+        page.click("#dry-run")
     _until_ended(page)
     assert "Dry run" in page.inner_text("#live-run")
-    page.click("#sync-now")
+    with page.expect_navigation():
+        page.click("#sync-now")
     page.wait_for_selector("#live-outcome", timeout=90_000)
     outcome = page.inner_text("#live-outcome")
     assert "API calls" in outcome
@@ -125,4 +127,31 @@ def test_the_report_page_draws_its_charts(signed_in):
         box = charts.nth(i).bounding_box()
         assert box and box["width"] > 200 and box["height"] > 100
         assert charts.nth(i).locator("rect, path, circle, polyline").count() > 0
+    signed_in.clean()
+
+
+def test_a_mapping_field_is_edited_previewed_saved_and_used_by_the_next_sync(signed_in, shots):
+    page = signed_in.page
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto("/admin/mappings")
+    before = page.inner_text("#mapping-version").strip()
+    page.click("#field-account-nps a.edit")
+    page.select_option("#crm-field", "Open_Tickets__c")  # another number field of Account
+    page.click("#preview-button")
+    page.wait_for_selector("#save-button")
+    assert "Open_Tickets__c" in page.inner_text("#mapping-diff")
+    page.screenshot(path=str(shots / "mapping-preview.png"), full_page=True)
+    page.click("#save-button")
+    page.wait_for_selector(".flash.success")
+    saved = page.inner_text(".flash.success")
+    assert saved.startswith("saved: version ")
+    after = saved.removeprefix("saved: version ").split(";")[0]
+    assert after != before
+    page.goto("/admin/")
+    with page.expect_navigation():
+        page.click("#sync-now")
+    page.wait_for_selector("#live-outcome", timeout=90_000)
+    page.click("#live-outcome a")
+    page.wait_for_url(re.compile(r".*/admin/runs/\d+$"))
+    assert after in page.inner_text("main")  # the run used the saved mapping
     signed_in.clean()
