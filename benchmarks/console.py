@@ -62,7 +62,7 @@ def run(contracts: int = 10_000, repeat: int = 20) -> list[Verdict]:
         ids = {"run": str(report.run_id), "contract": _a_contract(config)}
         times = _measure(config, pages(ids), repeat)
     verdicts = []
-    for path, samples in times.items():
+    for path, samples in list(times.items())[:-2]:
         if samples is None:
             verdicts.append(verdict(Verdict("console", path, "not 200", "200", False)))
             continue
@@ -70,6 +70,18 @@ def run(contracts: int = 10_000, repeat: int = 20) -> list[Verdict]:
         row(path, f"median {statistics.median(samples) * 1000:,.0f} ms", width=44)
         figure, target = f"{p95:,.0f} ms", f"< {TARGET_MS} ms"
         verdicts.append(verdict(Verdict("console", f"{path} p95", figure, target, p95 < TARGET_MS)))
+    uncached = times.pop("uncached")
+    p95 = statistics.quantiles(uncached, n=20)[-1] * 1000
+    row(
+        "reports, 20 as-of dates (none kept)",
+        f"median {statistics.median(uncached) * 1000:,.0f} ms",
+    )
+    figure, target = f"{p95:,.0f} ms", f"< {TARGET_MS} ms"
+    verdicts.append(
+        verdict(Verdict("console", "reports uncached p95", figure, target, p95 < TARGET_MS))
+    )
+    row("first page after a run (book loaded)", f"{times.pop('cold') * 1000:,.0f} ms")
+    print("  (renewals serve loads it within 5 s of a run's end, before anyone asks)")
     flush()
     return verdicts
 
@@ -102,4 +114,15 @@ def _measure(config, paths: list[str], repeat: int) -> dict[str, list[float] | N
             client.get(path)
             samples.append(time.perf_counter() - started)
         out[path] = samples
+    uncached = []
+    for day in range(1, 21):  # each as-of date is a report not kept yet
+        started = time.perf_counter()
+        client.get(f"/admin/reports?as_of=2026-10-{day:02d}")
+        uncached.append(time.perf_counter() - started)
+    out["uncached"] = uncached
+    store = app.extensions["console"].store
+    store.runs.finish(store.runs.start("webhook", "2026-11-23"), "ok", {}, 0, 0.0)
+    started = time.perf_counter()
+    client.get(paths[5])  # a contract's explanation: the synced book is loaded again
+    out["cold"] = time.perf_counter() - started
     return out
