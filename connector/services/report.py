@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from connector.config import AppConfig
@@ -70,7 +70,7 @@ def report_window(as_of: date, start: date | None, end: date | None) -> tuple[da
     return start, end
 
 
-@dataclass(frozen=True)
+@dataclass
 class BookFigures:
     """What a report reads from the synced book (the costly part: the whole book is loaded):
     each bought contract's outcome, the owners, the accounts."""
@@ -78,6 +78,17 @@ class BookFigures:
     items: list[Outcome]
     owners: dict[str, Owner]
     accounts: frozenset[str]
+    #: the recorded segment periods, and migration matrices by (from, to) period: the segment
+    #: history changes with runs only, as the book does (filled on first use)
+    periods: list[str] | None = None
+    matrices: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    def migration(self, store: StateStore, before: str, after: str) -> dict:
+        if (before, after) not in self.matrices:
+            self.matrices[(before, after)] = migration(
+                store.history.segments_in(before), store.history.segments_in(after)
+            )
+        return self.matrices[(before, after)]
 
 
 def book_figures(store: StateStore, config: AppConfig) -> BookFigures:
@@ -99,17 +110,14 @@ def build_report(
     figures = figures or book_figures(store, config)
     items = figures.items
     rows, total = retention_by_period(items, start, end, period)
-    health = store.history.health_on(as_of.isoformat())
-    grades = {a: r.grade for a, r in health.items() if r.grade and a in figures.accounts}
+    graded = store.history.account_grades_on(as_of.isoformat())
+    grades = {a: g for a, g in graded.items() if a in figures.accounts}
     segs = config.segments
-    recorded = store.history.segment_periods()
-    before = _recorded(recorded, period_start(start, segs).isoformat())
-    after = _recorded(recorded, period_start(end, segs).isoformat())
-    matrix = (
-        migration(store.history.segments_in(before), store.history.segments_in(after))
-        if before and after
-        else {}
-    )
+    if figures.periods is None:
+        figures.periods = store.history.segment_periods()
+    before = _recorded(figures.periods, period_start(start, segs).isoformat())
+    after = _recorded(figures.periods, period_start(end, segs).isoformat())
+    matrix = figures.migration(store, before, after) if before and after else {}
     return Report(
         as_of,
         start,

@@ -73,6 +73,21 @@ class HistoryRepository:
         with self.db.read() as conn:
             return dict(conn.execute(query).all())
 
+    def account_grades_on(self, day: str) -> dict[str, str]:
+        """account -> the grade of its last recorded health on or before `day` (graded only;
+        no drivers or values read: what the reports need)."""
+        table = health_history
+        newest = (
+            select(table.c.account, func.max(table.c.as_of).label("as_of"))
+            .where(table.c.as_of <= day)
+            .group_by(table.c.account)
+            .subquery()
+        )
+        latest = and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
+        query = select(table.c.account, table.c.grade).join(newest, latest)
+        with self.db.read() as conn:
+            return {a: g for a, g in conn.execute(query.where(table.c.grade.is_not(None)))}
+
     def last_day(self) -> str | None:
         """The newest day a health was recorded."""
         with self.db.read() as conn:
