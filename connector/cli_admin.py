@@ -124,6 +124,33 @@ def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool)
         raise ConfigError(problems)
 
 
+@mappings_group.command("fields")
+@click.argument("obj", metavar="OBJECT")
+@json_option
+@click.pass_context
+@fatal_errors
+def mappings_fields(ctx, obj: str, as_json: bool) -> None:
+    """The fields of CRM OBJECT (Account, deals, ...) as the CRM's schema describes them
+    (Salesforce describe, HubSpot properties, the sandbox's schema): what a mapping can name,
+    and what the console's field picker offers."""
+    context = open_context(ctx.find_root())
+    try:
+        fields = context.crm.object_fields(obj)
+    finally:
+        context.close()
+    if as_json:
+        out.print_json(data={"object": obj, "fields": [asdict(f) for f in fields]})
+    else:
+        table = Table("field", "label", "type", "values", "", title=f"{obj} fields")
+        for f in fields:
+            ro = "read-only" if f.read_only else ""
+            table.add_row(f.name, f.label, f.type, ", ".join(f.picklist), ro)
+        message = f"The CRM has no object {obj!r} (or shows it no fields)."
+        out.print(table if fields else message, markup=False)
+    if not fields:
+        sys.exit(EXIT_PARTIAL)
+
+
 @click.command("doctor")
 @json_option
 @click.pass_context

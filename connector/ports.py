@@ -68,6 +68,22 @@ class Check:
     fix: str | None = None  # what the admin should do when not ok
 
 
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One field of a CRM object as the CRM's schema describes it (Salesforce describe, HubSpot
+    properties, the sandbox's schema): what the console's field picker offers."""
+
+    name: str
+    label: str
+    #: the CRM's own type name (Salesforce and sandbox: string, picklist, double, date, ...;
+    #: HubSpot: string, number, enumeration, date, datetime, bool; association: the adapter's)
+    type: str
+    #: allowed values of a picklist / enumeration (active ones), else empty
+    picklist: tuple[str, ...] = ()
+    #: the CRM sets it: a mapping can only read it
+    read_only: bool = False
+
+
 class CrmClient(Protocol):
     system: str
     max_batch: int
@@ -117,4 +133,9 @@ class Diagnosable(Protocol):
 
     def setup(self, apply: bool) -> list[Check]:
         """The custom fields/properties the connector needs: reported, or created when `apply`."""
+        ...
+
+    def object_fields(self, obj: str) -> list[FieldInfo]:
+        """The fields of CRM object `obj`, by name ([] when the CRM has no such object):
+        what `doctor` and the online checks read, for pickers and `mappings fields`."""
         ...

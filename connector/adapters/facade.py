@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from connector.ports import Check, Cursor, OutboundRecord, SourceRecord, WriteResult
+from connector.ports import (
+    Check,
+    Cursor,
+    FieldInfo,
+    OutboundRecord,
+    SourceRecord,
+    WriteResult,
+)
 
 
 class AdapterFacade:
@@ -60,3 +67,6 @@ class AdapterFacade:
 
     def setup(self, apply: bool) -> list[Check]:
         return self.diagnosis.setup(apply)
+
+    def object_fields(self, obj: str) -> list[FieldInfo]:
+        return self.diagnosis.object_fields(obj)

@@ -462,6 +462,10 @@ def owners(fake: FakeHubSpot, query, body):
 
 
 def properties(fake: FakeHubSpot, query, body, obj):
+    if obj not in fake.properties:
+        # what the portal answers for a type it does not know (HubSpot/hubspot-api-php#128,
+        # #233: `{"status": "error", "message": "Unable to infer object type from: ..."}`)
+        raise error(400, "VALIDATION_ERROR", f"Unable to infer object type from: {obj}")
     return 200, {"results": list(fake.properties[obj].values())}
 
 

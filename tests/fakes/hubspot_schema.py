@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+#: Default properties whose values HubSpot sets (ids, stamps, merges).
+SET_BY_HUBSPOT = {
+    "hs_object_id",
+    "createdate",
+    "hs_lastmodifieddate",
+    "lastmodifieddate",
+    "hs_merged_object_ids",
+}
+
 
 def _p(name: str, type_: str = "string", field_type: str = "text", options=()) -> dict:
     """A property as GET /crm/v3/properties/{object} lists it; an enumeration's `options`
@@ -22,6 +31,13 @@ def _p(name: str, type_: str = "string", field_type: str = "text", options=()) -
         ],
         "description": "",
         "displayOrder": 0,
+        # the Property model's PropertyModificationMetadata (hubspot-api-client,
+        # crm.properties): HubSpot sets these values itself; no API write changes them
+        "modificationMetadata": {
+            "archivable": name not in SET_BY_HUBSPOT,
+            "readOnlyDefinition": True,
+            "readOnlyValue": name in SET_BY_HUBSPOT,
+        },
     }
 
 

@@ -459,4 +459,9 @@ def _prop(name, label, type_, field_type, unique=False, group="renewals") -> dic
         "options": [],
         "description": "",
         "displayOrder": -1,
+        "modificationMetadata": {
+            "archivable": True,
+            "readOnlyDefinition": False,
+            "readOnlyValue": False,
+        },
     }

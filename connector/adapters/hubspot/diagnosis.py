@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.adapters.hubspot.kinds import MERGED, Kinds, synthetic
+from connector.adapters.hubspot.kinds import (
+    MERGED,
+    OWNER_FIELDS,
+    Kinds,
+    association_fields,
+    synthetic,
+)
 from connector.adapters.hubspot.transport import SCOPES, HubSpotTransport
 from connector.domain.policy import RenewalPolicy
 from connector.domain.value_maps import value_checks, wants_values
 from connector.errors import CrmError
-from connector.ports import Check
+from connector.ports import Check, FieldInfo
 
 #: Health written onto renewal deals and companies alike.
 HEALTH_PROPERTIES = (
@@ -202,6 +208,24 @@ class HubSpotDiagnosis:
                     checks.append(self._create(obj, name, label, type_, field_type, unique))
         return checks
 
+    def object_fields(self, obj: str) -> list[FieldInfo]:
+        """`obj`'s properties (the ones `check_mapping_online` reads) and the association
+        fields the adapter fills; the owners API's fields for `owners`."""
+        if obj == "owners":
+            return [FieldInfo(n, label, t, read_only=True) for n, label, t in OWNER_FIELDS]
+        try:
+            have = self._properties(obj)
+        except CrmError as err:
+            if err.status in (400, 404):  # "Unable to infer object type from: <obj>"
+                return []
+            raise
+        fields = [
+            FieldInfo(n, p.get("label") or n, p.get("type", ""), tuple(_options(p) or ()), _ro(p))
+            for n, p in have.items()
+        ]
+        fields += [FieldInfo(n, label, "association") for n, label in association_fields(obj)]
+        return sorted(fields, key=lambda f: f.name)
+
     # ------------------------------------------------------------------ helpers
 
     def _objects(self) -> list[str]:
@@ -292,6 +316,12 @@ def _options(found: dict[str, Any] | None) -> list[str] | None:
     if found.get("type") != "enumeration" or not found.get("options"):
         return None
     return [o["value"] for o in found["options"] if not o.get("hidden")]
+
+
+def _ro(found: dict[str, Any]) -> bool:
+    """HubSpot computes it (a calculated property, or one only HubSpot sets)."""
+    meta = found.get("modificationMetadata") or {}
+    return bool(found.get("calculated") or meta.get("readOnlyValue"))
 
 
 def _dedupe(checks: list[Check]) -> list[Check]:

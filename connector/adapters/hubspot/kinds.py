@@ -124,6 +124,31 @@ class Kinds:
         return props, links
 
 
+#: The owners API's fields (owners have no properties API): its PublicOwner schema.
+OWNER_FIELDS = (
+    ("id", "Owner ID", "string"),
+    ("email", "Email", "string"),
+    ("firstName", "First name", "string"),
+    ("lastName", "Last name", "string"),
+    ("userId", "User ID", "number"),
+    ("archived", "Archived", "bool"),
+    ("createdAt", "Created at", "datetime"),
+    ("updatedAt", "Updated at", "datetime"),
+)
+
+
+def association_fields(obj: str) -> list[tuple[str, str]]:
+    """(name, label) of the fields the adapter fills from `obj`'s associations."""
+    out = [
+        (f"associated_{alias}_id", f"Associated {alias.replace('_', ' ')} (association)")
+        for alias, target in (*ALIASES.items(), ("contract", ""))
+        if target != obj
+    ]
+    if obj == "contacts":
+        out.append((LABEL_FIELD, "Renewal contact (association label)"))
+    return out
+
+
 def synthetic(field: str) -> bool:
     """Fields the adapter fills from associations, not properties."""
     return bool(ASSOC_FIELD.match(field)) or field == LABEL_FIELD

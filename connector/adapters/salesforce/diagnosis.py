@@ -15,7 +15,7 @@ from connector.domain.models import WRITE_KINDS
 from connector.domain.policy import RenewalPolicy
 from connector.domain.value_maps import value_checks, wants_values
 from connector.errors import FatalCrmError
-from connector.ports import Check
+from connector.ports import Check, FieldInfo
 
 
 class SalesforceDiagnosis:
@@ -123,6 +123,23 @@ class SalesforceDiagnosis:
                 )
             )
         return checks
+
+    def object_fields(self, obj: str) -> list[FieldInfo]:
+        """The fields of `obj` from its describe (the one `check_mapping_online` reads)."""
+        describe = self._describe(obj) or {"fields": []}
+        return sorted(
+            (
+                FieldInfo(
+                    f["name"],
+                    f.get("label") or f["name"],
+                    f.get("type", ""),
+                    tuple(_picklist(f) or ()),
+                    not _writable(f),
+                )
+                for f in describe.get("fields", [])
+            ),
+            key=lambda f: f.name,
+        )
 
     def _custom_fields(self) -> list[tuple[str, str, dict[str, Any]]]:
         out, seen = [], set()

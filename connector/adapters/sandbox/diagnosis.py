@@ -13,7 +13,7 @@ from connector.domain.mapping import FieldSpec, Mapping, ObjectMapping
 from connector.domain.models import WRITE_KINDS
 from connector.domain.policy import RenewalPolicy
 from connector.domain.value_maps import value_checks, wants_values
-from connector.ports import Check
+from connector.ports import Check, FieldInfo
 
 #: Mapping `type` -> the schema's field types that can hold it (as on Salesforce).
 COMPATIBLE = {
@@ -77,6 +77,13 @@ class SandboxDiagnosis:
     def setup(self, apply: bool) -> list[Check]:
         return [Check("sandbox", True, "the sandbox needs no custom fields")]
 
+    def object_fields(self, obj: str) -> list[FieldInfo]:
+        """The sandbox org's fields of `obj`, from its schema (no database read)."""
+        return [
+            FieldInfo(name, label(name), f.type, f.picklist, f.read_only)
+            for name, f in sorted(OBJECTS.get(obj, {}).items())
+        ]
+
     def _field_checks(self, kind: str, om: ObjectMapping) -> list[Check | None]:
         checks = [
             self._field(kind, canonical, om, path, spec)
@@ -133,6 +140,12 @@ class SandboxDiagnosis:
             where = f"{om.object}.{spec.field}"
             checks += value_checks(kind, canonical, spec, where, values, self.policy)
         return checks
+
+
+def label(name: str) -> str:
+    """A field's label as Salesforce derives one: Segment__c -> Segment, OwnerId -> Owner ID."""
+    text = name.removesuffix("__c").replace("_", " ")
+    return text[:-2] + " ID" if text.endswith("Id") and text != "Id" else text
 
 
 def _type_problem(spec: FieldSpec, found: FieldDef) -> str | None:
