@@ -25,13 +25,11 @@ from connector.cli_common import (
 from connector.cli_history import mappings_diff, mappings_history
 from connector.cli_preview import preview_cmd
 from connector.cli_render import print_checks
-from connector.domain.value_maps import value_map_problems
 from connector.errors import ConfigError, Problem
 from connector.mapping_file import load_mapping
 from connector.ports import Check, Diagnosable
 from connector.services.settings import config_files, effective_config, effective_yaml, secrets_set
 from connector.services.versions import mask_passwords
-from connector.yamlsource import load_yaml
 
 
 @click.group("config")
@@ -45,8 +43,7 @@ def config_group() -> None:
 def config_check(ctx) -> None:
     """Validate app.yaml and its mapping file; print every problem with file and line."""
     cfg = bootstrap.load(ctx.parent.obj["config"])
-    mapping = load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
-    _raise_value_problems(cfg, mapping)
+    load_mapping(cfg.mapping_path, expect_crm=cfg.crm, policy=cfg.renewals)
     out.print(
         f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
         f"state: {mask_passwords(cfg.state_url)})"
@@ -107,9 +104,7 @@ def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool)
     checked, problems = [], []
     for path in files or (cfg.mapping_path,):
         try:
-            mapping = load_mapping(path)
-            if cfg is not None:
-                _raise_value_problems(cfg, mapping)
+            mapping = load_mapping(path, policy=cfg.renewals if cfg is not None else None)
             checked.append({"file": str(path), "crm": mapping.crm, "models": len(mapping.models)})
         except ConfigError as exc:
             problems += exc.problems
@@ -195,15 +190,6 @@ def _run_checks(
 
 def _problems(problems: list[Problem]) -> list[dict]:
     return [asdict(p) for p in problems]
-
-
-def _raise_value_problems(cfg, mapping) -> None:
-    """The mapping's value maps against the values app.yaml names (a stage map without the
-    closed-lost stage): configuration problems, located in the mapping file."""
-    found = value_map_problems(mapping, cfg.renewals)
-    if found:
-        src = load_yaml(cfg.mapping_path)
-        raise ConfigError([src.problem(path, message) for path, message in found])
 
 
 COMMANDS = (config_group, mappings_group, doctor, setup)

@@ -1,16 +1,39 @@
-"""Load a mapping YAML file and check it against the canonical models, with file:line problems."""
+"""Load a mapping YAML file (or its text) and check it against the canonical models, with
+file:line problems."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from connector.domain.mapping import Mapping, check_mapping
+from connector.domain.policy import RenewalPolicy
+from connector.domain.value_maps import value_map_problems
 from connector.errors import ConfigError
-from connector.yamlsource import load_yaml, validate_all
+from connector.yamlsource import YamlSource, load_yaml, parse_yaml, validate_all
 
 
-def load_mapping(path: str | Path, expect_crm: str | None = None) -> Mapping:
-    src = load_yaml(path)
+def load_mapping(
+    path: str | Path, expect_crm: str | None = None, policy: RenewalPolicy | None = None
+) -> Mapping:
+    """The mapping file at `path` (see `mapping_from_text`)."""
+    return _checked(load_yaml(path), expect_crm, policy)
+
+
+def mapping_from_text(
+    text: str, file: str, expect_crm: str | None = None, policy: RenewalPolicy | None = None
+) -> Mapping:
+    """The mapping this YAML text holds (a candidate not written yet; problems name `file`),
+    checked against the canonical models, the CRM app.yaml selects (`expect_crm`) and the
+    values app.yaml names (`policy`: a stage map without the closed-lost stage), every problem
+    at once as a ConfigError."""
+    return _checked(parse_yaml(text, file), expect_crm, policy)
+
+
+def _checked(src: YamlSource, expect_crm: str | None, policy: RenewalPolicy | None) -> Mapping:
+    if not isinstance(src.data, dict):
+        found = type(src.data).__name__
+        message = f"not a mapping file: expected the keys version, crm and models, found {found}"
+        raise ConfigError([src.problem((), message)])
     mapping, problems = validate_all(Mapping, src.data, src)
     if mapping is not None:
         problems += [src.problem(p, m) for p, m in check_mapping(mapping)]
@@ -20,6 +43,8 @@ def load_mapping(path: str | Path, expect_crm: str | None = None) -> Mapping:
                 ("crm",), f"mapping is for {mapping.crm!r} but app.yaml selects crm: {expect_crm}"
             )
         )
+    if policy is not None and mapping is not None:
+        problems += [src.problem(p, m) for p, m in value_map_problems(mapping, policy)]
     if problems:
         raise ConfigError(problems)
     return mapping

@@ -10,8 +10,9 @@ import pytest
 
 from connector.domain.mapping import to_crm, to_model
 from connector.domain.models import Account, HealthMeasures, to_json, validate
+from connector.domain.policy import RenewalPolicy
 from connector.errors import ConfigError, MappingError
-from connector.mapping_file import load_mapping
+from connector.mapping_file import load_mapping, mapping_from_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +130,25 @@ def test_invalid_yaml_reports_its_line(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_mapping(bad)
     assert exc.value.problems[0].line is not None and "invalid YAML" in str(exc.value)
+
+
+@pytest.mark.parametrize("text", ["0", "- a\n- b\n", "just text"])
+def test_a_document_that_is_not_a_mapping_is_a_problem_not_a_traceback(text):
+    with pytest.raises(ConfigError, match="not a mapping file"):
+        mapping_from_text(text, "candidate.yaml")
+
+
+def test_a_candidate_text_is_checked_against_app_yamls_stages_with_its_lines():
+    text = (ROOT / "mappings" / "sandbox.yaml").read_text()
+    text = text.replace(
+        "      stage: StageName", "      stage: {field: StageName, map: {Open: Open}}"
+    )
+    policy = RenewalPolicy()
+    with pytest.raises(ConfigError) as caught:
+        mapping_from_text(text, "candidate.yaml", expect_crm="sandbox", policy=policy)
+    (problem, *_) = caught.value.problems
+    assert problem.file == "candidate.yaml" and problem.path.endswith("stage.map")
+    assert (
+        problem.line
+        == text.splitlines().index("      stage: {field: StageName, map: {Open: Open}}") + 1
+    )
