@@ -22,7 +22,7 @@ from connector.cli_common import (
     open_context,
     out,
 )
-from connector.cli_history import mappings_diff, mappings_history
+from connector.cli_history import mappings_diff, mappings_history, mappings_revert
 from connector.cli_preview import preview_cmd
 from connector.cli_render import print_checks
 from connector.errors import ConfigError, Problem
@@ -82,6 +82,7 @@ def mappings_group() -> None:
 mappings_group.add_command(mappings_history)
 mappings_group.add_command(mappings_diff)
 mappings_group.add_command(preview_cmd)
+mappings_group.add_command(mappings_revert)
 
 
 @mappings_group.command("validate")

@@ -11,13 +11,15 @@ import click
 from rich.table import Table
 
 from connector import bootstrap
-from connector.cli_common import EXIT_FATAL, fatal_errors, json_option, out
-from connector.domain.mapping_changes import FieldChange
+from connector.cli_common import EXIT_FATAL, cli_actor, fatal_errors, json_option, out
+from connector.domain.mapping_changes import FieldChange, describe
+from connector.services.mapping_edits import installed, save, version_text
 from connector.services.versions import (
     UnknownVersionError,
     VersionDiff,
+    compare,
+    current_hash,
     diff_versions,
-    read_used_files,
 )
 from connector.state import Version
 from connector.state.versions import short
@@ -35,10 +37,7 @@ def mappings_history(ctx, as_json: bool) -> None:
         versions = store.versions.history("mapping")
     finally:
         store.close()
-    try:
-        current = read_used_files(cfg)[0].hash
-    except OSError:  # the file is gone: its versions are still listed
-        current = None
+    current = current_hash(cfg)  # None: the file is gone; its versions are still listed
     if as_json:
         out.print_json(json.dumps([_version_json(v, v.hash == current) for v in versions]))
         return
@@ -92,38 +91,55 @@ def mappings_diff(ctx, a: str | None, b: str | None, as_json: bool) -> None:
         _print_diff(found)
 
 
+@click.command("revert")
+@click.argument("version")
+@click.option("--yes", is_flag=True, help="Install it without asking.")
+@json_option
+@click.pass_context
+@fatal_errors
+def mappings_revert(ctx, version: str, yes: bool, as_json: bool) -> None:
+    """Install mapping VERSION (a version or unique prefix, as `mappings history` shows them)
+    as the mapping file app.yaml selects: checked as `config check` checks the file, written
+    in one step, kept in the history, audited. Shows what changes and asks first (--yes: not)."""
+    cfg = bootstrap.load(ctx.obj["config"])
+    store = bootstrap.open_store(cfg)
+    try:
+        found, text = version_text(store, version)
+        current = installed(cfg)
+        if not yes:
+            if as_json:
+                raise click.UsageError("--json needs --yes (nothing is asked in JSON mode)")
+            diff, changes = compare(current.content, text, current.path, found.short)
+            out.print(f"Mapping {current.path} -> {found.short}", markup=False)
+            _print_changes(diff, changes)
+            click.confirm(f"Install version {found.short} as {cfg.mapping_path}?", abort=True)
+        saved = save(store, cfg, text, current.hash, cli_actor(), revert_of=found.short)
+    finally:
+        store.close()
+    if as_json:
+        data = {"ok": True, "version": short(saved.after), "before": short(saved.before)}
+        out.print_json(data={**data, "path": saved.path, "changed": saved.changed})
+    elif saved.changed:
+        out.print(f"saved: version {short(saved.after)}; the next sync uses it", markup=False)
+    else:
+        out.print(f"version {short(saved.after)} is the installed mapping already", markup=False)
+
+
 def _print_diff(d: VersionDiff) -> None:
     after = d.after.short if d.after is not None else "the current file"
     out.print(f"Mapping {d.before.short} -> {after} ({d.after_path})", markup=False)
-    if not d.diff:
+    _print_changes(d.diff, d.changes)
+
+
+def _print_changes(diff: list[str], changes: list[FieldChange] | None) -> None:
+    if not diff:
         out.print("No changes.")
         return
-    for change in d.changes or ():
-        out.print(f"  {_summary(change)}", markup=False, highlight=False)
+    for change in changes or ():
+        out.print(f"  {describe(change)}", markup=False, highlight=False)
     out.print("")
-    for line in d.diff:
+    for line in diff:
         out.print(line.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
-
-
-def _summary(c: FieldChange) -> str:
-    """One line: + added, - removed, ~ changed (its value map's entries, or before -> after)."""
-    if c.change != "changed":
-        sign, spec = ("+", c.after) if c.change == "added" else ("-", c.before)
-        return f"{sign} {c.where}: {_flow(spec)}"
-    entries = [f"+{_flow(k)}: {_flow(v)}" for k, v in c.map_added.items()]
-    entries += [f"-{_flow(k)}: {_flow(v)}" for k, v in c.map_removed.items()]
-    entries += [f"{_flow(k)}: {_flow(o)} -> {_flow(n)}" for k, (o, n) in c.map_changed.items()]
-    rest = [c.before, c.after]
-    if entries:
-        rest = [{k: v for k, v in s.items() if k != "map"} for s in (c.before, c.after)]
-    said = [f"value map {', '.join(entries)}"] if entries else []
-    if rest[0] != rest[1]:
-        said.append(f"{_flow(rest[0])} -> {_flow(rest[1])}")
-    return f"~ {c.where}: {'; '.join(said)}"
-
-
-def _flow(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _when(moment) -> str:
@@ -162,4 +178,4 @@ def _change_json(c: FieldChange) -> dict[str, Any]:
     return data
 
 
-COMMANDS = (mappings_history, mappings_diff)
+COMMANDS = (mappings_history, mappings_diff, mappings_revert)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,8 @@ from connector.cli_render import print_check_lines
 from connector.errors import ConfigError
 from connector.mapping_file import load_mapping
 from connector.ports import Check
-from connector.services.preview import Preview, preview
+from connector.services.preview import Preview, preview, schema_problems, summary, worse
 from connector.services.sync import today
-
-COUNTS = ("created", "updated", "unchanged", "skipped", "failed")
 
 
 @click.command("preview")
@@ -51,33 +49,15 @@ def preview_cmd(ctx, file: Path, as_of: date | None, as_json: bool) -> None:
     try:
         candidate = _candidate(file, context.config.crm, as_json)
         result = preview(context, candidate, as_of or today())
-        problems = _schema_problems(context.config, candidate)
+        problems = schema_problems(partial(bootstrap.build_crm, context.config), candidate)
     finally:
         context.close()
-    data = to_json(result, context.config.mapping_path, file)
-    data["schema_problems"] = [asdict(c) for c in problems]
+    data = summary(result, context.config.mapping_path, file, problems)
     if as_json:
         click.echo(json.dumps(data))
     else:
         print_preview(out, result, data)
-    sys.exit(EXIT_PARTIAL if _worse(data) else EXIT_OK)
-
-
-def _worse(data: dict[str, Any]) -> bool:
-    """The guard would stop the candidate, the CRM's schema refuses it, or it fails to map more
-    records than the current."""
-    failing = (sum(g["count"] for g in data[k]) for k in ("current_map_failures", "map_failures"))
-    return bool(data["guard"] or data["schema_problems"]) or next(failing) < next(failing)
-
-
-def _schema_problems(config, candidate) -> list[Check]:
-    """The candidate's failing online checks: a field the CRM does not have, a wrong type, a
-    value map the CRM's picklist or app.yaml's stages make incomplete (read-only calls)."""
-    crm = bootstrap.build_crm(config, candidate)
-    try:
-        return [c for c in crm.check_mapping_online() if not c.ok]
-    finally:
-        crm.close()
+    sys.exit(EXIT_PARTIAL if worse(data) else EXIT_OK)
 
 
 def _candidate(file: Path, crm: str, as_json: bool):
@@ -91,32 +71,6 @@ def _candidate(file: Path, crm: str, as_json: bool):
         error = f"{file} is not a usable {crm} mapping"
         click.echo(json.dumps({"ok": False, "error": error, "problems": problems}))
         sys.exit(EXIT_FATAL)
-
-
-def to_json(p: Preview, current: Path, candidate: Path) -> dict[str, Any]:
-    now, then = p.current.to_json(), p.candidate.to_json()
-    return {
-        "ok": True,
-        "as_of": now["as_of"],
-        "current": str(current),
-        "candidate": str(candidate),
-        "records": sum(p.current.records_read.values()),
-        "contracts": {k: _change(now[k], then[k]) for k in COUNTS},
-        "writes": _changes(p.current.writes, p.candidate.writes),
-        "skip_reasons": _changes(p.current.skip_reasons, p.candidate.skip_reasons),
-        "map_failures": p.candidate.map_failures,
-        "current_map_failures": p.current.map_failures,
-        "guard": p.candidate.guard,
-        "unread_fields": p.unread_fields,
-    }
-
-
-def _change(now: int, then: int) -> dict[str, int]:
-    return {"current": now, "candidate": then, "change": then - now}
-
-
-def _changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
-    return {k: _change(now.get(k, 0), then.get(k, 0)) for k in sorted({*now, *then})}
 
 
 def print_preview(console: Console, p: Preview, data: dict[str, Any]) -> None:

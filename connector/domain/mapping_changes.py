@@ -3,6 +3,7 @@ diff` prints above the text diff. Pure: takes the two files' parsed YAML."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,27 @@ def mapping_changes(before: Any, after: Any) -> list[FieldChange]:
             out.append(FieldChange(name, None, "changed", head_old, head_new))
         out += _field_changes(name, _fields(old[name]), _fields(new[name]))
     return out
+
+
+def describe(c: FieldChange) -> str:
+    """One line: + added, - removed, ~ changed (its value map's entries, or before -> after)."""
+    if c.change != "changed":
+        sign, spec = ("+", c.after) if c.change == "added" else ("-", c.before)
+        return f"{sign} {c.where}: {_flow(spec)}"
+    entries = [f"+{_flow(k)}: {_flow(v)}" for k, v in c.map_added.items()]
+    entries += [f"-{_flow(k)}: {_flow(v)}" for k, v in c.map_removed.items()]
+    entries += [f"{_flow(k)}: {_flow(o)} -> {_flow(n)}" for k, (o, n) in c.map_changed.items()]
+    rest = [c.before, c.after]
+    if entries:
+        rest = [{k: v for k, v in s.items() if k != "map"} for s in (c.before, c.after)]
+    said = [f"value map {', '.join(entries)}"] if entries else []
+    if rest[0] != rest[1]:
+        said.append(f"{_flow(rest[0])} -> {_flow(rest[1])}")
+    return f"~ {c.where}: {'; '.join(said)}"
+
+
+def _flow(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _field_changes(model: str, old: dict, new: dict) -> list[FieldChange]:

@@ -8,12 +8,16 @@ reads are named (`unread_fields`): they are previewed as empty."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 from connector.domain.book import Book
 from connector.domain.mapping import Mapping
 from connector.domain.models import READ_KINDS
+from connector.ports import Check
 from connector.services.context import Context
 from connector.services.gather import map_record
 from connector.services.guard import Baseline, verdict
@@ -74,3 +78,56 @@ def unread_fields(current: Mapping, candidate: Mapping) -> dict[str, list[str]]:
         if missing := [f for f in candidate.source_fields(kind) if f not in held]:
             out[kind] = missing
     return out
+
+
+COUNTS = ("created", "updated", "unchanged", "skipped", "failed")
+
+
+def summary(
+    p: Preview, current: str | Path, candidate: str | Path, schema: list[Check]
+) -> dict[str, Any]:
+    """What `renewals mappings preview --json` prints (and the console shows): contracts,
+    writes and skip reasons current / candidate / change, both map failures, the guard's
+    verdict on the candidate, unread fields and the candidate's failing schema checks."""
+    now, then = p.current.to_json(), p.candidate.to_json()
+    return {
+        "ok": True,
+        "as_of": now["as_of"],
+        "current": str(current),
+        "candidate": str(candidate),
+        "records": sum(p.current.records_read.values()),
+        "contracts": {k: _change(now[k], then[k]) for k in COUNTS},
+        "writes": _changes(p.current.writes, p.candidate.writes),
+        "skip_reasons": _changes(p.current.skip_reasons, p.candidate.skip_reasons),
+        "map_failures": p.candidate.map_failures,
+        "current_map_failures": p.current.map_failures,
+        "guard": p.candidate.guard,
+        "unread_fields": p.unread_fields,
+        "schema_problems": [asdict(c) for c in schema],
+    }
+
+
+def worse(data: dict[str, Any]) -> bool:
+    """The guard would stop the candidate, the CRM's schema refuses it, or it fails to map more
+    records than the current."""
+    failing = (sum(g["count"] for g in data[k]) for k in ("current_map_failures", "map_failures"))
+    return bool(data["guard"] or data["schema_problems"]) or next(failing) < next(failing)
+
+
+def schema_problems(crm_for: Callable[[Mapping], Any], candidate: Mapping) -> list[Check]:
+    """The candidate's failing online checks: a field the CRM does not have, a wrong type, a
+    value map the CRM's picklist or app.yaml's stages make incomplete (read-only calls, through
+    an adapter `crm_for` builds with the candidate: connector.bootstrap.build_crm)."""
+    crm = crm_for(candidate)
+    try:
+        return [c for c in crm.check_mapping_online() if not c.ok]
+    finally:
+        crm.close()
+
+
+def _change(now: int, then: int) -> dict[str, int]:
+    return {"current": now, "candidate": then, "change": then - now}
+
+
+def _changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
+    return {k: _change(now.get(k, 0), then.get(k, 0)) for k in sorted({*now, *then})}

@@ -37,6 +37,14 @@ def read_used_files(config: AppConfig) -> tuple[UsedFile, ...]:
     return tuple(files)
 
 
+def current_hash(config: AppConfig) -> str | None:
+    """sha256 of the mapping file as it is now (None: it cannot be read)."""
+    try:
+        return read_used_files(config)[0].hash
+    except OSError:
+        return None
+
+
 def _read(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
@@ -113,10 +121,19 @@ def diff_versions(
         new, new_path, new_hash = current.content, current.path, current.hash
         after = current_version(store, current)
     label_b = after.short if after is not None else f"{new_path} (current)"
+    diff, changes = compare(old, new, before.short, label_b)
+    return VersionDiff(before, after, new_path, new_hash, diff, changes)
+
+
+def compare(
+    old: str, new: str, label_a: str, label_b: str
+) -> tuple[list[str], list[FieldChange] | None]:
+    """The unified diff of two mapping texts and their changes by model and field (None: a
+    side is not YAML this release can read)."""
     text = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), before.short, label_b
+        old.splitlines(keepends=True), new.splitlines(keepends=True), label_a, label_b
     )
-    return VersionDiff(before, after, new_path, new_hash, list(text), _changes(old, new))
+    return list(text), _changes(old, new)
 
 
 def current_version(store: StateStore, current: UsedFile) -> Version | None:
