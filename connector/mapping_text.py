@@ -5,13 +5,15 @@ shows that field's change and nothing else.
 A full round trip (load, change, dump) would reflow the file: ruamel.yaml re-wraps long flow
 mappings and PyYAML drops comments. So ruamel.yaml's round-trip composer only locates the
 field's entry (the start and end of each key and value), and the change is spliced into the
-text there; ruamel.yaml's emitter writes the new values (quoted where YAML needs it)."""
+text there; ruamel.yaml's emitter writes the new values, each checked to read back as given with the
+parser the connector reads mappings with (PyYAML), else written double-quoted and escaped."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -154,7 +156,7 @@ def _emit(value: Any) -> str:
     out = io.StringIO()
     yaml.dump([value], out)
     text = out.getvalue().strip()[1:-1]
-    if _load(f"[{text}]") != [value]:  # a line break (NEL, U+2028) inside quotes: folded
+    if _load(f"[{text}]") != [value]:  # `yes`, `0?`, a NEL in quotes: PyYAML reads otherwise
         return _escaped(str(value))
     return text
 
@@ -180,7 +182,9 @@ def _escaped(text: str) -> str:
 
 
 def _load(text: str) -> Any:
+    """`text` as the connector reads it (PyYAML, YAML 1.1: `yes` is true, `[0?]` is an error),
+    which is not always as ruamel.yaml (YAML 1.2) reads it; None when it cannot be read."""
     try:
-        return YAML(typ="safe").load(text)
-    except YAMLError:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
         return None

@@ -83,7 +83,10 @@ def test_a_file_without_the_model_is_refused_with_a_reason():
         set_field("models: [", "account", "id", {"field": "Id"})
 
 
+#: texts PyYAML (YAML 1.1, the connector's reader) reads otherwise than YAML 1.2 or plain
+_TRICKY = ["yes", "No", "on", "0?", "~", "null", "- x", "a: b", "#x", "2027-03-31", "1e3"]
 _scalars = st.one_of(
+    st.sampled_from(_TRICKY),
     st.booleans(),
     st.integers(-(10**6), 10**6),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
@@ -96,7 +99,7 @@ _specs = st.fixed_dictionaries(
     },
     optional={
         "type": st.sampled_from(["string", "number", "integer", "boolean", "date", "datetime"]),
-        "format": st.text(max_size=10).filter(str.strip),
+        "format": st.one_of(st.sampled_from(_TRICKY), st.text(max_size=10).filter(str.strip)),
         "default": _scalars,
         "const": _scalars,
         "required": st.just(True),
