@@ -1,6 +1,18 @@
 """The console's pages, one blueprint each (registered under /admin by console.app)."""
 
-from console.pages import audit, contracts, deadletters, health, overview, reports, runs, settings
+from console.pages import (
+    audit,
+    contracts,
+    deadletters,
+    health,
+    mapping_changes,
+    mappings,
+    overview,
+    reports,
+    runs,
+    settings,
+)
 
 PAGES = [overview.bp, runs.bp, reports.bp, settings.bp, audit.bp]
 PAGES += [contracts.bp, health.bp, deadletters.bp]
+PAGES += [mappings.bp, mapping_changes.bp]

@@ -4,11 +4,17 @@ no page shows a secret; sign-in is throttled; the console is off until it is set
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from connector.config import load_config
+from tests.conftest import ROOT
 from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign_in
 
+#: the shipped sandbox mapping (the demo book's app.yaml selects it; the demo sync used it)
+_MAPPING = (ROOT / "mappings" / "sandbox.yaml").read_text()
+_BASE = hashlib.sha256(_MAPPING.encode()).hexdigest()
 #: every page (GET); each page's module adds its own
 PAGES = ["/admin/"]
 PAGES += ["/admin/runs", "/admin/runs?page=2&mode=incremental", "/admin/runs/1", "/admin/runs/live"]
@@ -17,11 +23,21 @@ PAGES += ["/admin/settings", "/admin/audit", "/admin/audit?action=login&page=1"]
 PAGES += ["/admin/contracts", "/admin/contracts?q=sterling", "/admin/contracts/800SB0000000039"]
 PAGES += ["/admin/health", "/admin/health?grade=red&sort=score", "/admin/deadletters"]
 PAGES += ["/admin/deadletters?all=1&kind=contract", "/admin/deadletters/1"]
+PAGES += ["/admin/mappings", "/admin/mappings?tab=yaml", "/admin/mappings?tab=history"]
+PAGES += [
+    "/admin/mappings/edit?model=account&field=segment",
+    f"/admin/mappings/versions/{_BASE[:8]}",
+]
 #: every form (POST path, fields) but sign-in and sign-out; each page's module adds its own
 FORMS: list[tuple[str, dict]] = []
 FORMS += [("/admin/doctor", {}), ("/admin/runs/start", {"command": "sync"})]
 FORMS += [("/admin/deadletters/retry", {"ids": "1"})]
 FORMS += [("/admin/deadletters/discard", {"ids": "1", "reason": "no longer needed"})]
+FORMS += [
+    ("/admin/mappings/validate", {"model": "account", "field": "segment", "base": _BASE}),
+    ("/admin/mappings/preview", {"text": _MAPPING, "base": _BASE}),
+    ("/admin/mappings/save", {"text": _MAPPING, "base": _BASE}),  # the file as it is: no change
+]
 #: secret values set in the environment of the app: none may appear on any page
 SECRETS = {
     "RENEWALS_SECRET_KEY": SECRET,
