@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import ROOT, write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.e2e.test_serve_and_scheduler import free_port, healthy, wait_for
 
@@ -54,7 +54,9 @@ def browser():
 def server(tmp_path_factory):
     """`renewals serve` over the demo book, with an admin; yields (base URL, folder)."""
     folder = tmp_path_factory.mktemp("browser")
-    config = write_config(folder)
+    mapping = folder / "mapping.yaml"  # a copy: the mapping page saves over the installed file
+    mapping.write_bytes((ROOT / "mappings" / "sandbox.yaml").read_bytes())
+    config = write_config(folder, mapping=str(mapping))
     cli = [*renewals_cli(), "--config", str(config)]
     env = {
         **os.environ,
