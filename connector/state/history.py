@@ -62,14 +62,7 @@ class HistoryRepository:
         """Accounts by the grade of their last recorded health on or before `day` (None: scored
         without a grade), counted in the database (no row loaded per account)."""
         table = health_history
-        newest = (
-            select(table.c.account, func.max(table.c.as_of).label("as_of"))
-            .where(table.c.as_of <= day)
-            .group_by(table.c.account)
-            .subquery()
-        )
-        latest = and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
-        query = select(table.c.grade, func.count()).join(newest, latest).group_by(table.c.grade)
+        query = select(table.c.grade, func.count()).join(*_newest_on(day)).group_by(table.c.grade)
         with self.db.read() as conn:
             return dict(conn.execute(query).all())
 
@@ -77,14 +70,7 @@ class HistoryRepository:
         """account -> the grade of its last recorded health on or before `day` (graded only;
         no drivers or values read: what the reports need)."""
         table = health_history
-        newest = (
-            select(table.c.account, func.max(table.c.as_of).label("as_of"))
-            .where(table.c.as_of <= day)
-            .group_by(table.c.account)
-            .subquery()
-        )
-        latest = and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
-        query = select(table.c.account, table.c.grade).join(newest, latest)
+        query = select(table.c.account, table.c.grade).join(*_newest_on(day))
         with self.db.read() as conn:
             return {a: g for a, g in conn.execute(query.where(table.c.grade.is_not(None)))}
 
@@ -142,3 +128,16 @@ class HistoryRepository:
         )
         with self.db.read() as conn:
             return {r.account: HealthRecord(*r) for r in conn.execute(query)}
+
+
+def _newest_on(day: str):
+    """The join (subquery, on-clause) that keeps each account's newest health row on or
+    before `day`."""
+    table = health_history
+    newest = (
+        select(table.c.account, func.max(table.c.as_of).label("as_of"))
+        .where(table.c.as_of <= day)
+        .group_by(table.c.account)
+        .subquery()
+    )
+    return newest, and_(table.c.account == newest.c.account, table.c.as_of == newest.c.as_of)
