@@ -18,13 +18,13 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from connector.adapters.sandbox import SandboxCrm
-from connector.adapters.sandbox.seed import seed
-from connector.bootstrap import build, build_sandbox, load
-from connector.domain.models import READ_KINDS
-from connector.services.apply import STAGES
-from connector.services.sync import sync
-from connector.services.sync_report import SyncReport
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.adapters.sandbox.seed import seed
+from crm_renewals.connector.bootstrap import build, build_sandbox, load
+from crm_renewals.connector.domain.models import READ_KINDS
+from crm_renewals.connector.services.apply import STAGES
+from crm_renewals.connector.services.sync import sync
+from crm_renewals.connector.services.sync_report import SyncReport
 
 AS_OF = date(2026, 3, 2)
 TARGET_RATIO = 1.05

@@ -15,11 +15,11 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from connector import bootstrap
-from connector.adapters.sandbox.seed import seed
-from connector.config import load_config
-from connector.services.sync import sync
-from connector.services.users import add_user
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.sandbox.seed import seed
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.sync import sync
+from crm_renewals.connector.services.users import add_user
 from tests.conftest import write_config
 
 AS_OF = date(2026, 11, 23)
@@ -98,7 +98,7 @@ def _a_contract(config) -> str:
 
 
 def _measure(config, paths: list[str], repeat: int) -> dict[str, list[float] | None]:
-    from webhooks.app import create_app
+    from crm_renewals.webhooks.app import create_app
 
     app = create_app(config, env={"RENEWALS_SECRET_KEY": "benchmark"})
     client = app.test_client()

@@ -24,7 +24,7 @@ TARGET_MB = 500
 
 
 def synthetic_signals(account_ids, as_of, seed):
-    from connector.domain.signals import Signal
+    from crm_renewals.connector.domain.signals import Signal
 
     rnd = random.Random(seed)
     at = datetime.combine(as_of, datetime.min.time(), UTC) - timedelta(hours=12)
@@ -45,10 +45,10 @@ def synthetic_signals(account_ids, as_of, seed):
 
 def child(contracts: int, seed: int) -> dict:
     from benchmarks.synthetic import AS_OF, EmptyLedger, build_book
-    from connector.config import load_config
-    from connector.domain.health import health_mix
-    from connector.services.apply import collect
-    from connector.services.insight import planner_for
+    from crm_renewals.connector.config import load_config
+    from crm_renewals.connector.domain.health import health_mix
+    from crm_renewals.connector.services.apply import collect
+    from crm_renewals.connector.services.insight import planner_for
 
     cfg = load_config(ROOT / "app.yaml")
     out = {"imports_mb": peak_rss_mb()}

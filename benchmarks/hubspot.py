@@ -32,13 +32,13 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from connector import bootstrap
-from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.config import load_config
-from connector.domain.models import READ_KINDS
-from connector.mapping_file import load_mapping
-from connector.services.context import Context
-from connector.services.sync import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.domain.models import READ_KINDS
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.sync import sync
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import FakeHubSpot
 

@@ -49,10 +49,10 @@ def vm_hwm_mb() -> float | None:
 def child(contracts: int, seed: int) -> dict:
     """The measured work; runs in the subprocess and returns its figures."""
     from benchmarks.synthetic import AS_OF, EmptyLedger, build_book
-    from connector.domain.planning.planner import Planner
-    from connector.domain.policy import Playbook, RenewalPolicy
-    from connector.services.apply import collect
-    from connector.services.sync_report import needs_attention
+    from crm_renewals.connector.domain.planning.planner import Planner
+    from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy
+    from crm_renewals.connector.services.apply import collect
+    from crm_renewals.connector.services.sync_report import needs_attention
 
     out = {"imports_mb": peak_rss_mb()}
     t0 = time.perf_counter()

@@ -12,10 +12,10 @@ import time
 
 from benchmarks.common import Verdict, flush, heading, one_core, row, verdict
 from benchmarks.synthetic import AS_OF, SEED, EmptyLedger, build_book, summarize
-from connector.domain.book import Book
-from connector.domain.planning.planner import Planner
-from connector.domain.planning.values import ContractPlan
-from connector.domain.policy import Playbook, RenewalPolicy
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.domain.planning.values import ContractPlan
+from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy
 
 TARGET = 20_000  # contracts per second
 

@@ -18,9 +18,9 @@ import responses
 
 from benchmarks.calls import CallCounter, _reads, _writes
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from connector import bootstrap
-from connector.config import load_config
-from connector.services.sync import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.sync import sync
 from tests.conftest import write_config
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import SALESFORCE_ENV

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
 from benchmarks.webhooks import _pct, _port, _stop, _wait_healthy
-from connector import bootstrap
-from connector.adapters.sandbox.seed import seed
-from connector.config import load_config
-from connector.services.sync import sync, today
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.sandbox.seed import seed
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.sync import sync, today
 from tests.conftest import write_config
 
 SECRET = "bench-signals-0000-0000"

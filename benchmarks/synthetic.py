@@ -14,9 +14,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.domain.book import Book
-from connector.domain.models import Account, Contact, Contract, ContractLine, Owner
-from connector.domain.planning.values import ContractPlan, RenewalPlan
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.models import Account, Contact, Contract, ContractLine, Owner
+from crm_renewals.connector.domain.planning.values import ContractPlan, RenewalPlan
 
 AS_OF = date(2026, 3, 2)
 SEED = 1234

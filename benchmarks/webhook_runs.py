@@ -16,12 +16,12 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from connector import bootstrap
-from connector.adapters.sandbox.seed import seed
-from connector.config import load_config
-from connector.services.gather import load_book
-from connector.services.refresh import Snapshot, sync_records
-from connector.services.sync import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.sandbox.seed import seed
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.gather import load_book
+from crm_renewals.connector.services.refresh import Snapshot, sync_records
+from crm_renewals.connector.services.sync import sync
 from tests.conftest import write_config
 
 AS_OF = date(2026, 11, 23)

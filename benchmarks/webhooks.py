@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from webhooks.verify import hubspot_v3_signature
+from crm_renewals.webhooks.verify import hubspot_v3_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0000-0000"

@@ -1,5 +1,5 @@
-"""`python -m connector` runs the `renewals` CLI."""
+"""`python -m crm_renewals.connector` runs the `renewals` CLI."""
 
-from connector.cli import main
+from crm_renewals.connector.cli import main
 
 main()

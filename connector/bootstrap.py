@@ -10,17 +10,17 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connector.adapters.sandbox import SandboxCrm
-from connector.config import AppConfig, find_config, load_config
-from connector.errors import ConfigError, Problem
-from connector.mapping_file import load_mapping
-from connector.ports import CrmClient
-from connector.services.context import Context
-from connector.services.versions import read_used_files
-from connector.state import StateStore
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.config import AppConfig, find_config, load_config
+from crm_renewals.connector.errors import ConfigError, Problem
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.ports import CrmClient
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.versions import read_used_files
+from crm_renewals.connector.state import StateStore
 
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
-    from connector.adapters.salesforce import SalesforceCrm
+    from crm_renewals.connector.adapters.salesforce import SalesforceCrm
 
 
 def load(config_path: str | None) -> AppConfig:
@@ -69,7 +69,7 @@ def context_factory(config: AppConfig) -> Callable[[], Context]:
 
 
 def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
-    from connector.adapters.salesforce import SalesforceCrm, connect
+    from crm_renewals.connector.adapters.salesforce import SalesforceCrm, connect
 
     settings = config.salesforce
     contract = mapping.models["contract"].fields
@@ -112,7 +112,7 @@ def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
 
 def build_hubspot(config: AppConfig, mapping=None):
     """The HubSpot adapter; the access token comes from HUBSPOT_ACCESS_TOKEN only."""
-    from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
+    from crm_renewals.connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
 
     mapping = mapping or load_mapping(config.mapping_path, expect_crm="hubspot")
     token = os.environ.get(TOKEN_ENV, "").strip()

@@ -18,7 +18,7 @@ from datetime import date
 
 import click
 
-from connector import (
+from crm_renewals.connector import (
     bootstrap,
     cli_admin,
     cli_cpq,
@@ -30,7 +30,7 @@ from connector import (
     cli_users,
     logs,
 )
-from connector.cli_common import (
+from crm_renewals.connector.cli_common import (
     EXIT_FATAL,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -43,17 +43,17 @@ from connector.cli_common import (
     open_context,
     out,
 )
-from connector.cli_render import (
+from crm_renewals.connector.cli_render import (
     print_dead_letters,
     print_explanation,
     print_plan_diff,
     print_sync,
     progress_bar,
 )
-from connector.domain.planning.values import ContractPlan
-from connector.services import explain, retry_dead_letters, sync
-from connector.services.deadletters import discard
-from connector.services.sync_report import Show, needs_attention
+from crm_renewals.connector.domain.planning.values import ContractPlan
+from crm_renewals.connector.services import explain, retry_dead_letters, sync
+from crm_renewals.connector.services.deadletters import discard
+from crm_renewals.connector.services.sync_report import Show, needs_attention
 
 
 @click.group()

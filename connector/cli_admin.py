@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import (
     EXIT_FATAL,
     EXIT_PARTIAL,
     config_problem,
@@ -22,14 +22,19 @@ from connector.cli_common import (
     open_context,
     out,
 )
-from connector.cli_history import mappings_diff, mappings_history, mappings_revert
-from connector.cli_preview import preview_cmd
-from connector.cli_render import print_checks
-from connector.errors import ConfigError, Problem
-from connector.mapping_file import load_mapping
-from connector.ports import Check, Diagnosable
-from connector.services.settings import config_files, effective_config, effective_yaml, secrets_set
-from connector.services.versions import mask_passwords
+from crm_renewals.connector.cli_history import mappings_diff, mappings_history, mappings_revert
+from crm_renewals.connector.cli_preview import preview_cmd
+from crm_renewals.connector.cli_render import print_checks
+from crm_renewals.connector.errors import ConfigError, Problem
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.ports import Check, Diagnosable
+from crm_renewals.connector.services.settings import (
+    config_files,
+    effective_config,
+    effective_yaml,
+    secrets_set,
+)
+from crm_renewals.connector.services.versions import mask_passwords
 
 
 @click.group("config")

@@ -15,11 +15,11 @@ from functools import wraps
 import click
 from rich.console import Console
 
-from connector import bootstrap
-from connector.dates import parse_day
-from connector.errors import ConfigError, ConnectorError, CrmError, Problem
-from connector.services.context import Context
-from connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.dates import parse_day
+from crm_renewals.connector.errors import ConfigError, ConnectorError, CrmError, Problem
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 #: Ctrl-C (SIGINT), as shells report it: 128 + 2

@@ -9,7 +9,7 @@ from datetime import date
 
 import click
 
-from connector.cli_common import (
+from crm_renewals.connector.cli_common import (
     EXIT_OK,
     EXIT_PARTIAL,
     as_of_option,
@@ -20,8 +20,8 @@ from connector.cli_common import (
     open_context,
     out,
 )
-from connector.services.cpq import retry_forecasts
-from connector.services.sync import today
+from crm_renewals.connector.services.cpq import retry_forecasts
+from crm_renewals.connector.services.sync import today
 
 
 @click.group("cpq")

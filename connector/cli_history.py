@@ -10,19 +10,19 @@ from typing import Any
 import click
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import EXIT_FATAL, cli_actor, fatal_errors, json_option, out
-from connector.domain.mapping_changes import FieldChange, describe
-from connector.services.mapping_edits import installed, save, version_text
-from connector.services.versions import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import EXIT_FATAL, cli_actor, fatal_errors, json_option, out
+from crm_renewals.connector.domain.mapping_changes import FieldChange, describe
+from crm_renewals.connector.services.mapping_edits import installed, save, version_text
+from crm_renewals.connector.services.versions import (
     UnknownVersionError,
     VersionDiff,
     compare,
     current_hash,
     diff_versions,
 )
-from connector.state import Version
-from connector.state.versions import short
+from crm_renewals.connector.state import Version
+from crm_renewals.connector.state.versions import short
 
 
 @click.command("history")

@@ -16,8 +16,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import (
     EXIT_FATAL,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -27,12 +27,18 @@ from connector.cli_common import (
     open_context,
     out,
 )
-from connector.cli_render import print_check_lines
-from connector.errors import ConfigError
-from connector.mapping_file import load_mapping
-from connector.ports import Check
-from connector.services.preview import Preview, preview, schema_problems, summary, worse
-from connector.services.sync import today
+from crm_renewals.connector.cli_render import print_check_lines
+from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.ports import Check
+from crm_renewals.connector.services.preview import (
+    Preview,
+    preview,
+    schema_problems,
+    summary,
+    worse,
+)
+from crm_renewals.connector.services.sync import today
 
 
 @click.command("preview")

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector.domain.models import to_json
-from connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
-from connector.services.explanation import Explanation, Party
-from connector.services.sync_report import SyncReport, needs_attention
-from connector.state import DeadLetter, Run
-from connector.state.versions import short
+from crm_renewals.connector.domain.models import to_json
+from crm_renewals.connector.domain.planning.values import ContractPlan, RenewalPlan, Skip
+from crm_renewals.connector.services.explanation import Explanation, Party
+from crm_renewals.connector.services.sync_report import SyncReport, needs_attention
+from crm_renewals.connector.state import DeadLetter, Run
+from crm_renewals.connector.state.versions import short
 
 
 @contextmanager

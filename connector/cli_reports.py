@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import (
     EXIT_OK,
     EXIT_PARTIAL,
     as_of_option,
@@ -22,11 +22,11 @@ from connector.cli_common import (
     out,
     parse_date,
 )
-from connector.domain.health import signal_measures
-from connector.domain.report_tables import Report, report_csv
-from connector.services.report import PERIODS, build_report
-from connector.services.signals import apply_signals, import_signals
-from connector.services.sync import today
+from crm_renewals.connector.domain.health import signal_measures
+from crm_renewals.connector.domain.report_tables import Report, report_csv
+from crm_renewals.connector.services.report import PERIODS, build_report
+from crm_renewals.connector.services.signals import apply_signals, import_signals
+from crm_renewals.connector.services.sync import today
 
 
 @click.group("signals")

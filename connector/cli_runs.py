@@ -9,10 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import EXIT_FATAL, err, fatal_errors, json_option, out
-from connector.cli_render import print_runs, run_json
-from connector.services.run_detail import MODES, STATUSES, RunDetail, run_detail
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import EXIT_FATAL, err, fatal_errors, json_option, out
+from crm_renewals.connector.cli_render import print_runs, run_json
+from crm_renewals.connector.services.run_detail import MODES, STATUSES, RunDetail, run_detail
 
 
 @click.command("runs")

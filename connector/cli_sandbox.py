@@ -9,18 +9,18 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from connector import bootstrap
-from connector.adapters.sandbox.book import write_signals_csv
-from connector.adapters.sandbox.seed import seed as seed_book
-from connector.cli_common import as_of_option, config_problem, fatal_errors, out
-from connector.cli_render import print_seed, print_sync, progress_bar
-from connector.cli_reports import demo_insights, print_import
-from connector.domain.health import signal_measures
-from connector.errors import ConfigError
-from connector.services import sync
-from connector.services.report import build_report
-from connector.services.signals import import_signals
-from connector.services.sync import today
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.sandbox.book import write_signals_csv
+from crm_renewals.connector.adapters.sandbox.seed import seed as seed_book
+from crm_renewals.connector.cli_common import as_of_option, config_problem, fatal_errors, out
+from crm_renewals.connector.cli_render import print_seed, print_sync, progress_bar
+from crm_renewals.connector.cli_reports import demo_insights, print_import
+from crm_renewals.connector.domain.health import signal_measures
+from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.report import build_report
+from crm_renewals.connector.services.signals import import_signals
+from crm_renewals.connector.services.sync import today
 
 
 @click.group("sandbox")

@@ -11,9 +11,9 @@ import threading
 
 import click
 
-from connector import bootstrap
-from connector.cli_common import err, fatal_errors
-from connector.config import find_config
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import err, fatal_errors
+from crm_renewals.connector.config import find_config
 
 
 def _bind(_ctx, _param, value: str) -> str:
@@ -42,7 +42,7 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     """Receive webhooks (HubSpot, Salesforce, signals); an inbox worker processes them."""
     cfg = bootstrap.load(ctx.obj["config"])
     bootstrap.build(cfg).close()  # a bad configuration or CRM stops here, before forking
-    from webhooks.server import prepare_metrics_dir, renewals_argv, serve
+    from crm_renewals.webhooks.server import prepare_metrics_dir, renewals_argv, serve
 
     prepare_metrics_dir(cfg)  # before anything imports prometheus_client (workers fork from here)
     quiet = logging.getLogger().level > logging.INFO
@@ -62,8 +62,8 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
 def worker_cmd(ctx, with_parent: bool) -> None:
     """Process stored webhook deliveries (`renewals serve` runs one for you)."""
     cfg = bootstrap.load(ctx.obj["config"])
-    from webhooks.server import worker_pid_file
-    from webhooks.worker import InboxWorker
+    from crm_renewals.webhooks.server import worker_pid_file
+    from crm_renewals.webhooks.worker import InboxWorker
 
     os.nice(cfg.webhooks.worker_nice)  # acknowledging deliveries comes first
     worker = InboxWorker(cfg)
@@ -102,7 +102,7 @@ def scheduler_cmd(ctx) -> None:
     """Run the scheduled jobs of app.yaml (sync, renewal scan, reconciliation, ...)."""
     cfg = bootstrap.load(ctx.obj["config"])
     bootstrap.build(cfg).close()
-    from jobs.scheduler import build_scheduler
+    from crm_renewals.jobs.scheduler import build_scheduler
 
     sched = build_scheduler(cfg)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))

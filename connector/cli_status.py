@@ -8,10 +8,10 @@ import json
 import click
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import fatal_errors, json_option, out
-from connector.cli_render import print_runs
-from connector.services.status import status
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import fatal_errors, json_option, out
+from crm_renewals.connector.cli_render import print_runs
+from crm_renewals.connector.services.status import status
 
 
 @click.command("status")
@@ -22,7 +22,7 @@ from connector.services.status import status
 def status_cmd(ctx, last_runs: int, as_json: bool) -> None:
     """Last runs, API calls today, inbox, dead letters, health mix and the next scheduled
     jobs, from the state store (no CRM call)."""
-    from jobs.scheduler import upcoming
+    from crm_renewals.jobs.scheduler import upcoming
 
     config = bootstrap.load(ctx.obj["config"])
     store = bootstrap.open_store(config)

@@ -8,9 +8,9 @@ import sys
 import click
 from rich.table import Table
 
-from connector import bootstrap
-from connector.cli_common import cli_actor, fatal_errors, json_option, out
-from connector.services.users import ROLES, UserError, add_user, remove_user
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import cli_actor, fatal_errors, json_option, out
+from crm_renewals.connector.services.users import ROLES, UserError, add_user, remove_user
 
 
 def _store(ctx):

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from connector.config_sections import (
+from crm_renewals.connector.config_sections import (
     DEFAULT_JOBS,
     ConsoleSettings,
     HubspotSettings,
@@ -26,7 +26,7 @@ from connector.config_sections import (
     SyncSettings,
     WebhookSettings,
 )
-from connector.domain.policy import (
+from crm_renewals.connector.domain.policy import (
     Journey,
     Playbook,
     RenewalPolicy,
@@ -34,8 +34,8 @@ from connector.domain.policy import (
     Segments,
     Upsell,
 )
-from connector.errors import ConfigError, Problem
-from connector.yamlsource import YamlSource, load_yaml, validate_all
+from crm_renewals.connector.errors import ConfigError, Problem
+from crm_renewals.connector.yamlsource import YamlSource, load_yaml, validate_all
 
 CONFIG_ENV = "RENEWALS_CONFIG"
 #: Environment variables that hold secrets; their values are redacted from every log line.
@@ -172,7 +172,7 @@ def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
 
 def _storage_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
     """Folders that are files, a state URL the store cannot use: said before anything opens."""
-    from connector.state import url_problem  # the state store loads only when asked
+    from crm_renewals.connector.state import url_problem  # the state store loads only when asked
 
     out = []
     blocked = _not_a_folder(cfg.data_path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from connector.state import (
+from crm_renewals.connector.state import (
     PENDING,
     Delivery,
     DueEvent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from connector.config import SECRET_ENV_VARS
+from crm_renewals.connector.config import SECRET_ENV_VARS
 
 
 class RedactSecrets(logging.Filter):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connector.domain.mapping import Mapping, check_mapping
-from connector.domain.policy import RenewalPolicy
-from connector.domain.value_maps import value_map_problems
-from connector.errors import ConfigError
-from connector.yamlsource import YamlSource, load_yaml, parse_yaml, validate_all
+from crm_renewals.connector.domain.mapping import Mapping, check_mapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.value_maps import value_map_problems
+from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.yamlsource import YamlSource, load_yaml, parse_yaml, validate_all
 
 
 def load_mapping(

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from connector.errors import ConnectorError
+from crm_renewals.connector.errors import ConnectorError
 
 #: The options the field form edits; others (`map`, `join`) are kept as they are.
 FORM_KEYS = ("field", "type", "format", "default", "const", "required", "direction", "computed")

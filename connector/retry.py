@@ -15,7 +15,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from connector.errors import RetriableCrmError
+from crm_renewals.connector.errors import RetriableCrmError
 
 
 def retrying(

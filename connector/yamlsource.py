@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from connector.errors import ConfigError, Problem
+from crm_renewals.connector.errors import ConfigError, Problem
 
 
 @dataclass

@@ -8,6 +8,6 @@ and render a template; no SQL and no CRM call here.
     pages/              one blueprint a page
 """
 
-from console.app import install
+from crm_renewals.console.app import install
 
 __all__ = ["install"]

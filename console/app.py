@@ -12,11 +12,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from connector.config import AppConfig
-from connector.state import StateStore
-from console import auth
-from console.pages import PAGES
-from console.state import ConsoleState
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.state import StateStore
+from crm_renewals.console import auth
+from crm_renewals.console.pages import PAGES
+from crm_renewals.console.state import ConsoleState
 
 csrf = CSRFProtect()
 #: scripts and styles only from /admin/static (htmx is vendored: the console works air-gapped)

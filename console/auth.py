@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
 
-from connector.services.users import LoginRefused, authenticate, console_enabled
-from connector.state import User
-from console.state import console
+from crm_renewals.connector.services.users import LoginRefused, authenticate, console_enabled
+from crm_renewals.connector.state import User
+from crm_renewals.console.state import console
 
 bp = Blueprint("auth", __name__)
 #: endpoints open without a session

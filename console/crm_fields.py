@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from connector.ports import FieldInfo
-from console.state import ConsoleState, console
+from crm_renewals.connector.ports import FieldInfo
+from crm_renewals.console.state import ConsoleState, console
 
 #: a CRM's schema changes when an admin adds a field: seen again after this long
 FIELDS_TTL_S = 600

@@ -10,9 +10,15 @@ from typing import Any
 
 import yaml
 
-from connector.domain.mapping import EPOCH_MS, FIELD_TYPES, FieldSpec, Mapping, ObjectMapping
-from connector.domain.models import READ_KINDS, WRITE_KINDS
-from connector.state import Version
+from crm_renewals.connector.domain.mapping import (
+    EPOCH_MS,
+    FIELD_TYPES,
+    FieldSpec,
+    Mapping,
+    ObjectMapping,
+)
+from crm_renewals.connector.domain.models import READ_KINDS, WRITE_KINDS
+from crm_renewals.connector.state import Version
 
 TYPES = ("", "string", "number", "integer", "boolean", "date", "datetime")
 DIRECTIONS = ("both", "in", "out")

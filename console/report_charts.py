@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from markupsafe import Markup
 
-from connector.domain.report_tables import Report
-from connector.domain.reports import GRADES
-from console.charts import (
+from crm_renewals.connector.domain.report_tables import Report
+from crm_renewals.connector.domain.reports import GRADES
+from crm_renewals.console.charts import (
     GRADE_COLOURS,
     Series,
     grouped_bars,

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from connector import bootstrap
-from connector.config import AppConfig
-from connector.errors import ConnectorError
-from connector.ports import Check
-from connector.services.context import Context
-from connector.services.synced import synced_book
-from connector.state import StateStore
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.ports import Check
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.synced import synced_book
+from crm_renewals.connector.state import StateStore
 
 SECRET_ENV = "RENEWALS_SECRET_KEY"
 #: the `doctor` verdict is kept this long: every page view would otherwise cost CRM calls

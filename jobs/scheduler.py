@@ -20,13 +20,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector import bootstrap
-from connector.config import AppConfig
-from connector.config_sections import Job
-from connector.services.context import Context
-from connector.state import JobRun, StateStore
-from connector.state.runlock import RunLockBusy, run_lock
-from jobs.tasks import JOBS
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.config_sections import Job
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.state import JobRun, StateStore
+from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
 #: The scheduler's own job that runs slots whose claim lapsed (see retake_expired).

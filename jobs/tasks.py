@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.inbox import Inbox
-from connector.services import sync
-from connector.services.context import Context
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.context import Context
 
 Job = Callable[[Context], dict[str, Any]]
 

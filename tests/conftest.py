@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector import bootstrap
-from connector.adapters.sandbox import SandboxCrm
-from connector.config import load_config
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 23)
@@ -35,7 +35,7 @@ def cli_for(config: Path):
     """`renewals --config CONFIG ...` in-process; errors raise instead of hiding in output."""
     from click.testing import CliRunner
 
-    from connector.cli import main
+    from crm_renewals.connector.cli import main
 
     runner = CliRunner()
 

@@ -1,5 +1,6 @@
-"""The code's shape, checked by `make test`: no import cycle and no oversized module in the
-shipped packages (connector/, webhooks/, jobs/, console/).
+"""The code's shape, checked by `make test`: no import cycle, no oversized module and no
+import by a bare folder name (the wheel installs only `crm_renewals`) in the shipped packages
+(connector/, webhooks/, jobs/, console/).
 
     python -m tools.layout [--max-lines N]
 
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("connector", "webhooks", "jobs", "console")
+#: the one import name the wheel installs: each package imports as crm_renewals.<folder>
+PREFIX = "crm_renewals"
 MAX_LINES = 400
 
 
@@ -25,7 +28,7 @@ def modules(root: Path) -> dict[str, Path]:
             parts = path.relative_to(root).with_suffix("").parts
             if parts[-1] == "__init__":
                 parts = parts[:-1]
-            found[".".join(parts)] = path
+            found[".".join((PREFIX, *parts))] = path
     return found
 
 
@@ -40,6 +43,7 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The shipped modules `name` imports (a `from package import module` names the module)."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
+    bare: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -49,8 +53,11 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 continue
             if isinstance(child, ast.Import):
                 found.update(a.name for a in child.names)
+                bare.update(a.name for a in child.names)
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
+                if not child.level:
+                    bare.add(base)
                 if child.level:
                     here = name.split(".") if is_package else name.split(".")[:-1]
                     here = here[: len(here) - (child.level - 1)]
@@ -61,6 +68,9 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             visit(child)
 
     visit(ast.parse(path.read_text(), str(path)))
+    unshipped = sorted(m for m in bare if m.split(".")[0] in PACKAGES)
+    if unshipped:
+        raise NameError(f"imports {', '.join(unshipped)}: the wheel installs it as {PREFIX}.*")
     return {m for m in found if m in known and m != name}
 
 
@@ -107,7 +117,13 @@ def problems(root: Path, max_lines: int = MAX_LINES) -> list[str]:
         lines = len(path.read_text().splitlines())
         if lines > max_lines:
             out.append(f"{path.relative_to(root)}: {lines} lines (at most {max_lines})")
-    graph = {name: imports(name, path, known) for name, path in known.items()}
+    graph = {}
+    for name, path in known.items():
+        try:
+            graph[name] = imports(name, path, known)
+        except NameError as exc:
+            out.append(f"{path.relative_to(root)}: {exc}")
+            graph[name] = set()
     for group in cycles(graph):
         out.append("import cycle: " + " <-> ".join(group))
     return out

@@ -10,7 +10,7 @@ __all__ = ["create_app"]
 
 def __getattr__(name: str):
     if name == "create_app":
-        from webhooks.app import create_app
+        from crm_renewals.webhooks.app import create_app
 
         return create_app
     raise AttributeError(f"module 'webhooks' has no attribute {name!r}")

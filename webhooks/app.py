@@ -15,15 +15,15 @@ from collections.abc import Callable, Mapping
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-import console
-from connector import bootstrap
-from connector.config import AppConfig
-from connector.state import StateStore
-from webhooks import soap
-from webhooks.blueprints import BLUEPRINTS
-from webhooks.metrics import Metrics
-from webhooks.receiver import ROUTES, Receiver, receiver
-from webhooks.verify import Refused
+from crm_renewals import console
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.state import StateStore
+from crm_renewals.webhooks import soap
+from crm_renewals.webhooks.blueprints import BLUEPRINTS
+from crm_renewals.webhooks.metrics import Metrics
+from crm_renewals.webhooks.receiver import ROUTES, Receiver, receiver
+from crm_renewals.webhooks.verify import Refused
 
 log = logging.getLogger(__name__)
 

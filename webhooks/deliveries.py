@@ -8,9 +8,15 @@ import math
 import re
 from typing import Any
 
-from connector.inbox import EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS, InboxEvent, storable
-from webhooks import soap
-from webhooks.verify import Refused
+from crm_renewals.connector.inbox import (
+    EVENT_ID_CHARS,
+    OBJECT_CHARS,
+    RECORD_ID_CHARS,
+    InboxEvent,
+    storable,
+)
+from crm_renewals.webhooks import soap
+from crm_renewals.webhooks.verify import Refused
 
 HUBSPOT_MAX_EVENTS = 100
 #: JSON nested deeper than this is refused before it is parsed (our events are 3 deep).

@@ -9,7 +9,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from connector.state import PENDING, StateStore
+from crm_renewals.connector.state import PENDING, StateStore
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhooks.deliveries import HUBSPOT_MAX_EVENTS
+from crm_renewals.webhooks.deliveries import HUBSPOT_MAX_EVENTS
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import current_app
 
-from connector.config import AppConfig
-from connector.inbox import Inbox
-from connector.state import InboxBusy, StateStore
-from webhooks.metrics import Metrics
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.state import InboxBusy, StateStore
+from crm_renewals.webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 #: webhook path -> its source (the label of its metrics)

@@ -27,8 +27,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
-from connector.config import AppConfig
-from connector.logs import RedactSecrets
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.logs import RedactSecrets
 
 log = logging.getLogger(__name__)
 #: a worker that ran this long before dying is started again at once, else after a doubling wait
@@ -169,7 +169,7 @@ class WebhookServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from webhooks.app import create_app
+        from crm_renewals.webhooks.app import create_app
 
         app = create_app(self.app_config)
         app.extensions["renewals"].blocking = NativeThread()
@@ -341,4 +341,4 @@ def serve(config: AppConfig, bind: str, workers: int, threads: int, quiet: bool,
 
 def renewals_argv(*args: str) -> list[str]:
     """This interpreter running the `renewals` CLI with `args`."""
-    return [sys.executable, "-m", "connector", *args]
+    return [sys.executable, "-m", "crm_renewals.connector", *args]

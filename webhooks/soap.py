@@ -10,8 +10,8 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from connector.inbox import EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS, storable
-from webhooks.verify import Refused
+from crm_renewals.connector.inbox import EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS, storable
+from crm_renewals.webhooks.verify import Refused
 
 SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 OUTBOUND = "{http://soap.sforce.com/2005/09/outbound}"

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 
-from connector.errors import WebhookRejectedError
+from crm_renewals.connector.errors import WebhookRejectedError
 
 #: Characters HubSpot's request-validation guide says to decode in the URI before hashing.
 HUBSPOT_DECODED = {

@@ -13,16 +13,16 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from connector import bootstrap
-from connector.adapters.hubspot.limits import bucket_waits
-from connector.config import AppConfig
-from connector.inbox import EXPAND_BATCH, Expanded, Inbox
-from connector.services.context import Context
-from connector.services.events import BatchOutcome, process_inbox
-from connector.services.refresh import Snapshot, sync_records
-from connector.state.runlock import RunLockBusy, run_lock
-from webhooks.deliveries import events_of
-from webhooks.metrics import Metrics
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot.limits import bucket_waits
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.inbox import EXPAND_BATCH, Expanded, Inbox
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.events import BatchOutcome, process_inbox
+from crm_renewals.connector.services.refresh import Snapshot, sync_records
+from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.webhooks.deliveries import events_of
+from crm_renewals.webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600

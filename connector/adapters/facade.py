@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from connector.ports import (
+from crm_renewals.connector.ports import (
     Check,
     Cursor,
     FieldInfo,

@@ -8,7 +8,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from connector.domain.models import (
+from crm_renewals.connector.domain.models import (
     Account,
     Contact,
     Contract,

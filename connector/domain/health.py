@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connector.domain.models import Account, AccountHealth, HealthMeasures
-from connector.domain.policy import Measure, Scorecard
-from connector.domain.signals import Signal
+from crm_renewals.connector.domain.models import Account, AccountHealth, HealthMeasures
+from crm_renewals.connector.domain.policy import Measure, Scorecard
+from crm_renewals.connector.domain.signals import Signal
 
 #: Signals that are not scorecard measures but feed one (active_users -> seat_utilisation) or
 #: an upsell rule (capped_feature_usage -> next tier).

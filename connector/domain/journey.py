@@ -13,9 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from connector.domain.models import Contract, Task
-from connector.domain.playbook import TaskContext, _task, _values, business_day, occurrences
-from connector.domain.policy import Journey, Playbook, Touchpoint
+from crm_renewals.connector.domain.models import Contract, Task
+from crm_renewals.connector.domain.playbook import (
+    TaskContext,
+    _task,
+    _values,
+    business_day,
+    occurrences,
+)
+from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 
 #: Contract statuses that never were a purchase (as lifecycle segments count them).
 NOT_BOUGHT = ("draft", "cancelled")

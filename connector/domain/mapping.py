@@ -16,8 +16,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from connector.domain.models import GROUPS, MODELS, READ_KINDS, WRITE_KINDS, Record, validate
-from connector.errors import MappingError, UnmappedValueError
+from crm_renewals.connector.domain.models import (
+    GROUPS,
+    MODELS,
+    READ_KINDS,
+    WRITE_KINDS,
+    Record,
+    validate,
+)
+from crm_renewals.connector.errors import MappingError, UnmappedValueError
 
 CrmType = Literal["string", "number", "integer", "boolean", "date", "datetime"]
 Direction = Literal["both", "in", "out"]

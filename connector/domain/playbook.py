@@ -19,9 +19,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 
-from connector.domain.health import Health
-from connector.domain.models import Account, Contact, Contract, Owner, RenewalLine, Task
-from connector.domain.policy import EventStep, Playbook, PlaybookStep, Touchpoint
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.models import (
+    Account,
+    Contact,
+    Contract,
+    Owner,
+    RenewalLine,
+    Task,
+)
+from crm_renewals.connector.domain.policy import EventStep, Playbook, PlaybookStep, Touchpoint
 
 #: More than any run of weekend days and public holidays a due date can be moved across.
 SHIFT_DAYS = 14

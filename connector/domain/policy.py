@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from connector.domain.models import ContractStatus, Priority
+from crm_renewals.connector.domain.models import ContractStatus, Priority
 
 
 class Section(BaseModel):

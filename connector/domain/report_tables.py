@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from connector.domain.reports import DueMonth, OwnerRow, Period, Retention
+from crm_renewals.connector.domain.reports import DueMonth, OwnerRow, Period, Retention
 
 Row = tuple[str, str, str, Any]
 

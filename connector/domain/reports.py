@@ -24,11 +24,11 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from connector.domain.book import Book
-from connector.domain.models import Contract, Owner
-from connector.domain.planning.terms import owner_of
-from connector.domain.policy import RenewalPolicy
-from connector.domain.segments import NOT_BOUGHT
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.models import Contract, Owner
+from crm_renewals.connector.domain.planning.terms import owner_of
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.segments import NOT_BOUGHT
 
 Period = Literal["month", "quarter", "year"]
 RATE = Decimal("0.0001")

@@ -9,10 +9,10 @@ from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from connector.domain.book import Book
-from connector.domain.health import Health
-from connector.domain.models import Contract
-from connector.domain.policy import Condition, RenewalPolicy, SegmentRule, Segments
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.models import Contract
+from crm_renewals.connector.domain.policy import Condition, RenewalPolicy, SegmentRule, Segments
 
 #: Contract statuses that never were a purchase.
 NOT_BOUGHT = ("draft", "cancelled")

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from connector.domain.book import Book
-from connector.domain.health import Health
-from connector.domain.models import Contract, RenewalLine
-from connector.domain.policy import Upsell
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.models import Contract, RenewalLine
+from crm_renewals.connector.domain.policy import Upsell
 
 CENT = Decimal("0.01")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from connector.domain.mapping import FieldSpec, Mapping
-from connector.domain.models import READ_KINDS, WRITE_KINDS
-from connector.domain.policy import RenewalPolicy
-from connector.ports import Check
+from crm_renewals.connector.domain.mapping import FieldSpec, Mapping
+from crm_renewals.connector.domain.models import READ_KINDS, WRITE_KINDS
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.ports import Check
 
 
 def named_values(policy: RenewalPolicy) -> dict[tuple[str, str], list[tuple[str, tuple]]]:

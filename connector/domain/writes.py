@@ -12,7 +12,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from connector.domain.models import AccountHealth, Record, RenewalLine, RenewalOpportunity, Task
+from crm_renewals.connector.domain.models import (
+    AccountHealth,
+    Record,
+    RenewalLine,
+    RenewalOpportunity,
+    Task,
+)
 
 #: Fields the connector owns: always kept in line with the plan.
 RENEWAL_OWNED = (

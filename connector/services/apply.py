@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connector.domain.book import Book
-from connector.domain.mapping import to_crm
-from connector.domain.models import Task, validate
-from connector.domain.planning.planner import account_of
-from connector.domain.planning.values import ContractPlan, Skip
-from connector.domain.playbook import on_account
-from connector.domain.writes import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.mapping import to_crm
+from crm_renewals.connector.domain.models import Task, validate
+from crm_renewals.connector.domain.planning.planner import account_of
+from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
+from crm_renewals.connector.domain.playbook import on_account
+from crm_renewals.connector.domain.writes import (
     LINE_FIELDS,
     RENEWAL_OWNED,
     RENEWAL_SALES,
@@ -23,10 +23,10 @@ from connector.domain.writes import (
     jsonable,
     same,
 )
-from connector.interrupts import deferred_interrupt
-from connector.ports import OutboundRecord, WriteResult
-from connector.retry import backoff
-from connector.services.context import Context
+from crm_renewals.connector.interrupts import deferred_interrupt
+from crm_renewals.connector.ports import OutboundRecord, WriteResult
+from crm_renewals.connector.retry import backoff
+from crm_renewals.connector.services.context import Context
 
 #: (kind, ops, port method) in the order that keeps parents ahead of children.
 STAGES = (

@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connector.config import AppConfig
-from connector.domain.mapping import Mapping
-from connector.ports import CrmClient
-from connector.state import StateStore
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.ports import CrmClient
+from crm_renewals.connector.state import StateStore
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from connector.config import AppConfig
-from connector.domain.book import Book
-from connector.domain.planning.eligibility import Eligible, eligibility
-from connector.domain.planning.planner import Planner
-from connector.services.explanation import Party, account_party, owner_party
-from connector.services.sync import today
-from connector.services.synced import SyncedBook, contract_value, synced_book
-from connector.state import StateStore
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.planning.eligibility import Eligible, eligibility
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.services.explanation import Party, account_party, owner_party
+from crm_renewals.connector.services.sync import today
+from crm_renewals.connector.services.synced import SyncedBook, contract_value, synced_book
+from crm_renewals.connector.state import StateStore
 
 PER_PAGE = 50
 #: a renewal the contract has (open or written by us), one the next sync creates, or none

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from connector.domain.mapping import to_crm
-from connector.domain.writes import jsonable
-from connector.errors import ConfigError, Problem
-from connector.ports import OutboundRecord
-from connector.services.apply import Ledger, record_ledger
-from connector.services.context import Context
-from connector.services.gather import load_book
-from connector.services.versions import start_run
+from crm_renewals.connector.domain.mapping import to_crm
+from crm_renewals.connector.domain.writes import jsonable
+from crm_renewals.connector.errors import ConfigError, Problem
+from crm_renewals.connector.ports import OutboundRecord
+from crm_renewals.connector.services.apply import Ledger, record_ledger
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.gather import load_book
+from crm_renewals.connector.services.versions import start_run
 
 
 @dataclass

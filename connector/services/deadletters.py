@@ -10,11 +10,11 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from connector.domain.planning.values import ContractPlan, RenewalPlan
-from connector.domain.writes import Write
-from connector.errors import ConnectorError
-from connector.services.apply import sent_payload
-from connector.state import DeadLetter, StateStore
+from crm_renewals.connector.domain.planning.values import ContractPlan, RenewalPlan
+from crm_renewals.connector.domain.writes import Write
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.apply import sent_payload
+from crm_renewals.connector.state import DeadLetter, StateStore
 
 #: a discard's reason: long enough to say something, short enough for the audit log
 REASON_MIN, REASON_MAX = 3, 500

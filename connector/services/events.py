@@ -9,14 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.config_sections import WebhookSettings
-from connector.domain.mapping import Mapping
-from connector.domain.models import READ_KINDS
-from connector.errors import CrmError
-from connector.inbox import SIGNALS, Inbox
-from connector.services.context import Context
-from connector.services.refresh import sync_records
-from connector.state import DONE, IGNORED
+from crm_renewals.connector.config_sections import WebhookSettings
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.domain.models import READ_KINDS
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.inbox import SIGNALS, Inbox
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.refresh import sync_records
+from crm_renewals.connector.state import DONE, IGNORED
 
 log = logging.getLogger(__name__)
 

@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from connector.config import AppConfig
-from connector.domain.book import Book
-from connector.domain.health import Health
-from connector.domain.journey import summary as journey_summary
-from connector.domain.models import Contract
-from connector.domain.planning.terms import uplift_of
-from connector.domain.planning.values import ContractPlan, RenewalPlan
-from connector.services.context import Context
-from connector.services.deadletters import Discards
-from connector.services.insight import assess
-from connector.services.sync import accounts_of, today
-from connector.services.synced import contract_value, synced_book
-from connector.state import DeadLetter
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.journey import summary as journey_summary
+from crm_renewals.connector.domain.models import Contract
+from crm_renewals.connector.domain.planning.terms import uplift_of
+from crm_renewals.connector.domain.planning.values import ContractPlan, RenewalPlan
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.deadletters import Discards
+from crm_renewals.connector.services.insight import assess
+from crm_renewals.connector.services.sync import accounts_of, today
+from crm_renewals.connector.services.synced import contract_value, synced_book
+from crm_renewals.connector.state import DeadLetter
 
 
 @dataclass(frozen=True)

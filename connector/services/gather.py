@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from connector.domain.book import Book
-from connector.domain.mapping import Mapping, get_path, to_model
-from connector.domain.models import MODELS, READ_KINDS, to_json, validate
-from connector.errors import MappingError
-from connector.ports import Cursor, SourceRecord
-from connector.services.context import Context
-from connector.services.reading import Reading
-from connector.state import StateStore
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.mapping import Mapping, get_path, to_model
+from crm_renewals.connector.domain.models import MODELS, READ_KINDS, to_json, validate
+from crm_renewals.connector.errors import MappingError
+from crm_renewals.connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.reading import Reading
+from crm_renewals.connector.state import StateStore
 
 Progress = Callable[[str, int], None]
 #: For each kind whose failure makes a contract unplannable: canonical field naming the contract

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connector.errors import MappingGuardStop
-from connector.services.context import Context
-from connector.services.reading import Reading
-from connector.services.sync_report import SyncReport
+from crm_renewals.connector.errors import MappingGuardStop
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.reading import Reading
+from crm_renewals.connector.services.sync_report import SyncReport
 
 #: A run stops only when more records than this failed to map (either rule).
 HANDFUL = 5

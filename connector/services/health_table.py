@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.errors import ConnectorError
-from connector.state import StateStore
-from connector.state.browse import GRADE_ORDER, HEALTH_SORTS, HealthRow
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.state import StateStore
+from crm_renewals.connector.state.browse import GRADE_ORDER, HEALTH_SORTS, HealthRow
 
 PER_PAGE = 50
 GRADES = (*GRADE_ORDER, "grey")

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, time
 
-from connector.config import AppConfig
-from connector.domain.book import Book
-from connector.domain.health import Health, Previous, history_row, score_book
-from connector.domain.planning.planner import Planner
-from connector.domain.segments import segment_periods
-from connector.domain.signals import Signal
-from connector.domain.upsell import BookFacts, book_facts
-from connector.services.context import Context
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health, Previous, history_row, score_book
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.domain.segments import segment_periods
+from crm_renewals.connector.domain.signals import Signal
+from crm_renewals.connector.domain.upsell import BookFacts, book_facts
+from crm_renewals.connector.services.context import Context
 
 
 def assess(

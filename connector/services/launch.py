@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.config import AppConfig
-from connector.errors import ConnectorError
-from connector.state import StateStore
-from connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.state import StateStore
+from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
 
 #: what the console may start: its name -> the `renewals` arguments
 COMMANDS = {
@@ -107,7 +107,13 @@ _DETACH = 'cd "$1" && shift && "$@" </dev/null >"$RENEWALS_RUN_LOG" 2>&1 & echo 
 
 def _start(config: AppConfig, folder: Path, command: str, extra: list[str]) -> Launched:
     log = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{command}.log"
-    argv = [sys.executable, "-m", "connector", "--config", str(config.source.resolve())]
+    argv = [
+        sys.executable,
+        "-m",
+        "crm_renewals.connector",
+        "--config",
+        str(config.source.resolve()),
+    ]
     env = {**os.environ, "RENEWALS_RUN_LOG": str(log)}
     pid = _detached([str(config.base_dir), *argv, *COMMANDS[command], *extra], env)
     return Launched(command, pid, log)

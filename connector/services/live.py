@@ -7,15 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from connector.config import AppConfig
-from connector.services.launch import (
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.services.launch import (
     LastLaunch,
     last_launch,
     outcome,
     process_alive,
     run_in_progress,
 )
-from connector.state import Run, StateStore
+from crm_renewals.connector.state import Run, StateStore
 
 State = Literal["idle", "starting", "running", "ended"]
 

@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connector.config import AppConfig
-from connector.domain.mapping import Mapping
-from connector.errors import ConfigError, ConnectorError, Problem
-from connector.mapping_file import mapping_from_text
-from connector.services.context import UsedFile
-from connector.services.versions import read_used_files, resolve
-from connector.state import StateStore, Version
-from connector.state.versions import short
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.errors import ConfigError, ConnectorError, Problem
+from crm_renewals.connector.mapping_file import mapping_from_text
+from crm_renewals.connector.services.context import UsedFile
+from crm_renewals.connector.services.versions import read_used_files, resolve
+from crm_renewals.connector.state import StateStore, Version
+from crm_renewals.connector.state.versions import short
 
 #: A candidate larger than this is refused unread (the shipped mappings are under 10 kB).
 MAX_BYTES = 1_000_000

@@ -14,17 +14,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connector.domain.book import Book
-from connector.domain.mapping import Mapping
-from connector.domain.models import READ_KINDS
-from connector.ports import Check
-from connector.services.context import Context
-from connector.services.gather import map_record
-from connector.services.guard import Baseline, verdict
-from connector.services.reading import Reading
-from connector.services.runs import tally
-from connector.services.sync import apply, plan
-from connector.services.sync_report import SyncReport
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.domain.models import READ_KINDS
+from crm_renewals.connector.ports import Check
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.gather import map_record
+from crm_renewals.connector.services.guard import Baseline, verdict
+from crm_renewals.connector.services.reading import Reading
+from crm_renewals.connector.services.runs import tally
+from crm_renewals.connector.services.sync import apply, plan
+from crm_renewals.connector.services.sync_report import SyncReport
 
 
 @dataclass

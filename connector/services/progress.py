@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from connector.services.gather import Progress
-from connector.services.sync_report import SyncReport
-from connector.state import StateStore
+from crm_renewals.connector.services.gather import Progress
+from crm_renewals.connector.services.sync_report import SyncReport
+from crm_renewals.connector.state import StateStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

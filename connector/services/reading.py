@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.errors import MappingError, UnmappedValueError
+from crm_renewals.connector.errors import MappingError, UnmappedValueError
 
 #: sample record ids kept per (kind, field, reason)
 SAMPLES = 5

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from connector.domain.book import Book, affected_contracts, missing_parents
-from connector.domain.models import READ_KINDS
-from connector.domain.planning.planner import planning_order
-from connector.services.apply import Applier, Ledger, collect
-from connector.services.context import Context
-from connector.services.deadletters import Discards
-from connector.services.gather import ingest, load_book
-from connector.services.insight import assess
-from connector.services.runs import recorded_run, tally
-from connector.services.sync import BookPlans, accounts_of, today
-from connector.services.sync_report import Show, SyncReport, needs_attention
+from crm_renewals.connector.domain.book import Book, affected_contracts, missing_parents
+from crm_renewals.connector.domain.models import READ_KINDS
+from crm_renewals.connector.domain.planning.planner import planning_order
+from crm_renewals.connector.services.apply import Applier, Ledger, collect
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.deadletters import Discards
+from crm_renewals.connector.services.gather import ingest, load_book
+from crm_renewals.connector.services.insight import assess
+from crm_renewals.connector.services.runs import recorded_run, tally
+from crm_renewals.connector.services.sync import BookPlans, accounts_of, today
+from crm_renewals.connector.services.sync_report import Show, SyncReport, needs_attention
 
 
 @dataclass

@@ -9,12 +9,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from connector.config import AppConfig
-from connector.dates import parse_day
-from connector.domain.health import health_mix
-from connector.domain.models import Owner
-from connector.domain.report_tables import Report
-from connector.domain.reports import (
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.dates import parse_day
+from crm_renewals.connector.domain.health import health_mix
+from crm_renewals.connector.domain.models import Owner
+from crm_renewals.connector.domain.report_tables import Report
+from crm_renewals.connector.domain.reports import (
     Outcome,
     Period,
     by_owner,
@@ -24,10 +24,10 @@ from connector.domain.reports import (
     outcomes,
     retention_by_period,
 )
-from connector.domain.segments import period_start
-from connector.errors import ConnectorError
-from connector.services.synced import synced_book
-from connector.state import StateStore
+from crm_renewals.connector.domain.segments import period_start
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.synced import synced_book
+from crm_renewals.connector.state import StateStore
 
 PERIODS: tuple[Period, ...] = ("month", "quarter", "year")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.state import DeadLetter, Run, StateStore
-from connector.state.versions import short
+from crm_renewals.connector.state import DeadLetter, Run, StateStore
+from crm_renewals.connector.state.versions import short
 
 #: the runs' modes and statuses (`renewals runs --mode/--status`, the console's filters)
 MODES = ("full", "incremental", "webhook", "cpq_retry")

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
-from connector.services.apply import Collected
-from connector.services.context import Context
-from connector.services.sync_report import SyncReport
-from connector.services.versions import start_run
+from crm_renewals.connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
+from crm_renewals.connector.services.apply import Collected
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.sync_report import SyncReport
+from crm_renewals.connector.services.versions import start_run
 
 
 @contextmanager

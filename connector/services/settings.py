@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from connector.config import SECRET_ENV_VARS, AppConfig
-from connector.services.versions import mask_passwords
+from crm_renewals.connector.config import SECRET_ENV_VARS, AppConfig
+from crm_renewals.connector.services.versions import mask_passwords
 
 
 def effective_config(config: AppConfig) -> dict[str, Any]:

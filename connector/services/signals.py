@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.domain.signals import Signal, parse_signal
-from connector.errors import InputFileError
-from connector.inbox import event_row, signal_event
-from connector.services.context import Context
-from connector.services.refresh import sync_records
-from connector.services.sync_report import SyncReport
-from connector.state import StateStore, now
+from crm_renewals.connector.domain.signals import Signal, parse_signal
+from crm_renewals.connector.errors import InputFileError
+from crm_renewals.connector.inbox import event_row, signal_event
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.refresh import sync_records
+from crm_renewals.connector.services.sync_report import SyncReport
+from crm_renewals.connector.state import StateStore, now
 
 
 def accept_signals(store: StateStore, items: Sequence[Signal], *, events: bool = True) -> int:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.domain.health import health_mix
-from connector.inbox import Inbox
-from connector.state import Run, StateStore
+from crm_renewals.connector.domain.health import health_mix
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.state import Run, StateStore
 
 #: health_on this day: each account's latest recorded health, whatever its day
 _LATEST = "9999-12-31"

@@ -8,22 +8,22 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from connector.domain.book import Book
-from connector.domain.health import Health, health_mix
-from connector.domain.planning.values import ContractPlan, Skip
-from connector.domain.writes import Write, account_health_writes
-from connector.errors import MappingGuardStop
-from connector.ports import Cursor
-from connector.services.apply import Applier, Collected, Ledger, collect
-from connector.services.context import Context
-from connector.services.deadletters import Discards, open_letters
-from connector.services.gather import Progress, gather, map_record
-from connector.services.guard import baseline, skip_change, weigh
-from connector.services.insight import assess
-from connector.services.insight import record as record_health
-from connector.services.progress import RunProgress
-from connector.services.runs import recorded_run, tally
-from connector.services.sync_report import Show, SyncReport, needs_attention
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health, health_mix
+from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
+from crm_renewals.connector.domain.writes import Write, account_health_writes
+from crm_renewals.connector.errors import MappingGuardStop
+from crm_renewals.connector.ports import Cursor
+from crm_renewals.connector.services.apply import Applier, Collected, Ledger, collect
+from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.deadletters import Discards, open_letters
+from crm_renewals.connector.services.gather import Progress, gather, map_record
+from crm_renewals.connector.services.guard import baseline, skip_change, weigh
+from crm_renewals.connector.services.insight import assess
+from crm_renewals.connector.services.insight import record as record_health
+from crm_renewals.connector.services.progress import RunProgress
+from crm_renewals.connector.services.runs import recorded_run, tally
+from crm_renewals.connector.services.sync_report import Show, SyncReport, needs_attention
 
 #: which refused writes a run sends again: all (True), none (False), or these letters'
 Retry = bool | frozenset[int]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from connector.domain.planning.values import ContractPlan, Skip
+from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
 
 #: Picks the plans a run hands back in `SyncReport.plans` (the others are not kept: a large
 #: book plans hundreds of thousands of contracts).

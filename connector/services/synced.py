@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from connector.config import AppConfig
-from connector.domain.book import Book
-from connector.domain.upsell import BookFacts, book_facts
-from connector.services.apply import Ledger
-from connector.services.gather import load_book
-from connector.state import StateStore
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.upsell import BookFacts, book_facts
+from crm_renewals.connector.services.apply import Ledger
+from crm_renewals.connector.services.gather import load_book
+from crm_renewals.connector.state import StateStore
 
 
 @dataclass

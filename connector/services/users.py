@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from connector.config import AppConfig
-from connector.errors import ConnectorError
-from connector.state import StateStore, User, now
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.state import StateStore, User, now
 
 ROLES = ("admin", "viewer")
 MIN_PASSWORD = 12

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from connector.config import AppConfig
-from connector.domain.mapping_changes import FieldChange, mapping_changes
-from connector.errors import ConfigError, ConnectorError
-from connector.services.context import Context, UsedFile
-from connector.state import StateStore, Version
-from connector.yamlsource import parse_yaml
+from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.domain.mapping_changes import FieldChange, mapping_changes
+from crm_renewals.connector.errors import ConfigError, ConnectorError
+from crm_renewals.connector.services.context import Context, UsedFile
+from crm_renewals.connector.state import StateStore, Version
+from crm_renewals.connector.yamlsource import parse_yaml
 
 #: a database password written into state.url (scheme://user:PASSWORD@host, or ?password=)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)|([?&]password=)([^&\s]+)")

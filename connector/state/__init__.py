@@ -13,26 +13,26 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
     deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
 """
 
-from connector.state.audit import AuditEntry
-from connector.state.database import (
+from crm_renewals.connector.state.audit import AuditEntry
+from crm_renewals.connector.state.database import (
     database_failure,
     database_name,
     now,
     sqlite_path,
     url_problem,
 )
-from connector.state.dead_letters import DeadLetter, Letter
-from connector.state.deliveries import Delivery, InboxBusy
-from connector.state.history import HealthRecord
-from connector.state.inbox import DEAD, DONE, IGNORED, PENDING, DueEvent, InboxRow
-from connector.state.jobs import JobRun
-from connector.state.ledger import LedgerRow
-from connector.state.mirror import MirrorRow
-from connector.state.runs import Run
-from connector.state.schema import SCHEMA_VERSION
-from connector.state.store import StateStore, UnitOfWork
-from connector.state.users import User
-from connector.state.versions import Version
+from crm_renewals.connector.state.dead_letters import DeadLetter, Letter
+from crm_renewals.connector.state.deliveries import Delivery, InboxBusy
+from crm_renewals.connector.state.history import HealthRecord
+from crm_renewals.connector.state.inbox import DEAD, DONE, IGNORED, PENDING, DueEvent, InboxRow
+from crm_renewals.connector.state.jobs import JobRun
+from crm_renewals.connector.state.ledger import LedgerRow
+from crm_renewals.connector.state.mirror import MirrorRow
+from crm_renewals.connector.state.runs import Run
+from crm_renewals.connector.state.schema import SCHEMA_VERSION
+from crm_renewals.connector.state.store import StateStore, UnitOfWork
+from crm_renewals.connector.state.users import User
+from crm_renewals.connector.state.versions import Version
 
 __all__ = [
     "AuditEntry",

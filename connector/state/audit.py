@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Select, func, insert, select
 
-from connector.state.database import Db, aware, now
-from connector.state.schema import audit_log
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import audit_log
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Integer, and_, case, cast, func, literal, select, tuple_
 from sqlalchemy.sql import ColumnElement
 
-from connector.state.database import Db
-from connector.state.schema import health_history, mirror
+from crm_renewals.connector.state.database import Db
+from crm_renewals.connector.state.schema import health_history, mirror
 
 #: health grades, worst first; "grey": no grade (no measure known)
 GRADE_ORDER = ("red", "yellow", "green")

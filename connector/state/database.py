@@ -21,8 +21,8 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 
-from connector.errors import UnusableDatabaseError
-from connector.interrupts import deferred_interrupt
+from crm_renewals.connector.errors import UnusableDatabaseError
+from crm_renewals.connector.interrupts import deferred_interrupt
 
 #: Databases the store can use (it needs upsert: INSERT ... ON CONFLICT), and the package
 #: that provides each driver SQLAlchemy may pick for them.

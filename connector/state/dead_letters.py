@@ -12,8 +12,8 @@ from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import func, insert, select, update
 
-from connector.state.database import Db, now
-from connector.state.schema import dead_letters
+from crm_renewals.connector.state.database import Db, now
+from crm_renewals.connector.state.schema import dead_letters
 
 
 class Letter(TypedDict):

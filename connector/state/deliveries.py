@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
 
-from connector.state.database import Db, aware, sqlite_pragmas
-from connector.state.schema import deliveries
+from crm_renewals.connector.state.database import Db, aware, sqlite_pragmas
+from crm_renewals.connector.state.schema import deliveries
 
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Table, and_, func, select
 
-from connector.state.database import Db, now
-from connector.state.schema import health_history, segment_history
+from crm_renewals.connector.state.database import Db, now
+from crm_renewals.connector.state.schema import health_history, segment_history
 
 
 @dataclass(frozen=True, slots=True)

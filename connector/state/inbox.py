@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import String, cast, delete, func, select, update
 
-from connector.state.database import Db, aware
-from connector.state.schema import inbox
+from crm_renewals.connector.state.database import Db, aware
+from crm_renewals.connector.state.schema import inbox
 
 #: Inbox row statuses: waiting to be processed, processed, nothing to do, given up.
 PENDING, DONE, IGNORED, DEAD = "pending", "done", "ignored", "dead"

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from connector.state.database import Db, aware, now
-from connector.state.schema import job_runs
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import job_runs
 
 
 @dataclass(frozen=True, slots=True)

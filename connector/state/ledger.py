@@ -7,8 +7,8 @@ from typing import Any, TypedDict
 
 from sqlalchemy import delete, select
 
-from connector.state.database import Db, now
-from connector.state.schema import ledger
+from crm_renewals.connector.state.database import Db, now
+from crm_renewals.connector.state.schema import ledger
 
 
 class LedgerRow(TypedDict):

@@ -9,9 +9,9 @@ from typing import Any, TypedDict
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Row
 
-from connector.ports import Cursor, SourceRecord
-from connector.state.database import Db, aware, now
-from connector.state.schema import cursors, mirror
+from crm_renewals.connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import cursors, mirror
 
 
 class MirrorRow(TypedDict):

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from connector.errors import ConnectorError
+from crm_renewals.connector.errors import ConnectorError
 
 if TYPE_CHECKING:
-    from connector.state.store import StateStore
+    from crm_renewals.connector.state.store import StateStore
 
 _local_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from connector.state.database import Db, now
-from connector.state.schema import runs
+from crm_renewals.connector.state.database import Db, now
+from crm_renewals.connector.state.schema import runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from connector.errors import UnusableDatabaseError
+from crm_renewals.connector.errors import UnusableDatabaseError
 
 SCHEMA_VERSION = 6
 meta = MetaData()

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from connector.domain.signals import Signal
-from connector.state.database import Db, aware, now
-from connector.state.schema import signals
+from crm_renewals.connector.domain.signals import Signal
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import signals
 
 
 class SignalRepository:

@@ -9,23 +9,29 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from connector.errors import UnusableDatabaseError
-from connector.interrupts import deferred_interrupt
-from connector.state.audit import AuditRepository
-from connector.state.browse import BrowseRepository
-from connector.state.database import Db, SharedDb, database_name, open_engine, url_problem
-from connector.state.dead_letters import DeadLetterRepository
-from connector.state.deliveries import DeliveryRepository
-from connector.state.history import HistoryRepository
-from connector.state.inbox import InboxRepository
-from connector.state.jobs import JobRunRepository
-from connector.state.ledger import LedgerRepository
-from connector.state.mirror import CursorRepository, MirrorRepository
-from connector.state.runs import RunRepository
-from connector.state.schema import migrate
-from connector.state.signals import SignalRepository
-from connector.state.users import UserRepository
-from connector.state.versions import ConfigVersionRepository
+from crm_renewals.connector.errors import UnusableDatabaseError
+from crm_renewals.connector.interrupts import deferred_interrupt
+from crm_renewals.connector.state.audit import AuditRepository
+from crm_renewals.connector.state.browse import BrowseRepository
+from crm_renewals.connector.state.database import (
+    Db,
+    SharedDb,
+    database_name,
+    open_engine,
+    url_problem,
+)
+from crm_renewals.connector.state.dead_letters import DeadLetterRepository
+from crm_renewals.connector.state.deliveries import DeliveryRepository
+from crm_renewals.connector.state.history import HistoryRepository
+from crm_renewals.connector.state.inbox import InboxRepository
+from crm_renewals.connector.state.jobs import JobRunRepository
+from crm_renewals.connector.state.ledger import LedgerRepository
+from crm_renewals.connector.state.mirror import CursorRepository, MirrorRepository
+from crm_renewals.connector.state.runs import RunRepository
+from crm_renewals.connector.state.schema import migrate
+from crm_renewals.connector.state.signals import SignalRepository
+from crm_renewals.connector.state.users import UserRepository
+from crm_renewals.connector.state.versions import ConfigVersionRepository
 
 
 class Repositories:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, insert, or_, select, update
 
-from connector.state.database import Db, aware, now
-from connector.state.schema import login_failures, users
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import login_failures, users
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from connector.state.database import Db, aware, now
-from connector.state.schema import config_versions, runs
+from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.schema import config_versions, runs
 
 #: hex digits of a version as people see it (as git shows commits): unique enough for the
 #: handful of versions a connector sees, and a longer prefix is always accepted

@@ -1,6 +1,6 @@
 """The console's pages, one blueprint each (registered under /admin by console.app)."""
 
-from console.pages import (
+from crm_renewals.console.pages import (
     audit,
     contracts,
     deadletters,

@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from connector.state import AuditEntry
-from console.pages.settings import when
-from console.state import console
+from crm_renewals.connector.state import AuditEntry
+from crm_renewals.console.pages.settings import when
+from crm_renewals.console.state import console
 
 bp = Blueprint("audit", __name__)
 PAGE_SIZE = 50

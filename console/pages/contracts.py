@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from connector.errors import ConnectorError
-from connector.services import explain
-from connector.services.contracts import search_contracts
-from connector.services.sync import today
-from console import params
-from console.state import console
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services import explain
+from crm_renewals.connector.services.contracts import search_contracts
+from crm_renewals.connector.services.sync import today
+from crm_renewals.console import params
+from crm_renewals.console.state import console
 
 bp = Blueprint("contracts", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)

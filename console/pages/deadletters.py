@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from connector.services.deadletters import (
+from crm_renewals.connector.services.deadletters import (
     DeadLetterError,
     contract_labels,
     discard,
@@ -15,10 +15,10 @@ from connector.services.deadletters import (
     letter,
     open_letters,
 )
-from connector.services.launch import RunBusy, launch
-from console import params
-from console.auth import actor
-from console.state import console
+from crm_renewals.connector.services.launch import RunBusy, launch
+from crm_renewals.console import params
+from crm_renewals.console.auth import actor
+from crm_renewals.console.state import console
 
 bp = Blueprint("deadletters", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)

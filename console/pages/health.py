@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from connector.services.health_table import GRADES, SORTS, health_table
-from console import params
-from console.state import console
+from crm_renewals.connector.services.health_table import GRADES, SORTS, health_table
+from crm_renewals.console import params
+from crm_renewals.console.state import console
 
 bp = Blueprint("health", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)

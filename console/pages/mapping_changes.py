@@ -13,13 +13,13 @@ from functools import partial
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from connector import bootstrap
-from connector.domain.mapping import FIELD_TYPES
-from connector.domain.mapping_changes import describe
-from connector.errors import ConfigError, ConnectorError
-from connector.mapping_text import MappingTextError, set_field
-from connector.services.context import UsedFile
-from connector.services.mapping_edits import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.domain.mapping import FIELD_TYPES
+from crm_renewals.connector.domain.mapping_changes import describe
+from crm_renewals.connector.errors import ConfigError, ConnectorError
+from crm_renewals.connector.mapping_text import MappingTextError, set_field
+from crm_renewals.connector.services.context import UsedFile
+from crm_renewals.connector.services.mapping_edits import (
     MAX_BYTES,
     Candidate,
     CandidateTooLargeError,
@@ -30,14 +30,14 @@ from connector.services.mapping_edits import (
     version_text,
     with_line_ends,
 )
-from connector.services.preview import preview, schema_problems, summary, worse
-from connector.services.sync import today
-from connector.services.versions import UnknownVersionError, compare
-from connector.state.versions import short
-from console import mapping_display as display
-from console import params
-from console.auth import actor
-from console.state import console
+from crm_renewals.connector.services.preview import preview, schema_problems, summary, worse
+from crm_renewals.connector.services.sync import today
+from crm_renewals.connector.services.versions import UnknownVersionError, compare
+from crm_renewals.connector.state.versions import short
+from crm_renewals.console import mapping_display as display
+from crm_renewals.console import params
+from crm_renewals.console.auth import actor
+from crm_renewals.console.state import console
 
 bp = Blueprint("mapping_changes", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)

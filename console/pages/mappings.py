@@ -9,15 +9,15 @@ from typing import TypeVar
 
 from flask import Blueprint, abort, current_app, g, render_template, request
 
-from connector.domain.mapping import FIELD_TYPES
-from connector.domain.mapping_changes import describe
-from connector.errors import ConnectorError
-from connector.services.mapping_edits import MAX_BYTES, check, installed
-from connector.services.versions import UnknownVersionError, diff_versions, resolve
-from connector.state.versions import short
-from console import mapping_display as display
-from console.crm_fields import crm_fields
-from console.state import console
+from crm_renewals.connector.domain.mapping import FIELD_TYPES
+from crm_renewals.connector.domain.mapping_changes import describe
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.mapping_edits import MAX_BYTES, check, installed
+from crm_renewals.connector.services.versions import UnknownVersionError, diff_versions, resolve
+from crm_renewals.connector.state.versions import short
+from crm_renewals.console import mapping_display as display
+from crm_renewals.console.crm_fields import crm_fields
+from crm_renewals.console.state import console
 
 bp = Blueprint("mappings", __name__)
 TABS = ("fields", "yaml", "history")

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request
 
-from connector.services.live import live
-from connector.services.status import status
-from console.auth import actor, safe_next
-from console.state import console
-from jobs.scheduler import upcoming
+from crm_renewals.connector.services.live import live
+from crm_renewals.connector.services.status import status
+from crm_renewals.console.auth import actor, safe_next
+from crm_renewals.console.state import console
+from crm_renewals.jobs.scheduler import upcoming
 
 bp = Blueprint("overview", __name__)
 #: doctor checks that report the CRM's own API limits and use (Salesforce, HubSpot)

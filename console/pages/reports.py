@@ -8,16 +8,16 @@ from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from connector.domain.report_tables import SECTIONS, report_csv
-from connector.services.report import (
+from crm_renewals.connector.domain.report_tables import SECTIONS, report_csv
+from crm_renewals.connector.services.report import (
     PERIODS,
     ReportCache,
     ReportOptionsError,
     report_options,
 )
-from connector.services.sync import today
-from console.report_charts import report_charts
-from console.state import console
+from crm_renewals.connector.services.sync import today
+from crm_renewals.console.report_charts import report_charts
+from crm_renewals.console.state import console
 
 bp = Blueprint("reports", __name__)
 #: the CSV of every table at once (`renewals report --csv`)

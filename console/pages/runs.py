@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from connector.errors import ConnectorError
-from connector.services.launch import RunBusy, launch
-from connector.services.live import live
-from connector.services.run_detail import MODES, STATUSES, run_detail
-from console.auth import actor
-from console.state import console
+from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.launch import RunBusy, launch
+from crm_renewals.connector.services.live import live
+from crm_renewals.connector.services.run_detail import MODES, STATUSES, run_detail
+from crm_renewals.console.auth import actor
+from crm_renewals.console.state import console
 
 bp = Blueprint("runs", __name__)
 PAGE_SIZE = 50

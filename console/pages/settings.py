@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, render_template
 
-from connector.services.settings import config_files, effective_yaml, secrets_set
-from console.state import console
+from crm_renewals.connector.services.settings import config_files, effective_yaml, secrets_set
+from crm_renewals.console.state import console
 
 bp = Blueprint("settings", __name__)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connector.cli import main
-from connector.config import load_config
-from connector.services.users import add_user
-from connector.state import StateStore
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.users import add_user
+from crm_renewals.connector.state import StateStore
 from tests.conftest import AS_OF, write_config
 
 ADMIN = ("admin@example.com", "admin password 1")
@@ -48,7 +48,7 @@ def console_config(demo_book: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(console_config: Path):
-    from webhooks.app import create_app
+    from crm_renewals.webhooks.app import create_app
 
     app = create_app(load_config(console_config), env={"RENEWALS_SECRET_KEY": SECRET})
     app.config["TESTING"] = True

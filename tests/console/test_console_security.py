@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from connector.config import load_config
+from crm_renewals.connector.config import load_config
 from tests.conftest import ROOT
 from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign_in
 
@@ -58,7 +58,7 @@ def test_a_signed_out_visitor_is_sent_to_sign_in(app, path):
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_answers_a_viewer_and_shows_no_secret(console_config, path):
-    from webhooks.app import create_app
+    from crm_renewals.webhooks.app import create_app
 
     app = create_app(load_config(console_config), env=SECRETS)
     client = sign_in(app.test_client(), VIEWER)
@@ -139,7 +139,7 @@ def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_console(app):
 
 
 def test_a_removed_user_is_signed_out_at_the_next_request(app, admin):
-    from connector.services.users import remove_user
+    from crm_renewals.connector.services.users import remove_user
 
     assert admin.get("/admin/").status_code == 200
     remove_user(app.extensions["console"].store, ADMIN[0], "test")
@@ -152,7 +152,7 @@ def test_sign_out_ends_the_session(admin):
 
 
 def test_the_console_is_off_without_a_secret_key(console_config):
-    from webhooks.app import create_app
+    from crm_renewals.webhooks.app import create_app
 
     app = create_app(load_config(console_config), env={})
     answer = app.test_client().get("/admin/")
@@ -161,8 +161,8 @@ def test_the_console_is_off_without_a_secret_key(console_config):
 
 
 def test_the_console_is_off_until_a_user_exists(tmp_path):
+    from crm_renewals.webhooks.app import create_app
     from tests.conftest import write_config
-    from webhooks.app import create_app
 
     app = create_app(load_config(write_config(tmp_path)), env={"RENEWALS_SECRET_KEY": SECRET})
     answer = app.test_client().get("/admin/login")

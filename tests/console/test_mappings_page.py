@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.adapters.sandbox.schema import OBJECTS
-from connector.config import load_config
-from connector.state import StateStore
+from crm_renewals.connector.adapters.sandbox.schema import OBJECTS
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.state import StateStore
 from tests.conftest import AS_OF, ROOT, cli_for, write_config
 from tests.console.conftest import post
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.state.runlock import run_lock
+from crm_renewals.connector.state.runlock import run_lock
 from tests.conftest import AS_OF
 from tests.console.conftest import ADMIN, post
 
@@ -63,7 +63,7 @@ def launched_run(app, after: int):
 
 def launch_over(app) -> bool:
     """The console's last launch is over: its process ended (and was reaped)."""
-    from connector.services.launch import last_launch, process_alive
+    from crm_renewals.connector.services.launch import last_launch, process_alive
 
     last = last_launch(app.extensions["console"].config)
     return last is not None and not process_alive(last.pid)
@@ -261,7 +261,7 @@ def test_a_second_sync_while_one_goes_says_a_run_is_in_progress(app, admin):
 
 
 def test_two_starts_at_the_same_moment_start_one_run(app):
-    from connector.services.launch import RunBusy, launch
+    from crm_renewals.connector.services.launch import RunBusy, launch
 
     state, gate, outcomes = app.extensions["console"], threading.Barrier(2), []
 

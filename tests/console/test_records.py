@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.services.contracts import search_contracts
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.contracts import search_contracts
 from tests.conftest import AS_OF, ROOT, cli_for, write_config
 from tests.console.conftest import ADMIN, SECRET, post, sign_in
 
@@ -98,7 +98,7 @@ def test_a_contract_that_failed_to_map_says_why_and_names_its_dead_letter(admin)
 def test_a_crm_that_cannot_be_reached_leaves_search_working_and_explain_saying_why(
     demo_book, tmp_path
 ):
-    from webhooks.app import create_app
+    from crm_renewals.webhooks.app import create_app
 
     shutil.copytree(demo_book / "data", tmp_path / "data")
     mapping = str(ROOT / "mappings" / "salesforce.yaml")
@@ -230,7 +230,7 @@ def test_retry_of_selected_letters_runs_in_the_background_and_is_audited(
 
 
 def test_retry_refuses_a_letter_that_is_not_open_and_a_run_in_progress(app, admin):
-    from connector.state.runlock import run_lock
+    from crm_renewals.connector.state.runlock import run_lock
 
     answer = post(admin, "/admin/deadletters/retry", {"ids": "999"})
     assert answer.status_code == 400 and "no dead letter 999" in answer.get_data(as_text=True)

@@ -184,10 +184,10 @@ def reasons_drawn(client) -> dict[str, int]:
 
 
 def test_a_renewal_lost_in_the_crm_shows_once_a_sync_has_read_it(app, admin, cli):
-    from connector.adapters.sandbox import SandboxCrm
-    from connector.domain.reports import outcomes
-    from connector.mapping_file import load_mapping
-    from connector.services.gather import load_book
+    from crm_renewals.connector.adapters.sandbox import SandboxCrm
+    from crm_renewals.connector.domain.reports import outcomes
+    from crm_renewals.connector.mapping_file import load_mapping
+    from crm_renewals.connector.services.gather import load_book
 
     before = reasons_drawn(admin)
     state = app.extensions["console"]
@@ -210,9 +210,9 @@ def test_a_renewal_lost_in_the_crm_shows_once_a_sync_has_read_it(app, admin, cli
 
 
 def settings_page(config_path, env: dict | None = None) -> str:
-    from connector.config import load_config
+    from crm_renewals.connector.config import load_config
+    from crm_renewals.webhooks.app import create_app
     from tests.console.conftest import SECRET, VIEWER, sign_in
-    from webhooks.app import create_app
 
     app = create_app(load_config(config_path), env=env or {"RENEWALS_SECRET_KEY": SECRET})
     try:
@@ -289,7 +289,7 @@ def test_settings_says_why_the_crm_cannot_be_reached(console_config, monkeypatch
 def test_config_show_prints_the_effective_config_and_secrets_as_set_or_unset(console_config):
     from click.testing import CliRunner
 
-    from connector.cli import main
+    from crm_renewals.connector.cli import main
 
     env = {"HUBSPOT_ACCESS_TOKEN": "pat-na1-do-not-show", "SALESFORCE_PASSWORD": ""}
     args = ["--config", str(console_config), "config", "show"]
@@ -313,7 +313,7 @@ def test_config_show_prints_the_effective_config_and_secrets_as_set_or_unset(con
 def test_the_audit_log_shows_a_sign_in_and_a_user_added_with_the_cli(admin, console_config):
     from click.testing import CliRunner
 
-    from connector.cli import main
+    from crm_renewals.connector.cli import main
 
     added = CliRunner().invoke(
         main,

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import responses
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.services import sync
-from connector.services.sync import retry_dead_letters
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.sync import retry_dead_letters
 from tests.conftest import AS_OF
 from tests.contract.test_sync_contract import SalesforceBook, crm, run, soon  # noqa: F401
 from tests.fakes.harness import salesforce_config

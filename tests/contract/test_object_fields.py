@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.adapters.sandbox.schema import STAGES
-from connector.ports import FieldInfo
+from crm_renewals.connector.adapters.sandbox.schema import STAGES
+from crm_renewals.connector.ports import FieldInfo
 from tests.fakes.harness import harness
 from tests.fakes.hubspot_schema import DEAL_STAGES
 from tests.fakes.salesforce_org import PICKLISTS

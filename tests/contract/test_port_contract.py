@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.domain.mapping import to_model
-from connector.ports import Cursor, OutboundRecord
+from crm_renewals.connector.domain.mapping import to_model
+from crm_renewals.connector.ports import Cursor, OutboundRecord
 from tests.fakes.harness import harness
 
 ADAPTERS = ["sandbox", "salesforce", "hubspot"]

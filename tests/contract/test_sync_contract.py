@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pytest
 import responses
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.services import explain, sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services import explain, sync
 from tests.conftest import AS_OF, ROOT, Book, write_config
 from tests.fakes.harness import salesforce_config
 from tests.fakes.salesforce_org import FakeOrg
@@ -27,7 +27,7 @@ class SalesforceBook(Book):
 
 def hubspot_context(stack: ExitStack, tmp_path, monkeypatch):
     """A FakeHubSpot, the sync's context on it, and a Book speaking to it in sandbox words."""
-    from connector.adapters.hubspot import TOKEN_ENV
+    from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
     from tests.fakes.hubspot_harness import HubSpotAdmin, fast
     from tests.fakes.hubspot_server import FakeHubSpot
 

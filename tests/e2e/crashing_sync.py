@@ -10,8 +10,8 @@ import signal
 import sys
 from collections.abc import Callable
 
-from connector.adapters.sandbox.writes import SandboxWrites
-from connector.cli import main
+from crm_renewals.connector.adapters.sandbox.writes import SandboxWrites
+from crm_renewals.connector.cli import main
 
 
 def die_after_writes(count: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connector.cli import main
+from crm_renewals.connector.cli import main
 from tests.conftest import cli_for, write_config
 
 AS_OF = "2026-11-23"
@@ -105,7 +105,16 @@ def test_mappings_validate_checks_files_offline(tmp_path):
 def test_demo_runs_end_to_end_as_a_new_user_would(tmp_path):
     config = write_config(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "connector", "--config", str(config), "demo", "--as-of", AS_OF],
+        [
+            sys.executable,
+            "-m",
+            "crm_renewals.connector",
+            "--config",
+            str(config),
+            "demo",
+            "--as-of",
+            AS_OF,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -126,9 +135,9 @@ def test_the_demos_needs_attention_counts_the_failed_contracts_the_run_reports(t
 
 
 def test_sync_refuses_to_overlap_a_run_in_progress(tmp_path):
-    from connector.config import load_config
-    from connector.state import StateStore
-    from connector.state.runlock import run_lock
+    from crm_renewals.connector.config import load_config
+    from crm_renewals.connector.state import StateStore
+    from crm_renewals.connector.state.runlock import run_lock
 
     config = write_config(tmp_path, schedule={"lock_wait_seconds": 0})
     store = StateStore(load_config(config).state_url)

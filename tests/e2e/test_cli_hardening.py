@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.cli import main
-from connector.state import SCHEMA_VERSION, StateStore
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.state import SCHEMA_VERSION, StateStore
 from tests.conftest import ROOT, write_config
 
 AS_OF = "2026-11-23"

@@ -11,7 +11,7 @@ import time
 
 from click.testing import CliRunner
 
-from connector.cli import main
+from crm_renewals.connector.cli import main
 from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from connector.config import AppConfig, load_config
-from connector.services import retry_dead_letters, sync
-from connector.services.refresh import sync_records
-from connector.services.versions import read_used_files
-from connector.state import StateStore
+from crm_renewals.connector.config import AppConfig, load_config
+from crm_renewals.connector.services import retry_dead_letters, sync
+from crm_renewals.connector.services.refresh import sync_records
+from crm_renewals.connector.services.versions import read_used_files
+from crm_renewals.connector.state import StateStore
 from tests.conftest import AS_OF, ROOT, cli_for, write_config
 
 DAY = AS_OF.isoformat()

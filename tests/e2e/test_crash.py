@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.adapters.sandbox import SandboxCrm
-from connector.mapping_file import load_mapping
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config
 
 AS_OF = "2026-11-23"
@@ -76,7 +76,7 @@ def renewals_cli() -> list[str]:
     script = Path(sys.executable).parent / "renewals"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from connector.cli import main; main()"]
+    return [sys.executable, "-c", "from crm_renewals.connector.cli import main; main()"]
 
 
 # --------------------------------------------------------------------------- reading the state

@@ -12,9 +12,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.state import StateStore
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.state import StateStore
 from tests.conftest import Book, write_config
 
 AS_OF = date(2026, 11, 23)
@@ -23,7 +23,7 @@ AS_OF = date(2026, 11, 23)
 def renewals(config, *args: str) -> subprocess.CompletedProcess:
     """`renewals --config CONFIG ARGS...` as its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "connector", "--config", str(config), *args],
+        [sys.executable, "-m", "crm_renewals.connector", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.domain.signals import Signal
-from connector.services import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.domain.signals import Signal
+from crm_renewals.connector.services import sync
 from tests.conftest import AS_OF, Book, write_config
 
 UPSELL = {

@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from connector.cli import main
+from crm_renewals.connector.cli import main
 
 COMMANDS = [
     ["sync", "--json"],

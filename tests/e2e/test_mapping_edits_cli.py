@@ -9,10 +9,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from connector.adapters.sandbox.schema import OBJECTS
-from connector.cli import main
-from connector.config import load_config
-from connector.state import StateStore
+from crm_renewals.connector.adapters.sandbox.schema import OBJECTS
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.state import StateStore
 from tests.conftest import AS_OF, ROOT, write_config
 
 DAY = AS_OF.isoformat()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector.adapters.sandbox import SandboxCrm
-from connector.mapping_file import load_mapping
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.mapping_file import load_mapping
 from tests.conftest import ROOT, cli_for, write_config
 
 AS_OF, LATER = "2026-11-23", "2026-12-23"  # LATER: more renewals are due, so a sync writes

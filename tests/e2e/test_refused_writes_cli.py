@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from connector import bootstrap
-from connector.config import load_config
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
 from tests.conftest import Book, cli_for, write_config
 
 AS_OF = date(2026, 11, 23)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.services import sync
-from connector.services.sync import today
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.sync import today
 from tests.conftest import Book, write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.webhooks.conftest import SF_ACK, SF_ORG

@@ -12,8 +12,8 @@ import os
 import subprocess
 import time
 
-from connector import bootstrap
-from connector.config import load_config
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
 from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.e2e.test_serve_and_scheduler import free_port, healthy, query, stop, wait_for

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 
-from connector.services import sync
-from connector.services.progress import RunProgress
-from connector.services.sync_report import SyncReport
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.progress import RunProgress
+from crm_renewals.connector.services.sync_report import SyncReport
 from tests.conftest import AS_OF
 
 

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from connector.errors import FatalCrmError, RetriableCrmError
-from connector.services import explain, sync
+from crm_renewals.connector.errors import FatalCrmError, RetriableCrmError
+from crm_renewals.connector.services import explain, sync
 from tests.conftest import AS_OF
 
 
@@ -79,8 +79,8 @@ def test_owner_who_left_without_a_manager_is_reported_not_guessed(context, book)
 
 
 def test_configured_fallback_owner_takes_work_of_owners_who_left(tmp_path, book):
-    from connector import bootstrap
-    from connector.config import load_config
+    from crm_renewals.connector import bootstrap
+    from crm_renewals.connector.config import load_config
     from tests.conftest import write_config
 
     desk = book.user("Renewals Desk")
@@ -255,8 +255,8 @@ def test_a_run_hands_back_only_the_plans_its_caller_asks_for(context, book):
 
 
 def test_writes_go_out_in_batches_of_the_adapter_limit(tmp_path, book):
-    from connector import bootstrap
-    from connector.config import load_config
+    from crm_renewals.connector import bootstrap
+    from crm_renewals.connector.config import load_config
     from tests.conftest import write_config
 
     for i in range(5):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import responses
 
-from connector.adapters.salesforce import SalesforceCrm, connect
-from connector.adapters.sandbox import SandboxCrm
-from connector.config_sections import SalesforceSettings
-from connector.mapping_file import load_mapping
+from crm_renewals.connector.adapters.salesforce import SalesforceCrm, connect
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.mapping_file import load_mapping
 from tests.fakes.salesforce_org import FakeOrg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,8 +98,8 @@ class HubSpotHarness(Harness):
     calls_per_small_read = 2  # a search, and the archived listing (deletions)
 
     def __init__(self, fake, page_size: int):
-        from connector.adapters.hubspot import HubSpotCrm
-        from connector.config_sections import HubspotSettings
+        from crm_renewals.connector.adapters.hubspot import HubSpotCrm
+        from crm_renewals.connector.config_sections import HubspotSettings
         from tests.fakes.hubspot_harness import HubSpotAdmin, Speaking, fast
 
         self.fake = fake

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.adapters.hubspot import HubSpotCrm
-from connector.adapters.hubspot.limits import PortalLimits, RollingBucket
-from connector.ports import OutboundRecord
+from crm_renewals.connector.adapters.hubspot import HubSpotCrm
+from crm_renewals.connector.adapters.hubspot.limits import PortalLimits, RollingBucket
+from crm_renewals.connector.ports import OutboundRecord
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import FakeHubSpot
 

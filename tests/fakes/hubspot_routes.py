@@ -326,7 +326,7 @@ def _sortable(value: Any) -> tuple:
 
 
 def _ms(value: str) -> float:
-    from connector.adapters.hubspot import parse_time
+    from crm_renewals.connector.adapters.hubspot import parse_time
 
     if value.replace(".", "", 1).isdigit():
         return float(value) if len(value) > 11 else float(value) * 1000

@@ -283,7 +283,7 @@ class FakeHubSpot:
 
     def define_connector_properties(self) -> None:
         """What `renewals setup hubspot --apply` creates, without going through the API."""
-        from connector.adapters.hubspot.diagnosis import CONNECTOR_PROPERTIES
+        from crm_renewals.connector.adapters.hubspot.diagnosis import CONNECTOR_PROPERTIES
 
         for obj, props in CONNECTOR_PROPERTIES.items():
             for name, label, type_, field_type, unique in props:

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector import bootstrap
-from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.config import load_config
-from connector.config_sections import HubspotSettings
-from connector.domain.mapping import FieldSpec, ObjectMapping
-from connector.mapping_file import load_mapping
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.config_sections import HubspotSettings
+from crm_renewals.connector.domain.mapping import FieldSpec, ObjectMapping
+from crm_renewals.connector.mapping_file import load_mapping
 from tests.conftest import ROOT, write_config
 from tests.fakes.hubspot_harness import fast
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE

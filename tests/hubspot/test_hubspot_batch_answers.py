@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.adapters.hubspot import writes as hubspot_writes
-from connector.ports import OutboundRecord
+from crm_renewals.connector.adapters.hubspot import writes as hubspot_writes
+from crm_renewals.connector.ports import OutboundRecord
 from tests.hubspot.conftest import health_by_id
 
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from connector import bootstrap
-from connector.adapters.hubspot import TOKEN_ENV
-from connector.adapters.hubspot import writes as hubspot_writes
-from connector.config import load_config
-from connector.services import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+from crm_renewals.connector.adapters.hubspot import writes as hubspot_writes
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services import sync
 from tests.conftest import AS_OF
 from tests.hubspot.conftest import fast, hubspot_config
 

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
-from connector.cli import main
-from connector.domain.mapping import Mapping
-from connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.hubspot.conftest import MAPPING, hubspot_config, settings
 

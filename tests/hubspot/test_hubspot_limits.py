@@ -6,18 +6,18 @@ import time
 
 import pytest
 
-from connector import bootstrap
-from connector.adapters.hubspot import TOKEN_ENV
-from connector.adapters.hubspot.transport import translate
-from connector.config import load_config
-from connector.errors import (
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+from crm_renewals.connector.adapters.hubspot.transport import translate
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.errors import (
     ApiLimitReached,
     ConfigError,
     FatalCrmError,
     RecordRejectedError,
     RetriableCrmError,
 )
-from connector.services import sync
+from crm_renewals.connector.services import sync
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.hubspot.conftest import fast, hubspot_config, make_crm
 
@@ -109,7 +109,7 @@ def test_a_missing_token_is_a_config_error_naming_the_variable(tmp_path, fake, m
 def test_threads_and_adapters_of_one_portal_share_one_bucket_and_see_no_429():
     from concurrent.futures import ThreadPoolExecutor
 
-    from connector.adapters.hubspot.limits import portal_key, snapshot
+    from crm_renewals.connector.adapters.hubspot.limits import portal_key, snapshot
 
     fake = FakeHubSpot(burst=8, interval=0.4)
     fake.start()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from connector.domain.mapping import to_model
-from connector.ports import Cursor
+from crm_renewals.connector.domain.mapping import to_model
+from crm_renewals.connector.ports import Cursor
 from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 from tests.fakes.hubspot_server import iso
 from tests.hubspot.conftest import fast, make_crm
@@ -164,8 +164,8 @@ def test_association_reads_follow_each_records_paging_past_500_links(crm, fake, 
 def test_a_company_with_523_deals_and_a_contract_with_520_lines_keep_every_link(
     hub_context, fake, hub
 ):
-    from connector.services import sync
-    from connector.services.gather import load_book
+    from crm_renewals.connector.services import sync
+    from crm_renewals.connector.services.gather import load_book
 
     company = hub.company("Acme")
     deals = [hub.contract(company, date(2029, 1, 31), name=f"D{i}", lines=()) for i in range(523)]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from connector.errors import CrmError
-from connector.ports import OutboundRecord
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.ports import OutboundRecord
 from tests.fakes.hubspot_server import FIXTURES
 from tests.hubspot.conftest import health_by_id
 

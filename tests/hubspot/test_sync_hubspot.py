@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from connector import bootstrap
-from connector.adapters.hubspot import TOKEN_ENV
-from connector.config import load_config
-from connector.services import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services import sync
 from tests.conftest import AS_OF
 from tests.hubspot.conftest import fast, hubspot_config
 
@@ -93,7 +93,7 @@ def test_refused_renewal_goes_to_dead_letters_with_hubspots_category(hub_context
 
 
 def test_a_deal_named_by_a_webhook_is_refetched_and_renewed(hub_context, hub, fake):
-    from connector.services.refresh import sync_records
+    from crm_renewals.connector.services.refresh import sync_records
 
     deal = hub.contract(hub.company("Hooli"), END, stage="qualifiedtobuy")
     assert sync(hub_context, as_of=AS_OF).created == 0  # not won yet: no contract
@@ -108,7 +108,7 @@ def test_the_renewals_sync_command_runs_against_hubspot(tmp_path, fake, hub, mon
 
     from click.testing import CliRunner
 
-    from connector.cli import main
+    from crm_renewals.connector.cli import main
 
     deal = hub.contract(hub.company("Umbrella"), END)
     monkeypatch.setenv(TOKEN_ENV, fake.token)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from connector.domain.book import Book, affected_contracts, missing_parents
-from connector.domain.models import Account, Contract, Owner, RenewalOpportunity
+from crm_renewals.connector.domain.book import Book, affected_contracts, missing_parents
+from crm_renewals.connector.domain.models import Account, Contract, Owner, RenewalOpportunity
 
 END = date(2027, 3, 31)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connector.config import find_config, load_config
-from connector.errors import ConfigError
-from connector.logs import RedactSecrets
+from crm_renewals.connector.config import find_config, load_config
+from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.logs import RedactSecrets
 
 ROOT = Path(__file__).resolve().parents[2]
 

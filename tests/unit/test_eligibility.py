@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.domain.book import Book
-from connector.domain.models import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.models import (
     Account,
     Contract,
     ContractLine,
@@ -18,10 +18,15 @@ from connector.domain.models import (
     Owner,
     RenewalOpportunity,
 )
-from connector.domain.planning.eligibility import CPQ_GUARDS, GUARDS, Eligible, eligibility
-from connector.domain.planning.planner import Planner
-from connector.domain.planning.values import Skip
-from connector.domain.policy import Playbook, RenewalPolicy
+from crm_renewals.connector.domain.planning.eligibility import (
+    CPQ_GUARDS,
+    GUARDS,
+    Eligible,
+    eligibility,
+)
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.domain.planning.values import Skip
+from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy
 
 AS_OF = date(2026, 11, 23)
 END = AS_OF + timedelta(days=100)  # inside the 120-day window, before the latest creation

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from connector.cli import main
-from connector.config import load_config
-from connector.errors import MappingError, UnmappedValueError
-from connector.services.guard import HANDFUL, Baseline, skip_change, verdict
-from connector.services.reading import Reading
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.errors import MappingError, UnmappedValueError
+from crm_renewals.connector.services.guard import HANDFUL, Baseline, skip_change, verdict
+from crm_renewals.connector.services.reading import Reading
 from tests.conftest import write_config
 
 AFTER_RUN_1 = Baseline(1, {}, frozenset({"contract"}), "after run 1")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.config import load_config
-from connector.domain.health import (
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.domain.health import (
     Previous,
     account_values,
     grade,
@@ -19,10 +19,10 @@ from connector.domain.health import (
     score_account,
     weighted_score,
 )
-from connector.domain.models import Account, HealthMeasures
-from connector.domain.policy import Measure, Scorecard, Threshold
-from connector.domain.signals import Signal
-from connector.errors import ConfigError
+from crm_renewals.connector.domain.models import Account, HealthMeasures
+from crm_renewals.connector.domain.policy import Measure, Scorecard, Threshold
+from crm_renewals.connector.domain.signals import Signal
+from crm_renewals.connector.errors import ConfigError
 from tests.conftest import write_config
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from connector.interrupts import deferred_interrupt
+from crm_renewals.connector.interrupts import deferred_interrupt
 
 
 def _ctrl_c() -> None:

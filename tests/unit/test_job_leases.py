@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.config_sections import Job
-from jobs.scheduler import retake_expired, run_slot, trigger_for
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.config_sections import Job
+from crm_renewals.jobs.scheduler import retake_expired, run_slot, trigger_for
 from tests.conftest import write_config
 
 SLOT = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

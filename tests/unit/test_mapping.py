@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from connector.domain.mapping import to_crm, to_model
-from connector.domain.models import Account, HealthMeasures, to_json, validate
-from connector.domain.policy import RenewalPolicy
-from connector.errors import ConfigError, MappingError
-from connector.mapping_file import load_mapping, mapping_from_text
+from crm_renewals.connector.domain.mapping import to_crm, to_model
+from crm_renewals.connector.domain.models import Account, HealthMeasures, to_json, validate
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.errors import ConfigError, MappingError
+from crm_renewals.connector.mapping_file import load_mapping, mapping_from_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

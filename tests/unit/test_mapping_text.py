@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.mapping_text import FORM_KEYS, MappingTextError, set_field
+from crm_renewals.connector.mapping_text import FORM_KEYS, MappingTextError, set_field
 from tests.conftest import ROOT
 
 SANDBOX = (ROOT / "mappings" / "sandbox.yaml").read_text()

@@ -8,13 +8,20 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.domain.book import Book
-from connector.domain.models import Account, Contact, Contract, ContractLine, CpqRenewal, Owner
-from connector.domain.planning.planner import Planner
-from connector.domain.planning.terms import resolve_owner
-from connector.domain.planning.values import RenewalPlan, Skip
-from connector.domain.policy import Playbook, RenewalPolicy
-from connector.domain.writes import jsonable
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.models import (
+    Account,
+    Contact,
+    Contract,
+    ContractLine,
+    CpqRenewal,
+    Owner,
+)
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.domain.planning.terms import resolve_owner
+from crm_renewals.connector.domain.planning.values import RenewalPlan, Skip
+from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy
+from crm_renewals.connector.domain.writes import jsonable
 
 AS_OF = date(2026, 11, 23)
 

@@ -12,11 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connector.domain.health import Previous, score_account
-from connector.domain.journey import current, due_segments, journey_tasks, summary, upcoming
-from connector.domain.models import Account, Contact, Contract, Owner
-from connector.domain.playbook import TaskContext, business_day, plan_tasks
-from connector.domain.policy import (
+from crm_renewals.connector.domain.health import Previous, score_account
+from crm_renewals.connector.domain.journey import (
+    current,
+    due_segments,
+    journey_tasks,
+    summary,
+    upcoming,
+)
+from crm_renewals.connector.domain.models import Account, Contact, Contract, Owner
+from crm_renewals.connector.domain.playbook import TaskContext, business_day, plan_tasks
+from crm_renewals.connector.domain.policy import (
     EventStep,
     Journey,
     Playbook,

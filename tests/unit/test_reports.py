@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from connector.domain.book import Book
-from connector.domain.health import score_account
-from connector.domain.models import Account, Contract, ContractLine, Owner, RenewalOpportunity
-from connector.domain.policy import RenewalPolicy, Segments
-from connector.domain.report_tables import Report, report_csv
-from connector.domain.reports import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import score_account
+from crm_renewals.connector.domain.models import (
+    Account,
+    Contract,
+    ContractLine,
+    Owner,
+    RenewalOpportunity,
+)
+from crm_renewals.connector.domain.policy import RenewalPolicy, Segments
+from crm_renewals.connector.domain.report_tables import Report, report_csv
+from crm_renewals.connector.domain.reports import (
     UNASSIGNED,
     Outcome,
     by_owner,
@@ -20,7 +26,7 @@ from connector.domain.reports import (
     outcomes,
     retention_by_period,
 )
-from connector.domain.segments import classify, period_start, periods, segment_periods
+from crm_renewals.connector.domain.segments import classify, period_start, periods, segment_periods
 from tests.unit.test_health import CARD
 
 D = Decimal

@@ -10,15 +10,15 @@ import pytest
 import responses
 import yaml
 
-from connector import bootstrap
-from connector.adapters.salesforce import SalesforceCrm, connect
-from connector.config import load_config
-from connector.config_sections import SalesforceSettings
-from connector.domain.mapping import Mapping
-from connector.errors import ApiLimitReached, ConfigError, FatalCrmError
-from connector.mapping_file import load_mapping
-from connector.ports import OutboundRecord
-from connector.services import sync
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.salesforce import SalesforceCrm, connect
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.errors import ApiLimitReached, ConfigError, FatalCrmError
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.ports import OutboundRecord
+from crm_renewals.connector.services import sync
 from tests.conftest import AS_OF, ROOT
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import SALESFORCE_ENV, salesforce_config
@@ -473,7 +473,7 @@ def test_a_forecast_cpq_never_honours_is_named_then_re_flagged(cpq_context):
     """CPQ's renewal job fails (say, an inactive renewal owner): two days on, the contract is
     overdue in the sync and in the dead letters; `cpq retry` turns the forecast off and on
     again, CPQ creates the renewal, and the next sync puts the tasks on it."""
-    from connector.services.cpq import retry_forecasts
+    from crm_renewals.connector.services.cpq import retry_forecasts
     from tests.fakes.salesforce_cpq import FakeCpq
 
     ctx, org, book = cpq_context

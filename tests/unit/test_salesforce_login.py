@@ -7,10 +7,10 @@ import requests
 import responses
 from click.testing import CliRunner
 
-from connector.adapters.salesforce import connect
-from connector.cli import main
-from connector.config_sections import SalesforceSettings
-from connector.errors import CrmError
+from crm_renewals.connector.adapters.salesforce import connect
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.errors import CrmError
 from tests.fakes.harness import SALESFORCE_ENV, salesforce_config
 
 

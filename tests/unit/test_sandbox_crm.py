@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.adapters.sandbox import SandboxCrm
-from connector.errors import CrmError
-from connector.mapping_file import load_mapping
-from connector.ports import OutboundRecord
+from crm_renewals.connector.adapters.sandbox import SandboxCrm
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.mapping_file import load_mapping
+from crm_renewals.connector.ports import OutboundRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,8 +126,8 @@ def test_the_demo_book_fits_the_sandbox_schema(tmp_path):
     value among its values (the schema is what `mappings validate --online` checks)."""
     from datetime import date
 
-    from connector.adapters.sandbox.schema import OBJECTS
-    from connector.adapters.sandbox.seed import seed
+    from crm_renewals.connector.adapters.sandbox.schema import OBJECTS
+    from crm_renewals.connector.adapters.sandbox.seed import seed
 
     mapping = load_mapping(ROOT / "mappings" / "sandbox.yaml")
     crm = SandboxCrm(tmp_path / "demo.db", mapping)

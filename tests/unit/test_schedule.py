@@ -8,11 +8,17 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
-from connector import bootstrap
-from connector.cli import main
-from connector.config import load_config
-from connector.config_sections import Job
-from jobs.scheduler import RETAKE_JOB, build_scheduler, current_slot, run_slot, trigger_for
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.config_sections import Job
+from crm_renewals.jobs.scheduler import (
+    RETAKE_JOB,
+    build_scheduler,
+    current_slot,
+    run_slot,
+    trigger_for,
+)
 from tests.conftest import write_config
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from connector.errors import UnusableDatabaseError
-from connector.state import SCHEMA_VERSION, StateStore
+from crm_renewals.connector.errors import UnusableDatabaseError
+from crm_renewals.connector.state import SCHEMA_VERSION, StateStore
 
 
 def letter(message: str, retriable: bool, payload: dict | None = None) -> dict:

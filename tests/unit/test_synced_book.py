@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from connector.services import explain, sync
-from connector.services.synced import synced_book
+from crm_renewals.connector.services import explain, sync
+from crm_renewals.connector.services.synced import synced_book
 
 AS_OF = date(2026, 11, 23)
 

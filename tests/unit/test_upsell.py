@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from connector.domain.book import Book
-from connector.domain.health import score_account
-from connector.domain.models import Account, Contact, Contract, ContractLine, Owner
-from connector.domain.planning.planner import Planner
-from connector.domain.planning.values import RenewalPlan
-from connector.domain.policy import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import score_account
+from crm_renewals.connector.domain.models import Account, Contact, Contract, ContractLine, Owner
+from crm_renewals.connector.domain.planning.planner import Planner
+from crm_renewals.connector.domain.planning.values import RenewalPlan
+from crm_renewals.connector.domain.policy import (
     CrossSell,
     Playbook,
     RenewalPolicy,

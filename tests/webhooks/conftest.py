@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.inbox import Inbox
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.webhooks import create_app
+from crm_renewals.webhooks.deliveries import events_of
 from tests.conftest import ROOT, write_config
-from webhooks import create_app
-from webhooks.deliveries import events_of
 
 FIXTURES = ROOT / "tests" / "fixtures"
 VECTOR = json.loads((FIXTURES / "hubspot" / "webhook_v3_vector.json").read_text())

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from connector.inbox import Inbox
-from connector.state import InboxBusy
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.state import InboxBusy
 from tests.webhooks.conftest import post_vector
 
 

@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector import bootstrap
-from connector.config import load_config
-from connector.inbox import Inbox
-from connector.state import DEAD, DONE, IGNORED, StateStore
-from connector.state.schema import signals
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.state import DEAD, DONE, IGNORED, StateStore
+from crm_renewals.connector.state.schema import signals
+from crm_renewals.webhooks import create_app
+from crm_renewals.webhooks.worker import InboxWorker
 from tests.conftest import write_config
 from tests.webhooks.conftest import (
     SF_ORG,
@@ -27,8 +29,6 @@ from tests.webhooks.conftest import (
     hubspot_headers,
     signals_headers,
 )
-from webhooks import create_app
-from webhooks.worker import InboxWorker
 
 FUZZ = settings(
     max_examples=200,

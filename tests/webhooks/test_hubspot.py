@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crm_renewals.webhooks.verify import hubspot_uri, hubspot_v3_signature
 from tests.webhooks.conftest import (
     VECTOR,
     VECTOR_NOW,
@@ -9,7 +10,6 @@ from tests.webhooks.conftest import (
     post_vector,
     read_deliveries,
 )
-from webhooks.verify import hubspot_uri, hubspot_v3_signature
 
 
 def test_vector_signature_is_reproduced_by_our_hmac():
@@ -82,7 +82,7 @@ def test_tampered_body_is_refused(client, inbox):
 
 
 def test_signature_covers_the_public_uri_not_the_host_the_app_sees(wh_config, store, clock):
-    from webhooks import create_app
+    from crm_renewals.webhooks import create_app
 
     local = wh_config.model_copy(
         update={"webhooks": wh_config.webhooks.model_copy(update={"public_base_url": None})}

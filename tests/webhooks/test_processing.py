@@ -12,23 +12,23 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from connector import bootstrap
-from connector.adapters.hubspot.limits import limits_for
-from connector.cli import main
-from connector.domain.signals import Signal
-from connector.errors import RetriableCrmError
-from connector.inbox import Inbox
-from connector.services import sync
-from connector.services.events import BatchOutcome, kinds_for_object, process_inbox
-from connector.services.gather import load_book
-from connector.services.refresh import Snapshot, sync_records
-from connector.services.sync import today
-from connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.adapters.hubspot.limits import limits_for
+from crm_renewals.connector.cli import main
+from crm_renewals.connector.domain.signals import Signal
+from crm_renewals.connector.errors import RetriableCrmError
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.events import BatchOutcome, kinds_for_object, process_inbox
+from crm_renewals.connector.services.gather import load_book
+from crm_renewals.connector.services.refresh import Snapshot, sync_records
+from crm_renewals.connector.services.sync import today
+from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.webhooks import create_app
+from crm_renewals.webhooks.deliveries import events_of
+from crm_renewals.webhooks.worker import InboxWorker
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
-from webhooks import create_app
-from webhooks.deliveries import events_of
-from webhooks.worker import InboxWorker
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def test_objects_resolve_to_the_kinds_they_feed(ctx):
     assert kinds_for_object(ctx.mapping, "Contract") == ["contract"]
     assert kinds_for_object(ctx.mapping, "Opportunity") == ["renewal_opportunity"]
-    from connector.mapping_file import load_mapping
+    from crm_renewals.connector.mapping_file import load_mapping
     from tests.conftest import ROOT
 
     hubspot = load_mapping(ROOT / "mappings" / "hubspot.yaml")
@@ -143,7 +143,7 @@ def test_webhook_runs_keep_the_book_between_them_until_another_run_comes_in(ctx,
     second = book.contract(acc, today() + timedelta(days=110), status="Draft")
     sync(ctx)
     loads = []
-    module = importlib.import_module("connector.services.refresh")
+    module = importlib.import_module("crm_renewals.connector.services.refresh")
     real_load = module.load_book
     monkeypatch.setattr(module, "load_book", lambda c: loads.append(1) or real_load(c))
     kept = Snapshot()

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from connector.domain.signals import SignalError, parse_signal
-from connector.inbox import Inbox
-from connector.state import now
+from crm_renewals.connector.domain.signals import SignalError, parse_signal
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.state import now
+from crm_renewals.webhooks import create_app
 from tests.webhooks.conftest import (
     VECTOR,
     nothing_stored,
@@ -19,7 +20,6 @@ from tests.webhooks.conftest import (
     post_vector,
     read_deliveries,
 )
-from webhooks import create_app
 
 SIGNAL = {
     "account": "001SB0000000001",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from crm_renewals.webhooks.server import STEADY_S, InboxProcess
 from tests.webhooks.conftest import Clock
-from webhooks.server import STEADY_S, InboxProcess
 
 
 def test_a_worker_that_keeps_dying_is_started_again_after_a_doubling_wait():

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector import bootstrap
-from connector.inbox import Inbox
-from connector.services import sync
-from connector.services.events import process_inbox
-from connector.services.sync import today
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.services import sync
+from crm_renewals.connector.services.events import process_inbox
+from crm_renewals.connector.services.sync import today
 from tests.conftest import Book, cli_for
 from tests.webhooks.conftest import post_signals_body
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 from openapi_spec_validator import validate
 
-from connector import bootstrap
-from connector.domain.health import signal_measures
-from connector.services.signals import import_signals
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.domain.health import signal_measures
+from crm_renewals.connector.services.signals import import_signals
+from crm_renewals.webhooks.worker import InboxWorker
 from tests.webhooks.conftest import SIGNALS_SECRET, VECTOR_NOW, post_vector
-from webhooks.worker import InboxWorker
 
 SIGNAL = {
     "account": "001SB0000000001",
@@ -93,7 +93,7 @@ def test_health_fails_when_the_inbox_worker_is_down(app, client):
 
 
 def test_health_fails_when_the_database_does_not_answer(app, client, tmp_path):
-    from connector.state import StateStore
+    from crm_renewals.connector.state import StateStore
 
     gone = StateStore(f"sqlite:///{tmp_path / 'gone' / 'state.db'}")
     gone.close()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from webhooks.blueprints.hubspot import bp as hubspot
-from webhooks.blueprints.salesforce import bp as salesforce
-from webhooks.blueprints.service import bp as service
-from webhooks.blueprints.signals import bp as signals
+from crm_renewals.webhooks.blueprints.hubspot import bp as hubspot
+from crm_renewals.webhooks.blueprints.salesforce import bp as salesforce
+from crm_renewals.webhooks.blueprints.service import bp as service
+from crm_renewals.webhooks.blueprints.signals import bp as signals
 
 BLUEPRINTS: tuple[Blueprint, ...] = (hubspot, salesforce, signals, service)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from webhooks.deliveries import hubspot_batch
-from webhooks.receiver import receiver
-from webhooks.verify import check_hubspot_v3, hubspot_uri
+from crm_renewals.webhooks.deliveries import hubspot_batch
+from crm_renewals.webhooks.receiver import receiver
+from crm_renewals.webhooks.verify import check_hubspot_v3, hubspot_uri
 
 bp = Blueprint("hubspot", __name__)
 

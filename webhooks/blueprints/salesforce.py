@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from webhooks import soap
-from webhooks.receiver import receiver
-from webhooks.verify import Refused
+from crm_renewals.webhooks import soap
+from crm_renewals.webhooks.receiver import receiver
+from crm_renewals.webhooks.verify import Refused
 
 bp = Blueprint("salesforce", __name__)
 

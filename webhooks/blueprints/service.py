@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from webhooks.openapi import spec
-from webhooks.receiver import receiver
+from crm_renewals.webhooks.openapi import spec
+from crm_renewals.webhooks.receiver import receiver
 
 bp = Blueprint("service", __name__)
 

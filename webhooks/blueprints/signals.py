@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from connector.domain.signals import Signal, SignalError, parse_signal
-from connector.services.signals import accept_signals
-from webhooks.deliveries import parse_json
-from webhooks.receiver import receiver
-from webhooks.verify import Refused, check_signals
+from crm_renewals.connector.domain.signals import Signal, SignalError, parse_signal
+from crm_renewals.connector.services.signals import accept_signals
+from crm_renewals.webhooks.deliveries import parse_json
+from crm_renewals.webhooks.receiver import receiver
+from crm_renewals.webhooks.verify import Refused, check_signals
 
 bp = Blueprint("signals", __name__)
 

@@ -17,17 +17,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from connector.adapters.facade import AdapterFacade
-from connector.adapters.hubspot.diagnosis import HubSpotDiagnosis
-from connector.adapters.hubspot.kinds import Kinds, parse_time
-from connector.adapters.hubspot.limits import PortalLimits
-from connector.adapters.hubspot.queries import SEARCH_PAGE
-from connector.adapters.hubspot.reads import BATCH, HubSpotReads
-from connector.adapters.hubspot.transport import HubSpotTransport
-from connector.adapters.hubspot.writes import HubSpotWrites
-from connector.config_sections import HubspotSettings
-from connector.domain.mapping import Mapping
-from connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.adapters.facade import AdapterFacade
+from crm_renewals.connector.adapters.hubspot.diagnosis import HubSpotDiagnosis
+from crm_renewals.connector.adapters.hubspot.kinds import Kinds, parse_time
+from crm_renewals.connector.adapters.hubspot.limits import PortalLimits
+from crm_renewals.connector.adapters.hubspot.queries import SEARCH_PAGE
+from crm_renewals.connector.adapters.hubspot.reads import BATCH, HubSpotReads
+from crm_renewals.connector.adapters.hubspot.transport import HubSpotTransport
+from crm_renewals.connector.adapters.hubspot.writes import HubSpotWrites
+from crm_renewals.connector.config_sections import HubspotSettings
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
 
 __all__ = ["TOKEN_ENV", "HubSpotCrm", "parse_time"]
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.adapters.hubspot.kinds import (
+from crm_renewals.connector.adapters.hubspot.kinds import (
     MERGED,
     OWNER_FIELDS,
     Kinds,
     association_fields,
     synthetic,
 )
-from connector.adapters.hubspot.transport import SCOPES, HubSpotTransport
-from connector.domain.policy import RenewalPolicy
-from connector.domain.value_maps import value_checks, wants_values
-from connector.errors import CrmError
-from connector.ports import Check, FieldInfo
+from crm_renewals.connector.adapters.hubspot.transport import SCOPES, HubSpotTransport
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.value_maps import value_checks, wants_values
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.ports import Check, FieldInfo
 
 #: Health written onto renewal deals and companies alike.
 HEALTH_PROPERTIES = (

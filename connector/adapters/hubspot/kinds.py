@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.config_sections import HubspotSettings
-from connector.domain.mapping import Mapping
-from connector.errors import CrmError
-from connector.ports import OutboundRecord
+from crm_renewals.connector.config_sections import HubspotSettings
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.ports import OutboundRecord
 
 ASSOC_FIELD = re.compile(r"^associated_(?P<name>.+)_id$")
 LABEL_FIELD = "renewal_contact_label"

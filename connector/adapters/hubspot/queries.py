@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from connector.adapters.hubspot.kinds import LABEL_FIELD, Kinds, parse_time
-from connector.adapters.hubspot.transport import HubSpotTransport
-from connector.errors import CrmError
-from connector.ports import Cursor
+from crm_renewals.connector.adapters.hubspot.kinds import LABEL_FIELD, Kinds, parse_time
+from crm_renewals.connector.adapters.hubspot.transport import HubSpotTransport
+from crm_renewals.connector.errors import CrmError
+from crm_renewals.connector.ports import Cursor
 
 SEARCH_PAGE = 200
 #: ids per v4 association batch read (at most 1000, HubSpot changelog of Feb 2025)

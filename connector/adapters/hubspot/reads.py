@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from connector.adapters.hubspot import queries
-from connector.adapters.hubspot.kinds import MERGED, Kinds, parse_time, unlinked
-from connector.adapters.hubspot.transport import HubSpotTransport
-from connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.adapters.hubspot import queries
+from crm_renewals.connector.adapters.hubspot.kinds import MERGED, Kinds, parse_time, unlinked
+from crm_renewals.connector.adapters.hubspot.transport import HubSpotTransport
+from crm_renewals.connector.ports import Cursor, SourceRecord
 
 BATCH = 100
 

@@ -12,16 +12,16 @@ from typing import Any
 import urllib3
 from urllib3.util.retry import Retry
 
-from connector.adapters.hubspot.limits import limits_for, portal_key
-from connector.config_sections import HubspotSettings
-from connector.errors import (
+from crm_renewals.connector.adapters.hubspot.limits import limits_for, portal_key
+from crm_renewals.connector.config_sections import HubspotSettings
+from crm_renewals.connector.errors import (
     ApiLimitReached,
     CrmError,
     FatalCrmError,
     RecordRejectedError,
     RetriableCrmError,
 )
-from connector.retry import retrying
+from crm_renewals.connector.retry import retrying
 
 LIMIT_HEADER = "x-hubspot-ratelimit-"
 #: What the private app needs (tasks: HubSpot's tasks API asks for the contacts scopes).

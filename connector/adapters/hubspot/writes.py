@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from connector.adapters.hubspot import queries
-from connector.adapters.hubspot.kinds import Kinds, check_batch
-from connector.adapters.hubspot.transport import RETRIABLE, HubSpotTransport
-from connector.errors import CrmError, RecordRejectedError
-from connector.ports import OutboundRecord, WriteResult
+from crm_renewals.connector.adapters.hubspot import queries
+from crm_renewals.connector.adapters.hubspot.kinds import Kinds, check_batch
+from crm_renewals.connector.adapters.hubspot.transport import RETRIABLE, HubSpotTransport
+from crm_renewals.connector.errors import CrmError, RecordRejectedError
+from crm_renewals.connector.ports import OutboundRecord, WriteResult
 
 TYPE_IDS = {
     ("deals", "companies"): 5,  # primary company

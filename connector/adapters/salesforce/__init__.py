@@ -18,15 +18,15 @@ from collections.abc import Callable
 
 from simple_salesforce import Salesforce
 
-from connector.adapters.facade import AdapterFacade
-from connector.adapters.salesforce.diagnosis import SalesforceDiagnosis
-from connector.adapters.salesforce.reads import SalesforceReads
-from connector.adapters.salesforce.soql import check_names, parse_datetime
-from connector.adapters.salesforce.transport import SalesforceTransport, connect
-from connector.adapters.salesforce.writes import SalesforceWrites
-from connector.config_sections import SalesforceSettings
-from connector.domain.mapping import Mapping as FieldMapping
-from connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.adapters.facade import AdapterFacade
+from crm_renewals.connector.adapters.salesforce.diagnosis import SalesforceDiagnosis
+from crm_renewals.connector.adapters.salesforce.reads import SalesforceReads
+from crm_renewals.connector.adapters.salesforce.soql import check_names, parse_datetime
+from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport, connect
+from crm_renewals.connector.adapters.salesforce.writes import SalesforceWrites
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
 
 __all__ = ["SalesforceCrm", "connect", "parse_datetime"]
 

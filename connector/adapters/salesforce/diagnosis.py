@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.adapters.salesforce.transport import SalesforceTransport
-from connector.config_sections import SalesforceSettings
-from connector.domain.mapping import Mapping as FieldMapping
-from connector.domain.models import WRITE_KINDS
-from connector.domain.policy import RenewalPolicy
-from connector.domain.value_maps import value_checks, wants_values
-from connector.errors import FatalCrmError
-from connector.ports import Check, FieldInfo
+from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
+from crm_renewals.connector.domain.models import WRITE_KINDS
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.value_maps import value_checks, wants_values
+from crm_renewals.connector.errors import FatalCrmError
+from crm_renewals.connector.ports import Check, FieldInfo
 
 
 class SalesforceDiagnosis:

@@ -10,7 +10,7 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
-from connector.adapters.salesforce.soql import (
+from crm_renewals.connector.adapters.salesforce.soql import (
     MAX_IDS_PER_QUERY,
     NO_RECYCLE_BIN,
     filters,
@@ -18,9 +18,9 @@ from connector.adapters.salesforce.soql import (
     plain,
     select,
 )
-from connector.adapters.salesforce.transport import SalesforceTransport
-from connector.domain.mapping import Mapping as FieldMapping
-from connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport
+from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
+from crm_renewals.connector.ports import Cursor, SourceRecord
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
-from connector.domain.mapping import Mapping as FieldMapping
-from connector.errors import ConfigError, Problem
+from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
+from crm_renewals.connector.errors import ConfigError, Problem
 
 #: Objects that have no IsDeleted field (queried without it, through /query).
 NO_RECYCLE_BIN = {"User", "UserRole", "Profile", "PricebookEntry"}

@@ -17,8 +17,8 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 from simple_salesforce.util import Usage
 
-from connector.config_sections import SalesforceSettings
-from connector.errors import (
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.errors import (
     ApiLimitReached,
     ConfigError,
     CrmError,
@@ -26,7 +26,7 @@ from connector.errors import (
     Problem,
     RetriableCrmError,
 )
-from connector.retry import retrying
+from crm_renewals.connector.retry import retrying
 
 T = TypeVar("T")
 

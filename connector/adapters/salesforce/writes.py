@@ -11,13 +11,16 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
-from connector.adapters.salesforce.soql import MAX_IDS_PER_QUERY, plain
-from connector.adapters.salesforce.transport import RETRIABLE_CODES, SalesforceTransport
-from connector.config_sections import SalesforceSettings
-from connector.domain.mapping import Mapping as FieldMapping
-from connector.domain.policy import RenewalPolicy
-from connector.errors import CrmError, FatalCrmError
-from connector.ports import OutboundRecord, WriteResult
+from crm_renewals.connector.adapters.salesforce.soql import MAX_IDS_PER_QUERY, plain
+from crm_renewals.connector.adapters.salesforce.transport import (
+    RETRIABLE_CODES,
+    SalesforceTransport,
+)
+from crm_renewals.connector.config_sections import SalesforceSettings
+from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.errors import CrmError, FatalCrmError
+from crm_renewals.connector.ports import OutboundRecord, WriteResult
 
 #: Fields sent only when a record is created: Salesforce refuses them on update (a line's
 #: opportunity and price book entry), or an update would undo a rep's change (a renewal's price

@@ -20,13 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connector.adapters.facade import AdapterFacade
-from connector.adapters.sandbox.diagnosis import SandboxDiagnosis
-from connector.adapters.sandbox.reads import SandboxReads
-from connector.adapters.sandbox.transport import SandboxTransport, Tx
-from connector.adapters.sandbox.writes import SandboxWrites
-from connector.domain.mapping import Mapping
-from connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.adapters.facade import AdapterFacade
+from crm_renewals.connector.adapters.sandbox.diagnosis import SandboxDiagnosis
+from crm_renewals.connector.adapters.sandbox.reads import SandboxReads
+from crm_renewals.connector.adapters.sandbox.transport import SandboxTransport, Tx
+from crm_renewals.connector.adapters.sandbox.writes import SandboxWrites
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.domain.policy import RenewalPolicy
 
 
 class SandboxCrm(AdapterFacade):

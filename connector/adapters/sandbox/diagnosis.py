@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from difflib import get_close_matches
 
-from connector.adapters.sandbox.schema import OBJECTS, FieldDef, lookup
-from connector.adapters.sandbox.transport import SandboxTransport
-from connector.domain.mapping import FieldSpec, Mapping, ObjectMapping
-from connector.domain.models import WRITE_KINDS
-from connector.domain.policy import RenewalPolicy
-from connector.domain.value_maps import value_checks, wants_values
-from connector.ports import Check, FieldInfo
+from crm_renewals.connector.adapters.sandbox.schema import OBJECTS, FieldDef, lookup
+from crm_renewals.connector.adapters.sandbox.transport import SandboxTransport
+from crm_renewals.connector.domain.mapping import FieldSpec, Mapping, ObjectMapping
+from crm_renewals.connector.domain.models import WRITE_KINDS
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.value_maps import value_checks, wants_values
+from crm_renewals.connector.ports import Check, FieldInfo
 
 #: Mapping `type` -> the schema's field types that can hold it (as on Salesforce).
 COMPATIBLE = {

@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from connector.adapters.sandbox.transport import SandboxTransport, chunks, stamp
-from connector.domain.mapping import Mapping
-from connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.adapters.sandbox.transport import SandboxTransport, chunks, stamp
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.ports import Cursor, SourceRecord
 
 Row = tuple[str, str, int, str]
 

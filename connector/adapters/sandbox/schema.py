@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.adapters.sandbox.book import LOSS_REASONS, SEGMENTS
+from crm_renewals.connector.adapters.sandbox.book import LOSS_REASONS, SEGMENTS
 
 
 @dataclass(frozen=True)

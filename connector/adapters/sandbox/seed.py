@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from connector.adapters.sandbox.book import (
+from crm_renewals.connector.adapters.sandbox.book import (
     FIRST,
     LAST,
     LOSS_REASONS,
@@ -24,7 +24,7 @@ from connector.adapters.sandbox.book import (
 )
 
 if TYPE_CHECKING:  # the seed uses the CRM as its users do, through the adapter's admin methods
-    from connector.adapters.sandbox import SandboxCrm
+    from crm_renewals.connector.adapters.sandbox import SandboxCrm
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from connector.errors import CrmError, UnusableDatabaseError
-from connector.retry import retrying
+from crm_renewals.connector.errors import CrmError, UnusableDatabaseError
+from crm_renewals.connector.retry import retrying
 
 T = TypeVar("T")
 

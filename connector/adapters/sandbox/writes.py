@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connector.adapters.sandbox.schema import write_error
-from connector.adapters.sandbox.transport import PREFIXES, SandboxTransport
-from connector.domain.mapping import Mapping
-from connector.ports import OutboundRecord, WriteResult
+from crm_renewals.connector.adapters.sandbox.schema import write_error
+from crm_renewals.connector.adapters.sandbox.transport import PREFIXES, SandboxTransport
+from crm_renewals.connector.domain.mapping import Mapping
+from crm_renewals.connector.ports import OutboundRecord, WriteResult
 
 #: Where a child record points at its parent (kind -> field holding the parent's id).
 PARENT_FIELD = {"renewal_line": "OpportunityId", "task": "WhatId"}

@@ -10,14 +10,20 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from connector.domain.models import Contract, ContractLine, CpqRenewal, Owner, RenewalOpportunity
-from connector.domain.planning.terms import CENT, resolve_owner, uplift_of
-from connector.domain.planning.values import RenewalPlan
-from connector.domain.policy import RenewalPolicy
-from connector.domain.writes import LedgerView, Write
+from crm_renewals.connector.domain.models import (
+    Contract,
+    ContractLine,
+    CpqRenewal,
+    Owner,
+    RenewalOpportunity,
+)
+from crm_renewals.connector.domain.planning.terms import CENT, resolve_owner, uplift_of
+from crm_renewals.connector.domain.planning.values import RenewalPlan
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.writes import LedgerView, Write
 
 if TYPE_CHECKING:
-    from connector.domain.planning.planner import Planner
+    from crm_renewals.connector.domain.planning.planner import Planner
 
 
 @dataclass(frozen=True, slots=True)

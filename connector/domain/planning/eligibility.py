@@ -8,16 +8,22 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from connector.domain.book import Book
-from connector.domain.models import Account, Contract, ContractLine, Owner, RenewalOpportunity
-from connector.domain.planning.cpq import forecast_wait
-from connector.domain.planning.terms import owner_of, renewal_key
-from connector.domain.planning.values import Skip, SkipReason
-from connector.domain.policy import RenewalPolicy
-from connector.domain.writes import LedgerView
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.models import (
+    Account,
+    Contract,
+    ContractLine,
+    Owner,
+    RenewalOpportunity,
+)
+from crm_renewals.connector.domain.planning.cpq import forecast_wait
+from crm_renewals.connector.domain.planning.terms import owner_of, renewal_key
+from crm_renewals.connector.domain.planning.values import Skip, SkipReason
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.writes import LedgerView
 
 if TYPE_CHECKING:
-    from connector.domain.planning.planner import Planner
+    from crm_renewals.connector.domain.planning.planner import Planner
 
 
 class Term(NamedTuple):

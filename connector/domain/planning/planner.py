@@ -7,15 +7,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from connector.domain.book import Book
-from connector.domain.health import Health
-from connector.domain.planning.eligibility import eligibility
-from connector.domain.planning.renewal import build_renewal, price_renewal
-from connector.domain.planning.tasks import early_tasks, plan_tasks
-from connector.domain.planning.values import NO_TASKS, ContractPlan, Skip
-from connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
-from connector.domain.upsell import BookFacts, book_facts
-from connector.domain.writes import LedgerView
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.planning.eligibility import eligibility
+from crm_renewals.connector.domain.planning.renewal import build_renewal, price_renewal
+from crm_renewals.connector.domain.planning.tasks import early_tasks, plan_tasks
+from crm_renewals.connector.domain.planning.values import NO_TASKS, ContractPlan, Skip
+from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
+from crm_renewals.connector.domain.upsell import BookFacts, book_facts
+from crm_renewals.connector.domain.writes import LedgerView
 
 
 @dataclass(frozen=True, slots=True)

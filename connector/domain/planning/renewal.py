@@ -7,16 +7,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from connector.domain.book import Book
-from connector.domain.health import Health
-from connector.domain.models import RenewalLine, RenewalOpportunity
-from connector.domain.planning.cpq import cpq_renewal
-from connector.domain.planning.eligibility import Eligible
-from connector.domain.planning.terms import amount_of, renewal_lines, uplift_of
-from connector.domain.planning.values import RenewalPlan
-from connector.domain.policy import RenewalPolicy
-from connector.domain.upsell import BookFacts, suggest
-from connector.domain.writes import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import Health
+from crm_renewals.connector.domain.models import RenewalLine, RenewalOpportunity
+from crm_renewals.connector.domain.planning.cpq import cpq_renewal
+from crm_renewals.connector.domain.planning.eligibility import Eligible
+from crm_renewals.connector.domain.planning.terms import amount_of, renewal_lines, uplift_of
+from crm_renewals.connector.domain.planning.values import RenewalPlan
+from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.upsell import BookFacts, suggest
+from crm_renewals.connector.domain.writes import (
     LedgerView,
     edited_by_rep,
     line_writes,
@@ -25,7 +25,7 @@ from connector.domain.writes import (
 )
 
 if TYPE_CHECKING:
-    from connector.domain.planning.planner import Planner
+    from crm_renewals.connector.domain.planning.planner import Planner
 
 NAME_LIMIT = 120
 #: Fields a rep owns once they act on the renewal.

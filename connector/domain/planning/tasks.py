@@ -8,27 +8,27 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from connector.domain.book import Book
-from connector.domain.health import is_at_risk
-from connector.domain.journey import Segment, due_segments, journey_tasks
-from connector.domain.models import Account, Contract, Task
-from connector.domain.planning.cpq import cpq_terms
-from connector.domain.planning.eligibility import Eligible
-from connector.domain.planning.renewal import Priced
-from connector.domain.planning.terms import (
+from crm_renewals.connector.domain.book import Book
+from crm_renewals.connector.domain.health import is_at_risk
+from crm_renewals.connector.domain.journey import Segment, due_segments, journey_tasks
+from crm_renewals.connector.domain.models import Account, Contract, Task
+from crm_renewals.connector.domain.planning.cpq import cpq_terms
+from crm_renewals.connector.domain.planning.eligibility import Eligible
+from crm_renewals.connector.domain.planning.renewal import Priced
+from crm_renewals.connector.domain.planning.terms import (
     amount_of,
     owner_of,
     renewal_key,
     renewal_lines,
     uplift_of,
 )
-from connector.domain.planning.values import NO_TASKS, TaskPlan
-from connector.domain.playbook import TaskContext, may_be_due, on_account
-from connector.domain.playbook import plan_tasks as playbook_tasks
-from connector.domain.writes import LedgerView, task_writes
+from crm_renewals.connector.domain.planning.values import NO_TASKS, TaskPlan
+from crm_renewals.connector.domain.playbook import TaskContext, may_be_due, on_account
+from crm_renewals.connector.domain.playbook import plan_tasks as playbook_tasks
+from crm_renewals.connector.domain.writes import LedgerView, task_writes
 
 if TYPE_CHECKING:
-    from connector.domain.planning.planner import Planner
+    from crm_renewals.connector.domain.planning.planner import Planner
 
 
 def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: Priced) -> TaskPlan:

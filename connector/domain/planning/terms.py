@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
-from connector.domain.models import Account, Contract, ContractLine, Owner, RenewalLine
-from connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.domain.models import Account, Contract, ContractLine, Owner, RenewalLine
+from crm_renewals.connector.domain.policy import RenewalPolicy
 
 CENT = Decimal("0.01")
 

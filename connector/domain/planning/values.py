@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from connector.domain.models import RenewalLine, RenewalOpportunity, Task
-from connector.domain.writes import Write
+from crm_renewals.connector.domain.models import RenewalLine, RenewalOpportunity, Task
+from crm_renewals.connector.domain.writes import Write
 
 SkipReason = Literal[
     "not_due",
