@@ -18,6 +18,7 @@ from crm_renewals.connector.config_sections import (
     ConsoleSettings,
     HubspotSettings,
     Job,
+    NotifySettings,
     SalesforceSettings,
     SandboxSettings,
     Schedule,
@@ -67,6 +68,7 @@ class AppConfig(Section):
     schedule: Schedule = Schedule()
     webhooks: WebhookSettings = WebhookSettings()
     console: ConsoleSettings = ConsoleSettings()
+    notify: NotifySettings = NotifySettings()
     segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions

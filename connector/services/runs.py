@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from crm_renewals.connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
+from crm_renewals.connector.services import alerts
 from crm_renewals.connector.services.apply import Collected
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.sync_report import SyncReport
@@ -81,6 +82,7 @@ def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> Non
             report.duration_s,
             report.error,
         )
+        alerts.check(ctx.config, ctx.store)  # never raises; at most notify.timeout_seconds
 
 
 def _stored_counts(report: SyncReport) -> dict[str, Any]:
