@@ -22,6 +22,7 @@ from crm_renewals.connector import (
     bootstrap,
     cli_admin,
     cli_cpq,
+    cli_notify,
     cli_reports,
     cli_runs,
     cli_sandbox,
@@ -227,6 +228,7 @@ for module in (
     cli_cpq,
     cli_serve,
     cli_users,
+    cli_notify,
 ):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -102,8 +102,8 @@ def _dead_letters(config: AppConfig, store: StateStore) -> list[str]:
     if not store.notices.open(DEAD_LETTERS, {"count": count, "over": over}):
         return []  # this episode was told
     letters = store.dead_letters.list()
-    common = Counter(f"{d.kind}.{d.field or d.error_code or d.stage}: {d.message}" for d in letters)
-    most = "; ".join(f"{what} ({n})" for what, n in common.most_common(3))
+    common = Counter(f"{d.kind}.{d.field}" if d.field else d.kind for d in letters)
+    most = ", ".join(f"{what} {n}" for what, n in common.most_common(3))
     body = (
         f"{count} open dead letters, over the alert threshold of {over}: records the CRM "
         f"refused or that failed to map.\nMost: {most}.\n"
