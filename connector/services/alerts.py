@@ -17,7 +17,8 @@ from datetime import date, timedelta
 from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.inbox import Inbox
 from crm_renewals.connector.services.notify import Message, send
-from crm_renewals.connector.state import Run, StateStore
+from crm_renewals.connector.state import Run, StateStore, now
+from crm_renewals.connector.state.database import aware
 
 log = logging.getLogger(__name__)
 FAILING = ("failed", "stopped", "interrupted")
@@ -26,6 +27,8 @@ RUNS_CHECKED = "runs:checked"
 DEAD_LETTERS, INBOX_WAIT, DIGEST = "dead_letters", "inbox_wait", "red_digest:"
 #: runs looked at per check at most (one ends between two checks, as a rule)
 RUNS_PER_CHECK = 50
+#: the first check after alerts are turned on looks at the runs started this recently
+FIRST_LOOK_BACK = timedelta(days=1)
 #: accounts named in the digest; the others are counted
 DIGEST_NAMES = 20
 #: red accounts read to name them (the worst scores first)
@@ -53,7 +56,11 @@ def _runs(config: AppConfig, store: StateStore) -> list[str]:
     if not recent:
         return []
     mark = store.notices.get(RUNS_CHECKED)
-    after = mark.detail["run_id"] if mark and mark.detail else recent[0].id - 1
+    if mark and mark.detail:
+        after = mark.detail["run_id"]
+    else:  # the first check: the runs of the last day (a run killed before it, say)
+        since = now() - FIRST_LOOK_BACK
+        after = min([r.id for r in recent if aware(r.started_at) >= since] or [recent[0].id]) - 1
     sent, checked = [], after
     for run in sorted((r for r in recent if r.id > after), key=lambda r: r.id):
         if run.status == "running":
@@ -129,9 +136,9 @@ def _inbox_wait(config: AppConfig, store: StateStore) -> list[str]:
         return []
     body = (
         f"The webhook inbox's oldest work has waited {waited / 60:.0f} minutes (alert after "
-        f"{minutes}); {inbox.waiting()} events are waiting.\nIs the inbox worker of renewals "
-        "serve running, or a long run holding the run lock? See renewals status, renewals "
-        f"runs; {_page(config, '/admin/')}"
+        f"{minutes}): {inbox.depth()} events and {inbox.waiting()} deliveries waiting.\n"
+        "Is the inbox worker of renewals serve running, or a long run holding the run lock? "
+        f"See renewals status, renewals runs; {_page(config, '/admin/')}"
     )
     title = f"crm-renewals: webhook inbox waiting {waited / 60:.0f} minutes"
     _send_noted(config, store, INBOX_WAIT, Message(title, body), detail)

@@ -52,8 +52,15 @@ class Delivery:
         return {"sent": self.sent, "failed": self.failed}
 
 
-def send(settings: NotifySettings, message: Message, env: Mapping[str, str] | None = None):
-    """Send `message` to every target at once; waits `settings.timeout_seconds` at most."""
+def send(
+    settings: NotifySettings,
+    message: Message,
+    env: Mapping[str, str] | None = None,
+    *,
+    log_failures: bool = True,
+) -> Delivery:
+    """Send `message` to every target at once; waits `settings.timeout_seconds` at most. Each
+    target that did not take it is logged (unless the caller says so itself)."""
     env = os.environ if env is None else env
     results: dict[str, str | None] = {}
     threads = []
@@ -74,8 +81,9 @@ def send(settings: NotifySettings, message: Message, env: Mapping[str, str] | No
             done[name] = f"no answer within {settings.timeout_seconds:g} s"
         if done[name] is None:
             outcome.sent.append(name)
-        else:
-            outcome.failed[name] = done[name]
+            continue
+        outcome.failed[name] = done[name]
+        if log_failures:
             log.warning("alert %r not sent to %s: %s", message.title, name, done[name])
     if outcome.sent:
         log.info("alert %r sent to %s", message.title, ", ".join(outcome.sent))

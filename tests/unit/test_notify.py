@@ -5,14 +5,18 @@ notices that remember what was sent."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from crm_renewals.connector.cli import main
+from crm_renewals.connector.config import load_config
 from crm_renewals.connector.config_sections import NotifySettings
+from crm_renewals.connector.inbox import event_row, signal_event
+from crm_renewals.connector.services import alerts
 from crm_renewals.connector.services.notify import Message, checks, send
-from crm_renewals.connector.state import StateStore
+from crm_renewals.connector.state import DONE, StateStore, now
 from tests.conftest import write_config
 from tests.e2e.alert_sinks import HANG, Hook, Mailbox, free_port
 
@@ -147,3 +151,24 @@ def test_an_episode_is_opened_once_until_it_is_closed(tmp_path):
         assert store.notices.last("dead_") == notice and store.notices.last("red_") is None
     finally:
         store.close()
+
+
+def test_an_inbox_that_waits_alerts_once_per_episode(tmp_path, monkeypatch):
+    with Hook() as hook:
+        monkeypatch.setenv("RENEWALS_NOTIFY_HOOK", hook.url(TOKEN))
+        notify = {"targets": ["RENEWALS_NOTIFY_HOOK"], "inbox_wait_minutes": 5}
+        config = load_config(write_config(tmp_path, notify=notify))
+        store = StateStore(config.state_url)
+        try:
+            late = now() - timedelta(minutes=30)
+            store.inbox.add([event_row(signal_event("001A"), late)])
+            assert alerts.check(config, store) == [alerts.INBOX_WAIT]
+            assert alerts.check(config, store) == []  # still waiting: the same episode
+            (event,) = store.inbox.due(now(), 1)
+            store.inbox.settle([event.id], DONE, now(), None)
+            assert alerts.check(config, store) == []  # drained: the episode ends
+            store.inbox.add([event_row(signal_event("001B"), late)])
+            assert alerts.check(config, store) == [alerts.INBOX_WAIT]
+        finally:
+            store.close()
+    assert hook.titles() == ["crm-renewals: webhook inbox waiting 30 minutes"] * 2
