@@ -79,9 +79,7 @@ def _send_run(config: AppConfig, store: StateStore, run: Run) -> bool:
     key = f"run:{run.id}"
     if not store.notices.open(key, {"status": run.status, "repeat": repeat}) or repeat:
         return False
-    message = _run_message(config, store, run)
-    delivery = send(config.notify, message)
-    store.notices.note(key, {"status": run.status, "delivery": delivery.as_dict()})
+    _send_noted(config, store, key, _run_message(config, store, run), {"status": run.status})
     return True
 
 
@@ -112,12 +110,12 @@ def _dead_letters(config: AppConfig, store: StateStore) -> list[str]:
     common = Counter(f"{d.kind}.{d.field}" if d.field else d.kind for d in letters)
     most = ", ".join(f"{what} {n}" for what, n in common.most_common(3))
     body = (
-        f"{count} open dead letters, over the alert threshold of {over}: records the CRM "
+        f"{_n(count, 'open dead letter')}, over the alert threshold of {over}: records the CRM "
         f"refused or that failed to map.\nMost: {most}.\n"
         f"List: renewals deadletters list; {_page(config, '/admin/deadletters')}\n"
         "Once their cause is fixed: renewals deadletters retry."
     )
-    title = f"crm-renewals: {count} open dead letters (over {over})"
+    title = f"crm-renewals: {_n(count, 'open dead letter')} (over {over})"
     _send_noted(config, store, DEAD_LETTERS, Message(title, body), {"count": count, "over": over})
     return [DEAD_LETTERS]
 
@@ -136,7 +134,8 @@ def _inbox_wait(config: AppConfig, store: StateStore) -> list[str]:
         return []
     body = (
         f"The webhook inbox's oldest work has waited {waited / 60:.0f} minutes (alert after "
-        f"{minutes}): {inbox.depth()} events and {inbox.waiting()} deliveries waiting.\n"
+        f"{minutes}): {_n(inbox.depth(), 'event')} and {_n(inbox.waiting(), 'delivery')} "
+        "waiting.\n"
         "Is the inbox worker of renewals serve running, or a long run holding the run lock? "
         f"See renewals status, renewals runs; {_page(config, '/admin/')}"
     )
@@ -168,25 +167,24 @@ def _turned_red(store: StateStore, since: str, day: str) -> set[str]:
     anyone was: the first digest after the first scoring names no one)."""
     if since >= day:
         return set()
-    now, then = store.history.account_grades_on(day), store.history.account_grades_on(since)
+    latest, then = store.history.account_grades_on(day), store.history.account_grades_on(since)
     if not then:
         return set()
-    return {a for a, grade in now.items() if grade == "red" and then.get(a) != "red"}
+    return {a for a, grade in latest.items() if grade == "red" and then.get(a) != "red"}
 
 
 def _digest(config: AppConfig, store: StateStore, turned: set[str], since: str) -> Message:
     rows, _, _ = store.browse.health("red", "", "score", DIGEST_READ, 0)
     named = [r for r in rows if r.account_id in turned][:DIGEST_NAMES]
-    lines = [f"{len(turned)} accounts turned red since {since}:"]
+    lines = [f"{_n(len(turned), 'account')} turned red since {since}:"]
     for r in named:
         drivers = "; ".join(r.drivers[:2]) if r.drivers else "no driver recorded"
-        lines.append(
-            f"- {r.account_name or r.account_id} ({r.trend or 'new'}, {r.score}): {drivers}"
-        )
+        name = r.account_name or r.account_id
+        lines.append(f"- {name}: score {r.score}, {r.trend or 'new'}; {drivers}")
     if len(turned) > len(named):
         lines.append(f"and {len(turned) - len(named)} more.")
     lines.append(f"Every red account: {_page(config, '/admin/health?grade=red')}")
-    return Message(f"crm-renewals: {len(turned)} accounts turned red", "\n".join(lines))
+    return Message(f"crm-renewals: {_n(len(turned), 'account')} turned red", "\n".join(lines))
 
 
 def _send_noted(config: AppConfig, store: StateStore, key: str, message: Message, detail: dict):
@@ -198,6 +196,13 @@ def _page(config: AppConfig, path: str) -> str:
     """The console page, in full when the public address of renewals serve is known."""
     base = (config.webhooks.public_base_url or "").rstrip("/")
     return f"console: {base}{path}"
+
+
+def _n(count: int, word: str) -> str:
+    """`1 account`, `2 accounts`, `3 deliveries`."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
 
 
 def _day_before(day: str) -> str:

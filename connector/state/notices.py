@@ -54,6 +54,9 @@ class NoticeRepository:
 
     def close(self, key: str) -> bool:
         """End the open episode `key` (the next crossing opens it again); False if none was."""
+        notice = self.get(key)  # read first: most checks find nothing to close, and write nothing
+        if notice is None or notice.closed_at is not None:
+            return False
         with self.db.write() as conn:
             closed = conn.execute(
                 update(notices)

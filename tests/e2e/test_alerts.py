@@ -193,9 +193,9 @@ def test_the_red_digest_names_accounts_turned_red_once_a_day(tmp_path, hook):
 
     assert digest_at(tomorrow) == "ok"
     (post,) = hook.posts
-    assert post["title"] == "crm-renewals: 1 accounts turned red"
+    assert post["title"] == "crm-renewals: 1 account turned red"
     assert post["message"].startswith(
-        f"1 accounts turned red since {AS_OF}:\n- Acme (down 64, 11): "
+        f"1 account turned red since {AS_OF}:\n- Acme: score 11, down 64; "
     )
     assert "seat utilisation 30%, down from 55%" in post["message"]
     assert "console: https://renewals.example.com/admin/health?grade=red" in post["message"]
@@ -223,4 +223,4 @@ def test_renewals_serve_alerts_when_its_inbox_waits_without_a_scheduler(tmp_path
     store.close()
     (post,) = hook.posts
     assert post["title"] == "crm-renewals: webhook inbox waiting 20 minutes"
-    assert "(alert after 1): 1 events and 0 deliveries waiting" in post["message"]
+    assert "(alert after 1): 1 event and 0 deliveries waiting" in post["message"]
