@@ -45,13 +45,15 @@ def env_example() -> set[str]:
 def names_in_code() -> set[str]:
     """Every string constant of the shipped code that is a whole variable name (docstrings and
     messages that mention one are longer strings, and do not count)."""
-    found = set()
-    for package in SHIPPED:
-        for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    if ENV_NAME.fullmatch(node.value):
-                        found.add(node.value)
+    found = {
+        node.value
+        for package in SHIPPED
+        for path in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and ENV_NAME.fullmatch(node.value)
+    }
     return found - set(NOT_SETTINGS)
 
 
