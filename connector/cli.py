@@ -22,6 +22,7 @@ from crm_renewals.connector import (
     bootstrap,
     cli_admin,
     cli_cpq,
+    cli_init,
     cli_reports,
     cli_runs,
     cli_sandbox,
@@ -57,6 +58,7 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
 
 
 @click.group()
+@click.version_option(package_name="crm-renewals", prog_name="renewals")
 @click.option(
     "--config",
     "config_path",
@@ -227,6 +229,7 @@ for module in (
     cli_cpq,
     cli_serve,
     cli_users,
+    cli_init,
 ):
     for command in module.COMMANDS:
         main.add_command(command)
