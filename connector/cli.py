@@ -65,11 +65,19 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
     help="app.yaml to use (default: $RENEWALS_CONFIG, then ./app.yaml).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    show_default=True,
+    envvar=logs.FORMAT_ENV,
+    help=f"Logs as text or one JSON object per line (default: ${logs.FORMAT_ENV}, then text).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
     """crm-renewals: renewal opportunities, tasks and reports inside your CRM."""
-    logs.setup(30 - 10 * min(verbose, 2))
-    ctx.obj = {"config": config_path}
+    logs.setup(30 - 10 * min(verbose, 2), log_format)
+    ctx.obj = {"config": config_path, "log_format": log_format}
 
 
 @main.command("sync")

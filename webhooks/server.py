@@ -27,8 +27,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from crm_renewals.connector import logs
 from crm_renewals.connector.config import AppConfig
-from crm_renewals.connector.logs import RedactSecrets
 
 log = logging.getLogger(__name__)
 #: a worker that ran this long before dying is started again at once, else after a doubling wait
@@ -299,13 +299,15 @@ def _stop_reading(environ) -> None:
 
 class RedactingLogger(Logger):
     """Gunicorn's logger, but the access log shows query parameter names, never their values
-    (a sender may put a token there), and secrets from the environment are redacted from both
-    logs as everywhere else."""
+    (a sender may put a token there), and both logs are as every other log of the process:
+    secrets redacted, JSON lines when the process logs JSON (connector.logs)."""
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
+        fmt = "json" if logs.json_lines() else "text"
         for logger in (self.access_log, self.error_log):
-            logger.addFilter(RedactSecrets())
+            for handler in logger.handlers:
+                logs.prepare(handler, fmt)
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
