@@ -203,7 +203,7 @@ def _print_jobs(jobs, timezone: str, as_json: bool) -> None:
 def _tell(message: str, **fields) -> None:
     """A line a long-running process tells at start: text on stderr, or a JSON line."""
     if logs.json_lines():
-        logs.announce(log, message, **fields)
+        logs.announce(log, message.strip(), **fields)
     else:
         err.print(message, markup=False, highlight=False)
 

@@ -150,6 +150,7 @@ def setup(level: int = logging.WARNING, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [prepare(handler, fmt)]
     root.setLevel(level)
+    logging.captureWarnings(fmt == "json")  # a warning printed as is would not parse
 
 
 def json_lines() -> bool:
