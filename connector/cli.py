@@ -12,6 +12,7 @@ connector/cli_common.py.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import nullcontext
 from datetime import date
@@ -36,12 +37,12 @@ from crm_renewals.connector.cli_common import (
     EXIT_PARTIAL,
     as_of_option,
     cli_actor,
-    err,
     fatal_errors,
     json_option,
     one_run,
     open_context,
     out,
+    tell,
 )
 from crm_renewals.connector.cli_render import (
     print_dead_letters,
@@ -126,7 +127,7 @@ def sync_cmd(
 def _exit_code(report) -> int:
     """2 for a run the guard stopped (its reason on stderr), 1 if some contracts failed."""
     if report.status == "stopped":
-        err.print(report.error or "stopped", markup=False, highlight=False, soft_wrap=True)
+        tell(report.error or "stopped", logging.ERROR)
         return EXIT_FATAL
     return EXIT_PARTIAL if report.failed else EXIT_OK
 

@@ -109,6 +109,15 @@ def _say(head: str, message: str) -> None:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def tell(message: str, level: int = logging.INFO, **fields) -> None:
+    """A line on stderr the user always sees (not a log record of some level): as it is, or a
+    JSON line (`fields` its extra fields) when the process logs JSON."""
+    if logs.json_lines():
+        logs.announce(log, message.strip(), level, **fields)
+    else:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def cli_actor() -> str:
     """Who ran the command, for the audit log: `cli:<user>`."""
     try:
@@ -130,7 +139,7 @@ def one_run(context: Context) -> Iterator[None]:
             stack.enter_context(run_lock(context.store))
         except RunLockBusy:
             wait = context.config.schedule.lock_wait_seconds
-            err.print(
+            tell(
                 f"Another run is in progress (scheduler or webhook worker): waiting up to "
                 f"{wait:g} s (schedule.lock_wait_seconds) for it to finish..."
             )

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import click
 from rich.table import Table
 
-from crm_renewals.connector import bootstrap, logs
-from crm_renewals.connector.cli_common import err, fatal_errors, json_option, out
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.cli_common import fatal_errors, json_option, out, tell
 from crm_renewals.connector.config import AppConfig, find_config
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
         "worker",
         "--with-parent",
     )
-    _tell(
+    tell(
         f"renewals serve: listening on http://{bind} "
         f"({workers} gevent workers, {threads} requests each at once)",
         bind=bind,
@@ -123,7 +123,7 @@ def worker_cmd(ctx, with_parent: bool) -> None:
     pid_file = worker_pid_file(cfg)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
-    _tell(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
+    tell(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
     try:
         worker.run()
     finally:
@@ -171,9 +171,9 @@ def scheduler_cmd(ctx, list_jobs: bool, as_json: bool) -> None:
     sched = build_scheduler(cfg)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
     jobs = [j for j in upcoming(cfg) if j.enabled]
-    _tell(f"renewals scheduler: {len(jobs)} job(s), time zone {cfg.schedule.timezone}")
+    tell(f"renewals scheduler: {len(jobs)} job(s), time zone {cfg.schedule.timezone}")
     for job in jobs:
-        _tell(
+        tell(
             f"  {job.job}: {job.schedule}, next run {job.next_at:%Y-%m-%d %H:%M:%S %Z}",
             job=job.job,
             schedule=job.schedule,
@@ -198,14 +198,6 @@ def _print_jobs(jobs, timezone: str, as_json: bool) -> None:
             (last.error or "") if last else "",
         )
     out.print(table)
-
-
-def _tell(message: str, **fields) -> None:
-    """A line a long-running process tells at start: text on stderr, or a JSON line."""
-    if logs.json_lines():
-        logs.announce(log, message.strip(), **fields)
-    else:
-        err.print(message, markup=False, highlight=False)
 
 
 COMMANDS = (serve_cmd, worker_cmd, scheduler_cmd)

@@ -158,9 +158,7 @@ def json_lines() -> bool:
     return any(isinstance(h.formatter, JsonLines) for h in logging.getLogger().handlers)
 
 
-def announce(log: logging.Logger, message: str, **fields: Any) -> None:
-    """A line a long-running process always tells at start (listening on, jobs, ...), as an
-    INFO record whatever the level: for JSON lines, where a plain print would not parse."""
-    log.handle(
-        log.makeRecord(log.name, logging.INFO, "(start)", 0, message, None, None, None, fields)
-    )
+def announce(log: logging.Logger, message: str, level: int = logging.INFO, **fields: Any) -> None:
+    """A line a process always tells, whatever the level (listening on, its jobs, waiting for
+    a run...): with JSON lines, where a plain print would not parse."""
+    log.handle(log.makeRecord(log.name, level, "(cli)", 0, message, None, None, None, fields))
