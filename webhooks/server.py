@@ -307,6 +307,8 @@ class RedactingLogger(Logger):
         fmt = "json" if logs.json_lines() else "text"
         for logger in (self.access_log, self.error_log):
             for handler in logger.handlers:
+                if fmt == "json" and logger is self.access_log:
+                    handler.addFilter(AccessFields())  # before redaction: it reads the atoms
                 logs.prepare(handler, fmt)
 
     def atoms(self, resp, req, environ, request_time):
@@ -317,6 +319,22 @@ class RedactingLogger(Logger):
         if atoms.get("q"):
             atoms["q"] = redact_query("?" + atoms["q"])[1:]
         return atoms
+
+
+class AccessFields(logging.Filter):
+    """A JSON access line also has the request's parts as fields of their own: method, path
+    (without its query), status, bytes, duration_ms and remote (the client's address)."""
+
+    ATOMS = {"m": "method", "U": "path", "s": "status", "B": "bytes", "M": "duration_ms"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        atoms = record.args
+        if isinstance(atoms, dict):
+            fields = {name: dict.get(atoms, atom) for atom, name in self.ATOMS.items()}
+            status = str(fields["status"])
+            fields["status"] = int(status) if status.isdigit() else status
+            record.__dict__.update(fields, remote=dict.get(atoms, "h"))
+        return True
 
 
 def redact_query(text: str) -> str:

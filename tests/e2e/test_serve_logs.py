@@ -73,5 +73,8 @@ def test_serve_logs_no_secret_in_either_format_and_each_json_line_parses(
     (run,) = [line for line in lines if line["message"].startswith("run 1 ok")]
     assert run["run_id"] == 1 and run["crm"] == "sandbox" and run["mode"] == "webhook"
     assert run["created"] == 0 and run["failed"] == 0
+    refused = {"method": "POST", "path": "/webhooks/signals", "status": 400}
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert any(refused.items() <= line.items() for line in access)  # the request's parts
     (warning,) = [line for line in lines if line["level"] == "WARNING"]
     assert warning["source"] == "salesforce"
