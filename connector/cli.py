@@ -70,7 +70,6 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
     "--log-format",
     type=click.Choice(logs.FORMATS),
     default="text",
-    show_default=True,
     envvar=logs.FORMAT_ENV,
     help=f"Logs as text or one JSON object per line (default: ${logs.FORMAT_ENV}, then text).",
 )
