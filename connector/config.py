@@ -49,6 +49,8 @@ SECRET_ENV_VARS = (
     "SIGNALS_WEBHOOK_SECRET",
     "RENEWALS_SECRET_KEY",
 )
+#: Environment variables named so hold secrets too (alert targets with their tokens).
+SECRET_ENV_PREFIXES = ("RENEWALS_NOTIFY_",)
 
 
 class AppConfig(Section):
