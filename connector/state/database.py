@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -45,13 +45,28 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+#: The driver of a URL that names none: psycopg 3 for PostgreSQL (the `postgres` extra), not
+#: whichever SQLAlchemy would pick (psycopg2 before SQLAlchemy 2.1). `postgres://`, as hosting
+#: services hand URLs out, is PostgreSQL too (SQLAlchemy no longer reads it).
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def engine_url(url: str) -> URL:
+    """`url` parsed, with our default driver when it names none (postgresql:// ->
+    postgresql+psycopg://)."""
+    parsed = make_url(url)
+    if parsed.drivername in DEFAULT_DRIVERS:
+        return parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
 def url_problem(url: str) -> str | None:
     """What makes `url` unusable as the state database (a bad URL, a database kind the store
     cannot use, a driver that is not installed), with the fix; None if it looks usable."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return f"{url!r} is not a database URL (sqlite:///path/state.db, postgresql://...)"
+        parsed = engine_url(url)
+    except (ArgumentError, ValueError):  # not shown: it may hold a password
+        return "not a database URL (sqlite:///path/state.db, postgresql://user@host/database)"
     backend = parsed.get_backend_name()
     if backend not in BACKENDS:
         return f"{backend!r} databases are not supported: use {' or '.join(BACKENDS)}"
@@ -71,10 +86,14 @@ def url_problem(url: str) -> str | None:
 
 def database_name(url: str) -> str:
     """The state database as people know it: the file of a SQLite URL, else the URL without
-    its password."""
+    its password (user:***@, or ?password=***)."""
     parsed = make_url(url)
     path = sqlite_path(url)
-    return str(path) if path else parsed.render_as_string(hide_password=True)
+    if path:
+        return str(path)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "-"})
+    return parsed.render_as_string(hide_password=True).replace("password=-", "password=***")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -134,7 +153,7 @@ def open_engine(url: str, name: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    engine = create_engine(engine_url(url), future=True)
     event.listen(engine, "handle_error", partial(_unusable, name))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
