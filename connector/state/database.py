@@ -4,13 +4,14 @@ connection of a unit of work)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
@@ -58,6 +59,18 @@ def engine_url(url: str) -> URL:
     if parsed.drivername in DEFAULT_DRIVERS:
         return parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
     return parsed
+
+
+#: seconds to wait for a PostgreSQL server to answer (libpq waits for ever by default); a URL
+#: may say otherwise (?connect_timeout=N)
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def pg_lock_key(conn: Connection, purpose: str) -> int:
+    """A PostgreSQL advisory lock key for `purpose` in the current schema (advisory locks are
+    per database: two state stores in two schemas of one database keep theirs apart)."""
+    schema = conn.execute(text("SELECT current_schema()")).scalar()
+    return zlib.crc32(f"crm-renewals {purpose} {schema}".encode())
 
 
 def url_problem(url: str) -> str | None:
@@ -153,7 +166,11 @@ def open_engine(url: str, name: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(engine_url(url), future=True)
+    parsed = engine_url(url)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S  # a host that drops packets
+    engine = create_engine(parsed, future=True, connect_args=connect_args)
     event.listen(engine, "handle_error", partial(_unusable, name))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
