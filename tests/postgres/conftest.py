@@ -1,10 +1,10 @@
 """The tests of this folder run against PostgreSQL (tests/conftest.py `postgres_url`: a schema
-of each test's own): RENEWALS_STATE_URL points every configuration loaded here at it, so the
-tests borrowed from other folders (each module says which) run unchanged on PostgreSQL."""
+of each test's own). The modules that borrow tests from other folders use `on_postgres`:
+RENEWALS_STATE_URL points every configuration loaded in them at the test's schema, so those
+tests run unchanged on PostgreSQL."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from crm_renewals.connector.config import STATE_URL_ENV
@@ -22,10 +22,12 @@ from tests.webhooks.conftest import (  # noqa: F401
 )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def on_postgres(monkeypatch, postgres_url: str):
     """Every configuration loaded in the test uses the test's schema; afterwards, check that
     the test did use it (a test that kept to SQLite proves nothing here)."""
+    import psycopg
+
     monkeypatch.setenv(STATE_URL_ENV, postgres_url)
     yield postgres_url
     with psycopg.connect(postgres_url) as conn:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from crm_renewals.connector.state import StateStore
 from tests.unit.test_job_leases import (  # noqa: F401
     SLOT,
@@ -17,6 +19,7 @@ from tests.unit.test_job_leases import (  # noqa: F401
     test_the_sweep_runs_slots_whose_claim_lapsed_within_the_grace,
 )
 
+pytestmark = pytest.mark.usefixtures("on_postgres")
 JOB = "daily_renewal_scan"
 
 

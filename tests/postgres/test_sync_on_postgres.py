@@ -4,6 +4,8 @@ and the CLI's sync tests (tests/e2e/test_cli.py), run here unchanged on a schema
 
 from __future__ import annotations
 
+import pytest
+
 # the tests, collected again here: their configurations now name PostgreSQL
 from tests.e2e.test_cli import (  # noqa: F401
     cli,
@@ -36,3 +38,5 @@ from tests.e2e.test_sync_service import (  # noqa: F401
     test_unmappable_record_is_dead_lettered_and_the_rest_carries_on,
     test_writes_go_out_in_batches_of_the_adapter_limit,
 )
+
+pytestmark = pytest.mark.usefixtures("on_postgres")

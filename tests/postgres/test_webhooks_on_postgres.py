@@ -5,6 +5,8 @@ the rest of its batch goes on, retries and the dead letters, the run lock."""
 
 from __future__ import annotations
 
+import pytest
+
 # the tests, collected again here: their configurations now name PostgreSQL
 from tests.webhooks.test_hubspot import (  # noqa: F401
     test_official_vector_is_accepted_and_its_events_are_stored,
@@ -32,3 +34,5 @@ from tests.webhooks.test_signal_events import (  # noqa: F401
     test_a_copy_of_a_stored_signal_is_no_new_work,
     test_signals_turn_an_account_red_through_the_inbox_without_a_sync,
 )
+
+pytestmark = pytest.mark.usefixtures("on_postgres")
