@@ -4,16 +4,18 @@ and it has one effect; two `renewals scheduler` run each slot once."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
+from urllib.request import Request, urlopen
 
 import pytest
 
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.config import load_config
+from crm_renewals.connector.config_sections import DEFAULT_JOBS
 from crm_renewals.connector.services import sync
 from crm_renewals.connector.services.sync import today
 from crm_renewals.connector.state import StateStore
@@ -32,6 +34,15 @@ def host(tmp_path, name: str, sandbox, **sections):
     folder = tmp_path / name
     folder.mkdir()
     return write_config(folder, sandbox={"database": str(sandbox)}, **sections)
+
+
+def deliver(body: bytes, port: int) -> tuple[int, bytes]:
+    """POST an outbound message to the host on `port`: its answer."""
+    request = Request(
+        f"http://127.0.0.1:{port}/webhooks/salesforce", body, {"Content-Type": "text/xml"}
+    )
+    with urlopen(request, timeout=30) as answer:
+        return answer.status, answer.read()
 
 
 def test_two_serve_hosts_give_100_copies_of_one_event_one_effect(tmp_path, postgres_url):
@@ -61,16 +72,9 @@ def test_two_serve_hosts_give_100_copies_of_one_event_one_effect(tmp_path, postg
         for proc, port in zip(hosts, ports, strict=True):
             wait_for(lambda port=port: healthy(port), proc=proc)
 
-        body = outbound(cid)
-
-        def deliver(i: int):  # the copies shared between the two hosts
-            conn = http.client.HTTPConnection("127.0.0.1", ports[i % 2], timeout=30)
-            conn.request("POST", "/webhooks/salesforce", body, {"Content-Type": "text/xml"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-
+        copies = [ports[i % 2] for i in range(DELIVERIES)]  # shared between the two hosts
         with ThreadPoolExecutor(max_workers=DELIVERIES) as pool:
-            answers = list(pool.map(deliver, range(DELIVERIES)))
+            answers = list(pool.map(partial(deliver, outbound(cid)), copies))
         assert answers == [(200, SF_ACK)] * DELIVERIES
         wait_for(lambda: store.deliveries.waiting() == 0)
         wait_for(lambda: [r.status for r in store.inbox.all()] == ["done"])
@@ -89,16 +93,8 @@ def test_two_serve_hosts_give_100_copies_of_one_event_one_effect(tmp_path, postg
 
 def test_two_schedulers_on_one_postgresql_run_each_slot_once(tmp_path, postgres_url):
     sandbox = tmp_path / "sandbox.db"
-    jobs = {"incremental_sync": {"interval_seconds": 1}}
-    jobs |= {
-        name: {"enabled": False, "cron": "0 0 1 1 *"}
-        for name in (
-            "daily_renewal_scan",
-            "daily_playbook_health",
-            "quarterly_qbr_tasks",
-            "daily_reconciliation",
-        )
-    }
+    jobs = {name: {"enabled": False, "cron": "0 0 1 1 *"} for name in DEFAULT_JOBS}
+    jobs["incremental_sync"] = {"interval_seconds": 1}  # the only job: a slot every second
     schedule = {"jobs": jobs, "misfire_grace_seconds": 5}
     configs = [host(tmp_path, name, sandbox, schedule=schedule) for name in ("a", "b")]
     ctx = bootstrap.build(load_config(configs[0]))

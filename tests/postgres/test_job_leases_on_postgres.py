@@ -4,12 +4,12 @@ a lapsed lease is taken over once."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 
 from crm_renewals.connector.state import StateStore
+from tests.postgres.at_once import at_once
 from tests.unit.test_job_leases import (  # noqa: F401
     SLOT,
     test_a_claim_past_the_grace_is_left_for_the_next_slot,
@@ -26,18 +26,7 @@ JOB = "daily_renewal_scan"
 def race(url: str, attempt, schedulers: int = 4) -> list[bool]:
     """`attempt(store, runner)` by several schedulers at once, each on its own engine."""
     stores = [StateStore(url) for _ in range(schedulers)]
-    start = threading.Barrier(schedulers)
-    won: list[bool] = [False] * schedulers
-
-    def one(i: int) -> None:
-        start.wait()
-        won[i] = attempt(stores[i], f"scheduler-{i}")
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(schedulers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    won = at_once(lambda i: attempt(stores[i], f"scheduler-{i}"), schedulers)
     for s in stores:
         s.close()
     return won

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import time
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from crm_renewals.connector.state import StateStore
 from crm_renewals.webhooks.deliveries import events_of
 from tests.conftest import Book, write_config
 from tests.e2e.test_crash import renewals_cli
+from tests.postgres.at_once import at_once
 from tests.webhooks.conftest import FIXTURES, SF_MESSAGE
 
 pytestmark = pytest.mark.usefixtures("on_postgres")
@@ -118,17 +118,7 @@ def test_four_workers_claim_each_delivery_once(activated, postgres_url):
     for source, body in deliveries(ids):
         inbox.receive(source, body)
     stores = [StateStore(postgres_url) for _ in range(WORKERS)]
-    start, read = threading.Barrier(WORKERS), [None] * WORKERS
-
-    def expand(i: int) -> None:
-        start.wait()
-        read[i] = Inbox(stores[i]).expand(events_of)
-
-    threads = [threading.Thread(target=expand, args=(i,)) for i in range(WORKERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    read = at_once(lambda i: Inbox(stores[i]).expand(events_of), WORKERS)
     for s in stores:
         s.close()
     assert [r.deliveries for r in read] == [EXPAND_BATCH] * WORKERS  # 400: each its own 100

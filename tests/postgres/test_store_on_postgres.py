@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 from sqlalchemy import text
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from crm_renewals.connector.errors import UnusableDatabaseError
 from crm_renewals.connector.state import SCHEMA_VERSION, StateStore
 from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
+from tests.postgres.at_once import at_once
 from tests.unit.test_state import letter
 
 
@@ -73,21 +73,8 @@ def test_a_database_of_a_newer_schema_version_is_refused(postgres_url, pg_store)
 
 
 def test_hosts_starting_at_once_on_an_empty_schema_create_it_once(postgres_url):
-    start, opened, failed = threading.Barrier(4), [], []
-
-    def open_store() -> None:
-        start.wait()
-        try:
-            opened.append(StateStore(postgres_url))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            failed.append(exc)
-
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failed == [] and len(opened) == 4
+    opened = at_once(lambda _: StateStore(postgres_url), 4)
+    assert all(isinstance(s, StateStore) for s in opened), opened
     with opened[0].engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
     for s in opened:
