@@ -175,7 +175,11 @@ class Inbox:
         repos.deliveries.delete([d.id])
 
     def due(self, limit: int) -> list[DueEvent]:
-        """Pending events whose next attempt is due, oldest first: what processing reads."""
+        """Pending events whose next attempt is due, oldest first: what processing reads. It
+        reads them holding the run lock and settles them before letting go, so however many
+        workers and hosts share the database (the lock is the database's: an advisory lock on
+        PostgreSQL), one takes up an event, once; planning reads the ledger, so runs must not
+        overlap anyway, and no row lock (SKIP LOCKED) is needed here."""
         return self.store.inbox.due(self.clock(), limit)
 
     def claim(self, ids: Iterable[int]) -> None:
