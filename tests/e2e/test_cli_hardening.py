@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import string
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -68,7 +69,10 @@ def test_an_unknown_database_kind_in_state_url_names_the_key(tmp_path):
         ("postgresql://u:secret@localhost/renewals", "psycopg[binary]"),
     ],
 )
-def test_a_postgresql_url_without_its_driver_says_what_to_install(tmp_path, url, package):
+def test_a_postgresql_url_without_its_driver_says_what_to_install(
+    tmp_path, monkeypatch, url, package
+):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
     config = write_config(tmp_path, state={"url": url})
     line = one_line_error(run(config, "runs"), 2, "state.url", "pip install", package)
     assert "secret" not in line
