@@ -17,13 +17,11 @@ from urllib.parse import unquote, urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
 
-from crm_renewals.connector.config import SECRET_ENV_PREFIXES, SECRET_ENV_VARS
+from crm_renewals.connector.config import SECRET_ENV_PREFIXES, SECRET_ENV_VARS, STATE_URL_ENV
 
 FORMATS = ("text", "json")
 #: the log format when --log-format is not given
 FORMAT_ENV = "RENEWALS_LOG_FORMAT"
-#: a PostgreSQL URL of the state database; its password is a secret
-STATE_URL_ENV = "RENEWALS_STATE_URL"
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "***"
 #: shorter values are no secret worth hiding, and hiding them would blank out ordinary words

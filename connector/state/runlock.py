@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from crm_renewals.connector.errors import ConnectorError
-from crm_renewals.connector.state.database import pg_lock_key
+from crm_renewals.connector.state.database import pg_lock_key, sqlite_path
 
 if TYPE_CHECKING:
     from crm_renewals.connector.state.store import StateStore
@@ -36,11 +36,12 @@ class RunLockBusy(ConnectorError):
 def run_lock(store: StateStore, wait: float = 0.0, poll: float = 0.05) -> Iterator[None]:
     """Hold the run lock; wait up to `wait` seconds for it, else raise RunLockBusy."""
     url = store.engine.url
+    path = sqlite_path(url.render_as_string(hide_password=False))
     if url.get_backend_name() == "postgresql":
         with _advisory(store, wait, poll):
             yield
-    elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        with _flock(Path(url.database + ".run.lock"), wait, poll):
+    elif path is not None:  # the database's file, also of a `file:` URI
+        with _flock(path.with_name(path.name + ".run.lock"), wait, poll):
             yield
     else:  # in-memory database: only this process can see it
         with _guard:

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import string
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -148,6 +149,9 @@ def test_a_read_only_state_database_says_it_cannot_be_written(config, tmp_path):
     state = tmp_path / "data" / "state.db"
     read_only = write_config(tmp_path, state={"url": f"sqlite:///file:{state}?mode=ro&uri=true"})
     one_line_error(run(read_only, "sync", "--as-of", AS_OF), 2, str(state), "read-only")
+    # the run lock sits beside the database file, not in a folder named after the URI
+    assert not Path("file:").exists()
+    assert (tmp_path / "data" / "state.db.run.lock").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
