@@ -12,6 +12,7 @@ connector/cli_common.py.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import nullcontext
 from datetime import date
@@ -22,6 +23,7 @@ from crm_renewals.connector import (
     bootstrap,
     cli_admin,
     cli_cpq,
+    cli_init,
     cli_notify,
     cli_reports,
     cli_runs,
@@ -37,12 +39,12 @@ from crm_renewals.connector.cli_common import (
     EXIT_PARTIAL,
     as_of_option,
     cli_actor,
-    err,
     fatal_errors,
     json_option,
     one_run,
     open_context,
     out,
+    tell,
 )
 from crm_renewals.connector.cli_render import (
     print_dead_letters,
@@ -58,6 +60,7 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
 
 
 @click.group()
+@click.version_option(package_name="crm-renewals", prog_name="renewals")
 @click.option(
     "--config",
     "config_path",
@@ -66,11 +69,18 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
     help="app.yaml to use (default: $RENEWALS_CONFIG, then ./app.yaml).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    envvar=logs.FORMAT_ENV,
+    help=f"Logs as text or one JSON object per line (default: ${logs.FORMAT_ENV}, then text).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
     """crm-renewals: renewal opportunities, tasks and reports inside your CRM."""
-    logs.setup(30 - 10 * min(verbose, 2))
-    ctx.obj = {"config": config_path}
+    logs.setup(30 - 10 * min(verbose, 2), log_format)
+    ctx.obj = {"config": config_path, "log_format": log_format}
 
 
 @main.command("sync")
@@ -119,7 +129,7 @@ def sync_cmd(
 def _exit_code(report) -> int:
     """2 for a run the guard stopped (its reason on stderr), 1 if some contracts failed."""
     if report.status == "stopped":
-        err.print(report.error or "stopped", markup=False, highlight=False, soft_wrap=True)
+        tell(report.error or "stopped", logging.ERROR)
         return EXIT_FATAL
     return EXIT_PARTIAL if report.failed else EXIT_OK
 
@@ -229,6 +239,7 @@ for module in (
     cli_serve,
     cli_users,
     cli_notify,
+    cli_init,
 ):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -5,6 +5,7 @@ connector/cli.py and every connector/cli_*.py import this; it imports none of th
 from __future__ import annotations
 
 import getpass
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,12 +16,13 @@ from functools import wraps
 import click
 from rich.console import Console
 
-from crm_renewals.connector import bootstrap
+from crm_renewals.connector import bootstrap, logs
 from crm_renewals.connector.dates import parse_day
 from crm_renewals.connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
 
+log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 #: Ctrl-C (SIGINT), as shells report it: 128 + 2
 EXIT_INTERRUPTED = 130
@@ -58,8 +60,9 @@ def fatal_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            if len(exc.problems) == 1:
-                _say("Configuration problem: ", str(exc.problems[0]))
+            if len(exc.problems) == 1 or logs.json_lines():  # JSON: one record each
+                for problem in exc.problems:
+                    _say("Configuration problem: ", str(problem))
             else:
                 err.print("[bold red]Configuration problems:[/]")
                 for problem in exc.problems:
@@ -97,9 +100,22 @@ def _fail(as_json: bool, error: str, problems: list[dict], code: int) -> None:
 
 
 def _say(head: str, message: str) -> None:
-    """One line on stderr: a red head, then the message as is (never wrapped or marked up)."""
+    """One line on stderr: a red head, then the message as is (never wrapped or marked up);
+    with JSON logs, an ERROR record (every line on stderr is then JSON)."""
+    if logs.json_lines():
+        log.error("%s%s", head, message)
+        return
     err.print(f"[bold red]{head}[/]", end="")
     err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def tell(message: str, level: int = logging.INFO, **fields) -> None:
+    """A line on stderr the user always sees (not a log record of some level): as it is, or a
+    JSON line (`fields` its extra fields) when the process logs JSON."""
+    if logs.json_lines():
+        logs.announce(log, message.strip(), level, **fields)
+    else:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def cli_actor() -> str:
@@ -123,7 +139,7 @@ def one_run(context: Context) -> Iterator[None]:
             stack.enter_context(run_lock(context.store))
         except RunLockBusy:
             wait = context.config.schedule.lock_wait_seconds
-            err.print(
+            tell(
                 f"Another run is in progress (scheduler or webhook worker): waiting up to "
                 f"{wait:g} s (schedule.lock_wait_seconds) for it to finish..."
             )

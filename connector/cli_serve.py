@@ -4,16 +4,21 @@ their own process). Registered by connector.cli."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
+from collections.abc import Mapping
 
 import click
+from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import err, fatal_errors
-from crm_renewals.connector.config import find_config
+from crm_renewals.connector.cli_common import fatal_errors, json_option, out, tell
+from crm_renewals.connector.config import AppConfig, find_config
+
+log = logging.getLogger(__name__)
 
 
 def _bind(_ctx, _param, value: str) -> str:
@@ -47,12 +52,56 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     prepare_metrics_dir(cfg)  # before anything imports prometheus_client (workers fork from here)
     quiet = logging.getLogger().level > logging.INFO
     config = str(find_config(ctx.obj["config"]).resolve())
-    argv = renewals_argv("--config", config, *([] if quiet else ["-v"]), "worker", "--with-parent")
-    err.print(
-        f"renewals serve: listening on http://{bind} "
-        f"({workers} gevent workers, {threads} requests each at once)"
+    argv = renewals_argv(
+        "--config",
+        config,
+        *([] if quiet else ["-v"]),
+        *("--log-format", ctx.obj["log_format"]),
+        "worker",
+        "--with-parent",
     )
+    tell(
+        f"renewals serve: listening on http://{bind} "
+        f"({workers} gevent workers, {threads} requests each at once)",
+        bind=bind,
+        workers=workers,
+        threads=threads,
+    )
+    for source, message in unsigned_sources(cfg, os.environ):
+        log.warning("%s", message, extra={"source": source})
     serve(cfg, bind, workers, threads, quiet, argv)
+
+
+#: webhook source -> the environment variable of its signature secret, and who gives it
+SIGNING_SECRETS = {
+    "hubspot": ("HUBSPOT_CLIENT_SECRET", "the HubSpot app's client secret"),
+    "signals": ("SIGNALS_WEBHOOK_SECRET", "the secret your signal senders sign with"),
+}
+
+
+def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(source, warning) for each webhook source that refuses every delivery because what
+    checks it is unset (webhooks/verify.py: no secret, no signature check, a 401)."""
+    out = []
+    for source, (name, what) in SIGNING_SECRETS.items():
+        if not env.get(name):
+            out.append(
+                (
+                    source,
+                    f"{source} webhooks: {name} is not set, so every delivery to "
+                    f"/webhooks/{source} is refused (401); set {name} to {what}",
+                )
+            )
+    if not (env.get("SALESFORCE_ORG_ID") or config.webhooks.salesforce_org_id):
+        out.append(
+            (
+                "salesforce",
+                "salesforce webhooks: no organization id is set, so every outbound message to "
+                "/webhooks/salesforce is refused (401, SOAP fault); set SALESFORCE_ORG_ID (or "
+                "webhooks.salesforce_org_id in app.yaml) to your org's id",
+            )
+        )
+    return out
 
 
 @click.command("worker")
@@ -74,7 +123,7 @@ def worker_cmd(ctx, with_parent: bool) -> None:
     pid_file = worker_pid_file(cfg)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
-    err.print(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
+    tell(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
     try:
         worker.run()
     finally:
@@ -96,21 +145,59 @@ def _stop_with_parent(worker) -> None:
 
 
 @click.command("scheduler")
+@click.option(
+    "--list",
+    "list_jobs",
+    is_flag=True,
+    help="Show the jobs, their next run and last outcome, and exit (no scheduler is started).",
+)
+@json_option
 @click.pass_context
 @fatal_errors
-def scheduler_cmd(ctx) -> None:
+def scheduler_cmd(ctx, list_jobs: bool, as_json: bool) -> None:
     """Run the scheduled jobs of app.yaml (sync, renewal scan, reconciliation, ...)."""
     cfg = bootstrap.load(ctx.obj["config"])
-    bootstrap.build(cfg).close()
-    from crm_renewals.jobs.scheduler import build_scheduler
+    from crm_renewals.jobs.scheduler import build_scheduler, upcoming
 
+    if list_jobs or as_json:
+        store = bootstrap.open_store(cfg)
+        try:
+            jobs = upcoming(cfg, store)
+        finally:
+            store.close()
+        _print_jobs(jobs, cfg.schedule.timezone, as_json)
+        return
+    bootstrap.build(cfg).close()
     sched = build_scheduler(cfg)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
-    jobs = sched.get_jobs()
-    err.print(f"renewals scheduler: {len(jobs)} job(s), time zone {cfg.schedule.timezone}")
+    jobs = [j for j in upcoming(cfg) if j.enabled]
+    tell(f"renewals scheduler: {len(jobs)} job(s), time zone {cfg.schedule.timezone}")
     for job in jobs:
-        err.print(f"  {job.name}: {job.trigger}", markup=False, highlight=False)
+        tell(
+            f"  {job.job}: {job.schedule}, next run {job.next_at:%Y-%m-%d %H:%M:%S %Z}",
+            job=job.job,
+            schedule=job.schedule,
+            next_at=job.next_at.isoformat(),
+        )
     sched.start()
+
+
+def _print_jobs(jobs, timezone: str, as_json: bool) -> None:
+    """`scheduler --list`: each job, its next run and its last recorded slot."""
+    if as_json:
+        click.echo(json.dumps([j.to_json() for j in jobs]))
+        return
+    table = Table("job", "schedule", "next run", "last", "error", title=f"Jobs ({timezone})")
+    for j in jobs:
+        last = j.last
+        table.add_row(
+            j.job,
+            j.schedule,
+            f"{j.next_at:%Y-%m-%d %H:%M}" if j.next_at else "off",
+            f"{last.status} ({last.scheduled_at:%Y-%m-%d %H:%M} UTC)" if last else "never run",
+            (last.error or "") if last else "",
+        )
+    out.print(table)
 
 
 COMMANDS = (serve_cmd, worker_cmd, scheduler_cmd)

@@ -33,17 +33,7 @@ def status_cmd(ctx, last_runs: int, as_json: bool) -> None:
         store.close()
     if as_json:
         data = now.to_json()
-        data["jobs"] = [
-            {
-                "job": j.job,
-                "schedule": j.schedule,
-                "enabled": j.enabled,
-                "next_at": j.next_at.isoformat() if j.next_at else None,
-                "last_status": j.last.status if j.last else None,
-                "last_at": j.last.scheduled_at.isoformat() if j.last else None,
-            }
-            for j in jobs
-        ]
+        data["jobs"] = [j.to_json() for j in jobs]
         click.echo(json.dumps(data))
         return
     print_runs(out, now.runs, as_json=False)

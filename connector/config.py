@@ -15,6 +15,7 @@ from pydantic import Field
 
 from crm_renewals.connector.config_sections import (
     DEFAULT_JOBS,
+    NOTIFY_PREFIX,
     ConsoleSettings,
     HubspotSettings,
     Job,
@@ -39,8 +40,11 @@ from crm_renewals.connector.errors import ConfigError, Problem
 from crm_renewals.connector.yamlsource import YamlSource, load_yaml, validate_all
 
 CONFIG_ENV = "RENEWALS_CONFIG"
+#: The state database's URL, instead of app.yaml's state.url: its password stays out of files.
+STATE_URL_ENV = "RENEWALS_STATE_URL"
 #: Environment variables that hold secrets; their values are redacted from every log line.
 SECRET_ENV_VARS = (
+    STATE_URL_ENV,
     "SALESFORCE_PASSWORD",
     "SALESFORCE_SECURITY_TOKEN",
     "SALESFORCE_SESSION_ID",
@@ -50,6 +54,8 @@ SECRET_ENV_VARS = (
     "SIGNALS_WEBHOOK_SECRET",
     "RENEWALS_SECRET_KEY",
 )
+#: Environment variables named so hold secrets too (alert targets with their tokens).
+SECRET_ENV_PREFIXES = (NOTIFY_PREFIX,)
 
 
 class AppConfig(Section):
@@ -73,6 +79,8 @@ class AppConfig(Section):
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions
     source: Path | None = Field(None, exclude=True)
+    #: state.url came from RENEWALS_STATE_URL, not from the file
+    state_url_from_env: bool = Field(False, exclude=True)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -110,10 +118,20 @@ def load_config(path: str | Path) -> AppConfig:
         AppConfig, src.data, src, {"base_dir": where.parent, "source": where}
     )
     if cfg is not None:
+        cfg = _state_url_override(cfg)
         problems += semantic_problems(cfg, src)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _state_url_override(cfg: AppConfig) -> AppConfig:
+    """RENEWALS_STATE_URL, when set, in place of state.url."""
+    url = os.environ.get(STATE_URL_ENV, "").strip()
+    if not url:
+        return cfg
+    state = cfg.state.model_copy(update={"url": url})
+    return cfg.model_copy(update={"state": state, "state_url_from_env": True})
 
 
 def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
@@ -186,10 +204,11 @@ def _storage_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:
                 "if missing)",
             )
         )
-    if cfg.state.url is not None:
-        problem = url_problem(cfg.state.url)
-        if problem:
-            out.append(src.problem(("state", "url"), problem))
+    problem = cfg.state.url and url_problem(cfg.state.url)
+    if problem and cfg.state_url_from_env:
+        out.append(Problem(STATE_URL_ENV, problem, "environment"))
+    elif problem:
+        out.append(src.problem(("state", "url"), problem))
     return out
 
 

@@ -7,9 +7,11 @@ processes those; settled events are kept for the dedupe window so redeliveries h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from crm_renewals.connector.state import (
@@ -19,9 +21,11 @@ from crm_renewals.connector.state import (
     InboxRow,
     Letter,
     StateStore,
+    UnitOfWork,
     database_failure,
     now,
 )
+from crm_renewals.connector.state.store import Repositories
 
 #: deliveries read into events in one transaction (up to 100 events each)
 EXPAND_BATCH = 100
@@ -85,15 +89,33 @@ class Inbox:
         limit: int = EXPAND_BATCH,
     ) -> Expanded:
         """Turn up to `limit` stored deliveries, oldest first, into inbox events and delete
-        them. They are read and parsed first; the events are stored and the deliveries deleted
-        in one short transaction (a crash leaves them to read again: copies are ignored), so
-        the request path waits for the database as little as possible.
+        them (a crash leaves them to read again: copies are ignored).
+        SQLite (one writer): they are read and parsed first, then the events are stored and the
+        deliveries deleted in one short transaction, so the request path waits for the
+        database as little as possible.
+        PostgreSQL (several workers and hosts at once): one transaction claims the deliveries
+        (FOR UPDATE SKIP LOCKED: the other workers pass over them), stores their events and
+        deletes them, so no two workers read the same delivery.
         A delivery that cannot be read or stored goes to the dead letters with its body
         (WEBHOOK_UNREADABLE) and the others go on: when the batch cannot be stored, each
         delivery is stored on its own, so the one at fault is found and set aside."""
-        out = Expanded()
-        stored = self.store.deliveries.oldest(limit)
-        out.deliveries = len(stored)
+        if self.store.engine.dialect.name != "postgresql":
+            stored = self.store.deliveries.oldest(limit)
+            return self._expand(stored, events_of, self.store, self.store.begin)
+        with self.store.begin() as uow:
+            claimed = uow.deliveries.oldest(limit, claim=True)
+            return self._expand(claimed, events_of, uow, partial(_savepoint, uow))
+
+    def _expand(
+        self,
+        stored: list[Delivery],
+        events_of: Callable[[str, bytes], Sequence[InboxEvent]],
+        repos: Repositories,
+        unit: Callable[[], AbstractContextManager[Repositories]],
+    ) -> Expanded:
+        """Expand `stored`: each store of events in a `unit` of work, the deliveries that
+        cannot be read or stored set aside through `repos`."""
+        out = Expanded(deliveries=len(stored))
         readable, unreadable = [], []
         for d in stored:
             try:
@@ -103,36 +125,41 @@ class Inbox:
                 continue
             readable.append((d, [_row(e, d.received_at) for e in events]))
         try:
-            self._store(readable, out)
+            self._store(readable, out, unit)
         except Exception as exc:  # noqa: BLE001 - one of them cannot be stored: find which
             if database_failure(exc):
                 raise
             for delivery, rows in readable:
                 try:
-                    self._store([(delivery, rows)], out)
+                    self._store([(delivery, rows)], out, unit)
                 except Exception as one:  # noqa: BLE001 - set aside, the others go on
                     if database_failure(one):
                         raise
                     unreadable.append((delivery, one))
         for d, exc in sorted(unreadable, key=lambda pair: pair[0].id):
-            self._unreadable(d, _describe(exc))
+            self._unreadable(d, _describe(exc), repos)
             out.unreadable[d.source] += 1
         return out
 
-    def _store(self, readable: list[tuple[Delivery, list[dict[str, Any]]]], out: Expanded) -> None:
+    def _store(
+        self,
+        readable: list[tuple[Delivery, list[dict[str, Any]]]],
+        out: Expanded,
+        unit: Callable[[], AbstractContextManager[Repositories]],
+    ) -> None:
         """Store the events of these deliveries and delete them, in one unit of work; counted
-        in `out` only once committed."""
+        in `out` only once it ended well."""
         if not readable:
             return
         rows = [row for _, rs in readable for row in rs]
-        with self.store.begin() as uow:
+        with unit() as uow:
             new = uow.inbox.add(rows)
             uow.deliveries.delete([d.id for d, _ in readable])
         for d, rs in readable:
             out.events[d.source] += len(rs)
         out.new.update(new)
 
-    def _unreadable(self, d: Delivery, error: str) -> None:
+    def _unreadable(self, d: Delivery, error: str, repos: Repositories) -> None:
         """Dead-letter a delivery (kept whole, so nothing is lost), then forget it."""
         letter: Letter = {
             "stage": "webhook",
@@ -144,11 +171,15 @@ class Inbox:
             "error_code": "WEBHOOK_UNREADABLE",
             "message": f"{d.source} delivery {d.id} could not be read or stored: {error}",
         }
-        self.store.dead_letters.add([letter], None)
-        self.store.deliveries.delete([d.id])
+        repos.dead_letters.add([letter], None)
+        repos.deliveries.delete([d.id])
 
     def due(self, limit: int) -> list[DueEvent]:
-        """Pending events whose next attempt is due, oldest first: what processing reads."""
+        """Pending events whose next attempt is due, oldest first: what processing reads. It
+        reads them holding the run lock and settles them before letting go, so however many
+        workers and hosts share the database (the lock is the database's: an advisory lock on
+        PostgreSQL), one takes up an event, once; planning reads the ledger, so runs must not
+        overlap anyway, and no row lock (SKIP LOCKED) is needed here."""
         return self.store.inbox.due(self.clock(), limit)
 
     def claim(self, ids: Iterable[int]) -> None:
@@ -209,6 +240,13 @@ def signal_event(account: str) -> InboxEvent:
 def event_row(e: InboxEvent, at: datetime) -> dict[str, Any]:
     """The inbox row of a new event received at `at` (due at once)."""
     return _row(e, at)
+
+
+@contextmanager
+def _savepoint(uow: UnitOfWork) -> Iterator[UnitOfWork]:
+    """A unit of work inside `uow`'s transaction: what fails in it is undone, the rest kept."""
+    with uow.connection.begin_nested():
+        yield uow
 
 
 def _describe(exc: Exception) -> str:

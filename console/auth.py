@@ -6,8 +6,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
-from flask_wtf.csrf import CSRFProtect
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from crm_renewals.connector.services.users import LoginRefused, authenticate, console_enabled
 from crm_renewals.connector.state import User
@@ -27,7 +36,8 @@ def guard():
             return None
         return render_template("console/off.html", reason=why_off), 404
     if request.method == "POST":
-        CSRFProtect().protect()  # a missing or wrong token: 400 (console.app._csrf_refused)
+        # the app's CSRFProtect (console.app): a missing or wrong token is a 400
+        current_app.extensions["csrf"].protect()
     g.user = _session_user()
     if request.endpoint in OPEN:
         return None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -23,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.config_sections import Job
+from crm_renewals.connector.logs import log_context
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.state import JobRun, StateStore
 from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
@@ -72,6 +74,23 @@ class Upcoming:
     next_at: datetime | None
     last: JobRun | None
 
+    def to_json(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "job": self.job,
+            "schedule": self.schedule,
+            "enabled": self.enabled,
+            "next_at": _iso(self.next_at),
+            "last_status": last.status if last else None,
+            "last_at": _iso(last.scheduled_at) if last else None,
+            "last_finished_at": _iso(last.finished_at) if last else None,
+            "last_error": last.error if last else None,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
 
 def upcoming(
     config: AppConfig, store: StateStore | None = None, now: datetime | None = None
@@ -116,6 +135,19 @@ def run_slot(
     if slot is None:
         log.warning("%s: no scheduled time within the grace period; skipped", name)
         return "missed"
+    with log_context(job=name):
+        return _run_claimed(name, config, slot, context_factory, runner, now)
+
+
+def _run_claimed(
+    name: str,
+    config: AppConfig,
+    slot: datetime,
+    context_factory: Callable[[], Context],
+    runner: str,
+    now: datetime,
+) -> str:
+    """Claim `slot` of job `name`, then run it under the run lock; records its outcome."""
     lease = config.schedule.lease_seconds
     ctx = context_factory()
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -147,3 +150,44 @@ def context(config_path: Path):
 @pytest.fixture
 def book(context) -> Book:
     return Book(context.crm)
+
+
+#: the PostgreSQL the tests use (this machine's: trust auth, database `test`); each test gets a
+#: schema of its own in it
+TEST_POSTGRES = os.environ.get(
+    "RENEWALS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test PostgreSQL's URL; the tests that need it skip, saying why, when none answers."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("no PostgreSQL driver: pip install -e '.[dev]' (or crm-renewals[postgres])")
+    try:
+        psycopg.connect(TEST_POSTGRES, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0]
+        pytest.skip(f"no PostgreSQL at {TEST_POSTGRES.split('@')[-1]}: {reason}")
+    return TEST_POSTGRES
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A state URL of this test's own: a new schema in the test database (the URL sets the
+    search path), dropped afterwards with everything in it."""
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    # the application name: which sessions are this test's, so none outlives it
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}&application_name={schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (schema,),
+        )
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -27,8 +27,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from crm_renewals.connector import logs
 from crm_renewals.connector.config import AppConfig
-from crm_renewals.connector.logs import RedactSecrets
 
 log = logging.getLogger(__name__)
 #: a worker that ran this long before dying is started again at once, else after a doubling wait
@@ -299,13 +299,17 @@ def _stop_reading(environ) -> None:
 
 class RedactingLogger(Logger):
     """Gunicorn's logger, but the access log shows query parameter names, never their values
-    (a sender may put a token there), and secrets from the environment are redacted from both
-    logs as everywhere else."""
+    (a sender may put a token there), and both logs are as every other log of the process:
+    secrets redacted, JSON lines when the process logs JSON (connector.logs)."""
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
+        fmt = "json" if logs.json_lines() else "text"
         for logger in (self.access_log, self.error_log):
-            logger.addFilter(RedactSecrets())
+            for handler in logger.handlers:
+                if fmt == "json" and logger is self.access_log:
+                    handler.addFilter(AccessFields())  # before redaction: it reads the atoms
+                logs.prepare(handler, fmt)
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
@@ -315,6 +319,22 @@ class RedactingLogger(Logger):
         if atoms.get("q"):
             atoms["q"] = redact_query("?" + atoms["q"])[1:]
         return atoms
+
+
+class AccessFields(logging.Filter):
+    """A JSON access line also has the request's parts as fields of their own: method, path
+    (without its query), status, bytes, duration_ms and remote (the client's address)."""
+
+    ATOMS = {"m": "method", "U": "path", "s": "status", "B": "bytes", "M": "duration_ms"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        atoms = record.args
+        if isinstance(atoms, dict):
+            fields = {name: dict.get(atoms, atom) for atom, name in self.ATOMS.items()}
+            status = str(fields["status"])
+            fields["status"] = int(status) if status.isdigit() else status
+            record.__dict__.update(fields, remote=dict.get(atoms, "h"))
+        return True
 
 
 def redact_query(text: str) -> str:

@@ -53,6 +53,7 @@ class Ledger:
 class ApplyOutcome:
     failed_contracts: set[str] = field(default_factory=set)
     writes: dict[str, int] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)  # CRM API calls by kind
 
     def count(self, kind: str, op: str) -> None:
         name = f"{kind}.{op}"
@@ -266,8 +267,9 @@ class Applier:
             return
         record_ledger(self.ctx, self.ledger, self.pending_catch_up, self.run_id)
         self.pending_catch_up = []
-        kind, _, method = STAGES[stage]
+        kind, _, method, calls = *STAGES[stage], self.ctx.crm.api_calls
         results = self._send(kind, method, batch)
+        self.outcome.calls[kind] += self.ctx.crm.api_calls - calls
         rows, letters, done = [], [], []
         for w, res in zip(batch, results, strict=True):
             if res.ok:

@@ -12,6 +12,7 @@ from crm_renewals.connector.domain.mapping import Mapping, get_path, to_model
 from crm_renewals.connector.domain.models import MODELS, READ_KINDS, to_json, validate
 from crm_renewals.connector.errors import MappingError
 from crm_renewals.connector.ports import Cursor, SourceRecord
+from crm_renewals.connector.services import runlog
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.reading import Reading
 from crm_renewals.connector.state import StateStore
@@ -92,11 +93,14 @@ def pull_changes(
         since = None if full else ctx.store.cursors.get(kind)
         if since is not None:
             since = Cursor(since.modified_at - overlap, "")
+        records = 0
         for page in ctx.crm.read_changes(kind, since):
             ingest(ctx, book, kind, page, run_id, mirror=not dry_run, reading=reading)
             new_cursors[kind] = page[-1].cursor
+            records += len(page)
             if progress:
                 progress(kind, len(page))
+        runlog.read(kind, records, since, full)
     return new_cursors
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from crm_renewals.connector.domain.book import Book, affected_contracts, missing_parents
 from crm_renewals.connector.domain.models import READ_KINDS
 from crm_renewals.connector.domain.planning.planner import planning_order
+from crm_renewals.connector.services import runlog
 from crm_renewals.connector.services.apply import Applier, Ledger, collect
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.deadletters import Discards
@@ -83,6 +84,8 @@ def sync_records(
             for w in health.health_writes():  # onto the accounts last, as `sync` does
                 applier.add(w)
             outcome = applier.finish()
+            runlog.planned(run, dry_run=False)
+            runlog.wrote(outcome)
         except BaseException:
             snapshot.forget()  # half-applied: the next run loads the store again
             raise
@@ -103,6 +106,7 @@ def _refetch(
             continue
         records = ctx.crm.read_ids(kind, ids)
         out += ingest(ctx, book, kind, records, run_id)
+        runlog.refetched(kind, len(records))
     return out
 
 

@@ -26,6 +26,7 @@ from crm_renewals.connector.domain.reports import (
 )
 from crm_renewals.connector.domain.segments import period_start
 from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.synced import stamp as run_stamp
 from crm_renewals.connector.services.synced import synced_book
 from crm_renewals.connector.state import StateStore
 
@@ -150,8 +151,7 @@ class ReportCache:
     def get(
         self, store: StateStore, config: AppConfig, options: ReportOptions, today: date
     ) -> Report:
-        last = store.runs.list(limit=1)
-        stamp = (last[0].id, last[0].status, last[0].finished_at) if last else None
+        stamp = run_stamp(store)
         as_of = options.as_of or today
         key = (stamp, as_of, options.start, options.end, options.period)
         with self._lock:

@@ -12,7 +12,8 @@ from datetime import date
 from typing import Any
 
 from crm_renewals.connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
-from crm_renewals.connector.services import alerts
+from crm_renewals.connector.logs import log_context
+from crm_renewals.connector.services import alerts, runlog
 from crm_renewals.connector.services.apply import Collected
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.sync_report import SyncReport
@@ -30,24 +31,26 @@ def recorded_run(
     run_id = None if dry_run else start_run(ctx, mode, as_of)
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
-    try:
-        yield report
-    except ConnectorError as exc:
-        stopped = isinstance(exc, (ApiLimitReached, MappingGuardStop))
-        report.status = "stopped" if stopped else "failed"
-        report.error = str(exc)
-        _partial_counts(report)
-        raise
-    except KeyboardInterrupt:
-        report.status, report.error = "interrupted", "stopped by Ctrl-C (SIGINT)"
-        _partial_counts(report)
-        raise
-    except BaseException as exc:  # a bug, or the process asked to exit: never recorded ok
-        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
-        _partial_counts(report)
-        raise
-    finally:
-        _finish(ctx, report, started, calls)
+    with log_context(run_id=run_id, crm=ctx.config.crm, mode=mode):  # on every line of the run
+        try:
+            yield report
+        except ConnectorError as exc:
+            stopped = isinstance(exc, (ApiLimitReached, MappingGuardStop))
+            report.status = "stopped" if stopped else "failed"
+            report.error = str(exc)
+            _partial_counts(report)
+            raise
+        except KeyboardInterrupt:
+            report.status, report.error = "interrupted", "stopped by Ctrl-C (SIGINT)"
+            _partial_counts(report)
+            raise
+        except BaseException as exc:  # a bug, or the process asked to exit: never recorded ok
+            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+            _partial_counts(report)
+            raise
+        finally:
+            _finish(ctx, report, started, calls)
+            runlog.finished(report)
 
 
 def tally(report: SyncReport, run: Collected, failed: set[str]) -> None:

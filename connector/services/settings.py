@@ -38,7 +38,8 @@ def config_files(config: AppConfig) -> dict[str, str]:
         "app.yaml": str(config.source) if config.source else "(built in code)",
         "mapping": str(config.mapping_path),
         "data folder": str(config.data_path),
-        "state database": mask_passwords(config.state_url),
+        "state database": mask_passwords(config.state_url)
+        + (" (from RENEWALS_STATE_URL)" if config.state_url_from_env else ""),
     }
 
 

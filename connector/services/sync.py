@@ -14,6 +14,7 @@ from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
 from crm_renewals.connector.domain.writes import Write, account_health_writes
 from crm_renewals.connector.errors import MappingGuardStop
 from crm_renewals.connector.ports import Cursor
+from crm_renewals.connector.services import runlog
 from crm_renewals.connector.services.apply import Applier, Collected, Ledger, collect
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.deadletters import Discards, open_letters
@@ -127,6 +128,7 @@ def apply(
         run = collect(contracts, plans.book, plans.ledger, None, show)
         run.planned.update(f"{w.kind}.{w.op}" for w in plans.health_writes())
         run.planned.update(discards.dropped)
+        runlog.planned(run, dry_run=True)
         return Applied(run, dict(run.planned), set(), run.kept)
 
     def keep(p: ContractPlan) -> bool:  # and the overdue CPQ forecasts, dead-lettered below
@@ -148,6 +150,8 @@ def apply(
     for w in health:
         applier.add(w)
     outcome = applier.finish()
+    runlog.planned(run, dry_run=False)
+    runlog.wrote(outcome)
     shown = [p for p in run.kept if show(p)]
     return Applied(run, outcome.writes, outcome.failed_contracts, shown)
 

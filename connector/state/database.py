@@ -4,15 +4,16 @@ connection of a unit of work)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -45,13 +46,40 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+#: The driver of a URL that names none: psycopg 3 for PostgreSQL (the `postgres` extra), not
+#: whichever SQLAlchemy would pick (psycopg2 before SQLAlchemy 2.1). `postgres://`, as hosting
+#: services hand URLs out, is PostgreSQL too (SQLAlchemy no longer reads it).
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def engine_url(url: str) -> URL:
+    """`url` parsed, with our default driver when it names none (postgresql:// ->
+    postgresql+psycopg://)."""
+    parsed = make_url(url)
+    if parsed.drivername in DEFAULT_DRIVERS:
+        return parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    return parsed
+
+
+#: seconds to wait for a PostgreSQL server to answer (libpq waits for ever by default); a URL
+#: may say otherwise (?connect_timeout=N)
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def pg_lock_key(conn: Connection, purpose: str) -> int:
+    """A PostgreSQL advisory lock key for `purpose` in the current schema (advisory locks are
+    per database: two state stores in two schemas of one database keep theirs apart)."""
+    schema = conn.execute(text("SELECT current_schema()")).scalar()
+    return zlib.crc32(f"crm-renewals {purpose} {schema}".encode())
+
+
 def url_problem(url: str) -> str | None:
     """What makes `url` unusable as the state database (a bad URL, a database kind the store
     cannot use, a driver that is not installed), with the fix; None if it looks usable."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return f"{url!r} is not a database URL (sqlite:///path/state.db, postgresql://...)"
+        parsed = engine_url(url)
+    except (ArgumentError, ValueError):  # not shown: it may hold a password
+        return "not a database URL (sqlite:///path/state.db, postgresql://user@host/database)"
     backend = parsed.get_backend_name()
     if backend not in BACKENDS:
         return f"{backend!r} databases are not supported: use {' or '.join(BACKENDS)}"
@@ -71,10 +99,14 @@ def url_problem(url: str) -> str | None:
 
 def database_name(url: str) -> str:
     """The state database as people know it: the file of a SQLite URL, else the URL without
-    its password."""
+    its password (user:***@, or ?password=***)."""
     parsed = make_url(url)
     path = sqlite_path(url)
-    return str(path) if path else parsed.render_as_string(hide_password=True)
+    if path:
+        return str(path)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "-"})
+    return parsed.render_as_string(hide_password=True).replace("password=-", "password=***")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -134,7 +166,11 @@ def open_engine(url: str, name: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    parsed = engine_url(url)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S  # a host that drops packets
+    engine = create_engine(parsed, future=True, connect_args=connect_args)
     event.listen(engine, "handle_error", partial(_unusable, name))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)

@@ -83,10 +83,14 @@ class DeliveryRepository:
             self._conns[wait] = conn
         return self._conns[wait]
 
-    def oldest(self, limit: int) -> list[Delivery]:
-        """Up to `limit` stored deliveries, oldest first."""
+    def oldest(self, limit: int, *, claim: bool = False) -> list[Delivery]:
+        """Up to `limit` stored deliveries, oldest first. `claim` (PostgreSQL, in a unit of
+        work): locked until it ends, passing over those another transaction holds (FOR UPDATE
+        SKIP LOCKED), so two inbox workers never read the same delivery."""
+        query = select(deliveries).order_by(deliveries.c.id).limit(limit)
+        if claim:
+            query = query.with_for_update(skip_locked=True)
         with self.db.read() as conn:
-            query = select(deliveries).order_by(deliveries.c.id).limit(limit)
             return [Delivery(*r) for r in conn.execute(query)]
 
     def delete(self, ids: list[int]) -> None:

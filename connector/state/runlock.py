@@ -1,9 +1,9 @@
 """One run at a time per state database: a scheduled sync, a webhook batch and a CLI sync
 never overlap (a run marks runs still `running` as interrupted, and plans against the ledger).
 
-SQLite: an flock on a file next to the database; PostgreSQL: a session advisory lock. Both are
-released by the operating system or the server when the holder dies, so a killed run never
-leaves the lock behind.
+SQLite: an flock on a file next to the database; PostgreSQL: a session advisory lock (one per
+schema). Both are released by the operating system or the server when the holder dies, so a
+killed run never leaves the lock behind.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.state.database import pg_lock_key, sqlite_path
 
 if TYPE_CHECKING:
     from crm_renewals.connector.state.store import StateStore
@@ -36,11 +36,12 @@ class RunLockBusy(ConnectorError):
 def run_lock(store: StateStore, wait: float = 0.0, poll: float = 0.05) -> Iterator[None]:
     """Hold the run lock; wait up to `wait` seconds for it, else raise RunLockBusy."""
     url = store.engine.url
+    path = sqlite_path(url.render_as_string(hide_password=False))
     if url.get_backend_name() == "postgresql":
         with _advisory(store, wait, poll):
             yield
-    elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        with _flock(Path(url.database + ".run.lock"), wait, poll):
+    elif path is not None:  # the database's file, also of a `file:` URI
+        with _flock(path.with_name(path.name + ".run.lock"), wait, poll):
             yield
     else:  # in-memory database: only this process can see it
         with _guard:
@@ -86,11 +87,13 @@ def _flock(path: Path, wait: float, poll: float) -> Iterator[None]:
 
 @contextmanager
 def _advisory(store: StateStore, wait: float, poll: float) -> Iterator[None]:
-    key = zlib.crc32(b"crm-renewals run lock")
     with store.engine.connect() as conn:
+        key = pg_lock_key(conn, "run lock")
 
         def attempt() -> bool:
-            return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            conn.commit()  # the lock is the session's: no transaction stays open while held
+            return bool(taken)
 
         if not _until(wait, poll, attempt):
             raise RunLockBusy("another run is in progress (advisory lock)")

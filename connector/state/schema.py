@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from crm_renewals.connector.errors import UnusableDatabaseError
+from crm_renewals.connector.state.database import pg_lock_key
 
 SCHEMA_VERSION = 7
 meta = MetaData()
@@ -295,6 +296,8 @@ MIGRATIONS: list[tuple[int, Any]] = [
 def migrate(conn: Connection, name: str) -> None:
     """Create the schema, or bring an earlier version's up to this one; refuse a newer one
     (written by a later release: this one would misread it). `name`: the database, as told."""
+    if conn.dialect.name == "postgresql":  # hosts starting at once: one creates, the others wait
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": pg_lock_key(conn, "migrate")})
     version = None
     if inspect(conn).has_table("schema_version"):
         version = conn.execute(select(func.max(schema_version.c.version))).scalar()

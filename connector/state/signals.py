@@ -35,8 +35,8 @@ class SignalRepository:
         if not rows:
             return 0
         stmt = self.db.upsert(signals).on_conflict_do_nothing()
-        with self.db.write() as conn:
-            return sum(conn.execute(stmt, [row]).rowcount for row in rows)
+        with self.db.write() as conn:  # RETURNING names only the new ones (rowcount: -1 on psycopg)
+            return len(conn.execute(stmt.returning(signals.c.account), rows).all())
 
     def latest(
         self, as_of: datetime | None = None, accounts: Collection[str] | None = None

@@ -168,4 +168,7 @@ def test_the_console_is_off_until_a_user_exists(tmp_path):
     answer = app.test_client().get("/admin/login")
     assert answer.status_code == 404
     assert "renewals users add" in answer.get_data(as_text=True)
-    assert app.test_client().post("/webhooks/signals", data=b"{}").status_code != 404
+    # the webhooks answer as usual: the console being off changes nothing for them
+    webhook = app.test_client().post("/webhooks/signals", data=b"{}")
+    assert webhook.status_code == 401
+    assert webhook.get_json() == {"error": "signals secret not configured"}

@@ -8,6 +8,8 @@ import json
 import os
 import sqlite3
 import string
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -68,7 +70,10 @@ def test_an_unknown_database_kind_in_state_url_names_the_key(tmp_path):
         ("postgresql://u:secret@localhost/renewals", "psycopg[binary]"),
     ],
 )
-def test_a_postgresql_url_without_its_driver_says_what_to_install(tmp_path, url, package):
+def test_a_postgresql_url_without_its_driver_says_what_to_install(
+    tmp_path, monkeypatch, url, package
+):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the postgres extra were not installed
     config = write_config(tmp_path, state={"url": url})
     line = one_line_error(run(config, "runs"), 2, "state.url", "pip install", package)
     assert "secret" not in line
@@ -144,6 +149,9 @@ def test_a_read_only_state_database_says_it_cannot_be_written(config, tmp_path):
     state = tmp_path / "data" / "state.db"
     read_only = write_config(tmp_path, state={"url": f"sqlite:///file:{state}?mode=ro&uri=true"})
     one_line_error(run(read_only, "sync", "--as-of", AS_OF), 2, str(state), "read-only")
+    # the run lock sits beside the database file, not in a folder named after the URI
+    assert not Path("file:").exists()
+    assert (tmp_path / "data" / "state.db.run.lock").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")

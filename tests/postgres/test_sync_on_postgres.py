@@ -1,0 +1,42 @@
+"""The end-to-end sync, on PostgreSQL: the sync service's tests (tests/e2e/test_sync_service.py)
+and the CLI's sync tests (tests/e2e/test_cli.py), run here unchanged on a schema of their own
+(tests/postgres/conftest.py). A second run writes nothing; a run that stopped converges."""
+
+from __future__ import annotations
+
+import pytest
+
+# the tests, collected again here: their configurations now name PostgreSQL
+from tests.e2e.test_cli import (  # noqa: F401
+    cli,
+    test_deadletters_retry_remaps_after_a_mapping_fix,
+    test_dry_run_prints_the_diff_and_writes_nothing,
+    test_explain_answers_why_from_the_planner,
+    test_sync_json_reports_counts_and_a_second_sync_writes_nothing,
+    test_sync_refuses_to_overlap_a_run_in_progress,
+)
+from tests.e2e.test_sync_service import (  # noqa: F401
+    test_a_renewal_line_a_rep_changed_keeps_the_lines_and_the_amount,
+    test_a_run_hands_back_only_the_plans_its_caller_asks_for,
+    test_a_run_that_never_finished_is_shown_as_interrupted,
+    test_amended_end_date_moves_the_open_renewal_instead_of_adding_one,
+    test_changed_contract_line_updates_the_untouched_renewal,
+    test_closed_won_renewal_means_already_renewed,
+    test_configured_fallback_owner_takes_work_of_owners_who_left,
+    test_contracts_outside_the_window_or_inactive_are_skipped_with_reasons,
+    test_dry_run_plans_but_writes_nothing,
+    test_fatal_error_stops_the_run_and_the_next_run_converges,
+    test_inactive_owner_falls_back_to_the_active_manager,
+    test_owner_who_left_without_a_manager_is_reported_not_guessed,
+    test_record_refused_by_the_crm_is_dead_lettered_then_written_once_fixed,
+    test_renewal_deleted_by_a_rep_is_not_created_again,
+    test_renewal_is_created_in_window_with_uplifted_lines_and_owner,
+    test_renewal_is_not_duplicated_when_run_twice,
+    test_rep_who_moved_the_stage_keeps_amount_and_lines_but_owned_fields_are_kept,
+    test_tasks_name_every_renewal_contact_and_flag_accounts_without_one,
+    test_transient_crm_errors_are_retried,
+    test_unmappable_record_is_dead_lettered_and_the_rest_carries_on,
+    test_writes_go_out_in_batches_of_the_adapter_limit,
+)
+
+pytestmark = pytest.mark.usefixtures("on_postgres")
