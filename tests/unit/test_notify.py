@@ -138,19 +138,28 @@ def test_an_unquoted_time_of_day_reads_as_written():
     assert NotifySettings(red_digest_at="07:05").digest_time() is None  # no targets: off
 
 
-def test_an_episode_is_opened_once_until_it_is_closed(tmp_path):
-    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_url")  # skips, saying why, without PostgreSQL
+
+
+def test_an_episode_is_opened_once_until_it_is_closed_whichever_process_asks(state_url):
+    store, other = StateStore(state_url), StateStore(state_url)  # two processes' engines
     try:
         assert store.notices.open("dead_letters", {"count": 51})
-        assert not store.notices.open("dead_letters", {"count": 60})  # still the same episode
-        assert store.notices.close("dead_letters") and not store.notices.close("dead_letters")
-        assert store.notices.open("dead_letters", {"count": 52})  # a new crossing
+        assert not other.notices.open("dead_letters", {"count": 60})  # the same episode
+        assert other.notices.close("dead_letters") and not store.notices.close("dead_letters")
+        assert other.notices.open("dead_letters", {"count": 52})  # a new crossing
+        assert not store.notices.open("dead_letters", {"count": 52})
         store.notices.note("dead_letters", {"count": 52, "delivery": {"sent": ["X"]}})
-        notice = store.notices.get("dead_letters")
+        notice = other.notices.get("dead_letters")
         assert notice.closed_at is None and notice.detail["delivery"] == {"sent": ["X"]}
         assert store.notices.last("dead_") == notice and store.notices.last("red_") is None
     finally:
         store.close()
+        other.close()
 
 
 def test_an_inbox_that_waits_alerts_once_per_episode(tmp_path, monkeypatch):
