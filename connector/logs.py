@@ -35,9 +35,9 @@ _fields: ContextVar[Mapping[str, Any]] = ContextVar(
 
 
 def secrets(env: Mapping[str, str] | None = None) -> list[str]:
-    """The values to redact, longest first: the secret environment variables, those named
-    RENEWALS_NOTIFY_* (alert targets with tokens) and the password in RENEWALS_STATE_URL (as
-    written in the URL and decoded)."""
+    """The values to redact, longest first: the secret environment variables (the state URL
+    among them), those named RENEWALS_NOTIFY_* (alert targets with tokens) and, on its own, the
+    password in RENEWALS_STATE_URL (as written in the URL and decoded)."""
     env = os.environ if env is None else env
     values = [env.get(name, "") for name in SECRET_ENV_VARS]
     values += [value for name, value in env.items() if name.startswith(SECRET_ENV_PREFIXES)]
