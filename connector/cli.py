@@ -24,6 +24,7 @@ from crm_renewals.connector import (
     cli_admin,
     cli_cpq,
     cli_init,
+    cli_notify,
     cli_reports,
     cli_runs,
     cli_sandbox,
@@ -237,6 +238,7 @@ for module in (
     cli_cpq,
     cli_serve,
     cli_users,
+    cli_notify,
     cli_init,
 ):
     for command in module.COMMANDS:

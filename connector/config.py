@@ -15,9 +15,11 @@ from pydantic import Field
 
 from crm_renewals.connector.config_sections import (
     DEFAULT_JOBS,
+    NOTIFY_PREFIX,
     ConsoleSettings,
     HubspotSettings,
     Job,
+    NotifySettings,
     SalesforceSettings,
     SandboxSettings,
     Schedule,
@@ -53,7 +55,7 @@ SECRET_ENV_VARS = (
     "RENEWALS_SECRET_KEY",
 )
 #: Environment variables named so hold secrets too (alert targets with their tokens).
-SECRET_ENV_PREFIXES = ("RENEWALS_NOTIFY_",)
+SECRET_ENV_PREFIXES = (NOTIFY_PREFIX,)
 
 
 class AppConfig(Section):
@@ -72,6 +74,7 @@ class AppConfig(Section):
     schedule: Schedule = Schedule()
     webhooks: WebhookSettings = WebhookSettings()
     console: ConsoleSettings = ConsoleSettings()
+    notify: NotifySettings = NotifySettings()
     segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions

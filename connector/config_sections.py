@@ -1,13 +1,14 @@
 """The sections of app.yaml other than the policy ones (connector.domain.policy): state, sync,
-sandbox, CRM connections, schedule and webhooks. Frozen pydantic models, unknown keys forbidden;
-connector.config assembles them into AppConfig."""
+sandbox, CRM connections, schedule, webhooks, console and notify. Frozen pydantic models,
+unknown keys forbidden; connector.config assembles them into AppConfig."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class Section(BaseModel):
@@ -161,3 +162,71 @@ class ConsoleSettings(Section):
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     #: behind one reverse proxy: trust its X-Forwarded-Proto/-For (https, the client address)
     trust_proxy: bool = False
+
+
+#: alert targets are environment variables of this prefix (the logs redact their values)
+NOTIFY_PREFIX = "RENEWALS_NOTIFY_"
+
+
+class NotifySettings(Section):
+    """Alerts (connector/services/alerts.py) to Slack, Teams or e-mail through Apprise: off
+    until `targets` names an environment variable holding an Apprise URL (never the URL: it
+    carries tokens)."""
+
+    targets: tuple[str, ...] = ()
+    #: a run ends failed, stopped or interrupted
+    run_failed: bool = True
+    #: open dead letters pass this; again after they fall back to it (null: off)
+    dead_letters_over: int | None = Field(50, ge=0)
+    #: the webhook inbox's oldest waiting work waits longer than this (null: off)
+    inbox_wait_minutes: int | None = Field(15, ge=1, le=7 * 24 * 60)
+    #: when the daily digest of accounts turned red goes out, HH:MM in schedule.timezone
+    #: (`renewals scheduler` sends it; null: off)
+    red_digest_at: str | None = "08:00"
+    #: the longest a message waits for its targets: sending never holds up a run longer
+    timeout_seconds: float = Field(10, gt=0, le=120)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not name.startswith(NOTIFY_PREFIX) or name == NOTIFY_PREFIX:
+                raise _problem(
+                    f"{name!r}: name an environment variable starting with {NOTIFY_PREFIX} "
+                    "that holds the Apprise URL (the URL itself never goes in app.yaml)"
+                )
+            if not name.replace("_", "").isalnum() or not name.isupper():
+                raise _problem(f"{name!r}: use capitals, digits and underscores")
+        if len(set(names)) != len(names):
+            raise _problem("a target is named twice")
+        return names
+
+    @field_validator("red_digest_at", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: object) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value // 60:02d}:{value % 60:02d}"  # YAML 1.1 reads 12:30 as 750
+        if value is not None and not isinstance(value, str):
+            raise _problem(f'{value!r}: give a time of day as HH:MM, e.g. "08:00"')
+        hours, sep, minutes = (value or "00:00").partition(":")
+        if not (sep and len(hours) == len(minutes) == 2 and f"{hours}{minutes}".isdigit()):
+            raise _problem(f'{value!r}: give a time of day as HH:MM, e.g. "08:00"')
+        if int(hours) > 23 or int(minutes) > 59:
+            raise _problem(f"{value!r}: not a time of day")
+        return value
+
+    def digest_time(self) -> tuple[int, int] | None:
+        """(hour, minute) of the red digest; None: no digest."""
+        if not self.on or self.red_digest_at is None:
+            return None
+        hours, _, minutes = self.red_digest_at.partition(":")
+        return int(hours), int(minutes)
+
+    @property
+    def on(self) -> bool:
+        return bool(self.targets)
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """A validation error that reads as `message` alone (no "Value error," before it)."""
+    return PydanticCustomError("notify", message)

@@ -37,6 +37,15 @@ RETAKE_JOB = "retake_lapsed_claims"
 ANCHOR = datetime(2000, 1, 1)
 
 
+def scheduled_jobs(config: AppConfig) -> dict[str, Job]:
+    """The jobs of `schedule`, and the red digest when `notify` sends one."""
+    jobs = config.schedule.effective_jobs()
+    at = config.notify.digest_time()
+    if at is not None:
+        jobs["red_digest"] = Job(cron=f"{at[1]} {at[0]} * * *")
+    return jobs
+
+
 def trigger_for(job: Job, tz: ZoneInfo) -> BaseTrigger:
     if job.cron is not None:
         return CronTrigger.from_crontab(job.cron, timezone=tz)
@@ -91,7 +100,7 @@ def upcoming(
     tz = ZoneInfo(config.schedule.timezone)
     moment = (now or datetime.now(tz)).astimezone(tz)
     out = []
-    for name, job in config.schedule.effective_jobs().items():
+    for name, job in scheduled_jobs(config).items():
         fire = trigger_for(job, tz).get_next_fire_time(None, moment) if job.enabled else None
         last = store.jobs.list(name, limit=1) if store is not None else []
         out.append(Upcoming(name, describe(job), job.enabled, fire, last[0] if last else None))
@@ -183,7 +192,7 @@ def retake_expired(
         lapsed = ctx.store.jobs.lapsed(at=now)
     finally:
         ctx.close()
-    jobs = config.schedule.effective_jobs()
+    jobs = scheduled_jobs(config)
     done: dict[str, str] = {}
     for name, slot in lapsed:
         job = jobs.get(name)
@@ -200,7 +209,7 @@ def retake_expired(
 
 
 def _grace(config: AppConfig, name: str) -> int:
-    job = config.schedule.effective_jobs().get(name)
+    job = scheduled_jobs(config).get(name)
     return (job and job.misfire_grace_seconds) or config.schedule.misfire_grace_seconds
 
 
@@ -251,7 +260,7 @@ def build_scheduler(
         next_run_time=datetime.now(tz),
         replace_existing=True,
     )
-    for name, job in config.schedule.effective_jobs().items():
+    for name, job in scheduled_jobs(config).items():
         if not job.enabled:
             continue
         trigger = trigger_for(job, tz)

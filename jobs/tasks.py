@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crm_renewals.connector.inbox import Inbox
-from crm_renewals.connector.services import sync
+from crm_renewals.connector.services import alerts, sync
 from crm_renewals.connector.services.context import Context
 
 Job = Callable[[Context], dict[str, Any]]
@@ -41,10 +41,16 @@ def daily_reconciliation(ctx: Context) -> dict[str, Any]:
     return report
 
 
+def red_digest(ctx: Context) -> dict[str, Any]:
+    """The accounts turned red since the last digest (scheduled at notify.red_digest_at)."""
+    return alerts.red_digest(ctx.config, ctx.store)
+
+
 JOBS: dict[str, Job] = {
     "incremental_sync": incremental_sync,
     "daily_renewal_scan": daily_renewal_scan,
     "daily_playbook_health": daily_playbook_health,
     "quarterly_qbr_tasks": quarterly_qbr_tasks,
     "daily_reconciliation": daily_reconciliation,
+    "red_digest": red_digest,
 }

@@ -17,6 +17,7 @@ from crm_renewals.connector import bootstrap
 from crm_renewals.connector.adapters.hubspot.limits import bucket_waits
 from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.inbox import EXPAND_BATCH, Expanded, Inbox
+from crm_renewals.connector.services import alerts
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.events import BatchOutcome, process_inbox
 from crm_renewals.connector.services.refresh import Snapshot, sync_records
@@ -26,6 +27,8 @@ from crm_renewals.webhooks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
+#: alerts (notify:) are checked this often, beside those checked as each run ends
+ALERT_EVERY_S = 60
 #: the book kept between webhook runs is let go after this long without one (memory)
 SNAPSHOT_IDLE_S = 600
 
@@ -50,6 +53,7 @@ class InboxWorker:
         self._bucket_seen = bucket_waits()
         self.snapshot = Snapshot()
         self._last_run = 0.0
+        self._alerted_at = float("-inf")
 
     def start(self) -> InboxWorker:
         """Run in a thread of this process (next to the app in tests)."""
@@ -78,6 +82,7 @@ class InboxWorker:
                 if ctx is None:
                     ctx = self._context()
                 self.drain(ctx)
+                self._check_alerts(ctx)
             except Exception:  # noqa: BLE001 - the worker outlives any one failure
                 log.exception("inbox worker pass failed; retrying in %.1f s", poll)
                 if ctx is not None:
@@ -126,6 +131,12 @@ class InboxWorker:
             self._count(outcome)
             if not outcome.total:
                 return
+
+    def _check_alerts(self, ctx: Context) -> None:
+        """The inbox's wait (and failed runs, dead letters) while no run ends to check them."""
+        if time.monotonic() - self._alerted_at >= ALERT_EVERY_S:
+            self._alerted_at = time.monotonic()
+            alerts.check(self.config, ctx.store)
 
     def _count_expanded(self, expanded: Expanded) -> None:
         for source, n in expanded.events.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from crm_renewals.connector.errors import ApiLimitReached, ConnectorError, MappingGuardStop
 from crm_renewals.connector.logs import log_context
-from crm_renewals.connector.services import runlog
+from crm_renewals.connector.services import alerts, runlog
 from crm_renewals.connector.services.apply import Collected
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.sync_report import SyncReport
@@ -85,6 +85,7 @@ def _finish(ctx: Context, report: SyncReport, started: float, calls: int) -> Non
             report.duration_s,
             report.error,
         )
+        alerts.check(ctx.config, ctx.store)  # never raises; at most notify.timeout_seconds
 
 
 def _stored_counts(report: SyncReport) -> dict[str, Any]:

@@ -11,6 +11,7 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
     browse        read-only joins the console pages through (latest health, contract labels)
     versions      the mapping files and app.yaml files runs used (config_versions)
     deliveries, inbox   the webhook tables; jobs: scheduled job runs; runlock: one run at a time
+    notices       the alerts sent, by episode (connector/services/alerts.py)
 """
 
 from crm_renewals.connector.state.audit import AuditEntry
@@ -28,6 +29,7 @@ from crm_renewals.connector.state.inbox import DEAD, DONE, IGNORED, PENDING, Due
 from crm_renewals.connector.state.jobs import JobRun
 from crm_renewals.connector.state.ledger import LedgerRow
 from crm_renewals.connector.state.mirror import MirrorRow
+from crm_renewals.connector.state.notices import Notice
 from crm_renewals.connector.state.runs import Run
 from crm_renewals.connector.state.schema import SCHEMA_VERSION
 from crm_renewals.connector.state.store import StateStore, UnitOfWork
@@ -52,6 +54,7 @@ __all__ = [
     "LedgerRow",
     "Letter",
     "MirrorRow",
+    "Notice",
     "Run",
     "StateStore",
     "UnitOfWork",

@@ -2,9 +2,8 @@
 bring a database of an earlier version up to this one.
 
 Alembic or equivalent: this is the equivalent. Existing databases carry our own
-`schema_version` table (a single row) and the databases of earlier releases (fixtures v1, v2,
-v3)
-must keep migrating, so the steps stay plain functions run in order by `migrate`."""
+`schema_version` table (a single row) and the databases of earlier releases (fixtures v1 to
+v6) must keep migrating, so the steps stay plain functions run in order by `migrate`."""
 
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ from sqlalchemy.engine import Connection
 from crm_renewals.connector.errors import UnusableDatabaseError
 from crm_renewals.connector.state.database import pg_lock_key
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -237,6 +236,19 @@ audit_log = Table(
     Column("target", Text, nullable=False, default=""),
     Column("detail", JSON),
 )
+#: Alerts sent (connector/services/alerts.py), one row per episode key: a failed run
+#: (`run:<id>`), an open episode (`dead_letters`, `inbox_wait`: closed_at set once it ended,
+#: reopened by the next crossing), a day's digest (`red_digest:<day>`). The key is claimed
+#: before sending, so one process of many sends each alert once.
+notices = Table(
+    "notices",
+    meta,
+    Column("key", String(120), primary_key=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    #: what was said (counts, run id) and how it went out: {"sent": [...], "failed": {...}}
+    Column("detail", JSON),
+)
 
 
 def _v2_refused_writes(conn) -> None:
@@ -266,6 +278,10 @@ def _v6_discards(conn) -> None:
     conn.execute(text("ALTER TABLE dead_letters ADD COLUMN resolution JSON"))
 
 
+def _v7_notices(conn) -> None:
+    """Nothing to alter: the notices table is new (create_all made it)."""
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = [
     (2, _v2_refused_writes),
@@ -273,6 +289,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (4, _v4_config_versions),
     (5, _v5_console),
     (6, _v6_discards),
+    (7, _v7_notices),
 ]
 
 

@@ -27,6 +27,7 @@ from crm_renewals.connector.state.inbox import InboxRepository
 from crm_renewals.connector.state.jobs import JobRunRepository
 from crm_renewals.connector.state.ledger import LedgerRepository
 from crm_renewals.connector.state.mirror import CursorRepository, MirrorRepository
+from crm_renewals.connector.state.notices import NoticeRepository
 from crm_renewals.connector.state.runs import RunRepository
 from crm_renewals.connector.state.schema import migrate
 from crm_renewals.connector.state.signals import SignalRepository
@@ -52,6 +53,7 @@ class Repositories:
         self.users = UserRepository(db)
         self.audit = AuditRepository(db)
         self.browse = BrowseRepository(db)
+        self.notices = NoticeRepository(db)
 
 
 class UnitOfWork(Repositories):
