@@ -64,7 +64,7 @@ def config_show(ctx, as_json: bool) -> None:
     """Print the effective configuration (every key, defaults included), the files it points
     at, and which secret environment variables are set (never their values)."""
     cfg = bootstrap.load(ctx.parent.obj["config"])
-    secrets = secrets_set(os.environ)
+    secrets = secrets_set(cfg, os.environ)
     if as_json:
         data = {"config": effective_config(cfg), "files": config_files(cfg), "secrets": secrets}
         out.print_json(data=data)

@@ -43,6 +43,8 @@ def config_files(config: AppConfig) -> dict[str, str]:
     }
 
 
-def secrets_set(env: Mapping[str, str]) -> dict[str, bool]:
-    """Each secret environment variable: set (to something other than blanks) or not."""
-    return {name: bool((env.get(name) or "").strip()) for name in SECRET_ENV_VARS}
+def secrets_set(config: AppConfig, env: Mapping[str, str]) -> dict[str, bool]:
+    """Each secret environment variable, the alert targets `notify` names among them: set (to
+    something other than blanks) or not."""
+    names = (*SECRET_ENV_VARS, *config.notify.targets)
+    return {name: bool((env.get(name) or "").strip()) for name in names}

@@ -23,7 +23,7 @@ def index():
         verdict=state.doctor(),
         crm=state.config.crm,
         files=config_files(state.config),
-        secrets=secrets_set(state.env),
+        secrets=secrets_set(state.config, state.env),
         settings=state.config.console,
         users=state.store.users.list(),
         config_yaml=effective_yaml(state.config),

@@ -307,6 +307,26 @@ def test_config_show_prints_the_effective_config_and_secrets_as_set_or_unset(con
     assert "HUBSPOT_ACCESS_TOKEN" in text and "renewals:" in text
 
 
+def test_config_show_lists_the_alert_targets_among_the_secrets(tmp_path):
+    from click.testing import CliRunner
+
+    from crm_renewals.connector.cli import main
+    from tests.conftest import write_config
+
+    targets = ["RENEWALS_NOTIFY_SLACK", "RENEWALS_NOTIFY_EMAIL"]
+    config = write_config(tmp_path, notify={"targets": targets})
+    env = {"RENEWALS_NOTIFY_SLACK": "slack://T000/B000/do-not-show-this-token"}
+    args = ["--config", str(config), "config", "show"]
+    shown = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    secrets = json.loads(shown.output)["secrets"]
+    assert secrets["RENEWALS_NOTIFY_SLACK"] is True
+    assert secrets["RENEWALS_NOTIFY_EMAIL"] is False
+    text = CliRunner().invoke(main, args, env=env).output
+    assert "RENEWALS_NOTIFY_EMAIL" in text
+    assert "do-not-show-this-token" not in text + shown.output
+
+
 # ------------------------------------------------------------------ audit
 
 
