@@ -28,7 +28,7 @@ from crm_renewals.connector.cli_render import print_checks
 from crm_renewals.connector.errors import ConfigError, Problem
 from crm_renewals.connector.mapping_file import load_mapping
 from crm_renewals.connector.ports import Check, Diagnosable
-from crm_renewals.connector.services.notify import checks as alert_checks
+from crm_renewals.connector.services.doctor import doctor as doctor_checks
 from crm_renewals.connector.services.settings import (
     config_files,
     effective_config,
@@ -161,8 +161,8 @@ def doctor(ctx, as_json: bool) -> None:
     """Check credentials, API version, object and field access, limits, and the mapping
     against the CRM's schema (what `mappings validate --online` checks), and the alert
     targets; print what to fix."""
-    alerts = alert_checks(bootstrap.load(ctx.obj["config"]).notify)
-    _run_checks(ctx, lambda crm: [*crm.doctor(), *alerts], as_json)
+    config = bootstrap.load(ctx.obj["config"])
+    _run_checks(ctx, lambda crm: doctor_checks(crm, config), as_json)
 
 
 @click.command("setup")

@@ -17,6 +17,7 @@ from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.errors import ConnectorError
 from crm_renewals.connector.ports import Check
 from crm_renewals.connector.services.context import Context
+from crm_renewals.connector.services.doctor import doctor
 from crm_renewals.connector.services.synced import synced_book
 from crm_renewals.connector.state import StateStore
 
@@ -72,7 +73,8 @@ class ConsoleState:
             if refresh or not fresh:
                 try:
                     with self.context() as ctx:
-                        self._verdict = Verdict(tuple(ctx.crm.doctor()), time.time())
+                        checks = doctor(ctx.crm, self.config, self.env)
+                        self._verdict = Verdict(tuple(checks), time.time())
                 except ConnectorError as exc:  # cannot even connect: that is the verdict
                     self.close()
                     self._verdict = Verdict((), time.time(), f"{type(exc).__name__}: {exc}")

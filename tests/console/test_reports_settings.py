@@ -267,6 +267,20 @@ def test_settings_lists_the_doctor_checks_with_pass_badges(console_config):
     assert 'action="/admin/doctor"' not in page  # a viewer is not offered "Check again"
 
 
+def test_settings_checks_the_alert_targets_as_renewals_doctor_does(console_config):
+    from tests.conftest import write_config
+    from tests.console.conftest import SECRET
+
+    targets = {"targets": ["RENEWALS_NOTIFY_SLACK", "RENEWALS_NOTIFY_EMAIL"]}
+    config = write_config(console_config.parent, notify=targets)
+    env = {"RENEWALS_SECRET_KEY": SECRET, "RENEWALS_NOTIFY_SLACK": "slack://T000/B000/XYZ123"}
+    checks = {
+        cells[0]: cells[1] for cells in table_rows(settings_page(config, env), "doctor-table")
+    }
+    assert checks["alert target RENEWALS_NOTIFY_SLACK"] == "pass"
+    assert checks["alert target RENEWALS_NOTIFY_EMAIL"] == "fail"
+
+
 def test_an_admin_may_check_the_crm_again_from_settings(admin):
     page = admin.get("/admin/settings").get_data(as_text=True)
     form = re.search(r'<form[^>]*action="/admin/doctor".*?</form>', page, re.S).group(0)
