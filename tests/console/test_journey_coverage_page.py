@@ -1,12 +1,15 @@
 """The report page's journey coverage: the same figures `renewals report` prints (per segment,
 and the renewal rates of accounts that kept up with their journey and of the others), its
-chart, and its table as the CLI's CSV rows."""
+chart, and its table as the CLI's CSV rows; the health page's accounts with their place in
+the journey, as `renewals explain` gives it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -71,3 +74,35 @@ def test_the_journey_table_downloads_as_the_clis_csv_rows(admin, console_config)
     assert answer.status_code == 200
     rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
     assert rows[0] == ["section", "key", "metric", "value"] and rows[1:] == wanted
+
+
+def contract_of(config: Path, account: str) -> str:
+    """One of the account's contracts in the sandbox CRM (explain takes a contract)."""
+    with sqlite3.connect(config.parent / "data" / "sandbox.db") as db:
+        (found,) = db.execute(
+            "SELECT id FROM records WHERE object = 'Contract' "
+            "AND json_extract(fields, '$.AccountId') = ? LIMIT 1",
+            (account,),
+        ).fetchone()
+    return found
+
+
+def test_the_health_page_shows_each_accounts_journey_as_explain_does(admin, console_config):
+    cli = cli_for(console_config)
+    page = admin.get("/admin/health").get_data(as_text=True)
+    rows = re.findall(r'<tr class="health-row.*?</tr>', page, re.S)
+    assert rows and all('class="journey"' in r for r in rows)
+    shown = 0
+    for row in rows[:10]:
+        account = re.search(r'<small class="muted">([^<]+)</small>', row).group(1)
+        explained = json.loads(
+            cli("explain", contract_of(console_config, account), "--json").output
+        )
+        j = explained["journey"]
+        cell = re.sub(r"\s+", " ", re.search(r'class="journey">(.*?)</td>', row, re.S).group(1))
+        if j["segment"] is not None:
+            assert f"segment {j['segment']}/18 ({j['theme']})" in cell
+            shown += 1
+        if j["next_touchpoint"]:
+            assert f"due {j['next_touchpoint']['due']}" in cell
+    assert shown
