@@ -23,6 +23,7 @@ from crm_renewals.connector.cli_common import (
     parse_date,
 )
 from crm_renewals.connector.domain.health import signal_measures
+from crm_renewals.connector.domain.journey_report import JourneyCoverage
 from crm_renewals.connector.domain.report_tables import Report, report_csv
 from crm_renewals.connector.services.report import PERIODS, build_report
 from crm_renewals.connector.services.signals import apply_signals, import_signals
@@ -114,8 +115,8 @@ def print_applied(console, accounts: int, report) -> None:
 @fatal_errors
 def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> None:
     """Renewal and churn rates, revenue retention, renewals coming due with their health,
-    reasons for non-renewal, segment migration and the figures by owner (rep), from the last
-    synced data."""
+    reasons for non-renewal, segment migration, the figures by owner (rep) and the customer
+    journey's coverage, from the last synced data."""
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     cfg = bootstrap.load(ctx.obj["config"])
@@ -208,6 +209,8 @@ def print_report(out: Console, r: Report) -> None:
         m.add_row(src, *(str(row.get(dst, 0)) for dst in targets))
     out.print(m)
     print_by_owner(out, r)
+    if r.journey is not None:
+        print_journey(out, r.journey, r)
 
 
 def print_by_owner(out: Console, r: Report) -> None:
@@ -234,6 +237,56 @@ def print_by_owner(out: Console, r: Report) -> None:
             _pct(row.renewal_rate),
         )
     out.print(t)
+
+
+def print_journey(out: Console, j: JourneyCoverage, r: Report) -> None:
+    t = Table(
+        "segment",
+        "due",
+        "completed",
+        "overdue",
+        "open",
+        "completed share",
+        title=f"Journey coverage: touchpoints due {r.start} .. {min(r.end, r.as_of)}",
+        caption=(
+            "due: journey tasks due in the window, on or before as-of; completed: as the CRM"
+            " says; overdue: due before as-of, not completed; open: due on as-of"
+            + (f"; {j.unread} not read back from the CRM (not completed)" if j.unread else "")
+        ),
+    )
+    for row in [*j.segments, j.total]:
+        t.add_row(
+            "total" if row.segment is None else str(row.segment),
+            str(row.due),
+            str(row.completed),
+            str(row.overdue),
+            str(row.open),
+            _pct(row.completion),
+        )
+    out.print(t)
+    g = Table(
+        "group",
+        "accounts",
+        "contracts due",
+        "renewed",
+        "lost",
+        "renewal rate",
+        title="Renewal rate by journey coverage",
+        caption=(
+            f"kept up: completed at least {j.threshold:.0%} of the touchpoints due; behind: the"
+            " others with touchpoints due (accounts with none due are in neither)"
+        ),
+    )
+    for name, group in (("kept up", j.kept_up), ("behind", j.behind)):
+        g.add_row(
+            name,
+            str(group.accounts),
+            str(group.contracts_due),
+            str(group.renewed),
+            str(group.lost),
+            _pct(group.renewal_rate),
+        )
+    out.print(g)
 
 
 def print_health_mix(out: Console, mix: dict[str, int]) -> None:

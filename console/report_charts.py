@@ -23,6 +23,7 @@ GRADE_NAMES = {"green": "green", "yellow": "yellow", "red": "red", "unknown": "n
 RENEWED, CHURNED = "#1f8a4c", "#c0392b"
 GRR, NRR = "#2455c3", "#7a4bc0"
 LOST = "#c0392b"
+OVERDUE, DUE_TODAY = "#e0a526", "#9aa5b1"
 
 
 def _pct(value: Decimal | None) -> float | None:
@@ -38,8 +39,8 @@ def _migration_title(report: Report) -> str:
 
 def report_charts(report: Report) -> dict[str, Markup]:
     """Chart id -> its SVG: renewals coming due by month and health grade, renewal rate and
-    churn by period, gross and net revenue retention by period, reasons for non-renewal and
-    segment migration."""
+    churn by period, gross and net revenue retention by period, reasons for non-renewal,
+    segment migration and the journey's touchpoints by segment."""
     due = report.coming_due
     periods = [r.period for r in report.periods]
     by = report.period
@@ -83,4 +84,19 @@ def report_charts(report: Report) -> dict[str, Markup]:
             report.migration,
             "from ↓  to →",
         ),
+        "chart-journey": _journey(report),
     }
+
+
+def _journey(report: Report) -> Markup:
+    rows = report.journey.segments if report.journey else []
+    return stacked_bars(
+        "chart-journey",
+        "Journey touchpoints due by segment: completed, overdue, due today",
+        [str(r.segment) for r in rows],
+        [
+            Series("completed", RENEWED, [r.completed for r in rows]),
+            Series("overdue", OVERDUE, [r.overdue for r in rows]),
+            Series("due today", DUE_TODAY, [r.open for r in rows]),
+        ],
+    )

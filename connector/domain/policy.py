@@ -116,6 +116,9 @@ class Journey(Section):
     repeat: bool = True
     #: no journey task where a playbook step of the same theme falls in the same segment
     skip_when_step_covers: bool = True
+    #: `renewals report`'s journey coverage: an account whose completed share of the
+    #: touchpoints due is at least this kept up with its journey (1: every one completed)
+    kept_up_share: Decimal = Field(Decimal(1), gt=0, le=1)
     #: by segment number or range ("4", "8-11"); the narrowest entry holding a segment wins
     touchpoints: dict[str, Touchpoint] = {}
     default: Touchpoint = Touchpoint(

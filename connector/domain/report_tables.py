@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from crm_renewals.connector.domain.journey_report import JourneyCoverage
 from crm_renewals.connector.domain.reports import DueMonth, OwnerRow, Period, Retention
 
 Row = tuple[str, str, str, Any]
@@ -32,6 +33,7 @@ class Report:
     migration: dict[str, dict[str, int]] = field(default_factory=dict)
     health: dict[str, int] = field(default_factory=dict)
     by_owner: list[OwnerRow] = field(default_factory=list)
+    journey: JourneyCoverage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(
@@ -51,6 +53,7 @@ class Report:
                     "matrix": self.migration,
                 },
                 "by_owner": [asdict(r) for r in self.by_owner],
+                "journey": asdict(self.journey) if self.journey else None,
             }
         )
 
@@ -92,6 +95,15 @@ def _by_owner(_r: Report, data: dict) -> Iterator[Row]:
         yield from (("by_owner", row["owner"], k, v) for k, v in row.items() if k != "owner")
 
 
+def _journey(_r: Report, data: dict) -> Iterator[Row]:
+    j = data["journey"] or {}
+    for row in [*j.get("segments", []), *([j["total"]] if j else [])]:
+        key = "total" if row["segment"] is None else str(row["segment"])
+        yield from (("journey", key, k, v) for k, v in row.items() if k != "segment")
+    for group in ("kept_up", "behind"):
+        yield from (("journey", group, k, v) for k, v in (j.get(group) or {}).items())
+
+
 #: the report's tables, in the order `renewals report --csv` prints them
 SECTIONS: dict[str, Callable[[Report, dict], Iterator[Row]]] = {
     "retention": _retention,
@@ -100,6 +112,7 @@ SECTIONS: dict[str, Callable[[Report, dict], Iterator[Row]]] = {
     "segment_migration": _migration,
     "health": _health,
     "by_owner": _by_owner,
+    "journey": _journey,
 }
 
 

@@ -5,8 +5,12 @@ and paged in the state database."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
+from crm_renewals.connector.domain.journey import summary
+from crm_renewals.connector.domain.policy import Playbook
 from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.services.synced import synced_book
 from crm_renewals.connector.state import StateStore
 from crm_renewals.connector.state.browse import GRADE_ORDER, HEALTH_SORTS, HealthRow
 
@@ -49,3 +53,12 @@ def health_table(
     )
     mix = {g: mix.get(g, 0) for g in GRADES}
     return HealthPage(rows, total, page, max(1, -(-total // per_page)), mix)
+
+
+def journeys(
+    store: StateStore, playbook: Playbook, accounts: list[str], day: date
+) -> dict[str, dict | None]:
+    """Where each account is in its customer journey on `day`: its current segment and next
+    touchpoint (connector.domain.journey.summary), over the synced book."""
+    book = synced_book(store).book
+    return {a: summary(playbook, a, book.contracts_of(a), day) for a in accounts}

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.dates import parse_day
 from crm_renewals.connector.domain.health import health_mix
+from crm_renewals.connector.domain.journey_report import Touchpoint, coverage, touchpoints
 from crm_renewals.connector.domain.models import Owner
 from crm_renewals.connector.domain.report_tables import Report
 from crm_renewals.connector.domain.reports import (
@@ -74,11 +75,12 @@ def report_window(as_of: date, start: date | None, end: date | None) -> tuple[da
 @dataclass
 class BookFigures:
     """What a report reads from the synced book (the costly part: the whole book is loaded):
-    each bought contract's outcome, the owners, the accounts."""
+    each bought contract's outcome, the owners, the accounts, the journey's touchpoints."""
 
     items: list[Outcome]
     owners: dict[str, Owner]
     accounts: frozenset[str]
+    touchpoints: list[Touchpoint] = field(default_factory=list)
     #: the recorded segment periods, and migration matrices by (from, to) period: the segment
     #: history changes with runs only, as the book does (filled on first use)
     periods: list[str] | None = None
@@ -93,8 +95,15 @@ class BookFigures:
 
 
 def book_figures(store: StateStore, config: AppConfig) -> BookFigures:
-    book = synced_book(store).book  # loaded once per run for explain and the console too
-    return BookFigures(outcomes(book, config.renewals), book.owners, frozenset(book.accounts))
+    synced = synced_book(store)  # loaded once per run for explain and the console too
+    book = synced.book
+    written = {key: f for (kind, key), f in synced.ledger.rows.items() if kind == "task"}
+    return BookFigures(
+        outcomes(book, config.renewals),
+        book.owners,
+        frozenset(book.accounts),
+        touchpoints(written, book.tasks.values()),
+    )
 
 
 def build_report(
@@ -113,7 +122,7 @@ def build_report(
     rows, total = retention_by_period(items, start, end, period)
     graded = store.history.account_grades_on(as_of.isoformat())
     grades = {a: g for a, g in graded.items() if a in figures.accounts}
-    segs = config.segments
+    segs, journey = config.segments, config.playbook.journey
     if figures.periods is None:
         figures.periods = store.history.segment_periods()
     before = _recorded(figures.periods, period_start(start, segs).isoformat())
@@ -133,6 +142,9 @@ def build_report(
         matrix,
         health_mix(grades.values()),
         by_owner(items, figures.owners, start, end),
+        coverage(
+            figures.touchpoints, items, journey.segments, start, end, as_of, journey.kept_up_share
+        ),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from crm_renewals.connector.services.health_table import GRADES, SORTS, health_table
+from crm_renewals.connector.services.health_table import GRADES, SORTS, health_table, journeys
+from crm_renewals.connector.services.sync import today
 from crm_renewals.console import params
 from crm_renewals.console.state import console
 
@@ -19,8 +20,17 @@ def index():
     sort = params.choice(request.args, "sort", SORTS, "grade")
     query = params.text(request.args, "q")
     page = params.page_number(request.args)
-    table = health_table(console().store, grade=grade, query=query, sort=sort, page=page)
+    state = console()
+    table = health_table(state.store, grade=grade, query=query, sort=sort, page=page)
+    ids = [r.account_id for r in table.rows]
+    journey = journeys(state.store, state.config.playbook, ids, today())
     args = {k: v for k, v in (("grade", grade), ("q", query), ("sort", sort)) if v}
     return render_template(
-        "console/health.html", table=table, grade=grade, q=query, sort=sort, args=args
+        "console/health.html",
+        table=table,
+        journey=journey,
+        grade=grade,
+        q=query,
+        sort=sort,
+        args=args,
     )
