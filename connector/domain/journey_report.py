@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm_renewals.connector.domain.models import Task
-from crm_renewals.connector.domain.reports import Outcome, _ratio, retention
+from crm_renewals.connector.domain.reports import Outcome, ratio, retention
 
 MARK = ":journey:"
 
@@ -134,7 +134,7 @@ def _segment(number: int | None, due: list[Touchpoint], as_of: date) -> SegmentC
     done = sum(p.completed for p in due)
     late = sum(not p.completed and p.due_date < as_of for p in due)
     return SegmentCoverage(
-        number, len(due), done, late, len(due) - done - late, _ratio(done, len(due))
+        number, len(due), done, late, len(due) - done - late, ratio(done, len(due))
     )
 
 

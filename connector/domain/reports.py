@@ -103,7 +103,7 @@ def labels(start: date, end: date, period: Period) -> list[str]:
     return out
 
 
-def _ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
+def ratio(num: Decimal | int, den: Decimal | int) -> Decimal | None:
     if not den:
         return None
     return (Decimal(num) / Decimal(den)).quantize(RATE, ROUND_HALF_UP)
@@ -154,12 +154,12 @@ def retention(label: str, due: Iterable[Outcome]) -> Retention:
         due_value - decided_value,
         renewed_value,
         amount,
-        _ratio(len(won), decided),
-        _ratio(renewed_value, decided_value),
-        _ratio(len(lost), decided),
-        _ratio(lost_value, decided_value),
-        _ratio(kept, decided_value),
-        _ratio(amount, decided_value),
+        ratio(len(won), decided),
+        ratio(renewed_value, decided_value),
+        ratio(len(lost), decided),
+        ratio(lost_value, decided_value),
+        ratio(kept, decided_value),
+        ratio(amount, decided_value),
         avg,
     )
 
