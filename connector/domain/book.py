@@ -16,6 +16,7 @@ from crm_renewals.connector.domain.models import (
     Owner,
     RenewalLine,
     RenewalOpportunity,
+    Task,
 )
 
 R = TypeVar("R")
@@ -30,6 +31,8 @@ class Book:
     contract_lines: dict[str, ContractLine] = field(default_factory=dict)
     renewals: dict[str, RenewalOpportunity] = field(default_factory=dict)
     renewal_lines: dict[str, RenewalLine] = field(default_factory=dict)
+    #: tasks the connector wrote, as the CRM holds them now (status read back for reports)
+    tasks: dict[str, Task] = field(default_factory=dict)
     #: contract id -> {record ref: why it failed to map}; such a contract is not planned
     broken: dict[str, dict[str, str]] = field(default_factory=dict)
     #: renewal key -> keys of its lines the CRM reports deleted
@@ -187,4 +190,5 @@ _ATTR = {
     "contract_line": "contract_lines",
     "renewal_opportunity": "renewals",
     "renewal_line": "renewal_lines",
+    "task": "tasks",
 }
