@@ -3,7 +3,16 @@ left it (and when they completed it, where the CRM says), never rewritten."""
 
 from __future__ import annotations
 
+from crm_renewals.connector.domain.mapping import to_model
+from crm_renewals.connector.ports import Cursor, OutboundRecord
 from crm_renewals.connector.services.gather import load_book
+from tests.contract.test_port_contract import (  # noqa: F401
+    h,
+    read_all,
+    renewal,
+    seed_account,
+    seed_owner,
+)
 from tests.contract.test_sync_contract import crm, run, soon  # noqa: F401
 
 #: the CRM's completion field, in the harness's (sandbox) words
@@ -62,3 +71,20 @@ def test_only_the_tasks_the_connector_wrote_are_read(crm):  # noqa: F811
     assert (report.writes, report.failed, report.map_failures) == ({}, 0, [])
     written = [t for t in book.crm.all("Task") if t.get("Dedupe_Key__c")]
     assert len(read_back(ctx)) == len(written) == created >= 1
+
+
+def test_the_port_reads_our_tasks_only_and_a_completion_after_the_cursor(h):  # noqa: F811
+    owner = seed_owner(h)
+    account = seed_account(h, owner)
+    h.crm.upsert("renewal_opportunity", [renewal("K1", owner, account)])
+    task = {"Subject": "Call", "OwnerId": owner, "ActivityDate": "2027-01-04"}
+    h.crm.create_missing("task", [OutboundRecord("K1:prep", task, "K1")])
+    theirs = h.admin.insert("Task", {"Subject": "Lunch", "OwnerId": owner})
+    (ours,) = read_all(h, "task")
+    model = to_model(h.crm.mapping, "task", ours.fields)
+    assert (model.dedupe_key, model.status, model.completed_at) == ("K1:prep", "open", None)
+    assert [r.id for r in h.crm.read_ids("task", [ours.id, theirs])] == [ours.id]
+    h.admin.edit("Task", ours.id, {"Status": "Completed"})
+    (done,) = read_all(h, "task", Cursor(ours.modified_at, ours.id))
+    model = to_model(h.crm.mapping, "task", done.fields)
+    assert model.status == "completed" and model.completed_at is not None

@@ -52,6 +52,7 @@ class SandboxReads:
         for chunk in chunks(list(dict.fromkeys(ids)), self.page_size):
             rows = self.t.retried(self._by_ids, om.object, chunk)
             page = [_source(row, om.modified_field) for row in rows]
+            page = [r for r in page if _wanted(r.fields, om.options.get("where", ()))]
             if related:
                 self._resolve(page, related)
             out += page
