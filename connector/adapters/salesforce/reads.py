@@ -59,7 +59,7 @@ class SalesforceReads:
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
         out: list[SourceRecord] = []
         unique = list(dict.fromkeys(ids))
-        where = filters(self.mapping.models[kind])  # a rep's own task is no task of ours
+        where = filters(self.mapping.models[kind])  # the kind's records only: not a rep's own task
         for i in range(0, len(unique), MAX_IDS_PER_QUERY):
             chunk = unique[i : i + MAX_IDS_PER_QUERY]
             soql = select(self.mapping, kind, [*where, format_soql("Id IN {}", chunk)])

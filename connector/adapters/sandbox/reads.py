@@ -1,7 +1,6 @@
 """Sandbox reads: change pages ordered by (modstamp, id), soft-deleted records included and
-flagged (like queryAll), and reads by id; `Rel.Field` paths filled as SOQL does; a mapping's
-`options.where` (`=`, `!=`) selects records as its SOQL would. Each page is
-one API call, retried by the transport."""
+flagged (like queryAll), and reads by id; `Rel.Field` paths filled and `options.where` (`=`,
+`!=`) applied as SOQL does. Each page is one API call, retried by the transport."""
 
 from __future__ import annotations
 
