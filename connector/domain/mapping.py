@@ -41,6 +41,9 @@ class FieldSpec(BaseModel):
     type: CrmType | None = None
     format: str | None = None
     map: dict[str, Any] | None = None
+    #: what a CRM value missing from `map` reads as (a picklist the CRM lets admins extend,
+    #: such as a task's status); without it such a value fails to map
+    otherwise: Any = None
     default: Any = None
     const: Any = None
     required: bool = False
@@ -208,7 +211,9 @@ def _check_spec(kind: str, spec: FieldSpec, py_type: type, allowed: tuple | None
     one_to_one = len(set(map(_text, (spec.map or {}).values()))) == len(spec.map or {})
     if spec.direction != "in" and kind in WRITE_KINDS and not one_to_one:
         yield "map", "value map is not one-to-one, so it cannot be written back"
-    for label in ("default", "const"):
+    if spec.otherwise is not None and spec.map is None:
+        yield "otherwise", "applies to a value map only: add `map`"
+    for label in ("default", "const", "otherwise"):
         value = getattr(spec, label)
         if value is not None:
             try:
@@ -241,7 +246,11 @@ def to_model(mapping: Mapping, kind: str, raw: dict[str, Any]) -> Record:
             value = spec.default
         elif spec.map is not None:
             key = _text(value)
-            if key not in spec.map:
+            if key in spec.map:
+                value = spec.map[key]
+            elif spec.otherwise is not None:
+                value = spec.otherwise
+            else:
                 raise UnmappedValueError(
                     kind,
                     record_id,
@@ -249,7 +258,6 @@ def to_model(mapping: Mapping, kind: str, raw: dict[str, Any]) -> Record:
                     value,
                     f"not in the value map of {spec.field} ({sorted(spec.map)})",
                 )
-            value = spec.map[key]
         if value is None:
             if required or spec.required:
                 raise MappingError(

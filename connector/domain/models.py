@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, fields
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
@@ -153,10 +153,13 @@ class Task:
     description: str = ""
     due_date: date
     priority: Priority = "normal"
+    #: "open" or "completed": written open, read back as the CRM holds it (a rep completes it)
     status: str = "open"
     renewal_key: str | None = None
     account_id: str | None = None
     contact_id: str | None = None
+    #: when a rep completed it, where the CRM says (read only, for journey coverage)
+    completed_at: datetime | None = None
 
 
 @record
@@ -202,7 +205,8 @@ GROUPS: dict[type, dict[str, type]] = {
     Contract: {"cpq": CpqRenewal},
 }
 
-#: Kinds read from the CRM on every sync, in dependency order.
+#: Kinds read from the CRM on every sync, in dependency order. Tasks come last: only those the
+#: connector wrote, read back for their status (planning never rewrites a task it wrote).
 READ_KINDS = (
     "owner",
     "account",
@@ -211,6 +215,7 @@ READ_KINDS = (
     "contract_line",
     "renewal_opportunity",
     "renewal_line",
+    "task",
 )
 #: Kinds the connector writes.
 WRITE_KINDS = ("renewal_opportunity", "renewal_line", "task", "account_health")

@@ -80,7 +80,7 @@ def _completeness(kind, canonical, spec: FieldSpec, where: str, crm_values: list
     name = f"value map {where} ({kind}.{canonical})"
     problems, fixes = [], []
     unmapped = [v for v in crm_values if v not in spec.map]
-    if unmapped and kind in READ_KINDS and spec.direction != "out":
+    if unmapped and kind in READ_KINDS and spec.direction != "out" and spec.otherwise is None:
         problems.append(
             f"CRM values with no mapping: {_list(unmapped)} (records with them fail to map)"
         )

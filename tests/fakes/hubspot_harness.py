@@ -76,6 +76,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "Dedupe_Key__c": "renewal_task_key",
         "Priority": "hs_task_priority",
         "Status": "hs_task_status",
+        "CompletedDateTime": "hs_task_completion_date",
     },
 }
 #: sandbox field -> {sandbox value: HubSpot value}
@@ -87,6 +88,10 @@ VALUES = {
         "Expired": "expired",
         "Terminated": "terminated",
         "Cancelled": "cancelled",
+        # a task's (no contract status shares these)
+        "Not Started": "NOT_STARTED",
+        "In Progress": "IN_PROGRESS",
+        "Completed": "COMPLETED",
     },
     "Type": {"Renewal": "existingbusiness"},
     "Priority": {"High": "HIGH", "Normal": "MEDIUM", "Low": "LOW"},

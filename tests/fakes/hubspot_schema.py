@@ -92,13 +92,20 @@ DEFAULT_PROPERTIES = {
         _p("hs_task_body", "string", "html"),
         _p("hs_timestamp", "datetime", "date"),
         # "either COMPLETED or NOT_STARTED"; "LOW, MEDIUM, or HIGH" (developers.hubspot.com,
-        # CRM API | Tasks, Properties)
+        # CRM API | Tasks, Properties); a portal's task board offers the other statuses too
         _p(
             "hs_task_status",
             "enumeration",
             "select",
-            [("NOT_STARTED", "Not started"), ("COMPLETED", "Completed")],
+            [
+                ("NOT_STARTED", "Not started"),
+                ("IN_PROGRESS", "In progress"),
+                ("WAITING", "Waiting"),
+                ("COMPLETED", "Completed"),
+                ("DEFERRED", "Deferred"),
+            ],
         ),
+        _p("hs_task_completion_date", "datetime", "date"),
         _p(
             "hs_task_priority",
             "enumeration",

@@ -430,6 +430,12 @@ class FakeHubSpot:
         obj["updatedAt"] = at
         for name in STAMP_FIELDS.get(obj_type, ("hs_lastmodifieddate",)):
             obj["properties"][name] = at
+        if obj_type == "tasks":  # HubSpot stamps the moment a task is completed, read only
+            props = obj["properties"]
+            done = props.get("hs_task_status") == "COMPLETED"
+            props["hs_task_completion_date"] = (
+                (props.get("hs_task_completion_date") or at) if done else None
+            )
 
 
 def _template(key: str) -> str:

@@ -50,7 +50,14 @@ REQUIRED = {
     "Task": ("Subject",),
 }
 #: Read-only fields Salesforce derives on save.
-DERIVED = {"OpportunityLineItem": {"ProductCode", "Product2Id"}, "Task": {"AccountId"}}
+DERIVED = {
+    "OpportunityLineItem": {"ProductCode", "Product2Id"},
+    "Task": {"AccountId", "CompletedDateTime"},
+}
+#: Task statuses whose TaskStatus.IsClosed is true ("Multiple task status values can represent
+#: a closed task": developer.salesforce.com object_reference, TaskStatus); of the standard ones,
+#: Completed only
+CLOSED_TASK_STATUSES = {"Completed"}
 LOGIN_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
  xmlns="urn:partner.soap.sforce.com"><soapenv:Body><loginResponse><result>
@@ -79,6 +86,7 @@ TYPES = {
     "Quantity": "double",
     "Renewal_Uplift__c": "percent",
     "SystemModstamp": "datetime",
+    "CompletedDateTime": "datetime",
     "StageName": "picklist",
     "Type": "picklist",
     "Status": "picklist",
@@ -126,7 +134,7 @@ SCHEMA = {
     "OpportunityLineItem": "Id OpportunityId PricebookEntryId Product2Id ProductCode Quantity "
     "UnitPrice Description Line_Type__c Renewal_Line_Key__c SystemModstamp IsDeleted",
     "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
-    "Priority Dedupe_Key__c Renewal_Key__c SystemModstamp IsDeleted",
+    "Priority Dedupe_Key__c Renewal_Key__c CompletedDateTime SystemModstamp IsDeleted",
 }
 RELATIONS = {
     "Product2": "Product2Id",
@@ -197,6 +205,8 @@ class FakeOrg:
         if obj == "Opportunity" and self.line_items(record_id):
             changes = {k: v for k, v in changes.items() if k != "Amount"}  # derived, see _roll_up
         rec.update(changes, SystemModstamp=self._stamp())
+        if obj == "Task":
+            self._derive(obj, rec)
         if obj == "OpportunityLineItem":
             self._roll_up(rec.get("OpportunityId"))
 
@@ -587,6 +597,11 @@ class FakeOrg:
                 rec["AccountId"] = parent.get("AccountId")
             else:
                 rec["AccountId"] = self.records["Contact"].get(who or "", {}).get("AccountId")
+            # CompletedDateTime: set when the task is saved with a closed status, else empty
+            closed = rec.get("Status") in CLOSED_TASK_STATUSES
+            rec["CompletedDateTime"] = (
+                (rec.get("CompletedDateTime") or self._stamp(False)) if closed else None
+            )
 
     def _describe(self, obj: str) -> tuple[int, Any]:
         if obj not in self.schema:

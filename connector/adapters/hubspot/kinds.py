@@ -69,6 +69,9 @@ class Kinds:
             return [{"propertyName": line_key, "operator": "NOT_HAS_PROPERTY"}]
         if kind == "renewal_line":
             return [{"propertyName": line_key, "operator": "HAS_PROPERTY"}]
+        if kind == "task":  # the tasks the connector wrote, not the reps' own
+            task_key = self.mapping.models["task"].key_field
+            return [{"propertyName": task_key, "operator": "HAS_PROPERTY"}]
         return []
 
     def predicate(self, kind: str) -> Callable[[dict], bool]:
@@ -94,10 +97,10 @@ class Kinds:
         return list(dict.fromkeys(w for w in wanted + extra if w and w != "hs_object_id"))
 
     def linked_types(self, kind: str) -> dict[str, str]:
-        """Mapped association fields of a kind: field name -> object type it points at."""
+        """Mapped association fields a read of `kind` fills: field name -> object type."""
         out = {}
         for spec in self.mapping.models[kind].fields.values():
-            m = ASSOC_FIELD.match(spec.field or "")
+            m = ASSOC_FIELD.match(spec.field or "") if spec.direction != "out" else None
             if m:
                 out[spec.field] = self.resolve_type(m["name"])
         if kind == "contact" and self.settings.renewal_contact_label:

@@ -59,9 +59,10 @@ class SalesforceReads:
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
         out: list[SourceRecord] = []
         unique = list(dict.fromkeys(ids))
+        where = filters(self.mapping.models[kind])  # the kind's records only: not a rep's own task
         for i in range(0, len(unique), MAX_IDS_PER_QUERY):
             chunk = unique[i : i + MAX_IDS_PER_QUERY]
-            soql = select(self.mapping, kind, [format_soql("Id IN {}", chunk)])
+            soql = select(self.mapping, kind, [*where, format_soql("Id IN {}", chunk)])
             for page in self._pages(kind, soql):
                 out += page
         return out

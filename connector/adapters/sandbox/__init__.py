@@ -23,6 +23,7 @@ from typing import Any
 from crm_renewals.connector.adapters.facade import AdapterFacade
 from crm_renewals.connector.adapters.sandbox.diagnosis import SandboxDiagnosis
 from crm_renewals.connector.adapters.sandbox.reads import SandboxReads
+from crm_renewals.connector.adapters.sandbox.schema import task_completed_at
 from crm_renewals.connector.adapters.sandbox.transport import SandboxTransport, Tx
 from crm_renewals.connector.adapters.sandbox.writes import SandboxWrites
 from crm_renewals.connector.domain.mapping import Mapping
@@ -100,6 +101,8 @@ class SandboxCrm(AdapterFacade):
             changes = {k: v for k, v in changes.items() if k != "Amount"}
         fields.update(changes)
         now = self.transport.now()
+        if obj == "Task":
+            fields["CompletedDateTime"] = task_completed_at(fields, now)
         self.transport.db.execute(
             "UPDATE records SET fields = ?, modstamp = ? WHERE object = ? AND id = ?",
             (json.dumps(fields), now, obj, record_id),

@@ -1,6 +1,6 @@
 """Sandbox reads: change pages ordered by (modstamp, id), soft-deleted records included and
-flagged (like queryAll), and reads by id; `Rel.Field` paths filled as SOQL does. Each page is
-one API call, retried by the transport."""
+flagged (like queryAll), and reads by id; `Rel.Field` paths filled and `options.where` (`=`,
+`!=`) applied as SOQL does. Each page is one API call, retried by the transport."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class SandboxReads:
             rows = self.t.retried(self._page, om.object, after)
             more, rows = len(rows) > self.page_size, rows[: self.page_size]
             page = [_source(row, om.modified_field) for row in rows]
+            page = [r for r in page if _wanted(r.fields, om.options.get("where", ()))]
             if related:
                 self._resolve(page, related)
             if page:
@@ -50,6 +51,7 @@ class SandboxReads:
         for chunk in chunks(list(dict.fromkeys(ids)), self.page_size):
             rows = self.t.retried(self._by_ids, om.object, chunk)
             page = [_source(row, om.modified_field) for row in rows]
+            page = [r for r in page if _wanted(r.fields, om.options.get("where", ()))]
             if related:
                 self._resolve(page, related)
             out += page
@@ -87,3 +89,13 @@ def _source(row: Row, modified_field: str | None) -> SourceRecord:
     data["IsDeleted"] = bool(deleted)
     moment = datetime.fromisoformat(modstamp.replace("Z", "+00:00"))
     return SourceRecord(record_id, moment, data, bool(deleted))
+
+
+def _wanted(fields: dict, where) -> bool:
+    """A record meets `options.where` (`=` and `!=` conditions, as SOQL compares them)."""
+    for cond in where:
+        value = fields.get(cond["field"]) or None  # empty text is null, as in SOQL
+        equal = value == cond.get("value")
+        if equal != (cond.get("op", "=") == "="):
+            return False
+    return True

@@ -146,13 +146,33 @@ OBJECTS: dict[str, dict[str, FieldDef]] = {
         "Priority": _f("picklist", picklist=("High", "Normal", "Low")),
         "Status": _f(
             "picklist",
-            picklist=("Not Started", "In Progress", "Completed", "Waiting on someone else"),
+            picklist=(
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Waiting on someone else",
+                "Deferred",
+            ),
         ),
+        "CompletedDateTime": _f("datetime", read_only=True),
         "WhatId": _ref("Opportunity", "Account", "Contract"),
         "WhoId": _ref("Contact"),
         "AccountId": _ref("Account", read_only=True),
     },
 }
+
+
+#: Task statuses that close a task (Salesforce: TaskStatus.IsClosed; of the standard values,
+#: Completed only)
+CLOSED_TASK_STATUSES = ("Completed",)
+
+
+def task_completed_at(fields: dict, now: str) -> str | None:
+    """Task.CompletedDateTime as the CRM keeps it: set when the task is saved closed, kept
+    while it stays closed, cleared when it is reopened."""
+    if fields.get("Status") not in CLOSED_TASK_STATUSES:
+        return None
+    return fields.get("CompletedDateTime") or now
 
 
 def relationship(obj: str, name: str) -> FieldDef | None:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from crm_renewals.connector.adapters.sandbox.schema import write_error
+from crm_renewals.connector.adapters.sandbox.schema import task_completed_at, write_error
 from crm_renewals.connector.adapters.sandbox.transport import PREFIXES, SandboxTransport
 from crm_renewals.connector.domain.mapping import Mapping
 from crm_renewals.connector.ports import OutboundRecord, WriteResult
@@ -113,6 +113,7 @@ class SandboxWrites:
             fields["Amount"] = json.loads(row[1]).get("Amount")  # rolled up: see _roll_up
         if obj == "Task":
             fields["AccountId"] = self._task_account(fields)
+            fields["CompletedDateTime"] = task_completed_at(fields, now)
         if row is None:
             record_id = self.t.new_id(obj)
             fields["Id"] = record_id
