@@ -7,8 +7,8 @@ did not. Pure.
   CRM with a journey dedupe key (`<account>:journey:<segment>:<segment start>`); its due date
   and status are the CRM's as last read, else what we wrote (open)
 - due: its due date falls in the window and on or before as-of (a task not yet due is not
-  counted); completed: the CRM says so; overdue: due before as-of and not completed; open: due
-  on as-of and not completed yet
+  counted); completed: the CRM says so (its status, or a completion time); overdue: due
+  before as-of and not completed; open: due on as-of and not completed yet
 - kept up: an account with touchpoints due whose completed share is at least `threshold`
   (1: all of them); behind: the other accounts with touchpoints due. Accounts with none due
   are in neither group. Each group's renewal rate is the report's (renewals won over renewals
@@ -80,7 +80,9 @@ def touchpoints(written: Mapping[str, Mapping[str, Any]], read: Iterable[Task]) 
     out: dict[str, Touchpoint] = {}
     for task in read:
         if (where := _place(task.dedupe_key)) is not None:
-            done = task.status == "completed"
+            # a status an admin added that closes a task reads `open`; the CRM's completion
+            # time still says it was closed (Salesforce TaskStatus.IsClosed, CompletedDateTime)
+            done = task.status == "completed" or task.completed_at is not None
             out[task.dedupe_key] = Touchpoint(task.dedupe_key, *where, task.due_date, done, True)
     for key, fields in written.items():
         due = fields.get("due_date")

@@ -27,7 +27,7 @@ LATER = (AS_OF + timedelta(days=45)).isoformat()
 def console_config(console_config: Path) -> Path:
     """The demo book with its journey tasks read back, every other one completed."""
     flip = iter(range(10**6))
-    read_back_journey_tasks(console_config, lambda _key: next(flip) % 2 == 0)
+    read_back_journey_tasks(console_config, lambda _key: next(flip) % 2 == 0, AS_OF)
     return console_config
 
 

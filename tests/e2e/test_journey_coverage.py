@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
     config = write_config(folder)
     cli = cli_for(config)
     assert cli("demo", "--as-of", AS_OF.isoformat()).exit_code == 0
-    return cli, read_back_journey_tasks(config, done)
+    return cli, read_back_journey_tasks(config, done, AS_OF)
 
 
 def journey(cli, as_of: date, *args: str) -> dict:

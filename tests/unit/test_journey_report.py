@@ -4,7 +4,7 @@ journey against those that did not."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from crm_renewals.connector.domain.journey_report import coverage, touchpoints
@@ -129,3 +129,17 @@ def test_no_journey_no_touchpoints_no_rates():
     j = coverage([], [outcome("c", "A", date(2026, 3, 1), "renewed")], 18, START, END, AS_OF)
     assert [r.due for r in j.segments] == [0] * 18 and j.total.completion is None
     assert j.kept_up.accounts == j.behind.accounts == 0 and j.kept_up.renewal_rate is None
+
+
+def test_a_task_closed_with_a_custom_status_counts_completed_by_its_completion_time():
+    # Salesforce: several Task Status values may close a task (TaskStatus.IsClosed); one an
+    # admin added reads `open`, but CompletedDateTime says when it was closed
+    closed = read("A", 2, date(2026, 2, 1), status="open")
+    closed = Task(**{**vars_of(closed), "completed_at": datetime(2026, 2, 3, 9, 30, tzinfo=UTC)})
+    still_open = read("B", 2, date(2026, 2, 1), status="open")
+    total = coverage(touchpoints({}, [closed, still_open]), [], 18, START, END, AS_OF).total
+    assert (total.due, total.completed, total.overdue) == (2, 1, 1)
+
+
+def vars_of(task: Task) -> dict:
+    return {name: getattr(task, name) for name in Task.__dataclass_fields__}
