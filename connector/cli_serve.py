@@ -151,13 +151,29 @@ def _stop_with_parent(worker) -> None:
     is_flag=True,
     help="Show the jobs, their next run and last outcome, and exit (no scheduler is started).",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 0 if a scheduler beat lately (a health check), else 1; no scheduler is started.",
+)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=1),
+    help="With --check: seconds since the last beat (default: 3 x schedule.lease_seconds).",
+)
 @json_option
 @click.pass_context
 @fatal_errors
-def scheduler_cmd(ctx, list_jobs: bool, as_json: bool) -> None:
+def scheduler_cmd(ctx, list_jobs: bool, check: bool, max_age: float | None, as_json: bool) -> None:
     """Run the scheduled jobs of app.yaml (sync, renewal scan, reconciliation, ...)."""
     cfg = bootstrap.load(ctx.obj["config"])
+    from crm_renewals.jobs import heartbeat
     from crm_renewals.jobs.scheduler import build_scheduler, upcoming
+
+    if check:
+        ok, line = heartbeat.check(cfg, max_age)
+        click.echo(line)
+        ctx.exit(0 if ok else 1)
 
     if list_jobs or as_json:
         store = bootstrap.open_store(cfg)

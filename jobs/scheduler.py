@@ -28,6 +28,7 @@ from crm_renewals.connector.logs import log_context
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.state import JobRun, StateStore
 from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
+from crm_renewals.jobs import heartbeat
 from crm_renewals.jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,13 @@ def _heartbeat(ctx: Context, name: str, slot: datetime, runner: str, lease: floa
         thread.join()
 
 
+def sweep(config: AppConfig, *, context_factory: Callable[[], Context], runner: str) -> None:
+    """The lapsed claims' sweep, then the heartbeat (this scheduler runs and its database
+    answers)."""
+    retake_expired(config, context_factory=context_factory, runner=runner)
+    heartbeat.beat(config)
+
+
 def build_scheduler(
     config: AppConfig,
     scheduler: BaseScheduler | None = None,
@@ -247,9 +255,9 @@ def build_scheduler(
     sched = scheduler or BlockingScheduler(timezone=tz)
     factory = context_factory or bootstrap.context_factory(config)
     runner = f"{socket.gethostname()}:{os.getpid()}"
-    # at start and every lease: run the slots of schedulers that died mid-run
+    # at start and every lease: run the slots of schedulers that died mid-run, then beat
     sched.add_job(
-        retake_expired,
+        sweep,
         IntervalTrigger(seconds=config.schedule.lease_seconds, timezone=tz),
         args=(config,),
         kwargs={"context_factory": factory, "runner": runner},

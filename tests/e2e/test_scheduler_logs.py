@@ -5,6 +5,7 @@ the last outcome of each from the job history, without starting a scheduler."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
 
@@ -71,3 +72,29 @@ def test_scheduler_list_shows_next_runs_and_the_last_outcome_of_each_job(tmp_pat
     assert last["last_at"] == SLOT.isoformat() and last["next_at"] is not None
     assert jobs["daily_renewal_scan"]["next_at"] is None
     assert jobs["incremental_sync"]["last_status"] is None
+
+
+def test_scheduler_check_tells_whether_a_scheduler_beat_lately(tmp_path):
+    """`renewals scheduler --check` (the container's health check): 0 while a scheduler beats
+    (it sweeps for lapsed claims at start and every schedule.lease_seconds), else 1 and why."""
+    path = config(tmp_path)
+    cli = cli_for(path)
+    never = cli("scheduler", "--check")
+    assert never.exit_code == 1
+    assert "no scheduler has beaten yet" in never.output
+    proc = subprocess.Popen(
+        [*renewals_cli(), "--config", str(path), "scheduler"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: cli("scheduler", "--check").exit_code == 0, timeout=30, proc=proc)
+    finally:
+        stop(proc)
+    beat = tmp_path / "data" / "scheduler.heartbeat"
+    assert "scheduler beat" in cli("scheduler", "--check").output
+    stale = beat.stat().st_mtime - 3 * 60 - 1  # three leases (60 s) without a beat
+    os.utime(beat, (stale, stale))
+    late = cli("scheduler", "--check")
+    assert late.exit_code == 1 and "no scheduler beat for 18" in late.output
+    assert cli("scheduler", "--check", "--max-age", "300").exit_code == 0
