@@ -1,7 +1,8 @@
 """What `notify:` alerts on, and when: a run that ended failed, stopped or interrupted (once per
-run; a run that ends as the one before it did is a repeat and not sent again), open dead
-letters over the threshold and an inbox that waits too long (once per episode: again only
-after it ended and began anew), and the daily digest of accounts turned red.
+run; a run that ends as the one before it did is a repeat and not sent again) and the first
+run that ends well after such alerted runs (the recovery), open dead letters over the
+threshold and an inbox that waits too long (once per episode: again only after it ended and
+began anew), and the daily digest of accounts turned red.
 
 Each alert's episode key is claimed in the state store before sending (state/notices.py), so
 any number of processes can check: one of them sends. Checks run as each run ends
@@ -68,6 +69,8 @@ def _runs(config: AppConfig, store: StateStore) -> list[str]:
         checked = run.id
         if run.status in FAILING and _send_run(config, store, run):
             sent.append(f"run:{run.id}")
+        elif run.status not in FAILING and _send_recovery(config, store, run):
+            sent.append(f"recovered:{run.id}")
     if checked != after:
         store.notices.note(RUNS_CHECKED, {"run_id": checked})
     return sent
@@ -80,6 +83,30 @@ def _send_run(config: AppConfig, store: StateStore, run: Run) -> bool:
     if not store.notices.open(key, {"status": run.status, "repeat": repeat}) or repeat:
         return False
     _send_noted(config, store, key, _run_message(config, store, run), {"status": run.status})
+    return True
+
+
+def _send_recovery(config: AppConfig, store: StateStore, run: Run) -> bool:
+    """A run that ended well after runs that were alerted as failing: told once."""
+    streak: list[Run] = []
+    before = store.runs.get(store.runs.before(run.id) or 0)
+    while before is not None and before.status in FAILING and len(streak) < RUNS_PER_CHECK:
+        streak.append(before)
+        before = store.runs.get(store.runs.before(before.id) or 0)
+    if not streak or store.notices.get(f"run:{streak[0].id}") is None:
+        return False  # the run before it did not fail, or was never alerted
+    key = f"recovered:{run.id}"
+    statuses = " or ".join(sorted({r.status for r in streak}))
+    detail = {"after": len(streak), "since_run": streak[-1].id}
+    if not store.notices.open(key, detail):
+        return False
+    body = (
+        f"Run {run.id} ({run.mode}, as of {run.as_of}) on {config.crm} ended {run.status}, "
+        f"after {_n(len(streak), 'run')} that ended {statuses} (since run {streak[-1].id}).\n"
+        f"Details: renewals runs --id {run.id}; {_page(config, f'/admin/runs/{run.id}')}"
+    )
+    title = f"crm-renewals: run {run.id} recovered"
+    _send_noted(config, store, key, Message(title, body, "success"), detail)
     return True
 
 

@@ -82,6 +82,15 @@ def test_a_failed_sync_is_alerted_once_with_its_run_and_where_to_look(tmp_path, 
         ("run:2", True),
         ("run:1", None),
     ]
+    # the cause is gone: the next run that ends is told as the recovery, once
+    assert renewals(*args).returncode in (0, 1)  # 1: the demo book's broken records
+    assert renewals(*args).returncode in (0, 1)
+    titles = [p["title"] for p in hook.posts]
+    assert titles == ["crm-renewals: run 1 failed", "crm-renewals: run 3 recovered"]
+    recovered = hook.posts[1]
+    assert recovered["type"] == "success"
+    assert "Run 3 (incremental, as of 2026-11-23) on sandbox ended partial" in recovered["message"]
+    assert "after 2 runs that ended failed (since run 1)" in recovered["message"]
 
 
 def test_a_killed_run_is_alerted_once_the_next_run_marks_it_interrupted(tmp_path, hook):
@@ -90,8 +99,10 @@ def test_a_killed_run_is_alerted_once_the_next_run_marks_it_interrupted(tmp_path
     killed = renewals("1", "--config", config, "sync", "--as-of", DAY, launcher="crashing_sync.py")
     assert killed.returncode == -9 and hook.posts == []  # nobody left to tell
     assert cli("sync", "--as-of", DAY).exit_code == 1  # partial: the demo's broken records
-    assert hook.titles() == ["crm-renewals: run 1 interrupted"]
+    # told together: the killed run, and that the run which found it ended well
+    assert hook.titles() == ["crm-renewals: run 1 interrupted", "crm-renewals: run 2 recovered"]
     assert "the process stopped before the run ended" in hook.posts[0]["message"]
+    assert "after 1 run that ended interrupted (since run 1)" in hook.posts[1]["message"]
 
 
 def test_dead_letters_over_the_threshold_alert_once_per_crossing(tmp_path, hook):
