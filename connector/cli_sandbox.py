@@ -50,8 +50,14 @@ def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
         raise ConfigError([config_problem("crm", "sandbox commands need crm: sandbox")])
     if reset:
         _remove_sqlite(cfg.sandbox_path)
-        if cfg.state_url.startswith("sqlite:///"):
+        if cfg.state_url.startswith("sqlite:///"):  # a damaged file is replaced too
             _remove_sqlite(Path(cfg.state_url.removeprefix("sqlite:///")))
+        else:
+            store = bootstrap.open_store(cfg)
+            try:
+                store.reset()
+            finally:
+                store.close()
     crm = bootstrap.build_sandbox(cfg)
     try:
         if crm.all("Account") or crm.all("User"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -29,7 +30,7 @@ from crm_renewals.connector.state.ledger import LedgerRepository
 from crm_renewals.connector.state.mirror import CursorRepository, MirrorRepository
 from crm_renewals.connector.state.notices import NoticeRepository
 from crm_renewals.connector.state.runs import RunRepository
-from crm_renewals.connector.state.schema import migrate
+from crm_renewals.connector.state.schema import meta, migrate, schema_version
 from crm_renewals.connector.state.signals import SignalRepository
 from crm_renewals.connector.state.users import UserRepository
 from crm_renewals.connector.state.versions import ConfigVersionRepository
@@ -95,6 +96,18 @@ class StateStore(Repositories):
         """A unit of work: its repositories' writes commit together, or none of them."""
         with deferred_interrupt(), self.engine.begin() as conn:  # Ctrl-C waits for the commit
             yield UnitOfWork(conn)
+
+    def reset(self) -> None:
+        """Empty every table but the schema's version, in one transaction: the state of a new
+        install (what deleting a SQLite file does, for any database)."""
+        tables = [t for t in reversed(meta.sorted_tables) if t is not schema_version]
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # ids start at 1 again, as in a new database
+                names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+                return
+            for table in tables:
+                conn.execute(table.delete())
 
     def close(self) -> None:
         self.engine.dispose()

@@ -40,3 +40,20 @@ from tests.e2e.test_sync_service import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.usefixtures("on_postgres")
+
+
+def test_demo_twice_starts_over_on_postgresql_too(tmp_path, on_postgres):
+    """`renewals demo` (and `sandbox seed --reset`) empty the state database whatever it is:
+    the second demo plans against the new sandbox, not the first one's ledger."""
+    import json
+
+    from tests.conftest import cli_for, write_config
+
+    renewals = cli_for(write_config(tmp_path))
+    assert renewals("demo", "--as-of", "2026-11-23").exit_code == 0
+    first = json.loads(renewals("runs", "--json").output)
+    assert renewals("demo", "--as-of", "2026-11-23").exit_code == 0
+    again = json.loads(renewals("runs", "--json").output)
+    assert [r["id"] for r in again] == [r["id"] for r in first] == [2, 1]  # started over
+    created = [r["counts"]["created"] for r in (again[-1], first[-1])]
+    assert created[0] == created[1] > 0  # the renewals created anew, not found in a ledger
