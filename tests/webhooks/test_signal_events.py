@@ -27,9 +27,13 @@ RED = {
 }
 
 
+#: the signals' time, fixed once: the same signals posted twice are the same signals (taken from
+#: the clock at each call, a second ticking over between two posts made them new ones)
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
 def moment(minutes: int = 0) -> str:
-    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1) + timedelta(minutes=minutes)
-    return at.isoformat().replace("+00:00", "Z")
+    return (BASE + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
 def red_signals(account: str, minutes: int = 0) -> list[dict]:
