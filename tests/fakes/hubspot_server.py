@@ -430,12 +430,9 @@ class FakeHubSpot:
         obj["updatedAt"] = at
         for name in STAMP_FIELDS.get(obj_type, ("hs_lastmodifieddate",)):
             obj["properties"][name] = at
-        if obj_type == "tasks":  # HubSpot stamps the moment a task is completed, read only
-            props = obj["properties"]
-            done = props.get("hs_task_status") == "COMPLETED"
-            props["hs_task_completion_date"] = (
-                (props.get("hs_task_completion_date") or at) if done else None
-            )
+        # hs_task_completion_date is left as written: we found no HubSpot documentation that
+        # HubSpot stamps it when a task is completed, so the fake does not (the connector counts
+        # a task completed by hs_task_status alone)
 
 
 def _template(key: str) -> str:
