@@ -17,14 +17,37 @@ from crm_renewals.connector.mapping_file import load_mapping
 from crm_renewals.connector.ports import CrmClient
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.versions import read_used_files
-from crm_renewals.connector.state import StateStore
+from crm_renewals.connector.state import StateStore, create_schema, sqlite_path
 
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
     from crm_renewals.connector.adapters.salesforce import SalesforceCrm
 
 
-def load(config_path: str | None) -> AppConfig:
-    """The configuration at `config_path` (else $RENEWALS_CONFIG, else ./app.yaml)."""
+def load(config_path: str | None, connection: str | None = None) -> AppConfig:
+    """The configuration of a connection (connector/connections.py: `connection`, else
+    $RENEWALS_CONNECTION, else the only one or `default`) in the app.yaml at `config_path`
+    (else $RENEWALS_CONFIG, else ./app.yaml)."""
+    base = load_base(config_path)
+    return connection_config(base, connection)
+
+
+def connection_config(base: AppConfig, name: str | None) -> AppConfig:
+    """The configuration of connection `name` of the deployment `base` is app.yaml of."""
+    from crm_renewals.connector import connections
+
+    path = sqlite_path(base.state_url)
+    if path is not None and not path.exists():  # a new install: app.yaml is all there is
+        return connections.configuration(base, connections.choose(base, None, name))
+    registry = open_store(base)
+    try:
+        chosen = connections.choose(base, registry, name)
+    finally:
+        registry.close()
+    return connections.configuration(base, chosen)
+
+
+def load_base(config_path: str | None) -> AppConfig:
+    """app.yaml itself: the deployment's settings, and the default connection's."""
     path = find_config(config_path)
     if not path.exists():
         raise ConfigError(
@@ -39,7 +62,14 @@ def load(config_path: str | None) -> AppConfig:
 
 def open_store(config: AppConfig) -> StateStore:
     """The state store of this configuration (the only place a StateStore is built)."""
+    if config.state_schema:
+        create_schema(config.state_url, config.state_schema)
     return StateStore(config.state_url)
+
+
+def open_registry(config: AppConfig) -> StateStore:
+    """The state store holding the deployment's connections (the default connection's)."""
+    return StateStore(config.connections_url)
 
 
 def build(config: AppConfig, crm: CrmClient | None = None) -> Context:

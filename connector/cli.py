@@ -22,6 +22,7 @@ import click
 from crm_renewals.connector import (
     bootstrap,
     cli_admin,
+    cli_connections,
     cli_cpq,
     cli_init,
     cli_notify,
@@ -39,6 +40,8 @@ from crm_renewals.connector.cli_common import (
     EXIT_PARTIAL,
     as_of_option,
     cli_actor,
+    config_of,
+    connection_option,
     fatal_errors,
     json_option,
     one_run,
@@ -68,6 +71,12 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
     envvar=None,
     help="app.yaml to use (default: $RENEWALS_CONFIG, then ./app.yaml).",
 )
+@click.option(
+    "--connection",
+    metavar="NAME",
+    envvar=None,
+    help="The CRM connection (default: $RENEWALS_CONNECTION, then the only one, or `default`).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.option(
     "--log-format",
@@ -77,10 +86,16 @@ from crm_renewals.connector.services.sync_report import Show, needs_attention
     help=f"Logs as text or one JSON object per line (default: ${logs.FORMAT_ENV}, then text).",
 )
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    connection: str | None,
+    verbose: int,
+    log_format: str,
+) -> None:
     """crm-renewals: renewal opportunities, tasks and reports inside your CRM."""
     logs.setup(30 - 10 * min(verbose, 2), log_format)
-    ctx.obj = {"config": config_path, "log_format": log_format}
+    ctx.obj = {"config": config_path, "log_format": log_format, "connection": connection}
 
 
 @main.command("sync")
@@ -217,7 +232,7 @@ def deadletters_retry(ctx, ids: tuple[int, ...], as_of: date | None, as_json: bo
 def deadletters_discard(ctx, ids: tuple[int, ...], reason: str, as_json: bool) -> None:
     """Close open dead letters IDS without retrying them; a refused write discarded is not
     sent again (unless what it would send changes). Audited."""
-    store = bootstrap.open_store(bootstrap.load(ctx.parent.obj["config"]))
+    store = bootstrap.open_store(config_of(ctx.parent))
     try:
         letters = discard(store, ids, reason, cli_actor())
     finally:
@@ -240,6 +255,8 @@ for module in (
     cli_users,
     cli_notify,
     cli_init,
+    cli_connections,
 ):
     for command in module.COMMANDS:
         main.add_command(command)
+connection_option(main)

@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from crm_renewals.connector import bootstrap
 from crm_renewals.connector.cli_common import (
     EXIT_FATAL,
     EXIT_PARTIAL,
+    config_of,
     config_problem,
     fatal_errors,
     json_option,
@@ -48,7 +48,7 @@ def config_group() -> None:
 @fatal_errors
 def config_check(ctx) -> None:
     """Validate app.yaml and its mapping file; print every problem with file and line."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     load_mapping(cfg.mapping_path, expect_crm=cfg.crm, policy=cfg.renewals)
     out.print(
         f"[green]OK[/]: configuration valid (crm: {cfg.crm}, mapping: {cfg.mapping_path}, "
@@ -63,7 +63,7 @@ def config_check(ctx) -> None:
 def config_show(ctx, as_json: bool) -> None:
     """Print the effective configuration (every key, defaults included), the files it points
     at, and which secret environment variables are set (never their values)."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     secrets = secrets_set(cfg, os.environ)
     if as_json:
         data = {"config": effective_config(cfg), "files": config_files(cfg), "secrets": secrets}
@@ -107,7 +107,7 @@ def mappings_validate(ctx, files: tuple[Path, ...], online: bool, as_json: bool)
             raise click.UsageError("--online checks the mapping app.yaml selects; give no FILES")
         _run_checks(ctx.parent, lambda crm: crm.check_mapping_online(), as_json)
         return
-    cfg = None if files else bootstrap.load(ctx.parent.obj["config"])
+    cfg = None if files else config_of(ctx.parent)
     checked, problems = [], []
     for path in files or (cfg.mapping_path,):
         try:
@@ -161,7 +161,7 @@ def doctor(ctx, as_json: bool) -> None:
     """Check credentials, API version, object and field access, limits, and the mapping
     against the CRM's schema (what `mappings validate --online` checks), and the alert
     targets; print what to fix."""
-    config = bootstrap.load(ctx.obj["config"])
+    config = config_of(ctx)
     _run_checks(ctx, lambda crm: doctor_checks(crm, config), as_json)
 
 
@@ -173,7 +173,7 @@ def doctor(ctx, as_json: bool) -> None:
 @fatal_errors
 def setup(ctx, crm_name: str, apply_: bool, as_json: bool) -> None:
     """Show (or with --apply create) the custom fields/properties the connector needs."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     if cfg.crm != crm_name:
         raise ConfigError([config_problem("crm", f"`setup {crm_name}` needs crm: {crm_name}")])
     _run_checks(ctx, lambda crm: crm.setup(apply_), as_json)

@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 
 from crm_renewals.connector import bootstrap, logs
+from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.dates import parse_day
 from crm_renewals.connector.errors import ConfigError, ConnectorError, CrmError, Problem
 from crm_renewals.connector.services.context import Context
@@ -126,9 +127,47 @@ def cli_actor() -> str:
         return "cli"
 
 
+def config_of(ctx: click.Context) -> AppConfig:
+    """The configuration of the connection this command is for (--connection, else
+    $RENEWALS_CONNECTION, else the only one or `default`) in the app.yaml it was given."""
+    obj = ctx.find_root().obj
+    return bootstrap.load(obj["config"], obj.get("connection"))
+
+
+def base_config_of(ctx: click.Context) -> AppConfig:
+    """app.yaml itself (the deployment's settings), whatever the connection."""
+    return bootstrap.load_base(ctx.find_root().obj["config"])
+
+
 def open_context(ctx: click.Context) -> Context:
-    """The Context of the configuration the `renewals` group was given (close it when done)."""
-    return bootstrap.build(bootstrap.load(ctx.obj["config"]))
+    """The Context of this command's connection (close it when done)."""
+    return bootstrap.build(config_of(ctx))
+
+
+def remember_connection(ctx: click.Context, _param, value: str | None) -> None:
+    """Click callback of every command's --connection: kept for config_of."""
+    if value:
+        ctx.find_root().obj["connection"] = value
+
+
+def connection_option(command: click.Command) -> None:
+    """Give `command` (and every command under a group) the --connection option."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            connection_option(sub)
+        return
+    if any(p.name == "connection" for p in command.params):
+        return
+    command.params.append(
+        click.Option(
+            ["--connection"],
+            metavar="NAME",
+            expose_value=False,
+            callback=remember_connection,
+            help="The CRM connection (default: $RENEWALS_CONNECTION, then the only one, or "
+            "`default`).",
+        )
+    )
 
 
 @contextmanager

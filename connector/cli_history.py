@@ -11,7 +11,14 @@ import click
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import EXIT_FATAL, cli_actor, fatal_errors, json_option, out
+from crm_renewals.connector.cli_common import (
+    EXIT_FATAL,
+    cli_actor,
+    config_of,
+    fatal_errors,
+    json_option,
+    out,
+)
 from crm_renewals.connector.domain.mapping_changes import FieldChange, describe
 from crm_renewals.connector.services.mapping_edits import installed, save, version_text
 from crm_renewals.connector.services.versions import (
@@ -31,7 +38,7 @@ from crm_renewals.connector.state.versions import short
 @fatal_errors
 def mappings_history(ctx, as_json: bool) -> None:
     """Mapping versions runs used, the last used first: first and last use, runs, path."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     store = bootstrap.open_store(cfg)  # the state store only: no CRM login
     try:
         versions = store.versions.history("mapping")
@@ -65,7 +72,7 @@ def mappings_diff(ctx, a: str | None, b: str | None, as_json: bool) -> None:
     """What changed in the mapping from version A to B (short hashes or unique prefixes, as
     `mappings history` shows them). Default: the two versions used last; A alone: A against
     the mapping file as it is now."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     store = bootstrap.open_store(cfg)
     try:
         found = diff_versions(store, cfg, a, b)
@@ -101,7 +108,7 @@ def mappings_revert(ctx, version: str, yes: bool, as_json: bool) -> None:
     """Install mapping VERSION (a version or unique prefix, as `mappings history` shows them)
     as the mapping file app.yaml selects: checked as `config check` checks the file, written
     in one step, kept in the history, audited. Shows what changes and asks first (--yes: not)."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     store = bootstrap.open_store(cfg)
     try:
         found, text = version_text(store, version)

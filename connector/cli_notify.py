@@ -13,6 +13,7 @@ from rich.table import Table
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.cli_common import (
     EXIT_PARTIAL,
+    config_of,
     config_problem,
     fatal_errors,
     json_option,
@@ -37,7 +38,7 @@ def notify_group() -> None:
 def notify_test(ctx, as_json: bool) -> None:
     """Send a test message to every target; one line each: sent, or why not (exit 1 if any
     target did not take it)."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     if not cfg.notify.on:
         raise ConfigError(
             [config_problem("notify.targets", "no alert targets: name RENEWALS_NOTIFY_* variables")]
@@ -71,7 +72,7 @@ def notify_test(ctx, as_json: bool) -> None:
 def notify_list(ctx, limit: int, as_json: bool) -> None:
     """The alerts sent (or held as repeats) newest first: episode, when, what, which targets
     took it and which did not."""
-    store = bootstrap.open_store(bootstrap.load(ctx.parent.obj["config"]))
+    store = bootstrap.open_store(config_of(ctx.parent))
     try:
         notices = [n for n in store.notices.list(limit + 1) if n.key != RUNS_CHECKED][:limit]
     finally:

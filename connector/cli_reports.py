@@ -16,6 +16,7 @@ from crm_renewals.connector.cli_common import (
     EXIT_OK,
     EXIT_PARTIAL,
     as_of_option,
+    config_of,
     fatal_errors,
     json_option,
     one_run,
@@ -48,7 +49,7 @@ def signals_import(ctx, file: Path, no_apply: bool, as_json: bool) -> None:
     Bad rows are reported with their line numbers; good rows are kept (exit 1 if any bad).
     Then one run over the accounts that got new signals: re-scored, their contracts planned
     and written (unless --no-apply)."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     store = bootstrap.open_store(cfg)
     try:
         result = import_signals(store, signal_measures(cfg.scorecard), file)
@@ -119,7 +120,7 @@ def report_cmd(ctx, period, start, end, as_of, as_json: bool, as_csv: bool) -> N
     journey's coverage, from the last synced data."""
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     store = bootstrap.open_store(cfg)  # the synced data only: no CRM login
     try:
         report = build_report(store, cfg, as_of or today(), start, end, period)

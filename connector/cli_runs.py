@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import EXIT_FATAL, err, fatal_errors, json_option, out
+from crm_renewals.connector.cli_common import (
+    EXIT_FATAL,
+    config_of,
+    err,
+    fatal_errors,
+    json_option,
+    out,
+)
 from crm_renewals.connector.cli_render import print_runs, run_json
 from crm_renewals.connector.services.run_detail import MODES, STATUSES, RunDetail, run_detail
 
@@ -27,7 +34,7 @@ def runs_cmd(
     ctx, limit: int, mode: str | None, status: str | None, run_id: int | None, as_json: bool
 ) -> None:
     """Run history: counts, API calls, duration, the mapping version each used."""
-    store = bootstrap.open_store(bootstrap.load(ctx.obj["config"]))  # no CRM login, no mapping
+    store = bootstrap.open_store(config_of(ctx))  # no CRM login, no mapping
     try:
         if run_id is not None:
             detail = run_detail(store, run_id)

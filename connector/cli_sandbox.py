@@ -12,7 +12,13 @@ from rich.console import Console
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.adapters.sandbox.book import write_signals_csv
 from crm_renewals.connector.adapters.sandbox.seed import seed as seed_book
-from crm_renewals.connector.cli_common import as_of_option, config_problem, fatal_errors, out
+from crm_renewals.connector.cli_common import (
+    as_of_option,
+    config_of,
+    config_problem,
+    fatal_errors,
+    out,
+)
 from crm_renewals.connector.cli_render import print_seed, print_sync, progress_bar
 from crm_renewals.connector.cli_reports import demo_insights, print_import
 from crm_renewals.connector.domain.health import signal_measures
@@ -40,7 +46,7 @@ def sandbox_seed(
     ctx, seed_value, accounts: int, contracts: int, reset: bool, as_of: date | None
 ) -> None:
     """Fill the sandbox with a deterministic demo book."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     summary = _seed(cfg, seed_value, accounts, contracts, reset, as_of or today())
     print_seed(out, summary, cfg.sandbox_path)
 
@@ -87,7 +93,7 @@ def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
 @fatal_errors
 def demo(ctx, seed_value, as_of: date | None) -> None:
     """Reset the sandbox, seed a demo book, run the renewal sync twice, show the summary."""
-    cfg = bootstrap.load(ctx.parent.obj["config"])
+    cfg = config_of(ctx.parent)
     as_of = as_of or today()
     out.rule("[bold]crm-renewals demo[/] on the sandbox CRM")
     summary = _seed(cfg, seed_value, 160, 260, True, as_of)

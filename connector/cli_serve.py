@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import fatal_errors, json_option, out, tell
+from crm_renewals.connector.cli_common import config_of, fatal_errors, json_option, out, tell
 from crm_renewals.connector.config import AppConfig, find_config
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _bind(_ctx, _param, value: str) -> str:
 @fatal_errors
 def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     """Receive webhooks (HubSpot, Salesforce, signals); an inbox worker processes them."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     bootstrap.build(cfg).close()  # a bad configuration or CRM stops here, before forking
     from crm_renewals.webhooks.server import prepare_metrics_dir, renewals_argv, serve
 
@@ -110,7 +110,7 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
 @fatal_errors
 def worker_cmd(ctx, with_parent: bool) -> None:
     """Process stored webhook deliveries (`renewals serve` runs one for you)."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     from crm_renewals.webhooks.server import worker_pid_file
     from crm_renewals.webhooks.worker import InboxWorker
 
@@ -166,7 +166,7 @@ def _stop_with_parent(worker) -> None:
 @fatal_errors
 def scheduler_cmd(ctx, list_jobs: bool, check: bool, max_age: float | None, as_json: bool) -> None:
     """Run the scheduled jobs of app.yaml (sync, renewal scan, reconciliation, ...)."""
-    cfg = bootstrap.load(ctx.obj["config"])
+    cfg = config_of(ctx)
     from crm_renewals.jobs import heartbeat
     from crm_renewals.jobs.scheduler import build_scheduler, upcoming
 

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import fatal_errors, json_option, out
+from crm_renewals.connector.cli_common import config_of, fatal_errors, json_option, out
 from crm_renewals.connector.cli_render import print_runs
 from crm_renewals.connector.services.status import status
 
@@ -24,7 +24,7 @@ def status_cmd(ctx, last_runs: int, as_json: bool) -> None:
     jobs, from the state store (no CRM call)."""
     from crm_renewals.jobs.scheduler import upcoming
 
-    config = bootstrap.load(ctx.obj["config"])
+    config = config_of(ctx)
     store = bootstrap.open_store(config)
     try:
         now = status(store, last_runs=last_runs)

@@ -9,12 +9,18 @@ import click
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import cli_actor, fatal_errors, json_option, out
+from crm_renewals.connector.cli_common import (
+    base_config_of,
+    cli_actor,
+    fatal_errors,
+    json_option,
+    out,
+)
 from crm_renewals.connector.services.users import ROLES, UserError, add_user, remove_user
 
 
 def _store(ctx):
-    return bootstrap.open_store(bootstrap.load(ctx.obj["config"]))
+    return bootstrap.open_store(base_config_of(ctx))  # console users: the deployment's
 
 
 @click.group("users")

@@ -20,6 +20,7 @@ from crm_renewals.connector.config_sections import (
     HubspotSettings,
     Job,
     NotifySettings,
+    OAuthSettings,
     SalesforceSettings,
     SandboxSettings,
     Schedule,
@@ -53,6 +54,9 @@ SECRET_ENV_VARS = (
     "HUBSPOT_CLIENT_SECRET",
     "SIGNALS_WEBHOOK_SECRET",
     "RENEWALS_SECRET_KEY",
+    "RENEWALS_ENCRYPTION_KEY",
+    "HUBSPOT_APP_CLIENT_SECRET",
+    "SALESFORCE_APP_CONSUMER_SECRET",
 )
 #: Environment variables named so hold secrets too (alert targets with their tokens).
 SECRET_ENV_PREFIXES = (NOTIFY_PREFIX,)
@@ -75,12 +79,22 @@ class AppConfig(Section):
     webhooks: WebhookSettings = WebhookSettings()
     console: ConsoleSettings = ConsoleSettings()
     notify: NotifySettings = NotifySettings()
+    oauth: OAuthSettings = OAuthSettings()
     segments: Segments = Segments()
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions
     source: Path | None = Field(None, exclude=True)
     #: state.url came from RENEWALS_STATE_URL, not from the file
     state_url_from_env: bool = Field(False, exclude=True)
+    #: the CRM connection this configuration is of (connector/connections.py): `default` is
+    #: app.yaml's own; another's state lives in a database (or schema) of its own
+    connection: str = Field("default", exclude=True)
+    #: env: its credentials come from the environment; oauth: from its stored tokens
+    connection_auth: Literal["env", "oauth"] = Field("env", exclude=True)
+    #: the state database holding the deployment's connections (the default connection's)
+    registry_url: str | None = Field(None, exclude=True)
+    #: PostgreSQL: the schema of this connection's state (created when first opened)
+    state_schema: str | None = Field(None, exclude=True)
 
     def path(self, p: Path) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -99,6 +113,11 @@ class AppConfig(Section):
         return self.state.url or f"sqlite:///{self.data_path / 'state.db'}"
 
     @property
+    def connections_url(self) -> str:
+        """The state database holding the connections (the default connection's)."""
+        return self.registry_url or self.state_url
+
+    @property
     def sandbox_path(self) -> Path:
         return self.path(self.sandbox.database or self.data_dir / "sandbox.db")
 
@@ -114,9 +133,13 @@ def load_config(path: str | Path) -> AppConfig:
     if not isinstance(src.data, dict):
         raise ConfigError([src.problem((), "the top level must be a mapping of sections")])
     where = Path(path).resolve()
-    cfg, problems = validate_all(
-        AppConfig, src.data, src, {"base_dir": where.parent, "source": where}
-    )
+    return validated(src.data, src, {"base_dir": where.parent, "source": where})
+
+
+def validated(data: dict, src: YamlSource, extra: dict) -> AppConfig:
+    """AppConfig of `data` (problems located in `src`), RENEWALS_STATE_URL applied; every
+    problem raised at once as a ConfigError."""
+    cfg, problems = validate_all(AppConfig, data, src, extra)
     if cfg is not None:
         cfg = _state_url_override(cfg)
         problems += semantic_problems(cfg, src)

@@ -83,6 +83,10 @@ class HubspotSettings(Section):
     renewal_contact_label: str | None = "Renewal contact"
     property_group: str = "renewals"
     timeout_seconds: float = Field(30, gt=0, le=300)
+    #: the portal (hub) id of app.yaml's own portal: HubSpot webhook events are routed to a
+    #: connection by their portalId (null: the default connection takes events of portals no
+    #: other connection claims)
+    portal_id: str | None = Field(None, pattern=r"^[0-9]{1,20}$")
     limits: HubspotLimits = HubspotLimits()
 
 
@@ -121,6 +125,54 @@ class Schedule(Section):
         out = {name: Job(**spec) for name, spec in DEFAULT_JOBS.items()}
         out.update(self.jobs)
         return out
+
+
+#: What the HubSpot public app asks for on install (connector/oauth): CRM objects, schemas and
+#: owners; tasks need the contacts scopes. crm.objects.custom.* are optional (contracts in a
+#: custom object).
+HUBSPOT_SCOPES = (
+    "oauth",
+    "crm.objects.owners.read",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.objects.line_items.read",
+    "crm.objects.line_items.write",
+    "crm.schemas.deals.read",
+    "crm.schemas.deals.write",
+    "crm.schemas.companies.read",
+    "crm.schemas.companies.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.line_items.read",
+)
+HUBSPOT_OPTIONAL_SCOPES = ("crm.objects.custom.read", "crm.objects.custom.write")
+
+
+class OAuthSettings(Section):
+    """Installing as a CRM app: the OAuth routes of `renewals serve` (/oauth/<crm>/install and
+    /oauth/<crm>/callback). App credentials come from HUBSPOT_APP_CLIENT_ID/_SECRET and
+    SALESFORCE_APP_CONSUMER_KEY/_SECRET."""
+
+    #: this deployment's public URL (the redirect URLs registered with the CRMs are
+    #: <it>/oauth/hubspot/callback and <it>/oauth/salesforce/callback); default
+    #: webhooks.public_base_url, else the URL the browser used
+    redirect_base_url: str | None = Field(None, pattern=r"^https?://")
+    hubspot_authorize_url: str = Field(
+        "https://app.hubspot.com/oauth/authorize", pattern=r"^https?://"
+    )
+    hubspot_scopes: tuple[str, ...] = HUBSPOT_SCOPES
+    hubspot_optional_scopes: tuple[str, ...] = HUBSPOT_OPTIONAL_SCOPES
+    #: where Salesforce admins log in to authorise; default https://<salesforce.domain>.
+    #: salesforce.com (login, test, or a My Domain)
+    salesforce_login_url: str | None = Field(None, pattern=r"^https?://")
+    salesforce_scopes: tuple[str, ...] = ("api", "refresh_token")
+    #: access tokens are refreshed this long before they expire
+    refresh_before_seconds: int = Field(300, ge=0, le=3600)
+    #: an install not finished within this many minutes must start again
+    flow_minutes: int = Field(15, ge=1, le=120)
 
 
 class WebhookSettings(Section):

@@ -16,6 +16,7 @@ rows, and a unit of work (`with store.begin() as uow:`) for writes that commit t
 
 from crm_renewals.connector.state.audit import AuditEntry
 from crm_renewals.connector.state.database import (
+    create_schema,
     database_failure,
     database_name,
     now,
@@ -59,6 +60,7 @@ __all__ = [
     "StateStore",
     "UnitOfWork",
     "Version",
+    "create_schema",
     "database_failure",
     "database_name",
     "now",

@@ -177,6 +177,22 @@ def open_engine(url: str, name: str) -> Engine:
     return engine
 
 
+def create_schema(url: str, schema: str) -> None:
+    """PostgreSQL: the schema a connection's state lives in, created if missing (a URL whose
+    search_path names a missing schema connects, but its tables would land nowhere)."""
+    engine = open_engine(url, database_name(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    except OperationalError as exc:
+        raise UnusableDatabaseError(
+            f"cannot open the state database {database_name(url)}: "
+            f"{str(exc.orig).strip().splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 class Db:
     """How repositories of the store itself reach the database: a connection per read, and
     each write its own transaction (a unit of work of one call)."""

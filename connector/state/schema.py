@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from crm_renewals.connector.errors import UnusableDatabaseError
 from crm_renewals.connector.state.database import pg_lock_key
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -251,6 +251,45 @@ notices = Table(
 )
 
 
+#: The deployment's CRM connections (connector/connections.py), kept in the state database of
+#: the `default` connection (app.yaml's): each other connection has a state database of its own.
+connections = Table(
+    "connections",
+    meta,
+    Column("name", String(40), primary_key=True),
+    Column("crm", String(20), nullable=False),
+    #: env: credentials from the environment (app.yaml's connection); oauth: stored tokens
+    Column("auth", String(10), nullable=False),
+    #: HubSpot portal (hub) id or Salesforce organization id: webhooks are routed by it
+    Column("external_id", String(40), unique=True),
+    Column("instance_url", Text),
+    #: connected, pending (added, not yet authorised), needs_reconnect, removed
+    Column("status", String(20), nullable=False),
+    Column("status_reason", Text),
+    #: the OAuth tokens, encrypted (connector/secretbox.py): never stored in clear
+    Column("tokens", Text),
+    Column("token_expires_at", DateTime(timezone=True)),
+    Column("scopes", Text),
+    Column("connected_by", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+#: OAuth installs in flight: `state` (hashed) -> who started it, and the PKCE verifier
+#: (encrypted); used once, lapsing after OAUTH_FLOW_MINUTES.
+oauth_flows = Table(
+    "oauth_flows",
+    meta,
+    Column("state_hash", String(64), primary_key=True),
+    Column("crm", String(20), nullable=False),
+    Column("connection", String(40)),
+    #: the console session it belongs to (a hash of a per-session nonce)
+    Column("session_hash", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("verifier", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def _v2_refused_writes(conn) -> None:
     conn.execute(text("ALTER TABLE dead_letters ADD COLUMN payload JSON"))
     conn.execute(
@@ -282,6 +321,10 @@ def _v7_notices(conn) -> None:
     """Nothing to alter: the notices table is new (create_all made it)."""
 
 
+def _v8_connections(conn) -> None:
+    """Nothing to alter: connections and oauth_flows are new (create_all made them)."""
+
+
 #: Ordered migrations after version 1: (version, callable(connection)).
 MIGRATIONS: list[tuple[int, Any]] = [
     (2, _v2_refused_writes),
@@ -290,6 +333,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (5, _v5_console),
     (6, _v6_discards),
     (7, _v7_notices),
+    (8, _v8_connections),
 ]
 
 

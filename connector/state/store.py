@@ -14,6 +14,7 @@ from crm_renewals.connector.errors import UnusableDatabaseError
 from crm_renewals.connector.interrupts import deferred_interrupt
 from crm_renewals.connector.state.audit import AuditRepository
 from crm_renewals.connector.state.browse import BrowseRepository
+from crm_renewals.connector.state.connections import ConnectionRepository, OAuthFlowRepository
 from crm_renewals.connector.state.database import (
     Db,
     SharedDb,
@@ -55,6 +56,8 @@ class Repositories:
         self.audit = AuditRepository(db)
         self.browse = BrowseRepository(db)
         self.notices = NoticeRepository(db)
+        self.connections = ConnectionRepository(db)
+        self.oauth_flows = OAuthFlowRepository(db)
 
 
 class UnitOfWork(Repositories):
