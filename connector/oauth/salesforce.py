@@ -207,6 +207,8 @@ class SalesforceOAuth:
             )
         if urlsplit(answer["instance_url"]).scheme != "https":
             raise GrantRefused("invalid_response", "the instance URL is not https")
+        if not isinstance(answer.get("refresh_token") or "", str):
+            raise GrantRefused("invalid_response", "the refresh token is not a string")
         return answer
 
     def _identity(self, identity_url: str, access_token: str) -> tuple[str, str]:
@@ -224,7 +226,8 @@ class SalesforceOAuth:
         try:
             about = response.json()
         except ValueError:
-            about = {}
+            about = None
+        about = about if isinstance(about, dict) else {}
         told = (about.get("organization_id"), about.get("user_id"))
         if told != (org_id, user_id):
             raise GrantRefused(

@@ -18,7 +18,8 @@ What it holds to (Salesforce's documentation; shared/API_NOTES.md section F):
   without a verifier -> invalid_grant, a verifier that does not match -> invalid_request (REST
   API guide, web server flow: "If the code_challenge value isn't valid or doesn't match, the
   login fails with the invalid_request error code").
-- token answers: access_token, refresh_token (authorization code only, or on rotation),
+- token answers: access_token, refresh_token (for a code, if the refresh_token or
+  offline_access scope was granted; for a refresh, on rotation only), scope,
   instance_url, id (the identity URL /id/<orgId>/<userId>), token_type, scope, issued_at (ms) and
   signature = base64 HMAC-SHA256 of id + issued_at keyed with the consumer secret. No
   expires_in: an access token lives for the org's session timeout (`session_seconds`, or
@@ -66,6 +67,7 @@ class _Code:
     redirect_uri: str
     challenge: str | None
     issued: float
+    scope: str
     used: bool = False
 
 
@@ -108,6 +110,7 @@ class FakeSalesforceLogin:
         self.codes: dict[str, _Code] = {}
         self.access: dict[str, _Access] = {}
         self.refresh: dict[str, bool] = {}  # refresh token -> still good
+        self.scopes_of: dict[str, str] = {}  # refresh token -> the scopes it was granted
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -241,7 +244,8 @@ class FakeSalesforceLogin:
                 back, error="access_denied", error_description="end-user denied authorization"
             )
         code = "aPrx" + secrets.token_urlsafe(24)
-        self.codes[code] = _Code(self.client_id, back, q["code_challenge"], self.clock())
+        scope = q.get("scope") or "api"
+        self.codes[code] = _Code(self.client_id, back, q["code_challenge"], self.clock(), scope)
         return _redirect(back, code=code, **state)
 
     def _token(self, f: dict[str, str]) -> tuple[int, dict, str]:
@@ -259,7 +263,7 @@ class FakeSalesforceLogin:
             if self.rotate:  # the old one is invalidated, a new one answered
                 self.refresh[token] = False
                 fresh = token = self._new_refresh_token()
-            return self._answer(token, refresh_token=fresh)
+            return self._answer(token, refresh_token=fresh, scope=self.scopes_of.get(token, "api"))
         return _refuse("unsupported_grant_type", "grant type not supported")
 
     def _code_grant(self, f: dict[str, str]) -> tuple[int, dict, str]:
@@ -277,15 +281,23 @@ class FakeSalesforceLogin:
         digest = hashlib.sha256(verifier.encode()).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != code.challenge:
             return _refuse("invalid_request", "invalid code verifier")
-        refresh = self._new_refresh_token()
-        return self._answer(refresh, refresh_token=refresh)
+        # a refresh token only for the refresh_token (offline_access) scope
+        scopes = set(code.scope.split())
+        refresh = (
+            self._new_refresh_token() if {"refresh_token", "offline_access"} & scopes else None
+        )
+        return self._answer(refresh, refresh_token=refresh, scope=code.scope)
 
     def _new_refresh_token(self) -> str:
         token = "5Aep" + secrets.token_urlsafe(32)
         self.refresh[token] = True
         return token
 
-    def _answer(self, refresh: str, refresh_token: str | None) -> tuple[int, dict, str]:
+    def _answer(
+        self, refresh: str | None, refresh_token: str | None, scope: str
+    ) -> tuple[int, dict, str]:
+        if refresh:
+            self.scopes_of[refresh] = scope
         access = f"{self.org_id[:15]}!AQ" + secrets.token_urlsafe(36)
         self.access[access] = _Access(refresh, self.clock())
         identity, issued = self.identity_url, str(int(self.clock() * 1000))
@@ -294,7 +306,7 @@ class FakeSalesforceLogin:
         answer = {
             "access_token": access,
             "signature": base64.b64encode(mac.digest()).decode(),
-            "scope": "refresh_token api",
+            "scope": scope,
             "instance_url": self.instance_url,
             "id": identity,
             "token_type": "Bearer",

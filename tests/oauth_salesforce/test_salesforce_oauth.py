@@ -232,3 +232,19 @@ def test_revoke_ends_the_refresh_token_and_its_access_tokens(client, login):
         client.refresh(grant)
     client.revoke(grant)  # already revoked (400 invalid_token): nothing left to do
     assert login.calls["revoke"] == 2
+
+
+def test_without_the_refresh_token_scope_the_install_is_refused_saying_which_scope(login):
+    client = client_for(login, salesforce_scopes=["api"])
+    code, verifier = approved_code(client, login)
+    with pytest.raises(GrantRefused) as refused:
+        client.exchange(code=code, redirect_uri=CALLBACK, code_verifier=verifier)
+    assert refused.value.error == "no_refresh_token" and "refresh_token" in str(refused.value)
+
+
+def test_a_token_the_identity_service_refuses_is_no_install(client, login):
+    code, verifier = approved_code(client, login)
+    login.session_seconds = 0  # every access token is dead on arrival
+    with pytest.raises(GrantRefused) as refused:
+        client.exchange(code=code, redirect_uri=CALLBACK, code_verifier=verifier)
+    assert refused.value.error == "identity_refused" and "403" in str(refused.value)
