@@ -255,7 +255,8 @@ class SalesforceTransport:
             # retries; an OAuth session is renewed here, once
             return self._call(fn, *args, **kwargs)
         except FatalCrmError as exc:
-            if not (isinstance(self.sf, OAuthSalesforce) and exc.code == "INVALID_SESSION_ID"):
+            expired = exc.status == 401 and exc.code == "INVALID_SESSION_ID"
+            if not (expired and isinstance(self.sf, OAuthSalesforce)):
                 raise
         self.sf.renew_session()
         try:
