@@ -24,7 +24,7 @@ from crm_renewals.connector import bootstrap
 from crm_renewals.connector.adapters.hubspot.limits import bucket_waits
 from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.deployment import Deployment
-from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.errors import ConfigError, ConnectorError
 from crm_renewals.connector.inbox import EXPAND_BATCH, Expanded, Inbox
 from crm_renewals.connector.logs import log_context
 from crm_renewals.connector.oauth.grants import ReconnectNeeded
@@ -182,15 +182,20 @@ class InboxWorker:
                 more = self.drain(lane.ctx, lane, share)
                 self._check_alerts(lane)
                 lane.failures = 0
+            except ConnectorError as exc:  # its settings, CRM or tokens: said in one line
+                delay = self._back_off(lane)
+                log.error(
+                    "inbox worker: connection %s failed: %s: %s; retrying in %.1f s",
+                    lane.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
             except Exception:  # noqa: BLE001 - the worker outlives any one failure
-                lane.failures += 1
-                poll = lane.config.webhooks.worker_poll_seconds
-                delay = min(poll * 2 ** (lane.failures - 1), MAX_BACKOFF_S)
-                lane.resume_at = time.monotonic() + delay
+                delay = self._back_off(lane)
                 log.exception(
                     "inbox worker pass failed (connection %s); retrying in %.1f s", lane.name, delay
                 )
-                lane.close()
             if lane.reconnect:  # its tokens no longer work: its events wait, it is let be
                 lane.reconnect, more = False, False
                 lane.resume_at = time.monotonic() + MAX_BACKOFF_S
@@ -199,6 +204,17 @@ class InboxWorker:
         if time.monotonic() - lane.last_run > SNAPSHOT_IDLE_S:
             lane.snapshot.forget()
         return more
+
+    @staticmethod
+    def _back_off(lane: Lane) -> float:
+        """Let go of the lane's Context; its next turn after the poll interval, doubling with
+        each failure in a row (up to MAX_BACKOFF_S)."""
+        lane.close()
+        lane.failures += 1
+        poll = lane.config.webhooks.worker_poll_seconds
+        delay = min(poll * 2 ** (lane.failures - 1), MAX_BACKOFF_S)
+        lane.resume_at = time.monotonic() + delay
+        return delay
 
     def _context(self, lane: Lane) -> Context:
         ctx = lane.factory()
