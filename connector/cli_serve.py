@@ -86,7 +86,9 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     serve(base, bind, workers, threads, quiet, argv)
 
 
-def checked_connections(base: AppConfig, only: str | None = None) -> list[str]:
+def checked_connections(
+    base: AppConfig, only: str | None = None, waiting: str = "its deliveries are stored and wait"
+) -> list[str]:
     """The runnable connections whose configuration and CRM adapter build (each one that does
     not is said in one line and skipped; fatal only when it is the only one). Connections not
     runnable are said too: their deliveries are stored and wait."""
@@ -100,7 +102,7 @@ def checked_connections(base: AppConfig, only: str | None = None) -> list[str]:
             if not conn.runnable:
                 tell(
                     f"connection {conn.name}: {conn.status}: not served until connected "
-                    "(its deliveries are stored and wait)",
+                    f"({waiting})",
                     logging.WARNING,
                     connection=conn.name,
                 )
@@ -244,7 +246,7 @@ def scheduler_cmd(ctx, list_jobs: bool, check: bool, max_age: float | None, as_j
     from crm_renewals.jobs import deployment as scheduled
     from crm_renewals.jobs.scheduler import upcoming
 
-    checked_connections(base, only)  # the only connection failing stops here, as one line
+    checked_connections(base, only, "its jobs do not run")  # the only one failing stops here
     jobs = scheduled.build(base, only=only)
     sched = jobs.sched
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
