@@ -125,9 +125,15 @@ def checked_connections(
         deployment.close()
 
 
+#: a HubSpot public app's client secret: it signs the webhooks of OAuth connections
+PUBLIC_APP_SECRET = "HUBSPOT_APP_CLIENT_SECRET"
 #: webhook source -> the environment variable of its signature secret, and who gives it
 SIGNING_SECRETS = {
-    "hubspot": ("HUBSPOT_CLIENT_SECRET", "the HubSpot app's client secret"),
+    "hubspot": (
+        "HUBSPOT_CLIENT_SECRET",
+        "the HubSpot private app's client secret (or HUBSPOT_APP_CLIENT_SECRET to the public "
+        "app's)",
+    ),
     "signals": ("SIGNALS_WEBHOOK_SECRET", "the secret your signal senders sign with"),
 }
 
@@ -137,14 +143,15 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
     checks it is unset (webhooks/verify.py: no secret, no signature check, a 401)."""
     out = []
     for source, (name, what) in SIGNING_SECRETS.items():
-        if not env.get(name):
-            out.append(
-                (
-                    source,
-                    f"{source} webhooks: {name} is not set, so every delivery to "
-                    f"/webhooks/{source} is refused (401); set {name} to {what}",
-                )
-            )
+        if env.get(name) or (source == "hubspot" and env.get(PUBLIC_APP_SECRET)):
+            continue
+        message = (
+            f"{source} webhooks: {name} is not set, so every delivery to "
+            f"/webhooks/{source} is refused (401); set {name} to {what}"
+        )
+        out.append((source, message))
+    # (a Salesforce connection connected by OAuth brings its org id: not known here, so the
+    # warning stands for app.yaml's own)
     if not (env.get("SALESFORCE_ORG_ID") or config.webhooks.salesforce_org_id):
         out.append(
             (
