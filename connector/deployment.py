@@ -82,15 +82,20 @@ class Deployment:
         self._list = connections.connections(self.base, self.registry)
         self._read_at = self.clock()
 
+    def after_miss(self) -> list[Connection]:
+        """The connections once something was not found among them: read again unless they
+        were read within miss_seconds (a burst of unknown names reads the registry once)."""
+        with self._lock:
+            if self.clock() - self._read_at >= self.miss_seconds:
+                self._reread()
+            return list(self._list)
+
     def find(self, name: str) -> Connection | None:
         """The connection `name`; on a miss the registry is read again (at most every
         miss_seconds), so one added moments ago is found."""
         with self._lock:
             found = self._named(name, self.connections())
-            if found is None and self.clock() - self._read_at >= self.miss_seconds:
-                self._reread()
-                found = self._named(name, self._list)
-            return found
+            return found or self._named(name, self.after_miss())
 
     @staticmethod
     def _named(name: str, among: list[Connection]) -> Connection | None:

@@ -103,7 +103,7 @@ class Receiver:
             if portal not in owners:
                 owner = routing.hubspot_owner(conns, portal, configured)
                 if owner is None and portal is not None:  # added a moment ago?
-                    fresh = self.deployment.connections(fresh=True)
+                    fresh = self.deployment.after_miss()
                     owner = routing.hubspot_owner(fresh, portal, configured)
                 owners[portal] = owner
             owner = owners[portal]
@@ -117,8 +117,8 @@ class Receiver:
         """The connection of an outbound message's org; Refused(401) when none takes it."""
         orgs = routing.salesforce_orgs(self.connections(), self.org_id)
         owner = routing.salesforce_owner(orgs, organization_id)
-        if owner is None and any(c.crm == "salesforce" for c in self.connections()):
-            orgs = routing.salesforce_orgs(self.deployment.connections(fresh=True), self.org_id)
+        if owner is None:
+            orgs = routing.salesforce_orgs(self.deployment.after_miss(), self.org_id)
             owner = routing.salesforce_owner(orgs, organization_id)
         if owner is not None:
             return owner

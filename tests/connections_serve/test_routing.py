@@ -4,6 +4,8 @@ connection's state store; what belongs to no connection refused, counted, never 
 
 from __future__ import annotations
 
+import time
+
 from crm_renewals.connector import connections
 from tests.connections_serve.conftest import (
     APP_SECRET,
@@ -102,8 +104,13 @@ def test_a_removed_default_takes_no_events(client, base, registry, stores):
 def test_a_connection_added_in_another_process_is_routed_at_once(client, registry, stores):
     from tests.connections_serve.conftest import hubspot_row
 
-    client.get("/healthz")  # the registry read and cached
+    deployment = client.application.extensions["renewals"].deployment
+    moment = [time.monotonic()]
+    deployment.clock = lambda: moment[0]
+    deployment.connections(fresh=True)  # the registry read and cached
     registry.connections.save(hubspot_row("hs-new", "hubspot", "444"))
+    assert post_hubspot(client, batch((1, "444", 10))).status_code == 403  # read just now
+    moment[0] += deployment.miss_seconds  # a moment later: an unknown portal reads it again
     assert post_hubspot(client, batch((1, "444", 10))).status_code == 200
     assert stores["hs-new"].deliveries.waiting() == 1
 

@@ -4,6 +4,7 @@ one failing connection holds up none of the others."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -157,3 +158,32 @@ def test_a_connections_job_runs_claimed_in_its_own_store(base, stores):
     assert stores["default"].jobs.list() == []
     assert [r.mode for r in stores["second"].runs.list()] == ["incremental"]
     assert stores["default"].runs.list() == []
+
+
+def test_a_connection_whose_tokens_are_refused_is_let_be_and_its_events_wait(base, stores):
+    """ReconnectNeeded (connector/oauth: the refresh token was refused) in a webhook run: the
+    batch's events wait to be retried, the worker leaves that connection alone for a while and
+    goes on with the others."""
+    from crm_renewals.connector.oauth.grants import ReconnectNeeded
+
+    cfg = connections.configuration(base, connections.choose(base, stores.registry, "second"))
+    cid = active_contract(base, stores, "second")
+    Inbox(stores["second"]).receive("salesforce", outbound(cid))
+
+    def refused_context():
+        ctx = bootstrap.build(cfg)
+
+        def read_ids(kind, ids):
+            raise ReconnectNeeded("invalid_grant: refresh token revoked", system="sandbox")
+
+        ctx.crm.read_ids = read_ids
+        return ctx
+
+    worker = InboxWorker(cfg, context_factory=refused_context)
+    lane = worker.lanes["second"]
+    assert worker.turn(lane) is False
+    assert lane.ctx is None and lane.resume_at > time.monotonic() + 60  # let be a while
+    (event,) = Inbox(stores["second"]).all()
+    assert event.status == "pending" and event.attempts == 1  # waits, not dead-lettered
+    assert stores["second"].runs.list()[0].status != "ok"
+    assert worker.turn(lane) is False and lane.ctx is None  # not tried again meanwhile
