@@ -151,6 +151,8 @@ class InboxWorker:
         wanted = {c.name: c for c in runnable}
         for name in [n for n in self.lanes if n not in wanted]:
             self.lanes.pop(name).close()
+            if dep.find(name) is None:  # removed: its store is let go too
+                dep.forget(name)
             log.info("connection %s is not runnable now: its deliveries wait", name)
         for name, conn in wanted.items():
             try:
