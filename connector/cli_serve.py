@@ -25,7 +25,7 @@ from crm_renewals.connector.cli_common import (
 )
 from crm_renewals.connector.config import AppConfig, find_config
 from crm_renewals.connector.connections import DEFAULT
-from crm_renewals.connector.errors import ConnectorError
+from crm_renewals.connector.errors import ConfigError, ConnectorError
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,13 @@ def _listed(base: AppConfig, only: str | None) -> list:
             if not conn.runnable:
                 tell(f"connection {conn.name}: {conn.status}: no jobs run", connection=conn.name)
                 continue
-            cfg = deployment.config(conn)
+            try:
+                cfg = deployment.config(conn)
+            except ConfigError as exc:
+                if only is not None:
+                    raise
+                tell(f"connection {conn.name} is skipped: {exc}", connection=conn.name)
+                continue
             out += upcoming(cfg, deployment.store(conn))
     finally:
         deployment.close()

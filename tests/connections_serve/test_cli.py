@@ -71,3 +71,14 @@ def test_a_real_scheduler_runs_each_connections_jobs_in_its_own_database(tmp_pat
     assert {line["connection"] for line in runs} >= {"default", "second"}
     modes = query(second, "SELECT mode FROM runs")
     assert modes and set(modes) == {("incremental",)}
+
+
+def test_scheduler_list_skips_a_connection_whose_settings_do_not_load(tmp_path):
+    path = deployment(tmp_path)
+    (tmp_path / "connections").mkdir(exist_ok=True)
+    (tmp_path / "connections" / "second.yaml").write_text("webhooks: {}\n")
+    result = cli_for(path)("scheduler", "--list", "--json")
+    assert result.exit_code == 0
+    assert {j["connection"] for j in json.loads(result.stdout)} == {"default"}
+    assert "connection second is skipped" in result.stderr
+    assert "cannot set 'webhooks'" in result.stderr
