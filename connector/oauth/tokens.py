@@ -161,7 +161,7 @@ class TokenSource:
             self._grant = grant
         if refused is not None:  # committed: now told, then the run stops
             self._grant = None
-            log.warning("connection %s: refresh token refused (%s)", self.name, refused.error)
+            log.info("connection %s: refresh token refused (%s)", self.name, refused.error)
             alerts.needs_reconnect(self.config, self.registry, self.name, str(refused.error))
             raise ReconnectNeeded(reconnect_message(self.name), system=self.config.crm)
         return grant

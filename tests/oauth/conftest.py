@@ -145,3 +145,21 @@ def install(client, path: str = "/oauth/hubspot/install?connection=acme") -> dic
     assert done.status_code == 302, done.get_data(as_text=True)
     assert urlsplit(done.headers["Location"]).path == "/admin/connections"
     return query_of(done.headers["Location"])
+
+
+def connect(deployment: Path, name: str = "acme", nonce: str = "session-nonce") -> None:
+    """Connection `name` connected to the fake portal by the install flow, without a browser:
+    start, the fake's install page approved, finish."""
+    from crm_renewals.connector import bootstrap
+    from crm_renewals.connector.oauth import flows
+
+    base = bootstrap.load_base(str(deployment))
+    registry = bootstrap.open_registry(base)
+    try:
+        url = flows.start(base, registry, "hubspot", name, nonce, "test", "http://localhost/")
+        back = query_of(requests.get(url, allow_redirects=False, timeout=5).headers["Location"])
+        flows.finish(
+            base, registry, "hubspot", back["state"], back["code"], nonce, "http://localhost"
+        )
+    finally:
+        registry.close()
