@@ -47,7 +47,6 @@ def test_disconnect_revokes_at_hubspot_forgets_the_tokens_and_stops_the_runs(
     row = registry.connections.get("acme")
     assert (row.status, row.tokens) == ("disconnected", None)
     assert row.status_reason.startswith("disconnected by cli")
-    )
     (entry,) = registry.audit.list(action="connection.disconnect")
     assert entry.target == "acme" and entry.detail["revoked"] is True
     with pytest.raises(
