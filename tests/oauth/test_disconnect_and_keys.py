@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from crm_renewals.connector import bootstrap, oauth
+from crm_renewals.connector import bootstrap
 from crm_renewals.connector.cli import main
 from crm_renewals.connector.errors import ConfigError, ConnectorError
 from crm_renewals.connector.oauth.grants import Grant
