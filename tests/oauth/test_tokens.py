@@ -59,7 +59,7 @@ def test_the_token_is_refreshed_only_once_within_refresh_before_seconds_of_expir
     tokens.close()
 
 
-def test_threads_of_two_sources_finding_the_token_due_refresh_it_once(deployment, fake):
+def test_threads_of_four_sources_finding_the_token_due_refresh_it_once(deployment, fake):
     fake.oauth.expires_in = 100  # due at once (refresh_before_seconds 300)
     connect(deployment)
     fake.oauth.expires_in, fake.oauth.token_delay = 1800, 0.3
@@ -91,6 +91,8 @@ from crm_renewals.connector.secretbox import SecretBox
 import os
 cfg = bootstrap.load(sys.argv[1], "acme")
 t = TokenSource(cfg, cfg.connections_url, provider(cfg, "hubspot", os.environ), SecretBox())
+t.grant()
+print("ready", flush=True)
 sys.stdin.readline()
 print(t.access_token()[:12], t.refreshes)
 """
@@ -109,8 +111,12 @@ def test_two_processes_finding_the_token_due_refresh_it_once(deployment, fake):
         )
         for _ in range(2)
     ]
-    time.sleep(1.5)  # both loaded, waiting for the word
-    outs = [p.communicate("go\n", timeout=30)[0].split() for p in procs]
+    for p in procs:  # both loaded, the stored token read: each waits for the word
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:  # the word to both at once, before either answer is read
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outs = [p.communicate(timeout=30)[0].split() for p in procs]
     assert outs[0][0] == outs[1][0]
     assert sorted(o[1] for o in outs) == ["0", "1"]
     assert fake.oauth.token_calls[REFRESH] == 1
