@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from crm_renewals.connector.config import AppConfig
@@ -86,7 +87,6 @@ class TokenSource:
         self.clock = clock
         self.ahead = timedelta(seconds=config.oauth.refresh_before_seconds)
         self._grant: Grant | None = None
-        self._registry: StateStore | None = None
         self._lock = threading.Lock()
         #: refreshes this source made (not those another process made for it)
         self.refreshes = 0
@@ -94,17 +94,23 @@ class TokenSource:
     def __repr__(self) -> str:
         return f"TokenSource({self.name!r})"
 
-    @property
-    def registry(self) -> StateStore:
-        if self._registry is None:
-            self._registry = StateStore(self.registry_url)
-        return self._registry
+    @contextmanager
+    def _registry(self) -> Iterator[StateStore]:
+        """The registry, opened for one read or refresh: a token source lives as long as its
+        adapter, and holds no database connection in between."""
+        store = StateStore(self.registry_url)
+        try:
+            yield store
+        finally:
+            store.close()
 
     def grant(self) -> Grant:
         """The stored grant (read once, then as refreshed)."""
         with self._lock:
             if self._grant is None:
-                self._grant = self._open(self._row(self.registry.connections.get(self.name)))
+                with self._registry() as registry:
+                    row = registry.connections.get(self.name)
+                self._grant = self._open(self._row(row))
             return self._grant
 
     def access_token(self) -> str:
@@ -123,9 +129,9 @@ class TokenSource:
         return self._refresh(lambda g: g.access_token == stale).access_token
 
     def close(self) -> None:
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        """Nothing held open (the registry is opened per use); the cached grant forgotten."""
+        with self._lock:
+            self._grant = None
 
     # ------------------------------------------------------------------ refreshing
 
@@ -133,38 +139,46 @@ class TokenSource:
         return grant.expires_at is not None and grant.expires_at - self.ahead <= self.clock()
 
     def _refresh(self, needed: Callable[[Grant], bool]) -> Grant:
-        refused: GrantRefused | None = None
-        with self._lock, self.registry.connections.locked(self.name) as (row, conn):
-            grant = self._open(self._row(row))
-            if needed(grant):
-                try:
-                    grant = self.provider.refresh(grant)
-                except GrantRefused as exc:
-                    if exc.error not in DEAD_GRANT:
-                        raise self._app_refused(exc) from None
-                    refused = exc
-                    stamp = self.clock().strftime("%Y-%m-%d %H:%M UTC")
-                    reason = f"{self.config.crm} refused its refresh token ({exc.error}), {stamp}"
-                    changed = row.replace(status=NEEDS_RECONNECT, status_reason=reason)
-                    self.registry.connections.store_locked(conn, changed)
-                else:
-                    self.refreshes += 1
-                    self.registry.connections.store_locked(
-                        conn,
-                        row.replace(
-                            tokens=self.box.seal(grant.to_json()),
-                            token_expires_at=grant.expires_at,
-                            instance_url=grant.instance_url or row.instance_url,
-                        ),
-                    )
-                    log.info("connection %s: access token refreshed", self.name)
+        with self._lock, self._registry() as registry:
+            with registry.connections.locked(self.name) as (row, conn):
+                grant = self._open(self._row(row))
+                refused = None
+                if needed(grant):
+                    grant, refused = self._refreshed(registry, row, conn, grant)
+            if refused is not None:  # committed: now told, then the run stops
+                self._grant = None
+                log.info("connection %s: refresh token refused (%s)", self.name, refused.error)
+                alerts.needs_reconnect(self.config, registry, self.name, str(refused.error))
+                raise ReconnectNeeded(reconnect_message(self.name), system=self.config.crm)
             self._grant = grant
-        if refused is not None:  # committed: now told, then the run stops
-            self._grant = None
-            log.info("connection %s: refresh token refused (%s)", self.name, refused.error)
-            alerts.needs_reconnect(self.config, self.registry, self.name, str(refused.error))
-            raise ReconnectNeeded(reconnect_message(self.name), system=self.config.crm)
-        return grant
+            return grant
+
+    def _refreshed(
+        self, registry: StateStore, row: ConnectionRow, conn, grant: Grant
+    ) -> tuple[Grant, GrantRefused | None]:
+        """Within the row's lock: the new grant stored, or the connection marked
+        needs_reconnect (and the refusal returned)."""
+        try:
+            fresh = self.provider.refresh(grant)
+        except GrantRefused as exc:
+            if exc.error not in DEAD_GRANT:
+                raise self._app_refused(exc) from None
+            stamp = self.clock().strftime("%Y-%m-%d %H:%M UTC")
+            reason = f"{self.config.crm} refused its refresh token ({exc.error}), {stamp}"
+            changed = row.replace(status=NEEDS_RECONNECT, status_reason=reason)
+            registry.connections.store_locked(conn, changed)
+            return grant, exc
+        self.refreshes += 1
+        registry.connections.store_locked(
+            conn,
+            row.replace(
+                tokens=self.box.seal(fresh.to_json()),
+                token_expires_at=fresh.expires_at,
+                instance_url=fresh.instance_url or row.instance_url,
+            ),
+        )
+        log.info("connection %s: access token refreshed", self.name)
+        return fresh, None
 
     def _row(self, row: ConnectionRow | None) -> ConnectionRow:
         if row is None or row.status != CONNECTED or not row.tokens:

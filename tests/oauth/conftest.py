@@ -3,6 +3,7 @@ fake HubSpot portal (tests/fakes/hubspot_oauth.py) by OAuth, through the Flask t
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -73,8 +74,19 @@ def connection_file(folder: Path, name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def users_db(tmp_path_factory) -> Path:
+    """A state database with the console's admin and viewer (password hashing is slow: once)."""
+    folder = tmp_path_factory.mktemp("oauth-users")
+    store = StateStore(load_config(write_config(folder)).state_url)
+    add_user(store, ADMIN[0], "admin", ADMIN[1], "test")
+    add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
+    store.close()
+    return folder / "data"
+
+
 @pytest.fixture
-def deployment(tmp_path, fake, monkeypatch) -> Path:
+def deployment(tmp_path, fake, monkeypatch, users_db) -> Path:
     """app.yaml (sandbox `default`, HubSpot and OAuth pointed at the fake, alerts to HOOK),
     an admin and a viewer, connection files for `acme` and the unnamed install's name."""
     config = write_config(
@@ -85,10 +97,7 @@ def deployment(tmp_path, fake, monkeypatch) -> Path:
     )
     for name in ("acme", f"hubspot-{fake.oauth.portal}", "other"):
         connection_file(tmp_path, name)
-    store = StateStore(load_config(config).state_url)
-    add_user(store, ADMIN[0], "admin", ADMIN[1], "test")
-    add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
-    store.close()
+    shutil.copytree(users_db, tmp_path / "data", dirs_exist_ok=True)
     for name, value in app_env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("RENEWALS_CONNECTION", raising=False)
