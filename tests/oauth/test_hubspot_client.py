@@ -79,7 +79,7 @@ def test_missing_app_credentials_name_the_variables(deployment):
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     query=st.dictionaries(
