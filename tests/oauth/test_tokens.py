@@ -196,6 +196,10 @@ def test_a_revoked_refresh_token_stops_the_sync_in_one_line_marks_it_and_alerts_
         row.status == "needs_reconnect"
         and "refused its refresh token (invalid_grant)" in row.status_reason
     )
+    store = bootstrap.open_store(bootstrap.load(str(deployment), "acme"))
+    (run,) = store.runs.list(5)  # the run ended failed, saying why
+    store.close()
+    assert run.status == "failed" and "connection acme needs reconnecting" in run.error
     with pytest.raises(ConnectorError) as again:  # refused before any CRM call now
         bootstrap.build(bootstrap.load(str(deployment), "acme"))
     assert str(again.value) == (
