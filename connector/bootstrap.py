@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING
 
 from crm_renewals.connector.adapters.sandbox import SandboxCrm
 from crm_renewals.connector.config import AppConfig, find_config, load_config
-from crm_renewals.connector.errors import ConfigError, Problem, UnusableDatabaseError
+from crm_renewals.connector.errors import (
+    ConfigError,
+    ConnectorError,
+    Problem,
+    UnusableDatabaseError,
+)
 from crm_renewals.connector.mapping_file import load_mapping
 from crm_renewals.connector.ports import CrmClient
 from crm_renewals.connector.services.context import Context
@@ -21,6 +26,7 @@ from crm_renewals.connector.state import StateStore, create_schema, sqlite_path
 
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
     from crm_renewals.connector.adapters.salesforce import SalesforceCrm
+    from crm_renewals.connector.oauth.tokens import TokenSource
 
 
 def load(config_path: str | None, connection: str | None = None) -> AppConfig:
@@ -82,10 +88,40 @@ def open_registry(config: AppConfig) -> StateStore:
 
 def build(config: AppConfig, crm: CrmClient | None = None) -> Context:
     """A use case's Context: mapping, CRM adapter and state store (close it when done). A
-    `crm` given is used as it is (a benchmark's adapter with its own timing)."""
+    `crm` given is used as it is (a benchmark's adapter with its own timing). A connection
+    that cannot run now (not yet connected, needing reconnecting...) is refused in one line."""
+    if crm is None:
+        check_runnable(config)
     mapping = load_mapping(config.mapping_path, expect_crm=config.crm)
     files = read_used_files(config)  # right after loading them: the versions this Context uses
     return Context(config, mapping, crm or build_crm(config, mapping), open_store(config), files)
+
+
+def check_runnable(config: AppConfig) -> None:
+    """A ConnectorError unless connection `config.connection` may run (connected)."""
+    if config.connection == "default" and config.connection_auth == "env":
+        return  # app.yaml alone: credentials from the environment, nothing stored to check
+    from crm_renewals.connector.oauth.tokens import not_runnable
+
+    registry = open_registry(config)
+    try:
+        row = registry.connections.get(config.connection)
+    finally:
+        registry.close()
+    why = not_runnable(config.connection, row)
+    if why:
+        raise ConnectorError(why)
+
+
+def token_source(config: AppConfig) -> TokenSource:
+    """The access token of an OAuth connection (sealed under RENEWALS_ENCRYPTION_KEY)."""
+    from crm_renewals.connector.oauth.providers import provider
+    from crm_renewals.connector.oauth.tokens import TokenSource
+    from crm_renewals.connector.secretbox import SecretBox
+
+    box = SecretBox(os.environ)  # unset or unusable: the ConfigError it raises says so
+    client = provider(config, config.crm, os.environ)
+    return TokenSource(config, config.connections_url, client, box)
 
 
 def build_crm(config: AppConfig, mapping) -> CrmClient:
@@ -124,8 +160,16 @@ def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
                 )
             ]
         )
+    if config.connection_auth == "oauth":
+        from crm_renewals.connector.adapters.salesforce import connect_oauth
+
+        tokens = token_source(config)
+        grant = tokens.grant()
+        session = connect_oauth(settings, grant.instance_url or "", tokens(), tokens.renew)
+    else:
+        session = connect(settings)
     return SalesforceCrm(
-        connect(settings),
+        session,
         mapping,
         settings,
         page_size=config.sync.page_size,
@@ -149,10 +193,22 @@ def build_sandbox(config: AppConfig, mapping=None) -> SandboxCrm:
 
 
 def build_hubspot(config: AppConfig, mapping=None):
-    """The HubSpot adapter; the access token comes from HUBSPOT_ACCESS_TOKEN only."""
+    """The HubSpot adapter; the access token comes from HUBSPOT_ACCESS_TOKEN, or, for an OAuth
+    connection, from its stored tokens (refreshed before they expire)."""
     from crm_renewals.connector.adapters.hubspot import TOKEN_ENV, HubSpotCrm
 
     mapping = mapping or load_mapping(config.mapping_path, expect_crm="hubspot")
+    if config.connection_auth == "oauth":
+        tokens = token_source(config)
+        return HubSpotCrm(
+            mapping,
+            config.hubspot,
+            tokens,
+            retry_attempts=config.sync.retry_attempts,
+            retry_max_wait=config.sync.retry_max_wait_seconds,
+            policy=config.renewals,
+            portal=tokens.grant().external_id,
+        )
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise ConfigError(

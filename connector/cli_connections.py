@@ -1,5 +1,6 @@
-"""`renewals connections`: the deployment's CRM connections (list, show, add, remove) and the
-key their OAuth tokens are sealed with (new-key, rotate-key). Registered by connector.cli."""
+"""`renewals connections`: the deployment's CRM connections (list, show, add, remove,
+disconnect) and the key their OAuth tokens are sealed with (new-key, rotate-key). Registered
+by connector.cli."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import json
 import click
 from rich.table import Table
 
-from crm_renewals.connector import bootstrap, connections
+from crm_renewals.connector import bootstrap, connections, oauth
 from crm_renewals.connector.cli_common import (
     base_config_of,
     cli_actor,
     fatal_errors,
     json_option,
     out,
+    tell,
 )
+from crm_renewals.connector.secretbox import KEY_ENV, new_key
 from crm_renewals.connector.services import connections as service
 
 
@@ -132,6 +135,64 @@ def remove_cmd(ctx, name: str, yes: bool, as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "removed": conn.name}))
     else:
         out.print(f"Removed connection {conn.name}; its state database is kept.")
+
+
+@connections_group.command("disconnect")
+@click.argument("name")
+@json_option
+@click.pass_context
+@fatal_errors
+def disconnect_cmd(ctx, name: str, as_json: bool) -> None:
+    """Disconnect OAuth connection NAME: its tokens are revoked at the CRM and forgotten, its
+    runs refused until it is connected again (its settings and state are kept)."""
+    base, registry = _registry(ctx)
+    try:
+        conn = oauth.disconnect(base, registry, name, cli_actor())
+    finally:
+        registry.close()
+    if as_json:
+        click.echo(json.dumps({"ok": True, **conn.to_json()}))
+    else:
+        out.print(f"Disconnected {conn.name}; connect it again from the console.", markup=False)
+
+
+@connections_group.command("new-key")
+@json_option
+@fatal_errors
+def new_key_cmd(as_json: bool) -> None:
+    """Print a new key for RENEWALS_ENCRYPTION_KEY (keep it with your other secrets)."""
+    key = new_key()
+    if as_json:
+        click.echo(json.dumps({"ok": True, "key": key}))
+        return
+    click.echo(key)
+    tell(
+        f"Put it in {KEY_ENV}; to rotate, put it first and keep the old keys after it, "
+        "comma-separated, then run `renewals connections rotate-key`."
+    )
+
+
+@connections_group.command("rotate-key")
+@json_option
+@click.pass_context
+@fatal_errors
+def rotate_key_cmd(ctx, as_json: bool) -> None:
+    """Seal every connection's tokens again under the first key of RENEWALS_ENCRYPTION_KEY
+    (then the keys after it can be dropped)."""
+    _base, registry = _registry(ctx)
+    try:
+        done = oauth.rotate_keys(registry)
+    finally:
+        registry.close()
+    if as_json:
+        click.echo(json.dumps({"ok": True, "rotated": len(done), "connections": done}))
+        return
+    names = f": {', '.join(done)}" if done else ""
+    out.print(
+        f"Re-sealed the tokens of {len(done)} connection(s) under the first key{names}. The "
+        f"other keys of {KEY_ENV} can now be dropped.",
+        markup=False,
+    )
 
 
 COMMANDS = (connections_group,)

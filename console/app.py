@@ -40,7 +40,7 @@ def install(app: Flask, config: AppConfig, store: StateStore, env: Mapping[str, 
     app.secret_key = state.secret_key
     app.config.update(
         SESSION_COOKIE_NAME="renewals_console",
-        SESSION_COOKIE_PATH="/admin",
+        SESSION_COOKIE_PATH="/",  # /oauth/<crm>/install and callback read it too
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.console.session_hours),

@@ -99,10 +99,14 @@ def logout():
     return redirect(url_for("admin.auth.login"))
 
 
+#: where signing in may lead back to: the console, and the OAuth install it starts
+NEXT_PATHS = ("/admin/", "/oauth/")
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path of the console: never another site."""
+    """Only a path of the console (or an OAuth install): never another site."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and parts.path.startswith("/admin/"):
+        if not parts.scheme and not parts.netloc and parts.path.startswith(NEXT_PATHS):
             return target
     return url_for("admin.overview.index")

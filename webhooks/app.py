@@ -21,6 +21,7 @@ from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.state import StateStore
 from crm_renewals.webhooks import soap
 from crm_renewals.webhooks.blueprints import BLUEPRINTS
+from crm_renewals.webhooks.blueprints.oauth import bp as oauth_bp
 from crm_renewals.webhooks.metrics import Metrics
 from crm_renewals.webhooks.receiver import ROUTES, Receiver, receiver, source_of
 from crm_renewals.webhooks.verify import Refused
@@ -48,6 +49,7 @@ def create_app(
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.register_blueprint(oauth_bp)  # connecting CRMs by OAuth: the console's admins only
     console.install(app, config, store, rx.env)
     return app
 

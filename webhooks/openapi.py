@@ -248,6 +248,7 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")},
                 }
             },
+            **_oauth_paths(),
         },
         "components": {"schemas": {"Error": ERROR}},
     }
@@ -301,3 +302,64 @@ def _signals_op(operation: str, parameters: list[dict[str, Any]]) -> dict[str, A
             "Several connections and none is default: name one in the path",
         )
     return op
+
+
+def _redirect(description: str) -> dict[str, Any]:
+    return {"description": description, "headers": {"Location": {"schema": {"type": "string"}}}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _oauth_paths() -> dict[str, Any]:
+    """Connecting a CRM by OAuth (webhooks/blueprints/oauth.py): browser redirects, not an API."""
+    crm = {
+        "name": "crm",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["hubspot", "salesforce"]},
+    }
+
+    def query(name: str, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": description,
+        }
+
+    return {
+        "/oauth/{crm}/install": {
+            "get": {
+                "summary": "A signed-in console admin connects a CRM: sent to its approval page",
+                "operationId": "oauthInstall",
+                "parameters": [crm, query("connection", "the connection to connect or reconnect")],
+                "responses": {
+                    "302": _redirect(
+                        "To the CRM (or the console's login page, or Connections with ?error=)"
+                    ),
+                    "403": _html("Signed in, but not an admin"),
+                    "404": _html("The console is off, or the CRM does not connect by OAuth"),
+                },
+            }
+        },
+        "/oauth/{crm}/callback": {
+            "get": {
+                "summary": "Where the CRM sends the admin back: the connection connected",
+                "operationId": "oauthCallback",
+                "parameters": [
+                    crm,
+                    query("code", "the authorization code"),
+                    query("state", "the install's state"),
+                    query("error", "the CRM's refusal (access_denied...)"),
+                    query("error_description", "its description"),
+                ],
+                "responses": {
+                    "302": _redirect("To /admin/connections?connected=NAME or ?error=REASON"),
+                    "400": _html("No console session in this browser"),
+                    "404": _html("The CRM does not connect by OAuth"),
+                },
+            }
+        },
+    }

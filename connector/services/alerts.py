@@ -7,7 +7,10 @@ began anew), and the daily digest of accounts turned red.
 Each alert's episode key is claimed in the state store before sending (state/notices.py), so
 any number of processes can check: one of them sends. Checks run as each run ends
 (services/runs.py), in the inbox worker's loop (webhooks/worker.py) and, for the digest, in
-the scheduler (jobs/tasks.py). A check never raises into what called it."""
+the scheduler (jobs/tasks.py). A check never raises into what called it.
+
+A connection whose refresh token the CRM refused (connector/oauth/tokens.py) is told at once,
+once per episode per connection, until it is connected again."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ FAILING = ("failed", "stopped", "interrupted")
 #: the notice that remembers the last run checked (runs after it are looked at)
 RUNS_CHECKED = "runs:checked"
 DEAD_LETTERS, INBOX_WAIT, DIGEST = "dead_letters", "inbox_wait", "red_digest:"
+#: a connection whose refresh token was refused (kept in the registry's notices, per name)
+RECONNECT = "needs_reconnect:"
 #: runs looked at per check at most (one ends between two checks, as a rule)
 RUNS_PER_CHECK = 50
 #: the first check after alerts are turned on looks at the runs started this recently
@@ -234,3 +239,36 @@ def _n(count: int, word: str) -> str:
 
 def _day_before(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def reconnect_key(name: str) -> str:
+    return f"{RECONNECT}{name}"
+
+
+def needs_reconnect(config: AppConfig, registry: StateStore, name: str, reason: str) -> bool:
+    """Connection `name` must be connected again (its refresh token was refused): told once
+    per episode, in the registry's notices (the episode ends when it is connected again,
+    `reconnected`). True if this call sent it. Never raises."""
+    try:
+        if not config.notify.on:
+            return False
+        detail = {"connection": name, "crm": config.crm}
+        if not registry.notices.open(reconnect_key(name), detail):
+            return False  # this episode was told
+        body = (
+            f"The {config.crm} connection {name} needs reconnecting: {reason}.\n"
+            "Its runs stop (nothing is lost) until an admin connects it again: "
+            f"{_page(config, '/admin/connections')} > Reconnect."
+        )
+        title = f"crm-renewals: connection {name} needs reconnecting"
+        message = Message(title, body, "failure")
+        _send_noted(config, registry, reconnect_key(name), message, detail)
+        return True
+    except Exception:  # noqa: BLE001 - an alert must never fail what raised it
+        log.exception("alert needs_reconnect failed")
+        return False
+
+
+def reconnected(registry: StateStore, name: str) -> bool:
+    """Connection `name` is connected again: its needs-reconnect episode ends."""
+    return registry.notices.close(reconnect_key(name))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.hubspot_oauth import FakeHubSpotOAuth
 from tests.fakes.hubspot_schema import DEFAULT_PROPERTIES, INVERSE, LABELS, PIPELINES
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,8 @@ class FakeHubSpot:
         self._hits: deque[float] = deque()
         self._search_hits: deque[float] = deque()
         self.server: ThreadingHTTPServer | None = None
+        #: the public app: install page, token endpoint, the access tokens it issued
+        self.oauth = FakeHubSpotOAuth()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -330,6 +333,10 @@ class FakeHubSpot:
             key = f"{h.command} {url.path}"
             if url.path == "/__fake__/stats":  # admin, for a fake in another process
                 raise Reply(200, self.stats())
+            if url.path.startswith("/oauth/"):  # the app's OAuth: no bearer token, forms
+                with self.lock:
+                    self.calls[key] += 1
+                raise Reply(*self.oauth.route(h.command, url.path, url.query, raw))
             self._gate(h, key)
             query = {k: v for k, v in parse_qs(url.query).items()}
             payload = json.loads(raw) if raw else {}
@@ -366,7 +373,12 @@ class FakeHubSpot:
                 if route in key:
                     del self.faults[i]
                     raise reply
-        if h.headers.get("Authorization") != f"Bearer {self.token}":
+        auth = h.headers.get("Authorization") or ""
+        # the private app's token, or an access token the public app's OAuth issued
+        valid, why = (True, "") if auth == f"Bearer {self.token}" else self._oauth_token(auth)
+        if not valid and why == "EXPIRED_AUTHENTICATION":
+            raise error(401, why, "The OAuth token used to make this call expired.")
+        if not valid:
             raise error(
                 401,
                 "INVALID_AUTHENTICATION",
@@ -383,6 +395,11 @@ class FakeHubSpot:
                     errors=[{"message": f"One of crm.objects.{scope_obj}.read is required"}],
                 )
         self._rate(search="/search" in key)
+
+    def _oauth_token(self, auth: str) -> tuple[bool, str]:
+        if not auth.startswith("Bearer "):
+            return False, "INVALID_AUTHENTICATION"
+        return self.oauth.valid_access_token(auth.removeprefix("Bearer "))
 
     def _rate(self, search: bool) -> None:
         """HubSpot's usage guidelines: every request of an app counts in its rolling 10-second

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 
@@ -149,8 +150,8 @@ def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_con
 def test_openapi_describes_every_route_and_validates(app, client):
     doc = client.get("/openapi.json").json
     validate(doc)
-    served = {  # Flask's <name> is OpenAPI's {name}
-        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+    served = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
         if not rule.rule.startswith("/admin")  # the console's pages are HTML, not the API

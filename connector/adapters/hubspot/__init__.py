@@ -42,7 +42,7 @@ class HubSpotCrm(AdapterFacade):
         self,
         mapping: Mapping,
         settings: HubspotSettings,
-        token: str,
+        token: str | Callable[[], str],
         *,
         page_size: int = SEARCH_PAGE,
         retry_attempts: int = 5,
@@ -50,10 +50,14 @@ class HubSpotCrm(AdapterFacade):
         interval: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         policy: RenewalPolicy | None = None,
+        portal: str | None = None,
     ):
+        """`token`: a private app's, or an OAuth connection's token source (a callable);
+        `portal`: the portal id, when known (its rate-limit buckets)."""
         self.transport = HubSpotTransport(
             settings,
             token,
+            portal=portal,
             retry_attempts=retry_attempts,
             retry_max_wait=retry_max_wait,
             interval=interval,

@@ -1,6 +1,11 @@
 """The one place that calls hubspot-api-client: the client and its token, the portal's rate-limit
 buckets (connector.adapters.hubspot.limits), the retry policy (connector.retry) and the
-status-to-error table that turns the library's ApiExceptions into our error tree."""
+status-to-error table that turns the library's ApiExceptions into our error tree.
+
+The token is a private app's (a string) or an OAuth connection's (a callable answering the
+current access token, connector.oauth.tokens.TokenSource.access_token): it is asked before
+each request, so a token refreshed ahead of its expiry reaches every cached API client. A 401
+is never taken as a reason to refresh (HubSpot's usage guidelines, API_NOTES E)."""
 
 from __future__ import annotations
 
@@ -48,24 +53,32 @@ class HubSpotTransport:
     def __init__(
         self,
         settings: HubspotSettings,
-        token: str,
+        token: str | Callable[[], str],
         *,
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         interval: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        portal: str | None = None,
     ):
         from hubspot import HubSpot
 
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
+        #: an OAuth connection's token source (None: a private app's fixed token)
+        self.token_source = None if isinstance(token, str) else token
+        self.oauth = self.token_source is not None
+        # the portal's buckets: an OAuth token changes every half hour, its portal id does not
+        key = f"portal:{portal}" if portal else (token if isinstance(token, str) else "oauth")
         # no hidden urllib3 retries: every attempt is ours, counted and rate limited
         self.client = HubSpot(
-            access_token=token, host=self.base_url, retry=Retry(total=0, raise_on_status=False)
+            access_token=token if isinstance(token, str) else None,
+            host=self.base_url,
+            retry=Retry(total=0, raise_on_status=False),
         )
         lim = settings.limits
         self.limits = limits_for(
-            portal_key(self.base_url, token),
+            portal_key(self.base_url, key),
             lim.burst,
             lim.search_per_second,
             interval=interval,
@@ -77,6 +90,18 @@ class HubSpotTransport:
         self.retry = (retry_attempts, retry_max_wait)
         self._apis: dict[str, Any] = {}
         self.last_limits: dict[str, str] = {}  # X-HubSpot-RateLimit-* of the last answer
+
+    def authorize(self) -> None:
+        """OAuth: the current access token (refreshed first when due) on the client and on
+        every cached API's configuration, when it changed since the last request."""
+        if self.token_source is None:
+            return
+        token = self.token_source()
+        if token == self.client.access_token:
+            return
+        self.client.access_token = token
+        for api in self._apis.values():
+            api.api_client.configuration.access_token = token
 
     def api(self, path: str) -> Any:
         """A cached API object, e.g. api("objects.batch_api"); the client builds one per access."""
@@ -93,6 +118,7 @@ class HubSpotTransport:
         bucket = self.limits.search if search else self.limits.general
 
         def once() -> dict:
+            self.authorize()  # a refresh that fails for the network is retried here too
             bucket.acquire()
             self.api_calls += 1
             try:
@@ -114,7 +140,7 @@ class HubSpotTransport:
             except Exception as exc:
                 if not hasattr(exc, "status"):
                     raise
-                err = translate(what, exc, bucket.interval)
+                err = translate(what, exc, bucket.interval, oauth=self.oauth)
                 if isinstance(err, RetriableCrmError) and err.status == 429:
                     bucket.pause(err.retry_after or bucket.interval)
                 raise err from exc
@@ -135,6 +161,9 @@ class HubSpotTransport:
             ) from err
 
     def close(self) -> None:
+        closing = getattr(self.token_source, "close", None)  # a TokenSource's registry store
+        if closing is not None:
+            closing()
         for api in self._apis.values():
             pool = getattr(getattr(api.api_client, "rest_client", None), "pool_manager", None)
             if pool is not None:
@@ -142,8 +171,9 @@ class HubSpotTransport:
         self._apis.clear()
 
 
-def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
-    """A vendor ApiException (one class per sub-package) -> our error tree, by status."""
+def translate(what: str, exc: Any, window: float = 10.0, *, oauth: bool = False) -> CrmError:
+    """A vendor ApiException (one class per sub-package) -> our error tree, by status (`oauth`:
+    the token is an OAuth connection's, and 401/403 say how to fix that instead)."""
     status = int(getattr(exc, "status", 0) or 0)
     raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
     try:
@@ -162,6 +192,12 @@ def translate(what: str, exc: Any, window: float = 10.0) -> CrmError:
     )
     text = f"HubSpot {what}: HTTP {status} {message}"
     cls = error_class(status, body)
+    if status in (401, 403) and oauth:
+        return FatalCrmError(
+            f"{text}. HubSpot refused the connection's OAuth access token (app uninstalled, or "
+            "a scope not granted): reconnect it (Connections > Reconnect in the console)",
+            **kw,
+        )
     if status == 401:
         return FatalCrmError(
             f"HubSpot refused the access token in HUBSPOT_ACCESS_TOKEN ({message}). Set it to "
