@@ -25,6 +25,9 @@ WORDS = {
     "crm.doctor": "checked the CRM connection",
     "mapping.save": "saved the mapping",
     "mapping.revert": "reverted the mapping",
+    "deadletters.discard": "discarded dead letters",
+    "connection.remove": "removed a connection",
+    "connection.disconnect": "disconnected a connection",
 }
 
 
