@@ -163,6 +163,21 @@ class ConsoleState:
             return ConnectionState(conn, config, self.store, self.env, owns_store=False)
         return ConnectionState(conn, config, bootstrap.open_store(config), self.env)
 
+    def sharing_mapping(self, state: ConnectionState) -> list[str]:
+        """The other connections whose mapping is the same file as `state`'s: a change saved
+        from one is theirs too (a connection's own file may name a mapping of its own)."""
+        mine = state.config.mapping_path.resolve()
+        names = []
+        for conn in self.connections():
+            if conn.name == state.name:
+                continue
+            try:
+                if self.of(conn).config.mapping_path.resolve() == mine:
+                    names.append(conn.name)
+            except ConnectorError:  # its settings do not load: not using any file now
+                continue
+        return names
+
     def forget(self, name: str) -> None:
         """Close the state of connection `name` (disconnected, removed): opened again, as it
         is then, when next asked for."""

@@ -37,6 +37,7 @@ from crm_renewals.connector.state.versions import short
 from crm_renewals.console import mapping_display as display
 from crm_renewals.console import params
 from crm_renewals.console.auth import actor
+from crm_renewals.console.state import console
 from crm_renewals.console.state import current as connection_state
 
 bp = Blueprint("mapping_changes", __name__)
@@ -167,6 +168,8 @@ def _page(made: Made, data, **extra):
         describe=describe,
         problems=extra.pop("problems", []),
         as_of=request.form.get("as_of", ""),
+        shared=console().sharing_mapping(connection_state()),
+        connection=connection_state().name,
         **extra,
     )
 

@@ -17,6 +17,7 @@ from crm_renewals.connector.services.versions import UnknownVersionError, diff_v
 from crm_renewals.connector.state.versions import short
 from crm_renewals.console import mapping_display as display
 from crm_renewals.console.crm_fields import crm_fields
+from crm_renewals.console.state import console
 from crm_renewals.console.state import current as connection_state
 
 bp = Blueprint("mappings", __name__)
@@ -45,6 +46,8 @@ def index():
         stored=any(v.hash == current.hash for v in history),
         max_bytes=MAX_BYTES,
         admin=g.user.role == "admin",
+        shared=console().sharing_mapping(state),
+        connection=state.name,
     )
 
 

@@ -403,3 +403,64 @@ def test_a_connection_whose_settings_do_not_load_is_listed_and_its_pages_say_why
     assert "cannot open" in beta[: beta.index("</tr>")]
     answer = admin2.get("/admin/runs?connection=beta")
     assert answer.status_code == 503 and "cannot set 'state'" in page(answer)
+
+
+# ---- mapping edits and warming, per connection ----------------------------------------
+
+
+@pytest.fixture
+def own_mappings(two_config: Path) -> tuple[Path, Path]:
+    """Each connection's mapping a file of its own (copies: saving never touches the repo's)."""
+    from tests.conftest import ROOT
+
+    folder = two_config.parent
+    default, beta = folder / "default-mapping.yaml", folder / "beta-mapping.yaml"
+    for path in (default, beta):
+        path.write_bytes((ROOT / "mappings" / "sandbox.yaml").read_bytes())
+    write_config(folder, mapping=str(default))
+    (folder / "connections").mkdir()
+    (folder / "connections" / "beta.yaml").write_text(f"mapping: {beta}\n")
+    return default, beta
+
+
+def test_a_mapping_saved_from_the_console_is_the_current_connections_alone(
+    own_mappings, admin2, two_config
+):
+    import hashlib
+
+    default, beta = own_mappings
+    before_default = default.read_text()
+    html = page(admin2.get("/admin/mappings?connection=beta"))
+    assert 'id="mapping-shared"' not in html and str(beta) in html
+    text = beta.read_text() + "# beta's own note\n"
+    base = hashlib.sha256(beta.read_bytes()).hexdigest()
+    token = csrf_token(admin2, "/admin/mappings?connection=beta")
+    answer = admin2.post(
+        "/admin/mappings/save?connection=beta",
+        data={"text": text, "base": base, "csrf_token": token},
+    )
+    assert answer.status_code == 302, page(answer)[:2000]
+    assert beta.read_text() == text and default.read_text() == before_default
+    store = beta_store(two_config)
+    try:
+        (entry,) = [e for e in store.audit.list() if e.action == "mapping.save"]
+    finally:
+        store.close()
+    assert entry.detail["connection"] == "beta" and entry.target == str(beta)
+
+
+def test_a_mapping_file_two_connections_share_says_so_before_a_change(admin2):
+    html = page(admin2.get("/admin/mappings?connection=beta"))
+    assert "This file is the mapping of connections beta, default" in html
+
+
+def test_warm_loads_each_connections_synced_book(app2, two_config):
+    from crm_renewals.connector.services import synced
+
+    synced.forget()
+    state = app2.extensions["console"]
+    state.warm()
+    names = {state.of(c).store.name for c in state.connections()}
+    assert len(names) == 2 and names <= set(synced._books)
+    beta = state.of(next(c for c in state.connections() if c.name == "beta"))
+    assert len(synced.synced_book(beta.store).book.contracts) == BETA_CONTRACTS
