@@ -112,6 +112,11 @@ def remove(name: str):
     return redirect(url_for(".index"))
 
 
+@bp.errorhandler(404)
+def _missing(exc):
+    return render_template("console/error.html", message=exc.description), 404
+
+
 def _known(name: str) -> Connection:
     for conn in g.connections:
         if conn.name == name:

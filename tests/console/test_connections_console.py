@@ -347,7 +347,7 @@ def test_an_admin_removes_a_connection(admin2, app2, two_config):
 
 def test_removing_an_unknown_connection_is_a_404(admin2):
     answer = post(admin2, "/admin/connections/nope/remove", token_from="/admin/connections")
-    assert answer.status_code == 404
+    assert answer.status_code == 404 and "There is no connection named 'nope'" in page(answer)
 
 
 def test_disconnect_calls_the_oauth_disconnect_and_says_so(admin2, two_config, monkeypatch):
@@ -464,3 +464,16 @@ def test_warm_loads_each_connections_synced_book(app2, two_config):
     assert len(names) == 2 and names <= set(synced._books)
     beta = state.of(next(c for c in state.connections() if c.name == "beta"))
     assert len(synced.synced_book(beta.store).book.contracts) == BETA_CONTRACTS
+
+
+def test_with_no_connection_left_the_pages_say_so_and_the_connections_page_still_opens(
+    admin, app, monkeypatch
+):
+    monkeypatch.delenv(connections.CONNECTION_ENV, raising=False)
+    state = app.extensions["console"]
+    service.remove(state.config, state.store, "default", "test")
+    answer = admin.get("/admin/runs")
+    assert answer.status_code == 404
+    assert "This deployment has no connection: connect a CRM" in page(answer)
+    html = page(admin.get("/admin/connections"))
+    assert 'id="connections-empty"' in html and "Connect HubSpot" in html
