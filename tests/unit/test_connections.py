@@ -221,3 +221,16 @@ def test_the_registry_lock_serialises_writers(app):
             assert row is None
     finally:
         registry.close()
+
+
+def test_starting_the_sandbox_over_keeps_the_deployments_connections(app):
+    cli = cli_for(app)
+    assert cli("connections", "add", "acme", "--crm", "hubspot").exit_code == 0
+    assert cli("sandbox", "seed", "--as-of", AS_OF).exit_code == 0
+    assert cli("sync", "--as-of", AS_OF, "--json").exit_code == 1
+    assert cli("sandbox", "seed", "--reset", "--as-of", AS_OF).exit_code == 0
+    assert json.loads(cli("runs", "--json").output) == []  # the default's state started over
+    names = [
+        c["name"] for c in json.loads(cli("connections", "list", "--json").output)["connections"]
+    ]
+    assert names == [DEFAULT, "acme"]
