@@ -12,18 +12,16 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from crm_renewals.connector import bootstrap
 from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.connections import DEFAULT
 from crm_renewals.connector.state import StateStore
-from crm_renewals.console import auth
+from crm_renewals.console import auth, current
+from crm_renewals.console.csp import CSP
 from crm_renewals.console.pages import PAGES
-from crm_renewals.console.state import ConsoleState
+from crm_renewals.console.state import ConsoleState, Unavailable
 
 csrf = CSRFProtect()
-#: scripts and styles only from /admin/static (htmx is vendored: the console works air-gapped)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -34,8 +32,10 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def install(app: Flask, config: AppConfig, store: StateStore, env: Mapping[str, str]) -> None:
-    """Add /admin to `app` (it answers "off" until a user exists and the secret key is set)."""
-    state = ConsoleState(config, store, env)
+    """Add /admin to `app` (it answers "off" until a user exists and the secret key is set).
+    `config` and `store`: app.yaml's and the registry's (the default connection's); given
+    another connection's, the console still serves the whole deployment."""
+    state = deployment(config, store, env)
     app.extensions["console"] = state
     app.secret_key = state.secret_key
     app.config.update(
@@ -60,12 +60,24 @@ def install(app: Flask, config: AppConfig, store: StateStore, env: Mapping[str, 
         static_url_path="/static",
     )
     admin.before_request(auth.guard)
+    admin.before_request(current.choose)
+    admin.url_defaults(current.keep)
+    admin.context_processor(current.template_globals)
+    admin.register_error_handler(Unavailable, current.unavailable)
     admin.after_request(_headers)
     admin.register_blueprint(auth.bp)
     for page in PAGES:
         admin.register_blueprint(page)
     app.register_blueprint(admin)
     app.register_error_handler(CSRFError, _csrf_refused)
+
+
+def deployment(config: AppConfig, store: StateStore, env: Mapping[str, str]) -> ConsoleState:
+    """The console of the deployment `config` is a connection of."""
+    if config.connection == DEFAULT or config.registry_url is None:
+        return ConsoleState(config, store, env)
+    base = bootstrap.load_base(str(config.source))
+    return ConsoleState(base, bootstrap.open_registry(config), env, owns_store=True)
 
 
 def _headers(response):

@@ -111,7 +111,8 @@ def add(base: AppConfig, registry: StateStore, name: str, crm: str, actor: str) 
 def remove(base: AppConfig, registry: StateStore, name: str, actor: str) -> Connection:
     """Forget a connection (its OAuth tokens revoked first). Its state database stays where it
     is: adding a connection of the same name again carries on from it. `default` is marked
-    removed (app.yaml still names it): listed no more, its runs and webhooks refused."""
+    removed (app.yaml still names it): listed no more, its runs and webhooks refused. Audited
+    in the registry (`connection.remove`)."""
     conn = connections.choose(base, registry, name)
     from crm_renewals.connector import oauth
 
@@ -125,4 +126,5 @@ def remove(base: AppConfig, registry: StateStore, name: str, actor: str) -> Conn
         )
     else:
         registry.connections.delete(conn.name)
+    registry.audit.record(actor, "connection.remove", conn.name, {"crm": conn.crm})
     return conn

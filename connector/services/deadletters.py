@@ -90,7 +90,13 @@ def open_letters(store: StateStore, ids: Collection[int]) -> list[DeadLetter]:
     return [found[i] for i in sorted(found)]
 
 
-def discard(store: StateStore, ids: Collection[int], reason: str, actor: str) -> list[DeadLetter]:
+def discard(
+    store: StateStore,
+    ids: Collection[int],
+    reason: str,
+    actor: str,
+    connection: str | None = None,
+) -> list[DeadLetter]:
     """Close these open letters without retrying them, recording who and why (on each letter
     and in the audit log). A refused write discarded is not sent again by later runs; a
     failure to read discarded is not opened again while the record fails the same way."""
@@ -108,7 +114,8 @@ def discard(store: StateStore, ids: Collection[int], reason: str, actor: str) ->
         actor,
         "deadletters.discard",
         _ids([d.id for d in letters]),
-        {"reason": reason, "letters": [_named(d) for d in letters]},
+        {"reason": reason, "letters": [_named(d) for d in letters]}
+        | ({"connection": connection} if connection else {}),
     )
     return store.dead_letters.get_many([d.id for d in letters])
 

@@ -96,7 +96,8 @@ def launch(
             actor,
         )
         _write_json(folder / LAST, asdict(note))
-    store.audit.record(actor, f"run.{command}", " ".join(extra), {"pid": started.pid})
+    detail = {"connection": config.connection, "pid": started.pid}
+    store.audit.record(actor, f"run.{command}", " ".join(extra), detail)
     return started
 
 
@@ -114,8 +115,10 @@ def _start(config: AppConfig, folder: Path, command: str, extra: list[str]) -> L
         "--config",
         str(config.source.resolve()),
     ]
+    # the connection named, always: $RENEWALS_CONNECTION, inherited, may name another
+    tail = ["--connection", config.connection]
     env = {**os.environ, "RENEWALS_RUN_LOG": str(log)}
-    pid = _detached([str(config.base_dir), *argv, *COMMANDS[command], *extra], env)
+    pid = _detached([str(config.base_dir), *argv, *COMMANDS[command], *extra, *tail], env)
     return Launched(command, pid, log)
 
 

@@ -124,7 +124,8 @@ def save(
         # the replaced version too: it may never have been used by a run (edited on disk)
         store.versions.keep("mapping", current.hash, current.content, current.path)
         store.versions.keep("mapping", after.hash, text, str(path))
-    detail = {"before": short(current.hash), "after": short(after.hash)}
+    detail = {"connection": config.connection}
+    detail |= {"before": short(current.hash), "after": short(after.hash)}
     if revert_of:
         detail["revert_of"] = revert_of
     store.audit.record(actor, "mapping.save", str(path), detail)

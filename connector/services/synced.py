@@ -1,6 +1,7 @@
-"""The synced book as the last run left it, loaded once per process and kept until a run
-changes the state database: `explain` and the console's contract search read it instead of
-loading the whole mirror and ledger on every call (seconds on a 10,000-contract book).
+"""The synced book as the last run left it, loaded once per process and state database (one
+per CRM connection) and kept until a run changes that database: `explain` and the console's
+contract search read it instead of loading the whole mirror and ledger on every call (seconds
+on a 10,000-contract book).
 
 Only runs change the mirror and the ledger (sync, `deadletters retry`, webhook runs, signals
 applied), and each run starts and finishes in the run history: the latest run's id, status
@@ -11,6 +12,7 @@ worker keeps its own, connector/services/refresh.py)."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -42,7 +44,10 @@ class SyncedBook:
 
 
 _lock = threading.Lock()
-_current: SyncedBook | None = None
+#: the kept book of each state database (by its name: one per connection), the least
+#: recently used dropped past MAX_BOOKS (a process that opened many databases: tests)
+_books: OrderedDict[str, SyncedBook] = OrderedDict()
+MAX_BOOKS = 32
 
 
 def stamp(store: StateStore) -> tuple[Any, ...]:
@@ -56,20 +61,24 @@ def stamp(store: StateStore) -> tuple[Any, ...]:
 
 def synced_book(store: StateStore) -> SyncedBook:
     """The synced book of `store`'s database, loaded again only after a run changed it."""
-    global _current
     key = stamp(store)
     with _lock:  # one load at a time: a second caller waits for the first's book
-        if _current is None or _current.stamp != key:
-            _current = None  # the old book can go before the new one is built
-            _current = SyncedBook(key, load_book(store), Ledger(store.ledger.load()))
-        return _current
+        kept = _books.get(store.name)
+        if kept is None or kept.stamp != key:
+            _books.pop(store.name, None)  # the old book can go before the new one is built
+            kept = _books[store.name] = SyncedBook(
+                key, load_book(store), Ledger(store.ledger.load())
+            )
+            while len(_books) > MAX_BOOKS:
+                _books.popitem(last=False)
+        _books.move_to_end(store.name)
+        return kept
 
 
 def forget() -> None:
-    """Drop the kept book (tests; a process that wants its memory back)."""
-    global _current
+    """Drop the kept books (tests; a process that wants its memory back)."""
     with _lock:
-        _current = None
+        _books.clear()
 
 
 def contract_value(book: Book, contract_id: str) -> Decimal:

@@ -2,6 +2,7 @@
 
 from crm_renewals.console.pages import (
     audit,
+    connections,
     contracts,
     deadletters,
     health,
@@ -15,4 +16,4 @@ from crm_renewals.console.pages import (
 
 PAGES = [overview.bp, runs.bp, reports.bp, settings.bp, audit.bp]
 PAGES += [contracts.bp, health.bp, deadletters.bp]
-PAGES += [mappings.bp, mapping_changes.bp]
+PAGES += [mappings.bp, mapping_changes.bp, connections.bp]

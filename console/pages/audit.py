@@ -9,7 +9,7 @@ from flask import Blueprint, render_template, request
 
 from crm_renewals.connector.state import AuditEntry
 from crm_renewals.console.pages.settings import when
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("audit", __name__)
 PAGE_SIZE = 50
@@ -25,6 +25,9 @@ WORDS = {
     "crm.doctor": "checked the CRM connection",
     "mapping.save": "saved the mapping",
     "mapping.revert": "reverted the mapping",
+    "deadletters.discard": "discarded dead letters",
+    "connection.remove": "removed a connection",
+    "connection.disconnect": "disconnected a connection",
 }
 
 
@@ -37,7 +40,7 @@ def index():
         message = f"page must be a whole number from 1, not {page!r}"
         return render_template("console/error.html", message=message), 400
     page = int(page)
-    store = console().store
+    store = current().store
     total = store.audit.count(actor or None, action or None)
     entries = store.audit.list(PAGE_SIZE, (page - 1) * PAGE_SIZE, actor or None, action or None)
     return render_template(

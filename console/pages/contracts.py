@@ -10,7 +10,7 @@ from crm_renewals.connector.services import explain
 from crm_renewals.connector.services.contracts import search_contracts
 from crm_renewals.connector.services.sync import today
 from crm_renewals.console import params
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("contracts", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)
@@ -23,7 +23,7 @@ def index():
     query = params.text(request.args, "q")
     page = params.page_number(request.args)
     as_of = params.day(request.args)
-    state = console()
+    state = current()
     found = search_contracts(state.store, state.config, query, page, as_of)
     return render_template("console/contracts.html", found=found, q=query, as_of=as_of or today())
 
@@ -34,7 +34,7 @@ def show(contract_id: str):
     if len(contract_id) > MAX_ID:
         return _unknown(contract_id)
     try:
-        with console().context() as ctx:
+        with current().context() as ctx:
             explained = explain(ctx, contract_id, as_of)
     except ConnectorError as exc:  # the mapping or the CRM connection cannot be set up
         message = f"The contract cannot be explained now: {type(exc).__name__}: {exc}"

@@ -18,7 +18,7 @@ from crm_renewals.connector.services.deadletters import (
 from crm_renewals.connector.services.launch import RunBusy, launch
 from crm_renewals.console import params
 from crm_renewals.console.auth import actor
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("deadletters", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)
@@ -36,7 +36,7 @@ def index():
     everything = request.args.get("all") == "1"
     chosen = {name: params.text(request.args, name, 80) for name in FILTERS}
     found = find_letters(
-        console().store,
+        current().store,
         include_resolved=everything,
         filters={FILTERS[name]: value for name, value in chosen.items()},
         page=params.page_number(request.args),
@@ -49,7 +49,7 @@ def index():
 
 @bp.get("/deadletters/<int:letter_id>")
 def show(letter_id: int):
-    store = console().store
+    store = current().store
     found = letter(store, letter_id)
     if found is None:
         message = f"There is no dead letter {letter_id}."
@@ -60,7 +60,7 @@ def show(letter_id: int):
 
 @bp.post("/deadletters/retry")
 def retry():
-    state = console()
+    state = current()
     everything = request.form.get("all") == "1"
     ids = [] if everything else params.ids(request.form.getlist("ids"))
     if not everything:
@@ -79,6 +79,8 @@ def retry():
 @bp.post("/deadletters/discard")
 def discard_letters():
     ids = params.ids(request.form.getlist("ids"))
-    letters = discard(console().store, ids, request.form.get("reason", ""), actor())
+    state = current()
+    reason = request.form.get("reason", "")
+    letters = discard(state.store, ids, reason, actor(), state.name)
     flash(f"Discarded {len(letters)} dead letter(s): {', '.join(str(d.id) for d in letters)}.")
     return redirect(url_for(".index"))

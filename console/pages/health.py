@@ -8,7 +8,7 @@ from flask import Blueprint, render_template, request
 from crm_renewals.connector.services.health_table import GRADES, SORTS, health_table, journeys
 from crm_renewals.connector.services.sync import today
 from crm_renewals.console import params
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("health", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)
@@ -20,7 +20,7 @@ def index():
     sort = params.choice(request.args, "sort", SORTS, "grade")
     query = params.text(request.args, "q")
     page = params.page_number(request.args)
-    state = console()
+    state = current()
     table = health_table(state.store, grade=grade, query=query, sort=sort, page=page)
     ids = [r.account_id for r in table.rows]
     journey = journeys(state.store, state.config.playbook, ids, today())

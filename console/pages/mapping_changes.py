@@ -38,6 +38,7 @@ from crm_renewals.console import mapping_display as display
 from crm_renewals.console import params
 from crm_renewals.console.auth import actor
 from crm_renewals.console.state import console
+from crm_renewals.console.state import current as connection_state
 
 bp = Blueprint("mapping_changes", __name__)
 bp.register_error_handler(params.BadParam, params.bad_param)
@@ -76,7 +77,7 @@ def preview_candidate():
     checked = _checked(made)
     if not checked.ok:
         return _problems(made, checked)
-    state, as_of = console(), _as_of()
+    state, as_of = connection_state(), _as_of()
     try:
         with state.context() as ctx:
             result = preview(ctx, checked.mapping, as_of)
@@ -95,7 +96,7 @@ def preview_candidate():
 @bp.post("/mappings/save")
 def save_candidate():
     made = _made()
-    state = console()
+    state = connection_state()
     try:
         saved = save(state.store, state.config, made.text, made.base, actor(), made.revert_of)
     except CandidateTooLargeError as exc:
@@ -130,7 +131,7 @@ def _made() -> Made:
         return Made(with_line_ends(form["text"], current.content), base, current, what, revert_of)
     if form.get("version"):
         try:
-            found, text = version_text(console().store, form["version"])
+            found, text = version_text(connection_state().store, form["version"])
         except UnknownVersionError as exc:
             abort(404, str(exc))
         return Made(text, base, current, f"version {found.short}", found.short)
@@ -146,7 +147,7 @@ def _made() -> Made:
 
 def _checked(made: Made) -> Candidate:
     try:
-        return check(console().config, made.text)
+        return check(connection_state().config, made.text)
     except CandidateTooLargeError as exc:
         abort(413, str(exc))
 
@@ -167,6 +168,8 @@ def _page(made: Made, data, **extra):
         describe=describe,
         problems=extra.pop("problems", []),
         as_of=request.form.get("as_of", ""),
+        shared=console().sharing_mapping(connection_state()),
+        connection=connection_state().name,
         **extra,
     )
 
@@ -182,7 +185,7 @@ def _ref(raw: str | None) -> str | None:
 
 def _installed() -> UsedFile:
     try:
-        return installed(console().config)
+        return installed(connection_state().config)
     except OSError as exc:
         abort(409, f"the mapping file cannot be read: {exc.strerror}")
 

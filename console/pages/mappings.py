@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 
 from crm_renewals.connector.domain.mapping import FIELD_TYPES
 from crm_renewals.connector.domain.mapping_changes import describe
@@ -18,6 +18,7 @@ from crm_renewals.connector.state.versions import short
 from crm_renewals.console import mapping_display as display
 from crm_renewals.console.crm_fields import crm_fields
 from crm_renewals.console.state import console
+from crm_renewals.console.state import current as connection_state
 
 bp = Blueprint("mappings", __name__)
 TABS = ("fields", "yaml", "history")
@@ -30,7 +31,7 @@ def index():
     tab = request.args.get("tab", "fields")
     if tab not in TABS:
         abort(404, f"no tab {tab!r} on the mappings page: one of {', '.join(TABS)}")
-    state = console()
+    state = connection_state()
     current = _installed()
     candidate = _memo(("check", current.hash), lambda: check(state.config, current.content))
     history = state.store.versions.history("mapping") if tab == "history" else []
@@ -45,13 +46,15 @@ def index():
         stored=any(v.hash == current.hash for v in history),
         max_bytes=MAX_BYTES,
         admin=g.user.role == "admin",
+        shared=console().sharing_mapping(state),
+        connection=state.name,
     )
 
 
 @bp.get("/mappings/edit")
 def edit():
     """The form for one field (`?model=&field=`), its CRM field picked from the CRM's schema."""
-    state = console()
+    state = connection_state()
     current = _installed()
     candidate = _memo(("check", current.hash), lambda: check(state.config, current.content))
     if not candidate.ok:
@@ -86,7 +89,7 @@ def edit():
 @bp.get("/mappings/versions/<ref>")
 def version(ref: str):
     """A stored version against the file as it is now (`renewals mappings diff VERSION`)."""
-    state = console()
+    state = connection_state()
     try:
         found = resolve(state.store, "mapping", ref)
         now = _installed().hash
@@ -111,8 +114,8 @@ def version(ref: str):
 
 def _memo(key: tuple, make: Callable[[], T]) -> T:
     """What a mapping text gives (its check, a diff) is the same until the text changes: kept
-    per process by the texts' hashes, so a page view parses no YAML."""
-    memo = current_app.extensions.setdefault("console_mapping_memo", {})
+    per process and connection by the texts' hashes, so a page view parses no YAML."""
+    memo = connection_state().memo.setdefault("mapping", {})
     if key not in memo:
         if len(memo) >= MEMO_SIZE:
             memo.clear()
@@ -122,7 +125,7 @@ def _memo(key: tuple, make: Callable[[], T]) -> T:
 
 def _installed():
     try:
-        return installed(console().config)
+        return installed(connection_state().config)
     except OSError as exc:
         abort(409, f"the mapping file cannot be read: {exc.strerror}; restore it from the history")
 

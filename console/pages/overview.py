@@ -11,7 +11,7 @@ from flask import Blueprint, flash, redirect, render_template, request
 from crm_renewals.connector.services.live import live
 from crm_renewals.connector.services.status import status
 from crm_renewals.console.auth import actor, safe_next
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 from crm_renewals.jobs.scheduler import upcoming
 
 bp = Blueprint("overview", __name__)
@@ -21,7 +21,7 @@ LIMIT_CHECKS = ("daily API requests", "rate limits")
 
 @bp.get("/")
 def index():
-    state = console()
+    state = current()
     verdict = state.doctor()
     return render_template(
         "console/overview.html",
@@ -39,10 +39,11 @@ def index():
 @bp.post("/doctor")
 def doctor():
     """Run the `doctor` checks again now."""
-    state = console()
+    state = current()
     verdict = state.doctor(refresh=True)
     failing = [c.name for c in verdict.checks if not c.ok]
-    detail = {"ok": verdict.ok, "failing": failing, "error": verdict.error}
+    detail = {"connection": state.name, "ok": verdict.ok, "failing": failing}
+    detail["error"] = verdict.error
     state.store.audit.record(actor(), "crm.doctor", state.config.crm, detail)
     if verdict.ok:
         flash(f"The {state.config.crm} CRM answers: every check passed.", "success")

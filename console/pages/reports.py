@@ -6,18 +6,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from crm_renewals.connector.domain.report_tables import SECTIONS, report_csv
 from crm_renewals.connector.services.report import (
     PERIODS,
-    ReportCache,
     ReportOptionsError,
     report_options,
 )
 from crm_renewals.connector.services.sync import today
 from crm_renewals.console.report_charts import report_charts
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("reports", __name__)
 #: the CSV of every table at once (`renewals report --csv`)
@@ -64,9 +63,8 @@ def _report():
     options = report_options(
         args.get("period"), args.get("from"), args.get("to"), args.get("as_of")
     )
-    cache = current_app.extensions.setdefault("console.reports", ReportCache())
-    state = console()
-    return cache.get(state.store, state.config, options, today())
+    state = current()
+    return state.reports.get(state.store, state.config, options, today())
 
 
 def _form() -> dict:

@@ -11,7 +11,7 @@ from crm_renewals.connector.services.launch import RunBusy, launch
 from crm_renewals.connector.services.live import live
 from crm_renewals.connector.services.run_detail import MODES, STATUSES, run_detail
 from crm_renewals.console.auth import actor
-from crm_renewals.console.state import console
+from crm_renewals.console.state import current
 
 bp = Blueprint("runs", __name__)
 PAGE_SIZE = 50
@@ -31,7 +31,7 @@ def index():
         status = _choice("status", STATUSES)
     except BadQuery as exc:
         return render_template("console/error.html", message=str(exc)), 400
-    store = console().store
+    store = current().store
     total = store.runs.count(mode, status)
     rows = store.runs.list(PAGE_SIZE, (page - 1) * PAGE_SIZE, mode, status)
     return render_template(
@@ -49,7 +49,7 @@ def index():
 
 @bp.get("/runs/<run_id>")
 def detail(run_id: str):
-    found = run_detail(console().store, int(run_id)) if _is_id(run_id) else None
+    found = run_detail(current().store, int(run_id)) if _is_id(run_id) else None
     if found is None:
         return render_template("console/runs/missing.html", run_id=run_id), 404
     return render_template("console/runs/detail.html", d=found, r=found.run)
@@ -58,7 +58,7 @@ def detail(run_id: str):
 @bp.get("/runs/live")
 def live_panel():
     """The live panel (htmx swaps it in place; it polls again only while a run goes)."""
-    state = console()
+    state = current()
     return render_template("console/runs/_live.html", live=live(state.config, state.store))
 
 
@@ -68,7 +68,7 @@ def start():
     if command not in STARTS:
         message = f"Cannot start {command[:40]!r}: choose {' or '.join(STARTS)}."
         return render_template("console/error.html", message=message), 400
-    state = console()
+    state = current()
     try:
         launch(state.config, state.store, command, actor())
     except RunBusy:

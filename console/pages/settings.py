@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from flask import Blueprint, render_template
 
 from crm_renewals.connector.services.settings import config_files, effective_yaml, secrets_set
-from crm_renewals.console.state import console
+from crm_renewals.console.state import console, current
 
 bp = Blueprint("settings", __name__)
 
 
 @bp.get("/settings")
 def index():
-    state = console()
+    state = current()
     return render_template(
         "console/settings.html",
         verdict=state.doctor(),
@@ -25,7 +25,7 @@ def index():
         files=config_files(state.config),
         secrets=secrets_set(state.config, state.env),
         settings=state.config.console,
-        users=state.store.users.list(),
+        users=console().store.users.list(),  # the deployment's users
         config_yaml=effective_yaml(state.config),
         when=when,
     )

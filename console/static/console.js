@@ -1,7 +1,16 @@
-// A little plain JS: confirm before a destructive form is sent, and sortable tables.
+// A little plain JS: confirm before a destructive form is sent, leave empty optional fields
+// out of a GET form marked data-drop-empty (Connect: no name asked for), and sortable tables.
 document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+    return;
+  }
+  if ("dropEmpty" in event.target.dataset) {
+    event.target.querySelectorAll("input[name]").forEach((input) => {
+      if (input.value.trim() === "") input.disabled = true;
+    });
+  }
 });
 document.addEventListener("click", (event) => {
   const th = event.target.closest("table.sortable th");

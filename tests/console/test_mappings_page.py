@@ -182,7 +182,7 @@ def test_save_writes_the_file_keeps_comments_records_the_version_and_the_next_sy
     assert saved.runs == 0 and store.versions.content("mapping", new) == after
     (entry,) = [e for e in store.audit.list() if e.action == "mapping.save"]
     assert entry.actor == "admin@example.com"
-    assert entry.detail == {"before": base[:8], "after": new[:8]}
+    assert entry.detail == {"connection": "default", "before": base[:8], "after": new[:8]}
     history = page(admin.get("/admin/mappings?tab=history"))
     assert new[:8] in history and "never (saved, not run yet)" in history
 
@@ -270,7 +270,12 @@ def test_revert_brings_an_old_version_back_through_preview_and_save(app, admin, 
     assert answer.status_code == 302
     assert mapping.read_text() == original
     saves = [e for e in app.extensions["console"].store.audit.list() if e.action == "mapping.save"]
-    assert saves[0].detail == {"before": second[:8], "after": first[:8], "revert_of": first[:8]}
+    assert saves[0].detail == {
+        "connection": "default",
+        "before": second[:8],
+        "after": first[:8],
+        "revert_of": first[:8],
+    }
 
 
 # ------------------------------------------------------------------ bad input
