@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING
 
 from crm_renewals.connector.adapters.sandbox import SandboxCrm
 from crm_renewals.connector.config import AppConfig, find_config, load_config
-from crm_renewals.connector.errors import ConfigError, ConnectorError, Problem
+from crm_renewals.connector.errors import (
+    ConfigError,
+    ConnectorError,
+    Problem,
+    UnusableDatabaseError,
+)
 from crm_renewals.connector.mapping_file import load_mapping
 from crm_renewals.connector.ports import CrmClient
 from crm_renewals.connector.services.context import Context
@@ -35,11 +40,19 @@ def load(config_path: str | None, connection: str | None = None) -> AppConfig:
 def connection_config(base: AppConfig, name: str | None) -> AppConfig:
     """The configuration of connection `name` of the deployment `base` is app.yaml of."""
     from crm_renewals.connector import connections
+    from crm_renewals.connector.connections import DEFAULT
 
     path = sqlite_path(base.state_url)
     if path is not None and not path.exists():  # a new install: app.yaml is all there is
         return connections.configuration(base, connections.choose(base, None, name))
-    registry = open_store(base)
+    try:
+        registry = open_store(base)
+    except UnusableDatabaseError:
+        if (name or os.environ.get(connections.CONNECTION_ENV) or DEFAULT) != DEFAULT:
+            raise
+        # app.yaml's own connection needs no registry to be known: a command that opens the
+        # state database says what is wrong with it; one that does not (config show) works
+        return connections.configuration(base, connections.default_connection(base))
     try:
         chosen = connections.choose(base, registry, name)
     finally:

@@ -22,7 +22,7 @@ from crm_renewals.connector.cli_common import (
 from crm_renewals.connector.cli_render import print_seed, print_sync, progress_bar
 from crm_renewals.connector.cli_reports import demo_insights, print_import
 from crm_renewals.connector.domain.health import signal_measures
-from crm_renewals.connector.errors import ConfigError
+from crm_renewals.connector.errors import ConfigError, ConnectorError
 from crm_renewals.connector.services import sync
 from crm_renewals.connector.services.report import build_report
 from crm_renewals.connector.services.signals import import_signals
@@ -56,14 +56,17 @@ def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
         raise ConfigError([config_problem("crm", "sandbox commands need crm: sandbox")])
     if reset:
         _remove_sqlite(cfg.sandbox_path)
+        kept = _connections_of(cfg)
         if cfg.state_url.startswith("sqlite:///"):  # a damaged file is replaced too
             _remove_sqlite(Path(cfg.state_url.removeprefix("sqlite:///")))
-        else:
-            store = bootstrap.open_store(cfg)
-            try:
+        store = bootstrap.open_store(cfg)
+        try:
+            if not cfg.state_url.startswith("sqlite:///"):
                 store.reset()
-            finally:
-                store.close()
+            for row in kept:  # the deployment's other connections outlive the demo's reset
+                store.connections.save(row)
+        finally:
+            store.close()
     crm = bootstrap.build_sandbox(cfg)
     try:
         if crm.all("Account") or crm.all("User"):
@@ -84,6 +87,21 @@ def _seed(cfg, seed_value, accounts, contracts, reset, as_of):
         )
     finally:
         crm.close()
+
+
+def _connections_of(cfg) -> list:
+    """The connections table, when `cfg`'s state database holds it (the default connection's)
+    and can be read; a damaged database is started over without it."""
+    if cfg.connections_url != cfg.state_url:
+        return []
+    try:
+        store = bootstrap.open_store(cfg)
+    except ConnectorError:
+        return []
+    try:
+        return store.connections.list()
+    finally:
+        store.close()
 
 
 @click.command("demo")

@@ -15,8 +15,17 @@ import click
 from rich.table import Table
 
 from crm_renewals.connector import bootstrap
-from crm_renewals.connector.cli_common import config_of, fatal_errors, json_option, out, tell
+from crm_renewals.connector.cli_common import (
+    base_config_of,
+    config_of,
+    fatal_errors,
+    json_option,
+    out,
+    tell,
+)
 from crm_renewals.connector.config import AppConfig, find_config
+from crm_renewals.connector.connections import DEFAULT
+from crm_renewals.connector.errors import ConfigError, ConnectorError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +53,13 @@ def _bind(_ctx, _param, value: str) -> str:
 @click.pass_context
 @fatal_errors
 def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
-    """Receive webhooks (HubSpot, Salesforce, signals); an inbox worker processes them."""
-    cfg = config_of(ctx)
-    bootstrap.build(cfg).close()  # a bad configuration or CRM stops here, before forking
+    """Receive webhooks (HubSpot, Salesforce, signals) for every connection; an inbox worker
+    processes them."""
+    base = base_config_of(ctx)
+    served = checked_connections(base)  # a bad configuration or CRM is said here, before forking
     from crm_renewals.webhooks.server import prepare_metrics_dir, renewals_argv, serve
 
-    prepare_metrics_dir(cfg)  # before anything imports prometheus_client (workers fork from here)
+    prepare_metrics_dir(base)  # before anything imports prometheus_client (workers fork here)
     quiet = logging.getLogger().level > logging.INFO
     config = str(find_config(ctx.obj["config"]).resolve())
     argv = renewals_argv(
@@ -67,14 +77,63 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
         workers=workers,
         threads=threads,
     )
-    for source, message in unsigned_sources(cfg, os.environ):
+    tell(
+        f"renewals serve: connections {', '.join(served) or 'none runnable'}",
+        connections=served,
+    )
+    for source, message in unsigned_sources(base, os.environ):
         log.warning("%s", message, extra={"source": source})
-    serve(cfg, bind, workers, threads, quiet, argv)
+    serve(base, bind, workers, threads, quiet, argv)
 
 
+def checked_connections(
+    base: AppConfig, only: str | None = None, waiting: str = "its deliveries are stored and wait"
+) -> list[str]:
+    """The runnable connections whose configuration and CRM adapter build (each one that does
+    not is said in one line and skipped; fatal only when it is the only one). Connections not
+    runnable are said too: their deliveries are stored and wait."""
+    from crm_renewals.connector.deployment import Deployment
+
+    deployment = Deployment(base)
+    try:
+        conns = [c for c in deployment.connections() if only in (None, c.name)]
+        runnable = [c for c in conns if c.runnable]
+        for conn in conns:
+            if not conn.runnable:
+                tell(
+                    f"connection {conn.name}: {conn.status}: not served until connected "
+                    f"({waiting})",
+                    logging.WARNING,
+                    connection=conn.name,
+                )
+        good = []
+        for conn in runnable:
+            try:
+                bootstrap.build(deployment.config(conn)).close()
+            except ConnectorError as exc:
+                if len(runnable) == 1:
+                    raise
+                tell(
+                    f"connection {conn.name} is skipped: {type(exc).__name__}: {exc}",
+                    logging.ERROR,
+                    connection=conn.name,
+                )
+                continue
+            good.append(conn.name)
+        return good
+    finally:
+        deployment.close()
+
+
+#: a HubSpot public app's client secret: it signs the webhooks of OAuth connections
+PUBLIC_APP_SECRET = "HUBSPOT_APP_CLIENT_SECRET"
 #: webhook source -> the environment variable of its signature secret, and who gives it
 SIGNING_SECRETS = {
-    "hubspot": ("HUBSPOT_CLIENT_SECRET", "the HubSpot app's client secret"),
+    "hubspot": (
+        "HUBSPOT_CLIENT_SECRET",
+        "the HubSpot private app's client secret (or HUBSPOT_APP_CLIENT_SECRET to the public "
+        "app's)",
+    ),
     "signals": ("SIGNALS_WEBHOOK_SECRET", "the secret your signal senders sign with"),
 }
 
@@ -84,14 +143,15 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
     checks it is unset (webhooks/verify.py: no secret, no signature check, a 401)."""
     out = []
     for source, (name, what) in SIGNING_SECRETS.items():
-        if not env.get(name):
-            out.append(
-                (
-                    source,
-                    f"{source} webhooks: {name} is not set, so every delivery to "
-                    f"/webhooks/{source} is refused (401); set {name} to {what}",
-                )
-            )
+        if env.get(name) or (source == "hubspot" and env.get(PUBLIC_APP_SECRET)):
+            continue
+        message = (
+            f"{source} webhooks: {name} is not set, so every delivery to "
+            f"/webhooks/{source} is refused (401); set {name} to {what}"
+        )
+        out.append((source, message))
+    # (a Salesforce connection connected by OAuth brings its org id: not known here, so the
+    # warning stands for app.yaml's own)
     if not (env.get("SALESFORCE_ORG_ID") or config.webhooks.salesforce_org_id):
         out.append(
             (
@@ -109,18 +169,20 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
 @click.pass_context
 @fatal_errors
 def worker_cmd(ctx, with_parent: bool) -> None:
-    """Process stored webhook deliveries (`renewals serve` runs one for you)."""
-    cfg = config_of(ctx)
+    """Process stored webhook deliveries of every connection (`renewals serve` runs one for
+    you); --connection NAME: that connection's alone."""
+    base = base_config_of(ctx)
+    only = named_connection(ctx)
     from crm_renewals.webhooks.server import worker_pid_file
     from crm_renewals.webhooks.worker import InboxWorker
 
-    os.nice(cfg.webhooks.worker_nice)  # acknowledging deliveries comes first
-    worker = InboxWorker(cfg)
+    os.nice(base.webhooks.worker_nice)  # acknowledging deliveries comes first
+    worker = InboxWorker(base, only=only)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):  # finish the batch in hand, then exit
         signal.signal(stop_signal, lambda *_: worker.stop())
     if with_parent:
         _stop_with_parent(worker)
-    pid_file = worker_pid_file(cfg)
+    pid_file = worker_pid_file(base)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
     tell(f"renewals worker: processing webhook deliveries (pid {os.getpid()})")
@@ -129,6 +191,16 @@ def worker_cmd(ctx, with_parent: bool) -> None:
     finally:
         if pid_file.exists() and pid_file.read_text() == str(os.getpid()):
             pid_file.unlink()
+
+
+def named_connection(ctx: click.Context) -> str | None:
+    """The connection --connection names (checked: it exists), else None: all of them. The
+    long-running processes serve every connection unless told otherwise on the command line
+    ($RENEWALS_CONNECTION is for one-off commands)."""
+    name = ctx.find_root().obj.get("connection")
+    if name:
+        config_of(ctx)  # an unknown name: one clear line listing the connections
+    return name
 
 
 def _stop_with_parent(worker) -> None:
@@ -165,37 +237,69 @@ def _stop_with_parent(worker) -> None:
 @click.pass_context
 @fatal_errors
 def scheduler_cmd(ctx, list_jobs: bool, check: bool, max_age: float | None, as_json: bool) -> None:
-    """Run the scheduled jobs of app.yaml (sync, renewal scan, reconciliation, ...)."""
-    cfg = config_of(ctx)
+    """Run the scheduled jobs (sync, renewal scan, reconciliation, ...) of every connection,
+    each from its own configuration; --connection NAME: that connection's alone."""
+    base = base_config_of(ctx)
     from crm_renewals.jobs import heartbeat
-    from crm_renewals.jobs.scheduler import build_scheduler, upcoming
 
     if check:
-        ok, line = heartbeat.check(cfg, max_age)
+        ok, line = heartbeat.check(base, max_age)
         click.echo(line)
         ctx.exit(0 if ok else 1)
-
+    only = named_connection(ctx)
     if list_jobs or as_json:
-        store = bootstrap.open_store(cfg)
-        try:
-            jobs = upcoming(cfg, store)
-        finally:
-            store.close()
-        _print_jobs(jobs, cfg.schedule.timezone, as_json)
+        _print_jobs(_listed(base, only), base.schedule.timezone, as_json)
         return
-    bootstrap.build(cfg).close()
-    sched = build_scheduler(cfg)
+    from crm_renewals.jobs import deployment as scheduled
+    from crm_renewals.jobs.scheduler import upcoming
+
+    checked_connections(base, only, "its jobs do not run")  # the only one failing stops here
+    jobs = scheduled.build(base, only=only)
+    sched = jobs.sched
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
-    jobs = [j for j in upcoming(cfg) if j.enabled]
-    tell(f"renewals scheduler: {len(jobs)} job(s), time zone {cfg.schedule.timezone}")
-    for job in jobs:
+    names = list(jobs.registered)
+    each = [j for name in names for j in upcoming(jobs.registered[name][0]) if j.enabled]
+    several = names != [DEFAULT]
+    of = f" of connections {', '.join(names) or 'none'}" if several else ""
+    tell(f"renewals scheduler: {len(each)} job(s){of}, time zone {base.schedule.timezone}")
+    for job in each:
+        ident = f"{job.connection}:{job.job}" if several else job.job
         tell(
-            f"  {job.job}: {job.schedule}, next run {job.next_at:%Y-%m-%d %H:%M:%S %Z}",
+            f"  {ident}: {job.schedule}, next run {job.next_at:%Y-%m-%d %H:%M:%S %Z}",
             job=job.job,
+            connection=job.connection,
             schedule=job.schedule,
             next_at=job.next_at.isoformat(),
         )
     sched.start()
+
+
+def _listed(base: AppConfig, only: str | None) -> list:
+    """`scheduler --list`: the jobs of each runnable connection (or of `only`), with the last
+    outcome from its own state store; connections skipped are said on stderr."""
+    from crm_renewals.connector.deployment import Deployment
+    from crm_renewals.jobs.scheduler import upcoming
+
+    deployment = Deployment(base)
+    out = []
+    try:
+        for conn in deployment.connections():
+            if only not in (None, conn.name):
+                continue
+            if not conn.runnable:
+                tell(f"connection {conn.name}: {conn.status}: no jobs run", connection=conn.name)
+                continue
+            try:
+                cfg = deployment.config(conn)
+            except ConfigError as exc:
+                if only is not None:
+                    raise
+                tell(f"connection {conn.name} is skipped: {exc}", connection=conn.name)
+                continue
+            out += upcoming(cfg, deployment.store(conn))
+    finally:
+        deployment.close()
+    return out
 
 
 def _print_jobs(jobs, timezone: str, as_json: bool) -> None:
@@ -203,10 +307,13 @@ def _print_jobs(jobs, timezone: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([j.to_json() for j in jobs]))
         return
-    table = Table("job", "schedule", "next run", "last", "error", title=f"Jobs ({timezone})")
+    several = {j.connection for j in jobs} != {DEFAULT}
+    head = ("connection",) if several else ()
+    table = Table(*head, "job", "schedule", "next run", "last", "error", title=f"Jobs ({timezone})")
     for j in jobs:
         last = j.last
         table.add_row(
+            *((j.connection,) if several else ()),
             j.job,
             j.schedule,
             f"{j.next_at:%Y-%m-%d %H:%M}" if j.next_at else "off",

@@ -184,6 +184,17 @@ def choose(base: AppConfig, store: StateStore | None, name: str | None) -> Conne
     for conn in found:
         if conn.name == DEFAULT:
             return conn
+    if not found:
+        raise ConfigError(
+            [
+                Problem(
+                    "--connection",
+                    "this deployment has no connections: add one (renewals connections add "
+                    "NAME --crm CRM, or Connections > Connect in the console)",
+                    "command line",
+                )
+            ]
+        )
     raise ConfigError(
         [
             Problem(

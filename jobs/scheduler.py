@@ -1,4 +1,5 @@
-"""The scheduler process: APScheduler 3 with the jobs of app.yaml. Each run first claims its
+"""The scheduler's jobs: APScheduler 3 with the jobs of a connection's configuration (ids
+`<connection>:<job>`; jobs/deployment.py keeps every connection's). Each run first claims its
 (job, scheduled slot) row in the state store, so a second scheduler on the same database skips
 the slot; then it takes the run lock, so it never overlaps a webhook batch or another run."""
 
@@ -74,10 +75,12 @@ class Upcoming:
     enabled: bool
     next_at: datetime | None
     last: JobRun | None
+    connection: str = "default"
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
         return {
+            "connection": self.connection,
             "job": self.job,
             "schedule": self.schedule,
             "enabled": self.enabled,
@@ -104,7 +107,8 @@ def upcoming(
     for name, job in scheduled_jobs(config).items():
         fire = trigger_for(job, tz).get_next_fire_time(None, moment) if job.enabled else None
         last = store.jobs.list(name, limit=1) if store is not None else []
-        out.append(Upcoming(name, describe(job), job.enabled, fire, last[0] if last else None))
+        last_run = last[0] if last else None
+        out.append(Upcoming(name, describe(job), job.enabled, fire, last_run, config.connection))
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(out, key=lambda u: (u.next_at or far, u.job))
 
@@ -136,7 +140,7 @@ def run_slot(
     if slot is None:
         log.warning("%s: no scheduled time within the grace period; skipped", name)
         return "missed"
-    with log_context(job=name):
+    with log_context(job=name, connection=config.connection):
         return _run_claimed(name, config, slot, context_factory, runner, now)
 
 
@@ -250,11 +254,13 @@ def build_scheduler(
     scheduler: BaseScheduler | None = None,
     context_factory: Callable[[], Context] | None = None,
 ) -> BaseScheduler:
-    """A scheduler with every enabled job: coalesced, one instance at a time, with the grace."""
+    """A scheduler with every enabled job of one connection's configuration (jobs/deployment.py
+    builds the scheduler of every connection): coalesced, one instance at a time, with the
+    grace."""
     tz = ZoneInfo(config.schedule.timezone)
     sched = scheduler or BlockingScheduler(timezone=tz)
     factory = context_factory or bootstrap.context_factory(config)
-    runner = f"{socket.gethostname()}:{os.getpid()}"
+    runner = runner_name()
     # at start and every lease: run the slots of schedulers that died mid-run, then beat
     sched.add_job(
         sweep,
@@ -268,20 +274,42 @@ def build_scheduler(
         next_run_time=datetime.now(tz),
         replace_existing=True,
     )
+    add_jobs(sched, config, factory, runner)
+    return sched
+
+
+def runner_name() -> str:
+    """Who claims a slot: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def job_id(connection: str, name: str) -> str:
+    """The APScheduler id of a connection's job: `<connection>:<job>`."""
+    return f"{connection}:{name}"
+
+
+def add_jobs(
+    sched: BaseScheduler, config: AppConfig, factory: Callable[[], Context], runner: str
+) -> list[str]:
+    """Add the enabled jobs of `config`'s connection (ids `<connection>:<job>`); their ids."""
+    tz = ZoneInfo(config.schedule.timezone)
+    ids = []
     for name, job in scheduled_jobs(config).items():
         if not job.enabled:
             continue
         trigger = trigger_for(job, tz)
+        ident = job_id(config.connection, name)
         sched.add_job(
             run_slot,
             trigger,
             args=(name, config, trigger),
             kwargs={"context_factory": factory, "runner": runner},
-            id=name,
-            name=name,
+            id=ident,
+            name=ident,
             coalesce=True,
             max_instances=1,
             misfire_grace_time=job.misfire_grace_seconds or config.schedule.misfire_grace_seconds,
             replace_existing=True,
         )
-    return sched
+        ids.append(ident)
+    return ids

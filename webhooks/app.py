@@ -23,7 +23,7 @@ from crm_renewals.webhooks import soap
 from crm_renewals.webhooks.blueprints import BLUEPRINTS
 from crm_renewals.webhooks.blueprints.oauth import bp as oauth_bp
 from crm_renewals.webhooks.metrics import Metrics
-from crm_renewals.webhooks.receiver import ROUTES, Receiver, receiver
+from crm_renewals.webhooks.receiver import ROUTES, Receiver, receiver, source_of
 from crm_renewals.webhooks.verify import Refused
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ def create_app(
     env: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Flask:
-    """The webhook app for this configuration (secrets from `env`, default os.environ; the
-    store from connector.bootstrap unless one is given)."""
+    """The webhook app of the deployment whose app.yaml `config` is (secrets from `env`,
+    default os.environ; the default connection's store from connector.bootstrap unless one is
+    given). It serves every connection of the deployment (webhooks/routing.py)."""
     app = Flask("webhooks", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.webhooks.max_body_bytes
     store = store or bootstrap.open_store(config)
@@ -55,7 +56,7 @@ def create_app(
 
 def _refused(exc: Refused):
     """A refused request: counted by source and reason; a SOAP fault for Salesforce."""
-    source = ROUTES.get(request.path, "other")
+    source = source_of(request.path)
     receiver().metrics.refused.labels(source, exc.label).inc()
     log.info("refused %s webhook: %s", source, exc.reason)
     if source == "salesforce":
@@ -80,6 +81,9 @@ class _Timed:
         try:
             return self.wsgi_app(environ, start_response)
         finally:
-            histogram = self.histograms.get(environ.get("PATH_INFO"))
+            path = environ.get("PATH_INFO") or ""
+            if path.startswith("/webhooks/signals/"):
+                path = "/webhooks/signals"
+            histogram = self.histograms.get(path)
             if histogram is not None:
                 histogram.observe(time.perf_counter() - started)

@@ -4,6 +4,7 @@ that the database knows (queue depth, sync runs, CRM API calls) are read from it
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -11,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from crm_renewals.connector.state import PENDING, StateStore
 
+log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -21,13 +23,13 @@ class Metrics:
         self.received = Counter(
             "renewals_webhook_events_received",
             "Events accepted and stored in the inbox (copies included)",
-            ["source"],
+            ["source", "connection"],
             registry=r,
         )
         self.duplicates = Counter(
             "renewals_webhook_events_duplicate",
             "Accepted events already in the inbox (redeliveries, copies)",
-            ["source"],
+            ["source", "connection"],
             registry=r,
         )
         self.refused = Counter(
@@ -39,29 +41,31 @@ class Metrics:
         self.processed = Counter(
             "renewals_webhook_events_processed",
             "Events the inbox worker processed (synced or nothing to do)",
-            ["source"],
+            ["source", "connection"],
             registry=r,
         )
         self.failed = Counter(
             "renewals_webhook_events_failed",
             "Event processing attempts that failed (retried, or dead-lettered at the last)",
-            ["source"],
+            ["source", "connection"],
             registry=r,
         )
         self.dead = Counter(
             "renewals_webhook_events_dead",
             "Events given up after the configured attempts (see renewals deadletters)",
-            ["source"],
+            ["source", "connection"],
             registry=r,
         )
         self.rate_limit_waits = Counter(
             "renewals_crm_rate_limit_waits",
             "Backoff waits before retrying a CRM call (429, 5xx, timeouts) in the inbox worker",
+            ["connection"],
             registry=r,
         )
         self.rate_limit_wait_seconds = Counter(
             "renewals_crm_rate_limit_wait_seconds",
             "Seconds spent in those waits",
+            ["connection"],
             registry=r,
         )
         self.latency = Histogram(
@@ -72,7 +76,9 @@ class Metrics:
             registry=r,
         )
 
-    def render(self, store: StateStore) -> bytes:
+    def render(self, stores: list[tuple[str, StateStore]]) -> bytes:
+        """This process's (or, under `renewals serve`, every process's) counters, and the
+        figures of each connection's state store (`stores`: name and store)."""
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
 
@@ -81,7 +87,7 @@ class Metrics:
         else:
             registry = CollectorRegistry()
             registry.register(_Forward(self.registry))
-        registry.register(StateCollector(store))
+        registry.register(StateCollector(stores))
         return generate_latest(registry)
 
 
@@ -96,37 +102,48 @@ class _Forward:
 
 
 class StateCollector:
-    """Figures read from the state database at scrape time: the same for every process."""
+    """Figures read from each connection's state database at scrape time (the same for every
+    process), one series per connection (label `connection`)."""
 
-    def __init__(self, store: StateStore):
-        self.store = store
+    def __init__(self, stores: list[tuple[str, StateStore]]):
+        self.stores = stores
 
     def collect(self):
         depth = GaugeMetricFamily(
-            "renewals_inbox_queue_depth", "Events waiting in the inbox to be processed"
+            "renewals_inbox_queue_depth",
+            "Events waiting in the inbox to be processed",
+            labels=["connection"],
         )
         by_status = GaugeMetricFamily(
             "renewals_inbox_events",
             "Events in the inbox (kept for the dedupe window), by source and status",
-            labels=["source", "status"],
+            labels=["connection", "source", "status"],
         )
         waiting = GaugeMetricFamily(
             "renewals_inbox_deliveries_waiting",
             "Deliveries stored and acknowledged, not yet read into inbox events",
+            labels=["connection"],
         )
-        counts = self.store.inbox.counts()
-        depth.add_metric([], sum(n for (_, st), n in counts.items() if st == PENDING))
-        waiting.add_metric([], self.store.deliveries.waiting())
-        for (source, status), n in sorted(counts.items()):
-            by_status.add_metric([source, status], n)
         sync_runs = CounterMetricFamily(
             "renewals_sync_runs",
             "Sync runs recorded, by mode and status",
-            labels=["mode", "status"],
+            labels=["connection", "mode", "status"],
         )
-        calls = CounterMetricFamily("renewals_crm_api_calls", "CRM API calls made by recorded runs")
-        totals = self.store.runs.totals()
-        for mode, status, n, _ in totals:
-            sync_runs.add_metric([mode, status], n)
-        calls.add_metric([], sum(c for *_, c in totals))
+        calls = CounterMetricFamily(
+            "renewals_crm_api_calls", "CRM API calls made by recorded runs", labels=["connection"]
+        )
+        for name, store in self.stores:
+            try:
+                counts, unread = store.inbox.counts(), store.deliveries.waiting()
+                totals = store.runs.totals()
+            except Exception:  # noqa: BLE001 - one database down hides only its own series
+                log.warning("metrics: the state database of %s does not answer", name)
+                continue
+            depth.add_metric([name], sum(n for (_, st), n in counts.items() if st == PENDING))
+            waiting.add_metric([name], unread)
+            for (source, status), n in sorted(counts.items()):
+                by_status.add_metric([name, source, status], n)
+            for mode, status, n, _ in totals:
+                sync_runs.add_metric([name, mode, status], n)
+            calls.add_metric([name], sum(c for *_, c in totals))
         yield from (depth, waiting, by_status, sync_runs, calls)

@@ -22,7 +22,8 @@ ACCEPTED = {
     "properties": {
         "accepted": {
             "type": "integer",
-            "description": "events in the delivery, which is stored as it arrived; copies and "
+            "description": "events stored (each connection's, by portalId, as one delivery of "
+            "its own; events of an unknown portal are refused and not counted); copies and "
             "redeliveries are recognised by event id when the inbox worker reads it",
         },
     },
@@ -57,6 +58,45 @@ HEALTH = {
             "description": "how long the oldest unread delivery or due event has waited",
         },
     },
+}
+CONNECTION_HEALTH = {
+    "type": "object",
+    "required": ["status", "database"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "fail"]},
+        "reason": {"type": "string"},
+        "database": {"type": "string"},
+        "inbox_depth": {"type": "integer"},
+        "deliveries_waiting": {"type": "integer"},
+        "oldest_wait_seconds": {"type": "integer"},
+        "connection_status": {
+            "type": "string",
+            "enum": ["connected", "pending", "needs_reconnect", "disconnected"],
+            "description": "the connection's own status (only connected ones are processed; "
+            "the others' deliveries are stored and wait)",
+        },
+    },
+}
+HEALTH["properties"]["connections"] = {
+    "type": "object",
+    "description": "each connection's health, by name",
+    "additionalProperties": CONNECTION_HEALTH,
+}
+HEALTH_OF = {
+    "type": "object",
+    "required": ["connection", "status"],
+    "properties": {
+        "connection": {"type": "string"},
+        **CONNECTION_HEALTH["properties"],
+        "worker": HEALTH["properties"]["worker"],
+    },
+}
+CONNECTION_PARAM = {
+    "in": "path",
+    "name": "connection",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
+    "description": "a connection's name (renewals connections list)",
 }
 REFUSALS = {
     "400": _json({"$ref": "#/components/schemas/Error"}, "Malformed payload; nothing stored"),
@@ -140,6 +180,10 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                     "responses": {
                         "200": _json(ACCEPTED, "Stored"),
                         **REFUSALS,
+                        "403": _json(
+                            {"$ref": "#/components/schemas/Error"},
+                            "No event of a known portal (unknown portal); nothing stored",
+                        ),
                     },
                 }
             },
@@ -154,57 +198,34 @@ def spec(max_body_bytes: int) -> dict[str, Any]:
                     "responses": {
                         "200": _xml("notificationsResponse with Ack true, after storing"),
                         "400": _xml("SOAP fault: malformed message, DTD or entities"),
-                        "401": _xml("SOAP fault: organization not accepted"),
+                        "401": _xml("SOAP fault: organization of no connection (not accepted)"),
                         "413": _xml("SOAP fault: body too large"),
                     },
                 }
             },
-            "/webhooks/signals": {
-                "post": {
-                    "summary": "Product-usage signals (HMAC-SHA256 signed)",
-                    "operationId": "signals",
-                    "parameters": [
-                        {
-                            **header,
-                            "name": "X-Signals-Timestamp",
-                            "description": "epoch seconds, within 5 minutes",
-                        },
-                        {
-                            **header,
-                            "name": "X-Signals-Signature",
-                            "description": "v1= + hex HMAC-SHA256(secret, timestamp + '.' + body)",
-                        },
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        SIGNAL,
-                                        {"type": "array", "items": SIGNAL},
-                                        {
-                                            "type": "object",
-                                            "required": ["signals"],
-                                            "properties": {
-                                                "signals": {"type": "array", "items": SIGNAL}
-                                            },
-                                        },
-                                    ]
-                                }
-                            }
-                        },
-                    },
-                    "responses": {"200": _json(SIGNALS_ACCEPTED, "Stored"), **REFUSALS},
-                }
+            "/webhooks/signals": {"post": _signals_op("signals", [])},
+            "/webhooks/signals/{connection}": {
+                "post": _signals_op("signalsOfConnection", [CONNECTION_PARAM])
             },
             "/healthz": {
                 "get": {
                     "summary": "Process, database and inbox worker health",
                     "operationId": "health",
                     "responses": {
-                        "200": _json(HEALTH, "Healthy"),
+                        "200": _json(HEALTH, "Healthy (a connection needing reconnect: degraded)"),
                         "503": _json(HEALTH, "Database or worker down, or processing behind"),
+                    },
+                }
+            },
+            "/healthz/{connection}": {
+                "get": {
+                    "summary": "One connection's health (its database and queue), and the worker",
+                    "operationId": "healthOfConnection",
+                    "parameters": [CONNECTION_PARAM],
+                    "responses": {
+                        "200": _json(HEALTH_OF, "Healthy, or waiting to be reconnected"),
+                        "404": _json({"$ref": "#/components/schemas/Error"}, "No such connection"),
+                        "503": _json(HEALTH_OF, "Database or worker down, or processing behind"),
                     },
                 }
             },
@@ -292,3 +313,53 @@ def _oauth_paths() -> dict[str, Any]:
             }
         },
     }
+
+
+def _signals_op(operation: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST of signals: to the default-chosen connection, or to the one in the path."""
+    header = {"in": "header", "required": True, "schema": {"type": "string"}}
+    op = {
+        "summary": "Product-usage signals (HMAC-SHA256 signed)",
+        "operationId": operation,
+        "parameters": [
+            *parameters,
+            {
+                **header,
+                "name": "X-Signals-Timestamp",
+                "description": "epoch seconds, within 5 minutes",
+            },
+            {
+                **header,
+                "name": "X-Signals-Signature",
+                "description": "v1= + hex HMAC-SHA256(secret, timestamp + '.' + body)",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            SIGNAL,
+                            {"type": "array", "items": SIGNAL},
+                            {
+                                "type": "object",
+                                "required": ["signals"],
+                                "properties": {"signals": {"type": "array", "items": SIGNAL}},
+                            },
+                        ]
+                    }
+                }
+            },
+        },
+        "responses": {"200": _json(SIGNALS_ACCEPTED, "Stored"), **REFUSALS},
+    }
+    if parameters:
+        op["summary"] += ", for the connection named in the path"
+        op["responses"]["404"] = _json({"$ref": "#/components/schemas/Error"}, "No such connection")
+    else:
+        op["responses"]["404"] = _json(
+            {"$ref": "#/components/schemas/Error"},
+            "Several connections and none is default: name one in the path",
+        )
+    return op

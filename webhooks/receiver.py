@@ -1,5 +1,6 @@
-"""What the webhook routes share (the Receiver: configuration, secrets read once, the store,
-the inbox and the metrics), and the two services they call: store a delivery, report health."""
+"""What the webhook routes share (the Receiver: configuration, secrets read once, the
+deployment's connections and their stores, the metrics), and the services they call: route
+and store a delivery, report health."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from typing import Any
 from flask import current_app
 
 from crm_renewals.connector.config import AppConfig
+from crm_renewals.connector.connections import DEFAULT, Connection
+from crm_renewals.connector.deployment import Deployment
 from crm_renewals.connector.inbox import Inbox
 from crm_renewals.connector.state import InboxBusy, StateStore
+from crm_renewals.webhooks import health, routing
 from crm_renewals.webhooks.metrics import Metrics
+from crm_renewals.webhooks.verify import Refused
 
 log = logging.getLogger(__name__)
 #: webhook path -> its source (the label of its metrics)
@@ -24,9 +29,18 @@ ROUTES = {
 }
 
 
+def source_of(path: str) -> str:
+    """The source label of a request path (`/webhooks/signals/<connection>` is signals')."""
+    if path in ROUTES:
+        return ROUTES[path]
+    return "signals" if path.startswith("/webhooks/signals/") else "other"
+
+
 @dataclass
 class Receiver:
-    """What the routes share: configuration, secrets (read once), the store and the metrics."""
+    """What the routes share: app.yaml's configuration, secrets (read once), the default
+    connection's store, the deployment (every connection, its store opened on first use) and
+    the metrics."""
 
     config: AppConfig
     store: StateStore
@@ -39,48 +53,106 @@ class Receiver:
     #: thread, so a write waiting on the database's lock does not stall the worker's other
     #: connections
     blocking: Callable[..., Any] = field(default=lambda fn, *args: fn(*args))
+    deployment: Deployment | None = None
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
+        self.deployment = self.deployment or Deployment(self.config, self.store)
+        #: private app (default connection) and public app (OAuth connections): either signs
         self.hubspot_secret = self.env.get("HUBSPOT_CLIENT_SECRET") or None
+        self.hubspot_app_secret = self.env.get("HUBSPOT_APP_CLIENT_SECRET") or None
         self.signals_secret = self.env.get("SIGNALS_WEBHOOK_SECRET") or None
         self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
-        #: the events-received counter of each source
-        self.received = {s: self.metrics.received.labels(s) for s in ROUTES.values()}
+        self._inboxes: dict[str, Inbox] = {}
+
+    @property
+    def hubspot_secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.hubspot_secret, self.hubspot_app_secret) if s)
+
+    def connections(self) -> list[Connection]:
+        return self.deployment.connections()
+
+    def inbox_of(self, conn: Connection) -> Inbox:
+        """The inbox of `conn`'s state store (the default connection's: `self.inbox`)."""
+        if conn.name == DEFAULT:
+            return self.inbox
+        store = self.deployment.store(conn)
+        inbox = self._inboxes.get(conn.name)
+        if inbox is None or inbox.store is not store:
+            inbox = self._inboxes[conn.name] = Inbox(store)
+        return inbox
+
+    def config_of(self, conn: Connection) -> AppConfig:
+        return self.config if conn.name == DEFAULT else self.deployment.config(conn)
+
+    def named(self, name: str) -> Connection | None:
+        return self.deployment.find(name)
+
+    def hubspot_groups(
+        self, events: list[dict]
+    ) -> tuple[list[tuple[Connection, list[dict]]], set[str]]:
+        """The batch's events by the connection of their portal (in batch order), and the
+        portals no connection takes."""
+        conns = self.connections()
+        configured = self.config.hubspot.portal_id
+        owners: dict[str | None, Connection | None] = {}
+        groups: dict[str, tuple[Connection, list[dict]]] = {}
+        unknown: set[str] = set()
+        for event in events:
+            portal = routing.portal_of(event)
+            if portal not in owners:
+                owner = routing.hubspot_owner(conns, portal, configured)
+                if owner is None and portal is not None:  # added a moment ago?
+                    fresh = self.deployment.after_miss()
+                    owner = routing.hubspot_owner(fresh, portal, configured)
+                owners[portal] = owner
+            owner = owners[portal]
+            if owner is None:
+                unknown.add(portal or "none")
+            else:
+                groups.setdefault(owner.name, (owner, []))[1].append(event)
+        return list(groups.values()), unknown
+
+    def salesforce_owner(self, organization_id: str) -> Connection:
+        """The connection of an outbound message's org; Refused(401) when none takes it."""
+        orgs = routing.salesforce_orgs(self.connections(), self.org_id)
+        owner = routing.salesforce_owner(orgs, organization_id)
+        if owner is None:
+            orgs = routing.salesforce_orgs(self.deployment.after_miss(), self.org_id)
+            owner = routing.salesforce_owner(orgs, organization_id)
+        if owner is not None:
+            return owner
+        if not orgs:
+            raise Refused(401, "no Salesforce organization is configured", "not_configured")
+        raise Refused(401, "organization not accepted", "org")
 
     def timed_out(self, path: str) -> None:
         """A request whose body did not arrive in time (cut by `renewals serve`, 408)."""
-        source = ROUTES.get(path, "other")
+        source = source_of(path)
         self.metrics.refused.labels(source, "timeout").inc()
         log.info("refused %s webhook: body not received in time", source)
 
-    def accept(self, source: str, body: bytes, events: int) -> None:
-        """Store the delivery as it arrived: durable from here (the worker reads its events)."""
+    def accept(self, source: str, body: bytes, events: int, conn: Connection | None = None):
+        """Store the delivery as it arrived in `conn`'s store (default: the default
+        connection's): durable from here (the worker reads its events)."""
+        name = conn.name if conn is not None else DEFAULT
+        inbox = self.inbox if conn is None else self.inbox_of(conn)
         try:  # most of the time the database is free: no hand-off to a thread
-            self.inbox.receive(source, body, wait=False)
+            inbox.receive(source, body, wait=False)
         except InboxBusy:
-            self.blocking(self.inbox.receive, source, body)
-        self.received[source].inc(events)
+            self.blocking(inbox.receive, source, body)
+        self.count_received(source, name, events)
+
+    def count_received(self, source: str, connection: str, events: int) -> None:
+        self.metrics.received.labels(source, connection).inc(events)
 
     def health(self) -> tuple[dict[str, Any], int]:
-        """/healthz: the database, the inbox worker and the queue; (body, HTTP status)."""
-        try:  # reading the queue proves the database answers
-            depth, waiting = self.inbox.depth(), self.inbox.waiting()
-            oldest = self.inbox.oldest_wait()
-        except Exception as exc:  # noqa: BLE001 - health reports, never raises
-            return {"status": "fail", "database": type(exc).__name__}, 503
-        alive = self.worker_alive
-        worker = "n/a" if alive is None else ("ok" if alive() else "stopped")
-        body: dict[str, Any] = {"status": "ok", "database": "ok", "worker": worker}
-        limit = self.config.webhooks.health_max_wait_seconds
-        if worker == "stopped":
-            body.update(status="fail", reason="the inbox worker process is not running")
-        elif oldest > limit:
-            reason = f"deliveries or events waiting longer than {limit:g} s: processing is behind"
-            body.update(status="degraded", reason=reason)
-        queue = {"inbox_depth": depth, "deliveries_waiting": waiting}
-        queue["oldest_wait_seconds"] = round(oldest)
-        return {**body, **queue}, 200 if body["status"] == "ok" else 503
+        """/healthz: every connection's database and queue, and the inbox worker."""
+        return health.overall(self)
+
+    def health_of(self, conn: Connection) -> tuple[dict[str, Any], int]:
+        """/healthz/<connection>: that connection alone, and the inbox worker."""
+        return health.single(self, conn)
 
 
 def receiver() -> Receiver:

@@ -31,7 +31,9 @@ def recorded_run(
     run_id = None if dry_run else start_run(ctx, mode, as_of)
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
-    with log_context(run_id=run_id, crm=ctx.config.crm, mode=mode):  # on every line of the run
+    with log_context(
+        run_id=run_id, connection=ctx.config.connection, crm=ctx.config.crm, mode=mode
+    ):  # on every line of the run
         try:
             yield report
         except ConnectorError as exc:

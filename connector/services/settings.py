@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from crm_renewals.connector.config import SECRET_ENV_VARS, AppConfig
+from crm_renewals.connector.connections import DEFAULT, overrides_path
 from crm_renewals.connector.services.versions import mask_passwords
 
 
@@ -34,13 +35,18 @@ def effective_yaml(config: AppConfig) -> str:
 
 def config_files(config: AppConfig) -> dict[str, str]:
     """Where the configuration and the data live (the state database's password masked)."""
-    return {
+    files = {
+        "connection": config.connection,
         "app.yaml": str(config.source) if config.source else "(built in code)",
         "mapping": str(config.mapping_path),
         "data folder": str(config.data_path),
         "state database": mask_passwords(config.state_url)
         + (" (from RENEWALS_STATE_URL)" if config.state_url_from_env else ""),
     }
+    if config.connection != DEFAULT:
+        own = overrides_path(config, config.connection)
+        files["connection settings"] = str(own) if own.exists() else "(none: app.yaml's)"
+    return files
 
 
 def secrets_set(config: AppConfig, env: Mapping[str, str]) -> dict[str, bool]:

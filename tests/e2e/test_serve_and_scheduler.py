@@ -117,10 +117,11 @@ def test_100_concurrent_deliveries_of_one_event_have_one_effect(served):
     assert opps == [(1,)]
     # every process's counts add up (multiprocess metrics): web workers and the inbox worker
     copies = DELIVERIES - 1
+    labels = '{connection="default",source="salesforce"}'
     expected = [
-        f'renewals_webhook_events_received_total{{source="salesforce"}} {DELIVERIES}.0',
-        f'renewals_webhook_events_duplicate_total{{source="salesforce"}} {copies}.0',
-        'renewals_webhook_events_processed_total{source="salesforce"} 1.0',
+        f"renewals_webhook_events_received_total{labels} {DELIVERIES}.0",
+        f"renewals_webhook_events_duplicate_total{labels} {copies}.0",
+        f"renewals_webhook_events_processed_total{labels} 1.0",
     ]
     # the worker counts right after it commits: give the counters a moment to catch up
     wait_for(lambda: all(line in metrics(port) for line in expected))

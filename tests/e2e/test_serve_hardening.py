@@ -120,7 +120,9 @@ def test_metrics_of_renewals_serve_count_received_refused_and_latency(tmp_path):
         assert [deliver(port, i) for i in (1, 2, 3)] == [200] * 3
         assert [deliver(port, i, sign=False) for i in (4, 5, 6)] == [401] * 3
         text = metrics(port)
-    assert 'renewals_webhook_events_received_total{source="hubspot"} 3.0' in text
+    assert (
+        'renewals_webhook_events_received_total{connection="default",source="hubspot"} 3.0' in text
+    )
     assert (
         'renewals_webhook_requests_refused_total{reason="signature",source="hubspot"} 3.0' in text
     )

@@ -145,8 +145,18 @@ RELATIONS = {
 
 
 class FakeOrg:
-    def __init__(self, rsps: responses.RequestsMock, *, daily_limit: int = 1_000_000):
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        *,
+        daily_limit: int = 1_000_000,
+        sessions: Callable[[str], bool] | None = None,
+    ):
         self.rsps = rsps
+        #: opt-in: the bearer tokens the org accepts are those this says are live (an OAuth
+        #: login server's, tests/fakes/salesforce_oauth.py: FakeSalesforceLogin.live), not the
+        #: session of a SOAP or JWT login
+        self.sessions = sessions
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in PREFIXES}
         self.deleted: set[str] = set()
         self.counter = itertools.count(1)
@@ -312,7 +322,7 @@ class FakeOrg:
         if url.path == "/services/data/":  # versions: no auth, no usage header
             versions = [{"version": v, "url": f"/services/data/v{v}"} for v in ("58.0", VERSION)]
             return 200, {}, json.dumps(versions)
-        if request.headers.get("Authorization") != f"Bearer {self.session}":
+        if not self._authorised(request.headers.get("Authorization") or ""):
             err = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
             return 401, {}, json.dumps(err)
         self.api_used += 1
@@ -329,6 +339,11 @@ class FakeOrg:
         except SoqlError as exc:
             status, answer = 400, [{"message": str(exc), "errorCode": "MALFORMED_QUERY"}]
         return status, headers, json.dumps(answer) if answer is not None else ""
+
+    def _authorised(self, header: str) -> bool:
+        if self.sessions is None:
+            return header == f"Bearer {self.session}"
+        return header.startswith("Bearer ") and self.sessions(header.removeprefix("Bearer "))
 
     def _dispatch(self, method: str, path: str, query: dict, body: Any, headers) -> tuple:
         if method == "GET" and path in ("query/", "queryAll/"):

@@ -30,6 +30,9 @@ from crm_renewals.webhooks.worker import InboxWorker
 from tests.conftest import Book
 from tests.webhooks.conftest import SF_MESSAGE
 
+#: the label of the default connection's series
+DEFAULT = {"connection": "default"}
+
 
 @pytest.fixture
 def ctx(wh_config):
@@ -116,8 +119,11 @@ def test_contract_event_leads_via_the_worker_to_its_renewal(ctx, wh_config, stor
     # the contract read by id; the renewal, its lines, its tasks written: no change reads
     assert runs[0].api_calls == 4
     text = app.test_client().get("/metrics").data.decode()
-    assert 'renewals_webhook_events_processed_total{source="salesforce"} 1.0' in text
-    assert 'renewals_sync_runs_total{mode="webhook",status="ok"} 1.0' in text
+    assert (
+        'renewals_webhook_events_processed_total{connection="default",source="salesforce"} 1.0'
+        in text
+    )
+    assert 'renewals_sync_runs_total{connection="default",mode="webhook",status="ok"} 1.0' in text
 
 
 def test_account_event_replans_the_accounts_contracts(ctx):
@@ -369,5 +375,5 @@ def test_waits_for_a_hubspot_bucket_count_as_rate_limit_waits(wh_config):
     bucket.release()
     worker._count(BatchOutcome())
     registry = worker.metrics.registry
-    assert registry.get_sample_value("renewals_crm_rate_limit_waits_total") == 1
-    assert registry.get_sample_value("renewals_crm_rate_limit_wait_seconds_total") > 0
+    assert registry.get_sample_value("renewals_crm_rate_limit_waits_total", DEFAULT) == 1
+    assert registry.get_sample_value("renewals_crm_rate_limit_wait_seconds_total", DEFAULT) > 0

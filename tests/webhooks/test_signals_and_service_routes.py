@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import shutil
 from datetime import UTC, datetime
 
@@ -84,6 +83,16 @@ def test_health_reports_database_and_queue(client):
         "inbox_depth": 0,
         "deliveries_waiting": 1,
         "oldest_wait_seconds": 0,
+        "connections": {
+            "default": {
+                "status": "ok",
+                "database": "ok",
+                "inbox_depth": 0,
+                "deliveries_waiting": 1,
+                "oldest_wait_seconds": 0,
+                "connection_status": "connected",
+            }
+        },
     }
 
 
@@ -110,11 +119,13 @@ def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_con
     post_vector(client)  # a copy
     post_vector(client, body="[]")
     text = client.get("/metrics").data.decode()
-    assert 'renewals_webhook_events_received_total{source="hubspot"} 6.0' in text
+    assert (
+        'renewals_webhook_events_received_total{connection="default",source="hubspot"} 6.0' in text
+    )
     assert (
         'renewals_webhook_requests_refused_total{reason="signature",source="hubspot"} 1.0' in text
     )
-    assert "renewals_inbox_deliveries_waiting 2.0" in text
+    assert 'renewals_inbox_deliveries_waiting{connection="default"} 2.0' in text
     assert 'renewals_webhook_request_seconds_count{endpoint="hubspot"} 3.0' in text
     for name in ("events_processed", "events_failed", "sync_runs", "crm_api_calls", "rate_limit"):
         assert name in text
@@ -124,18 +135,22 @@ def test_metrics_count_received_duplicates_refused_and_queue(app, client, wh_con
     finally:
         ctx.close()
     text = client.get("/metrics").data.decode()
-    assert "renewals_inbox_deliveries_waiting 0.0" in text
-    assert 'renewals_webhook_events_duplicate_total{source="hubspot"} 3.0' in text
+    assert 'renewals_inbox_deliveries_waiting{connection="default"} 0.0' in text
+    assert (
+        'renewals_webhook_events_duplicate_total{connection="default",source="hubspot"} 3.0' in text
+    )
     # deals and companies: the sandbox mapping reads neither, so they are settled as ignored
-    assert 'renewals_webhook_events_processed_total{source="hubspot"} 3.0' in text
-    assert "renewals_inbox_queue_depth 0.0" in text
+    assert (
+        'renewals_webhook_events_processed_total{connection="default",source="hubspot"} 3.0' in text
+    )
+    assert 'renewals_inbox_queue_depth{connection="default"} 0.0' in text
 
 
 def test_openapi_describes_every_route_and_validates(app, client):
     doc = client.get("/openapi.json").json
     validate(doc)
-    served = {
-        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+    served = {  # Flask's <name> is OpenAPI's {name}
+        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
         if not rule.rule.startswith("/admin")  # the console's pages are HTML, not the API

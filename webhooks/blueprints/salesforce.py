@@ -1,5 +1,5 @@
-"""POST /webhooks/salesforce: Salesforce outbound messages (SOAP) of the configured org,
-stored, then answered with the Ack."""
+"""POST /webhooks/salesforce: Salesforce outbound messages (SOAP), routed by their
+OrganizationId to the connection of that org, stored, then answered with the Ack."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from flask import Blueprint, Response, request
 
 from crm_renewals.webhooks import soap
 from crm_renewals.webhooks.receiver import receiver
-from crm_renewals.webhooks.verify import Refused
 
 bp = Blueprint("salesforce", __name__)
 
@@ -17,10 +16,7 @@ def receive() -> Response:
     rx = receiver()
     body = request.get_data(cache=True)
     message = soap.parse(body)
-    if not rx.org_id:
-        raise Refused(401, "no Salesforce organization is configured", "not_configured")
-    if not soap.same_org(message.organization_id, rx.org_id):
-        raise Refused(401, "organization not accepted", "org")
+    conn = rx.salesforce_owner(message.organization_id)  # else refused: 401, nothing stored
     # stored before the Ack: an Ack means it is durable
-    rx.accept("salesforce", body, len(message.notifications))
+    rx.accept("salesforce", body, len(message.notifications), conn)
     return Response(soap.ACK, 200, content_type=soap.CONTENT_TYPE)

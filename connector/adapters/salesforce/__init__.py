@@ -7,6 +7,9 @@ ID field, so every record gets its own result and a re-run never duplicates. Eve
 counted, retried when transient, and the run stops before the org's daily API use passes the
 configured share.
 
+An OAuth connection's session (`connect_oauth`) is renewed through its grant's refresh token
+when Salesforce answers INVALID_SESSION_ID, once per call.
+
 Parts: `transport` (login, calls, budget guard, retries, errors), `soql` (queries and answers),
 `reads`, `writes` (with the lookups writes need), `diagnosis`; `SalesforceCrm` only delegates.
 """
@@ -22,13 +25,17 @@ from crm_renewals.connector.adapters.facade import AdapterFacade
 from crm_renewals.connector.adapters.salesforce.diagnosis import SalesforceDiagnosis
 from crm_renewals.connector.adapters.salesforce.reads import SalesforceReads
 from crm_renewals.connector.adapters.salesforce.soql import check_names, parse_datetime
-from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport, connect
+from crm_renewals.connector.adapters.salesforce.transport import (
+    SalesforceTransport,
+    connect,
+    connect_oauth,
+)
 from crm_renewals.connector.adapters.salesforce.writes import SalesforceWrites
 from crm_renewals.connector.config_sections import SalesforceSettings
 from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
 from crm_renewals.connector.domain.policy import RenewalPolicy
 
-__all__ = ["SalesforceCrm", "connect", "parse_datetime"]
+__all__ = ["SalesforceCrm", "connect", "connect_oauth", "parse_datetime"]
 
 
 class SalesforceCrm(AdapterFacade):

@@ -1,4 +1,5 @@
-"""The one place that calls simple-salesforce: login (`connect`), the REST calls of the adapter
+"""The one place that calls simple-salesforce: login (`connect`, or `connect_oauth` for a
+connection authorised by OAuth), the REST calls of the adapter
 through the library's public API (`restful`, `query` / `query_more`, `query_all_iter`), the
 daily API budget guard (the library's `api_usage`, parsed from Sforce-Limit-Info), the retry
 policy (connector.retry, honouring Retry-After) and the translation of the library's errors
@@ -122,6 +123,50 @@ def connect(
         ) from None
 
 
+class OAuthSalesforce(Salesforce):
+    """A session whose access token comes from an OAuth grant (a connection's stored tokens).
+
+    Renewed through `renew(stale) -> fresh` (the grant's refresh token, under the connection's
+    lock) when the org answers 401 INVALID_SESSION_ID, by the transport, once per call. Not
+    through the library's own re-login: that needs the private `_salesforce_login_partial`, and
+    it retries up to three times where one renewal then a clear stop is wanted. A plain direct
+    session (`session_id` + `instance_url`) keeps the library's request path; only its public
+    `session_id` and `headers` change on renewal."""
+
+    def __init__(self, *, renew: Callable[[str], str], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._renew = renew
+
+    def __repr__(self) -> str:  # the token never reaches a log through a repr
+        return f"OAuthSalesforce(instance={self.sf_instance!r})"
+
+    def renew_session(self) -> None:
+        """Replace the refused access token by a fresh one of the grant."""
+        fresh = self._renew(self.session_id)
+        self.session_id = fresh
+        # in place: helpers built earlier (the metadata API's) share this dict
+        self.headers["Authorization"] = f"Bearer {fresh}"
+
+
+def connect_oauth(
+    settings: SalesforceSettings,
+    instance_url: str,
+    access_token: str,
+    renew: Callable[[str], str],
+    session: requests.Session | None = None,
+) -> Salesforce:
+    """The org of an OAuth connection: no login, the access token of its grant, renewed through
+    `renew` when Salesforce refuses it (see OAuthSalesforce)."""
+    return OAuthSalesforce(
+        renew=renew,
+        session_id=access_token,
+        instance_url=instance_url,
+        version=settings.api_version,
+        session=session,
+        object_pairs_hook=dict,
+    )
+
+
 def _login_host(settings: SalesforceSettings, env: Mapping[str, str]) -> str:
     """The host the login goes to: the instance of a session, else <domain>.salesforce.com."""
     if settings.auth == "session":
@@ -206,7 +251,32 @@ class SalesforceTransport:
         self._check_budget()
         self._retry_after = None
         try:
-            # simple-salesforce renews an expired session (INVALID_SESSION_ID) and retries
+            # simple-salesforce renews an expired session of a login (INVALID_SESSION_ID) and
+            # retries; an OAuth session is renewed here, once
+            return self._call(fn, *args, **kwargs)
+        except FatalCrmError as exc:
+            expired = exc.status == 401 and exc.code == "INVALID_SESSION_ID"
+            if not (expired and isinstance(self.sf, OAuthSalesforce)):
+                raise
+        self.sf.renew_session()
+        try:
+            return self._call(fn, *args, **kwargs)
+        except FatalCrmError as exc:
+            if exc.code != "INVALID_SESSION_ID":
+                raise
+            raise FatalCrmError(
+                "Salesforce refused the renewed access token too (INVALID_SESSION_ID): the "
+                "integration user may have lost API access, or the org's session settings "
+                "(IP restrictions, sessions locked to an IP) refuse this server; check them, "
+                "then connect the org again (console: Connections > Reconnect)",
+                system=self.system,
+                status=401,
+                code="INVALID_SESSION_ID",
+            ) from None
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One call through the library, its errors made ours."""
+        try:
             return fn(*args, **kwargs)
         except SalesforceError as exc:
             raise self.translate(exc) from None
@@ -271,6 +341,12 @@ class SalesforceTransport:
             return RetriableCrmError(
                 f"Salesforce is busy ({code or exc.status}: {message}) [{where}]",
                 retry_after=self._retry_after,
+                **kw,
+            )
+        if exc.status == 401 and isinstance(self.sf, OAuthSalesforce):
+            return FatalCrmError(
+                f"Salesforce rejected the session ({code}: {message}); connect the org again "
+                "(console: Connections > Reconnect)",
                 **kw,
             )
         if exc.status == 401:
