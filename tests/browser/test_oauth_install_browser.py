@@ -204,3 +204,27 @@ def test_both_connections_sync_and_keep_their_state_apart(
     assert json.loads(cli("runs", "--json").output) == default_runs  # the demo's, untouched
     shown = json.loads(cli("connections", "show", SF, "--json").output)
     assert shown["last_run"]["status"] == "ok" and "tokens" not in json.dumps(shown)
+
+
+def test_disconnect_from_the_console_revokes_at_the_crm_and_reconnect_restores(
+    connected, admin_page, deployment, monkeypatch
+):
+    page = admin_page.page
+    portal = deployment["portal"]
+    page.goto("/admin/connections")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click(f"#disconnect-{HUB}")
+    assert portal.oauth.revoked, "the refresh token was not revoked at HubSpot"
+    for name, value in deployment["env"].items():
+        monkeypatch.setenv(name, value)
+    cli = cli_for(deployment["config"])
+    shown = json.loads(cli("connections", "show", HUB, "--json").output)
+    assert shown["status"] == "disconnected"
+    refused = cli("--connection", HUB, "sync", "--as-of", AS_OF.isoformat())
+    assert refused.exit_code == 2 and "is disconnected" in refused.output
+    with page.expect_navigation(url=re.compile(r".*/admin/connections\?connected=")):
+        page.click(f"#reconnect-{HUB}")
+    shown = json.loads(cli("connections", "show", HUB, "--json").output)
+    assert shown["status"] == "connected" and shown["external_id"] == portal.oauth.portal
+    admin_page.clean()
