@@ -6,7 +6,6 @@ the CRM's authorisation page: the page's CSP lets the form's redirect through), 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import threading
@@ -14,11 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.browser.conftest import ADMIN, SECRET
-from tests.browser.test_console_browser import Watched
+from tests.browser.conftest import add_admin, serve_env, serving, signed_in_page
 from tests.conftest import AS_OF, write_config
 from tests.e2e.test_crash import renewals_cli
-from tests.e2e.test_serve_and_scheduler import free_port, healthy, wait_for
 
 BETA_CONTRACTS = 5
 
@@ -60,44 +57,21 @@ def served(tmp_path_factory, authorize_page):
     folder = tmp_path_factory.mktemp("browser-connections")
     config = write_config(folder, oauth={"hubspot_authorize_url": authorize_page})
     cli = [*renewals_cli(), "--config", str(config)]
-    env = {
-        **os.environ,
-        "RENEWALS_SECRET_KEY": SECRET,
-        "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics"),
-    }
-    env.pop("RENEWALS_CONNECTION", None)
+    env = serve_env(folder)
     at = ["--as-of", AS_OF.isoformat()]
 
     def run(*args: str, **kw) -> None:
         subprocess.run([*cli, *args], check=True, capture_output=True, env=env, **kw)
 
     run("demo", *at)
-    run("users", "add", ADMIN[0], "--role", "admin", "--password-stdin", input=ADMIN[1] + "\n",
-        text=True)  # fmt: skip
+    add_admin(cli, env)
     run("connections", "add", "beta", "--crm", "sandbox")
     run("sandbox", "seed", "--seed", "5", "--accounts", "3", "--contracts", str(BETA_CONTRACTS),
         *at, "--connection", "beta")  # fmt: skip
     run("sync", *at, "--connection", "beta")
     _needs_reconnect(config, "acme")
-    port = free_port()
-    log = open(folder / "serve.log", "wb")  # noqa: SIM115 (a file: a full pipe would stall it)
-    proc = subprocess.Popen(
-        [*cli, "serve", "--bind", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=env,
-    )
-    try:
-        wait_for(lambda: healthy(port) or proc.poll() is not None)
-        assert proc.poll() is None, (folder / "serve.log").read_text()[-2000:]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with serving(cli, env, folder) as base:
+        yield base
 
 
 def _needs_reconnect(config, name: str) -> None:
@@ -116,17 +90,8 @@ def _needs_reconnect(config, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def admin_page(browser, served):
-    context = browser.new_context(base_url=served, viewport={"width": 1360, "height": 900})
-    watched = Watched(context.new_page())
-    page = watched.page
-    page.goto("/admin/login")
-    page.fill("input[name=email]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/admin/$"))
-    watched.clean()
-    yield watched
-    context.close()
+    with signed_in_page(browser, served) as watched:
+        yield watched
 
 
 def _contracts(page) -> int:

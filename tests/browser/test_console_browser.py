@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import ADMIN
+from tests.browser.conftest import signed_in_page
 
 #: every page of the console: (name of its screenshot, path)
 PAGES = [
@@ -24,35 +24,11 @@ PAGES = [
 ]
 
 
-class Watched:
-    """A page whose console errors and failed requests are collected."""
-
-    def __init__(self, page):
-        self.page, self.errors = page, []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        page.on("requestfailed", lambda r: self.errors.append(f"{r.url}: {r.failure}"))
-
-    def clean(self) -> None:
-        errors, self.errors[:] = list(self.errors), []
-        assert errors == [], errors
-
-
 @pytest.fixture(scope="module")
 def signed_in(browser, server):
     base, _folder = server
-    context = browser.new_context(base_url=base, viewport={"width": 1360, "height": 900})
-    watched = Watched(context.new_page())
-    page = watched.page
-    page.goto("/admin/")
-    assert page.url.endswith("/admin/login?next=/admin/")
-    page.fill("input[name=email]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/admin/$"))
-    watched.clean()
-    yield watched
-    context.close()
+    with signed_in_page(browser, base) as watched:
+        yield watched
 
 
 @pytest.mark.parametrize(("name", "path"), PAGES)

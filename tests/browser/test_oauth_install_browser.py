@@ -13,7 +13,6 @@ untouched."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from datetime import timedelta
@@ -23,12 +22,11 @@ import responses
 import yaml
 
 from crm_renewals.connector.secretbox import new_key
-from tests.browser.conftest import ADMIN, SECRET
-from tests.browser.test_console_browser import Watched
+from tests.browser.conftest import add_admin, serve_env, serving, signed_in_page
 from tests.conftest import AS_OF, ROOT, cli_for, write_config
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.e2e.test_crash import renewals_cli
-from tests.e2e.test_serve_and_scheduler import free_port, healthy, wait_for
+from tests.e2e.test_serve_and_scheduler import free_port
 from tests.fakes import hubspot_oauth, salesforce_oauth
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.fakes.salesforce_oauth import FakeSalesforceLogin
@@ -77,58 +75,30 @@ def deployment(tmp_path_factory):
     (own / f"{SF}.yaml").write_text(
         yaml.safe_dump({"mapping": str(ROOT / "mappings" / "salesforce.yaml")})
     )
-    env = {
-        **os.environ,
-        "RENEWALS_SECRET_KEY": SECRET,
-        "RENEWALS_ENCRYPTION_KEY": new_key(),
-        "HUBSPOT_APP_CLIENT_ID": hubspot_oauth.CLIENT_ID,
-        "HUBSPOT_APP_CLIENT_SECRET": hubspot_oauth.CLIENT_SECRET,
-        "SALESFORCE_APP_CONSUMER_KEY": salesforce_oauth.CLIENT_ID,
-        "SALESFORCE_APP_CONSUMER_SECRET": salesforce_oauth.CLIENT_SECRET,
-        "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics"),
-    }
-    env.pop("RENEWALS_CONNECTION", None)
+    env = serve_env(
+        folder,
+        RENEWALS_ENCRYPTION_KEY=new_key(),
+        HUBSPOT_APP_CLIENT_ID=hubspot_oauth.CLIENT_ID,
+        HUBSPOT_APP_CLIENT_SECRET=hubspot_oauth.CLIENT_SECRET,
+        SALESFORCE_APP_CONSUMER_KEY=salesforce_oauth.CLIENT_ID,
+        SALESFORCE_APP_CONSUMER_SECRET=salesforce_oauth.CLIENT_SECRET,
+    )
     cli = [*renewals_cli(), "--config", str(config)]
     subprocess.run([*cli, "demo", "--as-of", AS_OF.isoformat()], check=True, capture_output=True,
                    env=env)  # fmt: skip
-    add_admin = [*cli, "users", "add", ADMIN[0], "--role", "admin", "--password-stdin"]
-    subprocess.run(add_admin, input=ADMIN[1] + "\n", text=True, check=True, capture_output=True,
-                   env=env)  # fmt: skip
-    log = open(folder / "serve.log", "wb")  # noqa: SIM115 (a file: a full pipe would stall it)
-    proc = subprocess.Popen(
-        [*cli, "serve", "--bind", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=env,
-    )
+    add_admin(cli, env)
     try:
-        wait_for(lambda: healthy(port) or proc.poll() is not None)
-        assert proc.poll() is None, (folder / "serve.log").read_text()[-2000:]
-        yield {"site": site, "config": config, "portal": portal, "login": login, "env": env}
+        with serving(cli, env, folder, port) as site:
+            yield {"site": site, "config": config, "portal": portal, "login": login, "env": env}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         portal.stop()
         login.stop()
 
 
 @pytest.fixture(scope="module")
 def admin_page(browser, deployment):
-    context = browser.new_context(base_url=deployment["site"])
-    watched = Watched(context.new_page())
-    page = watched.page
-    page.goto("/admin/login")
-    page.fill("input[name=email]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/admin/$"))
-    watched.clean()
-    yield watched
-    context.close()
+    with signed_in_page(browser, deployment["site"]) as watched:
+        yield watched
 
 
 def connect(page, crm: str, name: str) -> str:
