@@ -168,12 +168,29 @@ def test_both_connections_sync_and_keep_their_state_apart(
         renewals = [o for o in org.all("Opportunity") if o.get("Renewal_Contract__c")]
         assert [o["Renewal_Contract__c"] for o in renewals] == [contract], org.all("Opportunity")
 
+        # the org's session ends: the next run renews it through the stored refresh token
+        login = deployment["login"]
+        login.expire_access_tokens()
+        book.contract(book.account("Initech", book.user("Ann Rep")), AS_OF + timedelta(days=95))
+        again = json.loads(
+            cli("sync", "--connection", SF, "--as-of", AS_OF.isoformat(), "--json").output
+        )
+        assert (again["status"], again["created"]) == ("ok", 1), again
+        assert login.calls["token:refresh_token"] == 1
+        # the org revokes the app: the next refresh is refused, the connection needs reconnecting
+        login.revoke_refresh_tokens()
+        login.expire_access_tokens()
+        stopped = cli("sync", "--connection", SF, "--as-of", AS_OF.isoformat())
+        assert stopped.exit_code == 2 and "needs reconnecting" in stopped.output
+
     hub_runs = json.loads(cli("--connection", HUB, "runs", "--json").output)
     sf_runs = json.loads(cli("--connection", SF, "runs", "--json").output)
-    assert [r["id"] for r in hub_runs] == [r["id"] for r in sf_runs] == [1]  # each its own
+    assert [r["id"] for r in hub_runs] == [1]  # each its own database
+    assert [(r["id"], r["status"]) for r in sf_runs] == [(3, "failed"), (2, "ok"), (1, "ok")]
     assert json.loads(cli("runs", "--json").output) == default_runs  # the demo's, untouched
     shown = json.loads(cli("connections", "show", SF, "--json").output)
-    assert shown["last_run"]["status"] == "ok" and "tokens" not in json.dumps(shown)
+    assert (shown["status"], shown["last_run"]["status"]) == ("needs_reconnect", "failed")
+    assert "tokens" not in json.dumps(shown)
 
 
 def test_disconnect_from_the_console_revokes_at_the_crm_and_reconnect_restores(
