@@ -59,7 +59,12 @@ def test_revert_installs_a_version_keeps_the_replaced_one_and_is_audited(setup):
     finally:
         store.close()
     assert entry.actor.startswith("cli")
-    assert entry.detail == {"before": edited[:8], "after": first[:8], "revert_of": first[:8]}
+    assert entry.detail == {
+        "before": edited[:8],
+        "after": first[:8],
+        "revert_of": first[:8],
+        "connection": "default",
+    }
 
 
 def test_revert_shows_the_change_and_asks_first(setup):
