@@ -95,12 +95,12 @@ def add(base: AppConfig, registry: StateStore, name: str, crm: str, actor: str) 
         raise ConnectionRefused(f"a connection named {name!r} exists already")
     if name == DEFAULT and crm != base.crm:
         raise ConnectionRefused(f"`default` is app.yaml's connection: its CRM is {base.crm}")
+    if name == DEFAULT:  # back to app.yaml alone: its credentials from the environment
+        registry.connections.delete(DEFAULT)
+        return connections.default_connection(base)
     status = CONNECTED if crm == "sandbox" else PENDING
     auth = "env" if crm == "sandbox" else "oauth"
     row = connections.new_row(name, crm, auth, status, actor)
-    if name == DEFAULT and crm == "sandbox":
-        registry.connections.delete(DEFAULT)  # back to app.yaml alone
-        return connections.default_connection(base)
     registry.connections.save(row)
     conn = connections.of_row(row)
     cfg = connections.configuration(base, conn)  # its settings must load: said now, not later

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,13 +49,22 @@ def console_config(demo_book: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(console_config: Path):
+    with console_app(load_config(console_config), {"RENEWALS_SECRET_KEY": SECRET}) as made:
+        yield made
+
+
+@contextmanager
+def console_app(config, env: dict[str, str]):
+    """The webhook app with its console, for the Flask test client; closed afterwards."""
     from crm_renewals.webhooks.app import create_app
 
-    app = create_app(load_config(console_config), env={"RENEWALS_SECRET_KEY": SECRET})
+    app = create_app(config, env=env)
     app.config["TESTING"] = True
-    yield app
-    app.extensions["console"].close()
-    app.extensions["renewals"].store.close()
+    try:
+        yield app
+    finally:
+        app.extensions["console"].close()
+        app.extensions["renewals"].store.close()
 
 
 def csrf_token(client, path: str = "/admin/login") -> str:

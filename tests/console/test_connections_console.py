@@ -19,7 +19,7 @@ from crm_renewals.connector.connections import NEEDS_RECONNECT, PENDING
 from crm_renewals.connector.services import connections as service
 from crm_renewals.connector.state import StateStore
 from tests.conftest import AS_OF, write_config
-from tests.console.conftest import ADMIN, SECRET, VIEWER, csrf_token, post, sign_in
+from tests.console.conftest import ADMIN, SECRET, VIEWER, console_app, csrf_token, post, sign_in
 
 #: the second connection's book: a handful of contracts (the default's demo book has 260)
 BETA_CONTRACTS = 7
@@ -63,13 +63,8 @@ def two_config(two_books: Path, tmp_path: Path, monkeypatch) -> Path:
 
 @pytest.fixture
 def app2(two_config: Path):
-    from crm_renewals.webhooks.app import create_app
-
-    app = create_app(bootstrap.load(str(two_config)), env={"RENEWALS_SECRET_KEY": SECRET})
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["console"].close()
-    app.extensions["renewals"].store.close()
+    with console_app(bootstrap.load(str(two_config)), {"RENEWALS_SECRET_KEY": SECRET}) as made:
+        yield made
 
 
 @pytest.fixture

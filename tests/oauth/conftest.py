@@ -16,7 +16,7 @@ from crm_renewals.connector.secretbox import new_key
 from crm_renewals.connector.services.users import add_user
 from crm_renewals.connector.state import StateStore
 from tests.conftest import ROOT, write_config
-from tests.console.conftest import ADMIN, SECRET, VIEWER, sign_in
+from tests.console.conftest import ADMIN, SECRET, VIEWER, console_app, sign_in
 from tests.e2e.alert_sinks import Hook
 from tests.fakes.hubspot_oauth import CLIENT_ID, CLIENT_SECRET
 from tests.fakes.hubspot_server import FakeHubSpot
@@ -106,13 +106,8 @@ def deployment(tmp_path, fake, monkeypatch, users_db) -> Path:
 
 @pytest.fixture
 def app(deployment):
-    from crm_renewals.webhooks.app import create_app
-
-    app = create_app(load_config(deployment), env=app_env())
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["console"].close()
-    app.extensions["renewals"].store.close()
+    with console_app(load_config(deployment), app_env()) as made:
+        yield made
 
 
 @pytest.fixture

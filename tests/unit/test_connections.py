@@ -169,6 +169,8 @@ def test_removing_default_hides_it_and_adding_it_back_restores_app_yaml(app):
     assert refused.exit_code == 2 and "has no connections: add one" in refused.output
     assert cli("connections", "add", DEFAULT, "--crm", "sandbox").exit_code == 0
     assert cli("runs").exit_code == 0
+    shown = json.loads(cli("connections", "show", DEFAULT, "--json").output)
+    assert (shown["auth"], shown["status"]) == ("env", CONNECTED)  # app.yaml's, as before
 
 
 def test_every_command_takes_connection(app):
