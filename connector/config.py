@@ -28,6 +28,7 @@ from crm_renewals.connector.config_sections import (
     StateSettings,
     SyncSettings,
     WebhookSettings,
+    WorkerSettings,
 )
 from crm_renewals.connector.domain.policy import (
     Journey,
@@ -43,9 +44,14 @@ from crm_renewals.connector.yamlsource import YamlSource, load_yaml, validate_al
 CONFIG_ENV = "RENEWALS_CONFIG"
 #: The state database's URL, instead of app.yaml's state.url: its password stays out of files.
 STATE_URL_ENV = "RENEWALS_STATE_URL"
+#: workers.broker_url and workers.redis_url from the environment (they may carry a password)
+BROKER_URL_ENV = "RENEWALS_BROKER_URL"
+REDIS_URL_ENV = "RENEWALS_REDIS_URL"
 #: Environment variables that hold secrets; their values are redacted from every log line.
 SECRET_ENV_VARS = (
     STATE_URL_ENV,
+    BROKER_URL_ENV,
+    REDIS_URL_ENV,
     "SALESFORCE_PASSWORD",
     "SALESFORCE_SECURITY_TOKEN",
     "SALESFORCE_SESSION_ID",
@@ -81,6 +87,7 @@ class AppConfig(Section):
     notify: NotifySettings = NotifySettings()
     oauth: OAuthSettings = OAuthSettings()
     segments: Segments = Segments()
+    workers: WorkerSettings = WorkerSettings()
     base_dir: Path = Field(Path("."), exclude=True)
     #: the file it was read from (None: built in code); runs record its versions
     source: Path | None = Field(None, exclude=True)
@@ -142,7 +149,8 @@ def validated(data: dict, src: YamlSource, extra: dict) -> AppConfig:
     cfg, problems = validate_all(AppConfig, data, src, extra)
     if cfg is not None:
         cfg = _state_url_override(cfg)
-        problems += semantic_problems(cfg, src)
+        cfg, env_problems = _worker_urls_override(cfg)
+        problems += env_problems + semantic_problems(cfg, src)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -155,6 +163,35 @@ def _state_url_override(cfg: AppConfig) -> AppConfig:
         return cfg
     state = cfg.state.model_copy(update={"url": url})
     return cfg.model_copy(update={"state": state, "state_url_from_env": True})
+
+
+def _worker_urls_override(cfg: AppConfig) -> tuple[AppConfig, list[Problem]]:
+    """RENEWALS_BROKER_URL and RENEWALS_REDIS_URL, when set, in place of workers.broker_url and
+    workers.redis_url (checked like them; a wrong one is named, its value never shown)."""
+    update = {
+        key: os.environ[env].strip()
+        for key, env in (("broker_url", BROKER_URL_ENV), ("redis_url", REDIS_URL_ENV))
+        if os.environ.get(env, "").strip()
+    }
+    if not update:
+        return cfg, []
+    try:
+        workers = WorkerSettings.model_validate({**cfg.workers.model_dump(), **update})
+    except ValueError:
+        wrong = [
+            env
+            for key, env in (("broker_url", BROKER_URL_ENV), ("redis_url", REDIS_URL_ENV))
+            if key in update
+        ]
+        return cfg, [
+            Problem(
+                env,
+                "must be a redis://, rediss:// or amqp:// URL (redis:// for RENEWALS_REDIS_URL)",
+                "environment",
+            )
+            for env in wrong
+        ]
+    return cfg.model_copy(update={"workers": workers}), []
 
 
 def semantic_problems(cfg: AppConfig, src: YamlSource) -> list[Problem]:

@@ -202,6 +202,28 @@ class WebhookSettings(Section):
     retry_max_backoff_seconds: float = Field(3600, ge=0, le=86_400)
 
 
+class WorkerSettings(Section):
+    """Where runs happen. `local` (the default, no broker): `renewals serve` drains webhook
+    deliveries in its own worker process and `renewals scheduler` runs each job itself.
+    `celery`: both enqueue tasks (sync, webhook_batch, run_job) that `renewals worker --engine
+    celery` processes run, on any number of machines; rate limits of each portal and org are
+    then shared through Redis. URLs with a password belong in the environment:
+    RENEWALS_BROKER_URL and RENEWALS_REDIS_URL win over these."""
+
+    engine: Literal["local", "celery"] = "local"
+    #: the Celery broker: redis://... (default) or amqp://... (RabbitMQ)
+    broker_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|amqp|amqps)://")
+    #: Redis for what processes share: rate-limit buckets, the daily-use stop, pending-task
+    #: marks. null: each process counts alone (fine for one process, `local`)
+    redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    #: the queue tasks go to (one per deployment sharing a broker)
+    queue: str = Field("renewals", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    #: Redis broker: an unacknowledged task (its worker died) is handed out again after this
+    visibility_timeout_seconds: int = Field(3600, ge=10, le=7 * 86_400)
+    #: a task finding its connection's run in progress goes back to the queue for this long
+    busy_retry_seconds: float = Field(5, gt=0, le=3600)
+
+
 class ConsoleSettings(Section):
     """The admin console under /admin on `renewals serve` (on once a user exists and
     RENEWALS_SECRET_KEY is set)."""
