@@ -5,56 +5,49 @@ daily-use stop seen by one transport stops every other."""
 from __future__ import annotations
 
 import multiprocessing
+import queue as queue_module
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import responses
 
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.adapters import shared_limits
-from crm_renewals.connector.adapters.hubspot import HubSpotCrm
 from crm_renewals.connector.adapters.hubspot import limits as hubspot_limits
 from crm_renewals.connector.adapters.shared_limits import SharedBucket, SharedLimits
 from crm_renewals.connector.config import load_config
-from crm_renewals.connector.config_sections import HubspotSettings
 from crm_renewals.connector.errors import ApiLimitReached, FatalCrmError
-from crm_renewals.connector.mapping_file import load_mapping
 from crm_renewals.connector.services import sync
-from tests.conftest import AS_OF, ROOT
+from tests.conftest import AS_OF
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import salesforce_config
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.fakes.salesforce_org import FakeOrg
+from tests.scaleout.portal_worker import BURST, INTERVAL, hammer, portal_crm
 
-BURST, INTERVAL = 10, 1.0  # the fake portal's limit: 10 requests per rolling second
-CALLS = 20  # per process: two processes need four windows together
-
-
-def portal_crm(url: str, token: str, shared: SharedLimits | None, sleep=time.sleep, **kw):
-    settings = HubspotSettings(base_url=url, limits={"requests_per_10s": BURST})
-    mapping = load_mapping(ROOT / "mappings" / "hubspot.yaml", expect_crm="hubspot")
-    return HubSpotCrm(mapping, settings, token, interval=INTERVAL, shared=shared, sleep=sleep, **kw)
-
-
-def hammer(url: str, token: str, redis_url: str | None, queue: str, company: str, start) -> int:
-    """One worker process: three threads reading one record CALLS times; its API calls."""
-    shared = SharedLimits.for_workers(redis_url, queue)
-    crm = portal_crm(url, token, shared)
-    start.wait(timeout=30)  # both processes begin together
-    with ThreadPoolExecutor(3) as pool:
-        list(pool.map(lambda _i: crm.read_ids("account", [company]), range(CALLS)))
-    return crm.transport.api_calls
+CALLS = 12  # per process: together more than two windows' worth
 
 
 def two_processes(fake: FakeHubSpot, redis_url: str | None, queue: str) -> list[int]:
+    """Two worker processes (spawned: nothing inherited) on one portal; their API calls."""
     company = fake.create("companies", {"name": "Acme"})
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Manager().Barrier(2)
-    args = (fake.url, fake.token, redis_url, queue, company, start)
-    with ctx.Pool(2) as pool:
-        results = [pool.apply_async(hammer, args) for _ in range(2)]
-        return [r.get(timeout=120) for r in results]
+    start, results = ctx.Barrier(2), ctx.Queue()
+    args = (fake.url, fake.token, redis_url, queue, company, CALLS, start, results)
+    workers = [ctx.Process(target=hammer, args=args) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        out: list[int] = []
+        while len(out) < len(workers):
+            try:
+                out.append(results.get(timeout=1)[0])
+            except queue_module.Empty:
+                assert all(w.exitcode in (None, 0) for w in workers), "a worker process failed"
+        return out
+    finally:
+        for w in workers:
+            w.join(timeout=30)
 
 
 @pytest.fixture
