@@ -5,8 +5,6 @@ serve` only send them by name (jobs/dispatch.py)."""
 
 from __future__ import annotations
 
-from celery import Celery
-
 from crm_renewals.connector.config import AppConfig
 
 #: the task names (what jobs/dispatch.py sends, what jobs/tasks_celery.py registers)
@@ -27,9 +25,11 @@ def queue_of(base: AppConfig, task: str) -> str:
     return webhook_queue(base) if task == WEBHOOK_BATCH else base.workers.queue
 
 
-def make_app(base: AppConfig) -> Celery:
+def make_app(base: AppConfig):
     """A Celery app for `base`'s `workers:` settings: late acknowledgement (a task whose worker
     dies is handed out again), one task prefetched per thread, JSON only, no result backend."""
+    from celery import Celery
+
     w = base.workers
     app = Celery("crm_renewals", broker=w.broker_url, set_as_current=False)
     transport: dict = {"socket_connect_timeout": CONNECT_TIMEOUT_S}

@@ -13,6 +13,8 @@ converges like a re-run, and a job's slot is claimed once in the connection's st
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import uuid
 from datetime import datetime
 from typing import Any
@@ -133,3 +135,43 @@ def _forget(marks, key: str, task_id: str) -> None:
             marks.delete(key)
     except Exception:  # noqa: BLE001 - it lapses with its TTL
         log.warning("could not clear the pending mark %s", key)
+
+
+class Enqueuer:
+    """`renewals serve` with `workers.engine: celery`: a webhook_batch for each connection a
+    delivery was stored for, sent off the request path by a thread of this (web worker)
+    process, so a broker that does not answer never fails or slows an acknowledgement: the
+    delivery is stored, and the scheduler's sweep enqueues its connection's batch later."""
+
+    def __init__(self, base: AppConfig, dispatcher: Dispatcher | None = None):
+        self.base = base
+        self._dispatcher = dispatcher
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self.failed = 0
+
+    def __call__(self, connection: str) -> None:
+        with self._lock:
+            self._pending.add(connection)
+            if self._thread is None or self._pid != os.getpid():  # started after the fork
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="enqueue", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        dispatcher = self._dispatcher or Dispatcher(self.base)
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                names, self._pending = sorted(self._pending), set()
+            for name in names:
+                try:
+                    dispatcher.webhook_batch(name)
+                except DispatchError as exc:
+                    self.failed += 1
+                    log.warning("webhook_batch of %s not enqueued (the sweep will): %s", name, exc)
