@@ -178,15 +178,15 @@ def register(app, base: AppConfig) -> Runtime:
                 log.error("%s of %s failed: %s: %s", task.name, connection, type(exc).__name__, exc)
                 return {"status": "failed", "error": type(exc).__name__}
 
-    @app.task(name=SYNC, bind=True)
+    @app.task(name=SYNC, bind=True, max_retries=None)
     def sync(self, connection: str, full: bool = False, mark: str | None = None):
         return guarded(self, lambda c, t: rt.sync(c, full, mark, t), connection)
 
-    @app.task(name=WEBHOOK_BATCH, bind=True)
+    @app.task(name=WEBHOOK_BATCH, bind=True, max_retries=None)
     def webhook_batch(self, connection: str, mark: str | None = None):
         return guarded(self, lambda c, t: rt.webhook_batch(c, mark, t), connection)
 
-    @app.task(name=RUN_JOB, bind=True)
+    @app.task(name=RUN_JOB, bind=True, max_retries=None)
     def run_job(self, connection: str, job: str, slot: str, mark: str | None = None):
         return guarded(self, lambda c, t: rt.run_job(c, job, slot, mark, t), connection)
 
