@@ -28,6 +28,8 @@ from tests.e2e.test_crash import renewals_cli
 REDIS = "redis://127.0.0.1:6379"
 #: the broker's db: the queues are the test's own (random names), never flushed
 BROKER_DB = 13
+#: a small seeded book each: runs take a fraction of a second
+SMALL = ("--accounts", "20", "--contracts", "40")
 
 
 def redis_or_skip():
@@ -142,14 +144,14 @@ def make_fleet(tmp_path: Path, monkeypatch, state_url: str | None, **workers) ->
         env[STATE_URL_ENV] = state_url
     path = write_config(tmp_path, workers=settings)
     cli = cli_for(path)
-    assert cli("sandbox", "seed").exit_code == 0
+    assert cli("sandbox", "seed", *SMALL).exit_code == 0
     base = load_config(path)
     registry = bootstrap.open_store(base)
     try:
         manage.add(base, registry, "second", "sandbox", "test")
     finally:
         registry.close()
-    assert cli("--connection", "second", "sandbox", "seed").exit_code == 0
+    assert cli("--connection", "second", "sandbox", "seed", *SMALL).exit_code == 0
     return Fleet(tmp_path, path, queue, client, env)
 
 

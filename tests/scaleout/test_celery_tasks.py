@@ -116,9 +116,7 @@ def test_a_slot_fired_by_two_schedulers_runs_once(fleet):
     at = lambda: SLOT.replace(minute=1)  # noqa: E731 - a minute after the 06:00 slot
     one, two = Dispatcher(base), Dispatcher(base)
     try:
-        fired = [
-            enqueue_slot(d, "daily_renewal_scan", base, trigger, clock=at) for d in (one, two)
-        ]
+        fired = [enqueue_slot(d, "daily_renewal_scan", base, trigger, clock=at) for d in (one, two)]
         assert fired == ["enqueued", "pending"]
     finally:
         one.close()
