@@ -36,9 +36,6 @@ from crm_renewals.jobs.scheduler import heartbeat_of, record_run
 from crm_renewals.jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
-#: batches of one connection's inbox per webhook_batch task; then, if more is due, the task
-#: enqueues itself again at the back of the queue (the other connections' tasks come first)
-TASK_BATCHES = 20
 #: tests only: a path; the first run_job to find it there renames it `<path>.held` once its
 #: job's work is done and waits (before recording the outcome) until it is killed
 HOLD_ENV = "RENEWALS_TEST_HOLD_FILE"
@@ -110,7 +107,9 @@ class Runtime:
             lane = Lane(connection, ctx.config, lambda: ctx)
             lane.purged_at = self.purged.get(connection, float("-inf"))
             try:
-                return drain_inbox(ctx, lane, TASK_BATCHES, locked=True)
+                return drain_inbox(
+                    ctx, lane, self.base.workers.webhook_batches_per_task, locked=True
+                )
             finally:
                 self.purged[connection] = lane.purged_at
 
