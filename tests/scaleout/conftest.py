@@ -156,9 +156,36 @@ def make_fleet(tmp_path: Path, monkeypatch, state_url: str | None, **workers) ->
 
 
 @pytest.fixture
-def fleet(tmp_path, monkeypatch, postgres_url) -> Iterator[Fleet]:
+def pg_fleet_url(postgres_url: str) -> Iterator[str]:
+    """The test's PostgreSQL state URL; afterwards the schemas of its connections (named
+    `<the test's schema>_<connection>`) are dropped too."""
+    import psycopg
+
+    yield postgres_url
+    schema = postgres_url.split("search_path%3D", 1)[1].split("&", 1)[0]
+    with psycopg.connect(postgres_url.split("?", 1)[0], autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{schema}\\_%",)
+        ).fetchall()
+        for (name,) in names:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def pg_sessions(url: str) -> int:
+    """Sessions open now under the test's application name (every connection's store)."""
+    import psycopg
+
+    app = url.split("application_name=", 1)[1].split("&", 1)[0]
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()[0]
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch, pg_fleet_url) -> Iterator[Fleet]:
     """Two seeded sandbox connections, state on PostgreSQL, Redis broker."""
-    f = make_fleet(tmp_path, monkeypatch, postgres_url)
+    f = make_fleet(tmp_path, monkeypatch, pg_fleet_url)
     yield f
     f.stop()
     f.forget_keys()
