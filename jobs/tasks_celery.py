@@ -81,16 +81,21 @@ class Runtime:
             self.clear(mark, task_id)
             log.warning("connection %s is not runnable: task skipped", connection)
             return None
-        ctx = bootstrap.build(cfg)
         try:
+            ctx = bootstrap.build(cfg)
             try:
                 with run_lock(ctx.store):
                     self.clear(mark, task_id)
                     return body(ctx)
             except RunLockBusy as exc:
                 raise Busy(str(exc)) from None
-        finally:
-            ctx.close()
+            finally:
+                ctx.close()
+        except Busy:
+            raise  # still pending: its mark stays
+        except Exception:
+            self.clear(mark, task_id)  # failed before its run: the next one may be enqueued
+            raise
 
     def sync(self, connection: str, full: bool, mark: str | None, task_id: str) -> Any:
         def body(ctx: Context) -> dict[str, Any]:

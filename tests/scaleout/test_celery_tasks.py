@@ -171,3 +171,27 @@ def test_the_sweep_enqueues_connections_with_due_inbox_work(fleet):
     finally:
         dispatch.close()
         store.close()
+
+
+def test_the_scheduler_on_celery_enqueues_each_fired_job_instead_of_running_it(fleet):
+    from functools import partial
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from crm_renewals.jobs import deployment as scheduled
+
+    dispatch = Dispatcher(fleet.base)
+    try:
+        kind = partial(CeleryJobs, dispatcher=dispatch)
+        jobs = scheduled.build(fleet.base, BackgroundScheduler(), kind=kind)
+        assert set(jobs.registered) == {"default", "second"}
+        job = jobs.sched.get_job("second:incremental_sync")
+        assert job.func(*job.args, **job.kwargs) == "enqueued"  # as APScheduler fires it
+        assert job.func(*job.args, **job.kwargs) == "pending"  # the other scheduler's turn
+        store = fleet.store("second")
+        try:
+            assert store.jobs.list() == [] and store.runs.list() == []  # nothing ran here
+        finally:
+            store.close()
+    finally:
+        dispatch.close()
