@@ -29,7 +29,7 @@ REDIS = "redis://127.0.0.1:6379"
 #: the broker's db: the queues are the test's own (random names), never flushed
 BROKER_DB = 13
 #: a small seeded book each: runs take a fraction of a second
-SMALL = ("--accounts", "20", "--contracts", "40")
+SMALL = ("--accounts", "10", "--contracts", "20")
 
 
 def redis_or_skip():
@@ -108,10 +108,11 @@ class Fleet:
         dep.close()
         return bootstrap.open_store(cfg)
 
-    def stop(self) -> None:
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> None:
+        """SIGTERM: a warm shutdown (tasks in hand finish); SIGQUIT: at once."""
         for proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(how)
         for proc in self.procs:
             try:
                 proc.wait(20)

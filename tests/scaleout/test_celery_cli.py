@@ -6,6 +6,7 @@ through RabbitMQ."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 
 import pytest
@@ -98,7 +99,7 @@ def test_a_sync_task_round_trips_through_rabbitmq(tmp_path, monkeypatch):
         finally:
             store.close()
     finally:
-        fleet.stop()
+        fleet.stop(signal.SIGKILL)  # its task is done (amqp: a worker takes ~10 s to stop)
         with dispatch.app.connection_for_write() as conn:  # the test's queues, not kept
             for queue in (fleet.queue, f"{fleet.queue}.webhooks"):
                 conn.default_channel.queue_delete(queue)

@@ -11,7 +11,7 @@ from crm_renewals.connector.services import connections as manage
 from crm_renewals.jobs.dispatch import Dispatcher
 from tests.scaleout.conftest import pg_sessions, wait_for
 
-MANY, THREADS = 12, 2  # more connections than the sessions allowed below
+MANY, THREADS = 8, 2  # more connections than the sessions allowed below
 
 
 def test_many_connections_do_not_hold_a_session_each(fleet, pg_fleet_url):
