@@ -180,10 +180,10 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
 @click.option(
     "--engine",
     type=click.Choice(["local", "celery"]),
-    default="local",
-    show_default=True,
+    default=None,
     help="local: process the stored webhook deliveries here; celery: run the tasks (sync, "
-    "webhook_batch, run_job) the scheduler and `renewals serve` enqueue (workers.engine: celery).",
+    "webhook_batch, run_job) the scheduler and `renewals serve` enqueue. Default: "
+    "app.yaml's workers.engine (local unless set).",
 )
 @click.option(
     "--concurrency",
@@ -193,16 +193,16 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
 )
 @click.pass_context
 @fatal_errors
-def worker_cmd(ctx, with_parent: bool, engine: str, concurrency: int | None) -> None:
+def worker_cmd(ctx, with_parent: bool, engine: str | None, concurrency: int | None) -> None:
     """Process stored webhook deliveries of every connection (`renewals serve` runs one for
     you); --connection NAME: that connection's alone. --engine celery: a Celery worker of the
     deployment's queue, on any number of machines."""
-    if engine == "celery":
+    base = base_config_of(ctx)
+    if (engine or base.workers.engine) == "celery":
         _celery_worker(ctx, concurrency or 2)
         return
     if concurrency is not None:
         raise click.UsageError("--concurrency is for --engine celery", ctx)
-    base = base_config_of(ctx)
     only = named_connection(ctx)
     from crm_renewals.webhooks.server import worker_pid_file
     from crm_renewals.webhooks.worker import InboxWorker

@@ -47,6 +47,14 @@ def test_a_worker_whose_broker_does_not_answer_says_so_in_one_line(tmp_path):
     assert "s3cret-pw" not in result.output and "Traceback" not in result.output
 
 
+def test_a_worker_takes_its_engine_from_app_yaml_unless_told(tmp_path):
+    path = write_config(tmp_path, workers={"engine": "celery", "broker_url": NOWHERE})
+    result = cli_for(path)("worker")  # app.yaml says celery: a Celery worker, its broker checked
+    assert result.exit_code == 2 and "does not answer" in result.output
+    result = cli_for(path)("worker", "--engine", "local", "--concurrency", "2")
+    assert result.exit_code == 2 and "--concurrency is for --engine celery" in result.output
+
+
 def test_enqueueing_to_a_broker_that_does_not_answer_is_a_dispatch_error(tmp_path):
     path = write_config(tmp_path, workers={"engine": "celery", "broker_url": NOWHERE})
     dispatch = Dispatcher(load_config(path))
