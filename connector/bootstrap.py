@@ -139,13 +139,15 @@ def build_crm(config: AppConfig, mapping) -> CrmClient:
 
 
 def shared_limits(config: AppConfig) -> SharedLimits | None:
-    """The Redis rate limits are shared through (workers.redis_url; RENEWALS_REDIS_URL wins),
-    keys under the deployment's queue; None: each process counts alone."""
-    if not config.workers.redis_url:
+    """The Redis rate limits are shared through (workers.redis_url, RENEWALS_REDIS_URL winning;
+    on Celery with a Redis broker, the broker's), keys under the deployment's queue; None: each
+    process counts alone."""
+    url = config.workers.shared_url
+    if not url:
         return None
     from crm_renewals.connector.adapters.shared_limits import SharedLimits
 
-    return SharedLimits.for_workers(config.workers.redis_url, config.workers.queue)
+    return SharedLimits.for_workers(url, config.workers.queue)
 
 
 def context_factory(config: AppConfig) -> Callable[[], Context]:

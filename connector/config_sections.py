@@ -214,7 +214,7 @@ class WorkerSettings(Section):
     #: the Celery broker: redis://... (default) or amqp://... (RabbitMQ)
     broker_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|amqp|amqps)://")
     #: Redis for what processes share: rate-limit buckets, the daily-use stop, pending-task
-    #: marks. null: each process counts alone (fine for one process, `local`)
+    #: marks. null: the broker's Redis on Celery; on `local`, each process counts alone
     redis_url: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
     #: the queue tasks go to (one per deployment sharing a broker)
     queue: str = Field("renewals", pattern=r"^[A-Za-z0-9._-]{1,64}$")
@@ -225,6 +225,15 @@ class WorkerSettings(Section):
     #: a webhook_batch task processes this many batches of its connection's inbox, then goes
     #: to the back of the queue if more is due (the other connections' tasks first)
     webhook_batches_per_task: int = Field(20, ge=1, le=10_000)
+
+    @property
+    def shared_url(self) -> str | None:
+        """The Redis every process shares rate limits and pending marks through: redis_url,
+        else, on Celery with a Redis broker, the broker's; None: each process counts alone."""
+        if self.redis_url:
+            return self.redis_url
+        redis_broker = self.broker_url.startswith(("redis://", "rediss://"))
+        return self.broker_url if self.engine == "celery" and redis_broker else None
 
 
 class ConsoleSettings(Section):

@@ -33,10 +33,7 @@ class DispatchError(Exception):
 
 def marks_url(base: AppConfig) -> str | None:
     """Where the pending marks live: workers.redis_url, else a Redis broker, else nowhere."""
-    w = base.workers
-    if w.redis_url:
-        return w.redis_url
-    return w.broker_url if w.broker_url.startswith(("redis://", "rediss://")) else None
+    return base.workers.shared_url
 
 
 def mark_key(queue: str, connection: str, kind: str, *parts: str) -> str:

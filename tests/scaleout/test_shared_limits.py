@@ -226,3 +226,22 @@ def test_bootstrap_shares_the_buckets_only_when_a_redis_url_is_set(
     assert again.limits is together.limits  # one set of buckets per portal per process
     config = load_config(path)
     assert bootstrap.shared_limits(config).redis is bootstrap.shared_limits(config).redis  # 1 pool
+
+
+def test_on_celery_with_a_redis_broker_the_limits_are_shared_through_the_broker(
+    tmp_path, portal, redis_url, queue, monkeypatch
+):
+    from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+    from crm_renewals.connector.adapters.hubspot.limits import RollingBucket
+    from tests.hubspot.conftest import hubspot_config
+
+    monkeypatch.setenv(TOKEN_ENV, portal.token)
+    monkeypatch.delenv("RENEWALS_REDIS_URL", raising=False)
+    amqp = {"queue": queue, "engine": "celery", "broker_url": "amqp://guest@127.0.0.1:5672//"}
+    path = hubspot_config(tmp_path, portal, workers=amqp)
+    alone = bootstrap.build_hubspot(load_config(path))
+    assert isinstance(alone.limits.general, RollingBucket)  # RabbitMQ, no redis_url: alone
+    celery = {"queue": queue, "engine": "celery", "broker_url": redis_url}
+    path = hubspot_config(tmp_path, portal, workers=celery)
+    shared = bootstrap.build_hubspot(load_config(path))
+    assert isinstance(shared.limits.general, SharedBucket)
