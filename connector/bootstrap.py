@@ -26,6 +26,7 @@ from crm_renewals.connector.state import StateStore, create_schema, sqlite_path
 
 if TYPE_CHECKING:  # the CRM libraries load only for the CRM in use
     from crm_renewals.connector.adapters.salesforce import SalesforceCrm
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
     from crm_renewals.connector.oauth.tokens import TokenSource
 
 
@@ -137,6 +138,16 @@ def build_crm(config: AppConfig, mapping) -> CrmClient:
     )
 
 
+def shared_limits(config: AppConfig) -> SharedLimits | None:
+    """The Redis rate limits are shared through (workers.redis_url; RENEWALS_REDIS_URL wins),
+    keys under the deployment's queue; None: each process counts alone."""
+    if not config.workers.redis_url:
+        return None
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
+
+    return SharedLimits.for_workers(config.workers.redis_url, config.workers.queue)
+
+
 def context_factory(config: AppConfig) -> Callable[[], Context]:
     """A fresh Context per call: what the inbox worker and the scheduler's jobs run with."""
     return partial(build, config)
@@ -166,8 +177,9 @@ def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
         tokens = token_source(config)
         grant = tokens.grant()
         session = connect_oauth(settings, grant.instance_url or "", tokens(), tokens.renew)
+        org = grant.external_id
     else:
-        session = connect(settings)
+        session, org = connect(settings), None
     return SalesforceCrm(
         session,
         mapping,
@@ -176,6 +188,8 @@ def build_salesforce(config: AppConfig, mapping) -> SalesforceCrm:
         policy=config.renewals,
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
+        shared=shared_limits(config),
+        org=org,
     )
 
 
@@ -208,6 +222,7 @@ def build_hubspot(config: AppConfig, mapping=None):
             retry_max_wait=config.sync.retry_max_wait_seconds,
             policy=config.renewals,
             portal=tokens.grant().external_id,
+            shared=shared_limits(config),
         )
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
@@ -228,4 +243,5 @@ def build_hubspot(config: AppConfig, mapping=None):
         retry_attempts=config.sync.retry_attempts,
         retry_max_wait=config.sync.retry_max_wait_seconds,
         policy=config.renewals,
+        shared=shared_limits(config),
     )

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from functools import partial
 
 import click
 from rich.table import Table
@@ -62,13 +63,18 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     prepare_metrics_dir(base)  # before anything imports prometheus_client (workers fork here)
     quiet = logging.getLogger().level > logging.INFO
     config = str(find_config(ctx.obj["config"]).resolve())
-    argv = renewals_argv(
-        "--config",
-        config,
-        *([] if quiet else ["-v"]),
-        *("--log-format", ctx.obj["log_format"]),
-        "worker",
-        "--with-parent",
+    celery = base.workers.engine == "celery"  # no inbox worker: Celery workers run the inboxes
+    argv = (
+        None
+        if celery
+        else renewals_argv(
+            "--config",
+            config,
+            *([] if quiet else ["-v"]),
+            *("--log-format", ctx.obj["log_format"]),
+            "worker",
+            "--with-parent",
+        )
     )
     tell(
         f"renewals serve: listening on http://{bind} "
@@ -81,6 +87,11 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
         f"renewals serve: connections {', '.join(served) or 'none runnable'}",
         connections=served,
     )
+    if celery:
+        tell(
+            f"renewals serve: webhook batches are enqueued to Celery (queue "
+            f"{base.workers.queue}.webhooks): run `renewals worker --engine celery`"
+        )
     for source, message in unsigned_sources(base, os.environ):
         log.warning("%s", message, extra={"source": source})
     serve(base, bind, workers, threads, quiet, argv)
@@ -166,11 +177,31 @@ def unsigned_sources(config: AppConfig, env: Mapping[str, str]) -> list[tuple[st
 
 @click.command("worker")
 @click.option("--with-parent", is_flag=True, hidden=True, help="Stop when the parent stops.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="local: process the stored webhook deliveries here; celery: run the tasks (sync, "
+    "webhook_batch, run_job) the scheduler and `renewals serve` enqueue (workers.engine: celery).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="--engine celery: tasks run at once (threads; default 2).",
+)
 @click.pass_context
 @fatal_errors
-def worker_cmd(ctx, with_parent: bool) -> None:
+def worker_cmd(ctx, with_parent: bool, engine: str, concurrency: int | None) -> None:
     """Process stored webhook deliveries of every connection (`renewals serve` runs one for
-    you); --connection NAME: that connection's alone."""
+    you); --connection NAME: that connection's alone. --engine celery: a Celery worker of the
+    deployment's queue, on any number of machines."""
+    if engine == "celery":
+        _celery_worker(ctx, concurrency or 2)
+        return
+    if concurrency is not None:
+        raise click.UsageError("--concurrency is for --engine celery", ctx)
     base = base_config_of(ctx)
     only = named_connection(ctx)
     from crm_renewals.webhooks.server import worker_pid_file
@@ -191,6 +222,27 @@ def worker_cmd(ctx, with_parent: bool) -> None:
     finally:
         if pid_file.exists() and pid_file.read_text() == str(os.getpid()):
             pid_file.unlink()
+
+
+def _celery_worker(ctx: click.Context, concurrency: int) -> None:
+    """`renewals worker --engine celery`: every connection's tasks, from the shared queue."""
+    if ctx.find_root().obj.get("connection"):
+        raise click.UsageError(
+            "--connection does not apply to --engine celery: workers take every connection's "
+            "tasks from the queue",
+            ctx,
+        )
+    base = base_config_of(ctx)
+    from crm_renewals.jobs.celery_worker import run_worker
+
+    w = base.workers
+    tell(
+        f"renewals worker: Celery worker, {concurrency} thread(s), queues {w.queue} and "
+        f"{w.queue}.webhooks (pid {os.getpid()})",
+        concurrency=concurrency,
+        queue=w.queue,
+    )
+    ctx.exit(run_worker(base, concurrency))
 
 
 def named_connection(ctx: click.Context) -> str | None:
@@ -254,7 +306,14 @@ def scheduler_cmd(ctx, list_jobs: bool, check: bool, max_age: float | None, as_j
     from crm_renewals.jobs.scheduler import upcoming
 
     checked_connections(base, only, "its jobs do not run")  # the only one failing stops here
-    jobs = scheduled.build(base, only=only)
+    kind = None
+    if base.workers.engine == "celery":  # each fired job is enqueued for the Celery workers
+        from crm_renewals.jobs.celery_schedule import CeleryJobs
+        from crm_renewals.jobs.dispatch import Dispatcher
+
+        kind = partial(CeleryJobs, dispatcher=Dispatcher(base))
+        tell(f"renewals scheduler: jobs are enqueued to Celery (queue {base.workers.queue})")
+    jobs = scheduled.build(base, only=only, kind=kind)
     sched = jobs.sched
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
     names = list(jobs.registered)

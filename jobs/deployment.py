@@ -47,8 +47,9 @@ class DeploymentJobs:
         only: str | None = None,
         check: Callable[[AppConfig], None] = check_config,
         factory: Callable[[AppConfig], Callable] = bootstrap.context_factory,
+        fire: Callable[..., str] | None = None,
     ):
-        self.base, self.sched, self.only = base, sched, only
+        self.base, self.sched, self.only, self.fire = base, sched, only, fire
         self.deployment = deployment or Deployment(base)
         self.check, self.factory = check, factory
         self.runner = runner_name()
@@ -83,7 +84,7 @@ class DeploymentJobs:
             self._refused.pop(name, None)
             self._drop(name)
             factory = self.factory(cfg)
-            ids = add_jobs(self.sched, cfg, factory, self.runner)
+            ids = add_jobs(self.sched, cfg, factory, self.runner, self.fire)
             self.registered[name] = (cfg, factory, ids)
             log.info("scheduler: connection %s, %d job(s)", name, len(ids))
         return list(self.registered)
@@ -117,14 +118,16 @@ def build(
     only: str | None = None,
     check: Callable[[AppConfig], None] = check_config,
     factory: Callable[[AppConfig], Callable] = bootstrap.context_factory,
+    kind: Callable[..., DeploymentJobs] | None = None,
 ) -> DeploymentJobs:
     """A scheduler (BlockingScheduler unless given) with every runnable connection's jobs, the
-    refresh job and the sweep (both at once and then periodically)."""
+    refresh job and the sweep (both at once and then periodically). `kind`: what keeps them
+    (workers.engine: celery: jobs/celery_schedule.py CeleryJobs, which enqueues each fired
+    job instead of running it)."""
     tz = ZoneInfo(base.schedule.timezone)
     sched = scheduler or BlockingScheduler(timezone=tz)
-    jobs = DeploymentJobs(
-        base, sched, deployment=deployment, only=only, check=check, factory=factory
-    )
+    make = kind or DeploymentJobs
+    jobs = make(base, sched, deployment=deployment, only=only, check=check, factory=factory)
     jobs.refresh()
     for ident, fn, seconds in (
         (REFRESH_JOB, jobs.refresh, REFRESH_S),

@@ -161,24 +161,40 @@ def _run_claimed(
             return "claimed"
         try:
             with (
-                _heartbeat(ctx, name, slot, runner, lease),
+                heartbeat_of(ctx, name, slot, runner, lease),
                 run_lock(ctx.store, wait=config.schedule.lock_wait_seconds),
             ):
-                detail = JOBS[name](ctx)
+                return record_run(name, slot, ctx, runner)
         except RunLockBusy as exc:
             ctx.store.jobs.finish(name, slot, "busy", error=str(exc), runner=runner)
             return "busy"
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            ctx.store.jobs.finish(name, slot, "failed", error=error, runner=runner)
-            log.exception("%s %s failed", name, slot.isoformat())
-            return "failed"
-        status = detail.get("status", "ok")
-        ctx.store.jobs.finish(name, slot, status, detail=detail, runner=runner)
-        log.info("%s %s: %s", name, slot.isoformat(), status)
-        return status
     finally:
         ctx.close()
+
+
+def record_run(
+    name: str,
+    slot: datetime,
+    ctx: Context,
+    runner: str,
+    after: Callable[[], None] | None = None,
+) -> str:
+    """Run job `name` for its claimed `slot` (the caller holds the run lock and renews the
+    claim) and record its outcome, if the claim is still `runner`'s; `after`: called once the
+    job's work is done, before its outcome is recorded (a test's hook)."""
+    try:
+        detail = JOBS[name](ctx)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        ctx.store.jobs.finish(name, slot, "failed", error=error, runner=runner)
+        log.exception("%s %s failed", name, slot.isoformat())
+        return "failed"
+    if after is not None:
+        after()
+    status = detail.get("status", "ok")
+    ctx.store.jobs.finish(name, slot, status, detail=detail, runner=runner)
+    log.info("%s %s: %s", name, slot.isoformat(), status)
+    return status
 
 
 def retake_expired(
@@ -219,7 +235,7 @@ def _grace(config: AppConfig, name: str) -> int:
 
 
 @contextmanager
-def _heartbeat(ctx: Context, name: str, slot: datetime, runner: str, lease: float):
+def heartbeat_of(ctx: Context, name: str, slot: datetime, runner: str, lease: float):
     """Renew the claim every third of its lease while the job runs (a daemon thread: it dies
     with the process, and then the claim lapses)."""
     stop = threading.Event()
@@ -289,9 +305,15 @@ def job_id(connection: str, name: str) -> str:
 
 
 def add_jobs(
-    sched: BaseScheduler, config: AppConfig, factory: Callable[[], Context], runner: str
+    sched: BaseScheduler,
+    config: AppConfig,
+    factory: Callable[[], Context],
+    runner: str,
+    fire: Callable[..., str] | None = None,
 ) -> list[str]:
-    """Add the enabled jobs of `config`'s connection (ids `<connection>:<job>`); their ids."""
+    """Add the enabled jobs of `config`'s connection (ids `<connection>:<job>`); their ids.
+    Each runs its slot here, or calls `fire(name, config, trigger)` (workers.engine: celery,
+    which enqueues it)."""
     tz = ZoneInfo(config.schedule.timezone)
     ids = []
     for name, job in scheduled_jobs(config).items():
@@ -300,10 +322,10 @@ def add_jobs(
         trigger = trigger_for(job, tz)
         ident = job_id(config.connection, name)
         sched.add_job(
-            run_slot,
+            fire or run_slot,
             trigger,
             args=(name, config, trigger),
-            kwargs={"context_factory": factory, "runner": runner},
+            kwargs={} if fire else {"context_factory": factory, "runner": runner},
             id=ident,
             name=ident,
             coalesce=True,

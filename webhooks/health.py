@@ -49,6 +49,8 @@ def connection_health(rx: Receiver, conn: Connection) -> tuple[dict[str, Any], b
 
 
 def _worker(rx: Receiver) -> str:
+    if rx.config.workers.engine == "celery":  # Celery workers run the inboxes, elsewhere
+        return "celery"
     alive = rx.worker_alive
     return "n/a" if alive is None else ("ok" if alive() else "stopped")
 

@@ -54,6 +54,9 @@ class Receiver:
     #: connections
     blocking: Callable[..., Any] = field(default=lambda fn, *args: fn(*args))
     deployment: Deployment | None = None
+    #: `workers.engine: celery`: told the connection of each delivery stored (it enqueues a
+    #: webhook_batch off the request path, jobs/dispatch.py Enqueuer)
+    on_stored: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.store)
@@ -142,6 +145,8 @@ class Receiver:
         except InboxBusy:
             self.blocking(inbox.receive, source, body)
         self.count_received(source, name, events)
+        if self.on_stored is not None:
+            self.on_stored(name)
 
     def count_received(self, source: str, connection: str, events: int) -> None:
         self.metrics.received.labels(source, connection).inc(events)

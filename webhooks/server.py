@@ -93,6 +93,8 @@ class InboxProcess:
 
     def keep_running(self) -> None:
         """Start the worker if it is not running and its wait is over."""
+        if not self.argv:  # workers.engine: celery: Celery workers drain the inboxes
+            return
         if self._stopped:
             return
         now = self.clock()
@@ -142,10 +144,10 @@ class WebhookServer(BaseApplication):
         workers: int,
         threads: int,
         quiet: bool,
-        worker_argv: list[str],
+        worker_argv: list[str] | None,
     ):
         self.app_config = config
-        self.inbox_process = InboxProcess(worker_argv)
+        self.inbox_process = InboxProcess(worker_argv or [])
         self.handling = threads
         self.options = {
             "bind": bind,
@@ -159,7 +161,7 @@ class WebhookServer(BaseApplication):
             "loglevel": "warning" if quiet else "info",
             "graceful_timeout": 30,
             "on_exit": lambda arbiter: self.inbox_process.stop(arbiter.cfg.graceful_timeout),
-            "post_worker_init": _report_inbox_worker,
+            "post_worker_init": _report_inbox_worker if worker_argv else lambda _worker: None,
             "child_exit": _child_exit,
         }
         super().__init__()
@@ -173,6 +175,10 @@ class WebhookServer(BaseApplication):
 
         app = create_app(self.app_config)
         app.extensions["renewals"].blocking = NativeThread()
+        if self.app_config.workers.engine == "celery":  # each stored delivery: a task
+            from crm_renewals.jobs.dispatch import Enqueuer
+
+            app.extensions["renewals"].on_stored = Enqueuer(self.app_config)
         app.wsgi_app = BodyDeadline(
             ConsoleInThreads(app.wsgi_app, app.extensions["console"].warm),
             self.app_config.webhooks.request_body_seconds,
@@ -355,7 +361,8 @@ def _child_exit(_server, worker) -> None:
 
 
 def serve(config: AppConfig, bind: str, workers: int, threads: int, quiet: bool, argv) -> None:
-    """Run until stopped; `argv` starts the inbox worker (`renewals ... worker`)."""
+    """Run until stopped; `argv` starts the inbox worker (`renewals ... worker`; None: the
+    engine is celery, no inbox worker process)."""
     WebhookServer(config, bind, workers, threads, quiet, argv).run()
 
 

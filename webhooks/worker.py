@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -242,34 +243,14 @@ class InboxWorker:
     def drain(self, ctx: Context, lane: Lane | None = None, batches: int | None = None) -> bool:
         """Read the stored deliveries into events, then process due events until none are
         left, another run holds the lock, or `batches` are done (then: True, more to do)."""
-        lane = lane or self.lane_of(ctx)
-        inbox = Inbox(ctx.store)
-        settings = lane.config.webhooks
-        if time.monotonic() - lane.purged_at > PURGE_EVERY_S:
-            inbox.purge(settings.dedupe_hours)
-            lane.purged_at = time.monotonic()
-        while not self._stop.is_set():
-            expanded = inbox.expand(events_of)
-            self._count_expanded(expanded, lane.name)
-            if expanded.deliveries < EXPAND_BATCH:
-                break
-        sync = partial(_sync, lane)
-        done = 0
-        while batches is None or done < batches:
-            done += 1
-            if self._stop.is_set() or not inbox.due(1):
-                return False
-            try:
-                with run_lock(ctx.store):
-                    outcome = process_inbox(ctx, inbox, settings, sync)
-            except RunLockBusy:
-                return False
-            if outcome.run_ids:
-                lane.last_run = time.monotonic()
-            self._count(outcome, lane.name)
-            if not outcome.total or lane.reconnect:
-                return False
-        return True
+        return drain_inbox(
+            ctx,
+            lane or self.lane_of(ctx),
+            batches,
+            stopped=self._stop.is_set,
+            on_expanded=self._count_expanded,
+            on_outcome=self._count,
+        )
 
     def _check_alerts(self, lane: Lane) -> None:
         """The inbox's wait (and failed runs, dead letters) while no run ends to check them."""
@@ -308,3 +289,48 @@ def _sync(lane: Lane, ctx: Context, refs, **kwargs):
     except ReconnectNeeded:
         lane.reconnect = True
         raise
+
+
+def drain_inbox(
+    ctx: Context,
+    lane: Lane,
+    batches: int | None = None,
+    *,
+    stopped: Callable[[], bool] = lambda: False,
+    locked: bool = False,
+    on_expanded: Callable[[Expanded, str], None] | None = None,
+    on_outcome: Callable[[BatchOutcome, str], None] | None = None,
+) -> bool:
+    """Drain `lane`'s connection inbox (the inbox worker's turn, a Celery webhook_batch): read
+    the stored deliveries into events, then process due events, each batch under the run lock
+    (`locked`: the caller holds it already), until none are left, another run holds the lock,
+    `stopped()`, or `batches` are done (then: True, more to do)."""
+    inbox = Inbox(ctx.store)
+    settings = lane.config.webhooks
+    if time.monotonic() - lane.purged_at > PURGE_EVERY_S:
+        inbox.purge(settings.dedupe_hours)
+        lane.purged_at = time.monotonic()
+    while not stopped():
+        expanded = inbox.expand(events_of)
+        if on_expanded is not None:
+            on_expanded(expanded, lane.name)
+        if expanded.deliveries < EXPAND_BATCH:
+            break
+    sync = partial(_sync, lane)
+    done = 0
+    while batches is None or done < batches:
+        done += 1
+        if stopped() or not inbox.due(1):
+            return False
+        try:
+            with nullcontext() if locked else run_lock(ctx.store):
+                outcome = process_inbox(ctx, inbox, settings, sync)
+        except RunLockBusy:
+            return False
+        if outcome.run_ids:
+            lane.last_run = time.monotonic()
+        if on_outcome is not None:
+            on_outcome(outcome, lane.name)
+        if not outcome.total or lane.reconnect:
+            return False
+    return True

@@ -51,6 +51,10 @@ def _lapsed(at: datetime):
     )
 
 
+def _running_by(runner: str):
+    return and_(job_runs.c.status == "running", job_runs.c.runner == runner)
+
+
 class JobRunRepository:
     """The job_runs table."""
 
@@ -68,7 +72,8 @@ class JobRunRepository:
     ) -> bool:
         """Record that `runner` runs `job` for `slot`, for `lease_seconds` unless renewed;
         False if another runner holds it or finished it. A lapsed claim is taken over (one
-        taker wins: the update is conditional)."""
+        taker wins: the update is conditional); so is one still running under `runner`'s own
+        name (a Celery task handed out again after its worker died: the same task id)."""
         at = _utc(at or now())
         values = {
             "runner": runner,
@@ -85,7 +90,7 @@ class JobRunRepository:
         with self.db.write() as conn:
             taken = conn.execute(
                 update(job_runs)
-                .where(_slot(job, slot), _lapsed(at))
+                .where(_slot(job, slot), or_(_lapsed(at), _running_by(runner)))
                 .values(**values, finished_at=None, detail=None, error=None)
             )
             return taken.rowcount == 1

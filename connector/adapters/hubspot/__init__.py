@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from crm_renewals.connector.adapters.facade import AdapterFacade
 from crm_renewals.connector.adapters.hubspot.diagnosis import HubSpotDiagnosis
@@ -28,6 +29,9 @@ from crm_renewals.connector.adapters.hubspot.writes import HubSpotWrites
 from crm_renewals.connector.config_sections import HubspotSettings
 from crm_renewals.connector.domain.mapping import Mapping
 from crm_renewals.connector.domain.policy import RenewalPolicy
+
+if TYPE_CHECKING:
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
 
 __all__ = ["TOKEN_ENV", "HubSpotCrm", "parse_time"]
 
@@ -51,13 +55,16 @@ class HubSpotCrm(AdapterFacade):
         sleep: Callable[[float], None] = time.sleep,
         policy: RenewalPolicy | None = None,
         portal: str | None = None,
+        shared: SharedLimits | None = None,
     ):
         """`token`: a private app's, or an OAuth connection's token source (a callable);
-        `portal`: the portal id, when known (its rate-limit buckets)."""
+        `portal`: the portal id, when known (its rate-limit buckets); `shared`: the Redis the
+        buckets are shared through by every process (workers.redis_url)."""
         self.transport = HubSpotTransport(
             settings,
             token,
             portal=portal,
+            shared=shared,
             retry_attempts=retry_attempts,
             retry_max_wait=retry_max_wait,
             interval=interval,

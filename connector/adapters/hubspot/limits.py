@@ -5,6 +5,9 @@ per portal). A bucket here holds N tokens; each token spent comes back one windo
 response to its request arrived, so no window of the server's ever sees more than N requests,
 while a steady stream still runs at the full rate. After a 429 the bucket is drained, so every
 thread in the process pauses for the interval HubSpot names.
+
+With workers.redis_url set, `limits_for(..., shared=...)` answers the same two budgets kept in
+Redis for every process (connector.adapters.shared_limits.SharedBucket, same interface).
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
 
 
 @dataclass
@@ -25,6 +32,18 @@ class BucketStats:
     waits: int = 0
     waited_seconds: float = 0.0
     throttled: int = 0  # 429 answers reported back
+
+
+class Bucket(Protocol):
+    """What the transport calls: a token before each request, back after its response."""
+
+    limit: int
+    interval: float
+    stats: BucketStats
+
+    def acquire(self) -> Any: ...
+    def release(self, token: Any = None) -> None: ...
+    def pause(self, seconds: float) -> None: ...
 
 
 class RollingBucket:
@@ -63,7 +82,7 @@ class RollingBucket:
             waited = True
             self.sleep(max(delay, 0.0005))
 
-    def release(self) -> None:
+    def release(self, token: Any = None) -> None:
         """The response arrived: the token comes back one interval from now."""
         with self._lock:
             self._in_flight -= 1
@@ -81,8 +100,8 @@ class RollingBucket:
 class PortalLimits:
     """The two budgets of one portal: general requests and CRM search."""
 
-    general: RollingBucket
-    search: RollingBucket
+    general: Bucket
+    search: Bucket
 
 
 _REGISTRY: dict[str, PortalLimits] = {}
@@ -102,22 +121,34 @@ def limits_for(
     interval: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    shared: SharedLimits | None = None,
+    lease: float = 60.0,
 ) -> PortalLimits:
-    """The process-wide limits of a portal, created on first use."""
+    """The process-wide limits of a portal, created on first use; with `shared`, kept in Redis
+    for every process (`lease`: how long a request in flight may hold its token)."""
+    name = key if shared is None else f"{shared.prefix}:hs:{key}"
     with _REGISTRY_LOCK:
-        found = _REGISTRY.get(key)
+        found = _REGISTRY.get(name)
         if found is None:
-            found = PortalLimits(
-                RollingBucket(burst, interval, clock, sleep),
-                RollingBucket(search_per_second, interval / 10, clock, sleep),
-            )
-            _REGISTRY[key] = found
+            if shared is None:
+                found = PortalLimits(
+                    RollingBucket(burst, interval, clock, sleep),
+                    RollingBucket(search_per_second, interval / 10, clock, sleep),
+                )
+            else:
+                kw = {"lease": lease, "sleep": sleep}
+                found = PortalLimits(
+                    shared.bucket(f"hs:{key}:general", burst, interval, **kw),
+                    shared.bucket(f"hs:{key}:search", search_per_second, interval / 10, **kw),
+                )
+            _REGISTRY[name] = found
         return found
 
 
 def snapshot() -> dict[str, dict[str, BucketStats]]:
-    """Every portal's bucket counters (calls, waits, seconds waited, 429s), for metrics:
-    {portal key: {"general": BucketStats, "search": BucketStats}}."""
+    """Every portal's bucket counters (calls, waits, seconds waited, 429s) in this process, for
+    metrics: {portal key: {"general": BucketStats, "search": BucketStats}} (shared buckets under
+    "<prefix>:hs:<portal key>")."""
     with _REGISTRY_LOCK:
         return {
             key: {"general": replace(lim.general.stats), "search": replace(lim.search.stats)}

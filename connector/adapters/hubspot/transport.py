@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from urllib3.util.retry import Retry
@@ -27,6 +27,9 @@ from crm_renewals.connector.errors import (
     RetriableCrmError,
 )
 from crm_renewals.connector.retry import retrying
+
+if TYPE_CHECKING:
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
 
 LIMIT_HEADER = "x-hubspot-ratelimit-"
 #: What the private app needs (tasks: HubSpot's tasks API asks for the contacts scopes).
@@ -60,7 +63,10 @@ class HubSpotTransport:
         interval: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         portal: str | None = None,
+        shared: SharedLimits | None = None,
     ):
+        """`shared`: the Redis every process shares the portal's buckets through (None: this
+        process's own buckets)."""
         from hubspot import HubSpot
 
         self.settings = settings
@@ -83,6 +89,8 @@ class HubSpotTransport:
             lim.search_per_second,
             interval=interval,
             sleep=sleep,
+            shared=shared,
+            lease=settings.timeout_seconds,
         )
         self.api_calls = 0
         #: waits between attempts (the buckets keep the sleep they were made with)
@@ -119,7 +127,7 @@ class HubSpotTransport:
 
         def once() -> dict:
             self.authorize()  # a refresh that fails for the network is retried here too
-            bucket.acquire()
+            held = bucket.acquire()
             self.api_calls += 1
             try:
                 resp = fn(
@@ -145,7 +153,7 @@ class HubSpotTransport:
                     bucket.pause(err.retry_after or bucket.interval)
                 raise err from exc
             finally:
-                bucket.release()
+                bucket.release(held)
 
         attempts, max_wait = self.retry
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from simple_salesforce import Salesforce
 
@@ -34,6 +35,9 @@ from crm_renewals.connector.adapters.salesforce.writes import SalesforceWrites
 from crm_renewals.connector.config_sections import SalesforceSettings
 from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
 from crm_renewals.connector.domain.policy import RenewalPolicy
+
+if TYPE_CHECKING:
+    from crm_renewals.connector.adapters.shared_limits import SharedLimits
 
 __all__ = ["SalesforceCrm", "connect", "connect_oauth", "parse_datetime"]
 
@@ -53,13 +57,23 @@ class SalesforceCrm(AdapterFacade):
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedLimits | None = None,
+        org: str | None = None,
     ):
+        """`shared`: the Redis every process shares the org's daily-use stop through
+        (workers.redis_url); `org`: the org id when known (else the instance's host)."""
         check_names(mapping)
         self.mapping, self.settings = mapping, settings
         self.page_size = page_size
         self.policy = policy or RenewalPolicy()
+        usage = shared.org(org or sf.sf_instance) if shared is not None else None
         self.transport = SalesforceTransport(
-            sf, settings, retry_attempts=retry_attempts, retry_max_wait=retry_max_wait, sleep=sleep
+            sf,
+            settings,
+            retry_attempts=retry_attempts,
+            retry_max_wait=retry_max_wait,
+            sleep=sleep,
+            shared=usage,
         )
         #: (object, external key) -> record Id, learnt from reads and writes.
         self.ids: dict[tuple[str, str], str] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -28,6 +28,9 @@ from crm_renewals.connector.errors import (
     RetriableCrmError,
 )
 from crm_renewals.connector.retry import retrying
+
+if TYPE_CHECKING:
+    from crm_renewals.connector.adapters.shared_limits import OrgUsage
 
 T = TypeVar("T")
 
@@ -187,10 +190,13 @@ class SalesforceTransport:
         retry_attempts: int = 5,
         retry_max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        shared: OrgUsage | None = None,
     ):
         self.sf = sf
         self.settings = settings
         self.api_calls = 0
+        #: the org's usage as every process saw it, our calls counted (workers.redis_url)
+        self.shared = shared
         #: stop before the daily API use passes salesforce.api_usage_stop_share
         self.guard_usage = True
         self.sleep = sleep
@@ -298,6 +304,12 @@ class SalesforceTransport:
         if "/services/data/" not in response.url:
             return  # logins do not count against the API allowance
         self.api_calls += 1
+        info = response.headers.get("Sforce-Limit-Info")
+        usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
+        if self.shared is not None:
+            self.shared.count_call()
+            if usage is not None:
+                self.shared.set(usage.used, usage.total)  # type: ignore[union-attr]
         after = response.headers.get("Retry-After")
         if after:
             try:
@@ -306,9 +318,14 @@ class SalesforceTransport:
                 self._retry_after = None
 
     def _check_budget(self) -> None:
-        if self.api_usage is None or not self.guard_usage:
+        """Stop past the share, by this transport's last reading or any process's (shared)."""
+        if not self.guard_usage:
             return
-        used, total = self.api_usage
+        seen = [self.api_usage, self.shared.get() if self.shared else None]
+        seen = [r for r in seen if r is not None and r[1]]
+        if not seen:
+            return
+        used, total = max(seen, key=lambda r: r[0] / r[1])
         share = self.settings.api_usage_stop_share
         if total and used / total >= share:
             raise ApiLimitReached(
