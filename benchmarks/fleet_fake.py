@@ -129,7 +129,7 @@ def seed_portal(portal: FleetPortal, contracts: int, today: date, rng: random.Ra
 def serve(spec: dict) -> None:
     """Seed every tenant of `spec`, print where the fleet listens, serve until stdin closes."""
     fleet = FleetHubSpot()
-    fleet.start()
+    fleet.start(spec.get("port", 0))
     started = time.perf_counter()
     today = date.fromisoformat(spec["today"])
     rng = random.Random(spec["seed"])
@@ -149,8 +149,13 @@ def serve(spec: dict) -> None:
     fleet.stop()
 
 
-def spec_of(tenants: list[Tenant], today: date, seed: int) -> dict:
-    return {"today": today.isoformat(), "seed": seed, "tenants": [asdict(t) for t in tenants]}
+def spec_of(tenants: list[Tenant], today: date, seed: int, port: int) -> dict:
+    return {
+        "today": today.isoformat(),
+        "seed": seed,
+        "port": port,
+        "tenants": [asdict(t) for t in tenants],
+    }
 
 
 if __name__ == "__main__":

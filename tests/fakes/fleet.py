@@ -118,7 +118,7 @@ class FleetHubSpot:
         self.by_id[portal_id] = portal
         return portal
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
         fleet = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,9 +132,7 @@ class FleetHubSpot:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 128
+        self.server = _Server(("127.0.0.1", port), Handler)
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -208,6 +206,11 @@ class FleetHubSpot:
             _send(h, r.status, r.body)
         except (KeyError, ValueError) as exc:
             _send(h, 400, {"message": f"bad admin request: {exc}"})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once (the listen backlog)
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
