@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "--fleet-max-book", type=int, default=None, help="cap book sizes (quick runs)"
     )
     parser.add_argument(
-        "--fleet-incremental-hours", type=float, default=8.0, help="simulated hours apart"
+        "--fleet-incremental-hours", type=float, default=12.0, help="simulated hours apart"
     )
     parser.add_argument("--fleet-webhooks", type=int, default=300, help="deliveries in the day")
     parser.add_argument("--fleet-redis-db", type=int, default=11, help="the broker's Redis db")

@@ -39,11 +39,25 @@ from benchmarks.fleet_day import (
     wait_serving,
 )
 from benchmarks.fleet_fake import LIMIT, describe, plan_fleet, spec_of
-from benchmarks.fleet_report import report
+from benchmarks.fleet_report import report, slot_key
 from benchmarks.fleet_state import FleetState, app_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 30
+#: CPU seconds a run costs a worker on this machine, measured: a fixed part (its Context: the
+#: mapping parsed, the store opened; a sync's reads of each kind) and a part per contract
+RUN_CPU_S, CONTRACT_CPU_S = 0.8, 0.002
+#: the share of the machine's cores the day's runs should take (loaded, not saturated)
+LOAD = 0.6
+
+
+def day_for(tenants, incremental_hours: float, webhooks: int) -> float:
+    """Wall seconds a day needs for its runs to take LOAD of the cores (at least 120 s)."""
+    runs = 2 + int((24 - 2) // incremental_hours)
+    work = sum(runs * (RUN_CPU_S + CONTRACT_CPU_S * t.contracts) for t in tenants)
+    work += webhooks * RUN_CPU_S
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(120.0, work / (cores * LOAD))
 
 
 def _port() -> int:
@@ -54,23 +68,30 @@ def _port() -> int:
 
 def run(
     connections: int = 1000,
-    day_seconds: float = 240.0,
+    day_seconds: float | None = None,
     workers: int = 4,
     threads: int = 2,
     *,
     max_book: int | None = None,
-    incremental_hours: float = 8.0,
+    incremental_hours: float = 12.0,
     webhooks: int = 300,
     redis_db: int = 11,
     seed: int = 7,
     kill: bool = True,
 ) -> list[Verdict]:
+    tenants = plan_fleet(connections, seed, max_book)
+    sized = day_seconds is None
+    day_seconds = day_for(tenants, incremental_hours, webhooks) if sized else day_seconds
     scale = 86_400 / day_seconds
     heading(
         f"fleet: {connections:,} connections, {workers} workers x {threads} threads, a day in "
         f"{day_seconds:.0f} s (x{scale:.0f})"
     )
-    tenants = plan_fleet(connections, seed, max_book)
+    if sized:
+        print(
+            f"  day sized for ~{LOAD:.0%} of the cores: {RUN_CPU_S} CPU s a run + "
+            f"{CONTRACT_CPU_S * 1000:g} ms a contract (measured), --fleet-day-seconds overrides"
+        )
     for line in describe(tenants):
         print(f"  {line}")
     flush()
@@ -133,16 +154,17 @@ def run(
             events = schedule(tenants, day_seconds, incremental_hours, webhooks, seed)
             huge = max(tenants, key=lambda t: t.contracts)
             killer = Killer(state, huge.name, pool, env, threads, logs)
-            cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
+            cpu0 = {p.pid: cpu_seconds(p.pid) for p in [*procs, fake]}
             busy0 = machine_busy()
             started = time.monotonic()
             if kill:
                 killer.start()
             beat.run(events, started)
             day_wall = time.monotonic() - started
-            drained = _drain(state, [t.name for t in tenants], beat.scheduled(), deadline=600)
+            drained = _drain(state, [t.name for t in tenants], beat, deadline=900)
             busy1 = machine_busy()
-            cpu = {p.pid: cpu_seconds(p.pid) - cpu0.get(p.pid, 0.0) for p in procs + killer.spawned}
+            watched = [*procs, *killer.spawned, fake]
+            cpu = {p.pid: cpu_seconds(p.pid) - cpu0.get(p.pid, 0.0) for p in watched}
             killer.stop()
             stats = _fake_stats(fake_url)
             runs = state.job_runs([t.name for t in tenants])
@@ -184,12 +206,13 @@ def _fake_stats(url: str) -> dict:
         return json.loads(resp.read())
 
 
-def _drain(state: FleetState, names: list[str], scheduled: int, deadline: float) -> float:
+def _drain(state: FleetState, names: list[str], beat: Beat, deadline: float) -> float:
     """Wait until every scheduled slot has a finished run (or `deadline` s): seconds waited."""
+    wanted = beat.keys()
     t0 = time.monotonic()
     while time.monotonic() - t0 < deadline:
-        done = sum(1 for r in state.job_runs(names) if r[4] not in ("running",) and r[3])
-        if done >= scheduled:
+        finished = {slot_key(r) for r in state.job_runs(names) if r[4] is not None}
+        if wanted <= finished:
             break
         time.sleep(2)
     return time.monotonic() - t0

@@ -189,6 +189,9 @@ class Beat:
         self.deliveries[status] = self.deliveries.get(status, 0) + 1
         self.events_sent += len(batch)
 
+    def keys(self) -> set[tuple[str, str, datetime]]:
+        return {(c, j, s) for (c, j), slots in self.slots.items() for s in slots}
+
     def scheduled(self) -> int:
         return sum(len(v) for v in self.slots.values())
 

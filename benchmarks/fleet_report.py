@@ -23,6 +23,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def slot_key(r) -> tuple:
+    """(connection, job, slot) of a job_runs row as read by FleetState.job_runs."""
+    return (r[0], r[1], _utc(r[2]).replace(microsecond=0))
+
+
 def report(
     *,
     tenants,

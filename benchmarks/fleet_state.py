@@ -117,11 +117,8 @@ class FleetState:
         with self.engine.connect() as conn:
             for name in names:
                 schema = f"{self.prefix}_{name.replace('-', '_')}"
-                rows = conn.execute(
-                    text(
-                        f'SELECT job, scheduled_at, started_at, finished_at, status, runner FROM "{schema}".job_runs'
-                    )
-                )
+                columns = "job, scheduled_at, started_at, finished_at, status, runner"
+                rows = conn.execute(text(f'SELECT {columns} FROM "{schema}".job_runs'))
                 out += [(name, *r) for r in rows]
         return out
 
