@@ -44,6 +44,8 @@ from benchmarks.fleet_state import FleetState, app_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 30
+#: the drain gives up once no run started or finished for this long, none running
+QUIET_S = 60
 #: CPU seconds a run costs a worker on this machine, measured: a fixed part (its Context: the
 #: mapping parsed, the store opened; a sync's reads of each kind) and a part per contract
 RUN_CPU_S, CONTRACT_CPU_S = 0.8, 0.002
@@ -139,14 +141,16 @@ def run(
             )
             row("set-up: wall", f"{time.perf_counter() - t0:.0f} s (not part of the day)")
             flush()
-            logs = folder / "logs"
-            logs.mkdir()
+            logs = Path(tempfile.mkdtemp(prefix="renewals-fleet-logs-"))
+            row("process logs", str(logs))
             pool = [start_worker(env, threads, logs / f"worker{i}.log", i) for i in range(workers)]
             procs += pool
             serve_port = _port()
-            serve = start_serve(env, serve_port, logs / "serve.log")
-            procs.append(serve)
-            wait_serving(serve_port, serve, tenants[0].name)
+            if webhooks:  # its start checks every connection (builds each one's adapter)
+                serve = start_serve(env, serve_port, logs / "serve.log")
+                procs.append(serve)
+                ready = wait_serving(serve_port, serve, tenants[0].name, timeout=1800)
+                row("renewals serve answering after", f"{ready:.0f} s")
             from crm_renewals.jobs.dispatch import Dispatcher
 
             dispatcher = Dispatcher(base)
@@ -207,12 +211,20 @@ def _fake_stats(url: str) -> dict:
 
 
 def _drain(state: FleetState, names: list[str], beat: Beat, deadline: float) -> float:
-    """Wait until every scheduled slot has a finished run (or `deadline` s): seconds waited."""
+    """Wait until every scheduled slot has a finished run, or nothing has run or finished for
+    QUIET_S (a slot lost: the report says which), or `deadline` s: seconds waited."""
     wanted = beat.keys()
-    t0 = time.monotonic()
+    t0 = last_change = time.monotonic()
+    seen = None
     while time.monotonic() - t0 < deadline:
-        finished = {slot_key(r) for r in state.job_runs(names) if r[4] is not None}
+        runs = state.job_runs(names)
+        finished = {slot_key(r) for r in runs if r[4] is not None}
         if wanted <= finished:
+            break
+        now = (len(finished), sum(1 for r in runs if r[4] is None))
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        elif now[1] == 0 and time.monotonic() - last_change > QUIET_S:
             break
         time.sleep(2)
     return time.monotonic() - t0

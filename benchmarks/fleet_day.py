@@ -82,7 +82,9 @@ def _renewals() -> str:
     return str(Path(sys.executable).parent / "renewals")
 
 
-def wait_serving(port: int, proc: subprocess.Popen, connection: str, timeout: float = 60) -> None:
+def wait_serving(port: int, proc: subprocess.Popen, connection: str, timeout: float = 300) -> float:
+    """Wait until `renewals serve` answers; seconds it took."""
+    t0 = time.monotonic()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -91,7 +93,7 @@ def wait_serving(port: int, proc: subprocess.Popen, connection: str, timeout: fl
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", f"/healthz/{connection}")
             if conn.getresponse().status in (200, 503):
-                return
+                return time.monotonic() - t0
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("renewals serve did not answer")

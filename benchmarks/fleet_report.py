@@ -75,6 +75,10 @@ def report(
         ok = sum(1 for r in mine if r[5] in DONE)
         row(f"  {job}", f"{ok:,} of {sum(1 for k in wanted if k[1] == job):,} done")
     row("runs completed", f"{len(done):,} of {len(wanted):,} ({len(failed)} failed)")
+    lost = sorted(wanted - set(by_slot))
+    if lost:
+        shown = ", ".join(f"{c} {j} {s:%H:%M:%S}" for c, j, s in lost[:5])
+        row("  slots never run", f"{len(lost)}: {shown}{' ...' if len(lost) > 5 else ''}")
     row(
         "delay slot -> start (wall)",
         f"p50 {_pct(delays, 50):.0f} s, p95 {_pct(delays, 95):.0f} s, max {_pct(delays, 100):.0f} s"

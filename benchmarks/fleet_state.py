@@ -19,7 +19,7 @@ from crm_renewals.connector.connections import new_row, state_url
 from crm_renewals.connector.oauth.grants import Grant
 from crm_renewals.connector.secretbox import KEY_ENV, SecretBox, new_key
 from crm_renewals.connector.state import StateStore
-from crm_renewals.connector.state.connections import CONNECTED
+from crm_renewals.connector.state.connections import CONNECTED, REMOVED
 from crm_renewals.connector.state.schema import SCHEMA_VERSION, meta, schema_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +82,8 @@ class FleetState:
                 with self.engine.begin() as conn:
                     for t in tenants[i : i + BATCH]:
                         self._schema(conn, state_url(base, t.name)[1])
+            # app.yaml's own connection (credentials from the environment) is not part of the fleet
+            registry.connections.save(new_row("default", "hubspot", "env", REMOVED, "fleet"))
             for t in tenants:
                 grant = Grant(
                     access_token=t.token,
