@@ -222,6 +222,9 @@ class WorkerSettings(Section):
     visibility_timeout_seconds: int = Field(3600, ge=10, le=7 * 86_400)
     #: a task finding its connection's run in progress goes back to the queue for this long
     busy_retry_seconds: float = Field(5, gt=0, le=3600)
+    #: a webhook_batch task processes this many batches of its connection's inbox, then goes
+    #: to the back of the queue if more is due (the other connections' tasks first)
+    webhook_batches_per_task: int = Field(20, ge=1, le=10_000)
 
 
 class ConsoleSettings(Section):

@@ -25,6 +25,22 @@ def queue_of(base: AppConfig, task: str) -> str:
     return webhook_queue(base) if task == WEBHOOK_BATCH else base.workers.queue
 
 
+def redis_transport(visibility_timeout: int, queue: str) -> dict:
+    """Redis broker options: a task whose worker died is handed out again once unacknowledged
+    for `visibility_timeout` s (the sweep that does it runs every fifth of that, at most every
+    100 s); the unacknowledged tasks' keys are the queue's own (deployments may share a db)."""
+    interval = max(1, min(10, visibility_timeout // 5))
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": max(1, min(10, visibility_timeout // (5 * interval))),
+        "unacked_key": f"{queue}.unacked",
+        "unacked_index_key": f"{queue}.unacked_index",
+        "unacked_mutex_key": f"{queue}.unacked_mutex",
+        "socket_timeout": 30,
+    }
+
+
 def make_app(base: AppConfig):
     """A Celery app for `base`'s `workers:` settings: late acknowledgement (a task whose worker
     dies is handed out again), one task prefetched per thread, JSON only, no result backend."""
@@ -34,7 +50,7 @@ def make_app(base: AppConfig):
     app = Celery("crm_renewals", broker=w.broker_url, set_as_current=False)
     transport: dict = {"socket_connect_timeout": CONNECT_TIMEOUT_S}
     if w.broker_url.startswith(("redis://", "rediss://")):
-        transport.update(visibility_timeout=w.visibility_timeout_seconds, socket_timeout=30)
+        transport.update(redis_transport(w.visibility_timeout_seconds, w.queue))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

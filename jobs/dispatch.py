@@ -12,6 +12,7 @@ converges like a re-run, and a job's slot is claimed once in the connection's st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -59,6 +60,8 @@ class Dispatcher:
         self._app = app
         self._redis = redis
         self._own_redis = redis is None
+        self._conn = None
+        self._lock = threading.RLock()
 
     @property
     def app(self):
@@ -105,27 +108,44 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - redis' own errors: said in one line
             raise DispatchError(f"Redis for pending marks did not answer: {exc}") from exc
         try:
-            self.app.send_task(
-                task,
-                args=args,
-                kwargs={"mark": key if marks is not None else None},
-                task_id=task_id,
-                queue=celery_app.queue_of(self.base, task),
-                retry=False,
-            )
+            with self._lock:
+                self.app.send_task(
+                    task,
+                    args=args,
+                    kwargs={"mark": key if marks is not None else None},
+                    task_id=task_id,
+                    queue=celery_app.queue_of(self.base, task),
+                    retry=False,
+                    producer=self._producer(),
+                )
         except Exception as exc:  # noqa: BLE001 - kombu's errors vary by transport
+            self._drop_connection()
             if marks is not None:
                 _forget(marks, key, task_id)
             raise DispatchError(f"the broker did not answer: {type(exc).__name__}: {exc}") from exc
         return True
 
+    def _producer(self):
+        """This dispatcher's own broker connection (kombu's producer pools are shared by
+        every app of one broker URL in the process: closing them would close others')."""
+        if self._conn is None:
+            conn = self.app.connection_for_write()
+            conn.ensure_connection(max_retries=1, timeout=celery_app.CONNECT_TIMEOUT_S)
+            self._conn = conn
+        return self._conn.Producer()
+
+    def _drop_connection(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken
+                conn.release()
+
     def close(self) -> None:
         if self._redis is not None and self._own_redis:
             self._redis.close()
             self._redis = None
-        if self._app is not None:
-            self._app.pool.force_close_all()
-            self._app = None
+        self._drop_connection()
 
 
 def _forget(marks, key: str, task_id: str) -> None:

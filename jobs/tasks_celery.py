@@ -36,9 +36,6 @@ from crm_renewals.jobs.scheduler import heartbeat_of, record_run
 from crm_renewals.jobs.tasks import JOBS
 
 log = logging.getLogger(__name__)
-#: batches of one connection's inbox per webhook_batch task; then, if more is due, the task
-#: enqueues itself again at the back of the queue (the other connections' tasks come first)
-TASK_BATCHES = 20
 #: tests only: a path; the first run_job to find it there renames it `<path>.held` once its
 #: job's work is done and waits (before recording the outcome) until it is killed
 HOLD_ENV = "RENEWALS_TEST_HOLD_FILE"
@@ -84,16 +81,21 @@ class Runtime:
             self.clear(mark, task_id)
             log.warning("connection %s is not runnable: task skipped", connection)
             return None
-        ctx = bootstrap.build(cfg)
         try:
+            ctx = bootstrap.build(cfg)
             try:
                 with run_lock(ctx.store):
                     self.clear(mark, task_id)
                     return body(ctx)
             except RunLockBusy as exc:
                 raise Busy(str(exc)) from None
-        finally:
-            ctx.close()
+            finally:
+                ctx.close()
+        except Busy:
+            raise  # still pending: its mark stays
+        except Exception:
+            self.clear(mark, task_id)  # failed before its run: the next one may be enqueued
+            raise
 
     def sync(self, connection: str, full: bool, mark: str | None, task_id: str) -> Any:
         def body(ctx: Context) -> dict[str, Any]:
@@ -110,7 +112,9 @@ class Runtime:
             lane = Lane(connection, ctx.config, lambda: ctx)
             lane.purged_at = self.purged.get(connection, float("-inf"))
             try:
-                return drain_inbox(ctx, lane, TASK_BATCHES, locked=True)
+                return drain_inbox(
+                    ctx, lane, self.base.workers.webhook_batches_per_task, locked=True
+                )
             finally:
                 self.purged[connection] = lane.purged_at
 
@@ -178,15 +182,15 @@ def register(app, base: AppConfig) -> Runtime:
                 log.error("%s of %s failed: %s: %s", task.name, connection, type(exc).__name__, exc)
                 return {"status": "failed", "error": type(exc).__name__}
 
-    @app.task(name=SYNC, bind=True)
+    @app.task(name=SYNC, bind=True, max_retries=None)
     def sync(self, connection: str, full: bool = False, mark: str | None = None):
         return guarded(self, lambda c, t: rt.sync(c, full, mark, t), connection)
 
-    @app.task(name=WEBHOOK_BATCH, bind=True)
+    @app.task(name=WEBHOOK_BATCH, bind=True, max_retries=None)
     def webhook_batch(self, connection: str, mark: str | None = None):
         return guarded(self, lambda c, t: rt.webhook_batch(c, mark, t), connection)
 
-    @app.task(name=RUN_JOB, bind=True)
+    @app.task(name=RUN_JOB, bind=True, max_retries=None)
     def run_job(self, connection: str, job: str, slot: str, mark: str | None = None):
         return guarded(self, lambda c, t: rt.run_job(c, job, slot, mark, t), connection)
 

@@ -145,8 +145,12 @@ class Receiver:
         except InboxBusy:
             self.blocking(inbox.receive, source, body)
         self.count_received(source, name, events)
+        self.stored(name)
+
+    def stored(self, connection: str) -> None:
+        """Work was stored for `connection` (workers.engine: celery: its batch is enqueued)."""
         if self.on_stored is not None:
-            self.on_stored(name)
+            self.on_stored(connection)
 
     def count_received(self, source: str, connection: str, events: int) -> None:
         self.metrics.received.labels(source, connection).inc(events)

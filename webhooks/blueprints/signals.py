@@ -47,6 +47,7 @@ def _receive(name: str | None):
     # the worker's other connections (as deliveries: Receiver.accept)
     new = rx.blocking(accept_signals, rx.inbox_of(conn).store, items)
     rx.count_received("signals", conn.name, len(items))
+    rx.stored(conn.name)
     return jsonify(accepted=len(items), new=new)
 
 
