@@ -176,3 +176,53 @@ def test_the_daily_use_stop_seen_by_one_transport_stops_another_before_it_calls(
     finally:
         first.close()
         second.close()
+
+
+# ------------------------------------------------------------------ Redis down
+
+
+def test_redis_down_stops_the_run_in_one_line_naming_redis_not_its_password(
+    tmp_path, portal, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+    from crm_renewals.connector.cli import main
+    from tests.hubspot.conftest import hubspot_config
+
+    portal.create("companies", {"name": "Acme"})
+    monkeypatch.setenv(TOKEN_ENV, portal.token)
+    monkeypatch.setenv("RENEWALS_REDIS_URL", "redis://:s3cret@127.0.0.1:1/0")  # nothing listens
+    sync_settings = {"retry_attempts": 2, "retry_max_wait_seconds": 0}
+    config = hubspot_config(tmp_path, portal, sync=sync_settings)
+    result = CliRunner().invoke(main, ["--config", str(config), "sync"])
+    assert result.exit_code != 0
+    assert "Redis at 127.0.0.1:1/0 are unavailable" in result.output
+    assert "still failing after 2 attempts" in result.output
+    assert "Traceback" not in result.output and "s3cret" not in result.output
+    assert portal.statuses.total() == 0  # no request went out uncounted
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def test_bootstrap_shares_the_buckets_only_when_a_redis_url_is_set(
+    tmp_path, portal, redis_url, queue, monkeypatch
+):
+    from crm_renewals.connector.adapters.hubspot import TOKEN_ENV
+    from crm_renewals.connector.adapters.hubspot.limits import RollingBucket
+    from tests.hubspot.conftest import hubspot_config
+
+    monkeypatch.setenv(TOKEN_ENV, portal.token)
+    monkeypatch.delenv("RENEWALS_REDIS_URL", raising=False)
+    path = hubspot_config(tmp_path, portal, workers={"queue": queue})
+    alone = bootstrap.build_hubspot(load_config(path))
+    assert isinstance(alone.limits.general, RollingBucket)  # no Redis: as before
+    monkeypatch.setenv("RENEWALS_REDIS_URL", redis_url)
+    together = bootstrap.build_hubspot(load_config(path))
+    assert isinstance(together.limits.general, SharedBucket)
+    assert together.limits.general.tokens.startswith(f"renewals:{queue}:limits:hs:")
+    again = bootstrap.build_hubspot(load_config(path))
+    assert again.limits is together.limits  # one set of buckets per portal per process
+    config = load_config(path)
+    assert bootstrap.shared_limits(config).redis is bootstrap.shared_limits(config).redis  # 1 pool

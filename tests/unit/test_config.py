@@ -137,3 +137,33 @@ def test_journey_templates_take_segment_placeholders(tmp_path):
     journey = cfg.playbook.journey
     assert journey.enabled and (journey.segments, journey.segment_days) == (18, 30)
     assert journey.touchpoints and all(journey.touchpoint(n) for n in range(1, 19))
+
+
+def test_workers_urls_come_from_the_environment_and_a_wrong_one_is_named_not_shown(
+    tmp_path, monkeypatch, capsys
+):
+    from click.testing import CliRunner
+
+    from crm_renewals.connector.cli import main
+
+    cfg = load_config("app.yaml")
+    assert (cfg.workers.engine, cfg.workers.redis_url) == ("local", None)
+    monkeypatch.setenv("RENEWALS_BROKER_URL", "amqp://guest:s3cret@127.0.0.1:5672//")
+    monkeypatch.setenv("RENEWALS_REDIS_URL", "redis://:s3cret@127.0.0.1:6379/3")
+    cfg = load_config("app.yaml")
+    assert cfg.workers.broker_url == "amqp://guest:s3cret@127.0.0.1:5672//"
+    assert cfg.workers.redis_url == "redis://:s3cret@127.0.0.1:6379/3"
+
+    monkeypatch.setenv("RENEWALS_REDIS_URL", "http://:s3cret@example.com/")
+    result = CliRunner().invoke(main, ["--config", "app.yaml", "config", "check"])
+    assert result.exit_code == 2
+    assert "RENEWALS_REDIS_URL: must be a redis://" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_workers_section_refuses_an_unknown_engine_with_its_line(tmp_path):
+    path = tmp_path / "app.yaml"
+    path.write_text("crm: sandbox\nworkers:\n  engine: kafka\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "app.yaml:3: workers.engine" in str(err.value)

@@ -1,7 +1,8 @@
 """The one place that calls simple-salesforce: login (`connect`, or `connect_oauth` for a
 connection authorised by OAuth), the REST calls of the adapter
 through the library's public API (`restful`, `query` / `query_more`, `query_all_iter`), the
-daily API budget guard (the library's `api_usage`, parsed from Sforce-Limit-Info), the retry
+daily API budget guard (the library's `api_usage`, parsed from Sforce-Limit-Info; with
+workers.redis_url also the reading any process saw, connector.adapters.shared_limits), the retry
 policy (connector.retry, honouring Retry-After) and the translation of the library's errors
 into ours by status and errorCode."""
 
@@ -304,12 +305,12 @@ class SalesforceTransport:
         if "/services/data/" not in response.url:
             return  # logins do not count against the API allowance
         self.api_calls += 1
-        info = response.headers.get("Sforce-Limit-Info")
-        usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
-        if self.shared is not None:
+        if self.shared is not None:  # every process's reading, our calls counted
             self.shared.count_call()
+            info = response.headers.get("Sforce-Limit-Info")
+            usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
             if usage is not None:
-                self.shared.set(usage.used, usage.total)  # type: ignore[union-attr]
+                self.shared.set(usage.used, usage.total)
         after = response.headers.get("Retry-After")
         if after:
             try:
