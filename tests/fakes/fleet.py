@@ -14,6 +14,7 @@ cause)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,6 +212,11 @@ class FleetHubSpot:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connecting at once (the listen backlog)
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client gone (a worker killed mid-request): nothing to report
+        super().handle_error(request, client_address)
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
