@@ -2,10 +2,11 @@
 and the beat that enqueues each connection's schedule slots at their wall time and sends
 signed HubSpot webhook deliveries after users changed deals in the fake.
 
-Schedule of each connection, its slots staggered by a phase of its own (as a beat with jitter
-spreads them; a cron firing 1,000 connections at one instant would measure the herd): its
-daily reconciliation (full sync) within the first two simulated hours, the daily renewal scan
-six hours later, an incremental sync every `incremental_hours` after the reconciliation."""
+Schedule of each connection, at a time of day of its own (a phase drawn over the 24 hours, as
+a beat spreading connections does; a cron firing 1,000 connections at one instant would
+measure the herd, not the pool): its daily reconciliation (full sync), the daily renewal scan
+six hours later, an incremental sync every `incremental_hours` after the reconciliation (times
+past midnight wrap round: the day's slots of every connection fall within the day)."""
 
 from __future__ import annotations
 
@@ -44,13 +45,13 @@ def schedule(tenants, day_s: float, incremental_hours: float, webhooks: int, see
     per_hour = day_s / 24
     events: list[Event] = []
     for t in tenants:
-        phase = rng.uniform(0, 2) * per_hour
+        phase = rng.uniform(0, 24) * per_hour
         events.append(Event(phase, "job", t.name, "daily_reconciliation"))
-        events.append(Event(phase + 6 * per_hour, "job", t.name, "daily_renewal_scan"))
+        events.append(Event((phase + 6 * per_hour) % day_s, "job", t.name, "daily_renewal_scan"))
         step = incremental_hours * per_hour
         at = phase + step
-        while at < day_s:
-            events.append(Event(at, "job", t.name, "incremental_sync"))
+        while at < phase + day_s - 1:
+            events.append(Event(at % day_s, "job", t.name, "incremental_sync"))
             at += step
     small = [t for t in tenants if t.tier in ("small", "medium")] or tenants
     for _ in range(webhooks):
