@@ -194,6 +194,7 @@ def run(
             fake.stdin.close()
             fake.wait(timeout=60)
             state.drop()
+            _forget_keys(f"redis://127.0.0.1:6379/{redis_db}", f"fleet-{state.prefix}")
 
 
 def _base(config: Path, env: dict):
@@ -203,6 +204,19 @@ def _base(config: Path, env: dict):
     from crm_renewals.connector.config import load_config
 
     return load_config(config)
+
+
+def _forget_keys(url: str, queue: str) -> None:
+    """The run's keys in the broker's Redis (queues, bindings, marks, shared limits)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _fake_stats(url: str) -> dict:
