@@ -178,7 +178,7 @@ def run(
                 beat=beat,
                 runs=runs,
                 stats=stats,
-                killer=killer,
+                killer=killer if kill else None,
                 day_s=day_seconds,
                 day_wall=day_wall,
                 drained=drained,

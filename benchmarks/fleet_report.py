@@ -106,11 +106,11 @@ def report(
         f"search {top_search['search_peak']} of {top_search['search_limit']} a second",
     )
     row("renewals in the fakes", f"{renewals:,}, duplicates {duplicates}")
-    kill_ok, kill_text = _kill(killer, runs)
+    kill_ok, kill_text = _kill(killer, runs) if killer else (True, "skipped (--fleet-no-kill)")
     row("kill -9 mid-run", kill_text)
     flush()
     p95 = _pct(delays, 95)
-    return [
+    verdicts = [
         verdict(
             Verdict(
                 "fleet",
@@ -139,6 +139,11 @@ def report(
                 p95 <= TARGET_P95_S,
             )
         ),
+    ]
+    if killer is None:
+        return verdicts
+    return [
+        *verdicts,
         verdict(
             Verdict(
                 "fleet",
