@@ -20,6 +20,7 @@ NAMES = (
     "signals",
     "hubspot",
     "console",
+    "fleet",
 )
 
 
@@ -44,6 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
     )
     parser.add_argument("--console-contracts", type=int, default=10_000)
+    parser.add_argument("--fleet-connections", type=int, default=1000)
+    parser.add_argument(
+        "--fleet-day-seconds",
+        type=float,
+        default=240.0,
+        help="wall seconds the simulated day takes",
+    )
+    parser.add_argument("--fleet-workers", type=int, default=4, help="worker processes")
+    parser.add_argument("--fleet-threads", type=int, default=2, help="threads per worker")
+    parser.add_argument(
+        "--fleet-max-book", type=int, default=None, help="cap book sizes (quick runs)"
+    )
+    parser.add_argument(
+        "--fleet-incremental-hours", type=float, default=12.0, help="simulated hours apart"
+    )
+    parser.add_argument("--fleet-webhooks", type=int, default=300, help="deliveries in the day")
+    parser.add_argument("--fleet-redis-db", type=int, default=11, help="the broker's Redis db")
+    parser.add_argument("--fleet-no-kill", action="store_true", help="skip the kill -9")
     parser.add_argument("--seed", type=int, default=None, help="synthetic book / sandbox seed")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -97,6 +116,21 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import hubspot
 
             verdicts += hubspot.run(args.hubspot_contracts, args.calls_accounts, args.hubspot_scale)
+        elif name == "fleet":
+            from benchmarks import fleet
+
+            verdicts += fleet.run(
+                args.fleet_connections,
+                args.fleet_day_seconds,
+                args.fleet_workers,
+                args.fleet_threads,
+                max_book=args.fleet_max_book,
+                incremental_hours=args.fleet_incremental_hours,
+                webhooks=args.fleet_webhooks,
+                redis_db=args.fleet_redis_db,
+                seed=7 if args.seed is None else args.seed,
+                kill=not args.fleet_no_kill,
+            )
         else:
             from benchmarks import calls
 

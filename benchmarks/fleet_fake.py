@@ -1,0 +1,163 @@
+"""The fleet benchmark's CRM side: the fleet's tenants (a book size each, skewed as real fleets
+are), and the process that seeds them into one multi-tenant fake HubSpot
+(tests/fakes/fleet.py) and serves it on loopback until its stdin closes.
+
+Run apart from the benchmark (`python -m benchmarks.fleet_fake SPEC.json`) so serving hundreds
+of requests a second does not compete with the beat for one interpreter's GIL."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+from tests.fakes.fleet import FleetHubSpot, FleetPortal
+from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
+
+#: (share of the fleet, smallest book, largest book): most books small, a few big, one huge
+TIERS = (
+    ("huge", 0.001, 20_000, 20_000),
+    ("large", 0.004, 5_000, 10_000),
+    ("medium", 0.045, 1_000, 3_000),
+    ("small", None, 100, 300),
+)
+#: HubSpot private app on a Free/Starter portal: 100 requests per rolling 10 s; search 5 a second
+LIMIT, SEARCH_PER_SECOND, INTERVAL = 100, 5, 10.0
+PORTAL_BASE = 40_000_000
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One connection of the fleet: its name, portal, private-app token and book size."""
+
+    name: str
+    crm: str
+    portal_id: int
+    token: str
+    contracts: int
+    tier: str
+
+
+def plan_fleet(connections: int, seed: int, max_book: int | None = None) -> list[Tenant]:
+    """`connections` HubSpot tenants: one huge book per 1,000 (at least one), 0.4 % large,
+    4.5 % medium, the rest small; book sizes drawn within each tier (capped at `max_book`)."""
+    rng = random.Random(seed)
+    counts: dict[str, int] = {}
+    left = connections
+    for tier, share, *_ in TIERS[:-1]:
+        floor = 1 if connections >= {"huge": 1, "large": 10, "medium": 5}[tier] else 0
+        counts[tier] = min(left, max(floor, round(connections * share)))
+        left -= counts[tier]
+    counts["small"] = left
+    tenants: list[Tenant] = []
+    for tier, _share, low, high in TIERS:
+        for _ in range(counts[tier]):
+            i = len(tenants)
+            size = rng.randint(low, high)
+            tenants.append(
+                Tenant(
+                    name=f"hs-{i:04d}",
+                    crm="hubspot",
+                    portal_id=PORTAL_BASE + i,
+                    token=f"pat-na1-{secrets.token_hex(12)}",
+                    contracts=min(size, max_book) if max_book else size,
+                    tier=tier,
+                )
+            )
+    return tenants
+
+
+def describe(tenants: list[Tenant]) -> list[str]:
+    """The fleet's shape, a line per tier."""
+    lines = []
+    for tier, *_ in TIERS:
+        sizes = [t.contracts for t in tenants if t.tier == tier]
+        if sizes:
+            lines.append(
+                f"{len(sizes):>5} {tier:<6} books of {min(sizes):,}-{max(sizes):,} contracts "
+                f"({sum(sizes):,} in all)"
+            )
+    return lines
+
+
+def seed_portal(portal: FleetPortal, contracts: int, today: date, rng: random.Random) -> int:
+    """A portal's book: owners, a company (with a renewal contact) per two deals, closed-won
+    deals whose terms end over the coming year (a third within the renewal lead window), one
+    line item each. Returns the objects created."""
+    portal.define_connector_properties()
+    owners = [portal.add_owner(f"Rep{i}", "Owner") for i in range(5)]
+    companies = []
+    for i in range(max(1, contracts // 2)):
+        company = portal.create(
+            "companies", {"name": f"Company {i}", "hubspot_owner_id": owners[i % 5]}
+        )
+        companies.append(company)
+        contact = portal.create("contacts", {"firstname": "Ann", "lastname": f"Buyer {i}"})
+        portal.associate("contacts", contact, "companies", company, 1)
+        portal.associate("contacts", contact, "companies", company, RENEWAL_CONTACT_TYPE)
+    for i in range(contracts):
+        end = today + timedelta(days=rng.randint(-20, 365))
+        deal = portal.create(
+            "deals",
+            {
+                "dealname": f"Contract {i}",
+                "pipeline": "default",
+                "dealstage": "closedwon",
+                "contract_start_date": (end - timedelta(days=365)).isoformat(),
+                "contract_end_date": end.isoformat(),
+                "deal_currency_code": "USD",
+            },
+        )
+        portal.associate("deals", deal, "companies", companies[i % len(companies)], 5)
+        item = portal.create(
+            "line_items",
+            {
+                "hs_sku": "SEAT",
+                "quantity": 10 + i % 7,
+                "price": 100,
+                "recurringbillingfrequency": "annually",
+            },
+        )
+        portal.associate("line_items", item, "deals", deal, 20)
+    return 5 + len(companies) * 2 + contracts * 2
+
+
+def serve(spec: dict) -> None:
+    """Seed every tenant of `spec`, print where the fleet listens, serve until stdin closes."""
+    fleet = FleetHubSpot()
+    fleet.start(spec.get("port", 0))
+    started = time.perf_counter()
+    today = date.fromisoformat(spec["today"])
+    rng = random.Random(spec["seed"])
+    objects = 0
+    for t in spec["tenants"]:
+        portal = fleet.add(
+            t["token"],
+            t["portal_id"],
+            burst=LIMIT,
+            search_per_second=SEARCH_PER_SECOND,
+            interval=INTERVAL,
+        )
+        objects += seed_portal(portal, t["contracts"], today, rng)
+    info = {"url": fleet.url, "seconds": time.perf_counter() - started, "objects": objects}
+    print(json.dumps(info), flush=True)
+    sys.stdin.read()
+    fleet.stop()
+
+
+def spec_of(tenants: list[Tenant], today: date, seed: int, port: int) -> dict:
+    return {
+        "today": today.isoformat(),
+        "seed": seed,
+        "port": port,
+        "tenants": [asdict(t) for t in tenants],
+    }
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        serve(json.load(f))

@@ -1,0 +1,231 @@
+"""Many fake HubSpot portals behind one loopback server, for the fleet benchmark.
+
+Each portal is a FakeHubSpot (its own objects, its rolling 10 s limit answering 429 with
+HubSpot's headers and body, its search limit per second) reached through one
+ThreadingHTTPServer that routes each request by its bearer token: a portal's private-app token
+names it, as the real api.hubapi.com tells portals apart by the token. Every portal counts what
+the CRM side sees: requests, 429s, and the most requests it let through in any rolling window
+(10 s; search: 1 s), so the share of a portal's limit used is measured here, not by the client.
+
+Admin over HTTP (the benchmark's workers are other processes): GET /__fleet__/stats (every
+portal's counters and duplicate keys), POST /__fleet__/edit (users change records: a webhook's
+cause)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlparse
+
+from tests.fakes.hubspot_server import FakeHubSpot, Reply, error
+
+#: what identifies a record the connector writes, per object type: a key seen twice among live
+#: records is a duplicate
+KEYS = {"deals": "renewal_key", "tasks": "renewal_task_key", "line_items": "renewal_line_key"}
+
+
+class _Discard(list):
+    """A fleet portal keeps no request bodies (thousands of portals, a day of requests)."""
+
+    def append(self, item) -> None:
+        pass
+
+
+class FleetPortal(FakeHubSpot):
+    """One portal of the fleet: FakeHubSpot that also records the peak of its windows."""
+
+    def __init__(self, token: str, portal_id: int, **kwargs: Any):
+        super().__init__(token, **kwargs)
+        self.portal_id = portal_id
+        self.requests = _Discard()
+        #: the most requests let through in one rolling window (general: `interval`; search: 1 s)
+        self.peak = 0
+        self.search_peak = 0
+
+    def _rate(self, search: bool) -> None:
+        with self.lock:  # re-entrant: the window count read is the one the request entered
+            super()._rate(search)
+            if search and self.search_limit:
+                self.search_peak = max(self.search_peak, len(self._search_hits))
+            elif not search and self.burst:
+                self.peak = max(self.peak, len(self._hits))
+
+    def duplicates(self) -> int:
+        """Live records sharing a connector key (renewal deals, their lines, tasks)."""
+        extra = 0
+        with self.lock:
+            for obj, prop in KEYS.items():
+                seen = Counter(
+                    o["properties"].get(prop)
+                    for o in self.objects[obj].values()
+                    if not o["archived"] and o["properties"].get(prop)
+                )
+                extra += sum(n - 1 for n in seen.values() if n > 1)
+        return extra
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "portal_id": self.portal_id,
+                "requests": sum(self.calls.values()),
+                "throttled": self.statuses.get(429, 0),
+                "limit": self.burst,
+                "interval": self.interval,
+                "peak": self.peak,
+                "search_limit": self.search_limit,
+                "search_peak": self.search_peak,
+                "renewals": sum(
+                    1
+                    for o in self.objects["deals"].values()
+                    if not o["archived"] and o["properties"].get("renewal_key")
+                ),
+                "duplicates": self.duplicates(),
+            }
+
+
+class FleetHubSpot:
+    """Portals by token behind one loopback server (start, add portals, read their counters)."""
+
+    def __init__(self) -> None:
+        self.portals: dict[str, FleetPortal] = {}
+        self.by_id: dict[int, FleetPortal] = {}
+        self.server: ThreadingHTTPServer | None = None
+        self.lock = threading.Lock()
+        self.unrouted = 0  # requests whose token named no portal
+
+    def add(
+        self,
+        token: str,
+        portal_id: int,
+        *,
+        burst: int = 100,
+        search_per_second: int = 5,
+        interval: float = 10.0,
+        seed: int = 7,
+    ) -> FleetPortal:
+        portal = FleetPortal(
+            token,
+            portal_id,
+            burst=burst,
+            interval=interval,
+            search_per_second=search_per_second,
+            seed=seed,
+        )
+        self.portals[token] = portal
+        self.by_id[portal_id] = portal
+        return portal
+
+    def start(self, port: int = 0) -> str:
+        fleet = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self):
+                fleet._handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        self.server = _Server(("127.0.0.1", port), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "portals": {str(p.portal_id): p.summary() for p in self.portals.values()},
+            "unrouted": self.unrouted,
+        }
+
+    def edit(self, portal_id: int, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
+        """A portal's users change the first `count` live records of `obj`: their ids."""
+        portal = self.by_id[portal_id]
+        with portal.lock:
+            ids = [oid for oid, o in portal.objects[obj].items() if not o["archived"]][:count]
+            for oid in ids:
+                portal.edit(obj, oid, changes)
+        return ids
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path = urlparse(h.path).path
+        if path.startswith("/__fleet__/"):
+            self._admin(h, path)
+            return
+        auth = h.headers.get("Authorization") or ""
+        portal = self.portals.get(auth.removeprefix("Bearer ")) if auth else None
+        if portal is None:
+            with self.lock:
+                self.unrouted += 1
+            length = int(h.headers.get("Content-Length") or 0)
+            if length:
+                h.rfile.read(length)
+            reply = error(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at https://developers.hubspot.com/"
+                "docs/methods/auth/oauth-overview",
+            )
+            _send(h, reply.status, reply.body)
+            return
+        portal._handle(h)
+
+    def _admin(self, h: BaseHTTPRequestHandler, path: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        try:
+            if path == "/__fleet__/stats":
+                _send(h, 200, self.stats())
+            elif path == "/__fleet__/edit" and h.command == "POST":
+                spec = json.loads(raw)
+                ids = self.edit(
+                    int(spec["portal_id"]), spec["object"], int(spec["count"]), spec["changes"]
+                )
+                _send(h, 200, {"ids": ids})
+            else:
+                raise Reply(404, {"message": f"no admin route {h.command} {path}"})
+        except Reply as r:
+            _send(h, r.status, r.body)
+        except (KeyError, ValueError) as exc:
+            _send(h, 400, {"message": f"bad admin request: {exc}"})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once (the listen backlog)
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client gone (a worker killed mid-request): nothing to report
+        super().handle_error(request, client_address)
+
+
+def _send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    data = json.dumps(body).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json;charset=utf-8")
+    h.send_header("Content-Length", str(len(data)))
+    try:
+        h.end_headers()
+        h.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
