@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
+from benchmarks.hubspot import seed
 from tests.fakes.fleet import FleetHubSpot, FleetPortal
-from tests.fakes.hubspot_schema import RENEWAL_CONTACT_TYPE
 
 #: (share of the fleet, smallest book, largest book): most books small, a few big, one huge
 TIERS = (
@@ -85,45 +85,20 @@ def describe(tenants: list[Tenant]) -> list[str]:
 
 
 def seed_portal(portal: FleetPortal, contracts: int, today: date, rng: random.Random) -> int:
-    """A portal's book: owners, a company (with a renewal contact) per two deals, closed-won
-    deals whose terms end over the coming year (a third within the renewal lead window), one
-    line item each. Returns the objects created."""
+    """A portal's book (benchmarks.hubspot.seed): 5 owners, a company (with a renewal contact)
+    per two deals, closed-won deals whose terms end over the coming year, one line item each.
+    Returns the objects created."""
     portal.define_connector_properties()
-    owners = [portal.add_owner(f"Rep{i}", "Owner") for i in range(5)]
-    companies = []
-    for i in range(max(1, contracts // 2)):
-        company = portal.create(
-            "companies", {"name": f"Company {i}", "hubspot_owner_id": owners[i % 5]}
-        )
-        companies.append(company)
-        contact = portal.create("contacts", {"firstname": "Ann", "lastname": f"Buyer {i}"})
-        portal.associate("contacts", contact, "companies", company, 1)
-        portal.associate("contacts", contact, "companies", company, RENEWAL_CONTACT_TYPE)
-    for i in range(contracts):
-        end = today + timedelta(days=rng.randint(-20, 365))
-        deal = portal.create(
-            "deals",
-            {
-                "dealname": f"Contract {i}",
-                "pipeline": "default",
-                "dealstage": "closedwon",
-                "contract_start_date": (end - timedelta(days=365)).isoformat(),
-                "contract_end_date": end.isoformat(),
-                "deal_currency_code": "USD",
-            },
-        )
-        portal.associate("deals", deal, "companies", companies[i % len(companies)], 5)
-        item = portal.create(
-            "line_items",
-            {
-                "hs_sku": "SEAT",
-                "quantity": 10 + i % 7,
-                "price": 100,
-                "recurringbillingfrequency": "annually",
-            },
-        )
-        portal.associate("line_items", item, "deals", deal, 20)
-    return 5 + len(companies) * 2 + contracts * 2
+    made = seed(
+        portal,
+        contracts,
+        max(1, contracts // 2),
+        owners=5,
+        end_of=lambda _: today + timedelta(days=rng.randint(-20, 365)),
+        skus=("SEAT",),
+        archived=0,
+    )
+    return 5 + sum(made.values())
 
 
 def serve(spec: dict) -> None:

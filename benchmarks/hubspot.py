@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -48,19 +49,35 @@ TARGET_RATIO, TARGET_USE = 1.05, 0.90
 LIMIT = 110  # public app: 110 requests every 10 seconds
 
 
-def seed(fake: FakeHubSpot, contracts: int, accounts: int) -> dict[str, int]:
-    owners = [fake.add_owner(f"Rep{i}", "Owner") for i in range(50)]
+#: the line items of each seeded deal: sku -> (quantity of the i-th deal, price)
+LINES = {"SEAT": (lambda i: 10 + i % 7, 100), "SUPPORT": (lambda i: 1, 1000)}
+
+
+def seed(
+    fake: FakeHubSpot,
+    contracts: int,
+    accounts: int,
+    *,
+    owners: int = 50,
+    end_of: Callable[[int], date] = lambda i: AS_OF + timedelta(days=20 + i % 95),
+    skus: tuple[str, ...] = ("SEAT", "SUPPORT"),
+    archived: int = 20,
+) -> dict[str, int]:
+    """A portal's book: owners, companies each with a renewal contact, closed-won deals (the
+    i-th ending on `end_of(i)`) with a line item per sku, and `archived` deleted deals (the
+    archived listing has something to find). The objects of each type."""
+    reps = [fake.add_owner(f"Rep{i}", "Owner") for i in range(owners)]
     companies = []
     for i in range(accounts):
         company = fake.create(
-            "companies", {"name": f"Company {i}", "hubspot_owner_id": owners[i % 50]}
+            "companies", {"name": f"Company {i}", "hubspot_owner_id": reps[i % owners]}
         )
         companies.append(company)
         contact = fake.create("contacts", {"firstname": "Ann", "lastname": f"Buyer {i}"})
         fake.associate("contacts", contact, "companies", company, 1)
         fake.associate("contacts", contact, "companies", company, RENEWAL_CONTACT_TYPE)
     for i in range(contracts):
-        end = AS_OF + timedelta(days=20 + i % 95)
+        end = end_of(i)
         deal = fake.create(
             "deals",
             {
@@ -73,18 +90,19 @@ def seed(fake: FakeHubSpot, contracts: int, accounts: int) -> dict[str, int]:
             },
         )
         fake.associate("deals", deal, "companies", companies[i % accounts], 5)
-        for code, qty, price in (("SEAT", 10 + i % 7, 100), ("SUPPORT", 1, 1000)):
+        for code in skus:
+            quantity, price = LINES[code]
             item = fake.create(
                 "line_items",
                 {
                     "hs_sku": code,
-                    "quantity": qty,
+                    "quantity": quantity(i),
                     "price": price,
                     "recurringbillingfrequency": "annually",
                 },
             )
             fake.associate("line_items", item, "deals", deal, 20)
-    for i in range(20):  # deleted deals: the archived listing has something to find
+    for i in range(archived):
         fake.archive("deals", fake.create("deals", {"dealname": f"Gone {i}"}))
     return {t: len(fake.objects[t]) for t in ("companies", "contacts", "deals", "line_items")}
 
