@@ -1,10 +1,10 @@
 """Many fake HubSpot portals behind one loopback server, for the fleet benchmark.
 
 Each portal is a FakeHubSpot (its own objects, its rolling 10 s limit answering 429 with
-HubSpot's headers and body, its search limit per second) reached through one
-ThreadingHTTPServer that routes each request by its bearer token: a portal's private-app token
-names it, as the real api.hubapi.com tells portals apart by the token. Every portal counts what
-the CRM side sees: requests, 429s, and the most requests it let through in any rolling window
+HubSpot's headers and body, its search limit per second) reached through one loopback server
+(tests/fakes/loopback.py) that routes each request by its bearer token: a portal's private-app
+token names it, as the real api.hubapi.com tells portals apart by the token. Every portal counts
+what the CRM side sees: requests, 429s, and the most requests it let through in any rolling window
 (10 s; search: 1 s), so the share of a portal's limit used is measured here, not by the client.
 
 Admin over HTTP (the benchmark's workers are other processes): GET /__fleet__/stats (every
@@ -14,14 +14,14 @@ cause)."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.fakes.hubspot_server import FakeHubSpot, Reply, error
+from tests.fakes.hubspot_server import FakeHubSpot, Reply, unauthenticated
+from tests.fakes.loopback import LoopbackServer, send_json, serve
 
 #: what identifies a record the connector writes, per object type: a key seen twice among live
 #: records is a duplicate
@@ -93,7 +93,7 @@ class FleetHubSpot:
     def __init__(self) -> None:
         self.portals: dict[str, FleetPortal] = {}
         self.by_id: dict[int, FleetPortal] = {}
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LoopbackServer | None = None
         self.lock = threading.Lock()
         self.unrouted = 0  # requests whose token named no portal
 
@@ -120,33 +120,16 @@ class FleetHubSpot:
         return portal
 
     def start(self, port: int = 0) -> str:
-        fleet = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _any(self):
-                fleet._handle(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        self.server = _Server(("127.0.0.1", port), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.server = serve(self._handle, port)
         return self.url
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -178,14 +161,8 @@ class FleetHubSpot:
             length = int(h.headers.get("Content-Length") or 0)
             if length:
                 h.rfile.read(length)
-            reply = error(
-                401,
-                "INVALID_AUTHENTICATION",
-                "Authentication credentials not found. This API supports OAuth 2.0 "
-                "authentication and you can find more details at https://developers.hubspot.com/"
-                "docs/methods/auth/oauth-overview",
-            )
-            _send(h, reply.status, reply.body)
+            reply = unauthenticated()
+            send_json(h, reply.status, reply.body)
             return
         portal._handle(h)
 
@@ -194,38 +171,16 @@ class FleetHubSpot:
         raw = h.rfile.read(length) if length else b""
         try:
             if path == "/__fleet__/stats":
-                _send(h, 200, self.stats())
+                send_json(h, 200, self.stats())
             elif path == "/__fleet__/edit" and h.command == "POST":
                 spec = json.loads(raw)
                 ids = self.edit(
                     int(spec["portal_id"]), spec["object"], int(spec["count"]), spec["changes"]
                 )
-                _send(h, 200, {"ids": ids})
+                send_json(h, 200, {"ids": ids})
             else:
                 raise Reply(404, {"message": f"no admin route {h.command} {path}"})
         except Reply as r:
-            _send(h, r.status, r.body)
+            send_json(h, r.status, r.body)
         except (KeyError, ValueError) as exc:
-            _send(h, 400, {"message": f"bad admin request: {exc}"})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many clients connecting at once (the listen backlog)
-
-    def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
-            return  # a client gone (a worker killed mid-request): nothing to report
-        super().handle_error(request, client_address)
-
-
-def _send(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-    data = json.dumps(body).encode()
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json;charset=utf-8")
-    h.send_header("Content-Length", str(len(data)))
-    try:
-        h.end_headers()
-        h.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+            send_json(h, 400, {"message": f"bad admin request: {exc}"})

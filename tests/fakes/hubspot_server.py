@@ -21,13 +21,14 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from tests.fakes.hubspot_oauth import FakeHubSpotOAuth
 from tests.fakes.hubspot_schema import DEFAULT_PROPERTIES, INVERSE, LABELS, PIPELINES
+from tests.fakes.loopback import LoopbackServer, send_json, serve
 
 _ROOT = Path(__file__).resolve().parents[2]
 #: The official payloads: copied into tests/fixtures, else the shared folder next to the repo.
@@ -61,6 +62,17 @@ def error(status: int, category: str, message: str, **extra) -> Reply:
     body = {"status": "error", "message": message, "category": category}
     body["correlationId"] = "00000000-0000-4000-8000-000000000000"
     return Reply(status, {**body, **extra})
+
+
+def unauthenticated() -> Reply:
+    """HubSpot's 401 for a request without a token it knows."""
+    return error(
+        401,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found. This API supports OAuth 2.0 "
+        "authentication and you can find more details at https://developers.hubspot.com/"
+        "docs/methods/auth/oauth-overview",
+    )
 
 
 class FakeHubSpot:
@@ -104,41 +116,23 @@ class FakeHubSpot:
         self._last = datetime.now(UTC) - timedelta(days=1)
         self._hits: deque[float] = deque()
         self._search_hits: deque[float] = deque()
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LoopbackServer | None = None
         #: the public app: install page, token endpoint, the access tokens it issued
         self.oauth = FakeHubSpotOAuth()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _any(self):
-                fake._handle(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.server = serve(self._handle)
         return self.url
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     # ------------------------------------------------------------------ admin: seed / inspect
 
@@ -347,18 +341,7 @@ class FakeHubSpot:
         except Reply as r:
             status, body, headers = r.status, r.body, r.headers
         self.statuses[status] += 1
-        data = b"" if body is None else json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json;charset=utf-8")
-        for name, value in headers.items():
-            if name.lower() != "content-type":
-                h.send_header(name, value)
-        h.send_header("Content-Length", str(len(data)))
-        try:
-            h.end_headers()
-            h.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test)
+        send_json(h, status, body, headers)  # a client that gave up (a timeout test) is let be
 
     def _gate(self, h, key: str) -> None:
         with self.lock:
@@ -379,13 +362,7 @@ class FakeHubSpot:
         if not valid and why == "EXPIRED_AUTHENTICATION":
             raise error(401, why, "The OAuth token used to make this call expired.")
         if not valid:
-            raise error(
-                401,
-                "INVALID_AUTHENTICATION",
-                "Authentication credentials not found. This API supports OAuth 2.0 "
-                "authentication and you can find more details at https://developers.hubspot.com/"
-                "docs/methods/auth/oauth-overview",
-            )
+            raise unauthenticated()
         for scope_obj in self.scopes_denied:
             if f"/{scope_obj}" in key:
                 raise error(

@@ -1,7 +1,7 @@
 """Salesforce's login server on loopback: the OAuth 2.0 web-server flow with PKCE, refresh,
 identity and revocation, as unkind as the real one.
 
-Served on http://127.0.0.1:PORT by a ThreadingHTTPServer (tests that also mock the org with
+Served on http://127.0.0.1:PORT (tests/fakes/loopback.py) (tests that also mock the org with
 `responses` let it through: `rsps.add_passthru("http://127.0.0.1")`). The org it issues tokens
 for is tests/fakes/salesforce_org.py's FakeOrg (instance https://fake.my.salesforce.com); a
 FakeOrg built with `sessions=login.live` accepts exactly the access tokens issued here that are
@@ -47,9 +47,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tests.fakes.loopback import LoopbackServer, serve
 from tests.fakes.salesforce_org import INSTANCE
 
 CLIENT_ID = "3MVG9FAKE.consumer.key"
@@ -112,35 +113,17 @@ class FakeSalesforceLogin:
         self.refresh: dict[str, bool] = {}  # refresh token -> still good
         self.scopes_of: dict[str, str] = {}  # refresh token -> the scopes it was granted
         self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LoopbackServer | None = None
 
     # ------------------------------------------------------------------ test side
 
     def start(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _any(self):
-                fake._handle(self)
-
-            do_GET = do_POST = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.server = serve(self._handle)
         return self.url
 
     def stop(self) -> None:
         if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
 
     def __enter__(self) -> FakeSalesforceLogin:
         self.start()
@@ -151,7 +134,7 @@ class FakeSalesforceLogin:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     @property
     def identity_url(self) -> str:
