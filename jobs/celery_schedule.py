@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -22,8 +22,7 @@ from crm_renewals.connector.logs import log_context
 from crm_renewals.jobs import heartbeat
 from crm_renewals.jobs.deployment import DeploymentJobs
 from crm_renewals.jobs.dispatch import Dispatcher, DispatchError
-from crm_renewals.jobs.scheduler import _grace, current_slot, scheduled_jobs, trigger_for
-from crm_renewals.jobs.tasks import JOBS
+from crm_renewals.jobs.scheduler import retakeable, slot_now
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +38,9 @@ def enqueue_slot(
 ) -> str:
     """The current slot of job `name` enqueued: enqueued, pending (already), missed (no slot
     within the grace) or unsent (the broker did not answer: `unsent` keeps it for the sweep)."""
-    tz = ZoneInfo(config.schedule.timezone)
-    now = clock() if clock else datetime.now(tz)
-    slot = current_slot(trigger, now, timedelta(seconds=_grace(config, name)))
+    now = clock() if clock else datetime.now(ZoneInfo(config.schedule.timezone))
+    slot = slot_now(config, name, trigger, now)
     if slot is None:
-        log.warning("%s: no scheduled time within the grace period; skipped", name)
         return "missed"
     return _send(dispatcher, config.connection, name, slot, unsent)
 
@@ -90,8 +87,7 @@ class CeleryJobs(DeploymentJobs):
     def sweep_one(self, cfg: AppConfig, now: datetime | None = None) -> None:
         """One connection: its store opened for the sweep and closed after (no engine is kept
         per connection)."""
-        tz = ZoneInfo(cfg.schedule.timezone)
-        now = now or datetime.now(tz)
+        now = now or datetime.now(ZoneInfo(cfg.schedule.timezone))
         store = bootstrap.open_store(cfg)
         try:
             due = (
@@ -106,13 +102,6 @@ class CeleryJobs(DeploymentJobs):
                 self.dispatcher.webhook_batch(cfg.connection)
             except DispatchError as exc:
                 log.error("webhook_batch of %s not enqueued: %s", cfg.connection, exc)
-        jobs = scheduled_jobs(cfg)
-        for name, slot in lapsed:
-            job = jobs.get(name)
-            if job is None or not job.enabled or name not in JOBS:
-                continue
-            trigger = trigger_for(job, tz)
-            if current_slot(trigger, now, timedelta(seconds=_grace(cfg, name))) != slot:
-                continue  # past its grace, or a later slot is due: that one runs instead
+        for name, slot, _ in retakeable(cfg, lapsed, now):
             log.warning("%s %s: its worker stopped mid-run; enqueued again", name, slot)
             _send(self.dispatcher, cfg.connection, name, slot, self.unsent)

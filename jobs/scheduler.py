@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,11 +134,9 @@ def run_slot(
     clock: Callable[[], datetime] | None = None,
 ) -> str:
     """One scheduled run of job `name`; returns what happened (ran, claimed elsewhere, ...)."""
-    tz = ZoneInfo(config.schedule.timezone)
-    now = clock() if clock else datetime.now(tz)
-    slot = current_slot(trigger, now, timedelta(seconds=_grace(config, name)))
+    now = clock() if clock else datetime.now(ZoneInfo(config.schedule.timezone))
+    slot = slot_now(config, name, trigger, now)
     if slot is None:
-        log.warning("%s: no scheduled time within the grace period; skipped", name)
         return "missed"
     with log_context(job=name, connection=config.connection):
         return _run_claimed(name, config, slot, context_factory, runner, now)
@@ -213,15 +211,8 @@ def retake_expired(
         lapsed = ctx.store.jobs.lapsed(at=now)
     finally:
         ctx.close()
-    jobs = scheduled_jobs(config)
     done: dict[str, str] = {}
-    for name, slot in lapsed:
-        job = jobs.get(name)
-        if job is None or not job.enabled or name not in JOBS:
-            continue
-        trigger = trigger_for(job, tz)
-        if current_slot(trigger, now, timedelta(seconds=_grace(config, name))) != slot:
-            continue  # past its grace, or a later slot is due: that one runs instead
+    for name, slot, trigger in retakeable(config, lapsed, now):
         log.warning("%s %s: its scheduler stopped mid-run; running it again", name, slot)
         done[name] = run_slot(
             name, config, trigger, context_factory=context_factory, runner=runner, clock=clock
@@ -229,7 +220,33 @@ def retake_expired(
     return done
 
 
-def _grace(config: AppConfig, name: str) -> int:
+def retakeable(
+    config: AppConfig, lapsed: list[tuple[str, datetime]], now: datetime
+) -> Iterator[tuple[str, datetime, BaseTrigger]]:
+    """Of the lapsed (job, slot) claims, those still their enabled job's current slot within
+    its misfire grace (else a later slot is due, or it is too late: not run again); each with
+    its job's trigger."""
+    tz = ZoneInfo(config.schedule.timezone)
+    jobs = scheduled_jobs(config)
+    for name, slot in lapsed:
+        job = jobs.get(name)
+        if job is None or not job.enabled or name not in JOBS:
+            continue
+        trigger = trigger_for(job, tz)
+        if current_slot(trigger, now, timedelta(seconds=grace(config, name))) == slot:
+            yield name, slot, trigger
+
+
+def slot_now(config: AppConfig, name: str, trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The slot job `name` fired for at `now` (None, said in the log: none within its grace)."""
+    slot = current_slot(trigger, now, timedelta(seconds=grace(config, name)))
+    if slot is None:
+        log.warning("%s: no scheduled time within the grace period; skipped", name)
+    return slot
+
+
+def grace(config: AppConfig, name: str) -> int:
+    """How late job `name` may still run (its misfire grace, else schedule's)."""
     job = scheduled_jobs(config).get(name)
     return (job and job.misfire_grace_seconds) or config.schedule.misfire_grace_seconds
 
