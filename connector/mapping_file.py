@@ -3,6 +3,8 @@ file:line problems."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from pathlib import Path
 
 from crm_renewals.connector.domain.mapping import Mapping, check_mapping
@@ -15,8 +17,29 @@ from crm_renewals.connector.yamlsource import YamlSource, load_yaml, parse_yaml,
 def load_mapping(
     path: str | Path, expect_crm: str | None = None, policy: RenewalPolicy | None = None
 ) -> Mapping:
-    """The mapping file at `path` (see `mapping_from_text`)."""
-    return _checked(load_yaml(path), expect_crm, policy)
+    """The mapping file at `path` (see `mapping_from_text`). A file read again with the same
+    content (and arguments) is not parsed again: a worker builds a context per task, and the
+    parse is most of that (Mapping is frozen, so callers may share one)."""
+    try:
+        content = hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return _checked(load_yaml(path), expect_crm, policy)  # its ConfigError says why
+    key = (str(path), content, expect_crm, policy.model_dump_json() if policy else None)
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+    if found is None:
+        found = _checked(load_yaml(path), expect_crm, policy)
+        with _PARSED_LOCK:
+            if len(_PARSED) >= PARSED_KEPT:
+                _PARSED.clear()
+            _PARSED[key] = found
+    return found
+
+
+#: mappings parsed in this process, by (path, content hash, expected CRM, policy)
+_PARSED: dict[tuple, Mapping] = {}
+_PARSED_LOCK = threading.Lock()
+PARSED_KEPT = 64
 
 
 def mapping_from_text(

@@ -152,3 +152,17 @@ def test_a_candidate_text_is_checked_against_app_yamls_stages_with_its_lines():
         problem.line
         == text.splitlines().index("      stage: {field: StageName, map: {Open: Open}}") + 1
     )
+
+
+def test_a_mapping_file_read_again_unchanged_is_not_parsed_again_and_an_edit_is_seen(tmp_path):
+    path = tmp_path / "sandbox.yaml"
+    text = (ROOT / "mappings" / "sandbox.yaml").read_text()
+    path.write_text(text)
+    first = load_mapping(path, expect_crm="sandbox")
+    assert load_mapping(path, expect_crm="sandbox") is first  # a worker's next task
+    path.write_text(text.replace("crm: sandbox", "crm: hubspot", 1))  # same size, same second
+    with pytest.raises(ConfigError, match="hubspot"):
+        load_mapping(path, expect_crm="sandbox")
+    path.unlink()
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_mapping(path, expect_crm="sandbox")
