@@ -5,17 +5,15 @@ through RabbitMQ."""
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 
 import pytest
 
 from crm_renewals.connector.config import load_config
-from crm_renewals.jobs.dispatch import Dispatcher, DispatchError, Enqueuer
+from crm_renewals.jobs.dispatch import Dispatcher, DispatchError
 from tests.conftest import cli_for, write_config
 from tests.scaleout.conftest import make_fleet, wait_for
-from tests.webhooks.test_signal_events import red_signals
 
 NOWHERE = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens on port 1
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
@@ -64,25 +62,6 @@ def test_enqueueing_to_a_broker_that_does_not_answer_is_a_dispatch_error(tmp_pat
         assert "s3cret-pw" not in str(exc.value)
     finally:
         dispatch.close()
-
-
-def test_a_delivery_is_acknowledged_and_stored_when_the_broker_does_not_answer(tmp_path):
-    from crm_renewals.connector.inbox import Inbox
-    from crm_renewals.webhooks import create_app
-    from tests.webhooks.conftest import SIGNALS_SECRET, signals_headers
-
-    path = write_config(tmp_path, workers={"engine": "celery", "broker_url": NOWHERE})
-    config = load_config(path)
-    app = create_app(config, env={"SIGNALS_WEBHOOK_SECRET": SIGNALS_SECRET}, clock=lambda: 0)
-    rx = app.extensions["renewals"]
-    rx.on_stored = enqueue = Enqueuer(config)
-    body = json.dumps({"signals": red_signals("001SB0000000001")})
-    resp = app.test_client().post(
-        "/webhooks/signals", data=body.encode(), headers=signals_headers(body.encode(), 0)
-    )
-    assert resp.status_code == 200
-    assert Inbox(rx.store).depth() == 1  # stored: the scheduler's sweep enqueues it later
-    wait_for(lambda: enqueue.failed == 1, timeout=30)
 
 
 def rabbitmq_or_skip() -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.config import load_config
+from crm_renewals.connector.inbox import Inbox
 from crm_renewals.jobs.dispatch import mark_key
+from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.e2e.test_serve_and_scheduler import free_port, healthy, stop
 from tests.e2e.test_signals_serve import SECRET, post_signed
@@ -57,3 +60,34 @@ def test_serve_enqueues_a_webhook_batch_that_a_celery_worker_processes(fleet):
         err = stop(serve)
     assert "Traceback" not in err
     assert "inbox worker" not in err.lower().replace("no inbox worker", "")
+
+
+def test_serve_acknowledges_and_stores_a_delivery_when_the_broker_does_not_answer(tmp_path):
+    """The real server (gunicorn, gevent workers): the enqueue fails off the request path, the
+    delivery is answered 200 and stored (the scheduler's sweep enqueues its batch later)."""
+    nowhere = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens on port 1
+    path = write_config(tmp_path, workers={"engine": "celery", "broker_url": nowhere})
+    port = free_port()
+    env = {**os.environ, "SIGNALS_WEBHOOK_SECRET": SECRET}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [*renewals_cli(), "--config", str(path), "serve", "--bind", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            env=env,
+        )
+    try:
+        wait_for(lambda: healthy(port), procs=[serve])
+        assert post_signed(port, red_signals("001SB0000000001"))[0] == 200
+        store = bootstrap.open_store(load_config(path))
+        try:
+            assert Inbox(store).depth() == 1
+        finally:
+            store.close()
+        wait_for(lambda: "not enqueued (the sweep will)" in log.read_text(), procs=[serve])
+    finally:
+        serve.terminate()  # SIGTERM: gunicorn stops its workers
+        serve.wait(30)
+    assert "s3cret-pw" not in log.read_text() and "Traceback" not in log.read_text()
