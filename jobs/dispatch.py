@@ -160,15 +160,13 @@ class Enqueuer:
     process, so a broker that does not answer never fails or slows an acknowledgement: the
     delivery is stored, and the scheduler's sweep enqueues its connection's batch later."""
 
-    def __init__(self, base: AppConfig, dispatcher: Dispatcher | None = None):
+    def __init__(self, base: AppConfig):
         self.base = base
-        self._dispatcher = dispatcher
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self.failed = 0
 
     def __call__(self, connection: str) -> None:
         with self._lock:
@@ -180,7 +178,7 @@ class Enqueuer:
         self._wake.set()
 
     def _run(self) -> None:
-        dispatcher = self._dispatcher or Dispatcher(self.base)
+        dispatcher = Dispatcher(self.base)
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -190,5 +188,4 @@ class Enqueuer:
                 try:
                     dispatcher.webhook_batch(name)
                 except DispatchError as exc:
-                    self.failed += 1
                     log.warning("webhook_batch of %s not enqueued (the sweep will): %s", name, exc)
