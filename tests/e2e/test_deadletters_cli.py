@@ -103,7 +103,16 @@ def test_a_discard_without_a_reason_or_of_an_unknown_letter_changes_nothing(refu
 def test_retry_of_one_letter_sends_its_write_again_and_holds_the_other(refused):
     config, acme, globex = refused
     chosen = letters(config)[acme]
-    done = renewals(config, "deadletters", "retry", "--id", str(chosen["id"]), "--json")
+    done = renewals(
+        config,
+        "deadletters",
+        "retry",
+        "--id",
+        str(chosen["id"]),
+        "--as-of",
+        AS_OF.isoformat(),
+        "--json",
+    )
     assert done.returncode == 1, done.stderr  # refused again: it remains
     result = json.loads(done.stdout)
     assert result["remaining"] == 2
