@@ -1,10 +1,12 @@
 """The loopback HTTP server every fake CRM on a port uses (FakeHubSpot, the fleet's portals,
-FakeSalesforceLogin): a thread per connection, HTTP/1.1 keep-alive, quiet, and a client that
-went away (a timeout test, a worker killed mid-request) is not reported as an error."""
+FakeSalesforceLogin, the fleet's Salesforce orgs over HTTPS): a thread per connection, HTTP/1.1
+keep-alive, quiet, and a client that went away (a timeout test, a worker killed mid-request) is
+not reported as an error."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -15,27 +17,37 @@ from typing import Any
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connecting at once (the listen backlog)
+    scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
 
     def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
-            return  # the client is gone: nothing to report
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError | ssl.SSLError):
+            return  # the client is gone (or never finished its TLS handshake): nothing to report
         super().handle_error(request, client_address)
 
 
-def serve(handle: Callable[[BaseHTTPRequestHandler], None], port: int = 0) -> LoopbackServer:
+def serve(
+    handle: Callable[[BaseHTTPRequestHandler], None],
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
+) -> LoopbackServer:
     """A server on 127.0.0.1:`port` (0: any free port) passing every request to `handle`,
-    serving from a daemon thread."""
+    serving from a daemon thread; HTTPS with the server certificate of `tls` if given."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            if tls is not None:  # the handshake in this connection's thread, not the acceptor's
+                self.request.do_handshake()
+            super().setup()
 
         def log_message(self, *args):  # quiet
             pass
@@ -46,6 +58,11 @@ def serve(handle: Callable[[BaseHTTPRequestHandler], None], port: int = 0) -> Lo
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
     server = LoopbackServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        server.scheme = "https"
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()

@@ -1,10 +1,12 @@
-"""A Salesforce org in memory, behind `responses`: the REST wire format our adapter speaks.
+"""A Salesforce org in memory, behind `responses` (or any transport calling `answer`: the
+fleet's loopback server, tests/fakes/fleet_salesforce.py): the REST wire format our adapter speaks.
 
 It answers the SOAP login, /query and /queryAll (the SOQL subset the adapter writes: field
 lists with Rel.Field paths, WHERE conditions joined by AND, ORDER BY, LIMIT), nextRecordsUrl
 paging, sObject Collections (upsert by External ID, create, update, delete) with per-record
 errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create.
-Every REST answer carries Sforce-Limit-Info. Tests queue faults and can expire the session.
+Every REST answer carries Sforce-Limit-Info; past the daily allocation (`daily_limit`) calls are
+refused with 403 REQUEST_LIMIT_EXCEEDED. Tests queue faults and can expire the session.
 
 The admin side (insert/edit/remove/get/all) matches the sandbox CRM's, so one test harness
 seeds both.
@@ -136,6 +138,10 @@ SCHEMA = {
     "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
     "Priority Dedupe_Key__c Renewal_Key__c CompletedDateTime SystemModstamp IsDeleted",
 }
+#: the 403 body past the daily allocation (fixtures: error_request_limit_exceeded.json)
+LIMIT_EXCEEDED = [
+    {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+]
 RELATIONS = {
     "Product2": "Product2Id",
     "Opportunity": "OpportunityId",
@@ -147,7 +153,7 @@ RELATIONS = {
 class FakeOrg:
     def __init__(
         self,
-        rsps: responses.RequestsMock,
+        rsps: responses.RequestsMock | None,
         *,
         daily_limit: int = 1_000_000,
         sessions: Callable[[str], bool] | None = None,
@@ -163,6 +169,7 @@ class FakeOrg:
         self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
         self.tick = timedelta(seconds=1)
         self.api_used, self.api_limit = 0, daily_limit
+        self.refused = 0  # calls answered REQUEST_LIMIT_EXCEEDED
         self.session = "SESSION-1"
         self.logins = 0
         self.password_ok = True
@@ -182,7 +189,8 @@ class FakeOrg:
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
-        self._routes()
+        if rsps is not None:  # None: another transport calls `answer` (a loopback server)
+            self._routes()
 
     # ------------------------------------------------------------------ admin side
 
@@ -316,29 +324,41 @@ class FakeOrg:
         return 200, {}, json.dumps(answer)
 
     def _rest(self, request) -> tuple[int, dict, str]:
-        url = urlparse(request.url)
-        path = url.path.removeprefix(f"/services/data/v{VERSION}/")
-        self.calls.append((request.method, path))
-        if url.path == "/services/data/":  # versions: no auth, no usage header
+        return self.answer(request.method, request.url, request.headers, request.body)
+
+    def answer(self, method: str, url: str, headers, body) -> tuple[int, dict, str]:
+        """One REST request (a full URL, or a path with its query; headers with a
+        case-insensitive `get`; body as sent): (status, headers, text). Whatever carries the
+        request: `responses` here, a loopback server in tests/fakes/fleet_salesforce.py."""
+        parts = urlparse(url)
+        path = parts.path.removeprefix(f"/services/data/v{VERSION}/")
+        self.calls.append((method, path))
+        if parts.path == "/services/data/":  # versions: no auth, no usage header
             versions = [{"version": v, "url": f"/services/data/v{v}"} for v in ("58.0", VERSION)]
             return 200, {}, json.dumps(versions)
-        if not self._authorised(request.headers.get("Authorization") or ""):
+        if not self._authorised(headers.get("Authorization") or ""):
             err = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
             return 401, {}, json.dumps(err)
+        if self.api_used >= self.api_limit:
+            # errorcodes.htm: 403 "If the error code is REQUEST_LIMIT_EXCEEDED, you've exceeded
+            # API request limits in your org"; a refused call uses none of the allocation
+            self.refused += 1
+            usage = {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}
+            return 403, usage, json.dumps(LIMIT_EXCEEDED)
         self.api_used += 1
-        headers = {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}
+        usage = {"Sforce-Limit-Info": f"api-usage={self.api_used}/{self.api_limit}"}
         if self.faults:
-            status, body, extra = self.faults.pop(0)
-            return status, {**headers, **extra}, json.dumps(body)
-        if request.method != "GET":
+            status, answer, extra = self.faults.pop(0)
+            return status, {**usage, **extra}, json.dumps(answer)
+        if method != "GET":
             self.now += self.tick  # records written by one call share their SystemModstamp
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        body = json.loads(request.body) if request.body else None
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        sent = json.loads(body) if body else None
         try:
-            status, answer = self._dispatch(request.method, path, query, body, request.headers)
+            status, answer = self._dispatch(method, path, query, sent, headers)
         except SoqlError as exc:
             status, answer = 400, [{"message": str(exc), "errorCode": "MALFORMED_QUERY"}]
-        return status, headers, json.dumps(answer) if answer is not None else ""
+        return status, usage, json.dumps(answer) if answer is not None else ""
 
     def _authorised(self, header: str) -> bool:
         if self.sessions is None:
