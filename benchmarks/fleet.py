@@ -1,15 +1,19 @@
-"""Fleet: 1,000 HubSpot connections on a Celery worker pool for one simulated day.
+"""Fleet: 1,000 connections (HubSpot portals and, a third of them, Salesforce orgs) on a Celery
+worker pool for one simulated day.
 
 The CRM side is one loopback server of fake portals (tests/fakes/fleet.py), each enforcing its
-own limits (100 requests per rolling 10 s, search 5 a second) and counting what it sees; books
-of 100 to 20,000 contracts, skewed (benchmarks/fleet_fake.py). The deployment: a registry and a
-state schema per connection in a PostgreSQL database of the run's own; worker processes
-`renewals worker --engine celery`; `renewals serve` in celery mode receiving signed webhook
-deliveries; the benchmark is the beat (benchmarks/fleet_day.py), enqueueing each connection's
-schedule slots through Dispatcher.job at their wall time. Mid-day, the worker holding the
-biggest book's run lock is killed (-9): its task must come back (visibility timeout) and
-converge. Reported against targets: runs completed, 429s, the highest share of a portal's
-limit used (measured by the fake), p95 delay from slot to run start, the kill's outcome."""
+own limits (100 requests per rolling 10 s, search 5 a second), and one loopback HTTPS server of
+fake orgs (tests/fakes/fleet_salesforce.py), each enforcing its daily API allocation; all count
+what they see; books of 100 to 20,000 contracts, skewed (benchmarks/fleet_fake.py). The
+deployment: a registry and a state schema per connection in a PostgreSQL database of the run's
+own; worker processes `renewals worker --engine celery`; `renewals serve` in celery mode
+receiving signed webhook deliveries; the benchmark is the beat (benchmarks/fleet_day.py),
+enqueueing each connection's schedule slots through Dispatcher.job at their wall time. Mid-day,
+the worker holding the biggest book's run lock is killed (-9): its task must come back
+(visibility timeout) and converge. Reported against targets: runs completed, 429s (and
+REQUEST_LIMIT_EXCEEDED), the highest share of a tenant's limit used (measured by the fakes: a
+portal's peak 10 s window, an org's day of API use), p95 delay from slot to run start, the
+kill's outcome."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,7 +45,7 @@ from benchmarks.fleet_day import (
 )
 from benchmarks.fleet_fake import LIMIT, describe, plan_fleet, spec_of
 from benchmarks.fleet_report import report, slot_key
-from benchmarks.fleet_state import FleetState, app_yaml
+from benchmarks.fleet_state import FleetState, app_yaml, connection_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 30
@@ -100,9 +105,11 @@ def run(
     with tempfile.TemporaryDirectory(prefix="renewals-fleet-") as tmp:
         folder = Path(tmp)
         state = FleetState()
-        fake_port = _port()
+        fake_port, sf_port = _port(), _port()
+        ca_path = folder / "fleet-ca.pem"  # the orgs' certificate authority, made by the fake
+        spec = spec_of(tenants, date.today(), seed, fake_port, sf_port, ca_path)
         spec_path = folder / "fleet.json"
-        spec_path.write_text(json.dumps(spec_of(tenants, date.today(), seed, fake_port)))
+        spec_path.write_text(json.dumps(spec))
         t0 = time.perf_counter()
         fake = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.fleet_fake", str(spec_path)],
@@ -114,8 +121,10 @@ def run(
         procs: list[subprocess.Popen] = []
         try:
             fake_url = f"http://127.0.0.1:{fake_port}"
+            sf_url = f"https://127.0.0.1:{sf_port}"
             queue = f"fleet-{state.prefix}"
             config = app_yaml(folder, fake_url, queue, VISIBILITY_S, LIMIT)
+            connection_files(folder, tenants)
             broker = f"redis://127.0.0.1:6379/{redis_db}"
             env = {
                 **os.environ,
@@ -125,10 +134,14 @@ def run(
                 "RENEWALS_REDIS_URL": broker,
                 "HUBSPOT_APP_CLIENT_ID": "fleet-app",
                 "HUBSPOT_APP_CLIENT_SECRET": "fleet-app-secret",
+                "SALESFORCE_APP_CONSUMER_KEY": "fleet-connected-app",
+                "SALESFORCE_APP_CONSUMER_SECRET": "fleet-connected-app-secret",
+                # simple-salesforce's requests session trusts the orgs' certificate through it
+                "REQUESTS_CA_BUNDLE": str(ca_path),
                 "PYTHONPATH": str(ROOT),
             }
             base = _base(config, env)
-            state.create(base, tenants, env)
+            state.create(base, tenants, env, sf_url)
             schemas_s = time.perf_counter() - t0
             info = json.loads(fake.stdout.readline())
             row(
@@ -136,8 +149,9 @@ def run(
                 f"{schemas_s:.0f} s: registry + {len(tenants):,} schemas",
             )
             row(
-                "set-up: fake portals seeded",
-                f"{info['seconds']:.0f} s: {info['objects']:,} objects",
+                "set-up: fake portals and orgs seeded",
+                f"{info['seconds']:.0f} s: {info['objects']:,} objects "
+                f"(HubSpot {info['url']}, Salesforce {info['salesforce_url']})",
             )
             row("set-up: wall", f"{time.perf_counter() - t0:.0f} s (not part of the day)")
             flush()
@@ -157,7 +171,9 @@ def run(
             beat = Beat(dispatcher, fake_url, serve_port, seed)
             events = schedule(tenants, day_seconds, incremental_hours, webhooks, seed)
             huge = max(tenants, key=lambda t: t.contracts)
-            killer = Killer(state, huge.name, pool, env, threads, logs)
+            # mid-run: 5 s in, or half the run's estimated cost for a book smaller than that
+            after = min(5.0, (RUN_CPU_S + CONTRACT_CPU_S * huge.contracts) / 2)
+            killer = Killer(state, huge.name, pool, env, threads, logs, after)
             cpu0 = {p.pid: cpu_seconds(p.pid) for p in [*procs, fake]}
             busy0 = machine_busy()
             started = time.monotonic()
@@ -170,7 +186,12 @@ def run(
             watched = [*procs, *killer.spawned, fake]
             cpu = {p.pid: cpu_seconds(p.pid) - cpu0.get(p.pid, 0.0) for p in watched}
             killer.stop()
-            stats = _fake_stats(fake_url)
+            hub, orgs = _fake_stats(fake_url), _fake_stats(sf_url, ca_path)
+            stats = {
+                "portals": hub["portals"],
+                "orgs": orgs["orgs"],
+                "unrouted": hub["unrouted"] + orgs["unrouted"],
+            }
             runs = state.job_runs([t.name for t in tenants])
             dispatcher.close()
             return report(
@@ -219,8 +240,10 @@ def _forget_keys(url: str, queue: str) -> None:
         client.close()
 
 
-def _fake_stats(url: str) -> dict:
-    with urllib.request.urlopen(url + "/__fleet__/stats", timeout=120) as resp:
+def _fake_stats(url: str, ca_path: Path | None = None) -> dict:
+    """A fleet fake's counters (the orgs' over HTTPS, trusting their CA)."""
+    tls = ssl.create_default_context(cafile=str(ca_path)) if ca_path else None
+    with urllib.request.urlopen(url + "/__fleet__/stats", timeout=120, context=tls) as resp:
         return json.loads(resp.read())
 
 
@@ -249,8 +272,18 @@ class Killer(threading.Thread):
     process whose session holds it (PostgreSQL: pg_locks, by the workers' application names),
     then start a replacement (a supervisor's restart)."""
 
-    def __init__(self, state: FleetState, connection: str, pool, env, threads: int, logs: Path):
+    def __init__(
+        self,
+        state: FleetState,
+        connection: str,
+        pool,
+        env,
+        threads: int,
+        logs: Path,
+        after_s: float = 5.0,
+    ):
         super().__init__(daemon=True)
+        self.after_s = after_s
         self.state, self.connection, self.pool = state, connection, pool
         self.env, self.threads, self.logs = env, threads, logs
         self.schema = f"{state.prefix}_{connection.replace('-', '_')}"
@@ -291,13 +324,13 @@ class Killer(threading.Thread):
 
     def run(self) -> None:
         held_since = None
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(min(0.5, self.after_s / 3)):
             index = self.holder()
             if index is None:
                 held_since = None
                 continue
             held_since = held_since or time.monotonic()
-            if time.monotonic() - held_since >= 5:  # mid-run, not at its start
+            if time.monotonic() - held_since >= self.after_s:  # mid-run, not at its start
                 self.slot = self.running()
                 os.kill(self.pool[index].pid, signal.SIGKILL)
                 self.killed_at, self.killed_worker = time.time(), index

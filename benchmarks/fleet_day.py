@@ -1,6 +1,7 @@
 """The fleet's simulated day: its processes (worker processes, `renewals serve` in celery mode)
 and the beat that enqueues each connection's schedule slots at their wall time and sends
-signed HubSpot webhook deliveries after users changed deals in the fake.
+signed HubSpot webhook deliveries after users changed deals in the fake (HubSpot connections
+only: Salesforce's outbound messages are not part of the day).
 
 Schedule of each connection, at a time of day of its own (a phase drawn over the 24 hours, as
 a beat spreading connections does; a cron firing 1,000 connections at one instant would
@@ -53,8 +54,10 @@ def schedule(tenants, day_s: float, incremental_hours: float, webhooks: int, see
         while at < phase + day_s - 1:
             events.append(Event(at % day_s, "job", t.name, "incremental_sync"))
             at += step
-    small = [t for t in tenants if t.tier in ("small", "medium")] or tenants
-    for _ in range(webhooks):
+    # HubSpot's webhook deliveries only (Salesforce's outbound messages are not simulated)
+    portals = [t for t in tenants if t.crm == "hubspot"]
+    small = [t for t in portals if t.tier in ("small", "medium")] or portals
+    for _ in range(webhooks if small else 0):
         t = rng.choice(small)
         events.append(Event(rng.uniform(2, 23) * per_hour, "webhook", t.name, "", t.portal_id))
     return sorted(events)

@@ -1,6 +1,8 @@
 """The fleet's deployment: app.yaml, the registry of connections and a state schema per
 connection, all in one PostgreSQL database (the shape issue 20 targets), under a prefix of the
-run's own (dropped afterwards).
+run's own (dropped afterwards). app.yaml is a HubSpot deployment's; a Salesforce connection
+(crm salesforce, its org's grant: instance_url the fake's HTTPS URL) has a file of its own
+(connections/<name>.yaml) naming the Salesforce mapping and Salesforce's stage names.
 
 A connection's schema is created as `StateStore` would (meta.create_all plus the schema
 version), but for all of them on one database connection with the schema translated: opening
@@ -55,6 +57,48 @@ def app_yaml(folder: Path, fake_url: str, queue: str, visibility_s: int, limit: 
     return path
 
 
+#: a Salesforce connection's renewals section over app.yaml's (HubSpot's stage ids there)
+SALESFORCE_RENEWALS = {
+    "initial_stage": "Prospecting",
+    "closed_won_stages": ["Closed Won"],
+    "closed_lost_stages": ["Closed Lost"],
+}
+
+
+def connection_files(folder: Path, tenants) -> None:
+    """connections/<name>.yaml of each Salesforce connection, beside app.yaml: the repo's
+    Salesforce mapping (as app.yaml names the HubSpot one) and Salesforce's stage names."""
+    (folder / "connections").mkdir(exist_ok=True)
+    own = {
+        "mapping": str(ROOT / "mappings" / "salesforce.yaml"),
+        "renewals": SALESFORCE_RENEWALS,
+    }
+    for t in tenants:
+        if t.crm == "salesforce":
+            (folder / "connections" / f"{t.name}.yaml").write_text(yaml.safe_dump(own))
+
+
+def grant_of(t, salesforce_url: str) -> Grant:
+    """The tenant's OAuth grant as an install would have stored it: the portal's token, or the
+    org's access token and instance URL (no refresh token: the fake's tokens do not expire)."""
+    if t.crm == "salesforce":
+        return Grant(
+            access_token=t.token,
+            refresh_token=None,
+            expires_at=None,
+            external_id=t.external_id,
+            instance_url=salesforce_url,
+            scopes=("api", "refresh_token"),
+        )
+    return Grant(
+        access_token=t.token,
+        refresh_token=None,
+        expires_at=None,
+        external_id=t.external_id,
+        scopes=("crm.objects.deals.read",),
+    )
+
+
 class FleetState:
     """The registry schema `<prefix>` and a schema per connection `<prefix>_<name>`."""
 
@@ -69,8 +113,8 @@ class FleetState:
         """The registry's (the default connection's) state URL."""
         return f"{self.server}?options=-csearch_path%3D{self.prefix}"
 
-    def create(self, base, tenants, env: dict[str, str]) -> None:
-        """The registry (migrated by StateStore), a connection row per tenant with its token
+    def create(self, base, tenants, env: dict[str, str], salesforce_url: str) -> None:
+        """The registry (migrated by StateStore), a connection row per tenant with its grant
         sealed under a new RENEWALS_ENCRYPTION_KEY (set in `env`), and their schemas."""
         with self.engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{self.prefix}"'))
@@ -85,17 +129,12 @@ class FleetState:
             # app.yaml's own connection (credentials from the environment) is not part of the fleet
             registry.connections.save(new_row("default", "hubspot", "env", REMOVED, "fleet"))
             for t in tenants:
-                grant = Grant(
-                    access_token=t.token,
-                    refresh_token=None,
-                    expires_at=None,
-                    external_id=str(t.portal_id),
-                    scopes=("crm.objects.deals.read",),
-                )
+                grant = grant_of(t, salesforce_url)
                 row = new_row(t.name, t.crm, "oauth", CONNECTED, "fleet benchmark")
                 registry.connections.save(
                     row.replace(
-                        external_id=str(t.portal_id),
+                        external_id=grant.external_id,
+                        instance_url=grant.instance_url,
                         tokens=box.seal(grant.to_json()),
                         token_expires_at=None,
                         scopes=" ".join(grant.scopes),
