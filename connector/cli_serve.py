@@ -97,13 +97,21 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     serve(base, bind, workers, threads, quiet, argv)
 
 
+#: up to this many runnable connections, start-up builds each one's CRM adapter and opens its
+#: state store (up to a second each); beyond it, each one's settings and mapping are checked
+#: and the rest is built when its work runs (`renewals doctor --connection NAME` checks one)
+FULL_CHECK_MAX = 25
+
+
 def checked_connections(
     base: AppConfig, only: str | None = None, waiting: str = "its deliveries are stored and wait"
 ) -> list[str]:
     """The runnable connections whose configuration and CRM adapter build (each one that does
-    not is said in one line and skipped; fatal only when it is the only one). Connections not
-    runnable are said too: their deliveries are stored and wait."""
+    not is said in one line and skipped; fatal only when it is the only one); beyond
+    FULL_CHECK_MAX connections, whose settings and mapping load. Connections not runnable are
+    said too: their deliveries are stored and wait."""
     from crm_renewals.connector.deployment import Deployment
+    from crm_renewals.connector.mapping_file import load_mapping
 
     deployment = Deployment(base)
     try:
@@ -117,10 +125,21 @@ def checked_connections(
                     logging.WARNING,
                     connection=conn.name,
                 )
+        full = len(runnable) <= FULL_CHECK_MAX
+        if not full:
+            tell(
+                f"{len(runnable)} connections: each one's settings and mapping are checked now, "
+                "its CRM adapter and state store when its work runs "
+                "(`renewals doctor --connection NAME` checks one)"
+            )
         good = []
         for conn in runnable:
             try:
-                bootstrap.build(deployment.config(conn)).close()
+                cfg = deployment.config(conn)
+                if full:
+                    bootstrap.build(cfg).close()
+                else:
+                    load_mapping(cfg.mapping_path, expect_crm=cfg.crm)
             except ConnectorError as exc:
                 if len(runnable) == 1:
                     raise

@@ -60,10 +60,19 @@ class HubspotLimits(Section):
     requests_per_10s: int | None = Field(None, ge=1, le=250)
     #: CRM search requests per second (HubSpot allows 5 per account)
     search_per_second: int = Field(4, ge=1, le=5)
+    #: the share of the 10 s limit the connector spends: HubSpot counts every caller of a portal
+    #: against one limit, so the rest is left to the portal's other integrations
+    use_share: float = Field(0.9, gt=0, le=1)
+
+    @property
+    def tier(self) -> int:
+        """The portal's limit per rolling 10 s, as HubSpot counts it."""
+        return self.requests_per_10s or (110 if self.app_type == "public" else 100)
 
     @property
     def burst(self) -> int:
-        return self.requests_per_10s or (110 if self.app_type == "public" else 100)
+        """The requests per rolling 10 s the connector allows itself (use_share of the tier)."""
+        return max(1, int(self.tier * self.use_share))
 
 
 class HubspotSettings(Section):

@@ -82,3 +82,28 @@ def test_scheduler_list_skips_a_connection_whose_settings_do_not_load(tmp_path):
     assert {j["connection"] for j in json.loads(result.stdout)} == {"default"}
     assert "connection second is skipped" in result.stderr
     assert "cannot set 'webhooks'" in result.stderr
+
+
+def test_past_full_check_max_start_up_loads_settings_and_mappings_without_building(
+    tmp_path, monkeypatch, capsys
+):
+    from crm_renewals.connector import cli_serve
+
+    path = deployment(tmp_path)
+    built = []
+    real_build = bootstrap.build
+    monkeypatch.setattr(
+        bootstrap, "build", lambda cfg: built.append(cfg.connection) or real_build(cfg)
+    )
+    assert cli_serve.checked_connections(load_config(path)) == ["default", "second"]
+    assert built == ["default", "second"]  # few connections: each adapter and store built
+
+    built.clear()
+    monkeypatch.setattr(cli_serve, "FULL_CHECK_MAX", 1)
+    (tmp_path / "connections").mkdir(exist_ok=True)
+    (tmp_path / "connections" / "second.yaml").write_text("webhooks: {}\n")
+    assert cli_serve.checked_connections(load_config(path)) == ["default"]
+    assert built == []
+    err = capsys.readouterr().err
+    assert "2 connections: each one's settings and mapping are checked now" in err
+    assert "connection second is skipped" in err and "cannot set 'webhooks'" in err

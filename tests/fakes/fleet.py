@@ -45,6 +45,21 @@ class FleetPortal(FakeHubSpot):
         #: the most requests let through in one rolling window (general: `interval`; search: 1 s)
         self.peak = 0
         self.search_peak = 0
+        #: a search's matching records, sorted, by (object, filters and sorts), kept until the
+        #: next write: paging through a 20,000-record search scans the portal once, not per page
+        #: (the fake shares the benchmark's cores; the real search index is not ours to model)
+        self.search_cache: dict[tuple, list] = {}
+
+    def _route(self, method: str, path: str, query: dict, body: dict):
+        if method != "GET" and not path.endswith(("/search", "/batch/read")):
+            with self.lock:
+                self.search_cache.clear()
+        return super()._route(method, path, query, body)
+
+    def edit(self, obj_type: str, oid: str, changes: dict[str, Any], stamp: str | None = None):
+        with self.lock:
+            self.search_cache.clear()
+            super().edit(obj_type, oid, changes, stamp)
 
     def _rate(self, search: bool) -> None:
         with self.lock:  # re-entrant: the window count read is the one the request entered

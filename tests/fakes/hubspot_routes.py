@@ -4,6 +4,7 @@ Called with the fake's lock held."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from tests.fakes.hubspot_schema import LABELS, TYPE_PAIRS
@@ -298,16 +299,22 @@ def search(fake: FakeHubSpot, query, body, obj):
     groups = body.get("filterGroups") or []
     if any(not g.get("filters") for g in groups):  # HubSpot: a filter group needs a filter
         raise error(400, "VALIDATION_ERROR", "a filter group must contain at least one filter")
-    rows = [
-        o
-        for o in fake.objects[obj].values()
-        if not o["archived"]
-        and (not groups or any(all(_match(o, f) for f in g["filters"]) for g in groups))
-    ]
-    for sort in reversed(body.get("sorts") or []):
-        name = sort if isinstance(sort, str) else sort["propertyName"]
-        desc = not isinstance(sort, str) and sort.get("direction") == "DESCENDING"
-        rows.sort(key=lambda o, n=name: _sortable(o["properties"].get(n)), reverse=desc)
+    cache = getattr(fake, "search_cache", None)  # a fleet portal's: emptied by any write
+    key = (obj, json.dumps([groups, body.get("sorts")], sort_keys=True))
+    rows = None if cache is None else cache.get(key)
+    if rows is None:
+        rows = [
+            o
+            for o in fake.objects[obj].values()
+            if not o["archived"]
+            and (not groups or any(all(_match(o, f) for f in g["filters"]) for g in groups))
+        ]
+        for sort in reversed(body.get("sorts") or []):
+            name = sort if isinstance(sort, str) else sort["propertyName"]
+            desc = not isinstance(sort, str) and sort.get("direction") == "DESCENDING"
+            rows.sort(key=lambda o, n=name: _sortable(o["properties"].get(n)), reverse=desc)
+        if cache is not None:
+            cache[key] = rows
     page = rows[after : after + limit]
     out = {"total": len(rows), "results": [_out(o, body.get("properties") or []) for o in page]}
     if after + limit < len(rows):
@@ -316,6 +323,7 @@ def search(fake: FakeHubSpot, query, body, obj):
     return 200, out
 
 
+@lru_cache(maxsize=1 << 17)  # a search sorts and filters every record: parse each value once
 def _sortable(value: Any) -> tuple:
     if value is None:
         return (0, "")
@@ -325,6 +333,7 @@ def _sortable(value: Any) -> tuple:
         return (2, value)
 
 
+@lru_cache(maxsize=1 << 17)
 def _ms(value: str) -> float:
     from crm_renewals.connector.adapters.hubspot import parse_time
 

@@ -59,6 +59,28 @@ def test_steady_state_stays_under_the_limit_without_a_single_429():
     assert elapsed >= 1.5  # 35 calls at 10 per 0.5 s need three full windows
 
 
+def test_the_connector_spends_use_share_of_the_portal_limit_and_leaves_the_rest():
+    from crm_renewals.connector.config_sections import HubspotLimits
+
+    assert (HubspotLimits().tier, HubspotLimits().burst) == (100, 90)
+    assert HubspotLimits(app_type="public").burst == 99
+    assert HubspotLimits(requests_per_10s=190, use_share=1).burst == 190
+    assert HubspotLimits(requests_per_10s=1, use_share=0.5).burst == 1
+    fake = FakeHubSpot(burst=10, interval=0.5)
+    fake.start()
+    try:
+        crm = make_crm(fake, interval=0.5, limits={"requests_per_10s": 10, "use_share": 0.5})
+        company = fake.create("companies", {"name": "Acme"})
+        started = time.monotonic()
+        for _ in range(11):
+            crm.read_ids("account", [company])
+        elapsed = time.monotonic() - started
+    finally:
+        fake.stop()
+    assert fake.statuses[429] == 0
+    assert elapsed >= 1.0  # 11 calls at 5 (not 10) per 0.5 s need two full windows
+
+
 def test_server_errors_and_timeouts_are_retried(fake):
     crm = fast(make_crm(fake, sleep=lambda _s: None, timeout_seconds=0.3))
     fake.create("companies", {"name": "Acme"})

@@ -101,7 +101,7 @@ class HubSpotDiagnosis:
         """The configured tier against what HubSpot's rate-limit headers say."""
         lim = self.k.settings.limits
         detail = (
-            f"{lim.burst} requests per 10 s ({lim.app_type} app), search "
+            f"{lim.burst} of {lim.tier} requests per 10 s ({lim.app_type} app), search "
             f"{lim.search_per_second}/s; bucket shared by this process"
         )
         said = {k.lower(): v for k, v in self.t.last_limits.items()}
@@ -110,7 +110,7 @@ class HubSpotDiagnosis:
         if not top or window != "10000":
             return Check("rate limits", True, detail)
         detail += f"; HubSpot says {top} per 10 s"
-        if int(top) < lim.burst:
+        if int(top) < lim.tier:
             return Check(
                 "rate limits",
                 False,
