@@ -97,19 +97,17 @@ def serve_cmd(ctx, bind: str, workers: int, threads: int) -> None:
     serve(base, bind, workers, threads, quiet, argv)
 
 
-#: up to this many runnable connections, start-up builds each one's CRM adapter and opens its
-#: state store (up to a second each); beyond it, each one's settings and mapping are checked
-#: and the rest is built when its work runs (`renewals doctor --connection NAME` checks one)
+#: beyond this many connections, start-up checks settings and mappings, not adapters and stores
 FULL_CHECK_MAX = 25
 
 
 def checked_connections(
     base: AppConfig, only: str | None = None, waiting: str = "its deliveries are stored and wait"
 ) -> list[str]:
-    """The runnable connections whose configuration and CRM adapter build (each one that does
-    not is said in one line and skipped; fatal only when it is the only one); beyond
-    FULL_CHECK_MAX connections, whose settings and mapping load. Connections not runnable are
-    said too: their deliveries are stored and wait."""
+    """The runnable connections whose configuration and CRM adapter build (beyond
+    FULL_CHECK_MAX: whose settings and mapping load; a second each saved); each one that does
+    not is said in one line and skipped, fatal only when it is the only one. Connections not
+    runnable are said too: their deliveries are stored and wait."""
     from crm_renewals.connector.deployment import Deployment
     from crm_renewals.connector.mapping_file import load_mapping
 
