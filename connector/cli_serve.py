@@ -105,9 +105,8 @@ def checked_connections(
     base: AppConfig, only: str | None = None, waiting: str = "its deliveries are stored and wait"
 ) -> list[str]:
     """The runnable connections whose configuration and CRM adapter build (beyond
-    FULL_CHECK_MAX: whose settings and mapping load; a second each saved); each one that does
-    not is said in one line and skipped, fatal only when it is the only one. Connections not
-    runnable are said too: their deliveries are stored and wait."""
+    FULL_CHECK_MAX: whose settings and mapping load); each one that does not is said in one line
+    and skipped, fatal when it is the only one. Those not runnable are said too."""
     from crm_renewals.connector.deployment import Deployment
     from crm_renewals.connector.mapping_file import load_mapping
 
@@ -127,8 +126,7 @@ def checked_connections(
         if not full:
             tell(
                 f"{len(runnable)} connections: each one's settings and mapping are checked now, "
-                "its CRM adapter and state store when its work runs "
-                "(`renewals doctor --connection NAME` checks one)"
+                "its CRM adapter and state store when its work runs (`renewals doctor` checks)"
             )
         good = []
         for conn in runnable:
