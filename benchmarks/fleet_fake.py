@@ -38,8 +38,8 @@ SALESFORCE_EVERY = 3
 #: a Salesforce org's user licences: one per CONTRACTS_PER_LICENCE contracts, at least 5
 CONTRACTS_PER_LICENCE, MIN_LICENCES = 10, 5
 #: the orgs' daily allocation is Enterprise Edition's divided by this: a simulated day of a
-#: book uses well under 0.1 % of the real one, and use should show in the report
-ALLOCATION_DIVISOR = 1_000
+#: book uses well under 0.1 % of the real one; a hundredth of it makes use show in the report
+ALLOCATION_DIVISOR = 100
 
 
 @dataclass(frozen=True)
