@@ -168,7 +168,7 @@ def run(
             from crm_renewals.jobs.dispatch import Dispatcher
 
             dispatcher = Dispatcher(base)
-            beat = Beat(dispatcher, fake_url, serve_port, seed)
+            beat = Beat(dispatcher, fake_url, serve_port, seed, sf_url, ca_path)
             events = schedule(tenants, day_seconds, incremental_hours, webhooks, seed)
             huge = max(tenants, key=lambda t: t.contracts)
             # mid-run: 5 s in, or half the run's estimated cost for a book smaller than that

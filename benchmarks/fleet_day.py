@@ -1,7 +1,8 @@
 """The fleet's simulated day: its processes (worker processes, `renewals serve` in celery mode)
 and the beat that enqueues each connection's schedule slots at their wall time and sends
-signed HubSpot webhook deliveries after users changed deals in the fake (HubSpot connections
-only: Salesforce's outbound messages are not part of the day).
+webhook deliveries after users changed records in the fakes: HubSpot's signed batches of
+deal.propertyChange events, Salesforce's outbound messages (SOAP) of changed contracts, routed
+by the org id in them.
 
 Schedule of each connection, at a time of day of its own (a phase drawn over the 24 hours, as
 a beat spreading connections does; a cron firing 1,000 connections at one instant would
@@ -16,6 +17,7 @@ import json
 import os
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -29,6 +31,8 @@ from crm_renewals.webhooks.verify import hubspot_v3_signature
 HOUR = 3600.0
 WEBHOOK_SECRET = "fleet-webhook-secret-0000"
 PATH = "/webhooks/hubspot"
+SF_PATH = "/webhooks/salesforce"
+SF_ACTION = "04k000000000FLTAAA"
 
 
 @dataclass(order=True)
@@ -38,6 +42,7 @@ class Event:
     connection: str = field(compare=False)
     job: str = field(default="", compare=False)
     portal_id: int = field(default=0, compare=False)
+    org_id: str = field(default="", compare=False)  # a Salesforce org's: an outbound message
 
 
 def schedule(tenants, day_s: float, incremental_hours: float, webhooks: int, seed: int):
@@ -54,12 +59,11 @@ def schedule(tenants, day_s: float, incremental_hours: float, webhooks: int, see
         while at < phase + day_s - 1:
             events.append(Event(at % day_s, "job", t.name, "incremental_sync"))
             at += step
-    # HubSpot's webhook deliveries only (Salesforce's outbound messages are not simulated)
-    portals = [t for t in tenants if t.crm == "hubspot"]
-    small = [t for t in portals if t.tier in ("small", "medium")] or portals
-    for _ in range(webhooks if small else 0):
+    small = [t for t in tenants if t.tier in ("small", "medium")] or tenants
+    for _ in range(webhooks):
         t = rng.choice(small)
-        events.append(Event(rng.uniform(2, 23) * per_hour, "webhook", t.name, "", t.portal_id))
+        at = rng.uniform(2, 23) * per_hour
+        events.append(Event(at, "webhook", t.name, "", t.portal_id, t.org_id))
     return sorted(events)
 
 
@@ -119,8 +123,12 @@ class Beat:
     wall-clock moment it was due), and for webhooks: a user edits 1-3 deals in the portal,
     then HubSpot's signed delivery of their propertyChange events reaches `renewals serve`."""
 
-    def __init__(self, dispatcher, fake_url: str, serve_port: int, seed: int):
+    def __init__(
+        self, dispatcher, fake_url: str, serve_port: int, seed: int, orgs_url: str, ca_path: Path
+    ):
         self.dispatcher, self.fake_url, self.port = dispatcher, fake_url, serve_port
+        self.orgs_url = orgs_url
+        self.tls = ssl.create_default_context(cafile=str(ca_path))
         self.rng = random.Random(seed)
         #: (connection, job) -> [slot datetimes]
         self.slots: dict[tuple[str, str], list[datetime]] = {}
@@ -144,18 +152,24 @@ class Beat:
                     self.enqueued += 1
                 else:
                     self.pending += 1
+            elif ev.org_id:
+                self._outbound(ev)
             else:
                 self._webhook(ev)
+
+    def _edit(self, url: str, spec: dict, tls=None) -> list[str]:
+        """A user changes records in a fake (its admin route): their ids."""
+        req = urllib.request.Request(
+            url + "/__fleet__/edit", data=json.dumps(spec).encode(), method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
+            return json.loads(resp.read())["ids"]
 
     def _webhook(self, ev: Event) -> None:
         count = self.rng.randint(1, 3)
         changes = {"dealname": f"Contract edited {self._event_id}"}
-        body = json.dumps(
-            {"portal_id": ev.portal_id, "object": "deals", "count": count, "changes": changes}
-        ).encode()
-        req = urllib.request.Request(self.fake_url + "/__fleet__/edit", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            ids = json.loads(resp.read())["ids"]
+        spec = {"portal_id": ev.portal_id, "object": "deals", "count": count, "changes": changes}
+        ids = self._edit(self.fake_url, spec)
         ts = str(int(time.time() * 1000))
         batch = []
         for oid in ids:
@@ -184,16 +198,49 @@ class Beat:
             ),
             "X-HubSpot-Request-Timestamp": ts,
         }
+        self._deliver(PATH, payload, headers, len(batch))
+
+    def _outbound(self, ev: Event) -> None:
+        """An org's user changes 1-3 contracts; its outbound message (the Contract fields the
+        workflow sends) reaches `renewals serve`, which routes it by OrganizationId."""
+        spec = {
+            "org_id": ev.org_id,
+            "object": "Contract",
+            "count": self.rng.randint(1, 3),
+            "changes": {"Renewal_Uplift__c": self.rng.choice([3, 5, 7])},
+        }
+        ids = self._edit(self.orgs_url, spec, self.tls)
+        notes = []
+        for rid in ids:
+            self._event_id += 1
+            note = f"04l{self._event_id % 10**12:012d}AAA"
+            notes.append(
+                f"<Notification><Id>{note}</Id>"
+                '<sObject xsi:type="sf:Contract" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+                f"<sf:Id>{rid}</sf:Id></sObject></Notification>"
+            )
+        payload = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+            '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+            f"<OrganizationId>{ev.org_id}</OrganizationId><ActionId>{SF_ACTION}</ActionId>"
+            f"{''.join(notes)}</notifications></soapenv:Body></soapenv:Envelope>"
+        ).encode()
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+        self._deliver(SF_PATH, payload, headers, len(notes))
+
+    def _deliver(self, path: str, payload: bytes, headers: dict, events: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request("POST", PATH, payload, headers)
+            conn.request("POST", path, payload, headers)
             status = conn.getresponse().status
         except OSError:
             status = 0
         finally:
             conn.close()
         self.deliveries[status] = self.deliveries.get(status, 0) + 1
-        self.events_sent += len(batch)
+        self.events_sent += events
 
     def keys(self) -> set[tuple[str, str, datetime]]:
         return {(c, j, s) for (c, j), slots in self.slots.items() for s in slots}
