@@ -1,6 +1,7 @@
 """The connections a long-running process serves (`renewals serve`, its inbox worker, the
 scheduler): app.yaml (the deployment), the registry of connections, and each connection's
-configuration and state store, opened on first use and kept.
+configuration and state store, opened on first use and kept; only the WARM_STORES most lately
+used keep their idle database connections.
 
 The registry is re-read at most every `refresh_seconds` (and on a miss, at most every
 `miss_seconds`), so a connection added by an OAuth install in another process is served
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from crm_renewals.connector import bootstrap, connections
@@ -23,6 +25,11 @@ from crm_renewals.connector.state import StateStore
 log = logging.getLogger(__name__)
 REFRESH_S = 5.0
 MISS_S = 1.0
+#: stores whose pooled database sessions are kept between uses; beyond it the least lately used
+#: one lets its idle sessions go (its engine connects again when next used). A deployment of a
+#: thousand connections on PostgreSQL would otherwise hold a session per connection it touched
+#: (a webhook, a /metrics scrape reads them all) past the server's max_connections (100).
+WARM_STORES = 16
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Deployment:
         self._list: list[Connection] = []
         self._read_at = float("-inf")
         self._opened: dict[str, _Opened] = {}
+        self._warm: OrderedDict[str, StateStore] = OrderedDict()
 
     @property
     def registry(self) -> StateStore:
@@ -126,24 +134,39 @@ class Deployment:
                 else:
                     opened.store = bootstrap.open_store(cfg)
                     self._own.append(opened.store)
+            self._keep_warm(conn.name, opened.store)
             return opened.store
 
-    def stores(self) -> list[tuple[Connection, StateStore | None, str | None]]:
-        """Each connection with its store, or None and why it could not be opened."""
-        out: list[tuple[Connection, StateStore | None, str | None]] = []
-        for conn in self.connections():
+    def _keep_warm(self, name: str, store: StateStore) -> None:
+        """`store` most lately used; the least lately used beyond WARM_STORES cooled: its idle
+        sessions closed (a session in use by another thread is closed when it is given back)."""
+        self._warm.pop(name, None)
+        self._warm[name] = store
+        while len(self._warm) > WARM_STORES:
+            _, cold = self._warm.popitem(last=False)
+            if cold is not self._default_store and cold is not self._registry:
+                cold.engine.dispose()
+
+    def stores(
+        self, conns: list[Connection] | None = None
+    ) -> Iterator[tuple[Connection, StateStore | None, str | None]]:
+        """Each connection (of `conns`, default all) with its store, or None and why it could
+        not be opened; one at a time, so a loop over a thousand keeps WARM_STORES sessions."""
+        for conn in self.connections() if conns is None else conns:
             try:
-                out.append((conn, self.store(conn), None))
+                store = self.store(conn)
             except ConfigError as exc:
-                out.append((conn, None, str(exc.problems[0]) if exc.problems else str(exc)))
+                yield conn, None, str(exc.problems[0]) if exc.problems else str(exc)
             except Exception as exc:  # noqa: BLE001 - one connection's database, reported
-                out.append((conn, None, type(exc).__name__))
-        return out
+                yield conn, None, type(exc).__name__
+            else:
+                yield conn, store, None
 
     def forget(self, name: str) -> None:
         """Let go of a connection's configuration and store (removed, or its settings changed)."""
         with self._lock:
             opened = self._opened.pop(name, None)
+            self._warm.pop(name, None)
             if opened is not None and opened.store is not None:
                 self._close(opened.store)
 
@@ -158,4 +181,5 @@ class Deployment:
                 store.close()
             self._own.clear()
             self._opened.clear()
+            self._warm.clear()
             self._registry = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -76,7 +77,7 @@ class Metrics:
             registry=r,
         )
 
-    def render(self, stores: list[tuple[str, StateStore]]) -> bytes:
+    def render(self, stores: Iterable[tuple[str, StateStore]]) -> bytes:
         """This process's (or, under `renewals serve`, every process's) counters, and the
         figures of each connection's state store (`stores`: name and store)."""
         if os.environ.get(MULTIPROC_ENV):
@@ -105,7 +106,7 @@ class StateCollector:
     """Figures read from each connection's state database at scrape time (the same for every
     process), one series per connection (label `connection`)."""
 
-    def __init__(self, stores: list[tuple[str, StateStore]]):
+    def __init__(self, stores: Iterable[tuple[str, StateStore]]):
         self.stores = stores
 
     def collect(self):

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from crm_renewals.connector.errors import UnusableDatabaseError
 from crm_renewals.connector.state import SCHEMA_VERSION, StateStore
+from crm_renewals.connector.state import store as store_module
 from crm_renewals.connector.state.runlock import RunLockBusy, run_lock
 from tests.postgres.at_once import at_once
 from tests.unit.test_state import letter
@@ -26,6 +27,24 @@ def version(store: StateStore) -> int:
 def test_a_new_schema_is_created_at_this_version_through_psycopg_3(pg_store):
     assert pg_store.engine.dialect.driver == "psycopg"  # postgresql:// names no driver
     assert version(pg_store) == SCHEMA_VERSION
+
+
+def test_opening_a_database_again_reads_its_version_only(postgres_url, pg_store):
+    from sqlalchemy import event
+
+    statements = []
+    real_open_engine = store_module.open_engine
+
+    def counted(url, name):
+        engine = real_open_engine(url, name)
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        return engine
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store_module, "open_engine", counted)
+        StateStore(postgres_url).close()
+    reads = [s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "select pg_"))]
+    assert reads == ["SELECT max(schema_version.version) AS max_1 \nFROM schema_version"], reads
 
 
 def test_a_version_1_database_gains_every_later_column_and_keeps_its_rows(postgres_url, pg_store):

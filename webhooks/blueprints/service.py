@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from flask import Blueprint, Response, jsonify
 
@@ -35,10 +36,12 @@ def healthz_of(connection: str):
 def metrics() -> Response:
     rx = receiver()
     try:
-        stores = [(c.name, s) for c, s, _ in rx.deployment.stores() if s is not None]
+        conns = rx.deployment.connections()
     except Exception:  # noqa: BLE001 - the registry does not answer: the default alone
         log.warning("metrics: the connections could not be read", exc_info=True)
-        stores = [("default", rx.store)]
+        stores: Iterable = [("default", rx.store)]
+    else:  # read one by one as the scrape goes (connector/deployment.py: WARM_STORES)
+        stores = ((c.name, s) for c, s, _ in rx.deployment.stores(conns) if s is not None)
     return Response(rx.metrics.render(stores), content_type="text/plain; version=0.0.4")
 
 
