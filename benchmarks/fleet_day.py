@@ -133,7 +133,7 @@ class Beat:
         #: (connection, job) -> [slot datetimes]
         self.slots: dict[tuple[str, str], list[datetime]] = {}
         self.enqueued = self.pending = 0
-        self.deliveries: dict[int, int] = {}  # HTTP status -> count
+        self.deliveries: dict[str, int] = {}  # "<crm> <HTTP status>" -> count
         self.events_sent = 0
         self.late: list[float] = []  # how late the beat itself sent each event (s)
         self._event_id = int(time.time() * 1000)
@@ -198,7 +198,7 @@ class Beat:
             ),
             "X-HubSpot-Request-Timestamp": ts,
         }
-        self._deliver(PATH, payload, headers, len(batch))
+        self._deliver("hubspot", PATH, payload, headers, len(batch))
 
     def _outbound(self, ev: Event) -> None:
         """An org's user changes 1-3 contracts; its outbound message (the Contract fields the
@@ -228,9 +228,9 @@ class Beat:
             f"{''.join(notes)}</notifications></soapenv:Body></soapenv:Envelope>"
         ).encode()
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
-        self._deliver(SF_PATH, payload, headers, len(notes))
+        self._deliver("salesforce", SF_PATH, payload, headers, len(notes))
 
-    def _deliver(self, path: str, payload: bytes, headers: dict, events: int) -> None:
+    def _deliver(self, crm: str, path: str, payload: bytes, headers: dict, events: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request("POST", path, payload, headers)
@@ -239,7 +239,8 @@ class Beat:
             status = 0
         finally:
             conn.close()
-        self.deliveries[status] = self.deliveries.get(status, 0) + 1
+        key = f"{crm} {status}"
+        self.deliveries[key] = self.deliveries.get(key, 0) + 1
         self.events_sent += events
 
     def keys(self) -> set[tuple[str, str, datetime]]:
