@@ -193,11 +193,13 @@ def run(
                 "unrouted": hub["unrouted"] + orgs["unrouted"],
             }
             runs = state.job_runs([t.name for t in tenants])
+            inbox = state.inbox([t.name for t in tenants])
             dispatcher.close()
             return report(
                 tenants=tenants,
                 beat=beat,
                 runs=runs,
+                inbox=inbox,
                 stats=stats,
                 killer=killer if kill else None,
                 day_s=day_seconds,

@@ -35,6 +35,7 @@ def report(
     tenants,
     beat,
     runs,
+    inbox,
     stats,
     killer,
     day_s,
@@ -99,6 +100,7 @@ def report(
         "webhook deliveries",
         f"{sum(beat.deliveries.values())} ({beat.events_sent} events), answers {beat.deliveries}",
     )
+    row("webhook events in the inboxes", ", ".join(f"{k} {v}" for k, v in sorted(inbox.items())))
     row(
         "requests to the fakes",
         f"{sum(t['requests'] for t in tenants_of):,} ({stats['unrouted']} unrouted)",

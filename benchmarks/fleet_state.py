@@ -163,6 +163,17 @@ class FleetState:
                 out += [(name, *r) for r in rows]
         return out
 
+    def inbox(self, names: list[str]) -> dict[str, int]:
+        """Webhook events in every connection's inbox, by status (done, pending, dead...)."""
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for name in names:
+                schema = f"{self.prefix}_{name.replace('-', '_')}"
+                q = f'SELECT status, count(*) FROM "{schema}".inbox GROUP BY status'
+                for status, n in conn.execute(text(q)):
+                    out[status] = out.get(status, 0) + n
+        return out
+
     def drop(self) -> None:
         for i in range(0, len(self.schemas), BATCH):
             with self.engine.begin() as conn:
