@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from crm_renewals.webhooks.receiver import Receiver
 
 RANK = {"ok": 0, "degraded": 1, "fail": 2}
+#: beyond this many connections, /healthz reads their databases at most every CACHE_SECONDS
+MANY_CONNECTIONS, CACHE_SECONDS = 25, 15.0
 
 
 def connection_health(rx: Receiver, conn: Connection) -> tuple[dict[str, Any], bool]:
@@ -62,11 +64,7 @@ def overall(rx: Receiver) -> tuple[dict[str, Any], int]:
     except Exception as exc:  # noqa: BLE001 - the registry (default database) does not answer
         return {"status": "fail", "database": type(exc).__name__}, 503
     worker = _worker(rx)
-    each: dict[str, dict[str, Any]] = {}
-    urgent = False
-    for conn in conns:
-        each[conn.name], bad = connection_health(rx, conn)
-        urgent = urgent or bad
+    each, urgent = _each(rx, conns)
     body: dict[str, Any] = {"status": "ok", "database": "ok", "worker": worker}
     reasons = [b["reason"] for b in each.values() if "reason" in b]
     worst = max((b["status"] for b in each.values()), key=RANK.__getitem__, default="ok")
@@ -85,6 +83,29 @@ def overall(rx: Receiver) -> tuple[dict[str, Any], int]:
         body["oldest_wait_seconds"] = max(b["oldest_wait_seconds"] for b in counted)
     body["connections"] = each
     return body, 503 if urgent or body["status"] == "fail" else 200
+
+
+def _each(rx: Receiver, conns: list[Connection]) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Every connection's body, and whether one makes the process unhealthy. Beyond
+    MANY_CONNECTIONS the answer is kept CACHE_SECONDS (one probe reads them while others wait
+    and share it): a read of a thousand state databases takes seconds, a probe comes every few.
+    """
+    if len(conns) <= MANY_CONNECTIONS:
+        return _read_each(rx, conns)
+    with rx.health_lock:
+        kept = rx.health_cache
+        if kept is None or rx.clock() - kept[0] >= CACHE_SECONDS:
+            kept = rx.health_cache = (rx.clock(), *_read_each(rx, conns))
+        return kept[1], kept[2]
+
+
+def _read_each(rx: Receiver, conns: list[Connection]) -> tuple[dict[str, dict[str, Any]], bool]:
+    each: dict[str, dict[str, Any]] = {}
+    urgent = False
+    for conn in conns:
+        each[conn.name], bad = connection_health(rx, conn)
+        urgent = urgent or bad
+    return each, urgent
 
 
 def single(rx: Receiver, conn: Connection) -> tuple[dict[str, Any], int]:

@@ -5,6 +5,7 @@ and store a delivery, report health."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,9 @@ class Receiver:
         self.signals_secret = self.env.get("SIGNALS_WEBHOOK_SECRET") or None
         self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
         self._inboxes: dict[str, Inbox] = {}
+        #: /healthz of many connections: (read at, bodies, urgent), kept a while (health.py)
+        self.health_cache: tuple[float, dict, bool] | None = None
+        self.health_lock = threading.Lock()
 
     @property
     def hubspot_secrets(self) -> tuple[str, ...]:

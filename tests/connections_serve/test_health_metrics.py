@@ -73,3 +73,21 @@ def test_metrics_have_one_series_per_connection(client):
     assert 'renewals_inbox_deliveries_waiting{connection="hs-a"} 1.0' in text
     assert 'renewals_inbox_deliveries_waiting{connection="hs-b"} 0.0' in text
     assert 'renewals_webhook_events_received_total{connection="hs-a",source="hubspot"} 1.0' in text
+
+
+def test_healthz_of_many_connections_reads_their_databases_at_most_every_cache_seconds(
+    client, monkeypatch
+):
+    from crm_renewals.webhooks import health
+
+    monkeypatch.setattr(health, "MANY_CONNECTIONS", 2)  # the fixture's six are "many"
+    rx = client.application.extensions["renewals"]
+    assert client.get("/healthz").json["deliveries_waiting"] == 0
+    post_hubspot(client, batch((1, PORTAL_A, 10)))
+    assert client.get("/healthz").json["deliveries_waiting"] == 0  # the answer kept
+    rx.clock.now += health.CACHE_SECONDS
+    body = client.get("/healthz").json
+    assert (
+        body["deliveries_waiting"] == 1 and body["connections"]["hs-a"]["deliveries_waiting"] == 1
+    )
+    assert client.get("/healthz/hs-a").json["deliveries_waiting"] == 1  # one: never kept
