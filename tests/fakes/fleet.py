@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.fakes.hubspot_server import FakeHubSpot, Reply, unauthenticated
+from tests.fakes.hubspot_server import FakeHubSpot, unauthenticated
 from tests.fakes.loopback import LoopbackServer, send_json, serve
 
 #: what identifies a record the connector writes, per object type: a key seen twice among live
@@ -102,15 +102,91 @@ class FleetPortal(FakeHubSpot):
             }
 
 
-class FleetHubSpot:
-    """Portals by token behind one loopback server (start, add portals, read their counters)."""
+class TenantServer:
+    """Tenants (a fleet's portals or orgs) behind one loopback server, each reached by its access
+    token as the real API tells them apart; the admin routes GET /__fleet__/stats (every
+    tenant's `summary()`) and POST /__fleet__/edit (users change records). Subclasses say how a
+    tenant serves a request, how an unknown token is answered and how a user edits records."""
+
+    #: the stats' key for the tenants ("portals", "orgs")
+    kind = "tenants"
 
     def __init__(self) -> None:
-        self.portals: dict[str, FleetPortal] = {}
-        self.by_id: dict[int, FleetPortal] = {}
+        self.by_token: dict[str, Any] = {}
+        self.by_id: dict[Any, Any] = {}
         self.server: LoopbackServer | None = None
         self.lock = threading.Lock()
-        self.unrouted = 0  # requests whose token named no portal
+        self.unrouted = 0  # requests whose token named no tenant
+
+    def _register(self, token: str, tenant_id: Any, tenant: Any) -> Any:
+        self.by_token[token] = tenant
+        self.by_id[tenant_id] = tenant
+        return tenant
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            self.kind: {str(k): t.summary() for k, t in self.by_id.items()},
+            "unrouted": self.unrouted,
+        }
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path = urlparse(h.path).path
+        if path.startswith("/__fleet__/"):
+            length = int(h.headers.get("Content-Length") or 0)
+            self._admin(h, path, h.rfile.read(length) if length else b"")
+            return
+        auth = h.headers.get("Authorization") or ""
+        tenant = self.by_token.get(auth.removeprefix("Bearer ")) if auth else None
+        if tenant is None:
+            with self.lock:
+                self.unrouted += 1
+            self._unknown(h)
+            return
+        self._serve(tenant, h)
+
+    def _admin(self, h: BaseHTTPRequestHandler, path: str, raw: bytes) -> None:
+        try:
+            if path == "/__fleet__/stats":
+                send_json(h, 200, self.stats())
+            elif path == "/__fleet__/edit" and h.command == "POST":
+                spec = json.loads(raw)
+                tenant = self.by_id[self._id_of(spec)]
+                ids = self.edit(tenant, spec["object"], int(spec["count"]), spec["changes"])
+                send_json(h, 200, {"ids": ids})
+            else:
+                send_json(h, 404, self._error(f"no admin route {h.command} {path}"))
+        except (KeyError, ValueError) as exc:
+            send_json(h, 400, self._error(f"bad admin request: {exc}"))
+
+    # what a fleet of one CRM says
+    def _id_of(self, spec: dict) -> Any:
+        raise NotImplementedError
+
+    def _error(self, message: str) -> Any:
+        raise NotImplementedError
+
+    def _unknown(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def _serve(self, tenant: Any, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def edit(self, tenant: Any, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+
+class FleetHubSpot(TenantServer):
+    """Portals by private-app token behind one loopback HTTP server."""
+
+    kind = "portals"
 
     def add(
         self,
@@ -130,72 +206,32 @@ class FleetHubSpot:
             search_per_second=search_per_second,
             seed=seed,
         )
-        self.portals[token] = portal
-        self.by_id[portal_id] = portal
-        return portal
+        return self._register(token, portal_id, portal)
 
     def start(self, port: int = 0) -> str:
         self.server = serve(self._handle, port)
         return self.url
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "portals": {str(p.portal_id): p.summary() for p in self.portals.values()},
-            "unrouted": self.unrouted,
-        }
-
-    def edit(self, portal_id: int, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
+    def edit(self, portal: FleetPortal, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
         """A portal's users change the first `count` live records of `obj`: their ids."""
-        portal = self.by_id[portal_id]
         with portal.lock:
             ids = [oid for oid, o in portal.objects[obj].items() if not o["archived"]][:count]
             for oid in ids:
                 portal.edit(obj, oid, changes)
         return ids
 
-    # ------------------------------------------------------------------ HTTP
+    def _id_of(self, spec: dict) -> int:
+        return int(spec["portal_id"])
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        path = urlparse(h.path).path
-        if path.startswith("/__fleet__/"):
-            self._admin(h, path)
-            return
-        auth = h.headers.get("Authorization") or ""
-        portal = self.portals.get(auth.removeprefix("Bearer ")) if auth else None
-        if portal is None:
-            with self.lock:
-                self.unrouted += 1
-            length = int(h.headers.get("Content-Length") or 0)
-            if length:
-                h.rfile.read(length)
-            reply = unauthenticated()
-            send_json(h, reply.status, reply.body)
-            return
-        portal._handle(h)
+    def _error(self, message: str) -> dict:
+        return {"message": message}
 
-    def _admin(self, h: BaseHTTPRequestHandler, path: str) -> None:
+    def _unknown(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        try:
-            if path == "/__fleet__/stats":
-                send_json(h, 200, self.stats())
-            elif path == "/__fleet__/edit" and h.command == "POST":
-                spec = json.loads(raw)
-                ids = self.edit(
-                    int(spec["portal_id"]), spec["object"], int(spec["count"]), spec["changes"]
-                )
-                send_json(h, 200, {"ids": ids})
-            else:
-                raise Reply(404, {"message": f"no admin route {h.command} {path}"})
-        except Reply as r:
-            send_json(h, r.status, r.body)
-        except (KeyError, ValueError) as exc:
-            send_json(h, 400, {"message": f"bad admin request: {exc}"})
+        if length:
+            h.rfile.read(length)
+        reply = unauthenticated()
+        send_json(h, reply.status, reply.body)
+
+    def _serve(self, portal: FleetPortal, h: BaseHTTPRequestHandler) -> None:
+        portal._handle(h)

@@ -17,7 +17,6 @@ org's counters and duplicate keys), POST /__fleet__/edit (users change records).
 
 from __future__ import annotations
 
-import json
 import random
 import ssl
 import threading
@@ -26,9 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from tests.fakes.loopback import LoopbackServer, send_json, serve
+from tests.fakes.fleet import TenantServer
+from tests.fakes.loopback import send_json, serve
 from tests.fakes.salesforce_org import FakeOrg
 
 #: what identifies a record the connector writes: a key seen twice among live records is a
@@ -143,22 +142,17 @@ def seed_org(org: FleetOrg, contracts: int, today: date, rng: random.Random) -> 
     return 5 + 2 + 2 * len(accounts) + 3 * contracts  # users, product + entry; origin + line
 
 
-class FleetSalesforce:
-    """Orgs by access token behind one loopback HTTPS server (start, add orgs, read counters)."""
+class FleetSalesforce(TenantServer):
+    """Orgs by access token behind one loopback HTTPS server."""
+
+    kind = "orgs"
 
     def __init__(self) -> None:
-        self.orgs: dict[str, FleetOrg] = {}
-        self.by_id: dict[str, FleetOrg] = {}
-        self.server: LoopbackServer | None = None
-        self.lock = threading.Lock()
-        self.unrouted = 0  # requests whose token named no org
+        super().__init__()
         self.ca_pem = b""
 
     def add(self, token: str, org_id: str, allocation: int) -> FleetOrg:
-        org = FleetOrg(token, org_id, allocation)
-        self.orgs[token] = org
-        self.by_id[org_id] = org
-        return org
+        return self._register(token, org_id, FleetOrg(token, org_id, allocation))
 
     def start(self, port: int = 0, ca_path: Path | None = None) -> str:
         """Serve on 127.0.0.1:`port` over HTTPS; the CA's certificate (PEM) written to
@@ -174,62 +168,31 @@ class FleetSalesforce:
         self.server = serve(self._handle, port, tls)
         return self.url
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "orgs": {o.org_id: o.summary() for o in self.orgs.values()},
-            "unrouted": self.unrouted,
-        }
-
-    def edit(self, org_id: str, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
+    def edit(self, org: FleetOrg, obj: str, count: int, changes: dict[str, Any]) -> list[str]:
         """An org's users change the first `count` live records of `obj`: their ids."""
-        org = self.by_id[org_id]
         with org.lock:
             ids = [rid for rid in org.records[obj] if rid not in org.deleted][:count]
             for rid in ids:
                 org.edit(obj, rid, changes)
         return ids
 
-    # ------------------------------------------------------------------ HTTPS
+    def _id_of(self, spec: dict) -> str:
+        return str(spec["org_id"])
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def _error(self, message: str) -> list:
+        return [{"message": message}]
+
+    def _unknown(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        if length:
+            h.rfile.read(length)
+        send_json(h, 401, INVALID_SESSION)
+
+    def _serve(self, org: FleetOrg, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
-        path = urlparse(h.path).path
-        if path.startswith("/__fleet__/"):
-            self._admin(h, path, body)
-            return
-        auth = h.headers.get("Authorization") or ""
-        org = self.orgs.get(auth.removeprefix("Bearer ")) if auth else None
-        if org is None:
-            with self.lock:
-                self.unrouted += 1
-            send_json(h, 401, INVALID_SESSION)
-            return
         status, headers, text = org.serve(h.command, h.path, h.headers, body)
         _send(h, status, headers, text)
-
-    def _admin(self, h: BaseHTTPRequestHandler, path: str, raw: bytes) -> None:
-        try:
-            if path == "/__fleet__/stats":
-                send_json(h, 200, self.stats())
-            elif path == "/__fleet__/edit" and h.command == "POST":
-                spec = json.loads(raw)
-                ids = self.edit(
-                    str(spec["org_id"]), spec["object"], int(spec["count"]), spec["changes"]
-                )
-                send_json(h, 200, {"ids": ids})
-            else:
-                send_json(h, 404, [{"message": f"no admin route {h.command} {path}"}])
-        except (KeyError, ValueError) as exc:
-            send_json(h, 400, [{"message": f"bad admin request: {exc}"}])
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], text: str) -> None:
