@@ -190,4 +190,9 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             (schema,),
         )
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        # and the schemas of the connections the test added (`<schema>_<connection>`)
+        extra = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (schema + "\\_%",)
+        ).fetchall()
+        for (name,) in [(schema,), *extra]:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
