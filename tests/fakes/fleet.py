@@ -28,7 +28,13 @@ from tests.fakes.loopback import LoopbackServer, send_json, serve
 KEYS = {"deals": "renewal_key", "tasks": "renewal_task_key", "line_items": "renewal_line_key"}
 
 
-class _Discard(list):
+def extra_copies(keys) -> int:
+    """How many of `keys` (None: a record without one) repeat a key seen before."""
+    seen = Counter(k for k in keys if k)
+    return sum(n - 1 for n in seen.values() if n > 1)
+
+
+class Discard(list):
     """A fleet portal keeps no request bodies (thousands of portals, a day of requests)."""
 
     def append(self, item) -> None:
@@ -41,7 +47,7 @@ class FleetPortal(FakeHubSpot):
     def __init__(self, token: str, portal_id: int, **kwargs: Any):
         super().__init__(token, **kwargs)
         self.portal_id = portal_id
-        self.requests = _Discard()
+        self.requests = Discard()
         #: the most requests let through in one rolling window (general: `interval`; search: 1 s)
         self.peak = 0
         self.search_peak = 0
@@ -71,16 +77,15 @@ class FleetPortal(FakeHubSpot):
 
     def duplicates(self) -> int:
         """Live records sharing a connector key (renewal deals, their lines, tasks)."""
-        extra = 0
         with self.lock:
-            for obj, prop in KEYS.items():
-                seen = Counter(
+            return sum(
+                extra_copies(
                     o["properties"].get(prop)
                     for o in self.objects[obj].values()
-                    if not o["archived"] and o["properties"].get(prop)
+                    if not o["archived"]
                 )
-                extra += sum(n - 1 for n in seen.values() if n > 1)
-        return extra
+                for obj, prop in KEYS.items()
+            )
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -148,6 +153,9 @@ class TenantServer:
         if tenant is None:
             with self.lock:
                 self.unrouted += 1
+            length = int(h.headers.get("Content-Length") or 0)
+            if length:
+                h.rfile.read(length)
             self._unknown(h)
             return
         self._serve(tenant, h)
@@ -174,6 +182,7 @@ class TenantServer:
         raise NotImplementedError
 
     def _unknown(self, h: BaseHTTPRequestHandler) -> None:
+        """Answer a request whose token names no tenant (its body read)."""
         raise NotImplementedError
 
     def _serve(self, tenant: Any, h: BaseHTTPRequestHandler) -> None:
@@ -227,9 +236,6 @@ class FleetHubSpot(TenantServer):
         return {"message": message}
 
     def _unknown(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
         reply = unauthenticated()
         send_json(h, reply.status, reply.body)
 

@@ -26,9 +26,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.fleet import TenantServer
-from tests.fakes.loopback import send_json, serve
-from tests.fakes.salesforce_org import FakeOrg
+from tests.fakes.fleet import Discard, TenantServer, extra_copies
+from tests.fakes.loopback import send_json, send_text, serve
+from tests.fakes.salesforce_org import INVALID_SESSION, FakeOrg
 
 #: what identifies a record the connector writes: a key seen twice among live records is a
 #: duplicate (the external id fields of mappings/salesforce.yaml)
@@ -37,19 +37,11 @@ KEYS = {
     "OpportunityLineItem": "Renewal_Line_Key__c",
     "Task": "Dedupe_Key__c",
 }
-INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 
 
 def enterprise_allocation(licences: int) -> int:
     """An Enterprise Edition org's daily API requests: 100,000 + 1,000 per user licence."""
     return 100_000 + 1_000 * licences
-
-
-class _Discard(list):
-    """A fleet org keeps no call log (hundreds of orgs, a day of requests)."""
-
-    def append(self, item) -> None:
-        pass
 
 
 class FleetOrg(FakeOrg):
@@ -59,7 +51,7 @@ class FleetOrg(FakeOrg):
         super().__init__(None, daily_limit=allocation)
         self.session = token
         self.org_id = org_id
-        self.calls = _Discard()
+        self.calls = Discard()
         self.lock = threading.Lock()
         self.requests = 0
         self.statuses: Counter[int] = Counter()
@@ -73,16 +65,13 @@ class FleetOrg(FakeOrg):
 
     def duplicates(self) -> int:
         """Live records sharing a connector key (renewal opportunities, their lines, tasks)."""
-        extra = 0
         with self.lock:
-            for obj, field in KEYS.items():
-                seen = Counter(
-                    r.get(field)
-                    for rid, r in self.records[obj].items()
-                    if rid not in self.deleted and r.get(field)
+            return sum(
+                extra_copies(
+                    r.get(field) for rid, r in self.records[obj].items() if rid not in self.deleted
                 )
-                extra += sum(n - 1 for n in seen.values() if n > 1)
-        return extra
+                for obj, field in KEYS.items()
+            )
 
     def summary(self) -> dict[str, Any]:
         duplicates = self.duplicates()
@@ -183,28 +172,10 @@ class FleetSalesforce(TenantServer):
         return [{"message": message}]
 
     def _unknown(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        if length:
-            h.rfile.read(length)
         send_json(h, 401, INVALID_SESSION)
 
     def _serve(self, org: FleetOrg, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         status, headers, text = org.serve(h.command, h.path, h.headers, body)
-        _send(h, status, headers, text)
-
-
-def _send(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], text: str) -> None:
-    """FakeOrg's answer as it is: an empty body stays empty (204 No Content)."""
-    data = text.encode()
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json;charset=UTF-8")
-    for name, value in headers.items():
-        h.send_header(name, value)
-    h.send_header("Content-Length", str(len(data)))
-    try:
-        h.end_headers()
-        h.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-        pass
+        send_text(h, status, text, headers)

@@ -73,7 +73,14 @@ def send_json(
     h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
 ) -> None:
     """Answer with `body` as JSON (None: empty) and `headers`; a client gone is let be."""
-    data = b"" if body is None else json.dumps(body).encode()
+    send_text(h, status, "" if body is None else json.dumps(body), headers)
+
+
+def send_text(
+    h: BaseHTTPRequestHandler, status: int, text: str, headers: dict[str, str] | None = None
+) -> None:
+    """Answer with `text` as it is (JSON already; empty stays empty, as a 204's body)."""
+    data = text.encode()
     h.send_response(status)
     h.send_header("Content-Type", "application/json;charset=utf-8")
     for name, value in (headers or {}).items():
@@ -83,5 +90,5 @@ def send_json(
     try:
         h.end_headers()
         h.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
         pass

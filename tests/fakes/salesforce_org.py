@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -138,10 +139,11 @@ SCHEMA = {
     "Task": "Id Subject Description OwnerId WhatId WhoId AccountId ActivityDate Status "
     "Priority Dedupe_Key__c Renewal_Key__c CompletedDateTime SystemModstamp IsDeleted",
 }
-#: the 403 body past the daily allocation (fixtures: error_request_limit_exceeded.json)
-LIMIT_EXCEEDED = [
-    {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
-]
+#: Salesforce's error bodies, as the official samples have them: a refused session (401) and
+#: the 403 past the daily allocation
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "salesforce"
+INVALID_SESSION = json.loads((SAMPLES / "error_invalid_session_id.json").read_text())
+LIMIT_EXCEEDED = json.loads((SAMPLES / "error_request_limit_exceeded.json").read_text())
 RELATIONS = {
     "Product2": "Product2Id",
     "Opportunity": "OpportunityId",
@@ -337,8 +339,7 @@ class FakeOrg:
             versions = [{"version": v, "url": f"/services/data/v{v}"} for v in ("58.0", VERSION)]
             return 200, {}, json.dumps(versions)
         if not self._authorised(headers.get("Authorization") or ""):
-            err = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
-            return 401, {}, json.dumps(err)
+            return 401, {}, json.dumps(INVALID_SESSION)
         if self.api_used >= self.api_limit:
             # errorcodes.htm: 403 "If the error code is REQUEST_LIMIT_EXCEEDED, you've exceeded
             # API request limits in your org"; a refused call uses none of the allocation
