@@ -11,6 +11,7 @@ from benchmarks.common import Verdict, environment, heading
 
 NAMES = (
     "planning",
+    "incremental",
     "full",
     "memory",
     "calls",
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)}")
     parser.add_argument("--planning-contracts", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="planning runs (best is reported)")
+    parser.add_argument("--incremental-contracts", type=int, default=100_000)
     parser.add_argument("--full-contracts", type=int, default=100_000)
     parser.add_argument("--memory-contracts", type=int, default=100_000)
     parser.add_argument("--calls-contracts", type=int, default=10_000)
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
             seed = SEED if args.seed is None else args.seed
             verdicts += planning.run(args.planning_contracts, args.repeat, seed)
+        elif name == "incremental":
+            from benchmarks import incremental
+
+            verdicts += incremental.run(args.incremental_contracts)
         elif name == "full":
             from benchmarks import full_planning
 

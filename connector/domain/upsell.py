@@ -188,3 +188,21 @@ def _cross_sell(
             )
         )
     return out
+
+
+def book_wide(facts: BookFacts) -> dict:
+    """The book-wide part of the facts (peers, owners, prices) as JSON, kept between runs."""
+    return {
+        "peers": facts.peers,
+        "owners": facts.owners,
+        "prices": {c: [str(p), str(q), name] for c, (p, q, name) in facts.prices.items()},
+    }
+
+
+def with_book_wide(local: BookFacts, stored: dict | None) -> BookFacts:
+    """Facts computed from part of the book (each account's seats and products are its own)
+    with the book-wide part of a whole-book run's (`book_wide`)."""
+    if not stored:
+        return local
+    prices = {c: (Decimal(p), Decimal(q), name) for c, (p, q, name) in stored["prices"].items()}
+    return BookFacts(local.seats, local.owned, dict(stored["peers"]), stored["owners"], prices)

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from crm_renewals.connector.domain.book import Book
@@ -15,6 +16,7 @@ from crm_renewals.connector.ports import Cursor, SourceRecord
 from crm_renewals.connector.services import runlog
 from crm_renewals.connector.services.context import Context
 from crm_renewals.connector.services.reading import Reading
+from crm_renewals.connector.services.scope import Scope, Touched, scope
 from crm_renewals.connector.state import StateStore
 
 Progress = Callable[[str, int], None]
@@ -30,6 +32,18 @@ CONTRACT_OF = {
 }
 
 
+@dataclass
+class Gathered:
+    """What a run planned from: the book (the whole of it, or the accounts of `scope`), the
+    cursors to commit once its writes succeed, what was read, and when reading began."""
+
+    book: Book
+    cursors: dict[str, Cursor]
+    reading: Reading
+    read_at: datetime
+    scope: Scope | None
+
+
 def gather(
     ctx: Context,
     *,
@@ -37,21 +51,33 @@ def gather(
     dry_run: bool,
     run_id: int | None,
     progress: Progress | None = None,
-) -> tuple[Book, dict[str, Cursor], Reading]:
-    """The book as the CRM holds it now: the mirror, then the changes since each cursor (all
-    of them if `full`). Returns it, the cursors to commit once the run's writes succeed, and
-    what was read (every record is mapped here, before any write)."""
-    book, reading = load_book(ctx.store), Reading()
-    cursors = pull_changes(
-        ctx, book, full=full, dry_run=dry_run, run_id=run_id, progress=progress, reading=reading
-    )
-    return book, cursors, reading
+    as_of: date | None = None,
+    whole: bool = False,
+) -> Gathered:
+    """The book as the CRM holds it now: the changes since each cursor (all of them if
+    `full`), read before the first write (every record is mapped here). An incremental run
+    then loads only the accounts its scope names (connector/services/scope.py); a full run, a
+    dry run (which writes no mirror to load from), a `whole` one and any run the scope finds
+    too large load the whole mirror first and read the changes into it."""
+    read_at, reading = datetime.now(UTC), Reading()
+    args = {"full": full, "dry_run": dry_run, "run_id": run_id, "progress": progress}
+    if not (full or dry_run or whole or as_of is None):
+        touched = Touched()
+        cursors = pull_changes(ctx, Book(), **args, reading=reading, touched=touched)
+        found = scope(ctx.store, touched, as_of)
+        if found is not None:
+            return Gathered(load_book(ctx.store, found), cursors, reading, read_at, found)
+        return Gathered(load_book(ctx.store), cursors, reading, read_at, None)
+    book = load_book(ctx.store)
+    cursors = pull_changes(ctx, book, **args, reading=reading)
+    return Gathered(book, cursors, reading, read_at, None)
 
 
-def load_book(store: StateStore) -> Book:
-    """The synced book: the mirror's records (no CRM call)."""
+def load_book(store: StateStore, only: Scope | None = None) -> Book:
+    """The synced book: the mirror's records (no CRM call); `only`: its accounts'."""
     book = Book()
-    for kind, record_id, parent_id, deleted, data, error in store.mirror.stream():
+    rows = store.mirror.stream_accounts(only.accounts, only.contracts) if only else None
+    for kind, record_id, parent_id, deleted, data, error in rows or store.mirror.stream():
         if error is not None:
             if parent_id:
                 book.mark_broken(parent_id, f"{kind} {record_id}", error)
@@ -84,24 +110,39 @@ def pull_changes(
     run_id: int | None,
     progress: Progress | None = None,
     reading: Reading | None = None,
+    touched: Touched | None = None,
 ) -> dict[str, Cursor]:
-    """Read every kind's changes into the book (and the mirror unless dry-run).
-    Returns the cursors to commit once the run's writes succeed."""
+    """Read every kind's changes into the book (and the mirror unless dry-run); `touched`
+    learns what they name. Returns the cursors to commit once the run's writes succeed."""
     new_cursors: dict[str, Cursor] = {}
-    overlap = timedelta(seconds=ctx.config.sync.overlap_seconds)
     for kind in READ_KINDS:
-        since = None if full else ctx.store.cursors.get(kind)
-        if since is not None:
-            since = Cursor(since.modified_at - overlap, "")
+        since = None if full else _since(ctx, kind)
         records = 0
         for page in ctx.crm.read_changes(kind, since):
-            ingest(ctx, book, kind, page, run_id, mirror=not dry_run, reading=reading)
+            before = ctx.store.mirror.mapped(kind, [r.id for r in page]) if touched else {}
+            rows = ingest(ctx, book, kind, page, run_id, mirror=not dry_run, reading=reading)
+            if touched is not None:
+                touched.add(rows, before)
             new_cursors[kind] = page[-1].cursor
             records += len(page)
             if progress:
                 progress(kind, len(page))
         runlog.read(kind, records, since, full)
     return new_cursors
+
+
+def _since(ctx: Context, kind: str) -> Cursor | None:
+    """Where to read `kind` from: after its cursor, and back to the overlap before the last
+    read's start (records stamped before it were all visible then: a late commit, or a clock
+    behind ours, is covered by `sync.overlap_seconds`). Before read times were kept: the
+    overlap before the cursor."""
+    cursor = ctx.store.cursors.get(kind)
+    if cursor is None:
+        return None
+    overlap = timedelta(seconds=ctx.config.sync.overlap_seconds)
+    read_at = ctx.store.cursors.read_at(kind)
+    settled = (read_at or cursor.modified_at) - overlap
+    return cursor if settled > cursor.modified_at else Cursor(settled, "")
 
 
 def ingest(

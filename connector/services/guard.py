@@ -46,7 +46,9 @@ def baseline(ctx: Context) -> Baseline:
     if last is None or last.finished_at is None:
         return Baseline()
     failing = ctx.store.dead_letters.kinds_failing_to_map(last.finished_at)
-    reasons = (last.counts or {}).get("skip_reasons")
+    # skip reasons are the whole book's only after a run that planned all of it
+    whole = last if not (last.counts or {}).get("scope") else ctx.store.runs.last_whole()
+    reasons = (whole.counts or {}).get("skip_reasons") if whole else None
     return Baseline(last.id, reasons, frozenset(failing), f"after run {last.id}")
 
 

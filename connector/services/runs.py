@@ -103,6 +103,7 @@ def _stored_counts(report: SyncReport) -> dict[str, Any]:
         "records_read",
         "map_failures",
         "guard",
+        "scope",
     )
     data = report.to_json()
     return {k: data[k] for k in keys}

@@ -24,6 +24,7 @@ from crm_renewals.connector.services.insight import assess
 from crm_renewals.connector.services.insight import record as record_health
 from crm_renewals.connector.services.progress import RunProgress
 from crm_renewals.connector.services.runs import recorded_run, tally
+from crm_renewals.connector.services.scope import BUILT, Dues, Scope, record_dues, scoped_facts
 from crm_renewals.connector.services.sync_report import Show, SyncReport, needs_attention
 
 #: which refused writes a run sends again: all (True), none (False), or these letters'
@@ -59,16 +60,23 @@ def sync(
         with recorded_run(ctx, mode, as_of, dry_run=dry_run, full=full) as report:
             tracker = RunProgress(ctx.store, report, progress)  # the console shows it
             base = baseline(ctx)
-            book, cursors, reading = gather(
-                ctx, full=full, dry_run=dry_run, run_id=report.run_id, progress=tracker.read
+            got = gather(
+                ctx,
+                full=full,
+                dry_run=dry_run,
+                run_id=report.run_id,
+                progress=tracker.read,
+                as_of=as_of,
+                whole=retry is not False,
             )
-            weigh(ctx, report, reading, base, enforce=not (dry_run or force))
+            weigh(ctx, report, got.reading, base, enforce=not (dry_run or force))
             tracker.stage("planning")
-            plans = plan(ctx, book, as_of)
+            plans = plan(ctx, got.book, as_of, got.scope)
             outcome = apply(ctx, plans, report, progress=tracker, retry=retry, show=show)
             tracker.stage("recording")
-            record(ctx, report, plans, outcome, cursors)
-            report.skip_reasons_change = skip_change(base, report.skip_reasons)
+            record(ctx, report, plans, outcome, got.cursors, got.read_at)
+            if got.scope is None:
+                report.skip_reasons_change = skip_change(base, report.skip_reasons)
             tracker.flush()
     except MappingGuardStop:
         pass  # recorded as stopped, with why: the report says it
@@ -78,12 +86,15 @@ def sync(
 @dataclass
 class BookPlans:
     """What `plan` hands `apply`: the contracts' plans, a stream in planning order (each is
-    made as `apply` takes it), and the accounts' health, written onto them last."""
+    made as `apply` takes it), and the accounts' health, written onto them last; and for
+    `record`, the run's scope (None: the whole book) and each account's next due day."""
 
     book: Book
     ledger: Ledger
     health: Mapping[str, Health]
     contracts: Iterable[ContractPlan]
+    scope: Scope | None = None
+    dues: Dues | None = None
 
     def health_writes(self) -> list[Write]:
         """Health onto accounts: what changed since the ledger last recorded it."""
@@ -91,11 +102,20 @@ class BookPlans:
         return account_health_writes(records, self.ledger)
 
 
-def plan(ctx: Context, book: Book, as_of: date) -> BookPlans:
-    """Score every account and plan every contract of the book, against the ledger."""
-    ledger = Ledger(ctx.store.ledger.load())
-    planner = assess(ctx, book, as_of)
-    return BookPlans(book, ledger, planner.health, planner.plan_book(book, ledger))
+def plan(ctx: Context, book: Book, as_of: date, scope: Scope | None = None) -> BookPlans:
+    """Score every account and plan every contract of the book (of `scope`: the accounts an
+    incremental run loaded), against the ledger."""
+    if scope is None:
+        ledger = Ledger(ctx.store.ledger.load())
+        planner = assess(ctx, book, as_of)
+    else:
+        ledger = Ledger(ctx.store.ledger.load_accounts(book.plannable_ids(), scope.accounts))
+        built = ctx.store.plan_index.meta(BUILT) or {}
+        facts = scoped_facts(ctx.config, book, built.get("facts"))
+        planner = assess(ctx, book, as_of, scope.accounts, facts)
+    dues = Dues(planner, book)
+    plans = dues.track(planner.plan_book(book, ledger))
+    return BookPlans(book, ledger, planner.health, plans, scope, dues)
 
 
 @dataclass
@@ -162,13 +182,17 @@ def record(
     plans: BookPlans,
     applied: Applied,
     cursors: dict[str, Cursor],
+    read_at: datetime | None = None,
 ) -> None:
-    """Health and segment history, then the cursors, last: they move only once the writes
-    they cover are made (a dry run records neither); the report's counts."""
+    """Health and segment history, the planning index, then the cursors, last: they move
+    only once the writes they cover are made (a dry run records none); the report's counts."""
     report.health = health_mix(h.grade for h in plans.health.values())
+    report.scope = plans.scope.to_json() if plans.scope else None
     if not report.dry_run:
         record_health(ctx, plans.book, plans.health, report.as_of)
-        ctx.store.cursors.advance(cursors)
+        if plans.dues is not None:
+            record_dues(ctx, plans.dues, plans.scope, read_at)
+        ctx.store.cursors.advance(cursors, read_at)
     report.writes = dict(sorted(applied.writes.items()))
     report.plans = applied.shown
     tally(report, applied.run, applied.failed)

@@ -61,6 +61,9 @@ class SyncReport:
     #: the mapping guard's verdict (why a run should write nothing), None when it passes;
     #: a run that went on all the same was forced (or is a dry run)
     guard: str | None = None
+    #: what an incremental run planned: {accounts, changed, due, signals} (accounts each
+    #: reason brought in); None: the whole book (a full, dry or first run, or a large change)
+    scope: dict[str, int] | None = None
     #: contracts counted in `failed` (could not be planned, or writes refused), by id
     failed_ids: list[str] = field(default_factory=list, repr=False)
 
@@ -75,6 +78,7 @@ class SyncReport:
             "as_of": self.as_of.isoformat(),
             "dry_run": self.dry_run,
             "full": self.full,
+            "scope": self.scope,
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,

@@ -3,11 +3,13 @@ sent, so that a run writes only what changed and never writes the same thing twi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypedDict
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from crm_renewals.connector.state.database import Db, now
+from crm_renewals.connector.state.mirror import chunks as _chunks
 from crm_renewals.connector.state.schema import ledger
 
 
@@ -34,6 +36,23 @@ class LedgerRepository:
                 (k, key): f
                 for k, key, f in conn.execute(select(ledger.c.kind, ledger.c.key, ledger.c.fields))
             }
+
+    def load_accounts(
+        self, contracts: Collection[str], accounts: Collection[str]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """As `load`, for what planning these contracts and accounts reads: the contracts'
+        writes, the accounts' health and their account tasks (keyed `<account id>:...`)."""
+        cols = select(ledger.c.kind, ledger.c.key, ledger.c.fields)
+        queries = [cols.where(ledger.c.contract_id.in_(c)) for c in _chunks(contracts)]
+        for chunk in _chunks(accounts):
+            queries.append(cols.where(ledger.c.kind == "account_health", ledger.c.key.in_(chunk)))
+            prefixes = [ledger.c.key.startswith(f"{a}:", autoescape=True) for a in chunk]
+            queries.append(cols.where(ledger.c.kind == "task", or_(*prefixes)))
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.db.read() as conn:
+            for query in queries:
+                out.update(((k, key), f) for k, key, f in conn.execute(query))
+        return out
 
     def keys(self, kind: str) -> set[str]:
         """Keys of what the connector wrote of one kind."""

@@ -3,15 +3,20 @@ cursors (how far each kind has been read)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 
 from crm_renewals.connector.ports import Cursor, SourceRecord
 from crm_renewals.connector.state.database import Db, aware, now
+from crm_renewals.connector.state.refs import refs_of
 from crm_renewals.connector.state.schema import cursors, mirror
+
+#: ids per IN list: well within SQLite's and PostgreSQL's limits on bound parameters
+CHUNK = 500
 
 
 class MirrorRow(TypedDict):
@@ -37,9 +42,11 @@ class MirrorRepository:
         """Upsert mirror rows."""
         if not rows:
             return
+        rows = [_with_refs(r) for r in rows]
         with self.db.write() as conn:
             stmt = self.db.upsert(mirror)
             cols = ("parent_id", "modified_at", "deleted", "raw", "data", "error")
+            cols += ("contract_id", "account_id")
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["kind", "id"], set_={c: stmt.excluded[c] for c in cols}
@@ -51,17 +58,66 @@ class MirrorRepository:
         """(kind, id, parent_id, deleted, data, error) for every mirrored record, streamed
         (a large book is never held twice): plain result rows, no object built per row."""
         with self.db.read() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                select(
-                    mirror.c.kind,
-                    mirror.c.id,
-                    mirror.c.parent_id,
-                    mirror.c.deleted,
-                    mirror.c.data,
-                    mirror.c.error,
-                )
-            )
-            yield from result
+            yield from conn.execution_options(yield_per=5000).execute(_ROWS)
+
+    def stream_accounts(
+        self, accounts: Collection[str], contracts: Collection[str] = ()
+    ) -> Iterator[Row[tuple[str, str, str | None, bool, Any, str | None]]]:
+        """As `stream`, for the records of these accounts (the accounts, their contacts,
+        contracts and tasks, and everything of those contracts), of these `contracts`
+        besides, and every owner (who manages whom is the book's), each once."""
+        contracts = set(contracts) | self.contracts_of(accounts)
+        seen: set[tuple[str, str]] = set()
+        with self.db.read() as conn:
+            queries = [_ROWS.where(mirror.c.kind == "owner")]
+            queries += [_ROWS.where(mirror.c.account_id.in_(c)) for c in chunks(accounts)]
+            queries += [_ROWS.where(mirror.c.contract_id.in_(c)) for c in chunks(contracts)]
+            for query in queries:
+                for row in conn.execute(query):
+                    if (row[0], row[1]) not in seen:
+                        seen.add((row[0], row[1]))
+                        yield row
+
+    def mapped(self, kind: str, ids: Collection[str]) -> dict[str, tuple[bool, Any, Any]]:
+        """id -> (deleted, data, error) of these mirrored records of `kind`."""
+        out: dict[str, tuple[bool, Any, Any]] = {}
+        query = select(mirror.c.id, mirror.c.deleted, mirror.c.data, mirror.c.error)
+        with self.db.read() as conn:
+            for chunk in chunks(ids):
+                rows = conn.execute(query.where(mirror.c.kind == kind, mirror.c.id.in_(chunk)))
+                out.update((rid, (bool(d), data, err)) for rid, d, data, err in rows)
+        return out
+
+    def contracts_of(self, accounts: Collection[str]) -> set[str]:
+        """Ids of the mirrored contracts of these accounts."""
+        return self._ids("contract", mirror.c.account_id, accounts, mirror.c.id)
+
+    def accounts_of(self, contracts: Collection[str]) -> set[str]:
+        """The accounts of these mirrored contracts."""
+        return self._ids("contract", mirror.c.id, contracts, mirror.c.account_id)
+
+    def owned_by(self, owners: Collection[str]) -> set[str]:
+        """Accounts whose record or one of whose contracts names one of these owners."""
+        return self.named_by(("account", "contract"), "owner_id", owners, mirror.c.account_id)
+
+    def named_by(self, kinds, field: str, values: Collection[str], want=mirror.c.id) -> set[str]:
+        """`want` of the records of `kinds` whose mapped `field` is one of `values`."""
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        value = mirror.c.data[field].as_string()
+        out: set[str] = set()
+        with self.db.read() as conn:
+            for chunk in chunks(values):
+                query = select(want).where(mirror.c.kind.in_(kinds), value.in_(chunk))
+                out.update(v for v in conn.execute(query).scalars() if v)
+        return out
+
+    def _ids(self, kind: str, by, values: Collection[str], want) -> set[str]:
+        out: set[str] = set()
+        with self.db.read() as conn:
+            for chunk in chunks(values):
+                query = select(want).where(mirror.c.kind == kind, by.in_(chunk))
+                out.update(v for v in conn.execute(query).scalars() if v)
+        return out
 
     def records(self, kind: str) -> Iterator[SourceRecord]:
         """Every mirrored CRM record of `kind` as last read (raw), streamed: to re-map them
@@ -86,6 +142,23 @@ class MirrorRepository:
         return SourceRecord(record_id, aware(row[1]), row[0], row[2]) if row else None
 
 
+_ROWS = select(
+    mirror.c.kind, mirror.c.id, mirror.c.parent_id, mirror.c.deleted, mirror.c.data, mirror.c.error
+)
+
+
+def chunks(values: Collection[str]) -> Iterator[list[str]]:
+    """The values in sorted IN lists of CHUNK."""
+    ordered = sorted(values)
+    for i in range(0, len(ordered), CHUNK):
+        yield ordered[i : i + CHUNK]
+
+
+def _with_refs(row: MirrorRow) -> dict[str, Any]:
+    contract, account = refs_of(row["kind"], row["id"], row["parent_id"], row["data"])
+    return {**row, "contract_id": contract, "account_id": account}
+
+
 class CursorRepository:
     """The cursors table: one (modified_at, record_id) per kind, only ever moved forward."""
 
@@ -99,9 +172,18 @@ class CursorRepository:
             ).first()
         return Cursor(aware(row[0]), row[1]) if row else None
 
-    def advance(self, new: dict[str, Cursor]) -> None:
-        """Move cursors forward only (never back), all in one transaction."""
+    def read_at(self, kind: str) -> datetime | None:
+        """When the run that last moved the cursors read `kind` (None: before this was kept)."""
+        with self.db.read() as conn:
+            value = conn.execute(select(cursors.c.read_at).where(cursors.c.kind == kind)).scalar()
+        return aware(value) if value is not None else None
+
+    def advance(self, new: dict[str, Cursor], read_at: datetime | None = None) -> None:
+        """Move cursors forward only (never back), all in one transaction; `read_at`: when
+        this run read (set on every kind's cursor, moved or not)."""
         with self.db.write() as conn:
+            if read_at is not None:
+                conn.execute(update(cursors).values(read_at=read_at))
             for kind, cur in new.items():
                 old = conn.execute(
                     select(cursors.c.modified_at, cursors.c.record_id).where(cursors.c.kind == kind)
@@ -115,5 +197,6 @@ class CursorRepository:
                         modified_at=cur.modified_at,
                         record_id=cur.record_id,
                         updated_at=now(),
+                        read_at=read_at,
                     )
                 )

@@ -115,6 +115,22 @@ class RunRepository:
             row = conn.execute(query).first()
         return Run(*row) if row else None
 
+    def last_whole(self, within: int = 500) -> Run | None:
+        """The latest completed sync (of the last `within` runs) that planned the whole book
+        (its counts carry no incremental `scope`)."""
+        query = (
+            select(runs)
+            .where(runs.c.mode.in_(("full", "incremental")), runs.c.status.in_(("ok", "partial")))
+            .order_by(runs.c.id.desc())
+            .limit(within)
+        )
+        with self.db.read() as conn:
+            for row in conn.execute(query):
+                run = Run(*row)
+                if not (run.counts or {}).get("scope"):
+                    return run
+        return None
+
     def list(
         self,
         limit: int = 20,

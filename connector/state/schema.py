@@ -1,13 +1,11 @@
-"""The state database's schema and its migrations: every table, and the ordered steps that
-bring a database of an earlier version up to this one.
+"""The state database's schema: every table (connector/state/migrations.py brings a database
+of an earlier version up to this one).
 
 Alembic or equivalent: this is the equivalent. Existing databases carry our own
 `schema_version` table (a single row) and the databases of earlier releases (fixtures v1 to
 v6) must keep migrating, so the steps stay plain functions run in order by `migrate`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -23,19 +21,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
-    insert,
-    inspect,
-    select,
-    text,
-    update,
 )
-from sqlalchemy.engine import Connection
 
-from crm_renewals.connector.errors import UnusableDatabaseError
-from crm_renewals.connector.state.database import pg_lock_key
-
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 meta = MetaData()
 
 schema_version = Table("schema_version", meta, Column("version", Integer, nullable=False))
@@ -50,6 +38,10 @@ mirror = Table(
     Column("raw", JSON, nullable=False),
     Column("data", JSON),
     Column("error", Text),
+    #: the contract and the account the record belongs to (state/refs.py): an incremental
+    #: run loads the records of the accounts it plans by these, not the whole mirror
+    Column("contract_id", String(80), index=True),
+    Column("account_id", String(80), index=True),
 )
 cursors = Table(
     "cursors",
@@ -58,6 +50,9 @@ cursors = Table(
     Column("modified_at", DateTime(timezone=True), nullable=False),
     Column("record_id", String(80), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    #: when the run that moved it last read this kind (its start): records stamped before
+    #: this less the overlap were all visible then, so the next read need not go back further
+    Column("read_at", DateTime(timezone=True)),
 )
 ledger = Table(
     "ledger",
@@ -133,7 +128,24 @@ signals = Table(
     Column("at", DateTime(timezone=True), primary_key=True),
     Column("value", Float, nullable=False),
     Column("source", String(40), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+)
+#: The incremental planning index (state/plan_index.py): per account, the first day its plans
+#: may change with no change to its records (a renewal window opening, a playbook step due, a
+#: health trend settling); NULL: not until its records change.
+plan_due = Table(
+    "plan_due",
+    meta,
+    Column("account_id", String(80), primary_key=True),
+    Column("due_on", String(10), index=True),
+)
+#: What planning keeps between runs (state/plan_index.py): the book-wide upsell facts a full
+#: run computed, when the index was last built, how far signals have been planned.
+plan_meta = Table(
+    "plan_meta",
+    meta,
+    Column("name", String(40), primary_key=True),
+    Column("value", JSON, nullable=False),
 )
 #: Webhook deliveries as they arrived (the raw signed body), stored on the request path before
 #: the acknowledgement; the inbox worker expands each into inbox events and deletes it.
@@ -288,74 +300,3 @@ oauth_flows = Table(
     Column("verifier", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def _v2_refused_writes(conn) -> None:
-    conn.execute(text("ALTER TABLE dead_letters ADD COLUMN payload JSON"))
-    conn.execute(
-        text("ALTER TABLE dead_letters ADD COLUMN retriable BOOLEAN NOT NULL DEFAULT false")
-    )
-
-
-def _v3_job_leases(conn) -> None:
-    kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
-    conn.execute(text(f"ALTER TABLE job_runs ADD COLUMN lease_until {kind}"))
-
-
-def _v4_config_versions(conn) -> None:
-    # the config_versions table itself is new: create_all made it before the steps run
-    conn.execute(text("ALTER TABLE runs ADD COLUMN mapping_hash VARCHAR(64)"))
-    conn.execute(text("ALTER TABLE runs ADD COLUMN config_hash VARCHAR(64)"))
-
-
-def _v5_console(conn) -> None:
-    # users, login_failures and audit_log are new: create_all made them
-    conn.execute(text("ALTER TABLE runs ADD COLUMN progress JSON"))
-
-
-def _v6_discards(conn) -> None:
-    conn.execute(text("ALTER TABLE dead_letters ADD COLUMN resolution JSON"))
-
-
-def _v7_notices(conn) -> None:
-    """Nothing to alter: the notices table is new (create_all made it)."""
-
-
-def _v8_connections(conn) -> None:
-    """Nothing to alter: connections and oauth_flows are new (create_all made them)."""
-
-
-#: Ordered migrations after version 1: (version, callable(connection)).
-MIGRATIONS: list[tuple[int, Any]] = [
-    (2, _v2_refused_writes),
-    (3, _v3_job_leases),
-    (4, _v4_config_versions),
-    (5, _v5_console),
-    (6, _v6_discards),
-    (7, _v7_notices),
-    (8, _v8_connections),
-]
-
-
-def migrate(conn: Connection, name: str) -> None:
-    """Create the schema, or bring an earlier version's up to this one; refuse a newer one
-    (written by a later release: this one would misread it). `name`: the database, as told."""
-    if conn.dialect.name == "postgresql":  # hosts starting at once: one creates, the others wait
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": pg_lock_key(conn, "migrate")})
-    version = None
-    if inspect(conn).has_table("schema_version"):
-        version = conn.execute(select(func.max(schema_version.c.version))).scalar()
-    if version is not None and version > SCHEMA_VERSION:
-        raise UnusableDatabaseError(
-            f"state database {name} is at schema version {version}, newer than "
-            f"this release's {SCHEMA_VERSION}: upgrade crm-renewals to use it (or point "
-            "state.url at another database)"
-        )
-    meta.create_all(conn)
-    if version is None:
-        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-        return
-    for target, step in MIGRATIONS:
-        if target > version:
-            step(conn)
-            conn.execute(update(schema_version).values(version=target))

@@ -28,10 +28,12 @@ from crm_renewals.connector.state.history import HistoryRepository
 from crm_renewals.connector.state.inbox import InboxRepository
 from crm_renewals.connector.state.jobs import JobRunRepository
 from crm_renewals.connector.state.ledger import LedgerRepository
+from crm_renewals.connector.state.migrations import migrate
 from crm_renewals.connector.state.mirror import CursorRepository, MirrorRepository
 from crm_renewals.connector.state.notices import NoticeRepository
+from crm_renewals.connector.state.plan_index import PlanIndexRepository
 from crm_renewals.connector.state.runs import RunRepository
-from crm_renewals.connector.state.schema import SCHEMA_VERSION, meta, migrate, schema_version
+from crm_renewals.connector.state.schema import SCHEMA_VERSION, meta, schema_version
 from crm_renewals.connector.state.signals import SignalRepository
 from crm_renewals.connector.state.users import UserRepository
 from crm_renewals.connector.state.versions import ConfigVersionRepository
@@ -64,6 +66,7 @@ class Repositories:
         self.mirror = MirrorRepository(db)
         self.cursors = CursorRepository(db)
         self.ledger = LedgerRepository(db)
+        self.plan_index = PlanIndexRepository(db)
         self.runs = RunRepository(db)
         self.dead_letters = DeadLetterRepository(db)
         self.signals = SignalRepository(db)
