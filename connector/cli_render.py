@@ -46,6 +46,7 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
     title = "Dry run (nothing written)" if r.dry_run else f"Run {r.run_id} ({r.status})"
     t = Table(title=f"{title} as of {r.as_of}", show_header=False)
     for label, value in (
+        ("planned", _scope(r.scope)),
         ("renewals created", r.created),
         ("renewals updated", r.updated),
         ("unchanged", r.unchanged),
@@ -70,6 +71,13 @@ def print_sync(out: Console, r: SyncReport, attention: list[DeadLetter] | None =
         out.print(s)
     print_attention(out, r, attention or [])
     print_map_check(out, r)
+
+
+def _scope(scope: dict[str, int] | None) -> str:
+    if scope is None:
+        return "the whole book"
+    why = ", ".join(f"{k} {v}" for k, v in scope.items() if k != "accounts" and v)
+    return f"{scope['accounts']} accounts" + (f" ({why})" if why else "")
 
 
 #: writes counted but not sent: refused for good earlier (held), or discarded by an admin
