@@ -52,16 +52,18 @@ class Touched:
         write coming back in a field no mapping reads."""
         before = before or {}
         for row in rows:
-            if before.get(row["id"]) == (row["deleted"], row["data"], row["error"]):
+            kind, rid, was = row["kind"], row["id"], before.get(row["id"])
+            if was == (row["deleted"], row["data"], row["error"]):
                 continue
-            if row["kind"] == "owner":
-                self.owners.add(row["id"])
+            if kind == "owner":
+                self.owners.add(rid)
                 continue
-            contract, account = refs_of(row["kind"], row["id"], row["parent_id"], row["data"])
-            if contract:
-                self.contracts.add(contract)
-            if account:
-                self.accounts.add(account)
+            # where it belongs now, and where it belonged (a contract moved to another account
+            # changes the plans of both)
+            for data in (row["data"], was[1] if was else None):
+                contract, account = refs_of(kind, rid, row["parent_id"], data)
+                self.contracts.update([contract] if contract else [])
+                self.accounts.update([account] if account else [])
 
 
 @dataclass

@@ -65,3 +65,16 @@ def test_a_seeded_book_over_a_week_converges_like_a_whole_book_plan(context):
         sync(context, as_of=as_of)
         sync(context, as_of=as_of)
         whole_book_plans_nothing(context, as_of)
+
+
+def test_a_contract_moved_to_another_account_replans_both(context, book):
+    first, second = book.account("First"), book.account("Second")
+    moving = book.contract(first, AS_OF + timedelta(days=300), number="moving")
+    book.contract(first, AS_OF + timedelta(days=320), number="staying")
+    book.contract(book.account("Third"), AS_OF + timedelta(days=330), number="elsewhere")
+    sync(context, as_of=AS_OF)
+    sync(context, as_of=AS_OF)
+    context.crm.edit("Contract", moving, {"AccountId": second})
+    report = sync(context, as_of=AS_OF)
+    assert report.scope["changed"] == 2  # the account it left and the one it joined
+    whole_book_plans_nothing(context, AS_OF)
