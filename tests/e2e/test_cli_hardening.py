@@ -344,6 +344,17 @@ def test_a_state_database_of_a_released_version_is_migrated_and_keeps_its_histor
     assert synced.exit_code in (0, 1) and json.loads(synced.stdout)["created"] > 0
 
 
+def test_schema_9_names_each_mirrored_record_s_contract_and_account(config, tmp_path):
+    state = tmp_path / "data" / "state.db"
+    load_state(state, STATE_FIXTURES[7])  # v8: mirror rows from before the columns
+    assert run(config, "runs", "--json").exit_code == 0
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT id, contract_id, account_id FROM mirror ORDER BY id").fetchall()
+        read_at = db.execute("SELECT read_at FROM cursors").fetchall()
+    assert rows == [("800A", "800A", "001A"), ("800B", "800B", None), ("802A", "800A", None)]
+    assert read_at == [(None,)]  # unknown: the next run re-reads the overlap before the cursor
+
+
 def test_a_state_database_from_a_newer_release_is_refused_and_left_as_it_is(config, tmp_path):
     state = tmp_path / "data" / "state.db"
     load_state(state, STATE_FIXTURES[-1])
