@@ -10,7 +10,7 @@ from crm_renewals.connector.config import AppConfig
 from crm_renewals.connector.domain.book import Book
 from crm_renewals.connector.domain.health import Health, Previous, history_row, score_book
 from crm_renewals.connector.domain.planning.planner import Planner
-from crm_renewals.connector.domain.segments import segment_periods
+from crm_renewals.connector.domain.segments import periods, segment_periods
 from crm_renewals.connector.domain.signals import Signal
 from crm_renewals.connector.domain.upsell import BookFacts, book_facts
 from crm_renewals.connector.services.context import Context
@@ -73,7 +73,10 @@ def planner_for(
 def record(ctx: Context, book: Book, health: Mapping[str, Health], as_of: date) -> None:
     """Today's health history and the segment history (backfilled over the window)."""
     ctx.store.history.save_health([history_row(h, as_of) for h in health.values()])
-    known = set(ctx.store.history.segment_periods())
+    if not book.accounts:
+        return
+    starts = [d.isoformat() for d in periods(as_of, ctx.config.segments)[:-1]]
+    known = ctx.store.history.recorded_periods(starts)  # the current one is always recomputed
     for rows in segment_periods(
         book, ctx.config.segments, ctx.config.renewals, as_of, health, known
     ):

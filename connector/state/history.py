@@ -4,7 +4,7 @@ and migrations between segments can be told."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,6 +98,18 @@ class HistoryRepository:
         with self.db.read() as conn:
             query = select(segment_history.c.period_start).distinct().order_by("period_start")
             return [r[0] for r in conn.execute(query)]
+
+    def recorded_periods(self, starts: Iterable[str]) -> set[str]:
+        """Which of these period starts have segment history (a lookup each, no scan of it)."""
+        out = set()
+        with self.db.read() as conn:
+            for start in starts:
+                query = select(segment_history.c.account).where(
+                    segment_history.c.period_start == start
+                )
+                if conn.execute(query.limit(1)).first() is not None:
+                    out.add(start)
+        return out
 
     def _replace(self, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, TypedDict
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 
 from crm_renewals.connector.state.database import Db, now
 from crm_renewals.connector.state.mirror import chunks as _chunks
@@ -46,8 +46,10 @@ class LedgerRepository:
         queries = [cols.where(ledger.c.contract_id.in_(c)) for c in _chunks(contracts)]
         for chunk in _chunks(accounts):
             queries.append(cols.where(ledger.c.kind == "account_health", ledger.c.key.in_(chunk)))
-            prefixes = [ledger.c.key.startswith(f"{a}:", autoescape=True) for a in chunk]
-            queries.append(cols.where(ledger.c.kind == "task", or_(*prefixes)))
+            # "<id>:" up to "<id>;" (the next character): a range of the primary key each
+            task = ledger.c.kind == "task"
+            ranges = [and_(task, ledger.c.key >= f"{a}:", ledger.c.key < f"{a};") for a in chunk]
+            queries.append(cols.where(or_(*ranges)))
         out: dict[tuple[str, str], dict[str, Any]] = {}
         with self.db.read() as conn:
             for query in queries:
