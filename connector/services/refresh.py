@@ -3,6 +3,7 @@ contracts they affect as `sync` does; and the `Snapshot` the inbox worker keeps 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +19,7 @@ from crm_renewals.connector.services.deadletters import Discards
 from crm_renewals.connector.services.gather import ingest, load_book
 from crm_renewals.connector.services.insight import assess
 from crm_renewals.connector.services.runs import recorded_run, tally
+from crm_renewals.connector.services.scope import Dues, Scope, record_dues
 from crm_renewals.connector.services.sync import BookPlans, accounts_of, today
 from crm_renewals.connector.services.sync_report import Show, SyncReport, needs_attention
 
@@ -74,7 +76,10 @@ def sync_records(
             scored = accounts_of(book, contracts) | {a for a in rescore if a in book.accounts}
             planner = assess(ctx, book, as_of, scored)
             applier = Applier(ctx, ledger, run_id)
-            plans = (planner.plan(book, ledger, c) for c in planning_order(book, contracts))
+            dues = Dues(planner, book)  # the planning index learns what these plans say
+            plans = dues.track(
+                planner.plan(book, ledger, c) for c in planning_order(book, contracts)
+            )
             discards = Discards.of(ctx.store)
             run = collect(discards.filter(plans), book, ledger, applier, show)
             applier.outcome.writes.update(discards.dropped)
@@ -84,6 +89,7 @@ def sync_records(
             for w in health.health_writes():  # onto the accounts last, as `sync` does
                 applier.add(w)
             outcome = applier.finish()
+            record_dues(ctx, dues, Scope(scored, contracts, Counter()), None)
             runlog.planned(run, dry_run=False)
             runlog.wrote(outcome)
         except BaseException:

@@ -78,3 +78,23 @@ def test_a_contract_moved_to_another_account_replans_both(context, book):
     report = sync(context, as_of=AS_OF)
     assert report.scope["changed"] == 2  # the account it left and the one it joined
     whole_book_plans_nothing(context, AS_OF)
+
+
+def test_a_webhook_run_keeps_the_index_of_what_it_planned(context, book):
+    """A webhook run plans a changed contract and mirrors it; the next sync reads the same
+    record again, which changes nothing, so the index must already hold its new due day."""
+    from crm_renewals.connector.services.refresh import sync_records
+
+    acc = book.account("Acme")
+    book.contact(acc, "Pat")
+    moved = book.contract(acc, AS_OF + timedelta(days=300), number="moved")
+    sync(context, as_of=AS_OF)
+    sync(context, as_of=AS_OF)
+    end = AS_OF + timedelta(days=125)  # its window opens in five days
+    context.crm.edit("Contract", moved, {"EndDate": end.isoformat()})
+    sync_records(context, {"contract": [moved]}, as_of=AS_OF)
+    assert sync(context, as_of=AS_OF).scope["changed"] == 0
+    opens = AS_OF + timedelta(days=5)
+    due = sync(context, as_of=opens)
+    assert due.scope["due"] == 1 and due.created == 1
+    whole_book_plans_nothing(context, opens)
