@@ -205,9 +205,9 @@ class Workspace:
                 if (data / f"{name}{suffix}").exists():
                     shutil.copyfile(data / f"{name}{suffix}", self.data / f"{name}{suffix}")
 
-    def sync(self, kill_after: int | None = None) -> SyncOutcome:
+    def sync(self, kill_after: int | None = None, *more: str) -> SyncOutcome:
         proc = subprocess.run(
-            self.command("sync", "--as-of", AS_OF, "--json", kill_after=kill_after),
+            self.command("sync", "--as-of", AS_OF, "--json", *more, kill_after=kill_after),
             cwd=self.root,
             env=self.env(),
             capture_output=True,
@@ -301,7 +301,8 @@ class Workspace:
 
 @dataclass
 class Reference:
-    """What clean syncs leave: `run` is the sync under test, `again` the one after it."""
+    """What clean syncs leave: `run` is the sync under test, `again` a full one after it (an
+    incremental run's counts are of what it planned: the full run's are the whole book's)."""
 
     data: Path
     run: SyncOutcome
@@ -346,7 +347,7 @@ def clean_reference(ws: Workspace) -> Reference:
         (f"{kind}.{method}", kind, n) for _, method, kind, n in ws.write_calls()[len(before) :]
     ]
     crm, ledger, letters = ws.crm(), ws.ledger(), ws.open_dead_letters()
-    again = ws.sync()
+    again = ws.sync(None, "--full")
     assert again.report["writes"] == {} and again.report["created"] == 0, again.report
     assert sum(n for _, _, n in calls) == sum(run.report["writes"].values())
     return Reference(ws.data, run, again, crm, ledger, letters, calls)
@@ -439,7 +440,9 @@ def assert_converges(ws: Workspace, reference: Reference) -> None:
     )
     assert ws.open_dead_letters() == reference.dead_letters
 
-    again = ws.sync()
+    again = ws.sync()  # incremental: nothing left to do
+    assert (again.report["writes"], again.report["created"]) == ({}, 0), again.report
+    again = ws.sync(None, "--full")  # and the whole book says so, as after clean syncs
     assert again.returncode == reference.again.returncode, again.stderr
     assert again.report["writes"] == {}
     assert again.report["created"] == 0

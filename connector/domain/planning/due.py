@@ -72,7 +72,8 @@ def next_due(p: Planner, book: Book, plan: ContractPlan) -> date | None:
 def health_due(scorecard: Scorecard, health: Health | None, as_of: date) -> date | None:
     """Tomorrow while an account's health moves with the day alone: a trend that will read
     "flat" once today's score is the one before, an at-risk event keyed by the day, a
-    days-since measure; else None (its signals and records changing re-plan it)."""
+    days-since measure (it ages by the day, and its drivers text says so even where its score
+    stays flat); else None (its signals and records changing re-plan it)."""
     if health is None:
         return None
     moving = health.trend != "flat" or is_at_risk(scorecard, health)
