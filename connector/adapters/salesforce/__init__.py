@@ -77,7 +77,9 @@ class SalesforceCrm(AdapterFacade):
         )
         #: (object, external key) -> record Id, learnt from reads and writes.
         self.ids: dict[tuple[str, str], str] = {}
-        self.reads = SalesforceReads(self.transport, mapping, self.ids, page_size)
+        self.reads = SalesforceReads(
+            self.transport, mapping, self.ids, page_size, bulk_threshold=settings.bulk_threshold
+        )
         self.writes = SalesforceWrites(self.transport, mapping, settings, self.ids, self.policy)
         self.diagnosis = SalesforceDiagnosis(self.transport, mapping, settings, self.policy)
 
