@@ -100,17 +100,18 @@ class SalesforceReads:
 
     def _first_read(self, kind: str, soql: str, where: list[str]) -> Iterator[list[SourceRecord]]:
         """REST pages, or a Bulk API 2.0 job when the first page's totalSize passes the
-        threshold (query responses carry the whole result's size: resources_query.htm)."""
+        threshold: "the total number of records returned by the Query request (totalSize)"
+        (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm)."""
         bodies = self._bodies(kind, soql)
         first = next(bodies, None)
         if first is None:
             return
         total = int(first.get("totalSize") or 0)
-        if total <= (self.bulk_threshold or 0) or self.bulk_threshold is None:
+        if self.bulk_threshold is None or total <= self.bulk_threshold:
             self.read_by[kind] = "rest"
             yield from self._pages(kind, soql, itertools.chain([first], bodies))
             return
-        bodies.close()  # the REST cursor is left to expire (15 minutes idle)
+        bodies.close()  # the rest of the REST read is not asked for
         self.read_by[kind] = "bulk"
         log.info(
             "%s: %d rows, above salesforce.bulk_threshold (%d): a Bulk API 2.0 query job",
