@@ -10,8 +10,12 @@ configured share.
 An OAuth connection's session (`connect_oauth`) is renewed through its grant's refresh token
 when Salesforce answers INVALID_SESSION_ID, once per call.
 
+A first or full read of a kind above `salesforce.bulk_threshold` rows runs as a Bulk API 2.0
+query job instead (`bulk`: the job's lifecycle; `bulk_rows`: its CSV rows in queryAll's shape).
+
 Parts: `transport` (login, calls, budget guard, retries, errors), `soql` (queries and answers),
-`reads`, `writes` (with the lookups writes need), `diagnosis`; `SalesforceCrm` only delegates.
+`reads` (with `bulk` and `bulk_rows`), `writes` (with the lookups writes need), `diagnosis`;
+`SalesforceCrm` only delegates.
 """
 
 from __future__ import annotations
