@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls-contracts", type=int, default=10_000)
     parser.add_argument("--calls-accounts", type=int, default=6_000)
     parser.add_argument("--salesforce-contracts", type=int, default=1_000)
+    parser.add_argument(
+        "--salesforce-bulk-lines",
+        type=int,
+        default=1_000_000,
+        help="contract lines of the bulk first read (0 skips it)",
+    )
     parser.add_argument("--webhooks-requests", type=int, default=3000)
     parser.add_argument("--webhooks-clients", type=int, default=8)
     parser.add_argument("--webhook-runs-contracts", type=int, default=10_000)
@@ -93,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
             verdicts += full_planning.run(args.full_contracts, args.seed)
         elif name == "salesforce":
-            from benchmarks import salesforce
+            from benchmarks import salesforce, salesforce_bulk
 
             verdicts += salesforce.run(args.salesforce_contracts)
+            if args.salesforce_bulk_lines:
+                verdicts += salesforce_bulk.run(args.salesforce_bulk_lines)
         elif name == "webhooks":
             from benchmarks import webhooks
 

@@ -49,6 +49,14 @@ class SalesforceSettings(Section):
     timeout_seconds: float = Field(60, gt=0, le=600)
     api_usage_stop_share: float = Field(0.8, gt=0, le=1)
     pricebook_id: str | None = Field(None, description="Pricebook2Id of renewals; default standard")
+    #: a first or full read of a kind returning more rows than this runs as a Bulk API 2.0
+    #: query job (tens of calls for a million rows instead of 500 REST pages); null: never
+    bulk_threshold: int | None = Field(
+        50_000,
+        ge=1,
+        description="rows above which a first or full read of a kind uses a Bulk API 2.0 query "
+        "job; null turns bulk reads off",
+    )
 
 
 class HubspotLimits(Section):

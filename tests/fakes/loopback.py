@@ -79,10 +79,12 @@ def send_json(
 def send_text(
     h: BaseHTTPRequestHandler, status: int, text: str, headers: dict[str, str] | None = None
 ) -> None:
-    """Answer with `text` as it is (JSON already; empty stays empty, as a 204's body)."""
+    """Answer with `text` as it is (JSON already, unless `headers` name another Content-Type,
+    as Bulk API 2.0's CSV results; empty stays empty, as a 204's body)."""
     data = text.encode()
     h.send_response(status)
-    h.send_header("Content-Type", "application/json;charset=utf-8")
+    given = [v for k, v in (headers or {}).items() if k.lower() == "content-type"]
+    h.send_header("Content-Type", given[0] if given else "application/json;charset=utf-8")
     for name, value in (headers or {}).items():
         if name.lower() != "content-type":
             h.send_header(name, value)

@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlparse
 
 import responses
 
+from tests.fakes.salesforce_bulk import FakeBulkJobs
+
 INSTANCE = "fake.my.salesforce.com"
 VERSION = "59.0"
 BASE = f"https://{INSTANCE}/services/data/v{VERSION}/"
@@ -103,6 +105,11 @@ TYPES = {
     "Last_Meeting_Date__c": "date",
     "Executive_Sponsor__c": "boolean",
     "Loss_Reason__c": "picklist",
+    "IsRecurring__c": "boolean",
+    "IsStandard": "boolean",
+    "IsPrimary": "boolean",
+    "SBQQ__RenewalForecast__c": "boolean",
+    "SBQQ__Renewal__c": "boolean",
 }
 REFERENCES = {
     "OwnerId": "User",
@@ -117,6 +124,9 @@ REFERENCES = {
     "Pricebook2Id": "Pricebook2",
     "WhatId": ("Opportunity", "Account", "Contract"),  # polymorphic (what the task is about)
     "WhoId": "Contact",
+    "ContactId": "Contact",
+    "SBQQ__RenewalOpportunity__c": "Opportunity",
+    "SBQQ__RenewedContract__c": "Contract",
 }
 SCHEMA = {
     "User": "Id Name Email IsActive ManagerId SystemModstamp",
@@ -188,6 +198,8 @@ class FakeOrg:
         self.lines_of: dict[str, set[str]] = {}  # opportunity id -> its line items' ids
         #: what the org runs after a record is saved through the API: (object, before, after)
         self.after_save: list[Callable[[str, dict, dict], None]] = []
+        #: Bulk API 2.0 query jobs (tests/fakes/salesforce_bulk.py)
+        self.bulk = FakeBulkJobs(self)
         self.standard_pricebook = self.insert(
             "Pricebook2", {"Name": "Standard Price Book", "IsStandard": True, "IsActive": True}
         )
@@ -355,6 +367,9 @@ class FakeOrg:
             self.now += self.tick  # records written by one call share their SystemModstamp
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         sent = json.loads(body) if body else None
+        if path.startswith("jobs/query"):  # Bulk API 2.0 query jobs: CSV results
+            status, extra, text = self.bulk.answer(method, path, query, sent)
+            return status, {**usage, **extra}, text
         try:
             status, answer = self._dispatch(method, path, query, sent, headers)
         except SoqlError as exc:
@@ -419,6 +434,12 @@ class FakeOrg:
     # ------------------------------------------------------------------ SOQL subset
 
     def _soql(self, soql: str, include_deleted: bool) -> list[dict]:
+        obj, names, rows = self.select_rows(soql, include_deleted)
+        return [self._shape(obj, r, names) for r in rows]
+
+    def select_rows(self, soql: str, include_deleted: bool) -> tuple[str, list[str], list[dict]]:
+        """The object, the selected names and the matching records (IsDeleted set) of a query
+        in the subset the adapter writes."""
         m = re.fullmatch(
             r"SELECT (?P<fields>.+?) FROM (?P<obj>\w+)(?: WHERE (?P<where>.+?))?"
             r"(?: ORDER BY (?P<order>[\w., ]+?))?(?: LIMIT (?P<limit>\d+))?",
@@ -445,7 +466,7 @@ class FakeOrg:
             out.sort(key=lambda r: tuple(_sortable(self._value(obj, r, k)) for k in keys))
         if m["limit"]:
             out = out[: int(m["limit"])]
-        return [self._shape(obj, r, names) for r in out]
+        return obj, names, out
 
     def _value(self, obj: str, rec: dict, name: str) -> Any:
         if "." not in name:
@@ -660,7 +681,7 @@ class FakeOrg:
                     and name not in CREATE_ONLY.get(obj, ())
                     and name not in DERIVED.get(obj, ()),
                     "referenceTo": _targets(REFERENCES.get(name, ())),
-                    "relationshipName": name[:-2] if name.endswith("Id") and name != "Id" else None,
+                    "relationshipName": _relationship(name),
                     "picklistValues": [
                         {
                             "active": True,
@@ -711,6 +732,13 @@ def _ref_field(relationship: str) -> str:
     if relationship.endswith("__r"):
         return relationship[:-3] + "__c"
     return RELATIONS.get(relationship, relationship + "Id")
+
+
+def _relationship(field: str) -> str | None:
+    """A lookup's relationship name: AccountId -> Account, Contract__c -> Contract__r."""
+    if field.endswith("__c") and field in REFERENCES:
+        return field[:-3] + "__r"
+    return field[:-2] if field.endswith("Id") and field != "Id" else None
 
 
 def _targets(target: str | tuple[str, ...]) -> list[str]:

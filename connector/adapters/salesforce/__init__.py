@@ -10,8 +10,12 @@ configured share.
 An OAuth connection's session (`connect_oauth`) is renewed through its grant's refresh token
 when Salesforce answers INVALID_SESSION_ID, once per call.
 
+A first or full read of a kind above `salesforce.bulk_threshold` rows runs as a Bulk API 2.0
+query job instead (`bulk`: the job's lifecycle; `bulk_rows`: its CSV rows in queryAll's shape).
+
 Parts: `transport` (login, calls, budget guard, retries, errors), `soql` (queries and answers),
-`reads`, `writes` (with the lookups writes need), `diagnosis`; `SalesforceCrm` only delegates.
+`reads` (with `bulk` and `bulk_rows`), `writes` (with the lookups writes need), `diagnosis`;
+`SalesforceCrm` only delegates.
 """
 
 from __future__ import annotations
@@ -77,7 +81,9 @@ class SalesforceCrm(AdapterFacade):
         )
         #: (object, external key) -> record Id, learnt from reads and writes.
         self.ids: dict[tuple[str, str], str] = {}
-        self.reads = SalesforceReads(self.transport, mapping, self.ids, page_size)
+        self.reads = SalesforceReads(
+            self.transport, mapping, self.ids, page_size, bulk_threshold=settings.bulk_threshold
+        )
         self.writes = SalesforceWrites(self.transport, mapping, settings, self.ids, self.policy)
         self.diagnosis = SalesforceDiagnosis(self.transport, mapping, settings, self.policy)
 

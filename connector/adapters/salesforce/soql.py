@@ -5,6 +5,7 @@ Salesforce's datetimes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,13 +31,20 @@ def check_names(mapping: FieldMapping) -> None:
                 )
 
 
-def select(mapping: FieldMapping, kind: str, where: list[str]) -> str:
+def select_list(mapping: FieldMapping, kind: str) -> list[str]:
+    """The fields a read of `kind` selects: the mapping's, its modstamp, IsDeleted."""
     om = mapping.models[kind]
     names = mapping.source_fields(kind)
     if om.modified_field is None:
         names = names + ["SystemModstamp"]
     if om.object not in NO_RECYCLE_BIN and "IsDeleted" not in names:
         names = names + ["IsDeleted"]
+    return names
+
+
+def select(mapping: FieldMapping, kind: str, where: list[str], extra: Sequence[str] = ()) -> str:
+    om = mapping.models[kind]
+    names = select_list(mapping, kind) + [n for n in extra if SOQL_NAME.match(n)]
     soql = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(names), om.object)
     if where:
         soql += " WHERE " + " AND ".join(where)

@@ -236,13 +236,20 @@ class SalesforceTransport:
         return self.retried(lambda: list(self.sf.query_all_iter(soql, **self._timeout({}))))
 
     def versions(self) -> list[dict[str, Any]]:
-        """The API versions the org offers (GET /services/data/). Not under the versioned base
-        URL that `restful` prefixes, and the library has no public call for it: the library's
-        own request helper keeps its session renewal and error mapping."""
+        """The API versions the org offers (GET /services/data/): not under the versioned base
+        URL that `restful` prefixes."""
         url = f"https://{self.sf.sf_instance}/services/data/"
-        return self.retried(
-            lambda: self.sf._call_salesforce("GET", url, **self._timeout({})).json()
-        )
+        return self.retried(lambda: self._raw("GET", url).json())
+
+    def response(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A call under the versioned base URL whose answer is not JSON (Bulk API 2.0 results
+        are CSV, their paging in headers): the response itself, retried."""
+        return self.retried(self._raw, method, self.sf.base_url + path, **kwargs)
+
+    def _raw(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """The library has no public call for these: its own request helper keeps its session
+        renewal and error mapping."""
+        return self.sf._call_salesforce(method, url, **self._timeout(kwargs))
 
     def retried(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         attempts, max_wait = self.retry
