@@ -119,7 +119,7 @@ def pull_changes(
         since = None if full else _since(ctx, kind)
         records = 0
         for page in ctx.crm.read_changes(kind, since):
-            before = ctx.store.mirror.mapped(kind, [r.id for r in page]) if touched else {}
+            before = _settled(ctx, kind, page) if touched is not None else {}
             rows = ingest(ctx, book, kind, page, run_id, mirror=not dry_run, reading=reading)
             if touched is not None:
                 touched.add(rows, before)
@@ -129,6 +129,15 @@ def pull_changes(
                 progress(kind, len(page))
         runlog.read(kind, records, since, full)
     return new_cursors
+
+
+def _settled(ctx: Context, kind: str, page: list[SourceRecord]) -> dict[str, tuple]:
+    """id -> (deleted, data, error) of these records as the mirror holds them, where a run that
+    completed saved them (and so planned what they say): read again unchanged, they touch
+    nothing. What a killed or failed run saved is not settled: it may have planned part of it."""
+    found = ctx.store.mirror.mapped(kind, [r.id for r in page])
+    done = ctx.store.runs.completed({run for _, run in found.values() if run is not None})
+    return {rid: mapped for rid, (mapped, run) in found.items() if run in done}
 
 
 def _since(ctx: Context, kind: str) -> Cursor | None:
@@ -161,6 +170,7 @@ def ingest(
     rows, letters, fixed = [], [], []
     for rec in records:
         row, letter, error = map_record(ctx.mapping, book, kind, rec)
+        row["run_id"] = run_id
         rows.append(row)
         if letter:
             letters.append(letter)

@@ -56,6 +56,7 @@ def _v9_incremental(conn) -> None:
     for table, column, type_ in (
         ("mirror", "contract_id", "VARCHAR(80)"),
         ("mirror", "account_id", "VARCHAR(80)"),
+        ("mirror", "run_id", "INTEGER"),
         ("cursors", "read_at", kind),
     ):
         if column not in {c["name"] for c in inspect(conn).get_columns(table)}:

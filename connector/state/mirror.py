@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
@@ -30,6 +30,8 @@ class MirrorRow(TypedDict):
     raw: Any
     data: Any
     error: str | None
+    #: the run that read it (None: re-mapped outside a run)
+    run_id: NotRequired[int | None]
 
 
 class MirrorRepository:
@@ -46,7 +48,7 @@ class MirrorRepository:
         with self.db.write() as conn:
             stmt = self.db.upsert(mirror)
             cols = ("parent_id", "modified_at", "deleted", "raw", "data", "error")
-            cols += ("contract_id", "account_id")
+            cols += ("contract_id", "account_id", "run_id")
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["kind", "id"], set_={c: stmt.excluded[c] for c in cols}
@@ -78,14 +80,16 @@ class MirrorRepository:
                         seen.add((row[0], row[1]))
                         yield row
 
-    def mapped(self, kind: str, ids: Collection[str]) -> dict[str, tuple[bool, Any, Any]]:
-        """id -> (deleted, data, error) of these mirrored records of `kind`."""
-        out: dict[str, tuple[bool, Any, Any]] = {}
-        query = select(mirror.c.id, mirror.c.deleted, mirror.c.data, mirror.c.error)
+    def mapped(self, kind: str, ids: Collection[str]) -> dict[str, tuple[tuple, int | None]]:
+        """id -> ((deleted, data, error), the run that saved it) of these records of `kind`."""
+        out: dict[str, tuple[tuple, int | None]] = {}
+        query = select(
+            mirror.c.id, mirror.c.deleted, mirror.c.data, mirror.c.error, mirror.c.run_id
+        )
         with self.db.read() as conn:
             for chunk in chunks(ids):
                 rows = conn.execute(query.where(mirror.c.kind == kind, mirror.c.id.in_(chunk)))
-                out.update((rid, (bool(d), data, err)) for rid, d, data, err in rows)
+                out.update((rid, ((bool(d), data, err), run)) for rid, d, data, err, run in rows)
         return out
 
     def contracts_of(self, accounts: Collection[str]) -> set[str]:
@@ -156,7 +160,7 @@ def chunks(values: Collection[str]) -> Iterator[list[str]]:
 
 def _with_refs(row: MirrorRow) -> dict[str, Any]:
     contract, account = refs_of(row["kind"], row["id"], row["parent_id"], row["data"])
-    return {**row, "contract_id": contract, "account_id": account}
+    return {**row, "contract_id": contract, "account_id": account, "run_id": row.get("run_id")}
 
 
 class CursorRepository:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,16 @@ class RunRepository:
         with self.db.read() as conn:
             row = conn.execute(query).first()
         return Run(*row) if row else None
+
+    def completed(self, ids: Collection[int]) -> set[int]:
+        """Which of these runs completed (ok or partial: every change they read was planned)."""
+        if not ids:
+            return set()
+        query = select(runs.c.id).where(
+            runs.c.id.in_(list(ids)), runs.c.status.in_(("ok", "partial"))
+        )
+        with self.db.read() as conn:
+            return set(conn.execute(query).scalars())
 
     def last_whole(self, within: int = 500) -> Run | None:
         """The latest completed sync (of the last `within` runs) that planned the whole book

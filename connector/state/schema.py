@@ -42,6 +42,9 @@ mirror = Table(
     #: run loads the records of the accounts it plans by these, not the whole mirror
     Column("contract_id", String(80), index=True),
     Column("account_id", String(80), index=True),
+    #: the run that last saved it: a record read again as the mirror holds it changes nothing
+    #: only if that run completed (a killed run saved what it read, then planned part of it)
+    Column("run_id", Integer),
 )
 cursors = Table(
     "cursors",
