@@ -39,9 +39,10 @@ class SandboxReads:
     def _page(self, obj: str, after: tuple[str, str]) -> list[Row]:
         self.t.call()
         return self.t.db.execute(
+            # a row value: a range of the (object, modstamp, id) index, not a scan of the object
             "SELECT id, modstamp, deleted, fields FROM records WHERE object = ? AND "
-            "(modstamp > ? OR (modstamp = ? AND id > ?)) ORDER BY modstamp, id LIMIT ?",
-            (obj, after[0], after[0], after[1], self.page_size + 1),
+            "(modstamp, id) > (?, ?) ORDER BY modstamp, id LIMIT ?",
+            (obj, after[0], after[1], self.page_size + 1),
         ).fetchall()
 
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
