@@ -196,6 +196,11 @@ def record(
     report.writes = dict(sorted(applied.writes.items()))
     report.plans = applied.shown
     tally(report, applied.run, applied.failed)
+    if plans.scope is not None:  # the contracts that cannot be planned fail every run, as whole
+        unplannable = ctx.store.mirror.broken_contracts() - set(report.failed_ids)
+        report.failed += len(unplannable)
+        report.failed_ids = sorted({*report.failed_ids, *unplannable})
+        report.status = "partial" if report.failed else report.status
 
 
 def _cpq_overdue(plan: ContractPlan) -> bool:

@@ -92,6 +92,14 @@ class MirrorRepository:
                 out.update((rid, ((bool(d), data, err), run)) for rid, d, data, err, run in rows)
         return out
 
+    def broken_contracts(self) -> set[str]:
+        """Contracts a record of which failed to map (the book's `broken`)."""
+        query = select(mirror.c.parent_id).where(
+            mirror.c.error.is_not(None), mirror.c.parent_id.is_not(None)
+        )
+        with self.db.read() as conn:
+            return set(conn.execute(query.distinct()).scalars())
+
     def contracts_of(self, accounts: Collection[str]) -> set[str]:
         """Ids of the mirrored contracts of these accounts."""
         return self._ids("contract", mirror.c.account_id, accounts, mirror.c.id)
