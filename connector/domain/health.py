@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Account, AccountHealth, HealthMeasures
 from crm_renewals.connector.domain.policy import Measure, Scorecard
 from crm_renewals.connector.domain.signals import Signal
@@ -24,6 +25,7 @@ AUXILIARY_MEASURES = ("active_users", "capped_feature_usage")
 ACCOUNT_MEASURES = ("nps", "open_tickets", "high_priority_tickets", "late_payments")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Previous:
     """The last recorded health before today (from the state store)."""
@@ -33,6 +35,7 @@ class Previous:
     values: dict[str, float] = field(default_factory=dict)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Health:
     account_id: str

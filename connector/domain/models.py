@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, TypeAdapter, with_config
 
+from crm_renewals.connector.domain.fastinit import fast_init
+
 ContractStatus = Literal["draft", "active", "expired", "terminated", "cancelled"]
 LineKind = Literal["renewal", "upsell", "cross_sell"]
 Priority = Literal["low", "normal", "high"]
@@ -24,7 +26,7 @@ Priority = Literal["low", "normal", "high"]
 def record(cls):
     """A canonical record: frozen, slotted, keyword-only, validated strictly by pydantic."""
     return with_config(ConfigDict(extra="forbid"))(
-        dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        fast_init(dataclass(frozen=True, slots=True, kw_only=True)(cls))
     )
 
 

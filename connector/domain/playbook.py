@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.health import Health
 from crm_renewals.connector.domain.models import (
     Account,
@@ -79,6 +80,7 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
         i += 1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     """What the tasks of one contract term are written from."""
