@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.health import Health
@@ -48,6 +48,7 @@ def is_business_day(day: date, weekend: tuple[int, ...], country: str | None = N
     )
 
 
+@lru_cache(maxsize=4096)  # a book's due dates fall on a few hundred days
 def business_day(
     day: date, weekend: tuple[int, ...], backwards: bool, country: str | None = None
 ) -> date:
@@ -80,6 +81,28 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
         i += 1
 
 
+def _current(
+    step: PlaybookStep, contract: Contract, as_of: date
+) -> Iterator[tuple[date, str | None]]:
+    """occurrences() less those that planning passes over unread: a quarterly step's quarters
+    that fell due more than SHIFT_DAYS before `as_of` when it is not `late_if_missed` (a
+    three-year term has twelve)."""
+    if step.repeat == "once" or step.late_if_missed:
+        yield from occurrences(step, contract)
+        return
+    anchor = contract.end_date if step.anchor == "end" else contract.start_date
+    if anchor is None:
+        return
+    first = anchor + timedelta(days=step.offset_days)
+    since = as_of - timedelta(days=SHIFT_DAYS)
+    # a quarter i with 3i months < the months from `first` to `since` falls before `since`
+    i = max(1, ((since.year - first.year) * 12 + since.month - first.month) // 3)
+    while (day := add_months(first, 3 * i)) < contract.end_date:
+        if day >= since:
+            yield day, quarter(day)
+        i += 1
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class TaskContext:
@@ -101,8 +124,9 @@ class TaskContext:
 def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
     """Whether any dated step could fall in its creation window today (a cheap bound)."""
     for step in playbook.steps:
-        for day, _ in occurrences(step, contract):
-            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+        lead = timedelta(days=step.create_before_days + SHIFT_DAYS)
+        for day, _ in _current(step, contract, as_of):
+            if as_of < day - lead:
                 break
             if step.late_if_missed or day + timedelta(days=SHIFT_DAYS) >= as_of:
                 return True
@@ -115,15 +139,18 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
     values: dict = {}
     weekend, country = playbook.weekend_days, playbook.holiday_country
     tasks = []
+    shift = timedelta(days=SHIFT_DAYS)
     for step in playbook.steps:
-        for day, period in occurrences(step, contract):
+        ahead = timedelta(days=step.create_before_days)
+        lead = ahead + shift
+        for day, period in _current(step, contract, as_of):
             # cheap bounds first: moving off weekends and holidays shifts a date by a few days
-            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+            if as_of < day - lead:
                 break
-            if not step.late_if_missed and day + timedelta(days=SHIFT_DAYS) < as_of:
+            if not step.late_if_missed and day + shift < as_of:
                 continue
             due = business_day(day, weekend, step.anchor == "end", country)
-            if as_of < due - timedelta(days=step.create_before_days):
+            if as_of < due - ahead:
                 break
             if due < as_of:
                 if not step.late_if_missed or as_of >= contract.end_date:
@@ -207,7 +234,7 @@ def _task(
     """The task; an account's task hangs off the account, a term's off its renewal (once it
     exists: before, off the account too)."""
     values = {**values, "due_date": due}
-    description = step.description.format(**values)
+    description = step.description.format_map(values)
     if contacts:
         description += f"\nRenewal contacts: {values['contacts']}."
     else:
@@ -218,7 +245,7 @@ def _task(
     return Task(
         dedupe_key=key,
         owner_id=tc.owner.id,
-        subject=step.subject.format(**values)[:255],
+        subject=step.subject.format_map(values)[:255],
         description=description,
         due_date=due,
         priority="high" if not contacts else step.priority,
