@@ -7,6 +7,7 @@ weights renormalised; fewer than `min_measures` used marks the score low-confide
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -123,7 +124,7 @@ def score_account(
         len(used) < scorecard.min_measures,
         _trend(score, previous),
         _drivers(scorecard, used, previous),
-        dict(used),
+        used,  # built here, read by no one else: no copy
         previous,
     )
 
@@ -153,7 +154,7 @@ def _drivers(
         before = (previous.values if previous else {}).get(name)
         if before is not None and _show(m, before) != _show(m, values[name]):
             text += f", {'down' if before > values[name] else 'up'} from {_show(m, before)}"
-        words.append(text)
+        words.append(sys.intern(text))  # a few hundred texts across a book's accounts
     return tuple(words)
 
 
