@@ -13,7 +13,7 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -83,13 +83,21 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
 
 def _current(
     step: PlaybookStep, contract: Contract, as_of: date
-) -> Iterator[tuple[date, str | None]]:
+) -> Iterable[tuple[date, str | None]]:
     """occurrences() less those that planning passes over unread: a quarterly step's quarters
     that fell due more than SHIFT_DAYS before `as_of` when it is not `late_if_missed` (a
-    three-year term has twelve)."""
-    if step.repeat == "once" or step.late_if_missed:
-        yield from occurrences(step, contract)
-        return
+    three-year term has twelve). A step due once: a tuple, no generator (six a contract)."""
+    if step.repeat == "once":
+        anchor = contract.end_date if step.anchor == "end" else contract.start_date
+        return () if anchor is None else ((anchor + timedelta(days=step.offset_days), None),)
+    if step.late_if_missed:
+        return occurrences(step, contract)
+    return _quarters_since(step, contract, as_of)
+
+
+def _quarters_since(
+    step: PlaybookStep, contract: Contract, as_of: date
+) -> Iterator[tuple[date, str | None]]:
     anchor = contract.end_date if step.anchor == "end" else contract.start_date
     if anchor is None:
         return
