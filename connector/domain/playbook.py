@@ -13,6 +13,7 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -62,8 +63,9 @@ def business_day(
 def add_months(day: date, months: int) -> date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
+    if day.day <= 28:  # every month has it: no need to find the month's last day
+        return date(year, month, day.day)
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
 def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, str | None]]:
@@ -216,7 +218,7 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "account_name": tc.account.name,
         "contract_number": tc.contract.number or tc.contract.id,
         "end_date": tc.contract.end_date,
-        "amount": f"{tc.amount() if callable(tc.amount) else tc.amount:,.2f}",
+        "amount": _Amount(tc.amount) if callable(tc.amount) else f"{tc.amount:,.2f}",
         "currency": tc.contract.currency or "",
         "uplift_percent": f"{tc.uplift.normalize():f}",
         "contacts": _names(renewal_contacts),
@@ -228,6 +230,30 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "usage_trend": usage,
         "upsell": "; ".join(ln.description or ln.product_code for ln in tc.upsell) or "none",
     }
+
+
+class _Amount:
+    """The `{amount}` of a task planned before the renewal exists: the renewal's amount,
+    worked out only if a template shows it (most tasks then, onboarding or QBRs, do not)."""
+
+    __slots__ = ("_amount", "_text")
+
+    def __init__(self, amount: Callable[[], Decimal]):
+        self._amount, self._text = amount, None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = f"{self._amount():,.2f}"
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __getitem__(self, key):
+        return str(self)[key]
 
 
 def _task(
