@@ -10,6 +10,7 @@ and planning every contract. Signals are synthetic: five measures for nine in te
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from benchmarks.common import Verdict, heading, row, verdict
 from benchmarks.memory import ROOT, child_main, peak_rss_mb, run_child
 
-#: Budgets, not promises from the issue (it asks for the figures): a 100,000-contract book
-#: fully planned in 20 s, within half a gigabyte including the book itself.
-TARGET = 5_000  # contracts per second, full planning
-TARGET_MB = 500
+#: The issue's targets (issue 17): a 100,000-contract book fully planned in 4 s, under
+#: 300 MB including the interpreter, the book itself and its health.
+TARGET = 25_000  # contracts per second, full planning
+TARGET_MB = 300
 
 
 def synthetic_signals(account_ids, as_of, seed):
@@ -55,14 +56,16 @@ def child(contracts: int, seed: int) -> dict:
     book = build_book(contracts, seed=seed)
     signals = synthetic_signals(sorted(book.accounts), AS_OF, seed)
     out["book_mb"] = peak_rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     planner = planner_for(cfg, book, signals, {}, AS_OF)
+    del signals  # as in sync: services.insight.assess reads them and keeps only the planner
     health = planner.health
     t1 = time.perf_counter()
     ledger = EmptyLedger()
     kept = collect(planner.plan_book(book, ledger), book, ledger, None, lambda _: False)
     t2 = time.perf_counter()
     out.update(
+        cpu_s=time.process_time() - c0,
         score_s=t1 - t0,
         plan_s=t2 - t1,
         total_s=t2 - t0,
@@ -87,6 +90,12 @@ def run(contracts: int = 100_000, seed: int | None = None) -> list[Verdict]:
     row("health + upsell facts", f"{res['score_s']:.2f} s")
     row("planning (renewals, upsell, tasks)", f"{res['plan_s']:.2f} s")
     row("throughput", f"{rate:,.0f} contracts/s")
+    # on a shared machine the wall time above also counts others' work: the CPU time does not
+    row(
+        "CPU time (child, timed part)",
+        f"{res['cpu_s']:.2f} s = {res['contracts'] / res['cpu_s']:,.0f} contracts/CPU-s; "
+        f"load average {os.getloadavg()[0]:.1f}",
+    )
     row(
         "peak RSS (ru_maxrss, child)", f"{res['peak_mb']:.0f} MB (book built: {res['book_mb']:.0f})"
     )

@@ -15,7 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from crm_renewals.connector.domain.book import Book
-from crm_renewals.connector.domain.models import Account, Contact, Contract, ContractLine, Owner
+from crm_renewals.connector.domain.models import (
+    Account,
+    Contact,
+    Contract,
+    ContractLine,
+    Owner,
+    share,
+)
 from crm_renewals.connector.domain.planning.values import ContractPlan, RenewalPlan
 
 AS_OF = date(2026, 3, 2)
@@ -60,7 +67,8 @@ def build_book(
     n_accounts = accounts or max(1, contracts * 3 // 5)
     account_ids = []
     for i in range(n_accounts):
-        acc = Account(
+        acc = _record(
+            Account,
             id=f"001B{i:010d}",
             name=f"{ORGS[i % len(ORGS)]} {i}",
             owner_id=rnd.choice(owners),
@@ -70,8 +78,9 @@ def build_book(
         account_ids.append(acc.id)
         renewal_contacts = rnd.randint(0, 2)
         for k in range(rnd.randint(2, 4)):
-            name = f"{rnd.choice(FIRST)} {rnd.choice(LAST)}"
-            contact = Contact(
+            name = share(f"{rnd.choice(FIRST)} {rnd.choice(LAST)}")
+            contact = _record(
+                Contact,
                 id=f"003B{i:08d}{k:02d}",
                 account_id=acc.id,
                 name=name,
@@ -84,7 +93,8 @@ def build_book(
     for j in range(contracts):
         account_id = account_ids[j] if j < n_accounts else rnd.choice(account_ids)
         end = as_of + timedelta(days=rnd.randrange(span) - SPREAD_BEFORE)
-        contract = Contract(
+        contract = _record(
+            Contract,
             id=f"800B{j:010d}",
             account_id=account_id,
             number=f"{j + 1:08d}",
@@ -101,7 +111,8 @@ def build_book(
             picks[0] = rnd.randrange(RECURRING)
         for k, p in enumerate(picks):
             code, name, price = PRODUCTS[p]
-            line = ContractLine(
+            line = _record(
+                ContractLine,
                 id=f"811B{j:010d}{k}",
                 contract_id=contract.id,
                 product_code=code,
@@ -116,6 +127,13 @@ def build_book(
     return book
 
 
+def _record(cls: type, **values: Any) -> Any:
+    """A record whose amounts and dates are shared as models.validate shares those of a
+    record read from the CRM (models.share). Ids are shared by construction (a contract's
+    account_id is its account's id), and so is text that repeats (product names, codes)."""
+    return cls(**{k: v if type(v) is str else share(v) for k, v in values.items()})
+
+
 def _owners(book: Book) -> list[str]:
     """Two managers, 44 reps (every 11th has left, with a manager), one who left alone."""
     managers = []
@@ -125,7 +143,8 @@ def _owners(book: Book) -> list[str]:
         managers.append(owner.id)
     reps = []
     for r in range(44):
-        owner = Owner(
+        owner = _record(
+            Owner,
             id=f"005BR{r:09d}",
             name=f"Rep {r}",
             email=f"r{r}@example.com",

@@ -7,12 +7,14 @@ weights renormalised; fewer than `min_measures` used marks the score low-confide
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Account, AccountHealth, HealthMeasures
 from crm_renewals.connector.domain.policy import Measure, Scorecard
 from crm_renewals.connector.domain.signals import Signal
@@ -22,8 +24,10 @@ from crm_renewals.connector.domain.signals import Signal
 AUXILIARY_MEASURES = ("active_users", "capped_feature_usage")
 #: Account health measure fields that hold a measure of the same name.
 ACCOUNT_MEASURES = ("nps", "open_tickets", "high_priority_tickets", "late_payments")
+_ONE = Decimal(1)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Previous:
     """The last recorded health before today (from the state store)."""
@@ -33,6 +37,7 @@ class Previous:
     values: dict[str, float] = field(default_factory=dict)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Health:
     account_id: str
@@ -107,11 +112,16 @@ def score_account(
     values: Mapping[str, float],
     previous: Previous | None = None,
 ) -> Health:
-    raw = weighted_score(scorecard, values)
-    used = {k: v for k, v in values.items() if k in scorecard.measures}
-    if raw is None:
-        return Health(account_id, None, None, 0, True, "new", (), dict(used), previous)
-    score = int(Decimal(str(raw)).quantize(Decimal(1), ROUND_HALF_UP))
+    measures = scorecard.measures
+    used = {k: v for k, v in values.items() if k in measures}
+    if not used:  # weighted_score: None
+        return Health(account_id, None, None, 0, True, "new", (), used, previous)
+    # as weighted_score, each measure scored once (the drivers read the same scores)
+    scores = {k: measure_score(measures[k], v) for k, v in used.items()}
+    ranked = [(m, name) for name, m in measures.items() if name in used]
+    total = sum(m.weight for m, _ in ranked)
+    raw = sum(m.weight * scores[name] for m, name in ranked) / total
+    score = int(Decimal(str(raw)).quantize(_ONE, ROUND_HALF_UP))
     return Health(
         account_id,
         score,
@@ -119,8 +129,8 @@ def score_account(
         len(used),
         len(used) < scorecard.min_measures,
         _trend(score, previous),
-        _drivers(scorecard, used, previous),
-        dict(used),
+        _drivers(scorecard, used, previous, scores),
+        used,  # built here, read by no one else: no copy
         previous,
     )
 
@@ -133,14 +143,18 @@ def _trend(score: int, previous: Previous | None) -> str:
 
 
 def _drivers(
-    scorecard: Scorecard, values: Mapping[str, float], previous: Previous | None
+    scorecard: Scorecard,
+    values: Mapping[str, float],
+    previous: Previous | None,
+    scores: Mapping[str, float],
 ) -> tuple[str, ...]:
-    """The measures that pull the score down most (weight x shortfall from 100), in words."""
+    """The measures that pull the score down most (weight x shortfall from 100), in words;
+    `scores`: each measure's measure_score."""
     total = sum(scorecard.measures[n].weight for n in values)
     pulls = []
-    for name, value in values.items():
+    for name in values:
         m = scorecard.measures[name]
-        shortfall = m.weight / total * (100 - measure_score(m, value))
+        shortfall = m.weight / total * (100 - scores[name])
         if shortfall > 0:
             pulls.append((-shortfall, name))
     words = []
@@ -150,7 +164,7 @@ def _drivers(
         before = (previous.values if previous else {}).get(name)
         if before is not None and _show(m, before) != _show(m, values[name]):
             text += f", {'down' if before > values[name] else 'up'} from {_show(m, before)}"
-        words.append(text)
+        words.append(sys.intern(text))  # a few hundred texts across a book's accounts
     return tuple(words)
 
 

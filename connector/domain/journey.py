@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Contract, Task
 from crm_renewals.connector.domain.playbook import (
     TaskContext,
@@ -27,6 +28,7 @@ from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 NOT_BOUGHT = ("draft", "cancelled")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One segment of an account's journey: its number (1-based) and touchpoint."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, with_config
+
+from crm_renewals.connector.domain.fastinit import fast_init
 
 ContractStatus = Literal["draft", "active", "expired", "terminated", "cancelled"]
 LineKind = Literal["renewal", "upsell", "cross_sell"]
@@ -24,7 +26,7 @@ Priority = Literal["low", "normal", "high"]
 def record(cls):
     """A canonical record: frozen, slotted, keyword-only, validated strictly by pydantic."""
     return with_config(ConfigDict(extra="forbid"))(
-        dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        fast_init(dataclass(frozen=True, slots=True, kw_only=True)(cls))
     )
 
 
@@ -232,9 +234,36 @@ def _adapter(cls: type) -> TypeAdapter:
 INTERN_UP_TO = 80
 
 
+#: At most this many distinct amounts and dates are shared (see `share`): enough for a book's
+#: prices, quantities and term dates, bounded in a long-lived process.
+SHARE_UP_TO = 1 << 14
+_SHARED: dict[Any, Any] = {}
+
+
+def share(value: Any) -> Any:
+    """One shared instance of an immutable value that repeats across records: short text
+    (interned), amounts and dates (a quantity of 1, a list price, a term's end date recur in
+    thousands of lines and contracts; a Decimal costs 104 bytes). Other values as given."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value) if len(value) <= INTERN_UP_TO else value
+    if kind is Decimal:
+        key: Any = (kind, str(value))  # 1.0 == 1.00, but they read differently: not shared
+    elif kind is date:
+        key = value
+    else:
+        return value
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    if len(_SHARED) < SHARE_UP_TO:
+        _SHARED[key] = value
+    return value
+
+
 def validate(cls: type, data: dict[str, Any]) -> Any:
     """Build a record of `cls` from outside data (coercing text, numbers, ISO dates; grouped
-    fields flat); raises pydantic.ValidationError."""
+    fields flat), its repeated values shared (`share`); raises pydantic.ValidationError."""
     shared = {
         k: sys.intern(v) if type(v) is str and len(v) <= INTERN_UP_TO else v
         for k, v in data.items()
@@ -243,7 +272,23 @@ def validate(cls: type, data: dict[str, Any]) -> Any:
         grouped = {n: shared.pop(n) for n in _field_names(group) if n in shared}
         if any(v is not None for v in grouped.values()):
             shared[name] = grouped
-    return _adapter(cls).validate_python(shared)
+    rec = _adapter(cls).validate_python(shared)
+    for name in _shared_fields(cls):
+        value = getattr(rec, name)
+        if value is not None and (one := share(value)) is not value:
+            object.__setattr__(rec, name, one)  # frozen: set once, as it is being built
+    return rec
+
+
+@cache
+def _shared_fields(cls: type) -> tuple[str, ...]:
+    """The record's amount and date fields (not datetimes: a moment rarely repeats)."""
+    hints = get_type_hints(cls)
+    return tuple(
+        f.name
+        for f in fields(cls)
+        if {Decimal, date} & set(get_args(hints[f.name]) or ()) or hints[f.name] in (Decimal, date)
+    )
 
 
 def to_json(rec: Any) -> dict[str, Any]:

@@ -13,12 +13,14 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from calendar import monthrange
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.health import Health
 from crm_renewals.connector.domain.models import (
     Account,
@@ -47,6 +49,7 @@ def is_business_day(day: date, weekend: tuple[int, ...], country: str | None = N
     )
 
 
+@lru_cache(maxsize=4096)  # a book's due dates fall on a few hundred days
 def business_day(
     day: date, weekend: tuple[int, ...], backwards: bool, country: str | None = None
 ) -> date:
@@ -60,8 +63,9 @@ def business_day(
 def add_months(day: date, months: int) -> date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
+    if day.day <= 28:  # every month has it: no need to find the month's last day
+        return date(year, month, day.day)
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
 def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, str | None]]:
@@ -79,6 +83,37 @@ def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, 
         i += 1
 
 
+def _current(
+    step: PlaybookStep, contract: Contract, as_of: date
+) -> Iterable[tuple[date, str | None]]:
+    """occurrences() less those that planning passes over unread: a quarterly step's quarters
+    that fell due more than SHIFT_DAYS before `as_of` when it is not `late_if_missed` (a
+    three-year term has twelve). A step due once: a tuple, no generator (six a contract)."""
+    if step.repeat == "once":
+        anchor = contract.end_date if step.anchor == "end" else contract.start_date
+        return () if anchor is None else ((anchor + timedelta(days=step.offset_days), None),)
+    if step.late_if_missed:
+        return occurrences(step, contract)
+    return _quarters_since(step, contract, as_of)
+
+
+def _quarters_since(
+    step: PlaybookStep, contract: Contract, as_of: date
+) -> Iterator[tuple[date, str | None]]:
+    anchor = contract.end_date if step.anchor == "end" else contract.start_date
+    if anchor is None:
+        return
+    first = anchor + timedelta(days=step.offset_days)
+    since = as_of - timedelta(days=SHIFT_DAYS)
+    # a quarter i with 3i months < the months from `first` to `since` falls before `since`
+    i = max(1, ((since.year - first.year) * 12 + since.month - first.month) // 3)
+    while (day := add_months(first, 3 * i)) < contract.end_date:
+        if day >= since:
+            yield day, quarter(day)
+        i += 1
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     """What the tasks of one contract term are written from."""
@@ -99,8 +134,9 @@ class TaskContext:
 def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
     """Whether any dated step could fall in its creation window today (a cheap bound)."""
     for step in playbook.steps:
-        for day, _ in occurrences(step, contract):
-            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+        lead = timedelta(days=step.create_before_days + SHIFT_DAYS)
+        for day, _ in _current(step, contract, as_of):
+            if as_of < day - lead:
                 break
             if step.late_if_missed or day + timedelta(days=SHIFT_DAYS) >= as_of:
                 return True
@@ -113,15 +149,18 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
     values: dict = {}
     weekend, country = playbook.weekend_days, playbook.holiday_country
     tasks = []
+    shift = timedelta(days=SHIFT_DAYS)
     for step in playbook.steps:
-        for day, period in occurrences(step, contract):
+        ahead = timedelta(days=step.create_before_days)
+        lead = ahead + shift
+        for day, period in _current(step, contract, as_of):
             # cheap bounds first: moving off weekends and holidays shifts a date by a few days
-            if as_of < day - timedelta(days=step.create_before_days + SHIFT_DAYS):
+            if as_of < day - lead:
                 break
-            if not step.late_if_missed and day + timedelta(days=SHIFT_DAYS) < as_of:
+            if not step.late_if_missed and day + shift < as_of:
                 continue
             due = business_day(day, weekend, step.anchor == "end", country)
-            if as_of < due - timedelta(days=step.create_before_days):
+            if as_of < due - ahead:
                 break
             if due < as_of:
                 if not step.late_if_missed or as_of >= contract.end_date:
@@ -179,7 +218,7 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "account_name": tc.account.name,
         "contract_number": tc.contract.number or tc.contract.id,
         "end_date": tc.contract.end_date,
-        "amount": f"{tc.amount() if callable(tc.amount) else tc.amount:,.2f}",
+        "amount": _Amount(tc.amount) if callable(tc.amount) else f"{tc.amount:,.2f}",
         "currency": tc.contract.currency or "",
         "uplift_percent": f"{tc.uplift.normalize():f}",
         "contacts": _names(renewal_contacts),
@@ -191,6 +230,30 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "usage_trend": usage,
         "upsell": "; ".join(ln.description or ln.product_code for ln in tc.upsell) or "none",
     }
+
+
+class _Amount:
+    """The `{amount}` of a task planned before the renewal exists: the renewal's amount,
+    worked out only if a template shows it (most tasks then, onboarding or QBRs, do not)."""
+
+    __slots__ = ("_amount", "_text")
+
+    def __init__(self, amount: Callable[[], Decimal]):
+        self._amount, self._text = amount, None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = f"{self._amount():,.2f}"
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __getitem__(self, key):
+        return str(self)[key]
 
 
 def _task(
@@ -205,7 +268,7 @@ def _task(
     """The task; an account's task hangs off the account, a term's off its renewal (once it
     exists: before, off the account too)."""
     values = {**values, "due_date": due}
-    description = step.description.format(**values)
+    description = step.description.format_map(values)
     if contacts:
         description += f"\nRenewal contacts: {values['contacts']}."
     else:
@@ -216,7 +279,7 @@ def _task(
     return Task(
         dedupe_key=key,
         owner_id=tc.owner.id,
-        subject=step.subject.format(**values)[:255],
+        subject=step.subject.format_map(values)[:255],
         description=description,
         due_date=due,
         priority="high" if not contacts else step.priority,

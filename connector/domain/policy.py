@@ -149,7 +149,9 @@ class Journey(Section):
 
     def touchpoint(self, segment: int) -> Touchpoint:
         """The touchpoint of segment n (1-based): the narrowest entry holding it, else default."""
-        return self._by_segment[segment - 1]
+        # read from pydantic's store of private attributes: through the attribute, every
+        # read went by BaseModel.__getattr__ (asked for every account planned)
+        return self.__pydantic_private__["_by_segment"][segment - 1]
 
     def _narrowest(self, segment: int) -> Touchpoint:
         best, width = self.default, None

@@ -17,10 +17,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from crm_renewals.connector.domain.book import Book
 from crm_renewals.connector.domain.health import Health
-from crm_renewals.connector.domain.models import Contract, RenewalLine
+from crm_renewals.connector.domain.models import Contract, RenewalLine, share
 from crm_renewals.connector.domain.policy import Upsell
 
 CENT = Decimal("0.01")
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -30,7 +31,7 @@ class BookFacts:
     #: account id -> licensed seats on its live (active) contracts
     seats: dict[str, Decimal] = field(default_factory=dict)
     #: account id -> recurring product codes on its live contracts
-    owned: dict[str, set[str]] = field(default_factory=dict)
+    owned: dict[str, frozenset[str]] = field(default_factory=dict)
     #: segment -> number of accounts with a live contract
     peers: dict[str, int] = field(default_factory=dict)
     #: segment -> product code -> how many of those accounts own it
@@ -44,25 +45,31 @@ def book_facts(
 ) -> BookFacts:
     facts = BookFacts()
     # a contract past its end date but still active is awaiting its renewal: still live
-    live = {c.id: c for c in book.contracts.values() if c.status in active_statuses}
+    contracts = book.contracts  # a live one: status in active_statuses (no copy of them)
     price_lists: dict[str, list[Decimal]] = defaultdict(list)
     qty_lists: dict[str, list[Decimal]] = defaultdict(list)
     names: dict[str, str | None] = {}
     seats: dict[str, Decimal] = defaultdict(Decimal)
-    owned: dict[str, set[str]] = defaultdict(set)
+    # accounts own a few combinations of a few codes: one frozenset each combination, shared
+    owned: dict[str, frozenset[str]] = {}
+    combos: dict[frozenset[str], frozenset[str]] = {}
     for line in book.contract_lines.values():
         if not line.recurring:
             continue
-        price_lists[line.product_code].append(line.unit_price)
-        qty_lists[line.product_code].append(line.quantity)
-        names.setdefault(line.product_code, line.product_name)
-        contract = live.get(line.contract_id)
-        if contract is None:
+        code = line.product_code
+        price_lists[code].append(line.unit_price)
+        qty_lists[code].append(line.quantity)
+        names.setdefault(code, line.product_name)
+        contract = contracts.get(line.contract_id)
+        if contract is None or contract.status not in active_statuses:
             continue
-        owned[contract.account_id].add(line.product_code)
-        if line.product_code in seat_products:
+        mine = owned.get(contract.account_id, _NONE)
+        if code not in mine:
+            more = mine | {code}
+            owned[contract.account_id] = combos.setdefault(more, more)
+        if code in seat_products:
             seats[contract.account_id] += line.quantity
-    facts.seats, facts.owned = dict(seats), dict(owned)
+    facts.seats, facts.owned = {a: share(n) for a, n in seats.items()}, owned
     facts.prices = {
         code: (_median(prices), _median(qty_lists[code]), names[code])
         for code, prices in price_lists.items()

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import (
     AccountHealth,
     Record,
@@ -52,6 +53,7 @@ class LedgerView(Protocol):
     def written(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Write:
     kind: Literal["renewal_opportunity", "renewal_line", "task", "contract", "account_health"]

@@ -3,7 +3,7 @@ the book with the pure domain functions, and record what was computed."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, time
 
 from crm_renewals.connector.config import AppConfig
@@ -55,7 +55,7 @@ def planner_for(
         else {a: book.accounts[a] for a in accounts if a in book.accounts}
     )
     health = score_book(cfg.scorecard, scored, signals, facts.seats, previous, as_of)
-    usage = {a: {m: s.value for m, s in by.items()} for a, by in signals.items()}
+    usage = SignalValues(signals)
     planner = Planner(
         cfg.renewals,
         cfg.playbook,
@@ -68,6 +68,35 @@ def planner_for(
         computed=computed,
     )
     return planner
+
+
+class SignalValues(Mapping[str, Mapping[str, float]]):
+    """Account id -> its latest signal values by measure. Kept for the whole run, so held
+    compactly: per account one tuple (its measure names, shared between accounts, then the
+    values) instead of a dict; the dict is made when asked (once per renewal planned)."""
+
+    def __init__(self, signals: Mapping[str, Mapping[str, Signal]]):
+        names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._rows: dict[str, tuple] = {}
+        for account, by in signals.items():
+            key = tuple(by)
+            self._rows[account] = (names.setdefault(key, key), *(s.value for s in by.values()))
+
+    def __getitem__(self, account: str) -> dict[str, float]:
+        names, *values = self._rows[account]
+        return dict(zip(names, values, strict=True))
+
+    def get(self, account: str, default=None):
+        return self[account] if account in self._rows else default
+
+    def __contains__(self, account: object) -> bool:
+        return account in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def record(ctx: Context, book: Book, health: Mapping[str, Health], as_of: date) -> None:

@@ -46,8 +46,11 @@ class Planner:
 
     def plan_book(self, book: Book, ledger: LedgerView) -> Iterator[ContractPlan]:
         planner = self.with_facts(book)
-        # the id set stays unnamed: the generator would hold it (MBs) for the whole planning
-        for contract_id in planning_order(book, book.plannable_ids()):
+        # the ids stay unnamed: the generator would hold them (MBs) for the whole planning;
+        # most books have no broken or deleted contract: their ids need no set to be unique
+        for contract_id in planning_order(
+            book, book.plannable_ids() if book.broken or book.deleted_contracts else book.contracts
+        ):
             yield planner.plan(book, ledger, contract_id)
 
     def plan(self, book: Book, ledger: LedgerView, contract_id: str) -> ContractPlan:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import RenewalLine, RenewalOpportunity, Task
 from crm_renewals.connector.domain.writes import Write
 
@@ -24,6 +25,7 @@ SkipReason = Literal[
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Skip:
     """No renewal for this contract now, and why (`explain` shows both)."""
@@ -32,6 +34,7 @@ class Skip:
     detail: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RenewalPlan:
     """Create or update the renewal opportunity and its lines (CPQ: ask CPQ for it)."""
@@ -46,6 +49,7 @@ class RenewalPlan:
     current: RenewalOpportunity | None = field(default=None, compare=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskPlan:
     """The playbook's tasks for a contract and the writes of those not created yet."""
@@ -58,6 +62,7 @@ class TaskPlan:
 NO_TASKS = TaskPlan()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ContractPlan:
     contract_id: str
