@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from crm_renewals.connector.inbox import (
@@ -25,15 +26,20 @@ MAX_DEPTH = 32
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.S)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _INNERMOST = re.compile(rb"[\[{][\]}]")
+#: what a body must hold for a parsed string to have a NUL or a lone surrogate: a NUL byte (also
+#: in every UTF-16 or UTF-32 body), a `\u` escape, or the UTF-8 lead byte of U+D000-U+DFFF
+#: (json.loads decodes with surrogatepass)
+_ODD_TEXT = re.compile(rb"\x00|\\u|\xed")
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, **hooks: Callable[[str], Any]) -> Any:
     """A request body's JSON; Refused(400) if it is not JSON or nests deeper than MAX_DEPTH
-    (checked on the bytes first: the parser recurses, and a RecursionError is no answer)."""
+    (checked on the bytes first: the parser recurses, and a RecursionError is no answer).
+    `hooks`: json.loads' parse_float, parse_constant."""
     if _nested_deeper_than(body, MAX_DEPTH):
         raise Refused(400, f"body is nested deeper than {MAX_DEPTH} levels", "payload")
     try:
-        return json.loads(body)
+        return json.loads(body, **hooks)
     except (ValueError, RecursionError):  # RecursionError: only malformed bodies get here
         raise Refused(400, "body is not JSON", "payload") from None
 
@@ -51,10 +57,30 @@ def _nested_deeper_than(body: bytes, limit: int) -> bool:
     return _INNERMOST.search(brackets) is not None
 
 
+def _parse_noting_odd(body: bytes) -> tuple[Any, bool]:
+    """parse_json, and whether the JSON may hold text or a number the inbox could not store
+    (else every value in it is storable: the walk over it is skipped, the request path's
+    largest cost)."""
+    odd: list[str] = []
+
+    def number(text: str) -> float:
+        value = float(text)  # a long enough decimal overflows to inf
+        if not math.isfinite(value):
+            odd.append(text)
+        return value
+
+    def constant(text: str) -> float:  # NaN, Infinity, -Infinity
+        odd.append(text)
+        return float(text)
+
+    data = parse_json(body, parse_float=number, parse_constant=constant)
+    return data, bool(odd) or _ODD_TEXT.search(body) is not None
+
+
 def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
     """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId,
     holding nothing the inbox could not store (checked here, so nothing acked jams it)."""
-    data = parse_json(body)
+    data, odd = _parse_noting_odd(body)
     if not isinstance(data, list) or not data:
         raise Refused(400, "expected a non-empty JSON array of events", "payload")
     if len(data) > HUBSPOT_MAX_EVENTS:
@@ -62,14 +88,16 @@ def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
     for i, event in enumerate(data):
         if not isinstance(event, dict) or event.get("eventId") in (None, ""):
             raise Refused(400, f"event {i} has no eventId", "payload")
-        problem = _event_problem(event)
+        problem = _event_problem(event, odd)
         if problem:
             raise Refused(400, f"event {i}: {problem}", "payload")
     return data
 
 
-def _event_problem(event: dict[str, Any]) -> str | None:
-    """What in one event the inbox could not store, naming the field; None if all is well."""
+def _event_problem(event: dict[str, Any], odd: bool = True) -> str | None:
+    """What in one event the inbox could not store, naming the field; None if all is well.
+    `odd`: whether the body may hold unstorable text or numbers (else only sizes are checked)."""
+    fits = storable if odd else _fits
     checks = (
         ("eventId", event["eventId"], EVENT_ID_CHARS),
         ("objectId", event.get("objectId"), RECORD_ID_CHARS),
@@ -79,15 +107,20 @@ def _event_problem(event: dict[str, Any]) -> str | None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | str):
             return f"{name} must be an integer or text"
-        if (problem := storable(str(value), chars)) is not None:
+        if (problem := fits(str(value), chars)) is not None:
             return f"{name} {problem}"
     kind = event.get("subscriptionType")
     if kind not in (None, ""):
         if not isinstance(kind, str):
             return "subscriptionType must be text"
-        if (problem := storable(kind.split(".", 1)[0], OBJECT_CHARS)) is not None:
+        if (problem := fits(kind.split(".", 1)[0], OBJECT_CHARS)) is not None:
             return f"subscriptionType {problem}"
-    return _unstorable_json(event, "")
+    return _unstorable_json(event, "") if odd else None
+
+
+def _fits(text: str, max_chars: int) -> str | None:
+    """`storable` of text that holds no NUL and no lone surrogate: its size alone."""
+    return None if len(text) <= max_chars else f"is longer than {max_chars} characters"
 
 
 def _unstorable_json(value: Any, path: str) -> str | None:

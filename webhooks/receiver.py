@@ -30,6 +30,9 @@ ROUTES = {
 }
 
 
+_UNSEEN = object()
+
+
 def source_of(path: str) -> str:
     """The source label of a request path (`/webhooks/signals/<connection>` is signals')."""
     if path in ROUTES:
@@ -105,8 +108,15 @@ class Receiver:
         owners: dict[str | None, Connection | None] = {}
         groups: dict[str, tuple[Connection, list[dict]]] = {}
         unknown: set[str] = set()
+        portals: dict[int | str, str | None] = {}  # a batch is mostly one portal's
         for event in events:
-            portal = routing.portal_of(event)
+            raw = event.get("portalId")
+            if type(raw) is int or type(raw) is str:  # hashable, and not a bool
+                portal = portals.get(raw, _UNSEEN)
+                if portal is _UNSEEN:
+                    portal = portals[raw] = routing.portal_of(event)
+            else:
+                portal = routing.portal_of(event)
             if portal not in owners:
                 owner = routing.hubspot_owner(conns, portal, configured)
                 if owner is None and portal is not None:  # added a moment ago?
