@@ -55,7 +55,7 @@ def test_the_quick_check_gives_the_verdict_of_the_full_walk(events, ascii_only):
     [
         ('[{"eventId":1,"propertyValue":"\xed\xa0\x80"}]'.encode("latin-1"), "propertyValue"),
         (b'[{"eventId":1,"propertyValue":1e400}]', "propertyValue"),
-        (b'[{"eventId":1,"propertyValue":-' + b"9" * 400 + b'.5}]', "propertyValue"),
+        (b'[{"eventId":1,"propertyValue":-' + b"9" * 400 + b".5}]", "propertyValue"),
         (b'[{"eventId":1,"x":{"y":[NaN]}}]', "x.y[0]"),
         (b'[{"eventId":1,"occurredAt":Infinity}]', "occurredAt"),
     ],
