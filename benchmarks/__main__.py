@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lag-rate", type=float, default=20.0, help="HubSpot events a second")
     parser.add_argument("--lag-seconds", type=float, default=30.0)
     parser.add_argument(
-        "--lag-ramp", default="40,80,160,320", help="events a second of each ramp step"
+        "--lag-ramp", default="40,80,160,320,640", help="events a second of each ramp step"
     )
     parser.add_argument("--lag-step-seconds", type=float, default=10.0)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
