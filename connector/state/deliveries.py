@@ -20,7 +20,13 @@ _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?,
 
 
 class InboxBusy(Exception):
-    """A delivery could not be stored without waiting (`receive(wait=False)`)."""
+    """A delivery could not be stored without waiting (`receive(wait=False)`). `soon`: the
+    database is held by another writer for now (SQLite), so trying again in a moment may do;
+    else it is only ever tried waiting."""
+
+    def __init__(self, reason: str, *, soon: bool = False):
+        super().__init__(reason)
+        self.soon = soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,7 @@ class DeliveryRepository:
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if wait or not busy:
                     raise
-                raise InboxBusy(str(exc)) from None
+                raise InboxBusy(str(exc), soon=True) from None
             return
         if not wait:
             raise InboxBusy("only SQLite is tried without waiting")
