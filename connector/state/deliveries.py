@@ -16,6 +16,11 @@ from crm_renewals.connector.state.schema import deliveries
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3
 
+#: SQLite (WAL): the request path's connection checkpoints the log only past this many pages
+#: (40 MB), not at the default 1,000. A checkpoint writes the log back and syncs the file, tens of
+#: ms in which a gevent web worker answers nothing; the inbox worker's writes checkpoint at
+#: 1,000 pages in its own process, without holding up writers, so the log stays short.
+REQUEST_CHECKPOINT_PAGES = 10_000
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 
 
@@ -86,6 +91,7 @@ class DeliveryRepository:
                 check_same_thread=False,
             )
             sqlite_pragmas(conn, None)
+            conn.execute(f"PRAGMA wal_autocheckpoint={REQUEST_CHECKPOINT_PAGES}")
             self._conns[wait] = conn
         return self._conns[wait]
 
