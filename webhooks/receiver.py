@@ -169,7 +169,8 @@ class Receiver:
         """Store the delivery if the database is free, or once it is again within
         BUSY_RETRY_S (tried every few ms: under gevent the sleep lets the worker's other
         requests run); False if not, for the blocking path to wait. SQLite's own wait sleeps
-        up to 100 ms between tries, so a write lock held for 2 ms could cost a request 30."""
+        1, 2, 5, 10, 15, ... up to 100 ms between tries (a lock held 9 ms costs 18), and the
+        blocking path is one native thread a worker, so the requests waiting there queue."""
         delay, waited = BUSY_FIRST_S, 0.0
         while True:
             try:
