@@ -19,6 +19,7 @@ NAMES = (
     "webhooks",
     "webhook_runs",
     "signals",
+    "lag",
     "hubspot",
     "console",
     "fleet",
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals-contracts", type=int, default=10_000)
     parser.add_argument("--signals-rate", type=float, default=20.0, help="signals a second")
     parser.add_argument("--signals-seconds", type=float, default=30.0)
+    parser.add_argument("--lag-contracts", type=int, default=10_000)
+    parser.add_argument("--lag-rate", type=float, default=20.0, help="HubSpot events a second")
+    parser.add_argument("--lag-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--lag-ramp", default="40,80,160,320,640", help="events a second of each ramp step"
+    )
+    parser.add_argument("--lag-step-seconds", type=float, default=10.0)
     parser.add_argument("--hubspot-contracts", type=int, default=10_000)
     parser.add_argument(
         "--hubspot-scale", type=float, default=1.25, help="time runs this much faster"
@@ -121,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
 
             verdicts += signal_lag.run(
                 args.signals_contracts, args.signals_rate, args.signals_seconds
+            )
+        elif name == "lag":
+            from benchmarks import change_lag
+
+            verdicts += change_lag.run(
+                args.lag_contracts,
+                args.lag_rate,
+                args.lag_seconds,
+                tuple(float(r) for r in args.lag_ramp.split(",") if r),
+                args.lag_step_seconds,
             )
         elif name == "memory":
             from benchmarks import memory

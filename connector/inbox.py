@@ -29,6 +29,10 @@ from crm_renewals.connector.state.store import Repositories
 
 #: deliveries read into events in one transaction (up to 100 events each)
 EXPAND_BATCH = 100
+#: events stored in one unit of work, at most (a delivery's are never split): on SQLite the
+#: request path waits while it holds the write lock, and the inbox worker runs at a lower CPU
+#: priority, so on a busy machine a long hold is held longer still
+STORE_EVENTS = 200
 #: the longest event id, object and record id an inbox row holds (its columns' sizes)
 EVENT_ID_CHARS, OBJECT_CHARS, RECORD_ID_CHARS = 200, 80, 80
 
@@ -124,18 +128,19 @@ class Inbox:
                 unreadable.append((d, exc))
                 continue
             readable.append((d, [_row(e, d.received_at) for e in events]))
-        try:
-            self._store(readable, out, unit)
-        except Exception as exc:  # noqa: BLE001 - one of them cannot be stored: find which
-            if database_failure(exc):
-                raise
-            for delivery, rows in readable:
-                try:
-                    self._store([(delivery, rows)], out, unit)
-                except Exception as one:  # noqa: BLE001 - set aside, the others go on
-                    if database_failure(one):
-                        raise
-                    unreadable.append((delivery, one))
+        for chunk in _chunks(readable, STORE_EVENTS):
+            try:
+                self._store(chunk, out, unit)
+            except Exception as exc:  # noqa: BLE001 - one of them cannot be stored: find which
+                if database_failure(exc):
+                    raise
+                for delivery, rows in chunk:
+                    try:
+                        self._store([(delivery, rows)], out, unit)
+                    except Exception as one:  # noqa: BLE001 - set aside, the others go on
+                        if database_failure(one):
+                            raise
+                        unreadable.append((delivery, one))
         for d, exc in sorted(unreadable, key=lambda pair: pair[0].id):
             self._unreadable(d, _describe(exc), repos)
             out.unreadable[d.source] += 1
@@ -240,6 +245,20 @@ def signal_event(account: str) -> InboxEvent:
 def event_row(e: InboxEvent, at: datetime) -> dict[str, Any]:
     """The inbox row of a new event received at `at` (due at once)."""
     return _row(e, at)
+
+
+def _chunks(readable: list[tuple[Delivery, list]], most: int) -> Iterator[list]:
+    """The deliveries in order, in runs holding at most `most` events (a larger one alone)."""
+    chunk: list = []
+    size = 0
+    for delivery, rows in readable:
+        if chunk and size + len(rows) > most:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((delivery, rows))
+        size += len(rows)
+    if chunk:
+        yield chunk
 
 
 @contextmanager

@@ -19,12 +19,18 @@ from crm_renewals.webhooks import soap
 from crm_renewals.webhooks.verify import Refused
 
 HUBSPOT_MAX_EVENTS = 100
+#: an integer id within this fits any id column (fewer than 20 digits and its sign)
+_SHORT = 10**18
 #: JSON nested deeper than this is refused before it is parsed (our events are 3 deep).
 MAX_DEPTH = 32
 #: a JSON string, to its closing quote or the end of the body: possessive, so it is linear
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.S)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _INNERMOST = re.compile(rb"[\[{][\]}]")
+#: what a body must hold for a parsed string to have a NUL or a lone surrogate: a NUL byte (also
+#: in every UTF-16 or UTF-32 body), a `\u` escape, or the UTF-8 lead byte of U+D000-U+DFFF
+#: (json.loads decodes with surrogatepass)
+_ODD_BYTES = (b"\x00", b"\\u", b"\xed")
 
 
 def parse_json(body: bytes) -> Any:
@@ -51,10 +57,44 @@ def _nested_deeper_than(body: bytes, limit: int) -> bool:
     return _INNERMOST.search(brackets) is not None
 
 
+class _NotFinite(ValueError):
+    """A number the inbox could not store (NaN, an infinity, a float that overflows)."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)  # a long enough decimal overflows to inf
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)  # NaN, Infinity, -Infinity
+
+
+#: JSON whose every number is finite (one decoder: json.loads would build one a call)
+_FINITE = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+
+
+def _parse_noting_odd(body: bytes) -> tuple[Any, bool]:
+    """parse_json, and whether the JSON may hold text or a number the inbox could not store
+    (else every value in it is storable: the walk over it is skipped, the request path's
+    largest cost)."""
+    if _nested_deeper_than(body, MAX_DEPTH):
+        return parse_json(body), True  # refused there
+    try:
+        data = _FINITE.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except _NotFinite:
+        return parse_json(body), True  # parsed again, walked: the refusal names the field
+    except (ValueError, RecursionError):
+        raise Refused(400, "body is not JSON", "payload") from None
+    return data, any(odd in body for odd in _ODD_BYTES)
+
+
 def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
     """A batch of HubSpot events: a JSON array of up to 100 objects, each with an eventId,
     holding nothing the inbox could not store (checked here, so nothing acked jams it)."""
-    data = parse_json(body)
+    data, odd = _parse_noting_odd(body)
     if not isinstance(data, list) or not data:
         raise Refused(400, "expected a non-empty JSON array of events", "payload")
     if len(data) > HUBSPOT_MAX_EVENTS:
@@ -62,32 +102,41 @@ def hubspot_batch(body: bytes) -> list[dict[str, Any]]:
     for i, event in enumerate(data):
         if not isinstance(event, dict) or event.get("eventId") in (None, ""):
             raise Refused(400, f"event {i} has no eventId", "payload")
-        problem = _event_problem(event)
+        problem = _event_problem(event, odd)
         if problem:
             raise Refused(400, f"event {i}: {problem}", "payload")
     return data
 
 
-def _event_problem(event: dict[str, Any]) -> str | None:
-    """What in one event the inbox could not store, naming the field; None if all is well."""
+def _event_problem(event: dict[str, Any], odd: bool = True) -> str | None:
+    """What in one event the inbox could not store, naming the field; None if all is well.
+    `odd`: whether the body may hold unstorable text or numbers (else only sizes are checked)."""
+    fits = storable if odd else _fits
     checks = (
         ("eventId", event["eventId"], EVENT_ID_CHARS),
         ("objectId", event.get("objectId"), RECORD_ID_CHARS),
     )
     for name, value, chars in checks:
+        if type(value) is int and -_SHORT < value < _SHORT:  # most ids: nothing to check
+            continue
         if value in (None, ""):
             continue
         if isinstance(value, bool) or not isinstance(value, int | str):
             return f"{name} must be an integer or text"
-        if (problem := storable(str(value), chars)) is not None:
+        if (problem := fits(str(value), chars)) is not None:
             return f"{name} {problem}"
     kind = event.get("subscriptionType")
     if kind not in (None, ""):
         if not isinstance(kind, str):
             return "subscriptionType must be text"
-        if (problem := storable(kind.split(".", 1)[0], OBJECT_CHARS)) is not None:
+        if (problem := fits(kind.split(".", 1)[0], OBJECT_CHARS)) is not None:
             return f"subscriptionType {problem}"
-    return _unstorable_json(event, "")
+    return _unstorable_json(event, "") if odd else None
+
+
+def _fits(text: str, max_chars: int) -> str | None:
+    """`storable` of text that holds no NUL and no lone surrogate: its size alone."""
+    return None if len(text) <= max_chars else f"is longer than {max_chars} characters"
 
 
 def _unstorable_json(value: Any, path: str) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,18 @@ from crm_renewals.webhooks.metrics import Metrics
 from crm_renewals.webhooks.verify import Refused
 
 log = logging.getLogger(__name__)
+#: a delivery finding the database busy tries again after BUSY_FIRST_S, doubling up to
+#: BUSY_MAX_S, for BUSY_RETRY_S in all before it waits on the blocking path
+BUSY_FIRST_S, BUSY_MAX_S, BUSY_RETRY_S = 0.0005, 0.004, 0.2
 #: webhook path -> its source (the label of its metrics)
 ROUTES = {
     "/webhooks/hubspot": "hubspot",
     "/webhooks/salesforce": "salesforce",
     "/webhooks/signals": "signals",
 }
+
+
+_UNSEEN = object()
 
 
 def source_of(path: str) -> str:
@@ -68,6 +75,7 @@ class Receiver:
         self.signals_secret = self.env.get("SIGNALS_WEBHOOK_SECRET") or None
         self.org_id = self.env.get("SALESFORCE_ORG_ID") or self.config.webhooks.salesforce_org_id
         self._inboxes: dict[str, Inbox] = {}
+        self._received: dict[tuple[str, str], Any] = {}
         #: /healthz of many connections: (read at, bodies, urgent), kept a while (health.py)
         self.health_cache: tuple[float, dict, bool] | None = None
         self.health_lock = threading.Lock()
@@ -105,8 +113,15 @@ class Receiver:
         owners: dict[str | None, Connection | None] = {}
         groups: dict[str, tuple[Connection, list[dict]]] = {}
         unknown: set[str] = set()
+        portals: dict[int | str, str | None] = {}  # a batch is mostly one portal's
         for event in events:
-            portal = routing.portal_of(event)
+            raw = event.get("portalId")
+            if type(raw) is int or type(raw) is str:  # hashable, and not a bool
+                portal = portals.get(raw, _UNSEEN)
+                if portal is _UNSEEN:
+                    portal = portals[raw] = routing.portal_of(event)
+            else:
+                portal = routing.portal_of(event)
             if portal not in owners:
                 owner = routing.hubspot_owner(conns, portal, configured)
                 if owner is None and portal is not None:  # added a moment ago?
@@ -144,12 +159,29 @@ class Receiver:
         connection's): durable from here (the worker reads its events)."""
         name = conn.name if conn is not None else DEFAULT
         inbox = self.inbox if conn is None else self.inbox_of(conn)
-        try:  # most of the time the database is free: no hand-off to a thread
-            inbox.receive(source, body, wait=False)
-        except InboxBusy:
+        if not self._receive_soon(inbox, source, body):
             self.blocking(inbox.receive, source, body)
         self.count_received(source, name, events)
         self.stored(name)
+
+    @staticmethod
+    def _receive_soon(inbox: Inbox, source: str, body: bytes) -> bool:
+        """Store the delivery if the database is free, or once it is again within
+        BUSY_RETRY_S (tried every few ms: under gevent the sleep lets the worker's other
+        requests run); False if not, for the blocking path to wait. SQLite's own wait sleeps
+        1, 2, 5, 10, 15, ... up to 100 ms between tries (a lock held 9 ms costs 18), and the
+        blocking path is one native thread a worker, so the requests waiting there queue."""
+        delay, waited = BUSY_FIRST_S, 0.0
+        while True:
+            try:
+                inbox.receive(source, body, wait=False)
+                return True
+            except InboxBusy as busy:
+                if not busy.soon or waited >= BUSY_RETRY_S:
+                    return False
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, BUSY_MAX_S)
 
     def stored(self, connection: str) -> None:
         """Work was stored for `connection` (workers.engine: celery: its batch is enqueued)."""
@@ -157,7 +189,12 @@ class Receiver:
             self.on_stored(connection)
 
     def count_received(self, source: str, connection: str, events: int) -> None:
-        self.metrics.received.labels(source, connection).inc(events)
+        counter = self._received.get((source, connection))
+        if counter is None:  # a counter's labels() costs more than its inc(): kept
+            counter = self._received[source, connection] = self.metrics.received.labels(
+                source, connection
+            )
+        counter.inc(events)
 
     def health(self) -> tuple[dict[str, Any], int]:
         """/healthz: every connection's database and queue, and the inbox worker."""

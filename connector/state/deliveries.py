@@ -16,11 +16,22 @@ from crm_renewals.connector.state.schema import deliveries
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3
 
+#: SQLite (WAL): the request path's connection checkpoints the log only past this many pages
+#: (40 MB), not at the default 1,000. A checkpoint writes the log back and syncs the file, tens of
+#: ms in which a gevent web worker answers nothing; the inbox worker's writes checkpoint at
+#: 1,000 pages in its own process, without holding up writers, so the log stays short.
+REQUEST_CHECKPOINT_PAGES = 10_000
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 
 
 class InboxBusy(Exception):
-    """A delivery could not be stored without waiting (`receive(wait=False)`)."""
+    """A delivery could not be stored without waiting (`receive(wait=False)`). `soon`: the
+    database is held by another writer for now (SQLite), so trying again in a moment may do;
+    else it is only ever tried waiting."""
+
+    def __init__(self, reason: str, *, soon: bool = False):
+        super().__init__(reason)
+        self.soon = soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +70,7 @@ class DeliveryRepository:
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if wait or not busy:
                     raise
-                raise InboxBusy(str(exc)) from None
+                raise InboxBusy(str(exc), soon=True) from None
             return
         if not wait:
             raise InboxBusy("only SQLite is tried without waiting")
@@ -80,6 +91,7 @@ class DeliveryRepository:
                 check_same_thread=False,
             )
             sqlite_pragmas(conn, None)
+            conn.execute(f"PRAGMA wal_autocheckpoint={REQUEST_CHECKPOINT_PAGES}")
             self._conns[wait] = conn
         return self._conns[wait]
 

@@ -4,6 +4,7 @@ Called with the fake's lock held."""
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -135,9 +136,10 @@ def _by_prop(fake: FakeHubSpot, obj: str, prop: str, value: str) -> dict | None:
 def _write(fake: FakeHubSpot, obj: str, o: dict | None, props: dict) -> dict:
     text = {k: _text(v) for k, v in props.items()}
     if o is None:
-        oid = fake.create(obj, text)
-        return fake.objects[obj][oid]
-    fake.edit(obj, o["id"], text)
+        o = fake.objects[obj][fake.create(obj, text)]
+    else:
+        fake.edit(obj, o["id"], text)
+    fake.writes.append((time.time(), obj, o["id"]))
     return o
 
 

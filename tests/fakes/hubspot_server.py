@@ -105,6 +105,8 @@ class FakeHubSpot:
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, Any]] = []  # ("METHOD /path", JSON body), in order
         self.new_links = 0  # associations created through the API that did not exist yet
+        #: (Unix time, type, id) of each record written through the API (created, updated)
+        self.writes: list[tuple[float, str, str]] = []
         self.statuses: Counter[int] = Counter()
         self.faults: list[tuple[str, Reply]] = []
         self.input_faults: list[tuple[str, int]] = []  # (route fragment, status), per input
@@ -325,8 +327,10 @@ class FakeHubSpot:
         status, body, headers = 200, None, {}
         try:
             key = f"{h.command} {url.path}"
-            if url.path == "/__fake__/stats":  # admin, for a fake in another process
-                raise Reply(200, self.stats())
+            if url.path.startswith("/__fake__/"):  # admin, for a fake in another process
+                from tests.fakes import hubspot_admin
+
+                raise Reply(*hubspot_admin.route(self, h.command, url.path, url.query, raw))
             if url.path.startswith("/oauth/"):  # the app's OAuth: no bearer token, forms
                 with self.lock:
                     self.calls[key] += 1

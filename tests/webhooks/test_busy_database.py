@@ -1,15 +1,18 @@
 """The request path while another process holds SQLite's write lock: the insert is not tried
-on the event loop with a wait; it goes to the server's blocking path, and the delivery is kept."""
+on the event loop with a wait; it is tried again every few ms for a while, then goes to the
+server's blocking path, and the delivery is kept."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
 from crm_renewals.connector.inbox import Inbox
 from crm_renewals.connector.state import InboxBusy
+from crm_renewals.webhooks.receiver import BUSY_RETRY_S
 from tests.webhooks.conftest import post_vector
 
 
@@ -41,3 +44,29 @@ def test_a_delivery_waits_on_the_blocking_path_while_the_database_is_locked(app,
     rx.blocking = blocking
     assert post_vector(app.test_client()).status_code == 200
     assert handed_over and inbox.waiting() == 1
+
+
+def test_a_database_held_for_a_moment_is_tried_again_before_the_blocking_path(app, locked, inbox):
+    """SQLite's own wait sleeps up to 100 ms between tries: a lock held for a few ms is
+    tried again every few ms on the request path instead."""
+    rx = app.extensions["renewals"]
+    handed_over = []
+    rx.blocking = lambda fn, *args: handed_over.append(fn) or fn(*args)
+    threading.Timer(0.02, locked.execute, ("COMMIT",)).start()
+    assert post_vector(app.test_client()).status_code == 200
+    assert handed_over == [] and inbox.waiting() == 1
+
+
+def test_a_database_that_stays_held_goes_to_the_blocking_path(app, locked, inbox):
+    rx = app.extensions["renewals"]
+    started, handed_over = time.monotonic(), []
+
+    def blocking(fn, *args):
+        handed_over.append(time.monotonic() - started)
+        locked.execute("COMMIT")
+        return fn(*args)
+
+    rx.blocking = blocking
+    assert post_vector(app.test_client()).status_code == 200
+    assert len(handed_over) == 1 and handed_over[0] >= BUSY_RETRY_S
+    assert inbox.waiting() == 1

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from crm_renewals.connector.domain.signals import SignalError, parse_signal
-from crm_renewals.connector.inbox import Inbox
+from crm_renewals.connector.inbox import STORE_EVENTS, Inbox
 from crm_renewals.connector.state import now
 from crm_renewals.webhooks import create_app
 from tests.webhooks.conftest import (
@@ -196,3 +196,21 @@ def test_a_salesforce_notification_id_too_long_to_store_gets_a_soap_fault(app, c
     resp = client.post("/webhooks/salesforce", data=outbound("800000000000AaAAAU", "0" * 201))
     assert resp.status_code == 400 and b"Id is longer than 200 characters" in resp.data
     assert nothing_stored(inbox)
+
+
+def test_deliveries_are_stored_in_short_units_and_a_bad_one_is_still_found(store):
+    """Units of at most STORE_EVENTS events (the write lock the request path waits for is held
+    briefly); a delivery that cannot be stored is set aside within its unit."""
+    inbox = Inbox(store)
+    per = 30
+    deliveries = STORE_EVENTS // per * 2 + 1  # three units
+    bad = deliveries // 2
+    for d in range(deliveries):
+        events = [event(d * per + i) for i in range(per)]
+        if d == bad:
+            events[0] = event("sur-\ud800")
+        inbox.receive("hubspot", batch(*events))
+    expanded = read_deliveries(inbox)
+    assert expanded.deliveries == deliveries and expanded.unreadable == {"hubspot": 1}
+    assert expanded.new == {"hubspot": (deliveries - 1) * per}
+    assert inbox.waiting() == 0 and len(store.dead_letters.list()) == 1
