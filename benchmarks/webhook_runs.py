@@ -1,10 +1,12 @@
 """Webhook runs on a large book: what the inbox worker spends per batch of events.
 
-A sandbox of N contracts (the demo seed, scaled) is synced once; then batches of 20 contract
-events are run through `sync_records` as the inbox worker runs them: the first with a fresh
-Snapshot (it loads the whole mirror and ledger), the next ones keeping it (each reads only its
-own records again), and one after another run came in (it loads again). The health of only
-the accounts a batch plans for is scored.
+A sandbox of N contracts (the demo seed, scaled) is synced once, which builds the planning
+index; then batches of 20 contract events are run through `sync_records` as the inbox worker
+runs them. Each reads its records again and loads just their accounts from the mirror, with
+their ledger (connector/services/scope.py), whether or not another run came in between: the
+first batch, the next ones, one after another sync, one without a Snapshot. (Before the index
+existed, a batch after another run loaded the whole mirror: 0.7-0.9 s at 10,000 contracts.)
+The health of only the accounts a batch plans for is scored.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tests.conftest import write_config
 
 AS_OF = date(2026, 11, 23)
 BATCH = 20
+#: a batch costs its own accounts, not the book: a tenth of loading the whole mirror
+TARGET_S = 0.1
 
 
 def run(contracts: int = 10_000, batches: int = 10) -> list[Verdict]:
@@ -49,15 +53,22 @@ def run(contracts: int = 10_000, batches: int = 10) -> list[Verdict]:
         finally:
             ctx.close()
     typical = statistics.median(warm)
-    row("first batch (loads the mirror)", f"{first * 1000:,.0f} ms")
-    row("next batches (book kept), median", f"{typical * 1000:,.0f} ms ({len(warm)} batches)")
-    row("after another run (loads again)", f"{after_sync * 1000:,.0f} ms")
-    row("without a kept book", f"{fresh * 1000:,.0f} ms")
+    row("first batch", f"{first * 1000:,.0f} ms")
+    row("next batches, median", f"{typical * 1000:,.0f} ms ({len(warm)} batches)")
+    row("after another run", f"{after_sync * 1000:,.0f} ms")
+    row("without a Snapshot", f"{fresh * 1000:,.0f} ms")
     flush()
-    share = typical / fresh
+    every = [first, after_sync, fresh, *warm]
+    median, worst = statistics.median(every), max(every)
     return [
         verdict(
-            Verdict("webhooks", "kept-book batch vs fresh", f"{share:.0%}", "<= 25%", share <= 0.25)
+            Verdict(
+                "webhook_runs",
+                f"a batch of {BATCH} events, {contracts:,} contracts",
+                f"median {median * 1000:,.0f} ms (slowest {worst * 1000:,.0f} ms)",
+                f"median <= {TARGET_S * 1000:,.0f} ms (the whole mirror: 700-900 ms)",
+                median <= TARGET_S,
+            )
         )
     ]
 

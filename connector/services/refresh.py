@@ -12,6 +12,7 @@ from typing import Any
 from crm_renewals.connector.domain.book import Book, affected_contracts, missing_parents
 from crm_renewals.connector.domain.models import READ_KINDS
 from crm_renewals.connector.domain.planning.planner import planning_order
+from crm_renewals.connector.domain.upsell import BookFacts
 from crm_renewals.connector.services import runlog
 from crm_renewals.connector.services.apply import Applier, Ledger, collect
 from crm_renewals.connector.services.context import Context
@@ -19,7 +20,15 @@ from crm_renewals.connector.services.deadletters import Discards
 from crm_renewals.connector.services.gather import ingest, load_book
 from crm_renewals.connector.services.insight import assess
 from crm_renewals.connector.services.runs import recorded_run, tally
-from crm_renewals.connector.services.scope import Dues, Scope, record_dues
+from crm_renewals.connector.services.scope import (
+    BUILT,
+    Dues,
+    Scope,
+    Touched,
+    accounts_named,
+    record_dues,
+    scoped_facts,
+)
 from crm_renewals.connector.services.sync import BookPlans, accounts_of, today
 from crm_renewals.connector.services.sync_report import Show, SyncReport, needs_attention
 
@@ -36,9 +45,14 @@ class Snapshot:
     #: the run that last brought them up to date
     run_id: int | None = None
 
+    def fresh(self, ctx: Context, run_id: int) -> bool:
+        """Whether they are what run `run_id` would load: the run before it was their last."""
+        kept = self.book is not None and self.ledger is not None
+        return kept and ctx.store.runs.before(run_id) == self.run_id
+
     def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
-        """For run `run_id`: kept if the run before it was the last one they saw, else loaded."""
-        if self.book is None or self.ledger is None or ctx.store.runs.before(run_id) != self.run_id:
+        """For run `run_id`: kept if fresh, else loaded (the whole mirror and ledger)."""
+        if not self.fresh(ctx, run_id) or self.book is None or self.ledger is None:
             self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.ledger.load())
         return self.book, self.ledger
 
@@ -68,13 +82,17 @@ def sync_records(
     with recorded_run(ctx, "webhook", as_of) as report:
         run_id = report.run_id
         try:
-            book, ledger = snapshot.take(ctx, run_id)
-            rows = _refetch(ctx, book, refs, run_id)
+            scoped = None if snapshot.fresh(ctx, run_id) else _scoped(ctx, refs, rescore, run_id)
+            if scoped is None:
+                book, ledger = snapshot.take(ctx, run_id)
+                rows, facts = _refetch(ctx, book, refs, run_id), None
+            else:
+                book, ledger, rows, facts = scoped
             contracts = affected_contracts(book, rows) | _contracts_of(book, rescore)
             for _ in range(2):  # a new contract's account, then that account's owner
                 rows += _refetch(ctx, book, missing_parents(book, contracts), run_id)
             scored = accounts_of(book, contracts) | {a for a in rescore if a in book.accounts}
-            planner = assess(ctx, book, as_of, scored)
+            planner = assess(ctx, book, as_of, scored, facts)
             applier = Applier(ctx, ledger, run_id)
             dues = Dues(planner, book)  # the planning index learns what these plans say
             plans = dues.track(
@@ -89,16 +107,38 @@ def sync_records(
             for w in health.health_writes():  # onto the accounts last, as `sync` does
                 applier.add(w)
             outcome = applier.finish()
-            record_dues(ctx, dues, Scope(scored, contracts, Counter()), None)
+            record_dues(ctx, dues, Scope(scored, contracts, Counter()), None, some=True)
             runlog.planned(run, dry_run=False)
             runlog.wrote(outcome)
         except BaseException:
             snapshot.forget()  # half-applied: the next run loads the store again
             raise
-        snapshot.run_id = run_id
+        if scoped is None:
+            snapshot.run_id = run_id
+        else:
+            snapshot.forget()  # a few accounts' book: never taken for the whole one
         report.writes = dict(sorted(outcome.writes.items()))
         tally(report, run, outcome.failed_contracts)
     return report
+
+
+def _scoped(
+    ctx: Context, refs: dict[str, Collection[str]], rescore: Collection[str], run_id: int
+) -> tuple[Book, Ledger, list[dict[str, Any]], BookFacts] | None:
+    """Once the planning index is built (connector/services/scope.py): the records read into a
+    book of their own, then the accounts they belong to (and `rescore`) loaded from the mirror
+    with their ledger, as an incremental sync loads them, and their upsell facts. None before:
+    the whole mirror is loaded."""
+    built = ctx.store.plan_index.meta(BUILT)
+    if not built:
+        return None
+    rows = _refetch(ctx, Book(), refs, run_id)
+    touched = Touched()
+    touched.add(rows)
+    accounts = accounts_named(ctx.store, touched) | set(rescore)
+    book = load_book(ctx.store, Scope(accounts, touched.contracts, Counter()))
+    ledger = Ledger(ctx.store.ledger.load_accounts(book.plannable_ids(), accounts))
+    return book, ledger, rows, scoped_facts(ctx.config, book, built.get("facts"))
 
 
 def _refetch(

@@ -89,11 +89,8 @@ def scope(store: StateStore, touched: Touched, as_of: date) -> Scope | None:
     refused = store.dead_letters.refused_writes()
     contracts = touched.contracts | {d.contract_id for d in refused.values() if d.contract_id}
     accounts = touched.accounts | {key for kind, key in refused if kind == "account_health"}
-    accounts |= store.mirror.accounts_of(contracts)
+    accounts |= accounts_named(store, Touched(contracts, set(), touched.owners))
     why["changed"] = len(accounts)
-    if touched.owners:
-        owners = touched.owners | store.mirror.named_by("owner", "manager_id", touched.owners)
-        accounts |= store.mirror.owned_by(owners)
     for reason, found in (("due", index.due(as_of)), ("signals", _signalled(store))):
         why[reason] = len(found - accounts)
         accounts |= found
@@ -128,12 +125,24 @@ class Dues:
         return self.by_account
 
 
-def record_dues(ctx: Context, dues: Dues, scope: Scope | None, read_at: datetime | None) -> None:
+def record_dues(
+    ctx: Context,
+    dues: Dues,
+    scope: Scope | None,
+    read_at: datetime | None,
+    *,
+    some: bool = False,
+) -> None:
     """The index after a run: its accounts' next due days (every account's, and the book-wide
-    upsell facts, after a whole-book run), and signals planned up to its start."""
+    upsell facts, after a whole-book run), and signals planned up to its start. `some`: the
+    run planned some contracts of its accounts (a webhook run's), so their days only come
+    forward."""
     index = ctx.store.plan_index
     accounts = scope.accounts if scope else {*dues.book.accounts, *dues.by_account}
-    index.save(dues.finish(accounts), whole=scope is None)
+    if some:
+        index.bring_forward(dues.finish(accounts))
+    else:
+        index.save(dues.finish(accounts), whole=scope is None)
     meta: dict[str, Any] = {}
     if scope is None:
         facts = dues.planner.facts or BookFacts()
@@ -148,6 +157,16 @@ def scoped_facts(cfg: AppConfig, book: Book, stored: dict | None) -> BookFacts:
     loaded (each account's own), peers and prices from the last whole-book run."""
     seat_products = cfg.upsell.seat_expansion.seat_products
     return with_book_wide(book_facts(book, cfg.renewals.active_statuses, seat_products), stored)
+
+
+def accounts_named(store: StateStore, touched: Touched) -> set[str]:
+    """The accounts of what these records name: theirs, their contracts', and those a user
+    owns (or a user they manage owns: an owner leaving moves work to their manager)."""
+    accounts = touched.accounts | store.mirror.accounts_of(touched.contracts)
+    if touched.owners:
+        owners = touched.owners | store.mirror.named_by("owner", "manager_id", touched.owners)
+        accounts |= store.mirror.owned_by(owners)
+    return accounts
 
 
 def _signalled(store: StateStore) -> set[str]:

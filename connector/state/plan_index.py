@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from crm_renewals.connector.state.database import Db
+from crm_renewals.connector.state.mirror import chunks
 from crm_renewals.connector.state.schema import plan_due, plan_meta, signals
 
 #: rows per insert statement
@@ -44,6 +45,26 @@ class PlanIndexRepository:
                     conn.execute(delete(plan_due).where(plan_due.c.account_id.in_(chunk)))
             for i in range(0, len(rows), BATCH):
                 conn.execute(plan_due.insert(), rows[i : i + BATCH])
+
+    def bring_forward(self, due: Mapping[str, date | None]) -> None:
+        """Each account's due day the earlier of its own and this one (a run that planned
+        some of an account's contracts knows when those fall due, not the others)."""
+        with self.db.read() as conn:
+            have = {
+                a: d
+                for chunk in chunks(due)
+                for a, d in conn.execute(
+                    select(plan_due.c.account_id, plan_due.c.due_on).where(
+                        plan_due.c.account_id.in_(chunk)
+                    )
+                )
+            }
+        merged = {}
+        for account, day in due.items():
+            old = have.get(account)
+            days = [d for d in (day, date.fromisoformat(old) if old else None) if d]
+            merged[account] = min(days) if days else None
+        self.save(merged, whole=False)
 
     def meta(self, name: str) -> Any:
         with self.db.read() as conn:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from crm_renewals.connector import bootstrap
 from crm_renewals.connector.adapters.hubspot.limits import limits_for
@@ -142,31 +143,62 @@ def test_account_event_replans_the_accounts_contracts(ctx):
     )
 
 
+def _count_loads(monkeypatch) -> list:
+    loads: list = []
+    module = importlib.import_module("crm_renewals.connector.services.refresh")
+    real_load = module.load_book
+    monkeypatch.setattr(
+        module, "load_book", lambda store, only=None: loads.append(only) or real_load(store, only)
+    )
+    return loads
+
+
+def test_webhook_runs_load_just_the_accounts_of_their_records(ctx, monkeypatch):
+    book = Book(ctx.crm)
+    acc = book.account("Acme")
+    first = book.contract(acc, today() + timedelta(days=100), status="Draft")
+    second = book.contract(acc, today() + timedelta(days=110), status="Draft")
+    book.contract(book.account("Other"), today() + timedelta(days=120))
+    sync(ctx)  # builds the planning index
+    loads = _count_loads(monkeypatch)
+    kept = Snapshot()
+    for cid in (first, second):
+        ctx.crm.edit("Contract", cid, {"Status": "Activated"})
+        assert sync_records(ctx, {"contract": {cid}}, snapshot=kept).created == 1
+    assert [only.accounts for only in loads] == [{acc}, {acc}] and kept.book is None
+    again = sync_records(ctx, {"contract": {first, second}}, snapshot=kept)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert len(book.opportunities()) == 3  # and the other account's, from the first sync
+
+
 def test_webhook_runs_keep_the_book_between_them_until_another_run_comes_in(ctx, monkeypatch):
+    """Before the planning index is built (a database from before it), a webhook run loads
+    the whole mirror, and the next one keeps it while no other run came in between."""
     book = Book(ctx.crm)
     acc = book.account("Acme")
     first = book.contract(acc, today() + timedelta(days=100), status="Draft")
     second = book.contract(acc, today() + timedelta(days=110), status="Draft")
     sync(ctx)
-    loads = []
-    module = importlib.import_module("crm_renewals.connector.services.refresh")
-    real_load = module.load_book
-    monkeypatch.setattr(module, "load_book", lambda c: loads.append(1) or real_load(c))
+    with ctx.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM plan_meta"))
+    loads = _count_loads(monkeypatch)
     kept = Snapshot()
 
     ctx.crm.edit("Contract", first, {"Status": "Activated"})
     assert sync_records(ctx, {"contract": {first}}, snapshot=kept).created == 1
     ctx.crm.edit("Contract", second, {"Status": "Activated"})
     assert sync_records(ctx, {"contract": {second}}, snapshot=kept).created == 1
-    assert len(loads) == 1  # the second run used the first one's book
+    assert loads == [None]  # the second run used the first one's book
     again = sync_records(ctx, {"contract": {first, second}}, snapshot=kept)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
-    assert len(book.opportunities()) == 2 and len(loads) == 1
+    assert len(book.opportunities()) == 2 and loads == [None]
 
     sync(ctx)  # another run: the mirror and the ledger may have changed under the snapshot
+    with ctx.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM plan_meta"))
     loads.clear()
     assert sync_records(ctx, {"contract": {first}}, snapshot=kept).unchanged == 1
-    assert len(loads) == 1
+    assert loads == [None]
 
 
 def test_a_webhook_run_scores_the_accounts_it_plans_for_as_a_sync_would(ctx):
