@@ -1,6 +1,6 @@
-"""The end-to-end sync, on PostgreSQL: the sync service's tests (tests/e2e/test_sync_service.py)
-and the CLI's sync tests (tests/e2e/test_cli.py), run here unchanged on a schema of their own
-(tests/postgres/conftest.py). A second run writes nothing; a run that stopped converges."""
+"""The end-to-end sync, on PostgreSQL: the sync service's tests (tests/e2e/test_sync_service.py),
+the incremental runs' (tests/e2e/test_incremental.py) and the CLI's sync tests
+(tests/e2e/test_cli.py), run here unchanged on a schema of their own (tests/postgres/conftest.py). A second run writes nothing; a run that stopped converges."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from tests.e2e.test_cli import (  # noqa: F401
     test_explain_answers_why_from_the_planner,
     test_sync_json_reports_counts_and_a_second_sync_writes_nothing,
     test_sync_refuses_to_overlap_a_run_in_progress,
+)
+from tests.e2e.test_incremental import (  # noqa: F401
+    test_a_contract_moved_to_another_account_replans_both,
+    test_a_quiet_run_plans_nothing_and_a_changed_contract_alone,
+    test_a_webhook_run_keeps_the_index_of_what_it_planned,
+    test_days_go_by_and_each_due_contract_is_planned_on_its_day,
 )
 from tests.e2e.test_sync_service import (  # noqa: F401
     test_a_renewal_line_a_rep_changed_keeps_the_lines_and_the_amount,
