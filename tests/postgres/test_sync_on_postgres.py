@@ -1,6 +1,7 @@
 """The end-to-end sync, on PostgreSQL: the sync service's tests (tests/e2e/test_sync_service.py),
 the incremental runs' (tests/e2e/test_incremental.py) and the CLI's sync tests
-(tests/e2e/test_cli.py), run here unchanged on a schema of their own (tests/postgres/conftest.py). A second run writes nothing; a run that stopped converges."""
+(tests/e2e/test_cli.py), run here unchanged on a schema of their own (tests/postgres/conftest.py).
+A second run writes nothing; a run that stopped converges."""
 
 from __future__ import annotations
 
