@@ -31,8 +31,9 @@ Rules, each from Salesforce's REST API Developer Guide:
 - Each answer: {body, httpHeaders, httpStatusCode, referenceId}; a failed subrequest's body is
   the error array [{message, errorCode, fields}] (subrequest result page above).
 
-Tests make the next call's n-th subrequest fail as a whole (`fail_subrequest`), and see every
-Composite request received (`requests`).
+Tests make the next call's n-th subrequest fail as a whole (`fail_subrequest`) or the next whole
+Composite call fail (`fail_call`: a 503 before any subrequest runs), and see every Composite
+request that reached the subrequests (`requests`).
 """
 
 from __future__ import annotations
@@ -65,11 +66,18 @@ class FakeComposite:
         self.requests: list[dict[str, Any]] = []
         #: index of a subrequest of the next Composite call -> (status, body) it answers
         self.faults: dict[int, tuple[int, Any]] = {}
+        #: answers of the next Composite calls as a whole (nothing runs)
+        self.call_faults: list[tuple[int, Any]] = []
 
     def fail_subrequest(self, index: int, status: int, body: Any) -> None:
         self.faults[index] = (status, body)
 
+    def fail_call(self, status: int, body: Any) -> None:
+        self.call_faults.append((status, body))
+
     def answer(self, body: Any, headers) -> tuple[int, Any]:
+        if self.call_faults:
+            return self.call_faults.pop(0)
         self.requests.append(body)
         problem = self._check(body)
         if problem:
