@@ -221,3 +221,41 @@ def test_a_sync_whose_composite_calls_fail_converges(ctx, org):
     again = sync(ctx, as_of=AS_OF)
     assert again.writes == {}
     assert org.composite.call_faults == [] and org.composite.faults == {}
+
+
+# ------------------------------------------------------------------ calls by kind of request
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        (f"{BASE}composite", "composite"),
+        (f"{BASE}composite/sobjects/Opportunity/Renewal_Key__c", "collections"),
+        (f"{BASE}composite/sobjects?ids=a,b&allOrNone=false", "collections"),
+        (f"{BASE}queryAll/?q=SELECT+Id+FROM+Contract", "query"),
+        (f"{BASE}query/01gFAKE1-2000", "query"),
+        (f"{BASE}jobs/query/750FAKE/results", "bulk"),
+        (f"{BASE}sobjects/Opportunity/describe", "describe"),
+        (f"{BASE}limits/", "limits"),
+        (f"{BASE}tooling/sobjects/CustomField/", "tooling"),
+        ("https://fake.my.salesforce.com/services/data/", "versions"),
+    ],
+)
+def test_each_request_is_counted_under_its_kind(url, kind):
+    from crm_renewals.connector.adapters.salesforce.request_kinds import request_kind
+
+    assert request_kind(url) == kind
+
+
+def test_a_sync_reports_and_records_its_calls_by_kind_of_request(ctx, org):
+    book = SalesforceBook(org)
+    owner = book.user("Sam Rep")
+    for i in range(300):
+        account = book.account(f"Account {i}", owner=owner)
+        book.contract(account, AS_OF.replace(year=2027, month=3, day=1), lines=(("SEAT", 1, 1.0),))
+    report = sync(ctx, as_of=AS_OF)
+    kinds = report.to_json()["api_calls_by_kind"]
+    assert sum(kinds.values()) == report.api_calls == report.to_json()["api_calls"]
+    assert kinds["composite"] == len(org.composite.requests) >= 1
+    assert kinds["query"] >= 8  # a page of each kind read, and the lookups
+    assert ctx.store.runs.get(report.run_id).counts["api_calls_by_kind"] == kinds
