@@ -79,6 +79,7 @@ def print_detail(console: Console, d: RunDetail) -> None:
         ("Writes", d.writes),
         ("Skipped, by reason", d.skips),
         ("Records read", d.records_read),
+        ("API calls, by kind of request", d.calls_by_kind),
     ):
         if lines:
             t = Table("", "count", title=title, show_header=False)

@@ -57,6 +57,13 @@ class SalesforceSettings(Section):
         description="rows above which a first or full read of a kind uses a Bulk API 2.0 query "
         "job; null turns bulk reads off",
     )
+    #: composite: up to five sObject Collections requests (1,000 records) in one Composite call,
+    #: which Salesforce counts as one API call; collections: one call per 200 records
+    write_api: Literal["composite", "collections"] = Field(
+        "composite",
+        description="composite: 1,000 records a write call (five sObject Collections requests "
+        "in one Composite request); collections: 200 records a call",
+    )
 
 
 class HubspotLimits(Section):

@@ -29,6 +29,12 @@ class AdapterFacade:
         return self.transport.api_calls
 
     @property
+    def api_calls_by_kind(self) -> dict[str, int]:
+        """API calls by kind of request (composite, collections, query, ...), where the
+        transport tells them apart; empty where it does not."""
+        return dict(getattr(self.transport, "calls_by_kind", {}))
+
+    @property
     def sleep(self) -> Callable[[float], None]:
         """Waits between retries (Context.sleep: tests and the inbox worker set it)."""
         return self.transport.sleep

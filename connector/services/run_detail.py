@@ -76,6 +76,8 @@ class RunDetail:
     config_version: str | None
     #: counts recorded under names this release does not know, shown as they are
     other: dict[str, Any] = field(default_factory=dict)
+    #: the run's API calls by kind of request (composite, collections, query, ...)
+    calls_by_kind: list[Line] = field(default_factory=list)
 
 
 def write_words(name: str) -> str:
@@ -99,6 +101,10 @@ def run_detail(store: StateStore, run_id: int) -> RunDetail | None:
     read = [
         Line(k, k.replace("_", " "), c) for k, c in (counts.pop("records_read", None) or {}).items()
     ]
+    calls = [
+        Line(k, f"{k} requests", c)
+        for k, c in (counts.pop("api_calls_by_kind", None) or {}).items()
+    ]
     letters, total = store.dead_letters.of_run(run_id, LETTERS_SHOWN)
     return RunDetail(
         run,
@@ -113,4 +119,5 @@ def run_detail(store: StateStore, run_id: int) -> RunDetail | None:
         short(run.mapping_hash),
         short(run.config_hash),
         {k: v for k, v in counts.items() if v not in (None, {}, [])},
+        calls,
     )

@@ -31,6 +31,7 @@ def recorded_run(
     run_id = None if dry_run else start_run(ctx, mode, as_of)
     report = SyncReport(run_id, as_of, dry_run, full)
     started, calls = time.monotonic(), ctx.crm.api_calls
+    kinds = _calls_by_kind(ctx)
     with log_context(
         run_id=run_id, connection=ctx.config.connection, crm=ctx.config.crm, mode=mode
     ):  # on every line of the run
@@ -51,6 +52,11 @@ def recorded_run(
             _partial_counts(report)
             raise
         finally:
+            report.api_calls_by_kind = {
+                k: n - kinds.get(k, 0)
+                for k, n in sorted(_calls_by_kind(ctx).items())
+                if n > kinds.get(k, 0)
+            }
             _finish(ctx, report, started, calls)
             runlog.finished(report)
 
@@ -65,6 +71,10 @@ def tally(report: SyncReport, run: Collected, failed: set[str]) -> None:
     report.skip_reasons = dict(sorted(counts.items()))
     report.failed_ids = sorted({*run.broken, *(c for c in run.writing if c in failed)})
     report.status = "partial" if report.failed else "ok"
+
+
+def _calls_by_kind(ctx: Context) -> dict[str, int]:
+    return dict(getattr(ctx.crm, "api_calls_by_kind", None) or {})
 
 
 def _partial_counts(report: SyncReport) -> None:
@@ -104,6 +114,7 @@ def _stored_counts(report: SyncReport) -> dict[str, Any]:
         "map_failures",
         "guard",
         "scope",
+        "api_calls_by_kind",
     )
     data = report.to_json()
     return {k: data[k] for k in keys}

@@ -42,6 +42,9 @@ class SyncReport:
     skipped: int = 0
     failed: int = 0
     api_calls: int = 0
+    #: the run's API calls by kind of request (Salesforce: composite, collections, query,
+    #: bulk, describe, ...); empty for a CRM whose adapter does not tell them apart
+    api_calls_by_kind: dict[str, int] = field(default_factory=dict)
     writes: dict[str, int] = field(default_factory=dict)
     skip_reasons: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
@@ -85,6 +88,7 @@ class SyncReport:
             "skipped": self.skipped,
             "failed": self.failed,
             "api_calls": self.api_calls,
+            "api_calls_by_kind": self.api_calls_by_kind,
             "writes": self.writes,
             "tasks_created": self.tasks_created,
             "skip_reasons": self.skip_reasons,

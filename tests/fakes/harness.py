@@ -159,7 +159,7 @@ def salesforce_config(folder: Path, monkeypatch, mapping: Path | None = None, **
     return write_config(
         folder,
         crm="salesforce",
-        salesforce={"auth": "password"},
+        salesforce={"auth": "password", **sections.pop("salesforce", {})},
         mapping=str(mapping or ROOT / "mappings" / "salesforce.yaml"),
         **sections,
     )

@@ -278,8 +278,14 @@ def test_run_stops_cleanly_when_daily_usage_passes_the_configured_share(org_cont
 # ------------------------------------------------------------------ quota: calls per sync
 
 
-def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context):
-    ctx, org, book, _ = org_context
+@pytest.mark.parametrize("write_api", ["composite", "collections"])
+def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(
+    rsps, tmp_path, monkeypatch, write_api
+):
+    org = FakeOrg(rsps)
+    path = salesforce_config(tmp_path, monkeypatch, salesforce={"write_api": write_api})
+    ctx = bootstrap.build(load_config(path))
+    book = SalesforceBook(org)
     due_contracts(book, 1000, lines=2)
     org.calls.clear()
     report = sync(ctx, as_of=AS_OF)
@@ -297,7 +303,9 @@ def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context
     }
     query_pages = sum(max(1, math.ceil(n / page)) for n in reads.values())
     price_book = 2  # standard price book, then its entries
-    writes = sum(math.ceil(n / 200) for n in report.writes.values())
+    per_call = {"composite": 1000, "collections": 200}[write_api]  # composite.py: the limits
+    assert ctx.crm.max_batch == per_call
+    writes = sum(math.ceil(n / per_call) for n in report.writes.values())
     assert report.writes["renewal_opportunity.create"] == 1000
     assert report.api_calls == query_pages + price_book + writes
     assert report.api_calls == len(org.calls)
@@ -305,6 +313,7 @@ def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(org_context
     # one empty page per kind read, but the tasks: the next sync reads those the first wrote
     tasks_pages = math.ceil(report.writes["task.create"] / page)
     assert second.writes == {} and second.api_calls == 7 + tasks_pages
+    ctx.close()
 
 
 # ------------------------------------------------------------------ Salesforce CPQ

@@ -2,8 +2,10 @@
 
 Reads are SOQL built with `format_soql`, through queryAll so deleted and merged records come
 back flagged, ordered by (SystemModstamp, Id) and paged with nextRecordsUrl. Writes go through
-sObject Collections, 200 records a call with allOrNone false, upserting by the mapping's External
-ID field, so every record gets its own result and a re-run never duplicates. Every REST call is
+sObject Collections requests of 200 records with allOrNone false, upserting by the mapping's
+External ID field, so every record gets its own result and a re-run never duplicates; up to five
+of them share one Composite call (1,000 records a call; `salesforce.write_api: collections` sends
+each on its own). Every REST call is
 counted, retried when transient, and the run stops before the org's daily API use passes the
 configured share.
 
@@ -48,7 +50,6 @@ __all__ = ["SalesforceCrm", "connect", "connect_oauth", "parse_datetime"]
 
 class SalesforceCrm(AdapterFacade):
     system = "salesforce"
-    max_batch = SalesforceWrites.max_batch
 
     def __init__(
         self,
@@ -85,6 +86,8 @@ class SalesforceCrm(AdapterFacade):
             self.transport, mapping, self.ids, page_size, bulk_threshold=settings.bulk_threshold
         )
         self.writes = SalesforceWrites(self.transport, mapping, settings, self.ids, self.policy)
+        #: records a write call carries (salesforce.write_api): the Applier's batch size
+        self.max_batch = self.writes.max_batch
         self.diagnosis = SalesforceDiagnosis(self.transport, mapping, settings, self.policy)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 from simple_salesforce.util import Usage
 
+from crm_renewals.connector.adapters.salesforce.request_kinds import request_kind
 from crm_renewals.connector.config_sections import SalesforceSettings
 from crm_renewals.connector.errors import (
     ApiLimitReached,
@@ -196,6 +198,7 @@ class SalesforceTransport:
         self.sf = sf
         self.settings = settings
         self.api_calls = 0
+        self.calls_by_kind: Counter[str] = Counter()  # request_kind -> calls
         #: the org's usage as every process saw it, our calls counted (workers.redis_url)
         self.shared = shared
         #: stop before the daily API use passes salesforce.api_usage_stop_share
@@ -312,6 +315,7 @@ class SalesforceTransport:
         if "/services/data/" not in response.url:
             return  # logins do not count against the API allowance
         self.api_calls += 1
+        self.calls_by_kind[request_kind(response.url)] += 1
         if self.shared is not None:  # every process's reading, our calls counted
             self.shared.count_call()
             info = response.headers.get("Sforce-Limit-Info")

@@ -1,7 +1,9 @@
-"""Salesforce writes: sObject Collections, 200 records a call with allOrNone false, upserting
-by the mapping's External ID field, so every record gets its own result and a re-run never
-duplicates. Also the lookups writes need: parents' ids by key, CPQ's renewal opportunities, the
-price book and its entries by product code."""
+"""Salesforce writes: sObject Collections requests of 200 records with allOrNone false,
+upserting by the mapping's External ID field, so every record gets its own result and a re-run
+never duplicates. With `salesforce.write_api: composite` (the default) up to five of them go in
+one Composite call, 1,000 records (composite.py: the documented limits); `collections` sends
+each as its own call. Also the lookups writes need: parents' ids by key, CPQ's renewal
+opportunities, the price book and its entries by product code."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
+from crm_renewals.connector.adapters.salesforce import composite
 from crm_renewals.connector.adapters.salesforce.soql import MAX_IDS_PER_QUERY, plain
 from crm_renewals.connector.adapters.salesforce.transport import (
     RETRIABLE_CODES,
@@ -36,7 +39,6 @@ DUPLICATE_ID = re.compile(r"id:\s*([A-Za-z0-9]{15,18})")
 
 class SalesforceWrites:
     system = "salesforce"
-    max_batch = 200
 
     def __init__(
         self,
@@ -47,6 +49,11 @@ class SalesforceWrites:
         policy: RenewalPolicy,
     ):
         self.t, self.mapping, self.settings = transport, mapping, settings
+        self.composite = settings.write_api == "composite"
+        #: records a call: one Collections request, or five in a Composite request
+        self.max_batch = (
+            composite.RECORDS_PER_COMPOSITE if self.composite else composite.COLLECTION_SIZE
+        )
         #: (object, external key) -> record Id, learnt from reads and writes (shared).
         self.ids = ids
         self.policy = policy
@@ -103,11 +110,8 @@ class SalesforceWrites:
         present = [(k, ids[k]) for k in keys if k in ids]
         results = {k: WriteResult(k, True) for k in keys if k not in ids}
         if present:
-            answers = self.t.rest(
-                "DELETE",
-                "composite/sobjects",
-                params={"ids": ",".join(i for _, i in present), "allOrNone": "false"},
-            )
+            self._check_size(len(present))
+            answers = composite.delete_call(self.t, [i for _, i in present])
             for (key, record_id), answer in zip(present, answers, strict=True):
                 result = self._result(om.object, key, answer)
                 if not result.ok and result.error_code == "ENTITY_IS_DELETED":
@@ -178,13 +182,17 @@ class SalesforceWrites:
     def _collection(self, method: str, path: str, records: list[dict]) -> list[dict[str, Any]]:
         if not records:
             return []
-        if len(records) > self.max_batch:
+        self._check_size(len(records))
+        return composite.collections_call(self.t, method, path, records)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_batch:
             raise CrmError(
-                f"batch of {len(records)} exceeds Salesforce's 200 records a call",
+                f"batch of {size} exceeds the {self.max_batch} records a call of "
+                f"salesforce.write_api: {self.settings.write_api}",
                 system=self.system,
                 code="EXCEEDED_MAX_BATCH",
             )
-        return self.t.rest(method, path, json={"allOrNone": False, "records": records})
 
     def _result(self, obj: str, key: str, answer: dict[str, Any]) -> WriteResult:
         if answer.get("success"):

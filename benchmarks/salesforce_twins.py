@@ -1,0 +1,104 @@
+"""Twin fake orgs for the Salesforce benchmark: the same book synced through the Composite path
+and through the Collections path must leave the same records, and a Composite path whose calls
+fail (one subrequest, one whole call 503) must converge to them too."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import responses
+
+from crm_renewals.connector import bootstrap
+from crm_renewals.connector.config import load_config
+from crm_renewals.connector.services.sync import sync
+from tests.conftest import write_config
+from tests.contract.test_sync_contract import SalesforceBook
+from tests.fakes.harness import SALESFORCE_ENV
+from tests.fakes.salesforce_org import EXTERNAL_IDS, FakeOrg
+
+ROOT = Path(__file__).resolve().parent.parent
+#: fields that differ between two orgs holding the same data (ids, save times)
+VOLATILE = {"Id", "SystemModstamp", "CreatedDate", "LastModifiedDate"}
+BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "busy"}]
+
+
+def seed(org: FakeOrg, contracts: int) -> None:
+    book = SalesforceBook(org)
+    owner = book.user("Sam Rep")
+    for i in range(contracts):
+        account = book.account(f"Account {i}", owner=owner)
+        book.contract(
+            account,
+            date(2027, 2, 1),
+            lines=(("SEAT", 10, 100.0), ("SUPPORT", 1, 1000.0)),
+            number=f"{i:08d}",
+        )
+
+
+def with_org(
+    contracts: int,
+    write_api: str,
+    work: Callable[[Any, FakeOrg], Any],
+    prepare: Callable[[FakeOrg], None] | None = None,
+) -> tuple[Any, FakeOrg]:
+    """`work(ctx, org)` on a freshly seeded fake org synced with `salesforce.write_api`."""
+    os.environ.update(SALESFORCE_ENV)
+    with (
+        tempfile.TemporaryDirectory(prefix="renewals-sf-") as tmp,
+        responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
+    ):
+        org = FakeOrg(rsps)
+        seed(org, contracts)
+        if prepare:
+            prepare(org)
+        path = write_config(
+            Path(tmp),
+            crm="salesforce",
+            salesforce={"auth": "password", "write_api": write_api},
+            mapping=str(ROOT / "mappings" / "salesforce.yaml"),
+        )
+        ctx = bootstrap.build(load_config(path))
+        ctx.sleep = lambda _s: None  # retries are counted, not waited for
+        try:
+            return work(ctx, org), org
+        finally:
+            ctx.close()
+
+
+def state(org: FakeOrg) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the connector wrote, comparable across orgs: each record under its external key,
+    its lookups to written records as their keys."""
+    keys = {
+        r["Id"]: r.get(field)
+        for obj, field in EXTERNAL_IDS.items()
+        for r in org.all(obj)
+        if r.get(field)
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj, field in EXTERNAL_IDS.items():
+        out[obj] = {
+            r[field]: {k: keys.get(v, v) for k, v in r.items() if k not in VOLATILE}
+            for r in org.all(obj)
+            if r.get(field)
+        }
+    return out
+
+
+def faulted(contracts: int) -> tuple[Any, Any, FakeOrg]:
+    """The Composite path with the first Composite call answered 503 and one subrequest of
+    the next failing as a whole: (first report, second report, org)."""
+
+    def prepare(org: FakeOrg) -> None:
+        org.composite.fail_call(503, BUSY)
+        org.composite.fail_subrequest(1, 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "x"}])
+
+    def work(ctx, org):
+        return sync(ctx, as_of=date(2026, 11, 23)), sync(ctx, as_of=date(2026, 11, 23))
+
+    (first, second), org = with_org(contracts, "composite", work, prepare)
+    return first, second, org
