@@ -259,7 +259,11 @@ def test_discard_with_a_reason_resolves_it_audited_and_the_next_sync_does_not_re
     shown = page(admin, "/admin/deadletters?all=1")
     assert "zero seats on purpose" in shown and "discarded" in shown
 
-    again = cli_for(console_config)("sync", "--as-of", AS_OF.isoformat(), "--json")
+    renewals = cli_for(console_config)
+    again = renewals("sync", "--as-of", AS_OF.isoformat(), "--json")  # plans what changed
+    assert "renewal_line.update" not in again.output and "renewal_line.held" not in again.output
+    # the whole book plans the line again, and drops it: discarded
+    again = renewals("sync", "--as-of", AS_OF.isoformat(), "--full", "--json")
     assert '"renewal_line.discarded": 1' in again.output
     assert "renewal_line.update" not in again.output and "renewal_line.held" not in again.output
     assert [d.id for d in store.dead_letters.list() if d.stage == "write"] == []
