@@ -45,15 +45,16 @@ class Snapshot:
     #: the run that last brought them up to date
     run_id: int | None = None
 
-    def fresh(self, ctx: Context, run_id: int) -> bool:
-        """Whether they are what run `run_id` would load: the run before it was their last."""
-        kept = self.book is not None and self.ledger is not None
-        return kept and ctx.store.runs.before(run_id) == self.run_id
+    def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger] | None:
+        """For run `run_id`: the kept book and ledger if the run before it was their last
+        (they are what it would load), else None."""
+        if self.book is None or self.ledger is None or ctx.store.runs.before(run_id) != self.run_id:
+            return None
+        return self.book, self.ledger
 
-    def take(self, ctx: Context, run_id: int) -> tuple[Book, Ledger]:
-        """For run `run_id`: kept if fresh, else loaded (the whole mirror and ledger)."""
-        if not self.fresh(ctx, run_id) or self.book is None or self.ledger is None:
-            self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.ledger.load())
+    def load(self, ctx: Context) -> tuple[Book, Ledger]:
+        """The whole mirror and ledger, kept for the next run."""
+        self.book, self.ledger = load_book(ctx.store), Ledger(ctx.store.ledger.load())
         return self.book, self.ledger
 
     def forget(self) -> None:
@@ -82,9 +83,10 @@ def sync_records(
     with recorded_run(ctx, "webhook", as_of) as report:
         run_id = report.run_id
         try:
-            scoped = None if snapshot.fresh(ctx, run_id) else _scoped(ctx, refs, rescore, run_id)
+            kept = snapshot.take(ctx, run_id)
+            scoped = None if kept else _scoped(ctx, refs, rescore, run_id)
             if scoped is None:
-                book, ledger = snapshot.take(ctx, run_id)
+                book, ledger = kept or snapshot.load(ctx)
                 rows, facts = _refetch(ctx, book, refs, run_id), None
             else:
                 book, ledger, rows, facts = scoped
