@@ -28,16 +28,7 @@ BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "busy"}]
 
 
 def seed(org: FakeOrg, contracts: int) -> None:
-    book = SalesforceBook(org)
-    owner = book.user("Sam Rep")
-    for i in range(contracts):
-        account = book.account(f"Account {i}", owner=owner)
-        book.contract(
-            account,
-            date(2027, 2, 1),
-            lines=(("SEAT", 10, 100.0), ("SUPPORT", 1, 1000.0)),
-            number=f"{i:08d}",
-        )
+    SalesforceBook(org).many(contracts, date(2027, 2, 1))
 
 
 def with_org(

@@ -24,6 +24,14 @@ class SalesforceBook(Book):
     def line(self, contract: str, code: str, qty: float, price: float, recurring=True) -> str:
         return self.crm.contract_line(contract, self.products[code], qty, price)
 
+    def many(self, n: int, end: date, lines=(("SEAT", 10, 100.0), ("SUPPORT", 1, 1000.0))):
+        """`n` accounts of one rep, each with a contract ending `end` (numbered from 0)."""
+        owner = self.user("Sam Rep")
+        for i in range(n):
+            account = self.account(f"Account {i}", owner=owner)
+            self.contract(account, end, lines=lines, number=f"{i:08d}")
+        return self
+
 
 def hubspot_context(stack: ExitStack, tmp_path, monkeypatch):
     """A FakeHubSpot, the sync's context on it, and a Book speaking to it in sandbox words."""

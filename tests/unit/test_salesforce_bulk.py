@@ -42,17 +42,7 @@ def adapter(org: FakeOrg, threshold: int | None, waits: list[float] | None = Non
 
 
 def seed(org: FakeOrg, contracts: int) -> SalesforceBook:
-    book = SalesforceBook(org)
-    owner = book.user("Sam Rep")
-    for i in range(contracts):
-        account = book.account(f"Account {i}", owner=owner)
-        book.contract(
-            account,
-            AS_OF.replace(year=2027, month=3, day=1),
-            lines=(("SEAT", 10, 100.0), ("SUPPORT", 1, 1000.0)),
-            number=f"{i:08d}",
-        )
-    return book
+    return SalesforceBook(org).many(contracts, AS_OF.replace(year=2027, month=3, day=1))
 
 
 def read(crm: SalesforceCrm, kind: str) -> list[list[SourceRecord]]:

@@ -208,11 +208,7 @@ def test_more_than_200_deletes_share_one_composite_call(ctx, org):
 def test_a_sync_whose_composite_calls_fail_converges(ctx, org):
     """One subrequest of the first write call fails as a whole, and another call is answered
     503: the run retries what failed, and the next run has nothing to write."""
-    book = SalesforceBook(org)
-    owner = book.user("Sam Rep")
-    for i in range(450):
-        account = book.account(f"Account {i}", owner=owner)
-        book.contract(account, AS_OF.replace(year=2027, month=3, day=1), lines=(("SEAT", 1, 1.0),))
+    SalesforceBook(org).many(450, AS_OF.replace(year=2027, month=3, day=1), (("SEAT", 1, 1.0),))
     org.composite.fail_subrequest(1, 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "x"}])
     org.composite.fail_call(503, BUSY)  # the first composite call, then sent again whole
     first = sync(ctx, as_of=AS_OF)
@@ -248,11 +244,7 @@ def test_each_request_is_counted_under_its_kind(url, kind):
 
 
 def test_a_sync_reports_and_records_its_calls_by_kind_of_request(ctx, org):
-    book = SalesforceBook(org)
-    owner = book.user("Sam Rep")
-    for i in range(300):
-        account = book.account(f"Account {i}", owner=owner)
-        book.contract(account, AS_OF.replace(year=2027, month=3, day=1), lines=(("SEAT", 1, 1.0),))
+    SalesforceBook(org).many(300, AS_OF.replace(year=2027, month=3, day=1), (("SEAT", 1, 1.0),))
     report = sync(ctx, as_of=AS_OF)
     kinds = report.to_json()["api_calls_by_kind"]
     assert sum(kinds.values()) == report.api_calls == report.to_json()["api_calls"]
