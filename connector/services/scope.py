@@ -68,8 +68,9 @@ class Touched:
 
 @dataclass
 class Scope:
-    """The accounts a run plans (every contract of each), contracts besides (those the mirror
-    knows no account of), and how many accounts each reason brought in."""
+    """The accounts a run plans (every contract of each), the contracts its reasons named
+    (loaded too: one the mirror knows no account of has no other way in), and how many
+    accounts each reason brought in."""
 
     accounts: set[str]
     contracts: set[str]

@@ -98,3 +98,23 @@ def test_a_webhook_run_keeps_the_index_of_what_it_planned(context, book):
     due = sync(context, as_of=opens)
     assert due.scope["due"] == 1 and due.created == 1
     whole_book_plans_nothing(context, opens)
+
+
+def test_a_record_committed_late_within_the_overlap_is_still_read(context, book):
+    """A quiet run reads after its cursor only, but a record stamped before the last read
+    began (less `sync.overlap_seconds`) may have become visible after it: still read."""
+    acc = book.account("Acme")
+    book.contract(acc, AS_OF + timedelta(days=300), number="early")
+    sync(context, as_of=AS_OF)
+    sync(context, as_of=AS_OF)
+    read_at = context.store.cursors.read_at("contract")
+    cursor = context.store.cursors.get("contract").modified_at
+    stamped = read_at - timedelta(seconds=60)
+    assert stamped < cursor  # behind the cursor: a read after the cursor alone misses it
+    clock = context.crm.transport.clock
+    context.crm.transport.clock = lambda: stamped
+    late = book.contract(acc, AS_OF + timedelta(days=100), number="late")
+    context.crm.transport.clock = clock
+    report = sync(context, as_of=AS_OF)
+    assert report.created == 1 and report.scope["changed"] == 1
+    assert book.opportunity(f"{late}:{(AS_OF + timedelta(days=100)).isoformat()}")
