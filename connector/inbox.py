@@ -87,6 +87,16 @@ class Inbox:
         the database, so an event-loop server can wait elsewhere."""
         self.store.deliveries.receive(source, body, self.clock(), wait=wait)
 
+    def checkpoint_due(self) -> bool:
+        """Whether deliveries stored since the last checkpoint call for one (SQLite's log,
+        which the request path never writes back on its own: see `checkpoint`)."""
+        return self.store.deliveries.checkpoint_due()
+
+    def checkpoint(self) -> None:
+        """Write SQLite's log back into the database: slow enough to keep off the request
+        path (renewals serve runs it in a native thread)."""
+        self.store.deliveries.checkpoint()
+
     def expand(
         self,
         events_of: Callable[[str, bytes], Sequence[InboxEvent]],

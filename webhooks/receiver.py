@@ -61,6 +61,9 @@ class Receiver:
     #: thread, so a write waiting on the database's lock does not stall the worker's other
     #: connections
     blocking: Callable[..., Any] = field(default=lambda fn, *args: fn(*args))
+    #: how work the request need not wait for runs (SQLite's checkpoint): at once, or (gevent
+    #: workers) in a native thread while the request is answered
+    background: Callable[[Callable[[], Any]], Any] = field(default=lambda fn: fn())
     deployment: Deployment | None = None
     #: `workers.engine: celery`: told the connection of each delivery stored (it enqueues a
     #: webhook_batch off the request path, jobs/dispatch.py Enqueuer)
@@ -161,6 +164,8 @@ class Receiver:
         inbox = self.inbox if conn is None else self.inbox_of(conn)
         if not self._receive_soon(inbox, source, body):
             self.blocking(inbox.receive, source, body)
+        if inbox.checkpoint_due():
+            self.background(inbox.checkpoint)
         self.count_received(source, name, events)
         self.stored(name)
 

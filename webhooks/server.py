@@ -13,6 +13,7 @@ Nothing here imports prometheus_client: it reads PROMETHEUS_MULTIPROC_DIR once, 
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -161,7 +162,7 @@ class WebhookServer(BaseApplication):
             "loglevel": "warning" if quiet else "info",
             "graceful_timeout": 30,
             "on_exit": lambda arbiter: self.inbox_process.stop(arbiter.cfg.graceful_timeout),
-            "post_worker_init": _report_inbox_worker if worker_argv else lambda _worker: None,
+            "post_worker_init": _worker_ready(bool(worker_argv)),
             "child_exit": _child_exit,
         }
         super().__init__()
@@ -174,7 +175,9 @@ class WebhookServer(BaseApplication):
         from crm_renewals.webhooks.app import create_app
 
         app = create_app(self.app_config)
-        app.extensions["renewals"].blocking = NativeThread()
+        native = NativeThread()
+        app.extensions["renewals"].blocking = native
+        app.extensions["renewals"].background = native.later
         if self.app_config.workers.engine == "celery":  # each stored delivery: a task
             from crm_renewals.jobs.dispatch import Enqueuer
 
@@ -198,17 +201,31 @@ class WebhookServer(BaseApplication):
 class NativeThread:
     """Runs a blocking call (SQLite waiting on its write lock sleeps in C, which would stall
     every greenlet of the worker) in one native thread of the worker, one call at a time: the
-    worker goes on reading and checking other requests meanwhile."""
+    worker goes on reading and checking other requests meanwhile. `later` runs one without
+    waiting for it (a failure is logged)."""
 
     def __init__(self):
         self._pool = None
 
     def __call__(self, fn, *args):
+        return self._threads().apply(fn, args)
+
+    def later(self, fn) -> None:
+        self._threads().spawn(_logged, fn)
+
+    def _threads(self):
         if self._pool is None:  # made in the worker, after the fork
             from gevent.threadpool import ThreadPool
 
             self._pool = ThreadPool(1)
-        return self._pool.apply(fn, args)
+        return self._pool
+
+
+def _logged(fn) -> None:
+    try:
+        fn()
+    except Exception:  # a database gone or briefly unwritable: the next one is due soon
+        log.warning("background work in the web worker failed", exc_info=True)
 
 
 class ConsoleInThreads:
@@ -348,10 +365,20 @@ def redact_query(text: str) -> str:
     return _QUERY_VALUE.sub(r"\1***", text)
 
 
-def _report_inbox_worker(worker) -> None:
-    """/healthz of this web worker reports whether the inbox worker process is alive."""
-    pid_file = worker_pid_file(worker.app.app_config)
-    worker.wsgi.extensions["renewals"].worker_alive = lambda: worker_running(pid_file)
+def _worker_ready(inbox_worker: bool):
+    """A web worker has loaded the app: /healthz reports whether the inbox worker process is
+    alive (when there is one), and what is loaded by now (modules, the app: nearly all the
+    objects it will ever hold, about 100,000) is left out of garbage collection from here on.
+    Each full collection would otherwise walk all of it, about 60 ms in which every request of
+    the worker waits (the tail of acknowledgements)."""
+
+    def ready(worker) -> None:
+        if inbox_worker:
+            pid_file = worker_pid_file(worker.app.app_config)
+            worker.wsgi.extensions["renewals"].worker_alive = lambda: worker_running(pid_file)
+        gc.freeze()
+
+    return ready
 
 
 def _child_exit(_server, worker) -> None:

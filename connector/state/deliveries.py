@@ -16,11 +16,14 @@ from crm_renewals.connector.state.schema import deliveries
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3
 
-#: SQLite (WAL): the request path's connection checkpoints the log only past this many pages
-#: (40 MB), not at the default 1,000. A checkpoint writes the log back and syncs the file, tens of
-#: ms in which a gevent web worker answers nothing; the inbox worker's writes checkpoint at
-#: 1,000 pages in its own process, without holding up writers, so the log stays short.
-REQUEST_CHECKPOINT_PAGES = 10_000
+#: SQLite (WAL): the request path's connections never checkpoint the log on their own commit
+#: (SQLite's default: any commit past 1,000 pages of log does): a checkpoint writes the log back
+#: and syncs the file, milliseconds to tens of ms in which a gevent web worker answers nothing.
+#: Instead, once CHECKPOINT_BYTES were stored by this process, `checkpoint_due` says so and the
+#: server runs `checkpoint` off the request path (renewals serve: in a native thread).
+REQUEST_CHECKPOINT_PAGES = 0
+#: about SQLite's default of 1,000 pages (4 KiB each) of log between checkpoints
+CHECKPOINT_BYTES = 4_000_000
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
 
 
@@ -49,9 +52,11 @@ class DeliveryRepository:
 
     def __init__(self, db: Db):
         self.db = db
-        #: per wait mode, one sqlite3 connection and its lock
-        self._conns: dict[bool, sqlite3.Connection] = {}
-        self._locks = {True: threading.Lock(), False: threading.Lock()}
+        #: per use (waiting, not waiting, checkpointing), one sqlite3 connection and its lock
+        self._conns: dict[str, sqlite3.Connection] = {}
+        self._locks = {use: threading.Lock() for use in ("wait", "no_wait", "checkpoint")}
+        #: bytes stored on the request path since the last checkpoint was asked for
+        self._unchecked = 0
 
     def receive(self, source: str, body: bytes, at: datetime, *, wait: bool = True) -> None:
         """Store one delivery: the request path, so one autocommit statement. `wait=False`:
@@ -63,37 +68,54 @@ class DeliveryRepository:
 
             # SQLAlchemy's own DateTime storage form, so the worker reads it back as a datetime
             stamp = at.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+            use = "wait" if wait else "no_wait"
             try:
-                with self._locks[wait]:
-                    self._raw(wait).execute(_SQLITE_RECEIVE, (source, body, stamp))
+                with self._locks[use]:
+                    self._raw(use).execute(_SQLITE_RECEIVE, (source, body, stamp))
             except sqlite3.OperationalError as exc:
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if wait or not busy:
                     raise
                 raise InboxBusy(str(exc), soon=True) from None
+            self._unchecked += len(body)
             return
         if not wait:
             raise InboxBusy("only SQLite is tried without waiting")
         with self.db.write() as conn:
             conn.execute(insert(deliveries).values(source=source, body=body, received_at=at))
 
-    def _raw(self, wait: bool) -> sqlite3.Connection:
-        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT) per wait mode, used
-        under its lock: one per process, whether requests run in threads or in greenlets (a
-        greenlet-local connection, under gevent, would open one per request)."""
-        if wait not in self._conns:
+    def checkpoint_due(self) -> bool:
+        """Whether the request path stored enough since the last checkpoint to run one (SQLite:
+        its own commits never do); asking says yes once, until that much is stored again."""
+        if self._unchecked < CHECKPOINT_BYTES:
+            return False
+        self._unchecked = 0
+        return True
+
+    def checkpoint(self) -> None:
+        """Write the log back into the database (PASSIVE: as far as readers allow, never waiting
+        for a writer), so it does not grow while only the request path writes."""
+        with self._locks["checkpoint"]:
+            self._raw("checkpoint").execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _raw(self, use: str) -> sqlite3.Connection:
+        """One sqlite3 connection in autocommit (no pool, no BEGIN/COMMIT) per use, used under
+        its lock: one per process, whether requests run in threads or in greenlets (a
+        greenlet-local connection, under gevent, would open one per request). The one that
+        does not wait gives up at once when another process holds the write lock."""
+        if use not in self._conns:
             import sqlite3
 
             conn = sqlite3.connect(
                 self.db.engine.url.database,
-                timeout=30 if wait else 0,
+                timeout=0 if use == "no_wait" else 30,
                 isolation_level=None,
                 check_same_thread=False,
             )
             sqlite_pragmas(conn, None)
             conn.execute(f"PRAGMA wal_autocheckpoint={REQUEST_CHECKPOINT_PAGES}")
-            self._conns[wait] = conn
-        return self._conns[wait]
+            self._conns[use] = conn
+        return self._conns[use]
 
     def oldest(self, limit: int, *, claim: bool = False) -> list[Delivery]:
         """Up to `limit` stored deliveries, oldest first. `claim` (PostgreSQL, in a unit of

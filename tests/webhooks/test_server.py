@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import threading
+import time
 
-from crm_renewals.webhooks.server import STEADY_S, InboxProcess
+from crm_renewals.webhooks.server import (
+    STEADY_S,
+    InboxProcess,
+    NativeThread,
+    _worker_ready,
+)
 from tests.webhooks.conftest import Clock
+
+MAIN = threading.main_thread()
 
 
 def test_a_worker_that_keeps_dying_is_started_again_after_a_doubling_wait():
@@ -40,3 +50,27 @@ def test_a_stopped_keeper_starts_nothing_more():
     assert running.returncode is not None  # terminated, not left behind
     keeper.keep_running()
     assert keeper.process is running
+
+
+def test_work_handed_to_later_runs_in_a_native_thread_and_a_failure_is_logged(caplog):
+    native, ran = NativeThread(), threading.Event()
+    native.later(lambda: ran.set() if threading.current_thread() is not MAIN else None)
+    assert ran.wait(10)
+
+    def fails():
+        raise OSError("disk I/O error")
+
+    native.later(fails)
+    deadline = time.monotonic() + 10
+    while "background work" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "background work in the web worker failed" in caplog.text
+
+
+def test_a_ready_web_worker_leaves_what_it_loaded_out_of_garbage_collection():
+    gc.unfreeze()
+    try:
+        _worker_ready(False)(object())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
