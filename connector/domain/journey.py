@@ -21,6 +21,7 @@ from crm_renewals.connector.domain.playbook import (
     _values,
     business_day,
     occurrences,
+    schedule,
 )
 from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 
@@ -108,7 +109,7 @@ def due_segments(playbook: Playbook, as_of: date, account_id: str, contracts) ->
     if not j.enabled:
         return []
     spans = terms(contracts)
-    horizon = as_of + timedelta(days=max(_lead_times(j)))
+    horizon = as_of + timedelta(days=j.lead_days())
     out = []
     for start, end in runs(spans, j.restart_after_lapse_days):
         if end < as_of or start > horizon:
@@ -133,21 +134,18 @@ def journey_tasks(
     """The tasks of these segments: on the account, for its owner, naming the renewal contacts."""
     if not segments:
         return ()
-    contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
-    values = {**_values(tc, contacts), "period": "", "segments": playbook.journey.segments}
-    weekend, country = playbook.weekend_days, playbook.holiday_country
+    s = schedule(playbook, as_of)
+    contacts = s.for_account(tc)[0]
+    values = _values(s, tc)
+    values.update(period="", segments=playbook.journey.segments)
     tasks = []
     for seg in segments:
-        due = business_day(seg.start, weekend, False, country)
+        due = s.business_day(seg.start, False)
         if due < as_of:
-            due = business_day(as_of, weekend, False, country)
-        seg_values = {**values, "segment": seg.number}
-        tasks.append(_task(seg.key, seg.touchpoint, due, seg_values, tc, contacts, True))
+            due = s.soon
+        values["segment"] = seg.number
+        tasks.append(_task(seg.key, seg.touchpoint, due, values, tc, contacts, True))
     return tuple(tasks)
-
-
-def _lead_times(j: Journey) -> list[int]:
-    return [j.default.create_before_days] + [t.create_before_days for t in j.touchpoints.values()]
 
 
 def _covered(playbook: Playbook, seg: Segment, contracts) -> bool:
