@@ -120,6 +120,7 @@ class _Schedule:
             (
                 step,
                 step.anchor == "end",
+                step.repeat == "once",
                 timedelta(days=step.offset_days),
                 as_of + timedelta(days=step.create_before_days) + shift,  # later: not yet
                 as_of - shift,  # earlier: missed, unless late_if_missed
@@ -196,7 +197,7 @@ def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
     """Whether any dated step could fall in its creation window today (a cheap bound)."""
     s = schedule(playbook, as_of)
     end = contract.end_date
-    for step, end_anchor, offset, opens, missed, _ in s.steps:
+    for step, end_anchor, _, offset, opens, missed, _ in s.steps:
         anchor = end if end_anchor else contract.start_date
         if anchor is None:
             continue
@@ -215,12 +216,14 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
     renewal_contacts = s.for_account(tc)[0]
     values: dict = {}
     tasks = []
-    for step, end_anchor, offset, opens, missed, due_by in s.steps:
+    for step, end_anchor, once, offset, opens, missed, due_by in s.steps:
         anchor = end if end_anchor else contract.start_date
         if anchor is None:
             continue
-        late = step.late_if_missed
-        for day, period in s.occurrences(step, anchor + offset, end):
+        late, first = step.late_if_missed, anchor + offset
+        if once and (first > opens or (not late and first < missed)):
+            continue  # the bounds below, asked of a step due once: most steps, most contracts
+        for day, period in s.occurrences(step, first, end):
             # cheap bounds first: moving off weekends and holidays shifts a date by a few days
             if day > opens:
                 break
