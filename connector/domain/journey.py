@@ -15,14 +15,8 @@ from datetime import date, timedelta
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Contract, Task
-from crm_renewals.connector.domain.playbook import (
-    TaskContext,
-    _task,
-    _values,
-    business_day,
-    occurrences,
-    schedule,
-)
+from crm_renewals.connector.domain.playbook import TaskContext, _task, _values, schedule
+from crm_renewals.connector.domain.playbook_dates import business_day, occurrences
 from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 
 #: Contract statuses that never were a purchase (as lifecycle segments count them).
@@ -171,7 +165,10 @@ def summary(playbook: Playbook, account_id: str, contracts, day: date) -> dict |
     j = playbook.journey
     if not j.enabled:
         return None
-    now, nxt = current(j, account_id, contracts, day), upcoming(j, account_id, contracts, day)
+    now, nxt = (
+        current(j, account_id, contracts, day),
+        upcoming(j, account_id, contracts, day),
+    )
     for _ in range(j.segments):  # a segment a playbook step covers gets no journey task
         if nxt is None or not (j.skip_when_step_covers and _covered(playbook, nxt, contracts)):
             break
@@ -179,7 +176,11 @@ def summary(playbook: Playbook, account_id: str, contracts, day: date) -> dict |
     touchpoint = None
     if nxt is not None:
         due = business_day(nxt.start, playbook.weekend_days, False, playbook.holiday_country)
-        touchpoint = {"segment": nxt.number, "theme": nxt.touchpoint.theme, "due": due.isoformat()}
+        touchpoint = {
+            "segment": nxt.number,
+            "theme": nxt.touchpoint.theme,
+            "due": due.isoformat(),
+        }
     return {
         "segment": now.number if now else None,
         "segments": j.segments,

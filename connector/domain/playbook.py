@@ -13,12 +13,10 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
-from calendar import monthrange
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cache, lru_cache
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.health import Health
@@ -30,57 +28,18 @@ from crm_renewals.connector.domain.models import (
     RenewalLine,
     Task,
 )
-from crm_renewals.connector.domain.policy import EventStep, Playbook, PlaybookStep, Touchpoint
-
-#: More than any run of weekend days and public holidays a due date can be moved across.
-SHIFT_DAYS = 14
-
-
-@cache
-def _holidays(country: str, year: int) -> frozenset[date]:
-    import holidays
-
-    return frozenset(holidays.country_holidays(country, years=year))
-
-
-def is_business_day(day: date, weekend: tuple[int, ...], country: str | None = None) -> bool:
-    return day.weekday() not in weekend and (
-        country is None or day not in _holidays(country, day.year)
-    )
-
-
-@lru_cache(maxsize=4096)  # a book's due dates fall on a few hundred days
-def business_day(
-    day: date, weekend: tuple[int, ...], backwards: bool, country: str | None = None
-) -> date:
-    """Move a due date off weekends and holidays: back for deadlines, forward for follow-ups."""
-    step = timedelta(days=-1 if backwards else 1)
-    while not is_business_day(day, weekend, country):
-        day += step
-    return day
-
-
-def add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    if day.day <= 28:  # every month has it: no need to find the month's last day
-        return date(year, month, day.day)
-    return date(year, month, min(day.day, monthrange(year, month)[1]))
-
-
-def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, str | None]]:
-    """(unshifted due date, period label) of each time the step falls due in the term."""
-    anchor = contract.end_date if step.anchor == "end" else contract.start_date
-    if anchor is None:
-        return
-    first = anchor + timedelta(days=step.offset_days)
-    if step.repeat == "once":
-        yield first, None
-        return
-    i = 1
-    while (day := add_months(first, 3 * i)) < contract.end_date:
-        yield day, quarter(day)
-        i += 1
+from crm_renewals.connector.domain.playbook_dates import (
+    SHIFT_DAYS,
+    business_day,
+    quarter,
+    quarters,
+)
+from crm_renewals.connector.domain.policy import (
+    EventStep,
+    Playbook,
+    PlaybookStep,
+    Touchpoint,
+)
 
 
 @fast_init
@@ -106,7 +65,15 @@ class _Schedule:
     due dates (so a contract's steps are dates compared, not dates computed), and the
     business days already found. Built once a planning day, not once a contract."""
 
-    __slots__ = ("as_of", "steps", "soon", "_shifted", "_weekend", "_country", "_account")
+    __slots__ = (
+        "as_of",
+        "steps",
+        "soon",
+        "_shifted",
+        "_weekend",
+        "_country",
+        "_account",
+    )
 
     def __init__(self, playbook: Playbook, as_of: date):
         shift = timedelta(days=SHIFT_DAYS)
@@ -165,17 +132,11 @@ class _Schedule:
         if step.repeat == "once":
             return ((first, None),)
         if step.late_if_missed:
-            return _quarters(first, end, 1)
+            return quarters(first, end, 1)
         since = self.as_of - timedelta(days=SHIFT_DAYS)
         # a quarter i with 3i months < the months from `first` to `since` falls before `since`
         i = max(1, ((since.year - first.year) * 12 + since.month - first.month) // 3)
-        return (q for q in _quarters(first, end, i) if q[0] >= since)
-
-
-def _quarters(first: date, end: date, i: int) -> Iterator[tuple[date, str | None]]:
-    while (day := add_months(first, 3 * i)) < end:
-        yield day, quarter(day)
-        i += 1
+        return (q for q in quarters(first, end, i) if q[0] >= since)
 
 
 _SCHEDULES: dict[tuple[int, date], tuple[Playbook, _Schedule]] = {}
@@ -243,7 +204,15 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
             values = values or _values(s, tc)
             values["period"] = period or ""
             tasks.append(
-                _task(key, step, due, values, tc, renewal_contacts, step.scope == "account")
+                _task(
+                    key,
+                    step,
+                    due,
+                    values,
+                    tc,
+                    renewal_contacts,
+                    step.scope == "account",
+                )
             )
     # events are the account's (its health, its contacts): one task per account, not per
     # contract, whichever of its contracts is planned first
@@ -264,10 +233,6 @@ def on_account(task: Task) -> bool:
     """An account's task (an account step or an event, keyed `<account id>:...`): each of
     the account's contracts plans it."""
     return task.account_id is not None and task.dedupe_key.startswith(f"{task.account_id}:")
-
-
-def quarter(day: date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
 def _values(s: _Schedule, tc: TaskContext) -> dict:

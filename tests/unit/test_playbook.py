@@ -21,7 +21,8 @@ from crm_renewals.connector.domain.journey import (
     upcoming,
 )
 from crm_renewals.connector.domain.models import Account, Contact, Contract, Owner
-from crm_renewals.connector.domain.playbook import TaskContext, business_day, plan_tasks
+from crm_renewals.connector.domain.playbook import TaskContext, plan_tasks
+from crm_renewals.connector.domain.playbook_dates import business_day
 from crm_renewals.connector.domain.policy import (
     EventStep,
     Journey,
