@@ -81,14 +81,25 @@ def signal_measures(scorecard: Scorecard) -> tuple[str, ...]:
 
 def measure_score(measure: Measure, value: float) -> float:
     """0-100 by linear interpolation between threshold points, flat beyond the ends."""
-    points = measure.thresholds
-    if value <= points[0].at:
-        return points[0].score
-    for lo, hi in zip(points, points[1:], strict=False):
-        if value <= hi.at:
-            share = (value - lo.at) / (hi.at - lo.at)
-            return lo.score + share * (hi.score - lo.score)
-    return points[-1].score
+    return _interpolate(_curve(measure), value)
+
+
+def _curve(measure: Measure) -> tuple:
+    """The thresholds as plain numbers: the first point, each pair of neighbours, the last
+    score (read for every measure of every account: `score_book` makes them once)."""
+    points = [(t.at, t.score) for t in measure.thresholds]
+    return (*points[0], tuple(zip(points, points[1:], strict=False)), points[-1][1])
+
+
+def _interpolate(curve: tuple, value: float) -> float:
+    first_at, first_score, pairs, last_score = curve
+    if value <= first_at:
+        return first_score
+    for (lo_at, lo_score), (hi_at, hi_score) in pairs:
+        if value <= hi_at:
+            share = (value - lo_at) / (hi_at - lo_at)
+            return lo_score + share * (hi_score - lo_score)
+    return last_score
 
 
 def grade(scorecard: Scorecard, score: float) -> str:
@@ -111,13 +122,16 @@ def score_account(
     account_id: str,
     values: Mapping[str, float],
     previous: Previous | None = None,
+    curves: Mapping[str, tuple] | None = None,
 ) -> Health:
+    """`curves`: each measure's `_curve`, if made already (`score_book`)."""
     measures = scorecard.measures
     used = {k: v for k, v in values.items() if k in measures}
     if not used:  # weighted_score: None
         return Health(account_id, None, None, 0, True, "new", (), used, previous)
+    curves = curves or {k: _curve(measures[k]) for k in used}
     # as weighted_score, each measure scored once (the drivers read the same scores)
-    scores = {k: measure_score(measures[k], v) for k, v in used.items()}
+    scores = {k: _interpolate(curves[k], v) for k, v in used.items()}
     ranked = [(m, name) for name, m in measures.items() if name in used]
     total = sum(m.weight for m, _ in ranked)
     raw = sum(m.weight * scores[name] for m, name in ranked) / total
@@ -230,12 +244,18 @@ def score_book(
 ) -> dict[str, Health]:
     """Health of every account that has at least one measure."""
     out = {}
+    curves = {name: _curve(m) for name, m in scorecard.measures.items()}
     for account_id, account in accounts.items():
         values = account_values(
-            scorecard, account, signals.get(account_id, {}), seats.get(account_id), as_of
+            scorecard,
+            account,
+            signals.get(account_id, {}),
+            seats.get(account_id),
+            as_of,
         )
         if values:
-            out[account_id] = score_account(scorecard, account_id, values, previous.get(account_id))
+            before = previous.get(account_id)
+            out[account_id] = score_account(scorecard, account_id, values, before, curves)
     return out
 
 

@@ -15,13 +15,8 @@ from datetime import date, timedelta
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Contract, Task
-from crm_renewals.connector.domain.playbook import (
-    TaskContext,
-    _task,
-    _values,
-    business_day,
-    occurrences,
-)
+from crm_renewals.connector.domain.playbook import TaskContext, _task, _values, schedule
+from crm_renewals.connector.domain.playbook_dates import business_day, occurrences
 from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 
 #: Contract statuses that never were a purchase (as lifecycle segments count them).
@@ -108,7 +103,7 @@ def due_segments(playbook: Playbook, as_of: date, account_id: str, contracts) ->
     if not j.enabled:
         return []
     spans = terms(contracts)
-    horizon = as_of + timedelta(days=max(_lead_times(j)))
+    horizon = as_of + timedelta(days=j.lead_days())
     out = []
     for start, end in runs(spans, j.restart_after_lapse_days):
         if end < as_of or start > horizon:
@@ -133,21 +128,18 @@ def journey_tasks(
     """The tasks of these segments: on the account, for its owner, naming the renewal contacts."""
     if not segments:
         return ()
-    contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
-    values = {**_values(tc, contacts), "period": "", "segments": playbook.journey.segments}
-    weekend, country = playbook.weekend_days, playbook.holiday_country
+    s = schedule(playbook, as_of)
+    contacts = s.for_account(tc)[0]
+    values = _values(s, tc)
+    values.update(period="", segments=playbook.journey.segments)
     tasks = []
     for seg in segments:
-        due = business_day(seg.start, weekend, False, country)
+        due = s.business_day(seg.start, False)
         if due < as_of:
-            due = business_day(as_of, weekend, False, country)
-        seg_values = {**values, "segment": seg.number}
-        tasks.append(_task(seg.key, seg.touchpoint, due, seg_values, tc, contacts, True))
+            due = s.soon
+        values["segment"] = seg.number
+        tasks.append(_task(seg.key, seg.touchpoint, due, values, tc, contacts, True))
     return tuple(tasks)
-
-
-def _lead_times(j: Journey) -> list[int]:
-    return [j.default.create_before_days] + [t.create_before_days for t in j.touchpoints.values()]
 
 
 def _covered(playbook: Playbook, seg: Segment, contracts) -> bool:
@@ -173,7 +165,10 @@ def summary(playbook: Playbook, account_id: str, contracts, day: date) -> dict |
     j = playbook.journey
     if not j.enabled:
         return None
-    now, nxt = current(j, account_id, contracts, day), upcoming(j, account_id, contracts, day)
+    now, nxt = (
+        current(j, account_id, contracts, day),
+        upcoming(j, account_id, contracts, day),
+    )
     for _ in range(j.segments):  # a segment a playbook step covers gets no journey task
         if nxt is None or not (j.skip_when_step_covers and _covered(playbook, nxt, contracts)):
             break
@@ -181,7 +176,11 @@ def summary(playbook: Playbook, account_id: str, contracts, day: date) -> dict |
     touchpoint = None
     if nxt is not None:
         due = business_day(nxt.start, playbook.weekend_days, False, playbook.holiday_country)
-        touchpoint = {"segment": nxt.number, "theme": nxt.touchpoint.theme, "due": due.isoformat()}
+        touchpoint = {
+            "segment": nxt.number,
+            "theme": nxt.touchpoint.theme,
+            "due": due.isoformat(),
+        }
     return {
         "segment": now.number if now else None,
         "segments": j.segments,

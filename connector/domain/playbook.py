@@ -13,12 +13,10 @@ Due dates fall on business days: not a weekend day, not a public holiday of `hol
 
 from __future__ import annotations
 
-from calendar import monthrange
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cache, lru_cache
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.health import Health
@@ -30,87 +28,18 @@ from crm_renewals.connector.domain.models import (
     RenewalLine,
     Task,
 )
-from crm_renewals.connector.domain.policy import EventStep, Playbook, PlaybookStep, Touchpoint
-
-#: More than any run of weekend days and public holidays a due date can be moved across.
-SHIFT_DAYS = 14
-
-
-@cache
-def _holidays(country: str, year: int) -> frozenset[date]:
-    import holidays
-
-    return frozenset(holidays.country_holidays(country, years=year))
-
-
-def is_business_day(day: date, weekend: tuple[int, ...], country: str | None = None) -> bool:
-    return day.weekday() not in weekend and (
-        country is None or day not in _holidays(country, day.year)
-    )
-
-
-@lru_cache(maxsize=4096)  # a book's due dates fall on a few hundred days
-def business_day(
-    day: date, weekend: tuple[int, ...], backwards: bool, country: str | None = None
-) -> date:
-    """Move a due date off weekends and holidays: back for deadlines, forward for follow-ups."""
-    step = timedelta(days=-1 if backwards else 1)
-    while not is_business_day(day, weekend, country):
-        day += step
-    return day
-
-
-def add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    if day.day <= 28:  # every month has it: no need to find the month's last day
-        return date(year, month, day.day)
-    return date(year, month, min(day.day, monthrange(year, month)[1]))
-
-
-def occurrences(step: PlaybookStep, contract: Contract) -> Iterator[tuple[date, str | None]]:
-    """(unshifted due date, period label) of each time the step falls due in the term."""
-    anchor = contract.end_date if step.anchor == "end" else contract.start_date
-    if anchor is None:
-        return
-    first = anchor + timedelta(days=step.offset_days)
-    if step.repeat == "once":
-        yield first, None
-        return
-    i = 1
-    while (day := add_months(first, 3 * i)) < contract.end_date:
-        yield day, quarter(day)
-        i += 1
-
-
-def _current(
-    step: PlaybookStep, contract: Contract, as_of: date
-) -> Iterable[tuple[date, str | None]]:
-    """occurrences() less those that planning passes over unread: a quarterly step's quarters
-    that fell due more than SHIFT_DAYS before `as_of` when it is not `late_if_missed` (a
-    three-year term has twelve). A step due once: a tuple, no generator (six a contract)."""
-    if step.repeat == "once":
-        anchor = contract.end_date if step.anchor == "end" else contract.start_date
-        return () if anchor is None else ((anchor + timedelta(days=step.offset_days), None),)
-    if step.late_if_missed:
-        return occurrences(step, contract)
-    return _quarters_since(step, contract, as_of)
-
-
-def _quarters_since(
-    step: PlaybookStep, contract: Contract, as_of: date
-) -> Iterator[tuple[date, str | None]]:
-    anchor = contract.end_date if step.anchor == "end" else contract.start_date
-    if anchor is None:
-        return
-    first = anchor + timedelta(days=step.offset_days)
-    since = as_of - timedelta(days=SHIFT_DAYS)
-    # a quarter i with 3i months < the months from `first` to `since` falls before `since`
-    i = max(1, ((since.year - first.year) * 12 + since.month - first.month) // 3)
-    while (day := add_months(first, 3 * i)) < contract.end_date:
-        if day >= since:
-            yield day, quarter(day)
-        i += 1
+from crm_renewals.connector.domain.playbook_dates import (
+    SHIFT_DAYS,
+    business_day,
+    quarter,
+    quarters,
+)
+from crm_renewals.connector.domain.policy import (
+    EventStep,
+    Playbook,
+    PlaybookStep,
+    Touchpoint,
+)
 
 
 @fast_init
@@ -131,52 +60,155 @@ class TaskContext:
     at_risk: bool = False
 
 
+class _Schedule:
+    """The steps as read on one day: each step's creation window as bounds on its unshifted
+    due dates (so a contract's steps are dates compared, not dates computed), and the
+    business days already found. Built once a planning day, not once a contract."""
+
+    __slots__ = (
+        "as_of",
+        "steps",
+        "soon",
+        "_shifted",
+        "_weekend",
+        "_country",
+        "_account",
+    )
+
+    def __init__(self, playbook: Playbook, as_of: date):
+        shift = timedelta(days=SHIFT_DAYS)
+        self.as_of, self._weekend, self._country = (
+            as_of,
+            playbook.weekend_days,
+            playbook.holiday_country,
+        )
+        self._shifted: dict[tuple[date, bool], date] = {}
+        self.steps = tuple(
+            (
+                step,
+                step.anchor == "end",
+                step.repeat == "once",
+                timedelta(days=step.offset_days),
+                as_of + timedelta(days=step.create_before_days) + shift,  # later: not yet
+                as_of - shift,  # earlier: missed, unless late_if_missed
+                as_of + timedelta(days=step.create_before_days),  # a later due date: not yet
+            )
+            for step in playbook.steps
+        )
+        self.soon = self.business_day(as_of, False)
+        self._account: tuple = ()
+
+    def for_account(self, tc: TaskContext) -> tuple[list[Contact], dict]:
+        """The renewal contacts by name and the placeholders' values that are the account's,
+        kept for the last account asked (its contracts are planned one after another)."""
+        held = self._account
+        if (
+            held
+            and held[0] is tc.account
+            and held[1] is tc.contacts
+            and held[2] is tc.owner
+            and held[3] is tc.health
+        ):
+            return held[4], held[5]
+        contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
+        values = _account_values(tc, contacts)
+        # one assignment: a thread sees the whole of one account's or of another's
+        self._account = (tc.account, tc.contacts, tc.owner, tc.health, contacts, values)
+        return contacts, values
+
+    def business_day(self, day: date, backwards: bool) -> date:
+        found = self._shifted.get((day, backwards))
+        if found is None:
+            found = business_day(day, self._weekend, backwards, self._country)
+            self._shifted[day, backwards] = found
+        return found
+
+    def occurrences(
+        self, step: PlaybookStep, first: date, end: date
+    ) -> Iterable[tuple[date, str | None]]:
+        """(unshifted due date, period label) of each time the step falls due in the term, from
+        its first `first`, less what planning passes over unread: a quarterly step's quarters
+        that fell due more than SHIFT_DAYS ago when it is not `late_if_missed`."""
+        if step.repeat == "once":
+            return ((first, None),)
+        if step.late_if_missed:
+            return quarters(first, end, 1)
+        since = self.as_of - timedelta(days=SHIFT_DAYS)
+        # a quarter i with 3i months < the months from `first` to `since` falls before `since`
+        i = max(1, ((since.year - first.year) * 12 + since.month - first.month) // 3)
+        return (q for q in quarters(first, end, i) if q[0] >= since)
+
+
+_SCHEDULES: dict[tuple[int, date], tuple[Playbook, _Schedule]] = {}
+
+
+def schedule(playbook: Playbook, as_of: date) -> _Schedule:
+    """The playbook's schedule on `as_of` (a run plans one day with one playbook)."""
+    held = _SCHEDULES.get((id(playbook), as_of))
+    if held is not None and held[0] is playbook:  # the id of a playbook still alive
+        return held[1]
+    if len(_SCHEDULES) > 8:
+        _SCHEDULES.clear()
+    made = _Schedule(playbook, as_of)
+    _SCHEDULES[id(playbook), as_of] = (playbook, made)
+    return made
+
+
 def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
     """Whether any dated step could fall in its creation window today (a cheap bound)."""
-    for step in playbook.steps:
-        lead = timedelta(days=step.create_before_days + SHIFT_DAYS)
-        for day, _ in _current(step, contract, as_of):
-            if as_of < day - lead:
+    s = schedule(playbook, as_of)
+    end = contract.end_date
+    for step, end_anchor, _, offset, opens, missed, _ in s.steps:
+        anchor = end if end_anchor else contract.start_date
+        if anchor is None:
+            continue
+        for day, _ in s.occurrences(step, anchor + offset, end):
+            if day > opens:
                 break
-            if step.late_if_missed or day + timedelta(days=SHIFT_DAYS) >= as_of:
+            if step.late_if_missed or day >= missed:
                 return True
     return False
 
 
 def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, ...]:
-    contract = tc.contract
-    renewal_contacts = sorted((c for c in tc.contacts if c.renewal_contact), key=lambda c: c.name)
+    s = schedule(playbook, as_of)
+    contract, account_id = tc.contract, tc.account.id
+    end = contract.end_date
+    renewal_contacts = s.for_account(tc)[0]
     values: dict = {}
-    weekend, country = playbook.weekend_days, playbook.holiday_country
     tasks = []
-    shift = timedelta(days=SHIFT_DAYS)
-    for step in playbook.steps:
-        ahead = timedelta(days=step.create_before_days)
-        lead = ahead + shift
-        for day, period in _current(step, contract, as_of):
+    for step, end_anchor, once, offset, opens, missed, due_by in s.steps:
+        anchor = end if end_anchor else contract.start_date
+        if anchor is None:
+            continue
+        late, first = step.late_if_missed, anchor + offset
+        if once and (first > opens or (not late and first < missed)):
+            continue  # the bounds below, asked of a step due once: most steps, most contracts
+        for day, period in s.occurrences(step, first, end):
             # cheap bounds first: moving off weekends and holidays shifts a date by a few days
-            if as_of < day - lead:
+            if day > opens:
                 break
-            if not step.late_if_missed and day + shift < as_of:
+            if not late and day < missed:
                 continue
-            due = business_day(day, weekend, step.anchor == "end", country)
-            if as_of < due - ahead:
+            due = s.business_day(day, end_anchor)
+            if due > due_by:
                 break
             if due < as_of:
-                if not step.late_if_missed or as_of >= contract.end_date:
+                if not late or as_of >= end:
                     continue
-                due = business_day(as_of, weekend, False, country)
+                due = s.soon
             if step.scope == "account":
-                key = f"{tc.account.id}:{step.id}:{period or quarter(day)}"
+                key = f"{account_id}:{step.id}:{period or quarter(day)}"
             else:
                 key = f"{tc.term_key}:{step.id}" + (f":{period}" if period else "")
-            values = values or _values(tc, renewal_contacts)
+            values = values or _values(s, tc)
+            values["period"] = period or ""
             tasks.append(
                 _task(
                     key,
                     step,
                     due,
-                    {**values, "period": period or ""},
+                    values,
                     tc,
                     renewal_contacts,
                     step.scope == "account",
@@ -186,14 +218,14 @@ def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, 
     # contract, whichever of its contracts is planned first
     events = []
     if tc.at_risk and playbook.at_risk.enabled:
-        events.append((f"{tc.account.id}:at_risk:{as_of.isoformat()}", playbook.at_risk))
+        events.append((f"{account_id}:at_risk:{as_of.isoformat()}", playbook.at_risk))
     if not renewal_contacts and playbook.name_contact.enabled:
-        events.append((f"{tc.account.id}:name_contact:{quarter(as_of)}", playbook.name_contact))
-    if events and as_of < contract.end_date:
-        values = values or _values(tc, renewal_contacts)
-        soon = business_day(as_of, weekend, False, country)
+        events.append((f"{account_id}:name_contact:{quarter(as_of)}", playbook.name_contact))
+    if events and as_of < end:
+        values = values or _values(s, tc)
+        values.pop("period", None)  # an event has no period
         for key, event in events:
-            tasks.append(_task(key, event, soon, values, tc, renewal_contacts, True))
+            tasks.append(_task(key, event, s.soon, values, tc, renewal_contacts, True))
     return tuple(tasks)
 
 
@@ -203,11 +235,21 @@ def on_account(task: Task) -> bool:
     return task.account_id is not None and task.dedupe_key.startswith(f"{task.account_id}:")
 
 
-def quarter(day: date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+def _values(s: _Schedule, tc: TaskContext) -> dict:
+    """The placeholders' values for the contract's tasks: a dict of the caller's, which adds
+    each task's period or segment (`_task` its due date)."""
+    return {
+        **s.for_account(tc)[1],
+        "contract_number": tc.contract.number or tc.contract.id,
+        "end_date": tc.contract.end_date,
+        "amount": _Amount(tc.amount) if callable(tc.amount) else f"{tc.amount:,.2f}",
+        "currency": tc.contract.currency or "",
+        "uplift_percent": f"{tc.uplift.normalize():f}",
+        "upsell": "; ".join(ln.description or ln.product_code for ln in tc.upsell) or "none",
+    }
 
 
-def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
+def _account_values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
     h = tc.health
     util = h.values.get("seat_utilisation") if h else None
     before = h.previous.values.get("seat_utilisation") if h and h.previous else None
@@ -216,11 +258,6 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         usage = f"seat utilisation {util:.0%}" + (f" (was {before:.0%})" if before else "")
     return {
         "account_name": tc.account.name,
-        "contract_number": tc.contract.number or tc.contract.id,
-        "end_date": tc.contract.end_date,
-        "amount": _Amount(tc.amount) if callable(tc.amount) else f"{tc.amount:,.2f}",
-        "currency": tc.contract.currency or "",
-        "uplift_percent": f"{tc.uplift.normalize():f}",
         "contacts": _names(renewal_contacts),
         "owner_name": tc.owner.name,
         "health_score": "unknown" if h is None or h.score is None else str(h.score),
@@ -228,7 +265,6 @@ def _values(tc: TaskContext, renewal_contacts: list[Contact]) -> dict:
         "trend": h.trend if h else "new",
         "drivers": h.drivers_text() if h else "none",
         "usage_trend": usage,
-        "upsell": "; ".join(ln.description or ln.product_code for ln in tc.upsell) or "none",
     }
 
 
@@ -266,8 +302,8 @@ def _task(
     on_account: bool = False,
 ) -> Task:
     """The task; an account's task hangs off the account, a term's off its renewal (once it
-    exists: before, off the account too)."""
-    values = {**values, "due_date": due}
+    exists: before, off the account too). `values`: the caller's, given this due date."""
+    values["due_date"] = due
     description = step.description.format_map(values)
     if contacts:
         description += f"\nRenewal contacts: {values['contacts']}."

@@ -138,6 +138,7 @@ class Journey(Section):
         return value
 
     _by_segment: tuple[Touchpoint, ...] = PrivateAttr(())
+    _lead_days: int = PrivateAttr(0)
 
     @model_validator(mode="after")
     def _within(self) -> Journey:
@@ -145,6 +146,8 @@ class Journey(Section):
             if segment_span(key)[1] > self.segments:
                 raise ValueError(f"touchpoint {key!r} is past the last segment ({self.segments})")
         self._by_segment = tuple(self._narrowest(n) for n in range(1, self.segments + 1))
+        leads = [self.default.create_before_days]
+        self._lead_days = max(leads + [t.create_before_days for t in self.touchpoints.values()])
         return self
 
     def touchpoint(self, segment: int) -> Touchpoint:
@@ -152,6 +155,10 @@ class Journey(Section):
         # read from pydantic's store of private attributes: through the attribute, every
         # read went by BaseModel.__getattr__ (asked for every account planned)
         return self.__pydantic_private__["_by_segment"][segment - 1]
+
+    def lead_days(self) -> int:
+        """The most days ahead of its segment's start that a touchpoint's task is created."""
+        return self.__pydantic_private__["_lead_days"]
 
     def _narrowest(self, segment: int) -> Touchpoint:
         best, width = self.default, None

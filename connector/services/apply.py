@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from crm_renewals.connector.domain.book import Book
 from crm_renewals.connector.domain.mapping import to_crm
 from crm_renewals.connector.domain.models import Task, validate
 from crm_renewals.connector.domain.planning.planner import account_of
-from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
+from crm_renewals.connector.domain.planning.values import ContractPlan, Skip, TaskPlan
 from crm_renewals.connector.domain.playbook import on_account
 from crm_renewals.connector.domain.writes import (
     LINE_FIELDS,
@@ -125,7 +125,9 @@ def _without_repeats(plan: ContractPlan, seen: set[str]) -> ContractPlan:
                 continue
             seen.add(w.key)
         kept.append(w)
-    return replace(plan, tasks=replace(plan.tasks, writes=tuple(kept))) if repeated else plan
+    if not repeated:
+        return plan
+    return ContractPlan(plan.contract_id, plan.renewal, TaskPlan(plan.tasks.tasks, tuple(kept)))
 
 
 def catch_up_rows(plan: ContractPlan, book: Book, ledger: Ledger) -> list[dict[str, Any]]:

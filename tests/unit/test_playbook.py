@@ -21,7 +21,8 @@ from crm_renewals.connector.domain.journey import (
     upcoming,
 )
 from crm_renewals.connector.domain.models import Account, Contact, Contract, Owner
-from crm_renewals.connector.domain.playbook import TaskContext, business_day, plan_tasks
+from crm_renewals.connector.domain.playbook import TaskContext, plan_tasks
+from crm_renewals.connector.domain.playbook_dates import business_day
 from crm_renewals.connector.domain.policy import (
     EventStep,
     Journey,
@@ -133,6 +134,33 @@ def test_qbr_brief_carries_health_and_drivers():
     assert qbr.description.startswith(
         "Health 52 (yellow); drivers: low confidence (2 measures); seat utilisation 34%."
     )
+
+
+def test_contracts_planned_in_turn_read_their_own_accounts_owner_and_health():
+    """An account's placeholder values are made once for its contracts, planned one after
+    another (playbook.schedule); a context with another owner or health reads those."""
+    contacts = (ANN,)  # one tuple, as the book hands every contract of an account
+    low = score_account(CARD, "a1", {"seat_utilisation": 0.34, "late_payments": 0})
+    high = score_account(CARD, "a1", {"seat_utilisation": 0.95, "late_payments": 0})
+    day, first = date(2026, 4, 10), replace(context(contract(), health=low), contacts=contacts)
+    (qbr,) = plan_tasks(PLAYBOOK, day, first)
+    (again,) = plan_tasks(PLAYBOOK, day, replace(first, contract=contract(cid="k2")))
+    assert again.description == qbr.description.replace("k1", "k2")
+    (better,) = plan_tasks(PLAYBOOK, day, replace(first, health=high))
+    assert better.description.startswith("Health 100 (green)")
+    nobody = plan_tasks(PLAYBOOK, day, replace(first, health=high, contacts=()))
+    assert [t.dedupe_key for t in nobody] == [qbr.dedupe_key, "a1:name_contact:2026-Q2"]
+    # accounts with no contacts and no health share both values (the empty tuple, None)
+    other = Account(id="a2", name="Globex", owner_id="u1")
+    bare = replace(first, health=None, contacts=())
+    for tc in (bare, replace(bare, account=other)):
+        *_, ask = plan_tasks(PLAYBOOK, day, tc)
+        assert ask.subject == f"Name a renewal contact for {tc.account.name}"
+    named = QBR.model_copy(update={"subject": "QBR with {owner_name}"})
+    playbook = PLAYBOOK.model_copy(update={"steps": (named,)})
+    (sam,) = plan_tasks(playbook, day, first)
+    (kim,) = plan_tasks(playbook, day, replace(first, owner=Owner(id="u2", name="Kim")))
+    assert (sam.subject, kim.subject, kim.owner_id) == ("QBR with Sam", "QBR with Kim", "u2")
 
 
 def test_at_risk_and_name_a_contact_tasks():

@@ -21,7 +21,12 @@ from crm_renewals.connector.domain.health import Health, is_at_risk
 from crm_renewals.connector.domain.journey import upcoming
 from crm_renewals.connector.domain.models import Contract
 from crm_renewals.connector.domain.planning.values import ContractPlan, Skip
-from crm_renewals.connector.domain.playbook import SHIFT_DAYS, business_day, occurrences, quarter
+from crm_renewals.connector.domain.playbook_dates import (
+    SHIFT_DAYS,
+    business_day,
+    occurrences,
+    quarter,
+)
 from crm_renewals.connector.domain.policy import Scorecard
 
 if TYPE_CHECKING:
@@ -102,7 +107,12 @@ def _steps(p: Planner, contract: Contract, planned: set[str]) -> list[date]:
             if not any(_is_step(k, step.id, period, label) for k in planned):
                 weekend, country = p.playbook.weekend_days, p.playbook.holiday_country
                 due = business_day(day, weekend, step.anchor == "end", country)
-                out.append(max(as_of + timedelta(days=1), due - timedelta(step.create_before_days)))
+                out.append(
+                    max(
+                        as_of + timedelta(days=1),
+                        due - timedelta(step.create_before_days),
+                    )
+                )
                 break
     return out
 
