@@ -107,12 +107,7 @@ def _steps(p: Planner, contract: Contract, planned: set[str]) -> list[date]:
             if not any(_is_step(k, step.id, period, label) for k in planned):
                 weekend, country = p.playbook.weekend_days, p.playbook.holiday_country
                 due = business_day(day, weekend, step.anchor == "end", country)
-                out.append(
-                    max(
-                        as_of + timedelta(days=1),
-                        due - timedelta(step.create_before_days),
-                    )
-                )
+                out.append(max(as_of + timedelta(days=1), due - timedelta(step.create_before_days)))
                 break
     return out
 
