@@ -20,13 +20,14 @@ from datetime import date
 
 from benchmarks.calls import CallCounter, _reads, _writes
 from benchmarks.common import Verdict, flush, heading, row, verdict
-from benchmarks.salesforce_twins import faulted, state, with_org
+from benchmarks.salesforce_twins import faulted, with_org
 from crm_renewals.connector.adapters.salesforce.composite import (
     COLLECTION_SIZE,
     RECORDS_PER_COMPOSITE,
 )
 from crm_renewals.connector.services.apply import STAGES
 from crm_renewals.connector.services.sync import sync
+from tests.fakes.salesforce_org import written_state as state
 
 AS_OF = date(2026, 11, 23)
 PRICE_BOOK_LOOKUPS = 2

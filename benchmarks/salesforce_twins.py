@@ -19,11 +19,9 @@ from crm_renewals.connector.services.sync import sync
 from tests.conftest import write_config
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import SALESFORCE_ENV
-from tests.fakes.salesforce_org import EXTERNAL_IDS, FakeOrg
+from tests.fakes.salesforce_org import FakeOrg
 
 ROOT = Path(__file__).resolve().parent.parent
-#: fields that differ between two orgs holding the same data (ids, save times)
-VOLATILE = {"Id", "SystemModstamp", "CreatedDate", "LastModifiedDate"}
 BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "busy"}]
 
 
@@ -59,25 +57,6 @@ def with_org(
             return work(ctx, org), org
         finally:
             ctx.close()
-
-
-def state(org: FakeOrg) -> dict[str, dict[str, dict[str, Any]]]:
-    """What the connector wrote, comparable across orgs: each record under its external key,
-    its lookups to written records as their keys."""
-    keys = {
-        r["Id"]: r.get(field)
-        for obj, field in EXTERNAL_IDS.items()
-        for r in org.all(obj)
-        if r.get(field)
-    }
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for obj, field in EXTERNAL_IDS.items():
-        out[obj] = {
-            r[field]: {k: keys.get(v, v) for k, v in r.items() if k not in VOLATILE}
-            for r in org.all(obj)
-            if r.get(field)
-        }
-    return out
 
 
 def faulted(contracts: int) -> tuple[Any, Any, FakeOrg]:

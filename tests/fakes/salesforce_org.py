@@ -27,6 +27,7 @@ import responses
 
 from tests.fakes.salesforce_bulk import FakeBulkJobs
 from tests.fakes.salesforce_composite import FakeComposite
+from tests.fakes.salesforce_ingest import FakeIngestJobs
 
 INSTANCE = "fake.my.salesforce.com"
 VERSION = "59.0"
@@ -202,6 +203,8 @@ class FakeOrg:
         self.after_save: list[Callable[[str, dict, dict], None]] = []
         #: Bulk API 2.0 query jobs (tests/fakes/salesforce_bulk.py)
         self.bulk = FakeBulkJobs(self)
+        #: Bulk API 2.0 ingest jobs (tests/fakes/salesforce_ingest.py)
+        self.ingest = FakeIngestJobs(self, VERSION)
         #: Composite requests (tests/fakes/salesforce_composite.py)
         self.composite = FakeComposite(self, VERSION)
         self.standard_pricebook = self.insert(
@@ -318,7 +321,7 @@ class FakeOrg:
             self._token,
         )
         pattern = re.compile(re.escape(f"https://{INSTANCE}/services/data/") + ".*")
-        for method in ("GET", "POST", "PATCH", "DELETE"):
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
             r.add_callback(method, pattern, self._rest)
 
     def _login(self, request) -> tuple[int, dict, str]:
@@ -372,6 +375,9 @@ class FakeOrg:
             return status, {**usage, **extra}, json.dumps(answer)
         if method != "GET":
             self.now += self.tick  # records written by one call share their SystemModstamp
+        if path.startswith("jobs/ingest"):  # Bulk API 2.0 ingest jobs: CSV up and down
+            status, extra, text = self.ingest.answer(method, path, body, headers)
+            return status, {**usage, **extra}, text
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         sent = json.loads(body) if body else None
         if path.startswith("jobs/query"):  # Bulk API 2.0 query jobs: CSV results
@@ -765,6 +771,29 @@ PICKLISTS = {
     ("Task", "Priority"): ("High", "Normal", "Low"),
     ("OpportunityLineItem", "Line_Type__c"): ("Renewal", "Upsell", "Cross-sell"),
 }
+
+
+#: fields that differ between two orgs holding the same data (ids, save times)
+VOLATILE = {"Id", "SystemModstamp", "CreatedDate", "LastModifiedDate"}
+
+
+def written_state(org: FakeOrg) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the connector wrote, comparable across orgs: each record under its external key,
+    its lookups to written records as their keys."""
+    keys = {
+        r["Id"]: r.get(field)
+        for obj, field in EXTERNAL_IDS.items()
+        for r in org.all(obj)
+        if r.get(field)
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj, field in EXTERNAL_IDS.items():
+        out[obj] = {
+            r[field]: {k: keys.get(v, v) for k, v in r.items() if k not in VOLATILE}
+            for r in org.all(obj)
+            if r.get(field)
+        }
+    return out
 
 
 def _ref_field(relationship: str) -> str:

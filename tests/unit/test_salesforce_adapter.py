@@ -283,7 +283,8 @@ def test_a_1000_contract_sync_makes_exactly_the_lower_bound_of_calls(
     rsps, tmp_path, monkeypatch, write_api
 ):
     org = FakeOrg(rsps)
-    path = salesforce_config(tmp_path, monkeypatch, salesforce={"write_api": write_api})
+    settings = {"write_api": write_api, "bulk_write_threshold": None}  # REST writes only
+    path = salesforce_config(tmp_path, monkeypatch, salesforce=settings)
     ctx = bootstrap.build(load_config(path))
     book = SalesforceBook(org)
     due_contracts(book, 1000, lines=2)
