@@ -44,6 +44,8 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.salesforce_bulk import new_job
+
 if TYPE_CHECKING:
     from tests.fakes.salesforce_org import FakeOrg
 
@@ -97,20 +99,11 @@ class FakeIngestJobs:
         external = body.get("externalIdFieldName")
         if operation == "upsert" and not external:
             return _error(400, "INVALIDJOB", "InvalidJob : externalIdFieldName is required")
-        job_id = f"750FK{next(self.org.counter):010d}AAA"
-        stamp = self.org.now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        job = new_job(self.org, operation, obj, "Open")
+        job_id = job["id"]
         self.jobs[job_id] = {
-            "id": job_id,
-            "operation": operation,
-            "object": obj,
-            "createdById": "005FK0000000001AAA",
-            "createdDate": stamp,
-            "systemModstamp": stamp,
-            "state": "Open",
+            **job,
             "externalIdFieldName": external,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.version),
             "jobType": "V2Ingest",
             "contentUrl": f"services/data/v{self.version}/jobs/ingest/{job_id}/batches",
             "lineEnding": body.get("lineEnding", "LF"),

@@ -4,7 +4,9 @@ fleet's loopback server, tests/fakes/fleet_salesforce.py): the REST wire format 
 It answers the SOAP login, /query and /queryAll (the SOQL subset the adapter writes: field
 lists with Rel.Field paths, WHERE conditions joined by AND, ORDER BY, LIMIT), nextRecordsUrl
 paging, sObject Collections (upsert by External ID, create, update, delete) with per-record
-errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create.
+errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create;
+Composite requests (salesforce_composite.py) and Bulk API 2.0 query and ingest jobs
+(salesforce_bulk.py, salesforce_ingest.py) with their documented rules.
 Every REST answer carries Sforce-Limit-Info; past the daily allocation (`daily_limit`) calls are
 refused with 403 REQUEST_LIMIT_EXCEEDED. Tests queue faults and can expire the session.
 

@@ -11,6 +11,7 @@ from crm_renewals.connector.adapters.salesforce.bulk_ingest import BulkIngest, _
 from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport
 from crm_renewals.connector.config_sections import SalesforceSettings
 from tests.fakes.salesforce_org import BASE, FakeOrg
+from tests.unit.test_salesforce_composite import opportunity as renewal
 
 
 @pytest.fixture
@@ -26,17 +27,6 @@ def ingest(org):
     sf = Salesforce(session_id=org.session, instance_url=BASE.split("/services")[0])
     transport = SalesforceTransport(sf, SalesforceSettings(), sleep=lambda _s: None)
     return BulkIngest(transport)
-
-
-def renewal(key: str, **fields) -> dict:
-    return {
-        "attributes": {"type": "Opportunity"},
-        "Renewal_Key__c": key,
-        "Name": key,
-        "StageName": "Prospecting",
-        "CloseDate": "2027-03-01",
-        **fields,
-    }
 
 
 def call(org: FakeOrg, method: str, path: str, **kw) -> requests.Response:
