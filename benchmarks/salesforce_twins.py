@@ -19,11 +19,9 @@ from crm_renewals.connector.services.sync import sync
 from tests.conftest import write_config
 from tests.contract.test_sync_contract import SalesforceBook
 from tests.fakes.harness import SALESFORCE_ENV
-from tests.fakes.salesforce_org import EXTERNAL_IDS, FakeOrg
+from tests.fakes.salesforce_org import FakeOrg
 
 ROOT = Path(__file__).resolve().parent.parent
-#: fields that differ between two orgs holding the same data (ids, save times)
-VOLATILE = {"Id", "SystemModstamp", "CreatedDate", "LastModifiedDate"}
 BUSY = [{"errorCode": "SERVER_UNAVAILABLE", "message": "busy"}]
 
 
@@ -36,8 +34,11 @@ def with_org(
     write_api: str,
     work: Callable[[Any, FakeOrg], Any],
     prepare: Callable[[FakeOrg], None] | None = None,
+    *,
+    bulk_writes: bool = True,
 ) -> tuple[Any, FakeOrg]:
-    """`work(ctx, org)` on a freshly seeded fake org synced with `salesforce.write_api`."""
+    """`work(ctx, org)` on a freshly seeded fake org synced with `salesforce.write_api`, and
+    Bulk API 2.0 ingest jobs for big write groups unless `bulk_writes` is false."""
     os.environ.update(SALESFORCE_ENV)
     with (
         tempfile.TemporaryDirectory(prefix="renewals-sf-") as tmp,
@@ -50,7 +51,11 @@ def with_org(
         path = write_config(
             Path(tmp),
             crm="salesforce",
-            salesforce={"auth": "password", "write_api": write_api},
+            salesforce={
+                "auth": "password",
+                "write_api": write_api,
+                **({} if bulk_writes else {"bulk_write_threshold": None}),
+            },
             mapping=str(ROOT / "mappings" / "salesforce.yaml"),
         )
         ctx = bootstrap.build(load_config(path))
@@ -61,32 +66,15 @@ def with_org(
             ctx.close()
 
 
-def state(org: FakeOrg) -> dict[str, dict[str, dict[str, Any]]]:
-    """What the connector wrote, comparable across orgs: each record under its external key,
-    its lookups to written records as their keys."""
-    keys = {
-        r["Id"]: r.get(field)
-        for obj, field in EXTERNAL_IDS.items()
-        for r in org.all(obj)
-        if r.get(field)
-    }
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for obj, field in EXTERNAL_IDS.items():
-        out[obj] = {
-            r[field]: {k: keys.get(v, v) for k, v in r.items() if k not in VOLATILE}
-            for r in org.all(obj)
-            if r.get(field)
-        }
-    return out
-
-
 def faulted(contracts: int) -> tuple[Any, Any, FakeOrg]:
     """The Composite path with the first Composite call answered 503 and one subrequest of
-    the next failing as a whole: (first report, second report, org)."""
+    the next failing as a whole, and the first Bulk API 2.0 ingest job Failed after a third of
+    its rows: (first report, second report, org)."""
 
     def prepare(org: FakeOrg) -> None:
         org.composite.fail_call(503, BUSY)
         org.composite.fail_subrequest(1, 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "x"}])
+        org.ingest.fail_next = (contracts * 4 // 3, "InvalidBatch : Failed to process job")
 
     def work(ctx, org):
         return sync(ctx, as_of=date(2026, 11, 23)), sync(ctx, as_of=date(2026, 11, 23))

@@ -64,6 +64,18 @@ class SalesforceSettings(Section):
         description="composite: 1,000 records a write call (five sObject Collections requests "
         "in one Composite request); collections: 200 records a call",
     )
+    #: a write group (one kind, one operation) of more records than this goes as a Bulk API 2.0
+    #: ingest job (about six calls a job, up to 50,000 records) instead of write_api's calls.
+    #: Salesforce: "Any data operation that includes more than 2,000 records is a good candidate
+    #: for Bulk API 2.0 [...] Jobs with fewer than 2,000 records should involve 'bulkified'
+    #: synchronous calls in REST (for example, Composite)" (https://developer.salesforce.com/docs/
+    #: platform/salesforce-app-limits-cheatsheet/guide/salesforce-app-limits-platform-bulkapi.html)
+    bulk_write_threshold: int | None = Field(
+        2_000,
+        ge=1,
+        description="records above which a write group goes as a Bulk API 2.0 ingest job; "
+        "null turns bulk writes off",
+    )
 
 
 class HubspotLimits(Section):

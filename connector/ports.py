@@ -7,7 +7,7 @@ take CRM field dicts produced by the mapping, keyed by our external keys. Batche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -94,6 +94,11 @@ class CrmClient(Protocol):
     def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
         """Pages of records of `kind` changed after `since` (all when None), oldest first,
         deleted ones included and flagged."""
+        ...
+
+    def prefetch(self, sinces: Mapping[str, Cursor | None]) -> None:
+        """`read_changes(kind, since)` of each of these comes next: an adapter may start them
+        together (Salesforce: five first pages in one Composite call)."""
         ...
 
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from crm_renewals.connector.ports import (
@@ -44,6 +44,10 @@ class AdapterFacade:
         self.transport.sleep = value
 
     # ------------------------------------------------------------------ the port
+
+    def prefetch(self, sinces: Mapping[str, Cursor | None]) -> None:
+        """Reads of these kinds come next (from these cursors): an adapter that can read
+        several at once in one call starts them; the others do nothing."""
 
     def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
         return self.reads.read_changes(kind, since)

@@ -115,8 +115,9 @@ def pull_changes(
     """Read every kind's changes into the book (and the mirror unless dry-run); `touched`
     learns what they name. Returns the cursors to commit once the run's writes succeed."""
     new_cursors: dict[str, Cursor] = {}
-    for kind in READ_KINDS:
-        since = None if full else _since(ctx, kind)
+    sinces = {kind: None if full else _since(ctx, kind) for kind in READ_KINDS}
+    ctx.crm.prefetch(sinces)
+    for kind, since in sinces.items():
         records = 0
         for page in ctx.crm.read_changes(kind, since):
             before = _settled(ctx, kind, page) if touched is not None else {}

@@ -38,6 +38,27 @@ UNSUPPORTED = (
 DEFAULT_SET = 100_000
 
 
+def new_job(org: FakeOrg, operation: str, obj: str, state: str) -> dict[str, Any]:
+    """A new Bulk API 2.0 job's info (query_create_job.htm, create_job.htm)."""
+    from tests.fakes.salesforce_org import VERSION
+
+    stamp = org.now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "id": f"750FK{next(org.counter):010d}AAA",
+        "operation": operation,
+        "object": obj,
+        "createdById": "005FK0000000001AAA",
+        "createdDate": stamp,
+        "systemModstamp": stamp,
+        "state": state,
+        "concurrencyMode": "Parallel",
+        "contentType": "CSV",
+        "apiVersion": float(VERSION),
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+    }
+
+
 def _error(status: int, code: str, message: str) -> tuple[int, dict, str]:
     # Bulk API 2.0 errors answer like REST's: [{"errorCode", "message"}] (bulk_api_2_0_errors.htm
     # points to REST's "Status Codes and Error Responses")
@@ -93,22 +114,8 @@ class FakeBulkJobs:
             obj, names, rows = self.org.select_rows(soql, include_deleted=operation == "queryAll")
         except SoqlError as exc:
             return _error(400, "INVALID_FIELD", str(exc))
-        job_id = f"750FK{next(self.org.counter):010d}AAA"
-        stamp = self.org.now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        job = {
-            "id": job_id,
-            "operation": operation,
-            "object": obj,
-            "createdById": "005FK0000000001AAA",
-            "createdDate": stamp,
-            "systemModstamp": stamp,
-            "state": "UploadComplete",
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.org_version()),
-            "lineEnding": "LF",
-            "columnDelimiter": "COMMA",
-        }
+        job = new_job(self.org, operation, obj, "UploadComplete")
+        job_id = job["id"]
         self.jobs[job_id] = {**job, "query": soql, "polls": 0}
         cells = [[self._cell(self.org._value(obj, r, n)) for n in names] for r in rows]
         # results come in no particular order (Bulk API 2.0 splits a job into chunks run in
@@ -167,11 +174,6 @@ class FakeBulkJobs:
             "Sforce-NumberOfRecords": str(len(chunk)),
         }
         return 200, headers, out.getvalue()
-
-    def org_version(self) -> str:
-        from tests.fakes.salesforce_org import VERSION
-
-        return VERSION
 
     @staticmethod
     def _cell(value: Any) -> str:

@@ -4,7 +4,9 @@ fleet's loopback server, tests/fakes/fleet_salesforce.py): the REST wire format 
 It answers the SOAP login, /query and /queryAll (the SOQL subset the adapter writes: field
 lists with Rel.Field paths, WHERE conditions joined by AND, ORDER BY, LIMIT), nextRecordsUrl
 paging, sObject Collections (upsert by External ID, create, update, delete) with per-record
-errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create.
+errors shaped as in the fixtures, describe, limits and the Tooling API's CustomField create;
+Composite requests (salesforce_composite.py) and Bulk API 2.0 query and ingest jobs
+(salesforce_bulk.py, salesforce_ingest.py) with their documented rules.
 Every REST answer carries Sforce-Limit-Info; past the daily allocation (`daily_limit`) calls are
 refused with 403 REQUEST_LIMIT_EXCEEDED. Tests queue faults and can expire the session.
 
@@ -27,6 +29,7 @@ import responses
 
 from tests.fakes.salesforce_bulk import FakeBulkJobs
 from tests.fakes.salesforce_composite import FakeComposite
+from tests.fakes.salesforce_ingest import FakeIngestJobs
 
 INSTANCE = "fake.my.salesforce.com"
 VERSION = "59.0"
@@ -202,6 +205,8 @@ class FakeOrg:
         self.after_save: list[Callable[[str, dict, dict], None]] = []
         #: Bulk API 2.0 query jobs (tests/fakes/salesforce_bulk.py)
         self.bulk = FakeBulkJobs(self)
+        #: Bulk API 2.0 ingest jobs (tests/fakes/salesforce_ingest.py)
+        self.ingest = FakeIngestJobs(self, VERSION)
         #: Composite requests (tests/fakes/salesforce_composite.py)
         self.composite = FakeComposite(self, VERSION)
         self.standard_pricebook = self.insert(
@@ -318,7 +323,7 @@ class FakeOrg:
             self._token,
         )
         pattern = re.compile(re.escape(f"https://{INSTANCE}/services/data/") + ".*")
-        for method in ("GET", "POST", "PATCH", "DELETE"):
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
             r.add_callback(method, pattern, self._rest)
 
     def _login(self, request) -> tuple[int, dict, str]:
@@ -372,6 +377,9 @@ class FakeOrg:
             return status, {**usage, **extra}, json.dumps(answer)
         if method != "GET":
             self.now += self.tick  # records written by one call share their SystemModstamp
+        if path.startswith("jobs/ingest"):  # Bulk API 2.0 ingest jobs: CSV up and down
+            status, extra, text = self.ingest.answer(method, path, body, headers)
+            return status, {**usage, **extra}, text
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         sent = json.loads(body) if body else None
         if path.startswith("jobs/query"):  # Bulk API 2.0 query jobs: CSV results
@@ -765,6 +773,29 @@ PICKLISTS = {
     ("Task", "Priority"): ("High", "Normal", "Low"),
     ("OpportunityLineItem", "Line_Type__c"): ("Renewal", "Upsell", "Cross-sell"),
 }
+
+
+#: fields that differ between two orgs holding the same data (ids, save times)
+VOLATILE = {"Id", "SystemModstamp", "CreatedDate", "LastModifiedDate"}
+
+
+def written_state(org: FakeOrg) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the connector wrote, comparable across orgs: each record under its external key,
+    its lookups to written records as their keys."""
+    keys = {
+        r["Id"]: r.get(field)
+        for obj, field in EXTERNAL_IDS.items()
+        for r in org.all(obj)
+        if r.get(field)
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj, field in EXTERNAL_IDS.items():
+        out[obj] = {
+            r[field]: {k: keys.get(v, v) for k, v in r.items() if k not in VOLATILE}
+            for r in org.all(obj)
+            if r.get(field)
+        }
+    return out
 
 
 def _ref_field(relationship: str) -> str:

@@ -249,5 +249,27 @@ def test_a_sync_reports_and_records_its_calls_by_kind_of_request(ctx, org):
     kinds = report.to_json()["api_calls_by_kind"]
     assert sum(kinds.values()) == report.api_calls == report.to_json()["api_calls"]
     assert kinds["composite"] == len(org.composite.requests) >= 1
-    assert kinds["query"] >= 8  # a page of each kind read, and the lookups
+    assert kinds["composite"] >= 2  # a first page of each kind read, five to a call
+    assert kinds["query"] == 2  # the price-book lookups
     assert ctx.store.runs.get(report.run_id).counts["api_calls_by_kind"] == kinds
+
+
+# ------------------------------------------------------------------ reads: five queries a call
+
+
+def test_the_first_page_of_every_kind_is_read_five_queries_to_a_composite_call(ctx, org):
+    """Composite counts as one call and takes up to five query subrequests: a run's reads ask
+    for the first page of all eight kinds in two calls, not eight (further pages, found only
+    from the page before, go one a call as before)."""
+    SalesforceBook(org).many(30, AS_OF.replace(year=2027, month=3, day=1), (("SEAT", 1, 1.0),))
+    first = sync(ctx, as_of=AS_OF)
+    assert first.created == 30
+    reads = [r for r in org.composite.requests if r["compositeRequest"][0]["method"] == "GET"]
+    assert [len(r["compositeRequest"]) for r in reads] == [5, 3]
+    assert org.calls_to("queryAll/") == 0  # the price-book lookups still go on their own
+    org.composite.requests.clear()
+    calls = ctx.crm.api_calls
+    second = sync(ctx, as_of=AS_OF)
+    assert second.writes == {}
+    assert ctx.crm.api_calls - calls == 2  # nothing changed: two calls read the eight kinds
+    assert second.api_calls_by_kind == {"composite": 2}

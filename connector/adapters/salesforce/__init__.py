@@ -23,7 +23,7 @@ Parts: `transport` (login, calls, budget guard, retries, errors), `soql` (querie
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from simple_salesforce import Salesforce
@@ -41,6 +41,7 @@ from crm_renewals.connector.adapters.salesforce.writes import SalesforceWrites
 from crm_renewals.connector.config_sections import SalesforceSettings
 from crm_renewals.connector.domain.mapping import Mapping as FieldMapping
 from crm_renewals.connector.domain.policy import RenewalPolicy
+from crm_renewals.connector.ports import Cursor
 
 if TYPE_CHECKING:
     from crm_renewals.connector.adapters.shared_limits import SharedLimits
@@ -89,6 +90,9 @@ class SalesforceCrm(AdapterFacade):
         #: records a write call carries (salesforce.write_api): the Applier's batch size
         self.max_batch = self.writes.max_batch
         self.diagnosis = SalesforceDiagnosis(self.transport, mapping, settings, self.policy)
+
+    def prefetch(self, sinces: Mapping[str, Cursor | None]) -> None:
+        self.reads.prefetch(sinces)
 
     @property
     def api_usage(self) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crm_renewals.connector.adapters.salesforce.transport import SalesforceTransport
@@ -86,38 +86,54 @@ class BulkQuery:
 
     def _wait(self, job: str) -> None:
         """Poll the job's state until JobComplete; a failed or aborted job stops the read."""
-        pause, waited = FIRST_POLL, 0.0
-        while True:
-            self.t.sleep(pause)
-            waited += pause
-            info = self.t.rest("GET", f"jobs/query/{job}")
-            self.polls += 1
-            state = info.get("state")
-            if state == DONE:
-                return
-            if state in FAILED:
-                raise FatalCrmError(
-                    f"Salesforce's Bulk API 2.0 query job {job} ended {state}: "
-                    f"{info.get('errorMessage') or 'no reason given'}; nothing of this run was "
-                    "written and its cursors did not move. Run again, or set "
-                    "salesforce.bulk_threshold: null to read by REST pages",
-                    system="salesforce",
-                    code=f"BULK_JOB_{state.upper()}",
-                    body=str(info),
-                )
-            if waited >= self.max_wait:
-                self._abort(job)
-                raise RetriableCrmError(
-                    f"Salesforce's Bulk API 2.0 query job {job} was still {state} after "
-                    f"{waited / 60:.0f} minutes; aborted it, the next run starts again",
-                    system="salesforce",
-                    code="BULK_JOB_TIMEOUT",
-                )
-            pause = min(pause * 2, MAX_POLL)
+        info = poll_job(self.t, f"jobs/query/{job}", self.max_wait, self._polled)
+        if info is None:
+            raise RetriableCrmError(
+                f"Salesforce's Bulk API 2.0 query job {job} was not done after "
+                f"{self.max_wait / 60:.0f} minutes; aborted it, the next run starts again",
+                system="salesforce",
+                code="BULK_JOB_TIMEOUT",
+            )
+        state = info.get("state")
+        if state in FAILED:
+            raise FatalCrmError(
+                f"Salesforce's Bulk API 2.0 query job {job} ended {state}: "
+                f"{info.get('errorMessage') or 'no reason given'}; nothing of this run was "
+                "written and its cursors did not move. Run again, or set "
+                "salesforce.bulk_threshold: null to read by REST pages",
+                system="salesforce",
+                code=f"BULK_JOB_{str(state).upper()}",
+                body=str(info),
+            )
 
-    def _abort(self, job: str) -> None:
-        # query_abort_job.htm: PATCH {"state": "Aborted"}
-        try:
-            self.t.rest("PATCH", f"jobs/query/{job}", json={"state": "Aborted"})
-        except (FatalCrmError, RetriableCrmError) as exc:
-            log.warning("could not abort Bulk API 2.0 job %s: %s", job, exc)
+    def _polled(self) -> None:
+        self.polls += 1
+
+
+def poll_job(
+    t: SalesforceTransport, path: str, max_wait: float, polled: Callable[[], None] = lambda: None
+) -> dict[str, Any] | None:
+    """A Bulk API 2.0 job's info once it is JobComplete, Failed or Aborted, polled with a pause
+    of FIRST_POLL doubling to MAX_POLL (`t.sleep`: tests do not wait); None, the job aborted,
+    when it is still running after `max_wait` seconds (job states:
+    bulk_api_2_job_states.htm)."""
+    pause, waited = FIRST_POLL, 0.0
+    while True:
+        t.sleep(pause)
+        waited += pause
+        info = t.rest("GET", path)
+        polled()
+        if info.get("state") in (DONE, *FAILED):
+            return info
+        if waited >= max_wait:
+            abort_job(t, path)
+            return None
+        pause = min(pause * 2, MAX_POLL)
+
+
+def abort_job(t: SalesforceTransport, path: str) -> None:
+    # query_abort_job.htm, close_job.htm: PATCH {"state": "Aborted"}
+    try:
+        t.rest("PATCH", path, json={"state": "Aborted"})
+    except (FatalCrmError, RetriableCrmError) as exc:
+        log.warning("could not abort Bulk API 2.0 job %s: %s", path, exc)

@@ -1,4 +1,5 @@
-"""Composite requests: several sObject Collections requests of 200 records in ONE API call.
+"""Composite requests: several sObject Collections requests of 200 records in ONE API call, or
+the first pages of several queries (reads.py: `prefetch`).
 
 What Salesforce documents, and what this module relies on:
 - "The entire series of requests counts as a single call toward your API limits."
@@ -21,6 +22,12 @@ What Salesforce documents, and what this module relies on:
   (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_subrequest_result.htm);
   reference ids hold only letters, digits and underscores (same page).
 
+- Query subrequests: "Query", "QueryAll" and "Query More" count among the 5 (v42 edition of the
+  same page: https://developer.salesforce.com/docs/atlas.ja-jp.210.0.api_rest.meta/api_rest/resources_composite_composite.htm);
+  a subrequest's httpHeaders may carry any header its resource takes but Accept, Authorization
+  and Content-Type (https://developer.salesforce.com/docs/atlas.ja-jp.206.0.api_rest.meta/api_rest/requests_composite.htm),
+  so Sforce-Query-Options sets the page size as on a plain query.
+
 Why not Composite Graph: nodes are single records (500 a payload, 75 graphs), and a graph is all
 or none, so a refused line would roll back its renewal
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api/resources_composite_graph_limits.htm).
@@ -29,7 +36,7 @@ or none, so a refused line would roll back its renewal
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from crm_renewals.connector.adapters.salesforce.transport import (
     RETRIABLE_CODES,
@@ -73,24 +80,55 @@ def delete_call(t: SalesforceTransport, ids: list[str]) -> list[dict[str, Any]]:
     return _composite(t, subs, parts)
 
 
-def _composite(
-    t: SalesforceTransport, subs: list[tuple[str, str, Any]], parts: list[list]
-) -> list[dict[str, Any]]:
+def queries(
+    t: SalesforceTransport, soqls: list[tuple[str, bool]], page_size: int
+) -> list[dict[str, Any] | None]:
+    """The first page of each (SOQL, include deleted) query, as /query or /queryAll answers it,
+    from one Composite call of up to five query subrequests; None for a query whose subrequest
+    failed (its reader asks again on its own, and gets the error there)."""
+    headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
+    subs = [
+        ("GET", f"{'queryAll' if deleted else 'query'}/?q={quote(soql)}", None, headers)
+        for soql, deleted in soqls
+    ]
+    by_ref = _post(t, subs)
+    out: list[dict[str, Any] | None] = []
+    for i in range(len(subs)):
+        result = by_ref.get(f"part{i}") or {}
+        body = result.get("body")
+        ok = result.get("httpStatusCode", 0) < 300 and isinstance(body, dict)
+        out.append(body if ok else None)
+    return out
+
+
+def _post(
+    t: SalesforceTransport, subs: list[tuple[str, str, Any, dict[str, str] | None]]
+) -> dict[str, dict[str, Any]]:
+    """One Composite call of `subs` (method, path under the versioned base, body, headers):
+    the subrequests' results by referenceId (part0, part1, ...)."""
     if len(subs) > COLLECTIONS_PER_COMPOSITE:
-        raise ValueError(f"{len(subs)} Collections subrequests exceed {COLLECTIONS_PER_COMPOSITE}")
+        raise ValueError(f"{len(subs)} heavy subrequests exceed {COLLECTIONS_PER_COMPOSITE}")
     base = urlsplit(t.sf.base_url).path  # /services/data/vXX.X/
     request = []
-    for i, (method, path, body) in enumerate(subs):
+    for i, (method, path, body, headers) in enumerate(subs):
         sub: dict[str, Any] = {"method": method, "url": base + path, "referenceId": f"part{i}"}
         if body is not None:
             sub["body"] = body
+        if headers:
+            sub["httpHeaders"] = headers
         request.append(sub)
     answer = t.rest(
         "POST",
         "composite",
         json={"allOrNone": False, "collateSubrequests": False, "compositeRequest": request},
     )
-    by_ref = {r.get("referenceId"): r for r in (answer or {}).get("compositeResponse", [])}
+    return {r.get("referenceId"): r for r in (answer or {}).get("compositeResponse", [])}
+
+
+def _composite(
+    t: SalesforceTransport, subs: list[tuple[str, str, Any]], parts: list[list]
+) -> list[dict[str, Any]]:
+    by_ref = _post(t, [(method, path, body, None) for method, path, body in subs])
     out: list[dict[str, Any]] = []
     for i, part in enumerate(parts):
         result = by_ref.get(f"part{i}")

@@ -5,17 +5,22 @@ Records read teach the shared id cache (object, external key) -> Id.
 A first or full read (no cursor) whose query returns more than salesforce.bulk_threshold rows
 runs as a Bulk API 2.0 query job instead (bulk.py, its rows shaped as queryAll's by
 bulk_rows.py). The REST read's first page says how many rows there are (totalSize), so the
-choice costs no call at or below the threshold, and one above it (that page is dropped)."""
+choice costs no call at or below the threshold, and one above it (that page is dropped).
+
+A run's reads start together (`prefetch`): the first page of each kind comes from Composite
+calls of up to five query subrequests, one API call for five kinds (composite.py: the limits);
+the pages after a first one follow its nextRecordsUrl one call a page, as before."""
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from simple_salesforce import format_soql
 
+from crm_renewals.connector.adapters.salesforce import composite
 from crm_renewals.connector.adapters.salesforce.bulk import BulkQuery
 from crm_renewals.connector.adapters.salesforce.bulk_rows import BulkShape
 from crm_renewals.connector.adapters.salesforce.soql import (
@@ -50,8 +55,35 @@ class SalesforceReads:
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
         #: kind -> how its last first read went: "rest" or "bulk" (logs, tests, benchmarks)
         self.read_by: dict[str, str] = {}
+        #: kind -> (SOQL, its first page) read ahead by `prefetch`
+        self._first: dict[str, tuple[str, dict]] = {}
+
+    def prefetch(self, sinces: Mapping[str, Cursor | None]) -> None:
+        """Read the first page of each kind's coming read (`read_changes(kind, since)`), five
+        kinds a Composite call: one API call where five queries took five. A kind left alone in
+        the last call is not read ahead (its own query costs the same)."""
+        wanted = [(kind, self._changes_soql(kind, since)[0]) for kind, since in sinces.items()]
+        self._first = {}
+        for i in range(0, len(wanted), composite.COLLECTIONS_PER_COMPOSITE):
+            part = wanted[i : i + composite.COLLECTIONS_PER_COMPOSITE]
+            if len(part) < 2:
+                continue
+            asked = [(soql, self._deleted(kind)) for kind, soql in part]
+            for (kind, soql), body in zip(
+                part, composite.queries(self.t, asked, self.page_size), strict=True
+            ):
+                if body is not None:
+                    self._first[kind] = (soql, body)
 
     def read_changes(self, kind: str, since: Cursor | None) -> Iterator[list[SourceRecord]]:
+        soql, where = self._changes_soql(kind, since)
+        if since is None and self.bulk_threshold is not None:
+            yield from self._first_read(kind, soql, where)
+        else:
+            yield from self._pages(kind, soql)
+
+    def _changes_soql(self, kind: str, since: Cursor | None) -> tuple[str, list[str]]:
+        """The SOQL of `kind`'s changes after `since`, and its WHERE conditions."""
         om = self.mapping.models[kind]
         stamp = om.modified_field or "SystemModstamp"
         where = filters(om)
@@ -70,10 +102,7 @@ class SalesforceReads:
             else:
                 where.append(format_soql("{:literal} >= {}", stamp, since.modified_at))
         soql = select(self.mapping, kind, where) + format_soql(" ORDER BY {:literal}, Id", stamp)
-        if since is None and self.bulk_threshold is not None:
-            yield from self._first_read(kind, soql, where)
-        else:
-            yield from self._pages(kind, soql)
+        return soql, where
 
     def read_ids(self, kind: str, ids: Sequence[str]) -> list[SourceRecord]:
         out: list[SourceRecord] = []
@@ -95,8 +124,15 @@ class SalesforceReads:
 
     def _bodies(self, kind: str, soql: str) -> Iterator[dict]:
         log.debug("SOQL %s", soql)
-        deleted = self.mapping.models[kind].object not in NO_RECYCLE_BIN  # queryAll, else query
-        return self.t.pages(soql, include_deleted=deleted, page_size=self.page_size)
+        ahead = self._first.get(kind)
+        first = self._first.pop(kind)[1] if ahead and ahead[0] == soql else None
+        return self.t.pages(
+            soql, include_deleted=self._deleted(kind), page_size=self.page_size, first=first
+        )
+
+    def _deleted(self, kind: str) -> bool:
+        """Read through queryAll (deleted rows flagged), else query (no recycle bin)."""
+        return self.mapping.models[kind].object not in NO_RECYCLE_BIN
 
     def _first_read(self, kind: str, soql: str, where: list[str]) -> Iterator[list[SourceRecord]]:
         """REST pages, or a Bulk API 2.0 job when the first page's totalSize passes the

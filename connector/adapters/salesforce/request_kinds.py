@@ -10,8 +10,8 @@ VERSIONED = re.compile(r"/services/data/(v\d+\.\d+/)?")
 
 
 def request_kind(url: str) -> str:
-    """composite, collections, query, bulk, describe, limits, tooling, sobject, versions or
-    other, from a REST URL under /services/data/."""
+    """composite, collections, query, bulk (query jobs), bulk_ingest, describe, limits,
+    tooling, sobject, versions or other, from a REST URL under /services/data/."""
     path = url.split("?", 1)[0]
     found = VERSIONED.search(path)
     rest = path[found.end() :] if found else path
@@ -23,6 +23,8 @@ def request_kind(url: str) -> str:
         return "composite"
     if rest.startswith(("query", "queryAll")):
         return "query"
+    if rest.startswith("jobs/ingest"):
+        return "bulk_ingest"
     if rest.startswith("jobs/"):
         return "bulk"
     if rest.startswith("sobjects/") and rest.rstrip("/").endswith("/describe"):

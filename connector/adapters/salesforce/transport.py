@@ -222,10 +222,13 @@ class SalesforceTransport:
         """A REST call under the API version's base URL; its JSON answer (None when empty)."""
         return self.retried(self.sf.restful, path, method=method, **self._timeout(kwargs))
 
-    def pages(self, soql: str, *, include_deleted: bool, page_size: int) -> Iterator[dict]:
-        """Query answers page by page (nextRecordsUrl), each page's call retried on its own."""
+    def pages(
+        self, soql: str, *, include_deleted: bool, page_size: int, first: dict | None = None
+    ) -> Iterator[dict]:
+        """Query answers page by page (nextRecordsUrl), each page's call retried on its own;
+        from `first` when the first page was read already (a Composite call's)."""
         kw = self._timeout({"headers": {"Sforce-Query-Options": f"batchSize={page_size}"}})
-        body = self.retried(self.sf.query, soql, include_deleted=include_deleted, **kw)
+        body = first or self.retried(self.sf.query, soql, include_deleted=include_deleted, **kw)
         while True:
             yield body
             if body.get("done", True) or not body.get("nextRecordsUrl"):

@@ -2,8 +2,10 @@
 upserting by the mapping's External ID field, so every record gets its own result and a re-run
 never duplicates. With `salesforce.write_api: composite` (the default) up to five of them go in
 one Composite call, 1,000 records (composite.py: the documented limits); `collections` sends
-each as its own call. Also the lookups writes need: parents' ids by key, CPQ's renewal
-opportunities, the price book and its entries by product code."""
+each as its own call. A write group of more than `salesforce.bulk_write_threshold` records goes
+as a Bulk API 2.0 ingest job instead (bulk_ingest.py), with the same per-record answers. Also
+the lookups writes need: parents' ids by key, CPQ's renewal opportunities, the price book and
+its entries by product code."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from simple_salesforce import format_soql
 
 from crm_renewals.connector.adapters.salesforce import composite
+from crm_renewals.connector.adapters.salesforce.bulk_ingest import JOB_RECORDS, BulkIngest
 from crm_renewals.connector.adapters.salesforce.soql import MAX_IDS_PER_QUERY, plain
 from crm_renewals.connector.adapters.salesforce.transport import (
     RETRIABLE_CODES,
@@ -49,11 +52,15 @@ class SalesforceWrites:
         policy: RenewalPolicy,
     ):
         self.t, self.mapping, self.settings = transport, mapping, settings
-        self.composite = settings.write_api == "composite"
         #: records a call: one Collections request, or five in a Composite request
-        self.max_batch = (
-            composite.RECORDS_PER_COMPOSITE if self.composite else composite.COLLECTION_SIZE
+        self.call_size = (
+            composite.RECORDS_PER_COMPOSITE
+            if settings.write_api == "composite"
+            else composite.COLLECTION_SIZE
         )
+        self.bulk = BulkIngest(transport)
+        #: records a batch the Applier hands over: a bulk job's, or a call's without bulk writes
+        self.max_batch = JOB_RECORDS if settings.bulk_write_threshold else self.call_size
         #: (object, external key) -> record Id, learnt from reads and writes (shared).
         self.ids = ids
         self.policy = policy
@@ -69,8 +76,7 @@ class SalesforceWrites:
         full = dict(ready)
         known = {i for i in full if create_only and self._exists(om.object, records[i])}
         ready = [(i, _without(body, create_only) if i in known else body) for i, body in ready]
-        url = f"composite/sobjects/{om.object}/{om.key_field}"
-        answers = self._collection("PATCH", url, [body for _, body in ready])
+        answers = self._write("upsert", om.object, om.key_field, [body for _, body in ready])
         for (i, _), answer in zip(ready, answers, strict=True):
             results[i] = self._result(om.object, records[i].key, answer)
         # guessed wrong whether a record exists (one more call, only then): one thought new
@@ -84,7 +90,7 @@ class SalesforceWrites:
             elif i in known and code == "REQUIRED_FIELD_MISSING":
                 again.append((i, full[i]))
         if again:
-            answers = self._collection("PATCH", url, [body for _, body in again])
+            answers = self._write("upsert", om.object, om.key_field, [b for _, b in again])
             for (i, _), answer in zip(again, answers, strict=True):
                 results[i] = self._result(om.object, records[i].key, answer)
         return results  # type: ignore[return-value]
@@ -93,7 +99,7 @@ class SalesforceWrites:
         """Insert; a record whose external key exists already (DUPLICATE_VALUE) is left alone."""
         om = self.mapping.models[kind]
         ready, results = self._prepare(kind, records)
-        answers = self._collection("POST", "composite/sobjects", [body for _, body in ready])
+        answers = self._write("insert", om.object, om.key_field, [body for _, body in ready])
         for (i, _), answer in zip(ready, answers, strict=True):
             result = self._result(om.object, records[i].key, answer)
             if result.ok:
@@ -111,7 +117,9 @@ class SalesforceWrites:
         results = {k: WriteResult(k, True) for k in keys if k not in ids}
         if present:
             self._check_size(len(present))
-            answers = composite.delete_call(self.t, [i for _, i in present])
+            answers = []
+            for part in composite.chunks([i for _, i in present], self.call_size):
+                answers += composite.delete_call(self.t, part)
             for (key, record_id), answer in zip(present, answers, strict=True):
                 result = self._result(om.object, key, answer)
                 if not result.ok and result.error_code == "ENTITY_IS_DELETED":
@@ -176,14 +184,30 @@ class SalesforceWrites:
 
     def _update_by_id(self, obj: str, records: Sequence[OutboundRecord]) -> list[WriteResult]:
         body = [{"attributes": {"type": obj}, "id": r.key, **r.fields} for r in records]
-        answers = self._collection("PATCH", "composite/sobjects", body)
+        answers = self._write("update", obj, "Id", body)
         return [self._result(obj, r.key, a) for r, a in zip(records, answers, strict=True)]
 
-    def _collection(self, method: str, path: str, records: list[dict]) -> list[dict[str, Any]]:
+    def _write(
+        self, operation: str, obj: str, key_field: str | None, records: list[dict]
+    ) -> list[dict[str, Any]]:
+        """Per-record answers of upsert (by `key_field`), insert or update (by id): one Bulk
+        API 2.0 ingest job above salesforce.bulk_write_threshold, else sObject Collections
+        requests, `call_size` records a call."""
         if not records:
             return []
         self._check_size(len(records))
-        return composite.collections_call(self.t, method, path, records)
+        threshold = self.settings.bulk_write_threshold
+        if threshold is not None and len(records) > threshold and key_field:
+            return self.bulk.write(obj, operation, key_field, records)
+        method, path = {
+            "upsert": ("PATCH", f"composite/sobjects/{obj}/{key_field}"),
+            "insert": ("POST", "composite/sobjects"),
+            "update": ("PATCH", "composite/sobjects"),
+        }[operation]
+        answers = []
+        for part in composite.chunks(records, self.call_size):
+            answers += composite.collections_call(self.t, method, path, part)
+        return answers
 
     def _check_size(self, size: int) -> None:
         if size > self.max_batch:
