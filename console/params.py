@@ -18,9 +18,15 @@ class BadParam(ValueError):
     """A query or form value the page cannot use: the message says which and why."""
 
 
+def digits(raw: str) -> bool:
+    """Whether `raw` is ASCII digits only: str.isdigit() also takes "²" (int() refuses it) and
+    other scripts' digits."""
+    return raw.isascii() and raw.isdigit()
+
+
 def page_number(args: Mapping[str, str]) -> int:
     raw = (args.get("page") or "1").strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not digits(raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise BadParam(f"page must be a whole number from 1 to {MAX_PAGE}, not {raw[:20]!r}")
     return int(raw)
 
@@ -59,7 +65,7 @@ def ids(values: list[str], name: str = "ids") -> list[int]:
     out = []
     for raw in values:
         raw = raw.strip()
-        if not raw.isdigit() or int(raw) < 1 or len(raw) > 12:
+        if not digits(raw) or int(raw) < 1 or len(raw) > 12:
             raise BadParam(f"{name} must be record ids (whole numbers), not {raw[:20]!r}")
         out.append(int(raw))
     return sorted(set(out))

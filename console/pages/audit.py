@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from crm_renewals.connector.state import AuditEntry
+from crm_renewals.console import params
 from crm_renewals.console.pages.settings import when
 from crm_renewals.console.state import current
 
@@ -36,7 +37,7 @@ def index():
     actor = request.args.get("actor", "").strip()
     action = request.args.get("action", "").strip()
     page = request.args.get("page", "1").strip()
-    if not page.isdigit() or int(page) < 1:
+    if not params.digits(page) or int(page) < 1:
         message = f"page must be a whole number from 1, not {page!r}"
         return render_template("console/error.html", message=message), 400
     page = int(page)

@@ -10,6 +10,7 @@ from crm_renewals.connector.errors import ConnectorError
 from crm_renewals.connector.services.launch import RunBusy, launch
 from crm_renewals.connector.services.live import live
 from crm_renewals.connector.services.run_detail import MODES, STATUSES, run_detail
+from crm_renewals.console import params
 from crm_renewals.console.auth import actor
 from crm_renewals.console.state import current
 
@@ -83,7 +84,7 @@ def start():
 def _page(raw: str | None) -> int:
     if raw is None or raw == "":
         return 1
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000_000:
+    if not params.digits(raw) or not 1 <= int(raw) <= 1_000_000:
         raise BadQuery(f"page must be a whole number from 1 (not {raw[:20]!r})")
     return int(raw)
 
@@ -96,4 +97,4 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 
 
 def _is_id(raw: str) -> bool:
-    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+    return params.digits(raw) and len(raw) <= 18

@@ -306,3 +306,19 @@ def test_no_query_string_makes_a_record_page_fail(admin, path, query):
     answer = admin.get(path, query_string=query)
     assert answer.status_code in (200, 400), (path, query, answer.status_code)
     assert "Traceback" not in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("digit", ["¹", "²", "٣", "\u0e53"])  # str.isdigit() says yes, int() no
+@pytest.mark.parametrize(
+    "path", ["/admin/contracts", "/admin/health", "/admin/deadletters", "/admin/audit"]
+)
+def test_a_page_number_of_digits_int_cannot_read_is_refused(admin, path, digit):
+    answer = admin.get(path, query_string={"page": digit})
+    assert answer.status_code == 400
+    assert "whole number" in answer.get_data(as_text=True)
+
+
+def test_record_ids_of_digits_int_cannot_read_are_refused(admin):
+    answer = post(admin, "/admin/deadletters/retry", {"ids": "²"})
+    assert answer.status_code == 400
+    assert "whole numbers" in answer.get_data(as_text=True)
