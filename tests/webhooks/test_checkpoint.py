@@ -5,14 +5,22 @@ stays short when the server runs it."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from crm_renewals.connector.config import load_config
 from crm_renewals.connector.state import deliveries
-from tests.webhooks.conftest import post_hubspot
+from tests.conftest import write_config
+from tests.e2e.test_crash import renewals_cli
+from tests.e2e.test_serve_and_scheduler import free_port, healthy, stop
+from tests.scaleout.conftest import wait_for
+from tests.webhooks.conftest import VECTOR, hubspot_headers, post_hubspot
 
 #: about 10 KB a delivery: a HubSpot batch of 10 events with long property values
 BATCH = json.dumps(
@@ -66,3 +74,39 @@ def test_the_log_stays_short_when_the_server_runs_the_checkpoints(app, store, sm
     for _ in range(150):  # 1.5 MB
         assert post_hubspot(client, BATCH).status_code == 200
     assert wal_bytes(store) < 1_000_000  # 1.5 MB without them
+
+
+def test_a_real_server_checkpoints_in_its_native_thread(tmp_path):
+    """`renewals serve` (gunicorn, a gevent worker) with no inbox worker process (engine
+    celery, its broker down): only the request path writes, so only its checkpoints, run in
+    the worker's native thread, copy the log into the database file."""
+    nowhere = "redis://127.0.0.1:1/0"  # nothing listens on port 1: enqueues fail, logged
+    path = write_config(
+        tmp_path,
+        workers={"engine": "celery", "broker_url": nowhere},
+        webhooks={"public_base_url": "https://connector.example.com"},
+    )
+    port = free_port()
+    env = {**os.environ, "HUBSPOT_CLIENT_SECRET": VECTOR["client_secret"]}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    cmd = [*renewals_cli(), "--config", str(path), "serve", "--bind", f"127.0.0.1:{port}"]
+    serve = subprocess.Popen(
+        [*cmd, "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        wait_for(lambda: healthy(port), procs=[serve])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        body = json.dumps(json.loads(BATCH) * 10).encode()  # about 100 KB
+        for _ in range(100):  # 10 MB, two and a half checkpoints' worth
+            headers = hubspot_headers(body, ts=str(int(time.time() * 1000)))
+            conn.request("POST", "/webhooks/hubspot", body, headers)
+            answer = conn.getresponse()
+            assert answer.status == 200, answer.read()
+            answer.read()
+        database = load_config(path).data_path / "state.db"
+        assert Path(f"{database}-wal").stat().st_size > 4_000_000
+        # two checkpoints' worth copied in; under 1 MB when the request path never checkpoints
+        assert database.stat().st_size > 7_000_000
+    finally:
+        err = stop(serve)
+    assert "Traceback" not in err

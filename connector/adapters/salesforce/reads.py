@@ -124,8 +124,8 @@ class SalesforceReads:
 
     def _bodies(self, kind: str, soql: str) -> Iterator[dict]:
         log.debug("SOQL %s", soql)
-        ahead = self._first.get(kind)
-        first = self._first.pop(kind)[1] if ahead and ahead[0] == soql else None
+        ahead = self._first.pop(kind, None)  # read ahead, for this very query
+        first = ahead[1] if ahead and ahead[0] == soql else None
         return self.t.pages(
             soql, include_deleted=self._deleted(kind), page_size=self.page_size, first=first
         )
