@@ -16,12 +16,15 @@ from crm_renewals.connector.state.schema import deliveries
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3
 
-#: SQLite (WAL): the request path's connections never checkpoint the log on their own commit
-#: (SQLite's default: any commit past 1,000 pages of log does): a checkpoint writes the log back
-#: and syncs the file, milliseconds to tens of ms in which a gevent web worker answers nothing.
+#: SQLite (WAL): the request path's connections checkpoint the log on their own commit only past
+#: this many pages (40 MB), not at SQLite's default 1,000: a checkpoint writes the log back and
+#: syncs the file, milliseconds to tens of ms in which a gevent web worker answers nothing.
 #: Instead, once CHECKPOINT_BYTES were stored by this process, `checkpoint_due` says so and the
-#: server runs `checkpoint` off the request path (renewals serve: in a native thread).
-REQUEST_CHECKPOINT_PAGES = 0
+#: server runs `checkpoint` off the request path (renewals serve: in a native thread). Under a
+#: steady stream of deliveries those never find the log fully copied with no write since, and
+#: only then does the next write start the log over; the commit's own checkpoint past 40 MB
+#: (little left to copy by then) is what bounds the file.
+REQUEST_CHECKPOINT_PAGES = 10_000
 #: about SQLite's default of 1,000 pages (4 KiB each) of log between checkpoints
 CHECKPOINT_BYTES = 4_000_000
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"

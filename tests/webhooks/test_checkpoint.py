@@ -50,10 +50,18 @@ def small_checkpoints(monkeypatch):
     monkeypatch.setattr(deliveries, "CHECKPOINT_BYTES", 200_000)
 
 
-def test_the_request_path_never_checkpoints_on_its_own_commits(store, inbox):
+def test_the_request_path_does_not_checkpoint_on_its_own_commits_below_40_mb(store, inbox):
     for _ in range(600):  # 6 MB of log, past SQLite's default 1,000 pages (4 MB)
         inbox.receive("hubspot", BATCH, wait=False)
     assert wal_bytes(store) > 6_000_000
+
+
+def test_the_log_is_bounded_even_when_no_background_checkpoint_runs(store, inbox):
+    """A steady stream never lets a background checkpoint find the log fully copied, so the
+    log would never start over: the commit's own checkpoint past 40 MB bounds it."""
+    for _ in range(5_000):  # 50 MB
+        inbox.receive("hubspot", BATCH, wait=False)
+    assert wal_bytes(store) < 45_000_000
 
 
 def test_a_checkpoint_is_asked_for_every_so_many_bytes_and_run_off_the_request(
