@@ -27,6 +27,7 @@ from crm_renewals.connector.services import sync
 from crm_renewals.connector.services.report import build_report
 from crm_renewals.connector.services.signals import import_signals
 from crm_renewals.connector.services.sync import today
+from crm_renewals.connector.state.deliveries import deliveries_path
 
 
 @click.group("sandbox")
@@ -146,8 +147,11 @@ def _demo_signals(out: Console, context, summary) -> None:
 
 
 def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    """A SQLite database's files: the file, its log and shared memory, and (a state database)
+    its deliveries' own file and theirs."""
+    for file in (path, deliveries_path(path)):
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(file) + suffix).unlink(missing_ok=True)
 
 
 COMMANDS = (sandbox_group, demo)

@@ -104,9 +104,10 @@ class Inbox:
     ) -> Expanded:
         """Turn up to `limit` stored deliveries, oldest first, into inbox events and delete
         them (a crash leaves them to read again: copies are ignored).
-        SQLite (one writer): they are read and parsed first, then the events are stored and the
-        deliveries deleted in one short transaction, so the request path waits for the
-        database as little as possible.
+        SQLite (one writer a file): they are read from their own file and parsed first, then
+        the events are stored in one short transaction on the state database, and the
+        deliveries deleted after it (state/deliveries.py), so the request path, which writes
+        only the deliveries file, waits for the worker as little as possible.
         PostgreSQL (several workers and hosts at once): one transaction claims the deliveries
         (FOR UPDATE SKIP LOCKED: the other workers pass over them), stores their events and
         deletes them, so no two workers read the same delivery.
@@ -140,13 +141,13 @@ class Inbox:
             readable.append((d, [_row(e, d.received_at) for e in events]))
         for chunk in _chunks(readable, STORE_EVENTS):
             try:
-                self._store(chunk, out, unit)
+                self._store(chunk, out, repos, unit)
             except Exception as exc:  # noqa: BLE001 - one of them cannot be stored: find which
                 if database_failure(exc):
                     raise
                 for delivery, rows in chunk:
                     try:
-                        self._store([(delivery, rows)], out, unit)
+                        self._store([(delivery, rows)], out, repos, unit)
                     except Exception as one:  # noqa: BLE001 - set aside, the others go on
                         if database_failure(one):
                             raise
@@ -160,16 +161,22 @@ class Inbox:
         self,
         readable: list[tuple[Delivery, list[dict[str, Any]]]],
         out: Expanded,
+        repos: Repositories,
         unit: Callable[[], AbstractContextManager[Repositories]],
     ) -> None:
-        """Store the events of these deliveries and delete them, in one unit of work; counted
-        in `out` only once it ended well."""
+        """Store the events of these deliveries and delete them: in one unit of work, or
+        (deliveries in a file apart) once the unit stored the events; counted in `out` only
+        once it ended well."""
         if not readable:
             return
         rows = [row for _, rs in readable for row in rs]
+        ids = [d.id for d, _ in readable]
         with unit() as uow:
             new = uow.inbox.add(rows)
-            uow.deliveries.delete([d.id for d, _ in readable])
+            if not uow.deliveries.apart:
+                uow.deliveries.delete(ids)
+        if repos.deliveries.apart:
+            repos.deliveries.delete(ids)
         for d, rs in readable:
             out.events[d.source] += len(rs)
         out.new.update(new)

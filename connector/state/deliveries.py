@@ -1,20 +1,33 @@
 """Webhook deliveries as they arrived (the raw signed body), stored on the request path before
-the acknowledgement; the inbox worker expands each into inbox events and deletes it."""
+the acknowledgement; the inbox worker expands each into inbox events and deletes it.
+
+SQLite has one writer a file. A state database in a SQLite file keeps its deliveries in a file
+of their own beside it (`state.db` -> `state-deliveries.db`, see `deliveries_path`), which only
+the request path writes, and the inbox worker reads and deletes from: acknowledging a delivery
+never waits for the worker's writes to the state (storing events, settling them), which it
+does at a lower CPU priority and so can hold for long on a busy machine. The two files are not
+one transaction: the worker deletes deliveries once their events are stored, and a crash in
+between only reads them again (copies of events are ignored). PostgreSQL keeps them in the
+state database's `deliveries` table, claimed and deleted in the transaction that stores their
+events."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select
 
-from crm_renewals.connector.state.database import Db, aware, sqlite_pragmas
+from crm_renewals.connector.state.database import Db, aware, open_engine, sqlite_pragmas
 from crm_renewals.connector.state.schema import deliveries
 
 if TYPE_CHECKING:  # imported when a delivery is first stored, not by every command
     import sqlite3
+
+    from sqlalchemy.engine import Engine
 
 #: SQLite (WAL): the request path's connections checkpoint the log on their own commit only past
 #: this many pages (40 MB), not at SQLite's default 1,000: a checkpoint writes the log back and
@@ -28,6 +41,49 @@ REQUEST_CHECKPOINT_PAGES = 10_000
 #: about SQLite's default of 1,000 pages (4 KiB each) of log between checkpoints
 CHECKPOINT_BYTES = 4_000_000
 _SQLITE_RECEIVE = "INSERT INTO deliveries (source, body, received_at) VALUES (?, ?, ?)"
+#: the deliveries file's one table: the state database's `deliveries`, its ids never used twice
+#: (AUTOINCREMENT), as a dead letter names its delivery by id
+_SQLITE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "source VARCHAR(20) NOT NULL, body BLOB NOT NULL, received_at DATETIME NOT NULL)"
+)
+
+
+def deliveries_path(state: Path) -> Path:
+    """The file of a SQLite state database's deliveries: beside it, `state.db` ->
+    `state-deliveries.db`."""
+    return state.with_name(f"{state.stem}-deliveries{state.suffix}")
+
+
+def deliveries_file(state: Path) -> Db:
+    """The deliveries file of a SQLite state database, created if missing."""
+    path = deliveries_path(state)
+    engine = open_engine(f"sqlite:///{path}", str(path))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_SQLITE_TABLE)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Db(engine)
+
+
+def adopt(state: Engine, own: Db) -> int:
+    """Move the deliveries a SQLite state database still holds in its own table (stored by an
+    earlier release, or by it while this one started) into its deliveries file, oldest first;
+    how many. Copied, then deleted: a crash in between leaves copies, which are ignored."""
+    with state.connect() as conn:
+        rows = conn.execute(select(deliveries).order_by(deliveries.c.id)).all()
+    if not rows:
+        return 0
+    with own.write() as conn:
+        conn.execute(
+            insert(deliveries),
+            [{"source": r.source, "body": r.body, "received_at": r.received_at} for r in rows],
+        )
+    with state.begin() as conn:
+        conn.execute(delete(deliveries).where(deliveries.c.id <= rows[-1].id))
+    return len(rows)
 
 
 class InboxBusy(Exception):
@@ -51,10 +107,12 @@ class Delivery:
 
 
 class DeliveryRepository:
-    """The deliveries table."""
+    """The deliveries table. `apart`: in a file of its own (SQLite), so never part of a unit
+    of work on the state database: what the unit stores from deliveries is stored (committed)
+    before they are deleted."""
 
-    def __init__(self, db: Db):
-        self.db = db
+    def __init__(self, db: Db, *, apart: bool = False):
+        self.db, self.apart = db, apart
         #: per use (waiting, not waiting, checkpointing), one sqlite3 connection and its lock
         self._conns: dict[str, sqlite3.Connection] = {}
         self._locks = {use: threading.Lock() for use in ("wait", "no_wait", "checkpoint")}

@@ -20,10 +20,11 @@ from crm_renewals.connector.state.database import (
     SharedDb,
     database_name,
     open_engine,
+    sqlite_path,
     url_problem,
 )
 from crm_renewals.connector.state.dead_letters import DeadLetterRepository
-from crm_renewals.connector.state.deliveries import DeliveryRepository
+from crm_renewals.connector.state.deliveries import DeliveryRepository, adopt, deliveries_file
 from crm_renewals.connector.state.history import HistoryRepository
 from crm_renewals.connector.state.inbox import InboxRepository
 from crm_renewals.connector.state.jobs import JobRunRepository
@@ -33,7 +34,12 @@ from crm_renewals.connector.state.mirror import CursorRepository, MirrorReposito
 from crm_renewals.connector.state.notices import NoticeRepository
 from crm_renewals.connector.state.plan_index import PlanIndexRepository
 from crm_renewals.connector.state.runs import RunRepository
-from crm_renewals.connector.state.schema import SCHEMA_VERSION, meta, schema_version
+from crm_renewals.connector.state.schema import (
+    SCHEMA_VERSION,
+    deliveries,
+    meta,
+    schema_version,
+)
 from crm_renewals.connector.state.signals import SignalRepository
 from crm_renewals.connector.state.users import UserRepository
 from crm_renewals.connector.state.versions import ConfigVersionRepository
@@ -62,7 +68,7 @@ def _still_current(conn: Connection, url: str) -> bool:
 class Repositories:
     """Every repository, on one way of reaching the database."""
 
-    def __init__(self, db: Db):
+    def __init__(self, db: Db, deliveries_db: Db | None = None):
         self.mirror = MirrorRepository(db)
         self.cursors = CursorRepository(db)
         self.ledger = LedgerRepository(db)
@@ -71,7 +77,7 @@ class Repositories:
         self.dead_letters = DeadLetterRepository(db)
         self.signals = SignalRepository(db)
         self.history = HistoryRepository(db)
-        self.deliveries = DeliveryRepository(db)
+        self.deliveries = DeliveryRepository(deliveries_db or db, apart=deliveries_db is not None)
         self.inbox = InboxRepository(db)
         self.jobs = JobRunRepository(db)
         self.versions = ConfigVersionRepository(db)
@@ -87,8 +93,8 @@ class UnitOfWork(Repositories):
     """The repositories on one connection, in one transaction: what is written through them
     commits together when the `with store.begin()` block ends, or not at all if it raises."""
 
-    def __init__(self, conn: Connection):
-        super().__init__(SharedDb(conn))
+    def __init__(self, conn: Connection, deliveries_db: Db | None = None):
+        super().__init__(SharedDb(conn), deliveries_db)
         self.connection = conn
 
 
@@ -103,32 +109,42 @@ class StateStore(Repositories):
             raise UnusableDatabaseError(f"state.url: {problem}")
         self.name = database_name(url)
         self.engine = open_engine(url, self.name)
+        #: SQLite file: the deliveries' own file beside it (state/deliveries.py)
+        self._deliveries: Db | None = None
         try:
             with self.engine.begin() as conn:
                 if not _still_current(conn, url):
                     migrate(conn, self.name)
                     if conn.dialect.name == "postgresql":
                         _MIGRATED.add(url)
+            path = sqlite_path(url)
+            if path is not None:
+                self._deliveries = deliveries_file(path)
+                adopt(self.engine, self._deliveries)
         except OperationalError as exc:  # cannot connect (a server down, a wrong password)
-            self.engine.dispose()
+            self.close()
             raise UnusableDatabaseError(
                 f"cannot open the state database {self.name}: "
                 f"{str(exc.orig).strip().splitlines()[0]}"
             ) from None
         except BaseException:
-            self.engine.dispose()
+            self.close()
             raise
-        super().__init__(Db(self.engine))
+        super().__init__(Db(self.engine), self._deliveries)
 
     @contextmanager
     def begin(self) -> Iterator[UnitOfWork]:
         """A unit of work: its repositories' writes commit together, or none of them."""
         with deferred_interrupt(), self.engine.begin() as conn:  # Ctrl-C waits for the commit
-            yield UnitOfWork(conn)
+            yield UnitOfWork(conn, self._deliveries)
 
     def reset(self) -> None:
         """Empty every table but the schema's version, in one transaction: the state of a new
-        install (what deleting a SQLite file does, for any database)."""
+        install (what deleting a SQLite file does, for any database), and the deliveries'
+        own file (SQLite)."""
+        if self._deliveries is not None:
+            with self._deliveries.write() as conn:
+                conn.execute(deliveries.delete())
         tables = [t for t in reversed(meta.sorted_tables) if t is not schema_version]
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # ids start at 1 again, as in a new database
@@ -140,3 +156,5 @@ class StateStore(Repositories):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._deliveries is not None:
+            self._deliveries.engine.dispose()

@@ -21,6 +21,7 @@ from crm_renewals.connector import bootstrap
 from crm_renewals.connector.config import load_config
 from crm_renewals.connector.services import sync
 from crm_renewals.connector.services.sync import today
+from crm_renewals.connector.state.deliveries import deliveries_path
 from tests.conftest import Book, write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.webhooks.conftest import SF_ACK, SF_ORG
@@ -110,7 +111,7 @@ def test_100_concurrent_deliveries_of_one_event_have_one_effect(served):
         answers = list(pool.map(deliver, range(DELIVERIES)))
     assert answers == [(200, SF_ACK)] * DELIVERIES
     state = data / "state.db"
-    wait_for(lambda: query(state, "SELECT count(*) FROM deliveries") == [(0,)])
+    wait_for(lambda: query(deliveries_path(state), "SELECT count(*) FROM deliveries") == [(0,)])
     wait_for(lambda: query(state, "SELECT status FROM inbox") == [("done",)])
     assert query(state, "SELECT count(*) FROM runs WHERE mode = 'webhook'") == [(1,)]
     opps = query(data / "sandbox.db", "SELECT count(*) FROM records WHERE object='Opportunity'")

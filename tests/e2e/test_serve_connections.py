@@ -16,6 +16,7 @@ import time
 from crm_renewals.connector import bootstrap, connections
 from crm_renewals.connector.config import load_config
 from crm_renewals.connector.services import connections as manage
+from crm_renewals.connector.state.deliveries import deliveries_path
 from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.e2e.test_serve_and_scheduler import free_port, healthy, metrics, query, stop, wait_for
@@ -107,7 +108,8 @@ def test_serve_routes_and_drains_each_connection_in_its_own_database(tmp_path):
         wait_for(lambda: query(second, "SELECT status FROM inbox") == [("done",)])
         assert query(data / "state.db", "SELECT count(*) FROM inbox") == [(0,)]
         hs_a = data / "connections" / "hs-a" / "state.db"
-        assert query(hs_a, "SELECT count(*) FROM deliveries") == [(1,)]  # waits: cannot run
+        waiting = query(deliveries_path(hs_a), "SELECT count(*) FROM deliveries")
+        assert waiting == [(1,)]  # waits: cannot run
         status, body = _get(port, "/healthz")
         assert status == 200 and set(body["connections"]) == {"default", "second", "hs-a"}
         assert body["connections"]["hs-a"]["deliveries_waiting"] == 1

@@ -1,6 +1,7 @@
-"""The request path while another process holds SQLite's write lock: the insert is not tried
-on the event loop with a wait; it is tried again every few ms for a while, then goes to the
-server's blocking path, and the delivery is kept."""
+"""The request path while another process holds SQLite's write lock on the deliveries' file:
+the insert is not tried on the event loop with a wait; it is tried again every few ms for a
+while, then goes to the server's blocking path, and the delivery is kept. The inbox worker's
+writes to the state database do not hold it up at all."""
 
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ from crm_renewals.webhooks.receiver import BUSY_RETRY_S
 from tests.webhooks.conftest import post_vector
 
 
+def _held(path: str) -> sqlite3.Connection:
+    """Another process's write transaction on the SQLite file at `path`."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
 @pytest.fixture
 def locked(store):
-    """Another process's write transaction on the state database."""
-    other = sqlite3.connect(
-        store.engine.url.database, isolation_level=None, check_same_thread=False
-    )
-    other.execute("BEGIN IMMEDIATE")
+    """Another process's write transaction on the deliveries' file (another web worker's
+    insert, the inbox worker's delete)."""
+    other = _held(store.deliveries.db.engine.url.database)
     yield other
     other.close()
 
@@ -30,6 +36,19 @@ def locked(store):
 def test_a_no_wait_insert_says_busy_instead_of_waiting(store, locked):
     with pytest.raises(InboxBusy):
         Inbox(store).receive("hubspot", b"[]", wait=False)
+
+
+def test_the_inbox_worker_writing_the_state_database_does_not_hold_up_a_delivery(store):
+    """The worker stores events and settles them in the state database, at a lower CPU
+    priority: a delivery is stored meanwhile, without waiting."""
+    assert store.deliveries.db.engine.url.database != store.engine.url.database
+    worker = _held(store.engine.url.database)
+    try:
+        inbox = Inbox(store)
+        inbox.receive("hubspot", b"[]", wait=False)
+        assert inbox.waiting() == 1
+    finally:
+        worker.close()
 
 
 def test_a_delivery_waits_on_the_blocking_path_while_the_database_is_locked(app, locked, inbox):

@@ -16,6 +16,7 @@ import pytest
 
 from crm_renewals.connector.config import load_config
 from crm_renewals.connector.state import deliveries
+from crm_renewals.connector.state.deliveries import deliveries_path
 from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
 from tests.e2e.test_serve_and_scheduler import free_port, healthy, stop
@@ -41,7 +42,8 @@ BATCH = json.dumps(
 
 
 def wal_bytes(store) -> int:
-    return os.path.getsize(Path(store.engine.url.database + "-wal"))
+    """The size of the log of the file the request path writes: the deliveries' own."""
+    return os.path.getsize(Path(store.deliveries.db.engine.url.database + "-wal"))
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_a_real_server_checkpoints_in_its_native_thread(tmp_path):
             answer = conn.getresponse()
             assert answer.status == 200, answer.read()
             answer.read()
-        database = load_config(path).data_path / "state.db"
+        database = deliveries_path(load_config(path).data_path / "state.db")
         assert Path(f"{database}-wal").stat().st_size > 4_000_000
         # two checkpoints' worth copied in; under 1 MB when the request path never checkpoints
         assert database.stat().st_size > 7_000_000
