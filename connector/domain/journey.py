@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from crm_renewals.connector.domain.fastinit import fast_init
 from crm_renewals.connector.domain.models import Contract, Task
-from crm_renewals.connector.domain.playbook import TaskContext, _task, _values, schedule
+from crm_renewals.connector.domain.playbook import Schedule, TaskContext, _task, _values
 from crm_renewals.connector.domain.playbook_dates import business_day, occurrences
 from crm_renewals.connector.domain.policy import Journey, Playbook, Touchpoint
 
@@ -123,12 +123,17 @@ def due_segments(playbook: Playbook, as_of: date, account_id: str, contracts) ->
 
 
 def journey_tasks(
-    playbook: Playbook, as_of: date, tc: TaskContext, segments: list[Segment]
+    playbook: Playbook,
+    as_of: date,
+    tc: TaskContext,
+    segments: list[Segment],
+    s: Schedule | None = None,
 ) -> tuple[Task, ...]:
-    """The tasks of these segments: on the account, for its owner, naming the renewal contacts."""
+    """The tasks of these segments: on the account, for its owner, naming the renewal contacts.
+    `s`: the playbook's schedule on `as_of` (Planner.schedule)."""
     if not segments:
         return ()
-    s = schedule(playbook, as_of)
+    s = s or Schedule(playbook, as_of)
     contacts = s.for_account(tc)[0]
     values = _values(s, tc)
     values.update(period="", segments=playbook.journey.segments)

@@ -60,7 +60,7 @@ class TaskContext:
     at_risk: bool = False
 
 
-class _Schedule:
+class Schedule:
     """The steps as read on one day: each step's creation window as bounds on its unshifted
     due dates (so a contract's steps are dates compared, not dates computed), and the
     business days already found. Built once a planning day, not once a contract."""
@@ -139,24 +139,8 @@ class _Schedule:
         return (q for q in quarters(first, end, i) if q[0] >= since)
 
 
-_SCHEDULES: dict[tuple[int, date], tuple[Playbook, _Schedule]] = {}
-
-
-def schedule(playbook: Playbook, as_of: date) -> _Schedule:
-    """The playbook's schedule on `as_of` (a run plans one day with one playbook)."""
-    held = _SCHEDULES.get((id(playbook), as_of))
-    if held is not None and held[0] is playbook:  # the id of a playbook still alive
-        return held[1]
-    if len(_SCHEDULES) > 8:
-        _SCHEDULES.clear()
-    made = _Schedule(playbook, as_of)
-    _SCHEDULES[id(playbook), as_of] = (playbook, made)
-    return made
-
-
-def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
+def may_be_due(s: Schedule, contract: Contract) -> bool:
     """Whether any dated step could fall in its creation window today (a cheap bound)."""
-    s = schedule(playbook, as_of)
     end = contract.end_date
     for step, end_anchor, _, offset, opens, missed, _ in s.steps:
         anchor = end if end_anchor else contract.start_date
@@ -170,8 +154,12 @@ def may_be_due(playbook: Playbook, as_of: date, contract: Contract) -> bool:
     return False
 
 
-def plan_tasks(playbook: Playbook, as_of: date, tc: TaskContext) -> tuple[Task, ...]:
-    s = schedule(playbook, as_of)
+def plan_tasks(
+    playbook: Playbook, as_of: date, tc: TaskContext, s: Schedule | None = None
+) -> tuple[Task, ...]:
+    """The playbook's tasks of this contract due to be created on `as_of`. `s`: the playbook's
+    schedule on that day, which a run's planner builds once (Planner.schedule)."""
+    s = s or Schedule(playbook, as_of)
     contract, account_id = tc.contract, tc.account.id
     end = contract.end_date
     renewal_contacts = s.for_account(tc)[0]
@@ -235,7 +223,7 @@ def on_account(task: Task) -> bool:
     return task.account_id is not None and task.dedupe_key.startswith(f"{task.account_id}:")
 
 
-def _values(s: _Schedule, tc: TaskContext) -> dict:
+def _values(s: Schedule, tc: TaskContext) -> dict:
     """The placeholders' values for the contract's tasks: a dict of the caller's, which adds
     each task's period or segment (`_task` its due date)."""
     return {

@@ -13,6 +13,7 @@ from crm_renewals.connector.domain.planning.eligibility import eligibility
 from crm_renewals.connector.domain.planning.renewal import build_renewal, price_renewal
 from crm_renewals.connector.domain.planning.tasks import early_tasks, plan_tasks
 from crm_renewals.connector.domain.planning.values import NO_TASKS, ContractPlan, Skip
+from crm_renewals.connector.domain.playbook import Schedule
 from crm_renewals.connector.domain.policy import Playbook, RenewalPolicy, Scorecard, Upsell
 from crm_renewals.connector.domain.upsell import BookFacts, book_facts
 from crm_renewals.connector.domain.writes import LedgerView
@@ -32,9 +33,18 @@ class Planner:
     facts: BookFacts | None = None
     #: renewal fields the CRM computes (mapping `computed: true`): never a rep's edit
     computed: frozenset[str] = frozenset()
-    #: the last account's journey segments and tasks (plans come account by account: each of
-    #: its contracts would plan the same ones; see planning.tasks)
+    #: the playbook's schedule on `as_of` (`schedule()`), and the last account's journey
+    #: segments and tasks (plans come account by account: each of its contracts would plan the
+    #: same ones; see planning.tasks)
     memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def schedule(self) -> Schedule:
+        """The playbook's steps as read on `as_of`, built once a planner (a run plans one day
+        with one playbook): creation windows, business days found, the last account's values."""
+        s = self.memo.get("schedule")
+        if s is None:
+            s = self.memo["schedule"] = Schedule(self.playbook, self.as_of)
+        return s
 
     def with_facts(self, book: Book) -> Planner:
         """The planner with the book-wide facts the upsell rules read (computed once)."""

@@ -56,7 +56,7 @@ def plan_tasks(p: Planner, book: Book, ledger: LedgerView, e: Eligible, priced: 
         priced.upsell,
         is_at_risk(p.scorecard, health),
     )
-    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, None)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc, p.schedule()) + _journey(p, book, tc, None)
     if cpq:
         # the account's own tasks (QBR, at risk) stay with the account's owner
         tasks = tuple(replace(t, owner_id=owner.id) if on_account(t) else t for t in tasks)
@@ -73,7 +73,7 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     contacts = book.contacts_of(account.id)
     named = any(c.renewal_contact for c in contacts)
     segments = _pending(p, book, ledger, account.id)
-    if named and not at_risk and not segments and not may_be_due(p.playbook, p.as_of, contract):
+    if named and not at_risk and not segments and not may_be_due(p.schedule(), contract):
         return NO_TASKS  # most contracts, most days: nothing to do, so nothing to compute
     owner, _ = owner_of(p.policy, book.owners, contract, account)
     if owner is None:
@@ -88,7 +88,7 @@ def early_tasks(p: Planner, book: Book, ledger: LedgerView, contract: Contract) 
     tc = TaskContext(
         key, None, contract, account, owner, contacts, amount, uplift, health, (), at_risk
     )
-    tasks = playbook_tasks(p.playbook, p.as_of, tc) + _journey(p, book, tc, segments)
+    tasks = playbook_tasks(p.playbook, p.as_of, tc, p.schedule()) + _journey(p, book, tc, segments)
     return _task_plan(contract, tasks, ledger, None)
 
 
@@ -124,7 +124,8 @@ def _journey(
         return ()
     memo = p.memo
     if memo.get("tasks_of") != account_id:
-        memo.update(tasks_of=account_id, tasks=journey_tasks(p.playbook, p.as_of, tc, segments))
+        tasks = journey_tasks(p.playbook, p.as_of, tc, segments, p.schedule())
+        memo.update(tasks_of=account_id, tasks=tasks)
     return memo["tasks"]
 
 
