@@ -87,12 +87,21 @@ def scope(store: StateStore, touched: Touched, as_of: date) -> Scope | None:
     if not index.meta(BUILT):
         return None
     why: Counter[str] = Counter()
-    refused = store.dead_letters.refused_writes()
-    contracts = touched.contracts | {d.contract_id for d in refused.values() if d.contract_id}
-    accounts = touched.accounts | {key for kind, key in refused if kind == "account_health"}
-    accounts |= accounts_named(store, Touched(contracts, set(), touched.owners))
+    accounts = accounts_named(store, touched)
     why["changed"] = len(accounts)
-    for reason, found in (("due", index.due(as_of)), ("signals", _signalled(store))):
+    # writes the CRM refused are planned again each run (held, or sent once their cause is
+    # fixed: services.apply)
+    refused = store.dead_letters.refused_writes()
+    retried = {d.contract_id for d in refused.values() if d.contract_id}
+    contracts = touched.contracts | retried
+    held = {key for kind, key in refused if kind == "account_health"}
+    if retried:
+        held |= store.mirror.accounts_of(retried)
+    for reason, found in (
+        ("refused", held),
+        ("due", index.due(as_of)),
+        ("signals", _signalled(store)),
+    ):
         why[reason] = len(found - accounts)
         accounts |= found
     if len(accounts) > max(WHOLE_MIN, WHOLE_SHARE * index.size()):

@@ -24,7 +24,7 @@ def test_a_quiet_run_plans_nothing_and_a_changed_contract_alone(context, book):
     first = sync(context, as_of=AS_OF)
     assert first.scope is None  # no index yet: the whole book, which builds it
     quiet = sync(context, as_of=AS_OF)
-    assert quiet.scope == {"accounts": 0, "changed": 0, "due": 0, "signals": 0}
+    assert quiet.scope == {"accounts": 0, "changed": 0, "refused": 0, "due": 0, "signals": 0}
     assert (quiet.created, quiet.skipped, quiet.writes) == (0, 0, {})
     end = AS_OF + timedelta(days=100)
     context.crm.edit("Contract", far, {"EndDate": end.isoformat()})

@@ -31,6 +31,12 @@ def test_a_refused_line_is_held_then_sent_once_its_cause_is_fixed(tmp_path):
     again = cli("sync", "--as-of", str(AS_OF), "--json")
     assert again.exit_code == 1
     assert json.loads(again.output)["writes"] == {"renewal_line.held": 1}
+    # the run before's writes read back, then nothing changed in the CRM: the refused write
+    # alone brings its account in
+    quiet = cli("sync", "--as-of", str(AS_OF), "--json")
+    assert json.loads(quiet.output)["writes"] == {"renewal_line.held": 1}
+    scope = json.loads(quiet.output)["scope"]
+    assert scope == {"accounts": 1, "changed": 0, "refused": 1, "due": 0, "signals": 0}
 
     ctx.crm.edit("ContractLine", zero, {"Quantity": 2})  # the cause, fixed in the CRM
     fixed = cli("sync", "--as-of", str(AS_OF), "--json")
