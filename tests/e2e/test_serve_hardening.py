@@ -145,13 +145,16 @@ def test_the_access_log_shows_no_query_string_values(tmp_path):
 
 
 def test_deliveries_waiting_on_a_locked_database_stall_no_worker(tmp_path):
-    """Another process holds the state database's write lock: deliveries wait for it (and are
-    acked once it is free), while both web workers go on answering /healthz at once."""
+    """Another process holds the write lock of the deliveries' file: deliveries wait for it
+    (and are acked once it is free), while both web workers go on answering /healthz at once."""
     import sqlite3
     from concurrent.futures import ThreadPoolExecutor
 
+    from crm_renewals.connector.state.deliveries import deliveries_path
+
     with serving(tmp_path) as (port, _), ThreadPoolExecutor(4) as pool:
-        other = sqlite3.connect(tmp_path / "data" / "state.db", isolation_level=None)
+        locked = deliveries_path(tmp_path / "data" / "state.db")
+        other = sqlite3.connect(locked, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         acks = [pool.submit(deliver, port, i) for i in range(1, 5)]
         time.sleep(0.5)  # the deliveries are in, waiting for the lock
@@ -164,6 +167,23 @@ def test_deliveries_waiting_on_a_locked_database_stall_no_worker(tmp_path):
         other.close()
         assert [a.result(timeout=30) for a in acks] == [200] * 4
     assert answers == [True] * 4
+
+
+def test_a_delivery_is_acked_at_once_while_the_state_database_is_held(tmp_path):
+    """The inbox worker storing events holds the state database's write lock: deliveries go
+    to their own file and are acknowledged without waiting for it."""
+    import sqlite3
+
+    with serving(tmp_path) as (port, _):
+        worker = sqlite3.connect(tmp_path / "data" / "state.db", isolation_level=None)
+        worker.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            assert [deliver(port, i) for i in range(1, 4)] == [200] * 3
+            assert time.monotonic() - started < 2
+        finally:
+            worker.execute("COMMIT")
+            worker.close()
 
 
 def send_signal(port: int, value: float) -> int:
