@@ -11,8 +11,10 @@ Lower bound, from HubSpot's API limits (see ../shared/API_NOTES.md):
           (an upsert cannot carry associations); tasks (created once): ceil(n / 100) batch reads
           of existing dedupe keys plus ceil(n / 100) batch creates with inline associations.
 Bucket use (sustained) = the write calls' rate, from the moment the bucket first ran dry to the
-end of writing, against the limit's rate (110 per 10 s); also printed: the write calls against
-the most a rolling window allows in the whole write phase, LIMIT x (floor(windows) + 1).
+end of writing, against the rate the connector allows itself: `hubspot.limits.use_share` (0.9)
+of the portal's limit (110 per 10 s), 99, as it leaves the rest to the portal's other apps; the
+share of the portal's own limit is printed beside it. Also printed: the write calls against the
+most a rolling window allows in the whole write phase, LIMIT x (floor(windows) + 1).
 """
 
 from __future__ import annotations
@@ -251,7 +253,8 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
     # rate against the limit's rate; a rolling window allows LIMIT per interval, no more
     steady = meter.write_end - meter.dry_at if meter.dry_at else 0.0
     steady_calls = meter.write_calls - meter.calls_before_dry
-    use = steady_calls / (steady / interval * LIMIT) if steady else 0.0
+    allowed = meter.crm.settings.limits.burst  # the connector's own share of LIMIT
+    use = steady_calls / (steady / interval * allowed) if steady else 0.0
     # strict: the most calls any client could make in the whole write phase
     most = LIMIT * (math.floor(span / interval) + 1)
     overall = general.calls / (wall / interval * LIMIT)
@@ -270,7 +273,9 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
     row("write phase", f"{meter.write_calls} calls in {span:.1f} s ({span / interval:.2f} windows)")
     row(
         "bucket use, sustained",
-        f"{use:.1%}: {steady_calls} calls in the {steady:.1f} s after the bucket first ran dry",
+        f"{use:.1%} of the connector's {allowed}/10 s ({use * allowed / LIMIT:.1%} of the "
+        f"portal's {LIMIT}): {steady_calls} calls in the {steady:.1f} s after the bucket first "
+        "ran dry",
     )
     row(
         "bucket use, strict",
@@ -297,7 +302,7 @@ def _report(report, wall, meter: Meter, stats: dict, interval: float) -> list[Ve
             Verdict(
                 "hubspot",
                 "sustained bucket use while writing",
-                f"{use:.1%} of {LIMIT}/10 s, {throttled} x 429",
+                f"{use:.1%} of {allowed}/10 s (use_share of {LIMIT}), {throttled} x 429",
                 f">= {TARGET_USE:.0%}, 0 x 429",
                 use >= TARGET_USE and throttled == 0,
             )
