@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -22,18 +21,11 @@ from crm_renewals.connector.state.schema import deliveries
 from crm_renewals.webhooks.deliveries import events_of
 from tests.conftest import write_config
 from tests.e2e.test_crash import renewals_cli
+from tests.e2e.test_serve_and_scheduler import query
 
 
 def hubspot_body(event_id: int) -> bytes:
     return f'[{{"eventId": {event_id}, "subscriptionType": "deal.creation"}}]'.encode()
-
-
-def rows(path: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_deliveries_are_stored_in_their_own_file_beside_the_state_database(tmp_path):
@@ -45,11 +37,11 @@ def test_deliveries_are_stored_in_their_own_file_beside_the_state_database(tmp_p
     finally:
         store.close()
     assert deliveries_path(state) == tmp_path / "state-deliveries.db"
-    assert rows(tmp_path / "state-deliveries.db", "SELECT id, source FROM deliveries") == [
+    assert query(tmp_path / "state-deliveries.db", "SELECT id, source FROM deliveries") == [
         (1, "hubspot"),
         (2, "hubspot"),
     ]
-    assert rows(state, "SELECT count(*) FROM deliveries") == [(0,)]
+    assert query(state, "SELECT count(*) FROM deliveries") == [(0,)]
 
 
 def test_deliveries_an_earlier_release_stored_in_the_state_database_are_moved_in_order(tmp_path):
@@ -79,7 +71,7 @@ def test_deliveries_an_earlier_release_stored_in_the_state_database_are_moved_in
         assert inbox.waiting() == 0
     finally:
         store.close()
-    assert rows(state, "SELECT count(*) FROM deliveries") == [(0,)]
+    assert query(state, "SELECT count(*) FROM deliveries") == [(0,)]
 
 
 def test_deliveries_are_deleted_only_once_their_events_are_stored(tmp_path, monkeypatch):
