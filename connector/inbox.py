@@ -170,12 +170,12 @@ class Inbox:
         if not readable:
             return
         rows = [row for _, rs in readable for row in rs]
-        ids = [d.id for d, _ in readable]
+        ids, apart = [d.id for d, _ in readable], repos.deliveries.apart
         with unit() as uow:
             new = uow.inbox.add(rows)
-            if not uow.deliveries.apart:
+            if not apart:
                 uow.deliveries.delete(ids)
-        if repos.deliveries.apart:
+        if apart:
             repos.deliveries.delete(ids)
         for d, rs in readable:
             out.events[d.source] += len(rs)
